@@ -1,0 +1,1 @@
+"""The MQTT contract: every topic and every payload that crosses the broker."""

@@ -1,0 +1,1 @@
+"""Gatepost site and node provisioning, device module setup and update bundles."""

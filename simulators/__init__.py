@@ -1,0 +1,1 @@
+"""Simulated devices, nodes and scenarios, so the whole system runs without hardware."""
