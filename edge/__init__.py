@@ -1,1 +1,1 @@
-"""Gatepost edge node: device drivers, gate and depot logic, outbox, and the shared MQTT contract."""
+"""Gatepost edge node: devices, gate and depot logic, outbox, and the shared MQTT contract."""

@@ -1,0 +1,73 @@
+"""`gatepost`: one command line for every Gatepost component; each package adds its subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from edge.contract.topics import check_slug
+from edge.errors import GatepostError
+from edge.mqtt import BrokerUrl
+
+
+def broker_arg(value: str) -> BrokerUrl:
+    """argparse type for a broker URL, with the reason when it is not one."""
+    try:
+        return BrokerUrl.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def slug_arg(what: str) -> Callable[[str], str]:
+    """argparse type for a topic segment (site, node, prefix)."""
+
+    def parse(value: str) -> str:
+        try:
+            return check_slug(value, what)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; each package registers its own subcommands here."""
+    # Imported here so that importing edge never drags in the tools and simulators.
+    from firmware_tools import cli as fw_cli
+    from simulators import cli as sim_cli
+
+    parser = argparse.ArgumentParser(
+        prog="gatepost",
+        description="Gatepost: epidemic checkpoints and supply depots.",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+        help="how much to log on stderr (default: info)",
+    )  # fmt: skip
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sim_cli.add_demo(commands)
+    fw_cli.add_watch(commands)
+    sim_cli.add_sim(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `gatepost` command; returns its exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        code: int = args.run(args)
+    except GatepostError as exc:
+        print(f"gatepost {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

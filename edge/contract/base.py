@@ -1,0 +1,87 @@
+"""Building blocks of every payload: the versioned base model, event identity, shared types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+from ulid import ULID
+
+SCHEMA_VERSION: Literal[1] = 1
+
+# Crockford base32, 26 characters: sorts by creation time as plain text.
+EventId = Annotated[str, StringConstraints(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,47}$")]
+# Keyed hash (HMAC-SHA256, hex) of an identity number: joinable, never reversible.
+KeyedHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+VolunteerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+# An IR forehead reading outdoors can sit well below core temperature; outside this
+# range it is a sensor fault, not a person.
+BodyTemperature = Annotated[float, Field(ge=25.0, le=45.0)]
+Colour = Literal["green", "yellow", "red"]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+def personal(**kwargs: Any) -> Any:
+    """A field holding personal data.
+
+    Marked in the JSON schema (`"personal": true`) so tests can prove that no topic
+    readable by the command center carries one, and the gateway knows what to audit.
+    """
+    return Field(json_schema_extra={"personal": True}, **kwargs)
+
+
+def new_event_id(at: datetime) -> str:
+    """A unique id for an event created at `at` (node time); sorts by time as text."""
+    return str(ULID.from_datetime(at))
+
+
+class Payload(BaseModel):
+    """Base of every payload: strict, immutable, versioned.
+
+    Unknown fields are refused: adding a field means a new schema_version, and the
+    gateway is upgraded before the nodes that send it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+class Event(Payload):
+    """A durable node event: written to the outbox first, delivered at least once.
+
+    `event_id` makes redelivery harmless (consumers store by id); `seq` counts every
+    outbox entry of the node from 1 without gaps, so a consumer can see a loss.
+    """
+
+    kind: str = Field(description="the event kind, as in the topic")
+    event_id: EventId
+    seq: int = Field(ge=1, description="per-node outbox sequence, from 1, without gaps")
+    node_time: AwareDatetime = Field(description="node clock when the event was created")
+
+
+def personal_fields(model: type[BaseModel], path: str = "") -> list[str]:
+    """Dotted paths of every personal field in `model`, nested models included."""
+    found: list[str] = []
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("personal"):
+            found.append(path + name)
+        for nested in _models_in(field.annotation):
+            found.extend(personal_fields(nested, f"{path}{name}."))
+    return found
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]

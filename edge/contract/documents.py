@@ -1,0 +1,99 @@
+"""Signed documents going down to nodes: node config, trust list, revocation list.
+
+Each is an envelope around a typed body. The signature (Ed25519 by the site root
+key) covers `signing_bytes()`: the envelope without `signature`, as JSON with sorted
+keys and no whitespace. Checking it is the node's job (the credential verifier);
+the contract fixes what is signed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from edge.contract.base import Payload, ShortText, Slug
+
+Base64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/_-]+={0,2}$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+KeyUse = Literal[
+    "health-code", "dcc-test", "dcc-vaccination", "dcc-recovery", "household-pass", "badge"
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrustEntry(_Body):
+    """A signer the nodes accept: its kid, key (or certificate) and what it may sign."""
+
+    kid: Base64 = Field(description="key id as it appears in the COSE header, base64")
+    issuer: ShortText
+    uses: tuple[KeyUse, ...] = Field(min_length=1)
+    public_key: Base64 | None = Field(None, description="DER SubjectPublicKeyInfo, base64")
+    certificate: Base64 | None = Field(None, description="DER X.509 certificate, base64")
+    not_before: AwareDatetime
+    not_after: AwareDatetime
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Self:
+        if (self.public_key is None) == (self.certificate is None):
+            raise ValueError("give exactly one of public_key and certificate")
+        if self.not_after <= self.not_before:
+            raise ValueError("not_after must be after not_before")
+        return self
+
+
+class TrustListBody(_Body):
+    entries: tuple[TrustEntry, ...]
+
+
+class Revocation(_Body):
+    """A revoked credential, by SHA-256 of its UVCI (EU DCC) or its `cti` (native codes)."""
+
+    by: Literal["uvci", "cti"]
+    sha256: Sha256Hex
+
+
+class RevocationListBody(_Body):
+    entries: tuple[Revocation, ...]
+
+
+class NodeConfigBody(_Body):
+    """A node's configuration; the node validates `config` against its own config model."""
+
+    node: Slug
+    config: dict[str, Any]
+
+
+class SignedDocument(Payload):
+    """Envelope shared by the three documents."""
+
+    serial: int = Field(ge=1, description="grows with every issue; a node refuses an older one")
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+    signer_kid: Base64
+    alg: Literal["Ed25519"] = "Ed25519"
+    signature: Base64 = Field(description="over signing_bytes(), base64url")
+
+    def signing_bytes(self) -> bytes:
+        """The exact bytes the signature covers."""
+        data = self.model_dump(mode="json", exclude={"signature"}, exclude_none=True)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class SignedTrustList(SignedDocument):
+    document: Literal["trust"] = "trust"
+    body: TrustListBody
+
+
+class SignedRevocationList(SignedDocument):
+    document: Literal["revocations"] = "revocations"
+    body: RevocationListBody
+
+
+class SignedNodeConfig(SignedDocument):
+    document: Literal["config"] = "config"
+    body: NodeConfigBody

@@ -1,0 +1,201 @@
+"""Node events: what happened at a gate or a depot, one model per event kind."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from edge.contract.base import (
+    BodyTemperature,
+    Colour,
+    Event,
+    EventId,
+    KeyedHash,
+    ReasonCode,
+    ShortText,
+    Slug,
+    VolunteerId,
+    personal,
+)
+from edge.contract.topics import EventKind
+
+PlateNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z\u4e00-\u9fff·-]{2,12}$")]
+
+
+class Passage(Event):
+    """One check at a gate: a person or a vehicle, and the gate's decision."""
+
+    kind: Literal["passage"] = "passage"
+    direction: Literal["in", "out"]
+    subject: Literal["person", "vehicle"] = "person"
+    outcome: Literal["allow", "hold", "deny"]
+    colour: Colour | None = Field(None, description="health colour; none when no code was read")
+    credential: Literal["health-code", "dcc", "household-pass", "registration", "none"]
+    reasons: tuple[ReasonCode, ...] = Field((), description="why, as reason codes")
+    temperature_c: BodyTemperature | None = None
+    subject_ref: KeyedHash | None = personal(default=None)
+    vehicle_plate: PlateNumber | None = personal(default=None)
+    occupants: int | None = Field(None, ge=1, le=60)
+
+    @model_validator(mode="after")
+    def _outcome_has_reasons(self) -> Self:
+        if self.outcome != "allow" and not self.reasons:
+            raise ValueError(f"a {self.outcome} outcome needs at least one reason")
+        if self.subject == "person" and (self.vehicle_plate or self.occupants):
+            raise ValueError("vehicle_plate and occupants belong to vehicle passages")
+        return self
+
+
+class Hold(Event):
+    """A person stopped at the gate until a volunteer resolves the case."""
+
+    kind: Literal["hold"] = "hold"
+    passage_id: EventId = Field(description="event_id of the passage that was held")
+    reasons: tuple[ReasonCode, ...] = Field(min_length=1)
+    colour: Colour | None = None
+    temperature_c: BodyTemperature | None = None
+    subject_ref: KeyedHash | None = personal(default=None)
+
+
+class HoldResolved(Event):
+    """How a volunteer ended a hold."""
+
+    kind: Literal["hold-resolved"] = "hold-resolved"
+    hold_id: EventId = Field(description="event_id of the hold")
+    resolution: Literal["released", "registered", "referred", "turned-back"] = Field(
+        description="released after a normal re-measure; registered by a volunteer; "
+        "referred to the observation room; turned back"
+    )
+    volunteer_id: VolunteerId
+    temperature_c: BodyTemperature | None = Field(None, description="re-measured temperature")
+    registration_id: EventId | None = None
+    note: ShortText | None = personal(default=None)
+
+
+class Registration(Event):
+    """A person registered by hand at the gate (no smartphone, or a yellow code)."""
+
+    kind: Literal["registration"] = "registration"
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)] = personal()
+    id_hash: KeyedHash = personal(description="keyed hash of the ID number, never the number")
+    id_last4: Annotated[str, StringConstraints(pattern=r"^[0-9Xx]{4}$")] = personal()
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{5,15}$")] | None = personal(
+        default=None
+    )
+    origin: ShortText | None = personal(default=None)
+    destination: ShortText | None = personal(default=None)
+    reason: ShortText | None = personal(default=None)
+    vehicle_plate: PlateNumber | None = personal(default=None)
+    hold_id: EventId | None = None
+    volunteer_id: VolunteerId
+
+
+class Shift(Event):
+    """A volunteer starting or ending duty at a gate (by badge scan)."""
+
+    kind: Literal["shift"] = "shift"
+    action: Literal["start", "end"]
+    volunteer_id: VolunteerId
+    role: Slug = Field("volunteer", description="role from the badge")
+
+
+class Disinfection(Event):
+    """One disinfection round of the checkpoint (at least four a day)."""
+
+    kind: Literal["disinfection"] = "disinfection"
+    volunteer_id: VolunteerId
+    area: Slug = Field(description="e.g. hut, barrier, observation-room, vehicle-lane")
+    agent: ShortText | None = Field(None, description="disinfectant and strength")
+
+
+class CheckpointCounts(BaseModel):
+    """Counts a gate reports and the gateway sums (人次, 车次, readings, outcomes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    person_checks: int = Field(0, ge=0)
+    vehicle_checks: int = Field(0, ge=0)
+    temperature_readings: int = Field(0, ge=0)
+    allowed: int = Field(0, ge=0)
+    held: int = Field(0, ge=0)
+    turned_back: int = Field(0, ge=0)
+    fever: int = Field(0, ge=0)
+    green: int = Field(0, ge=0)
+    yellow: int = Field(0, ge=0)
+    red: int = Field(0, ge=0)
+    disinfections: int = Field(0, ge=0)
+
+    @property
+    def is_zero(self) -> bool:
+        return not any(self.model_dump().values())
+
+
+class DailyReport(Event):
+    """A gate's day up to the cut-off hour; sent even when nothing happened (zero-report)."""
+
+    kind: Literal["daily-report"] = "daily-report"
+    day: date = Field(description="the day the report closes")
+    period_start: AwareDatetime
+    period_end: AwareDatetime = Field(description="the cut-off, to the hour")
+    counts: CheckpointCounts
+    zero_report: bool
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.period_end <= self.period_start:
+            raise ValueError("period_end must be after period_start")
+        if self.period_end.minute or self.period_end.second or self.period_end.microsecond:
+            raise ValueError("period_end is a cut-off to the hour")
+        if self.zero_report != self.counts.is_zero:
+            raise ValueError("zero_report must be true exactly when every count is zero")
+        return self
+
+
+class DeviceFault(Event):
+    """A device, the outbox or the config going wrong, or recovering."""
+
+    kind: Literal["device-fault"] = "device-fault"
+    device: Slug = Field(description="scanner, thermometer, thermal-array, camera, relay, outbox…")
+    fault: Slug = Field(description="timeout, garbage, checksum, unplugged, stuck, slow, full…")
+    state: Literal["raised", "cleared"]
+    detail: ShortText | None = None
+
+
+class DepotReading(BaseModel):
+    """One storage temperature/humidity sample from one sensor on the depot's bus."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sensor: Slug = Field(description="where the sensor is, e.g. cold-store-1")
+    bus_address: int = Field(ge=1, le=247, description="Modbus slave id")
+    at: AwareDatetime
+    status: Literal["ok", "timeout", "crc", "range"]
+    temperature_c: float | None = Field(None, ge=-60.0, le=90.0)
+    humidity_pct: float | None = Field(None, ge=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _values_when_ok(self) -> Self:
+        if self.status == "ok" and (self.temperature_c is None or self.humidity_pct is None):
+            raise ValueError("an ok reading carries temperature_c and humidity_pct")
+        return self
+
+
+class DepotReadingBatch(Event):
+    """Readings of every sensor on a depot node's bus, batched through the outbox."""
+
+    kind: Literal["reading"] = "reading"
+    readings: tuple[DepotReading, ...] = Field(min_length=1, max_length=500)
+
+
+EVENT_MODELS: dict[EventKind, type[Event]] = {
+    EventKind.PASSAGE: Passage,
+    EventKind.HOLD: Hold,
+    EventKind.HOLD_RESOLVED: HoldResolved,
+    EventKind.REGISTRATION: Registration,
+    EventKind.SHIFT: Shift,
+    EventKind.DISINFECTION: Disinfection,
+    EventKind.DAILY_REPORT: DailyReport,
+    EventKind.DEVICE_FAULT: DeviceFault,
+}

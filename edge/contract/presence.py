@@ -1,0 +1,59 @@
+"""Node presence: retained birth and death on `status`, and the periodic `health` heartbeat."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, StringConstraints, TypeAdapter
+
+from edge.contract.base import Payload, Slug
+from edge.contract.topics import Role
+
+DeviceState = Literal["ok", "fault", "unplugged", "disabled"]
+ConfigHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,64}$")]
+
+
+class Birth(Payload):
+    """Published retained on every connect: the node is online, and in what shape."""
+
+    state: Literal["online"] = "online"
+    session: int = Field(ge=0, description="increments on every connect; its death carries it")
+    node_time: AwareDatetime
+    role: Role
+    version: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    config_hash: ConfigHash
+    devices: dict[Slug, DeviceState] = Field(default_factory=dict)
+    trust_list_age_s: float | None = Field(None, ge=0, description="none: no trust list yet")
+    heartbeat_s: int = Field(ge=1, le=3600, description="health interval the gateway expects")
+
+
+class Death(Payload):
+    """Retained `offline`: the Last Will (reason `lost`) or a clean shutdown.
+
+    A Last Will is registered at connect time, so its node_time is the time of that
+    connect; `session` ties it to the birth it ends.
+    """
+
+    state: Literal["offline"] = "offline"
+    session: int = Field(ge=0)
+    node_time: AwareDatetime
+    reason: Literal["lost", "shutdown"]
+
+
+NodeStatus = Annotated[Birth | Death, Field(discriminator="state")]
+NODE_STATUS: TypeAdapter[Birth | Death] = TypeAdapter(NodeStatus)
+
+
+class Health(Payload):
+    """Heartbeat: the gateway marks a node offline after missing several in a row."""
+
+    node_time: AwareDatetime
+    session: int = Field(ge=0)
+    uptime_s: float = Field(ge=0)
+    last_seq: int = Field(ge=0, description="seq of the newest outbox entry")
+    outbox_depth: int = Field(ge=0, description="events not yet acknowledged by the broker")
+    outbox_capacity: int = Field(ge=1)
+    devices: dict[Slug, DeviceState] = Field(default_factory=dict)
+    trust_list_age_s: float | None = Field(None, ge=0)
+    rss_bytes: int | None = Field(None, ge=0)
+    cpu_percent: float | None = Field(None, ge=0)

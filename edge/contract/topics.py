@@ -1,0 +1,276 @@
+"""Every MQTT topic Gatepost uses, built and parsed in one place.
+
+Tree (one segment each; slugs are lower-case letters, digits, '-' and '_'):
+
+    <prefix>/v1/<site>/<role>/<node>/status          node presence (retained)
+    <prefix>/v1/<site>/<role>/<node>/health          node heartbeat
+    <prefix>/v1/<site>/<role>/<node>/event/<kind>    node events
+    <prefix>/v1/<site>/depot/<node>/reading          depot reading batches
+    <prefix>/v1/<site>/alert/<kind>                  gateway alerts
+    <prefix>/v1/<site>/summary[/<node>]              gateway summaries (retained)
+    <prefix>/v1/<site>/config/<node>                 signed node config (retained)
+    <prefix>/v1/<site>/trust                         signed trust list (retained)
+    <prefix>/v1/<site>/revocations                   signed revocation list (retained)
+
+No other module writes a topic string: they call the builders here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+from edge.errors import UnknownTopic
+
+DEFAULT_PREFIX = "gatepost"
+CONTRACT_VERSION = "v1"
+
+_E = TypeVar("_E", bound=StrEnum)
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class Role(StrEnum):
+    """What a node does at its site."""
+
+    GATE = "gate"
+    DEPOT = "depot"
+
+
+class EventKind(StrEnum):
+    """Durable node events, published at QoS 1 from the outbox."""
+
+    PASSAGE = "passage"
+    HOLD = "hold"
+    HOLD_RESOLVED = "hold-resolved"
+    REGISTRATION = "registration"
+    SHIFT = "shift"
+    DISINFECTION = "disinfection"
+    DAILY_REPORT = "daily-report"
+    DEVICE_FAULT = "device-fault"
+
+
+class AlertKind(StrEnum):
+    """Alarms the gateway raises for the command center."""
+
+    FEVER = "fever"
+    RED_CODE = "red-code"
+    NODE_OFFLINE = "node-offline"
+    GATE_UNATTENDED = "gate-unattended"
+    REPORT_MISSING = "report-missing"
+    DISINFECTION_LOW = "disinfection-low"
+    TRUST_STALE = "trust-stale"
+    CLOCK_SKEW = "clock-skew"
+    DATA_LOSS = "data-loss"
+    DEPOT_CLIMATE = "depot-climate"
+
+
+class TopicKind(StrEnum):
+    """The shapes of topic in the tree above."""
+
+    STATUS = "status"
+    HEALTH = "health"
+    EVENT = "event"
+    READING = "reading"
+    ALERT = "alert"
+    SITE_SUMMARY = "site-summary"
+    GATE_SUMMARY = "gate-summary"
+    CONFIG = "config"
+    TRUST = "trust"
+    REVOCATIONS = "revocations"
+
+
+def check_slug(value: str, what: str) -> str:
+    """Return `value` if it is a valid topic segment, else raise ValueError naming `what`."""
+    if not _SLUG.fullmatch(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid topic segment "
+            "(1-63 of a-z, 0-9, '-', '_', starting with a letter or digit)"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site's branch of the tree: `<prefix>/v1/<site>`."""
+
+    name: str
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        check_slug(self.prefix, "prefix")
+        check_slug(self.name, "site")
+
+    @property
+    def root(self) -> str:
+        return f"{self.prefix}/{CONTRACT_VERSION}/{self.name}"
+
+    def node(self, role: Role, name: str) -> Node:
+        return Node(self, Role(role), name)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node's branch: `<prefix>/v1/<site>/<role>/<node>`."""
+
+    site: Site
+    role: Role
+    name: str
+
+    def __post_init__(self) -> None:
+        check_slug(self.name, "node")
+
+    @property
+    def root(self) -> str:
+        return f"{self.site.root}/{self.role}/{self.name}"
+
+
+# --- builders: node to gateway -------------------------------------------------
+
+
+def status(node: Node) -> str:
+    """Retained birth/death of a node; also its Last Will topic."""
+    return f"{node.root}/status"
+
+
+def health(node: Node) -> str:
+    """Periodic heartbeat of a node."""
+    return f"{node.root}/health"
+
+
+def event(node: Node, kind: EventKind) -> str:
+    """A durable event from a node's outbox."""
+    return f"{node.root}/event/{EventKind(kind)}"
+
+
+def reading(node: Node) -> str:
+    """A batch of storage temperature/humidity readings from a depot node."""
+    if node.role is not Role.DEPOT:
+        raise ValueError(f"reading topics belong to depot nodes, not to {node.role} {node.name!r}")
+    return f"{node.root}/reading"
+
+
+# --- builders: gateway to command center ----------------------------------------
+
+
+def alert(site: Site, kind: AlertKind) -> str:
+    """An alarm's lifecycle change (raised, acknowledged, cleared)."""
+    return f"{site.root}/alert/{AlertKind(kind)}"
+
+
+def site_summary(site: Site) -> str:
+    """Retained counts for the whole site since the last cut-off."""
+    return f"{site.root}/summary"
+
+
+def gate_summary(site: Site, node: str) -> str:
+    """Retained counts for one gate since the last cut-off."""
+    return f"{site.root}/summary/{check_slug(node, 'node')}"
+
+
+# --- builders: down to nodes ----------------------------------------------------
+
+
+def config(site: Site, node: str) -> str:
+    """Retained signed configuration for one node."""
+    return f"{site.root}/config/{check_slug(node, 'node')}"
+
+
+def trust(site: Site) -> str:
+    """Retained signed trust list (kid to key, issuer, allowed use)."""
+    return f"{site.root}/trust"
+
+
+def revocations(site: Site) -> str:
+    """Retained signed revocation list."""
+    return f"{site.root}/revocations"
+
+
+# --- subscription filters -------------------------------------------------------
+
+
+def everything(prefix: str = DEFAULT_PREFIX) -> str:
+    """Filter matching every topic of this contract version under `prefix`."""
+    return f"{check_slug(prefix, 'prefix')}/{CONTRACT_VERSION}/#"
+
+
+def shared(group: str, topic_filter: str) -> str:
+    """A `$share/` subscription, so several consumers split one stream."""
+    return f"$share/{check_slug(group, 'share group')}/{topic_filter}"
+
+
+# --- parsing --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedTopic:
+    """What a topic string says: its kind and the names in it."""
+
+    kind: TopicKind
+    site: Site
+    role: Role | None = None
+    node: str | None = None
+    event_kind: EventKind | None = None
+    alert_kind: AlertKind | None = None
+
+
+def parse(topic: str, prefix: str = DEFAULT_PREFIX) -> ParsedTopic:
+    """Parse a topic of this contract.
+
+    Raises:
+        UnknownTopic: the topic is outside `prefix`, of another contract version, or
+            has a shape or a name the contract does not define.
+    """
+    parts = topic.split("/")
+    if len(parts) < 4 or parts[0] != prefix:
+        raise UnknownTopic(topic, f"not under {prefix}/{CONTRACT_VERSION}/<site>/")
+    if parts[1] != CONTRACT_VERSION:
+        raise UnknownTopic(topic, f"contract version {parts[1]!r}, this build speaks v1")
+    try:
+        site = Site(parts[2], prefix)
+        return _parse_rest(site, parts[3:])
+    except ValueError as exc:
+        raise UnknownTopic(topic, str(exc)) from None
+
+
+def _parse_rest(site: Site, rest: list[str]) -> ParsedTopic:
+    match rest:
+        case ["alert", kind]:
+            return ParsedTopic(TopicKind.ALERT, site, alert_kind=_member(AlertKind, kind))
+        case ["summary"]:
+            return ParsedTopic(TopicKind.SITE_SUMMARY, site)
+        case ["summary", node]:
+            return ParsedTopic(TopicKind.GATE_SUMMARY, site, node=check_slug(node, "node"))
+        case ["config", node]:
+            return ParsedTopic(TopicKind.CONFIG, site, node=check_slug(node, "node"))
+        case ["trust"]:
+            return ParsedTopic(TopicKind.TRUST, site)
+        case ["revocations"]:
+            return ParsedTopic(TopicKind.REVOCATIONS, site)
+        case [role, node, *leaf] if role in Role.__members__.values():
+            return _parse_node_leaf(site, Role(role), check_slug(node, "node"), leaf)
+    raise ValueError(f"no topic of shape {'/'.join(rest)!r} under a site")
+
+
+def _parse_node_leaf(site: Site, role: Role, node: str, leaf: list[str]) -> ParsedTopic:
+    match leaf:
+        case ["status"]:
+            return ParsedTopic(TopicKind.STATUS, site, role, node)
+        case ["health"]:
+            return ParsedTopic(TopicKind.HEALTH, site, role, node)
+        case ["event", kind]:
+            return ParsedTopic(
+                TopicKind.EVENT, site, role, node, event_kind=_member(EventKind, kind)
+            )
+        case ["reading"] if role is Role.DEPOT:
+            return ParsedTopic(TopicKind.READING, site, role, node)
+    raise ValueError(f"no {role} node topic ending {'/'.join(leaf)!r}")
+
+
+def _member(enum: type[_E], value: str) -> _E:
+    try:
+        return enum(value)
+    except ValueError:
+        known = ", ".join(m.value for m in enum)
+        raise ValueError(f"{value!r} is not a known {enum.__name__} ({known})") from None

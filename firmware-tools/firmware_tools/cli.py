@@ -1,0 +1,42 @@
+"""Subcommands of the technicians' tools."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from edge.cli import broker_arg, slug_arg
+from edge.contract.topics import DEFAULT_PREFIX
+from edge.lifecycle import stop_on_signals
+from edge.mqtt import BrokerUrl
+from firmware_tools.watch import Watcher
+
+
+def add_watch(commands: Any) -> None:
+    parser = commands.add_parser(
+        "watch",
+        help="print every MQTT message under the prefix, decoded and checked",
+        description="Subscribe to <prefix>/# and print one line per message. Topics the "
+        "contract does not define and payloads that fail their model are printed with '!!' "
+        "and the reason; watching goes on.",
+    )
+    parser.add_argument(
+        "--broker",
+        type=broker_arg,
+        default=BrokerUrl("127.0.0.1", 1883),
+        help="mqtt://host:port or mqtts://host:port (default: mqtt://127.0.0.1:1883)",
+    )
+    parser.add_argument(
+        "--prefix",
+        type=slug_arg("prefix"),
+        default=DEFAULT_PREFIX,
+        help=f"topic prefix (default: {DEFAULT_PREFIX})",
+    )
+    parser.set_defaults(run=_run_watch)  # fmt: skip
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    stop = stop_on_signals()
+    Watcher(args.broker, sys.stdout, args.prefix).run(stop)
+    return 0

@@ -1,0 +1,135 @@
+"""Shared fixtures: a private Mosquitto per test, pseudo-terminal pairs, MQTT clients."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.mqtt import BrokerUrl, new_client
+from simulators.broker import PrivateBroker
+from simulators.pty import PseudoTerminal
+
+BROKER_FIXTURES = {"broker", "mqtt_subscriber"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test that starts Mosquitto is a broker test, whether or not its author said so.
+    for item in items:
+        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.broker)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A private Mosquitto on a free port, with persistence and a large per-client queue."""
+    with PrivateBroker(tmp_path / "broker") as running:
+        yield running
+    assert not running.running
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[PseudoTerminal]:
+    """A raw pseudo-terminal: write to it as the device, open `.path` as the serial port."""
+    with PseudoTerminal() as pair:
+        yield pair
+
+
+@dataclass
+class Subscriber:
+    """A connected client that queues every message it receives, for assertions."""
+
+    client: paho.Client
+    messages: queue.Queue[paho.MQTTMessage] = field(default_factory=queue.Queue)
+
+    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        done = threading.Event()
+        self.client.on_subscribe = lambda *_: done.set()
+        self.client.subscribe(topic_filter, qos)
+        assert done.wait(5), f"no SUBACK for {topic_filter}"
+
+    @classmethod
+    def connect(cls, url: BrokerUrl, client_id: str, session_expiry_s: int = 0) -> Subscriber:
+        sub = cls(connect(url, client_id, session_expiry_s))
+        sub.client.on_message = lambda _c, _u, msg: sub.messages.put(msg)
+        return sub
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def next(self, timeout_s: float = 5.0) -> paho.MQTTMessage:
+        try:
+            return self.messages.get(timeout=timeout_s)
+        except queue.Empty:
+            raise AssertionError(f"no message within {timeout_s} s") from None
+
+
+def connect(url: BrokerUrl, client_id: str, session_expiry_s: int = 0) -> paho.Client:
+    """A started, connected client (raises AssertionError if it does not connect in 5 s).
+
+    With `session_expiry_s`, the broker keeps the session (and queues for it) that long
+    after a disconnect.
+    """
+    client = new_client(client_id, url)
+    connected = threading.Event()
+    client.on_connect = lambda *_: connected.set()
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = session_expiry_s
+    client.connect(url.host, url.port, clean_start=session_expiry_s == 0, properties=props)
+    client.loop_start()
+    assert connected.wait(5), f"{client_id} could not connect to {url}"
+    return client
+
+
+@pytest.fixture
+def mqtt_subscriber(broker: PrivateBroker) -> Iterator[Subscriber]:
+    """A client on the private broker that records what it receives."""
+    sub = Subscriber.connect(broker.url, "test-subscriber")
+    yield sub
+    sub.close()
+
+
+class OutputLines:
+    """Lines a child process prints, read on a thread so a test can wait for one with a timeout."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self.lines: list[str] = []
+        self._new = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            with self._new:
+                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                self._new.notify_all()
+
+    def wait_for(self, needle: str, timeout_s: float = 15.0, count: int = 1) -> list[str]:
+        """Every line so far containing `needle`, once there are `count` of them."""
+
+        def matching() -> list[str]:
+            return [line for line in self.lines if needle in line]
+
+        with self._new:
+            if not self._new.wait_for(lambda: len(matching()) >= count, timeout_s):
+                tail = "\n".join(self.lines[-20:])
+                raise AssertionError(
+                    f"no {count} x {needle!r} within {timeout_s} s; last lines:\n{tail}"
+                )
+            return matching()
+
+    def finish(self, timeout_s: float = 5.0) -> list[str]:
+        """All lines, after the process closed its output."""
+        self._thread.join(timeout_s)
+        return self.lines

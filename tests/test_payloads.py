@@ -1,0 +1,194 @@
+"""Payload models: good payloads round-trip, bad ones are refused with the failing field named."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from edge.contract import catalogue, topics
+from edge.contract.base import new_event_id
+from edge.contract.documents import (
+    Revocation,
+    RevocationListBody,
+    SignedRevocationList,
+    TrustEntry,
+)
+from edge.contract.events import (
+    EVENT_MODELS,
+    CheckpointCounts,
+    DailyReport,
+    Passage,
+)
+from edge.contract.presence import Birth, Health
+from edge.contract.topics import EventKind, Role, Site
+from edge.errors import ContractError, PayloadInvalid
+from edge.mqtt import BrokerUrl, new_client, publish
+
+T0 = datetime(2026, 11, 22, 8, 15, tzinfo=UTC)
+GATE = Site("north").node(Role.GATE, "g01")
+PASSAGE_TOPIC = topics.event(GATE, EventKind.PASSAGE)
+
+
+def passage(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "schema_version": 1, "event_id": new_event_id(T0), "seq": 7,
+        "node_time": T0.isoformat(), "kind": "passage", "direction": "in",
+        "outcome": "allow", "colour": "green", "credential": "health-code",
+        "temperature_c": 36.6,
+    }  # fmt: skip
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def daily_report(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "event_id": new_event_id(T0), "seq": 40, "node_time": T0.isoformat(),
+        "kind": "daily-report", "day": "2026-11-22",
+        "period_start": "2026-11-21T16:00:00+08:00", "period_end": "2026-11-22T16:00:00+08:00",
+        "counts": {}, "zero_report": True,
+    }  # fmt: skip
+    body.update(overrides)
+    return body
+
+
+def test_event_models__kind_matches_the_topic_kind() -> None:
+    for kind, model in EVENT_MODELS.items():
+        assert model.model_fields["kind"].default == kind.value
+    assert set(EVENT_MODELS) == set(EventKind)
+
+
+def test_passage__valid_round_trip() -> None:
+    message = catalogue.decode(PASSAGE_TOPIC, json.dumps(passage()))
+    assert isinstance(message.payload, Passage)
+    assert message.payload.temperature_c == 36.6
+    assert catalogue.decode(PASSAGE_TOPIC, catalogue.encode(message.payload)) == message
+
+
+@pytest.mark.parametrize(
+    ("topic", "body", "problem"),
+    [
+        (PASSAGE_TOPIC, passage(schema_version=2), "schema_version: Input should be 1"),
+        (PASSAGE_TOPIC, passage(seq=0), "seq: Input should be greater than or equal to 1"),
+        (PASSAGE_TOPIC, passage(event_id="not-a-ulid"), "event_id: String should match"),
+        (PASSAGE_TOPIC, passage(node_time="2026-11-22T08:15:00"), "node_time: Input should have timezone"),
+        (PASSAGE_TOPIC, passage(temperature_c=52.0), "temperature_c: Input should be less than or equal to 45"),
+        (PASSAGE_TOPIC, passage(colour="purple"), "colour: Input should be 'green', 'yellow' or 'red'"),
+        (PASSAGE_TOPIC, passage(id_number="110101199001011234"), "id_number: Extra inputs are not permitted"),
+        (PASSAGE_TOPIC, passage(direction=None), "direction: Field required"),
+        (PASSAGE_TOPIC, passage(outcome="hold"), "a hold outcome needs at least one reason"),
+        (PASSAGE_TOPIC, passage(vehicle_plate="京A12345"), "vehicle_plate and occupants belong to vehicle"),
+        (topics.event(GATE, EventKind.HOLD), passage(), "kind: Input should be 'hold'"),
+        (topics.event(GATE, EventKind.DAILY_REPORT), daily_report(counts={"fever": -1}), "counts.fever: Input should be greater than or equal to 0"),
+        (topics.event(GATE, EventKind.DAILY_REPORT), daily_report(counts={"allowed": 3}), "zero_report must be true exactly when every count is zero"),
+        (topics.event(GATE, EventKind.DAILY_REPORT), daily_report(period_end="2026-11-22T16:30:00+08:00"), "period_end is a cut-off to the hour"),
+        (topics.reading(Site("north").node(Role.DEPOT, "d01")),
+         {"event_id": new_event_id(T0), "seq": 1, "node_time": T0.isoformat(), "readings": [
+             {"sensor": "cold-1", "bus_address": 1, "at": T0.isoformat(), "status": "ok"}]},
+         "readings.0: Value error, an ok reading carries temperature_c and humidity_pct"),
+        (topics.status(GATE), {"state": "asleep"}, "Input tag 'asleep' found using 'state' does not match"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else None,
+)  # fmt: skip
+def test_decode__invalid_names_the_field(topic: str, body: dict[str, object], problem: str) -> None:
+    with pytest.raises(PayloadInvalid) as caught:
+        catalogue.decode(topic, json.dumps(body))
+    assert any(problem in line for line in caught.value.problems), caught.value.problems
+    assert caught.value.topic == topic
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"{not json", "payload: Invalid JSON"),
+        (b"\xff\xfe", "payload: Invalid JSON"),
+        (b"", "payload: Invalid JSON"),
+        (b"[]", "Input should be an object"),
+    ],
+)
+def test_decode__not_json_object(data: bytes, problem: str) -> None:
+    with pytest.raises(PayloadInvalid) as caught:
+        catalogue.decode(PASSAGE_TOPIC, data)
+    assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+def test_daily_report__zero_report_valid() -> None:
+    report = catalogue.decode(
+        topics.event(GATE, EventKind.DAILY_REPORT), json.dumps(daily_report())
+    )
+    assert isinstance(report.payload, DailyReport)
+    assert report.payload.zero_report and report.payload.counts == CheckpointCounts()
+    assert report.payload.day == date(2026, 11, 22)
+
+
+def test_no_topic_the_command_center_reads_carries_personal_data() -> None:
+    for spec in catalogue.CATALOGUE.values():
+        if "command-center" in spec.subscribers:
+            assert spec.personal_data == [], f"{spec.pattern} carries {spec.personal_data}"
+
+
+def test_personal_data_is_marked_where_it_is() -> None:
+    personal = catalogue.CATALOGUE[topics.TopicKind.EVENT].personal_data
+    for field in ("Registration.name", "Registration.id_hash", "Registration.phone",
+                  "Passage.subject_ref", "Passage.vehicle_plate"):  # fmt: skip
+        assert field in personal
+
+
+def test_event_ids__sort_by_time() -> None:
+    ids = [new_event_id(T0 + timedelta(milliseconds=ms)) for ms in (0, 1, 1000, 86_400_000)]
+    assert ids == sorted(ids)
+    assert len(set(new_event_id(T0) for _ in range(1000))) == 1000
+
+
+def test_publish__refuses_a_payload_its_topic_does_not_carry() -> None:
+    client = new_client("unconnected", BrokerUrl("127.0.0.1", 1))
+    health = Health(node_time=T0, session=1, uptime_s=1, last_seq=0, outbox_depth=0,
+                    outbox_capacity=10)  # fmt: skip
+    with pytest.raises(ContractError, match="does not carry a Health"):
+        publish(client, topics.status(GATE), health)
+    with pytest.raises(ContractError, match="unknown topic"):
+        publish(client, "gatepost/v1/north/nowhere", health)
+
+
+def test_signing_bytes__cover_everything_but_the_signature() -> None:
+    body = RevocationListBody(entries=(Revocation(by="cti", sha256="ab" * 32),))
+    doc = SignedRevocationList(
+        serial=3, issued_at=T0, signer_kid="a2lk", signature="c2ln", body=body
+    )
+    assert b'"signature"' not in doc.signing_bytes()
+    assert doc.signing_bytes() == doc.model_copy(update={"signature": "b3RoZXI="}).signing_bytes()
+    assert doc.signing_bytes() != doc.model_copy(update={"serial": 4}).signing_bytes()
+    reparsed = catalogue.decode(topics.revocations(Site("north")), catalogue.encode(doc)).payload
+    assert isinstance(reparsed, SignedRevocationList)
+    assert reparsed.signing_bytes() == doc.signing_bytes()
+
+
+def test_trust_entry__needs_exactly_one_key() -> None:
+    with pytest.raises(ValueError, match="exactly one of public_key and certificate"):
+        TrustEntry(kid="a2lk", issuer="North CDC", uses=("health-code",),
+                   not_before=T0, not_after=T0 + timedelta(days=1))  # fmt: skip
+
+
+def test_birth__requires_config_hash_and_version() -> None:
+    with pytest.raises(ValueError, match="config_hash"):
+        Birth.model_validate({"session": 1, "node_time": T0, "role": "gate", "version": "1",
+                              "config_hash": "xyz", "heartbeat_s": 5})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("url", "parsed"),
+    [
+        ("mqtt://127.0.0.1", BrokerUrl("127.0.0.1", 1883)),
+        ("mqtt://broker.local:1884", BrokerUrl("broker.local", 1884)),
+        ("mqtts://gw:8884", BrokerUrl("gw", 8884, tls=True)),
+    ],
+)
+def test_broker_url__valid(url: str, parsed: BrokerUrl) -> None:
+    assert BrokerUrl.parse(url) == parsed
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:1883", "http://gw", "mqtt://", "mqtt://gw:99999"])
+def test_broker_url__invalid(url: str) -> None:
+    with pytest.raises(ValueError, match="broker URL"):
+        BrokerUrl.parse(url)

@@ -1,0 +1,68 @@
+"""`gatepost watch` prints every message, and says loudly when one breaks the contract."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from datetime import UTC, datetime
+
+from edge.contract import topics
+from edge.contract.base import new_event_id
+from edge.contract.catalogue import encode
+from edge.contract.events import Shift
+from edge.contract.topics import EventKind, Role, Site
+from firmware_tools.watch import describe
+from simulators.broker import PrivateBroker
+from simulators.processes import python_module, spawn, stop
+from tests.conftest import OutputLines, connect
+
+NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+GATE = Site("north").node(Role.GATE, "g01")
+SHIFT = Shift(event_id=new_event_id(NOW), seq=1, node_time=NOW, action="start", volunteer_id="v017")
+
+
+def test_describe__valid_message_shows_topic_and_fields() -> None:
+    line = describe(topics.event(GATE, EventKind.SHIFT), encode(SHIFT), retained=False)
+    assert line.startswith("gatepost/v1/north/gate/g01/event/shift {")
+    assert json.loads(line.split(" ", 1)[1])["volunteer_id"] == "v017"
+
+
+def test_describe__invalid_payload_names_model_and_field() -> None:
+    line = describe(topics.event(GATE, EventKind.SHIFT), b'{"seq": 0}', retained=True)
+    assert line.startswith("!! INVALID gatepost/v1/north/gate/g01/event/shift (retained): Shift:")
+    assert "seq: Input should be greater than or equal to 1" in line
+
+
+def test_describe__unknown_topic_says_why() -> None:
+    line = describe("gatepost/v1/north/gate/g01/selfie", b"{}", retained=False)
+    assert line == (
+        "!! UNKNOWN TOPIC gatepost/v1/north/gate/g01/selfie: no gate node topic ending 'selfie'"
+    )
+
+
+def test_watch_command__prints_good_bad_and_unknown_and_keeps_going(broker: PrivateBroker) -> None:
+    process = spawn(
+        python_module("edge.cli", "watch", "--broker", str(broker.url)), stdout=subprocess.PIPE
+    )
+    try:
+        output = OutputLines(process)
+        output.wait_for("-- watching gatepost/#")
+        publisher = connect(broker.url, "pub")
+        publisher.publish("gatepost/v2/north/gate/g01/status", b"{}", qos=1).wait_for_publish(5)
+        publisher.publish(topics.event(GATE, EventKind.SHIFT), b"garbage", qos=1).wait_for_publish(
+            5
+        )
+        publisher.publish(
+            topics.event(GATE, EventKind.SHIFT), encode(SHIFT), qos=1
+        ).wait_for_publish(5)
+        publisher.disconnect()
+        publisher.loop_stop()
+
+        output.wait_for('"volunteer_id":"v017"')
+        assert output.wait_for("!! UNKNOWN TOPIC gatepost/v2/north/gate/g01/status")
+        assert output.wait_for("!! INVALID gatepost/v1/north/gate/g01/event/shift")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        stop(process, "watch")
