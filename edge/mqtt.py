@@ -11,7 +11,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.contract import catalogue
 from edge.contract.base import Payload
 from edge.contract.topics import parse
-from edge.errors import ContractError
+from edge.errors import ContractError, PayloadInvalid
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
@@ -63,7 +63,10 @@ def publish(client: paho.Client, topic: str, payload: Payload) -> paho.MQTTMessa
     Raises:
         ContractError: the topic is not in the contract or takes another payload model.
     """
-    spec = catalogue.CATALOGUE[parse(topic, prefix=topic.partition("/")[0]).kind]
+    parsed = parse(topic, prefix=topic.partition("/")[0])
+    spec = catalogue.CATALOGUE[parsed.kind]
     if type(payload) not in spec.models:
         raise ContractError(f"{topic} does not carry a {type(payload).__name__}")
+    if problems := catalogue.contradictions(parsed, payload):
+        raise PayloadInvalid(topic, type(payload).__name__, problems)
     return client.publish(topic, catalogue.encode(payload), qos=spec.qos, retain=spec.retained)

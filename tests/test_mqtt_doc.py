@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.contract import catalogue, topics
+from edge.errors import PayloadInvalid
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
 # An example is introduced by: Example (`Model`) on `concrete/topic`:  then a ```json block.
@@ -70,3 +71,18 @@ def test_qos_and_retain_in_doc_table_match_the_catalogue(doc: str) -> None:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[2] == str(spec.qos), f"{spec.pattern}: doc says QoS {cells[2]}"
         assert cells[3] == ("yes" if spec.retained else "no"), f"{spec.pattern}: retained"
+
+
+BAD_EXAMPLE = re.compile(
+    r"```json\n\s*(\{[^`]*?\})\n\s*```\s*\n\s*On `([^`]+)`, `decode\(\)` raises:\s*\n\s*```text\n\s*(.*?)\n",
+    re.S,
+)
+
+
+def test_the_bad_input_example_gives_the_error_the_doc_shows(doc: str) -> None:
+    found = BAD_EXAMPLE.search(doc)
+    assert found, "docs/mqtt.md lost its bad-input example"
+    payload, topic, shown = found.groups()
+    with pytest.raises(PayloadInvalid) as caught:
+        catalogue.decode(topic, payload)
+    assert str(caught.value) == shown

@@ -23,7 +23,7 @@ from edge.contract.events import (
 )
 from edge.contract.presence import Birth, Health
 from edge.contract.topics import EventKind, Role, Site
-from edge.errors import ContractError, PayloadInvalid
+from edge.errors import ContractError, PayloadInvalid, UnknownTopic
 from edge.mqtt import BrokerUrl, new_client, publish
 
 T0 = datetime(2026, 11, 22, 8, 15, tzinfo=UTC)
@@ -154,10 +154,10 @@ def test_publish__refuses_a_payload_its_topic_does_not_carry() -> None:
 def test_signing_bytes__cover_everything_but_the_signature() -> None:
     body = RevocationListBody(entries=(Revocation(by="cti", sha256="ab" * 32),))
     doc = SignedRevocationList(
-        serial=3, issued_at=T0, signer_kid="a2lk", signature="c2ln", body=body
+        serial=3, issued_at=T0, signer_kid="a2lk", signature="A" * 86, body=body
     )
     assert b'"signature"' not in doc.signing_bytes()
-    assert doc.signing_bytes() == doc.model_copy(update={"signature": "b3RoZXI="}).signing_bytes()
+    assert doc.signing_bytes() == doc.model_copy(update={"signature": "B" * 86}).signing_bytes()
     assert doc.signing_bytes() != doc.model_copy(update={"serial": 4}).signing_bytes()
     reparsed = catalogue.decode(topics.revocations(Site("north")), catalogue.encode(doc)).payload
     assert isinstance(reparsed, SignedRevocationList)
@@ -192,3 +192,71 @@ def test_broker_url__valid(url: str, parsed: BrokerUrl) -> None:
 def test_broker_url__invalid(url: str) -> None:
     with pytest.raises(ValueError, match="broker URL"):
         BrokerUrl.parse(url)
+
+
+SIG = "A" * 86
+ALERT = {"alert_id": new_event_id(T0), "kind": "fever", "state": "raised", "severity": "critical",
+         "site": "north", "node": "g01", "raised_at": T0.isoformat(), "at": T0.isoformat(),
+         "message": "fever case held at gate g01"}  # fmt: skip
+SUMMARY = {"site": "north", "since": "2026-11-21T16:00:00+08:00", "at": T0.isoformat(),
+           "counts": {"person_checks": 3}}  # fmt: skip
+BIRTH = {"state": "online", "session": 1, "node_time": T0.isoformat(), "role": "gate",
+         "version": "0.1.0", "config_hash": "0f" * 8, "heartbeat_s": 5}  # fmt: skip
+CONFIG = {"serial": 2, "issued_at": T0.isoformat(), "signer_kid": "a2lk", "signature": SIG,
+          "document": "config", "body": {"node": "g01", "config": {"fever_c": 37.3}}}  # fmt: skip
+NORTH = Site("north")
+
+
+@pytest.mark.parametrize(
+    ("topic", "body", "problem"),
+    [
+        (PASSAGE_TOPIC, passage(seq="5"), "seq: Input should be a valid integer"),
+        (PASSAGE_TOPIC, passage(node_time=1795000000), "node_time: Input should be a valid datetime"),
+        (topics.alert(NORTH, topics.AlertKind.FEVER), {**ALERT, "site": "south"}, "site: 'south' is not the topic's 'north'"),
+        (topics.alert(NORTH, topics.AlertKind.RED_CODE), ALERT, "kind: 'fever' is not the topic's 'red-code'"),
+        (topics.site_summary(NORTH), {**SUMMARY, "node": "g01"}, "node: 'g01' is not the topic's None"),
+        (topics.gate_summary(NORTH, "g02"), {**SUMMARY, "node": "g01"}, "node: 'g01' is not the topic's 'g02'"),
+        (topics.site_summary(NORTH), {**SUMMARY, "nodes_online": 3, "nodes_total": 2}, "nodes_online cannot exceed nodes_total"),
+        (topics.status(NORTH.node(Role.DEPOT, "d01")), BIRTH, "role: 'gate' is not the topic's 'depot'"),
+        (topics.config(NORTH, "g02"), CONFIG, "body.node: 'g01' is not the topic's 'g02'"),
+        (topics.config(NORTH, "g01"), {**CONFIG, "expires_at": "2026-11-01T00:00:00Z"}, "expires_at must be after issued_at"),
+        (topics.config(NORTH, "g01"), {**CONFIG, "signature": "c2ln"}, "signature: String should match pattern"),
+        (topics.event(GATE, EventKind.DAILY_REPORT), daily_report(day="2026-11-21"), "day must be the date of period_end"),
+    ],
+)  # fmt: skip
+def test_decode__contradictions_and_cross_field_rules(
+    topic: str, body: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(PayloadInvalid) as caught:
+        catalogue.decode(topic, json.dumps(body))
+    assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("topic", "body"),
+    [
+        (topics.alert(NORTH, topics.AlertKind.FEVER), ALERT),
+        (topics.site_summary(NORTH), SUMMARY),
+        (topics.gate_summary(NORTH, "g01"), {**SUMMARY, "node": "g01"}),
+        (topics.status(GATE), BIRTH),
+        (topics.config(NORTH, "g01"), CONFIG),
+    ],
+)
+def test_decode__consistent_payloads_pass(topic: str, body: dict[str, object]) -> None:
+    assert catalogue.decode(topic, json.dumps(body)).topic == topics.parse(topic)
+
+
+def test_depot_node_cannot_publish_gate_events() -> None:
+    depot = NORTH.node(Role.DEPOT, "d01")
+    with pytest.raises(ValueError, match="passage events come from gate nodes"):
+        topics.event(depot, EventKind.PASSAGE)
+    with pytest.raises(UnknownTopic, match="hold events come from gate nodes"):
+        topics.parse("gatepost/v1/north/depot/d01/event/hold")
+    assert topics.parse(topics.event(depot, EventKind.DEVICE_FAULT)).node == "d01"
+
+
+def test_publish__refuses_a_payload_that_contradicts_its_topic() -> None:
+    client = new_client("unconnected", BrokerUrl("127.0.0.1", 1))
+    event = catalogue.decode(PASSAGE_TOPIC, json.dumps(passage())).payload
+    with pytest.raises(PayloadInvalid, match="kind: 'passage' is not the topic's"):
+        publish(client, topics.event(GATE, EventKind.HOLD), event)

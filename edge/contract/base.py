@@ -44,6 +44,10 @@ def new_event_id(at: datetime) -> str:
     return str(ULID.from_datetime(at))
 
 
+# Strict: "5" is not a seq and a number is not a time; unknown fields are refused.
+STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
 class Payload(BaseModel):
     """Base of every payload: strict, immutable, versioned.
 
@@ -51,7 +55,7 @@ class Payload(BaseModel):
     gateway is upgraded before the nodes that send it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     schema_version: Literal[1] = SCHEMA_VERSION
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -106,7 +107,30 @@ def decode(
         payload = adapter.validate_json(data)
     except ValidationError as exc:
         raise PayloadInvalid(topic, name, _problems(exc)) from None
+    if problems := contradictions(parsed, payload):
+        raise PayloadInvalid(topic, name, problems)
     return Message(parsed, payload)
+
+
+def contradictions(parsed: ParsedTopic, payload: Payload) -> list[str]:
+    """Where a valid payload disagrees with the topic it is on ("field: why")."""
+    topic_says: dict[str, object] = {"site": parsed.site.name}
+    if parsed.kind is TopicKind.EVENT:
+        topic_says["kind"] = parsed.event_kind
+    if parsed.kind is TopicKind.ALERT:
+        topic_says["kind"] = parsed.alert_kind
+    if parsed.kind in (TopicKind.SITE_SUMMARY, TopicKind.GATE_SUMMARY):
+        topic_says["node"] = parsed.node
+    if isinstance(payload, Birth):
+        topic_says["role"] = parsed.role
+    problems = [
+        f"{field}: {_plain(getattr(payload, field))!r} is not the topic's {_plain(expected)!r}"
+        for field, expected in topic_says.items()
+        if field in type(payload).model_fields and getattr(payload, field) != expected
+    ]
+    if isinstance(payload, SignedNodeConfig) and payload.body.node != parsed.node:
+        problems.append(f"body.node: {payload.body.node!r} is not the topic's {parsed.node!r}")
+    return problems
 
 
 def _adapter_for(parsed: ParsedTopic) -> tuple[TypeAdapter[Any], str]:
@@ -123,6 +147,10 @@ def _adapter_for(parsed: ParsedTopic) -> tuple[TypeAdapter[Any], str]:
 _ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {
     model: TypeAdapter(model) for spec in CATALOGUE.values() for model in spec.models
 }
+
+
+def _plain(value: object) -> object:
+    return value.value if isinstance(value, Enum) else value
 
 
 def _problems(exc: ValidationError) -> list[str]:

@@ -5,9 +5,9 @@ Neither carries personal data: the command center's own tools subscribe here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from edge.contract.base import EventId, Payload, ShortText, Slug
 from edge.contract.events import CheckpointCounts
@@ -38,3 +38,10 @@ class Summary(Payload):
     counts: CheckpointCounts
     nodes_online: int | None = Field(None, ge=0)
     nodes_total: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _online_within_total(self) -> Self:
+        online, total = self.nodes_online, self.nodes_total
+        if online is not None and total is not None and online > total:
+            raise ValueError("nodes_online cannot exceed nodes_total")
+        return self

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
 
-from edge.contract.base import Payload, ShortText, Slug
+from edge.contract.base import STRICT, Payload, ShortText, Slug
 
-Base64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/_-]+={0,2}$")]
+Base64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]+={0,2}$")]
+# An Ed25519 signature is 64 bytes: 86 base64url characters without padding.
+Ed25519Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{86}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 KeyUse = Literal[
     "health-code", "dcc-test", "dcc-vaccination", "dcc-recovery", "household-pass", "badge"
@@ -23,7 +25,7 @@ KeyUse = Literal[
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 class TrustEntry(_Body):
@@ -76,7 +78,13 @@ class SignedDocument(Payload):
     expires_at: AwareDatetime | None = None
     signer_kid: Base64
     alg: Literal["Ed25519"] = "Ed25519"
-    signature: Base64 = Field(description="over signing_bytes(), base64url")
+    signature: Ed25519Signature = Field(description="over signing_bytes(), base64url")
+
+    @model_validator(mode="after")
+    def _expires_after_issue(self) -> Self:
+        if self.expires_at is not None and self.expires_at <= self.issued_at:
+            raise ValueError("expires_at must be after issued_at")
+        return self
 
     def signing_bytes(self) -> bytes:
         """The exact bytes the signature covers."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
 
 from edge.contract.base import (
+    STRICT,
     BodyTemperature,
     Colour,
     Event,
@@ -113,7 +114,7 @@ class Disinfection(Event):
 class CheckpointCounts(BaseModel):
     """Counts a gate reports and the gateway sums (人次, 车次, readings, outcomes)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     person_checks: int = Field(0, ge=0)
     vehicle_checks: int = Field(0, ge=0)
@@ -148,6 +149,8 @@ class DailyReport(Event):
             raise ValueError("period_end must be after period_start")
         if self.period_end.minute or self.period_end.second or self.period_end.microsecond:
             raise ValueError("period_end is a cut-off to the hour")
+        if self.day != self.period_end.date():
+            raise ValueError("day must be the date of period_end (the day the report closes)")
         if self.zero_report != self.counts.is_zero:
             raise ValueError("zero_report must be true exactly when every count is zero")
         return self
@@ -166,7 +169,7 @@ class DeviceFault(Event):
 class DepotReading(BaseModel):
     """One storage temperature/humidity sample from one sensor on the depot's bus."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     sensor: Slug = Field(description="where the sensor is, e.g. cold-store-1")
     bus_address: int = Field(ge=1, le=247, description="Modbus slave id")

@@ -51,6 +51,12 @@ class EventKind(StrEnum):
     DEVICE_FAULT = "device-fault"
 
 
+# What only happens at a gate; a depot node publishing one is a mistake.
+GATE_EVENTS = frozenset(
+    {EventKind.PASSAGE, EventKind.HOLD, EventKind.HOLD_RESOLVED, EventKind.REGISTRATION}
+)
+
+
 class AlertKind(StrEnum):
     """Alarms the gateway raises for the command center."""
 
@@ -141,7 +147,7 @@ def health(node: Node) -> str:
 
 def event(node: Node, kind: EventKind) -> str:
     """A durable event from a node's outbox."""
-    return f"{node.root}/event/{EventKind(kind)}"
+    return f"{node.root}/event/{_event_kind_for(node.role, kind)}"
 
 
 def reading(node: Node) -> str:
@@ -260,12 +266,18 @@ def _parse_node_leaf(site: Site, role: Role, node: str, leaf: list[str]) -> Pars
         case ["health"]:
             return ParsedTopic(TopicKind.HEALTH, site, role, node)
         case ["event", kind]:
-            return ParsedTopic(
-                TopicKind.EVENT, site, role, node, event_kind=_member(EventKind, kind)
-            )
+            event_kind = _event_kind_for(role, _member(EventKind, kind))
+            return ParsedTopic(TopicKind.EVENT, site, role, node, event_kind=event_kind)
         case ["reading"] if role is Role.DEPOT:
             return ParsedTopic(TopicKind.READING, site, role, node)
     raise ValueError(f"no {role} node topic ending {'/'.join(leaf)!r}")
+
+
+def _event_kind_for(role: Role, kind: str) -> EventKind:
+    event_kind = EventKind(kind)
+    if role is not Role.GATE and event_kind in GATE_EVENTS:
+        raise ValueError(f"{event_kind} events come from gate nodes, not from a {role} node")
+    return event_kind
 
 
 def _member(enum: type[_E], value: str) -> _E:
