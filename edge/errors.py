@@ -30,3 +30,7 @@ class PayloadInvalid(ContractError):
         self.topic = topic
         self.model = model
         self.problems = problems
+
+
+class CredentialError(GatepostError):
+    """A credential, key or signed list could not be used."""

@@ -1,0 +1,1 @@
+"""Health credentials: HCERT decoding and verification, trust and revocation lists, issuing."""
