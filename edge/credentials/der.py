@@ -63,8 +63,8 @@ def extension_oids(tbs_certificate: bytes, extension_oid: str) -> list[str]:
             parts = list(tlvs(extension))
             if len(parts) < 2 or parts[0][0] != OID or oid_text(parts[0][1]) != extension_oid:
                 continue
-            tag, value = parts[-1]
-            if tag != OCTET_STRING:
+            value_tag, value = parts[-1]
+            if value_tag != OCTET_STRING:
                 raise ValueError("extnValue is not an OCTET STRING")
             inner = list(tlvs(value))
             if not inner:
