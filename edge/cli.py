@@ -35,6 +35,7 @@ def slug_arg(what: str) -> Callable[[str], str]:
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; each package registers its own subcommands here."""
     # Imported here so that importing edge never drags in the tools and simulators.
+    from edge.credentials import cli as credentials_cli
     from firmware_tools import cli as fw_cli
     from simulators import cli as sim_cli
 
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim_cli.add_demo(commands)
     fw_cli.add_watch(commands)
     sim_cli.add_sim(commands)
+    credentials_cli.add_verify(commands)
+    fw_cli.add_fw(commands)
     return parser
 
 

@@ -15,9 +15,13 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_v
 
 from edge.contract.base import STRICT, Payload, ShortText, Slug
 
-Base64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]+={0,2}$")]
-# An Ed25519 signature is 64 bytes: 86 base64url characters without padding.
-Ed25519Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{86}$")]
+Base64 = Annotated[
+    str,
+    StringConstraints(pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"),
+]
+# An Ed25519 signature is 64 bytes: 86 base64url characters without padding, the last
+# one with its spare bits zero, so one signature has one spelling.
+Ed25519Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{85}[AQgw]$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 KeyUse = Literal[
     "health-code", "dcc-test", "dcc-vaccination", "dcc-recovery", "household-pass", "badge"
@@ -73,6 +77,7 @@ class NodeConfigBody(_Body):
 class SignedDocument(Payload):
     """Envelope shared by the three documents."""
 
+    document: str = Field(description="config, trust or revocations; fixed by the subclass")
     serial: int = Field(ge=1, description="grows with every issue; a node refuses an older one")
     issued_at: AwareDatetime
     expires_at: AwareDatetime | None = None

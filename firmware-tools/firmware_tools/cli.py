@@ -10,6 +10,7 @@ from edge.cli import broker_arg, slug_arg
 from edge.contract.topics import DEFAULT_PREFIX
 from edge.lifecycle import stop_on_signals
 from edge.mqtt import BrokerUrl
+from firmware_tools.issue import add_fw_commands
 from firmware_tools.watch import Watcher
 
 
@@ -34,6 +35,11 @@ def add_watch(commands: Any) -> None:
         help=f"topic prefix (default: {DEFAULT_PREFIX})",
     )
     parser.set_defaults(run=_run_watch)  # fmt: skip
+
+
+def add_fw(commands: Any) -> None:
+    parser = commands.add_parser("fw", help="site keys, codes and trust lists for technicians")
+    add_fw_commands(parser.add_subparsers(dest="tool", required=True, metavar="TOOL"))
 
 
 def _run_watch(args: argparse.Namespace) -> int:

@@ -1,0 +1,215 @@
+"""QR decoder backends: success rate and time per frame on conformance and degraded pictures.
+
+The gate must read every readable conformance picture, >= 95 % of a degraded set and
+spend <= 15 ms per 640x480 frame; `edge.credentials.qrimage.decode_qr` uses the winner.
+
+    .venv/bin/python -m bench.qr_decoders [--conformance DIR] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import time
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from bench.common import record
+from edge.credentials.qrimage import DECODERS, Decoder, Image, read_image
+
+CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared/conformance/dgc-testdata"
+WIDTH, HEIGHT = 640, 480
+
+Picture = tuple[str, Image, str]
+"""(name, grayscale picture, expected text)."""
+
+# Strengths per degradation, chosen before measuring. tilt: corner jitter as a fraction of
+# the code's side; blur: Gaussian sigma in pixels; glare: peak brightness added; noise:
+# sensor noise sigma in grey levels.
+DEGRADATIONS: dict[str, dict[str, float]] = {
+    "clean": {},
+    "perspective mild": {"tilt": 0.06},
+    "perspective strong": {"tilt": 0.12},
+    "blur mild": {"blur": 0.7},
+    "blur strong": {"blur": 1.2},
+    "glare mild": {"glare": 90},
+    "glare strong": {"glare": 170},
+    "noise mild": {"noise": 6},
+    "noise strong": {"noise": 14},
+    "tilt+blur+noise": {"tilt": 0.06, "blur": 0.7, "noise": 6},
+    "tilt+glare+noise": {"tilt": 0.06, "glare": 90, "noise": 6},
+    "all mild": {"tilt": 0.06, "blur": 0.7, "glare": 90, "noise": 6},
+}
+
+
+def conformance_pictures(root: Path) -> tuple[list[Picture], list[str]]:
+    """Pictures whose EXPECTEDPICTUREDECODE is true, and the names of such cases without one.
+
+    Args:
+        root: the dgc-testdata folder; JSON files are found at any depth.
+
+    Returns:
+        (name, picture, PREFIX) per readable picture, and the cases that have no `2DCODE`.
+    """
+    pictures, missing = [], []
+    for path in sorted(root.rglob("*.json")):
+        case = json.loads(path.read_text(encoding="utf-8"))
+        if case.get("EXPECTEDRESULTS", {}).get("EXPECTEDPICTUREDECODE") is not True:
+            continue
+        name = path.relative_to(root).as_posix()
+        image = read_image(base64.b64decode(case["2DCODE"])) if case.get("2DCODE") else None
+        if image is None:
+            missing.append(name)
+        else:
+            pictures.append((name, image, case["PREFIX"]))
+    return pictures, missing
+
+
+def degraded_frames(pictures: Sequence[Picture], seed: int) -> list[tuple[str, Image, str]]:
+    """Each picture in a 640x480 camera frame once per entry of `DEGRADATIONS`.
+
+    The code covers 40-60 % of the frame height at a random place on a grey background,
+    with the contrast a camera sees (black is not 0, paper is not 255).
+
+    Args:
+        pictures: (name, grayscale picture, expected text), e.g. from `conformance_pictures`.
+        seed: the same seed gives the same frames.
+
+    Returns:
+        (degradation, frame, expected text) per frame.
+    """
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _name, picture, text in pictures:
+        for degradation, strength in DEGRADATIONS.items():
+            frames.append((degradation, _frame(picture, strength, rng), text))
+    return frames
+
+
+def blank_frames(count: int, seed: int) -> list[tuple[str, Image, None]]:
+    """Frames with a blank page and no code, each with a random entry of `DEGRADATIONS`.
+
+    Most frames a gate camera sees hold no code, so their cost bounds the reader's loop.
+
+    Args:
+        count: how many frames.
+        seed: the same seed gives the same frames.
+
+    Returns:
+        ("no code", frame, None) per frame.
+    """
+    rng = np.random.default_rng(seed)
+    page = np.full((300, 300), 255, np.uint8)
+    strengths = list(DEGRADATIONS.values())
+    return [
+        ("no code", _frame(page, strengths[rng.integers(len(strengths))], rng), None)
+        for _ in range(count)
+    ]
+
+
+def _frame(picture: Image, strength: dict[str, float], rng: np.random.Generator) -> Image:
+    dark_rows = np.flatnonzero((picture < 128).any(axis=1))
+    code_side = dark_rows[-1] - dark_rows[0] + 1 if dark_rows.size else picture.shape[0]
+    scale = rng.uniform(0.40, 0.60) * HEIGHT / code_side
+    # Shrink with area averaging first: a perspective warp alone would alias the modules.
+    side = round(picture.shape[0] * scale)
+    small = cv2.resize(picture, (side, side), interpolation=cv2.INTER_AREA)
+    black, white = rng.uniform(20, 50), rng.uniform(190, 235)
+    small = (small.astype(np.float32) * ((white - black) / 255) + black).astype(np.float32)
+
+    x0 = rng.uniform(0, max(WIDTH - side, 0))
+    y0 = rng.uniform(0, max(HEIGHT - side, 0))
+    quad = np.array([[x0, y0], [x0 + side, y0], [x0 + side, y0 + side], [x0, y0 + side]])
+    quad += rng.uniform(-1, 1, size=(4, 2)) * strength.get("tilt", 0.0) * side
+    source = np.array([[0, 0], [side, 0], [side, side], [0, side]], dtype=np.float32)
+    warp = cv2.getPerspectiveTransform(source, quad.astype(np.float32))
+    paper = cv2.warpPerspective(small, warp, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
+    inside = cv2.warpPerspective(np.ones_like(small), warp, (WIDTH, HEIGHT))
+    frame = np.asarray(paper * inside + rng.uniform(90, 150) * (1 - inside), np.float32)
+
+    if "glare" in strength:
+        frame += strength["glare"] * _glare(quad, rng)
+    if "blur" in strength:
+        frame = np.asarray(cv2.GaussianBlur(frame, (0, 0), strength["blur"]), np.float32)
+    if "noise" in strength:
+        frame += rng.normal(0, strength["noise"], (HEIGHT, WIDTH)).astype(np.float32)
+    return np.asarray(np.clip(np.rint(frame), 0, 255), dtype=np.uint8)
+
+
+def _glare(quad: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A soft bright ellipse (peak 1.0) somewhere over the code, as a lamp on a phone screen."""
+    side = float(np.linalg.norm(quad[1] - quad[0]))
+    weights = rng.dirichlet(np.ones(4))
+    centre = (weights @ quad).round().astype(int)
+    axes = (round(side * rng.uniform(0.12, 0.25)), round(side * rng.uniform(0.06, 0.15)))
+    blob = np.zeros((HEIGHT, WIDTH), np.float32)
+    cv2.ellipse(blob, (int(centre[0]), int(centre[1])), axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
+    return np.asarray(cv2.GaussianBlur(blob, (0, 0), max(axes) / 3), dtype=np.float32)
+
+
+def measure(
+    decoder: Decoder, frames: Sequence[tuple[str, Image, str | None]]
+) -> list[tuple[str, bool, bool, float]]:
+    """(label, right answer, wrong text, ms) per frame; None is the right answer for no code."""
+    decoder(frames[0][1])  # warm-up: first-call set-up is not a per-frame cost
+    results = []
+    for label, frame, expected in frames:
+        start = time.perf_counter()
+        text = decoder(frame)
+        elapsed = (time.perf_counter() - start) * 1000
+        results.append((label, text == expected, text is not None and text != expected, elapsed))
+    return results
+
+
+def row(backend: str, label: str, results: list[tuple[str, bool, bool, float]]) -> dict[str, Any]:
+    ms = np.array([r[3] for r in results])
+    right = sum(r[1] for r in results)
+    return {
+        "set": label, "backend": backend, "frames": len(results), "right": right,
+        "wrong text": sum(r[2] for r in results), "success %": 100 * right / len(results),
+        "mean ms": float(ms.mean()), "p95 ms": float(np.percentile(ms, 95)),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--conformance", type=Path, default=CONFORMANCE, help="dgc-testdata dir")
+    parser.add_argument("--seed", type=int, default=20261122, help="seed of the degraded set")
+    args = parser.parse_args()
+    pictures, missing = conformance_pictures(args.conformance)
+    if not pictures:
+        parser.error(f"no readable conformance pictures under {args.conformance}")
+    conformance = [("conformance", image, text) for _name, image, text in pictures]
+    frames = degraded_frames(pictures, args.seed)
+    blanks = blank_frames(len(pictures), args.seed + 1)
+
+    rows, unread = [], {}
+    for backend, decoder in DECODERS.items():
+        on_pictures = measure(decoder, conformance)
+        on_frames = measure(decoder, frames)
+        on_blanks = measure(decoder, blanks)
+        unread[backend] = [p[0] for p, r in zip(pictures, on_pictures, strict=True) if not r[1]]
+        rows.append(row(backend, "conformance", on_pictures))
+        rows.append(row(backend, "degraded (all)", on_frames))
+        for degradation in DEGRADATIONS:
+            rows.append(row(backend, degradation, [r for r in on_frames if r[0] == degradation]))
+        rows.append(row(backend, "no code", on_blanks))
+    order = {label: n for n, label in enumerate(dict.fromkeys(r["set"] for r in rows))}
+    rows.sort(key=lambda r: (order[r["set"]], r["backend"]))
+    record(
+        "qr_decoders", rows, seed=args.seed, frames=len(frames), pictures=len(pictures),
+        frame_size=[WIDTH, HEIGHT], degradations=DEGRADATIONS,
+        conformance_dir=str(args.conformance), cases_without_picture=missing,
+        conformance_unread=unread, opencv=cv2.__version__, zxing_cpp=version("zxing-cpp"),
+        opencv_threads=cv2.getNumThreads(),
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""The text of a QR code in a camera frame or an image file (HCERT codes start `HC1:`)."""
+
+# Backend chosen by measurement: `.venv/bin/python -m bench.qr_decoders`.
+# MEASURED_PLACEHOLDER
+#
+# Detector objects are built per call, not cached: construction costs ~0.4 µs
+# (QRCodeDetector) and ~4 µs (QRCodeDetectorAruco), far below one decode, so there is no
+# shared state to guard when a reader thread is added later.
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import zxingcpp
+from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
+
+Image = NDArray[np.uint8]
+"""A 2-D grayscale uint8 image: what every backend in `DECODERS` takes."""
+
+Decoder = Callable[[Image], str | None]
+
+_CHANNELS = (1, 3, 4)
+_QR_CODE = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+_UNSHARP_SIGMA = 1.5  # pixels: about half a module at the sizes a gate camera sees
+
+
+def opencv(gray: Image) -> str | None:
+    """Decode with OpenCV's classic `QRCodeDetector` (finder patterns, then a homography).
+
+    Args:
+        gray: a non-empty 2-D uint8 image.
+
+    Returns:
+        The text of the first code found, or None.
+    """
+    try:
+        text, _points, _straight = cv2.QRCodeDetector().detectAndDecode(gray)
+    except cv2.error:
+        # OpenCV asserts on degenerate geometry it finds inside odd images; for a reader
+        # that is "no code in this frame", not a crash of the gate.
+        log.debug("QRCodeDetector failed on a %s frame", gray.shape, exc_info=True)
+        return None
+    return text or None
+
+
+def opencv_aruco(gray: Image) -> str | None:
+    """Decode with OpenCV's `QRCodeDetectorAruco` (finder patterns found as ArUco markers).
+
+    Args:
+        gray: a non-empty 2-D uint8 image.
+
+    Returns:
+        The text of the first code found, or None.
+    """
+    try:
+        text, _points, _straight = cv2.QRCodeDetectorAruco().detectAndDecode(gray)
+    except cv2.error:
+        log.debug("QRCodeDetectorAruco failed on a %s frame", gray.shape, exc_info=True)
+        return None
+    return text or None
+
+
+def zxing(gray: Image) -> str | None:
+    """Decode with zxing-cpp, QR Code (model 2) only.
+
+    Args:
+        gray: a non-empty 2-D uint8 image.
+
+    Returns:
+        The text of the first valid code found, or None.
+    """
+    # Plain: the decoded characters as they are; the default (HRI) may reformat content
+    # it takes for GS1, and the text must reach the HCERT parser unchanged.
+    found = zxingcpp.read_barcodes(gray, formats=_QR_CODE, text_mode=zxingcpp.TextMode.Plain)
+    return found[0].text if found else None
+
+
+def zxing_sharpened(gray: Image) -> str | None:
+    """zxing-cpp, then once more on a sharpened copy when the first pass finds nothing.
+
+    A slightly defocused code at ~2-3 pixels per module (the conformance HCERTs are QR
+    versions 11-23, 61-109 modules across, most often 17 = 85) smears modules into their
+    neighbours; an unsharp mask restores enough edge contrast for the binarizer. Frames
+    without a code pay for both passes.
+
+    Args:
+        gray: a non-empty 2-D uint8 image.
+
+    Returns:
+        The text of the first valid code found, or None.
+    """
+    text = zxing(gray)
+    if text is None:
+        soft = cv2.GaussianBlur(gray, (0, 0), _UNSHARP_SIGMA)
+        text = zxing(np.asarray(cv2.addWeighted(gray, 2.0, soft, -1.0, 0), dtype=np.uint8))
+    return text
+
+
+DECODERS: dict[str, Decoder] = {
+    "opencv": opencv,
+    "opencv-aruco": opencv_aruco,
+    "zxing-cpp": zxing,
+    "zxing-cpp+sharpen": zxing_sharpened,
+}
+"""Every backend by name; `bench.qr_decoders` measures each of them."""
+
+DEFAULT_DECODER = "zxing-cpp+sharpen"
+_decode = DECODERS[DEFAULT_DECODER]
+
+
+def grayscale(image: NDArray[np.uint8]) -> Image:
+    """One contiguous 2-D uint8 image from a grayscale, BGR or BGRA one.
+
+    Transparent pixels become white, as a code with a transparent background is shown on
+    a white page or screen.
+
+    Args:
+        image: shape (h, w), (h, w, 1), (h, w, 3) in BGR order or (h, w, 4) in BGRA order.
+
+    Returns:
+        The grayscale image (the input itself when it is already 2-D and contiguous).
+
+    Raises:
+        TypeError: `image` is not a numpy array of dtype uint8.
+        ValueError: `image` is not 2-D or 3-D with 1, 3 or 4 channels.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy.ndarray, not {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"image must have dtype uint8 (as OpenCV gives), not {image.dtype}")
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image must be 2-D (gray) or 3-D (h, w, channels), not {image.shape}")
+    if image.ndim == 3 and image.shape[2] not in _CHANNELS:
+        raise ValueError(f"image must have 1, 3 (BGR) or 4 (BGRA) channels, not {image.shape}")
+    if image.ndim == 2 or image.shape[2] == 1 or image.size == 0:
+        return np.ascontiguousarray(image.reshape(image.shape[:2]))
+    if image.shape[2] == 3:
+        return np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY).astype(np.uint16)
+    alpha = image[:, :, 3].astype(np.uint16)
+    return ((gray * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
+def decode_qr(image: NDArray[np.uint8]) -> str | None:
+    """The text of a QR code in an image, exactly as encoded.
+
+    Args:
+        image: a grayscale, BGR or BGRA uint8 array, as OpenCV gives from a camera.
+
+    Returns:
+        The text of the code, or None when the image holds no readable QR code (including
+        an empty, tiny, blank or noisy image).
+
+    Raises:
+        TypeError: `image` is not a uint8 numpy array.
+        ValueError: `image` is not 2-D or 3-D with 1, 3 or 4 channels.
+    """
+    gray = grayscale(image)
+    if gray.size == 0:
+        return None
+    return _decode(gray)
+
+
+def read_image(data: bytes) -> Image | None:
+    """Decode image file bytes (PNG, JPEG, … whatever cv2.imdecode reads) to grayscale.
+
+    Args:
+        data: the bytes of an image file.
+
+    Returns:
+        The image as 2-D uint8, or None when the bytes are not an image OpenCV can read.
+    """
+    if not data:
+        return None  # imdecode asserts on an empty buffer
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    try:
+        # UNCHANGED keeps the alpha channel, which `grayscale` turns into white paper.
+        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        if image is not None and (image.dtype != np.uint8 or image.ndim not in (2, 3)):
+            # 16-bit or float files: let OpenCV scale them to 8 bits (alpha is lost).
+            image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
+    except cv2.error:
+        log.debug("cv2.imdecode refused %d bytes", len(data), exc_info=True)
+        return None
+    if image is None:
+        return None
+    try:
+        return grayscale(np.asarray(image, dtype=np.uint8))
+    except ValueError:
+        return None  # e.g. a two-channel (gray + alpha) layout OpenCV passed through
+
+
+def decode_qr_png(data: bytes) -> str | None:
+    """The text of a QR code in a PNG (or any image file cv2.imdecode reads).
+
+    Args:
+        data: the bytes of the image file.
+
+    Returns:
+        The text of the code, or None when the bytes are not an image or hold no readable
+        QR code.
+    """
+    gray = read_image(data)
+    if gray is None or gray.size == 0:
+        return None
+    return _decode(gray)
