@@ -55,7 +55,8 @@ def conformance_pictures(root: Path) -> tuple[list[Picture], list[str]]:
         root: the dgc-testdata folder; JSON files are found at any depth.
 
     Returns:
-        (name, picture, PREFIX) per readable picture, and the cases that have no `2DCODE`.
+        (name, picture, PREFIX) per readable picture, and the cases whose `2DCODE` is
+        missing or not an image.
     """
     pictures, missing = [], []
     for path in sorted(root.rglob("*.json")):
@@ -121,7 +122,7 @@ def _frame(picture: Image, strength: dict[str, float], rng: np.random.Generator)
     side = round(picture.shape[0] * scale)
     small = cv2.resize(picture, (side, side), interpolation=cv2.INTER_AREA)
     black, white = rng.uniform(20, 50), rng.uniform(190, 235)
-    small = (small.astype(np.float32) * ((white - black) / 255) + black).astype(np.float32)
+    paper = small.astype(np.float32) * np.float32((white - black) / 255) + np.float32(black)
 
     x0 = rng.uniform(0, max(WIDTH - side, 0))
     y0 = rng.uniform(0, max(HEIGHT - side, 0))
@@ -129,10 +130,12 @@ def _frame(picture: Image, strength: dict[str, float], rng: np.random.Generator)
     quad += rng.uniform(-1, 1, size=(4, 2)) * strength.get("tilt", 0.0) * side
     source = np.array([[0, 0], [side, 0], [side, side], [0, side]], dtype=np.float32)
     warp = cv2.getPerspectiveTransform(source, quad.astype(np.float32))
-    paper = cv2.warpPerspective(small, warp, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
-    inside = cv2.warpPerspective(np.ones_like(small), warp, (WIDTH, HEIGHT))
-    frame = np.asarray(paper * inside + rng.uniform(90, 150) * (1 - inside), np.float32)
+    warped = cv2.warpPerspective(paper, warp, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
+    inside = cv2.warpPerspective(np.ones_like(paper), warp, (WIDTH, HEIGHT))
+    frame = np.asarray(warped * inside + rng.uniform(90, 150) * (1 - inside), np.float32)
 
+    # Glare is light on the phone's screen and blur is the lens, so glare goes in first;
+    # sensor noise is added last, after the optics.
     if "glare" in strength:
         frame += strength["glare"] * _glare(quad, rng)
     if "blur" in strength:

@@ -62,6 +62,13 @@ def qr_gray(text: str) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+def huge_chunk_png() -> bytes:
+    """A small PNG whose IDAT claims 3.3 GB: OpenCV alone takes seconds to refuse it."""
+    png = qr_png("HC1:6BF+ ")
+    at = png.index(b"IDAT") - 4
+    return png[:at] + b"\xc8" + png[at + 1 :]
+
+
 def camera_frame(code: np.ndarray, corners: list[list[float]]) -> np.ndarray:
     """`code` warped onto `corners` of a 640x480 grey frame, at camera contrast (30..220)."""
     side = code.shape[0]
@@ -90,15 +97,22 @@ def test_conformance_picture__invalid(path: Path) -> None:
     assert decode_qr_png(base64.b64decode(case["2DCODE"])) != case["PREFIX"]
 
 
-@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("text", TEXTS, ids=["hcert-sized", "trailing-space", "leading-space"])
 def test_decode_qr_png__valid(text: str) -> None:
     assert decode_qr_png(qr_png(text)) == text
 
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"not an image", PNG_SIGNATURE, PNG_SIGNATURE + b"\x00" * 64, qr_png("HC1:X")[:60]],
-    ids=["empty", "text", "png-signature-only", "png-zeros", "truncated-png"],
+    [
+        b"",
+        b"not an image",
+        PNG_SIGNATURE,
+        PNG_SIGNATURE + b"\x00" * 64,
+        qr_png("HC1:X")[:60],
+        huge_chunk_png(),
+    ],
+    ids=["empty", "text", "png-signature-only", "png-zeros", "truncated-png", "huge-chunk"],
 )
 def test_decode_qr_png__invalid(data: bytes) -> None:
     assert decode_qr_png(data) is None

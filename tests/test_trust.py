@@ -30,13 +30,13 @@ from edge.contract.documents import (
     TrustListBody,
 )
 from edge.credentials.keys import DCC_USES, TrustedKey, kid_for, kid_text
+from edge.credentials.store import TrustStore
 from edge.credentials.trust import (
     CLOCK_TOLERANCE,
     UNSIGNED,
     DocumentRefused,
     RevocationList,
     TrustList,
-    TrustStore,
     new_signed,
     revocation_entry,
     root_keys_for,

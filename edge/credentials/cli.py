@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from edge.contract.documents import SignedRevocationList, SignedTrustList
-from edge.credentials import conformance
 from edge.credentials.keys import TrustedKey
 from edge.credentials.trust import RevocationList, TrustList, root_keys_for, verify_document
 from edge.credentials.verifier import FixedTrust, Verifier
@@ -69,6 +68,8 @@ def _instant(text: str) -> datetime:
 
 def _run_verify(args: argparse.Namespace) -> int:
     if args.conformance is not None:
+        from edge.credentials import conformance  # brings in OpenCV for the pictures
+
         if not args.conformance.is_dir():
             raise CredentialError(f"{args.conformance} is not a folder of conformance cases")
         results = conformance.run(args.conformance, args.at)

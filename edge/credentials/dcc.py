@@ -23,7 +23,7 @@ from edge.credentials.reasons import Reason, Refused
 SCHEMAS = Path(__file__).parent / "schemas" / "dcc"
 DCC_KEY = 1  # eu_DCC_v1 inside the hcert claim
 NAAT, RAT = "LP6464-4", "LP217198-3"
-DETECTED = "260373001"
+DETECTED, NOT_DETECTED = "260373001", "260415000"  # SNOMED CT test results
 _TYPES: dict[str, DccType] = {"v": "dcc-vaccination", "t": "dcc-test", "r": "dcc-recovery"}
 
 
@@ -158,6 +158,9 @@ def _vaccination(entry: dict[str, Any], rules: DccRules, today: date) -> RuleRes
 def _test(entry: dict[str, Any], rules: DccRules, at: datetime) -> RuleResult:
     if entry["tr"] == DETECTED:
         return RuleResult("red", ("test-positive",))
+    if entry["tr"] != NOT_DETECTED:
+        # The schema lets any text through; only a negative result counts.
+        return _yellow("test-result-unknown")
     window = {NAAT: rules.naat_max_age_h, RAT: rules.rat_max_age_h}.get(entry["tt"])
     if window is None:
         return _yellow("test-type-not-accepted")

@@ -109,7 +109,7 @@ class Verifier:
         except Exception as exc:  # a bug must not open or jam the gate: refuse, and say so
             log.exception("verifier failed on a code of %d characters", len(text))
             return Verdict(
-                False, None, (Reason.COSE,), f"unexpected {type(exc).__name__}", **partial
+                False, None, (Reason.COSE,), f"verifier fault: {type(exc).__name__}", **partial
             )
 
     def _verify(self, text: str, at: datetime, partial: dict[str, Any]) -> Verdict:

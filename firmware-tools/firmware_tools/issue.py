@@ -44,6 +44,7 @@ def add_fw_commands(tools: Any) -> None:
     trust.add_argument("--issuer", required=True, help="issuer name the entries carry")
     trust.add_argument("--serial", type=int, required=True, help="greater than the last one")
     trust.add_argument("--valid-days", type=int, default=365)
+    trust.add_argument("--at", type=_instant, help="issue time (default: now)")
     trust.add_argument("--out", type=Path, required=True)
     trust.set_defaults(run=_run_trust_list)
 
@@ -107,7 +108,7 @@ def _run_trust_list(args: argparse.Namespace) -> int:
         raise CredentialError(
             f"{args.root_key}: the site root key must be Ed25519 (keygen --alg eddsa)"
         )
-    now = datetime.now(UTC)
+    now = args.at or datetime.now(UTC)
     entries = []
     for spec in args.signer:
         path, _, uses_text = spec.rpartition(":")
