@@ -17,11 +17,15 @@ SECRET = b"north-district-subject-secret-32"
 NATIVE_USES: tuple[KeyUse, ...] = ("health-code", "household-pass", "badge")
 
 
-def trusted(signer: Signer, uses: tuple[KeyUse, ...] = NATIVE_USES) -> TrustedKey:
-    entry = signer.trust_entry(uses, T0 - timedelta(days=30), T0 + timedelta(days=365))
+def trusted(
+    signer: Signer,
+    uses: tuple[KeyUse, ...] = NATIVE_USES,
+    valid: tuple[datetime, datetime] = (T0 - timedelta(days=30), T0 + timedelta(days=365)),
+) -> TrustedKey:
+    entry = signer.trust_entry(uses, *valid)
     assert entry.public_key is not None
     return TrustedKey.from_public_key(
-        base64.b64decode(entry.public_key), entry.issuer, frozenset(entry.uses)
+        base64.b64decode(entry.public_key), entry.issuer, frozenset(entry.uses), *valid
     )
 
 

@@ -147,6 +147,30 @@ def test_key_usage__a_badge_key_cannot_sign_health_codes() -> None:
     assert verdict.detail == "key may sign badge, not health-code"
 
 
+@pytest.mark.parametrize(
+    ("valid", "detail"),
+    [
+        ((T0 + timedelta(minutes=1), T0 + timedelta(days=9)), "signed before its key was valid"),
+        ((T0 - timedelta(days=9), T0 - timedelta(minutes=1)), "signed after its key was retired"),
+    ],
+)
+def test_key_validity__codes_signed_outside_it_are_refused(valid: Any, detail: str) -> None:
+    verdict = verifier(trusted(SITE, valid=valid)).verify(CODE, LATER)
+    assert verdict.reasons == (Reason.UNKNOWN_KID,)
+    assert detail in verdict.detail
+
+
+def test_verdict_json_shows_the_masked_name_never_the_subject_hash() -> None:
+    shown = verifier(trusted(SITE)).verify(CODE, LATER).to_json()
+    assert shown["credential"] == {
+        "type": "health-code",
+        "colour": "green",
+        "name": "张*丰",
+        "test_at": None,
+    }
+    assert shown["kid"] and shown["algorithm"] == "ES256"
+
+
 def test_revoked_code__refused_by_cti() -> None:
     revoked = RevocationList([revocation_entry("cti", b"\x01" * 16)])
     verdict = verifier(trusted(SITE), revocations=revoked).verify(CODE, LATER)

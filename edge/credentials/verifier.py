@@ -73,6 +73,11 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         """The verdict as `gatepost verify` prints it: no personal data beyond the masked name."""
+        credential = (
+            self.credential.model_dump(mode="json", exclude={"subject"})
+            if self.credential
+            else None
+        )
         return {
             "ok": self.ok,
             "colour": self.colour,
@@ -84,6 +89,7 @@ class Verdict:
             "issuer": self.issuer,
             "iat": self.issued_at.isoformat() if self.issued_at else None,
             "exp": self.expires_at.isoformat() if self.expires_at else None,
+            "credential": credential,
         }
 
 
@@ -125,6 +131,7 @@ class Verifier:
         claims = parse_claims(sign1.payload)
         partial.update(issuer=key.issuer, issued_at=claims.issued_at, expires_at=claims.expires_at)
         check_time(claims, at)
+        check_key_validity(key, claims.issued_at or at)
         if dcc.DCC_KEY in claims.hcert:
             return self._dcc(claims, key, at, partial)
         if GATEPOST_CLAIM in claims.raw:
@@ -177,6 +184,25 @@ def check_time(claims: Claims, at: datetime) -> None:
         raise Refused(Reason.NOT_YET_VALID, f"issued at {claims.issued_at:%Y-%m-%d %H:%M} UTC")
     if at > claims.expires_at:
         raise Refused(Reason.EXPIRED, f"expired at {claims.expires_at:%Y-%m-%d %H:%M} UTC")
+
+
+def check_key_validity(key: TrustedKey, signed_at: datetime) -> None:
+    """The signer's key must have been valid when it signed (the code's iat).
+
+    A retired key's codes stop at its not_after; a key listed ahead of its use signs
+    nothing before its not_before.
+
+    Raises:
+        Refused: UNKNOWN_KID, since the trust list does not vouch for the key at that time.
+    """
+    if key.not_before is not None and signed_at < key.not_before:
+        raise Refused(
+            Reason.UNKNOWN_KID, f"signed before its key was valid ({key.not_before:%Y-%m-%d})"
+        )
+    if key.not_after is not None and signed_at > key.not_after:
+        raise Refused(
+            Reason.UNKNOWN_KID, f"signed after its key was retired ({key.not_after:%Y-%m-%d})"
+        )
 
 
 def check_key_usage(key: TrustedKey, use: KeyUse) -> None:
