@@ -114,3 +114,13 @@ def test_cli_conformance__exit_0_when_all_match(tmp_path: Path) -> None:
     result = run_cli("--conformance", str(tmp_path))
     assert result.returncode == 0, result.stdout
     assert "3 of 3 cases match" in result.stdout
+
+
+def test_every_reason_is_documented() -> None:
+    from edge.credentials.reasons import Reason
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "credentials.md").read_text(
+        encoding="utf-8"
+    )
+    for reason in Reason:
+        assert f"`{reason.value}`" in doc, f"docs/credentials.md does not explain {reason.value}"

@@ -73,6 +73,29 @@ def test_verify_from_stdin_and_expired(site: Path) -> None:
     assert json.loads(result.stdout)["reasons"] == ["expired"]
 
 
+def test_revoking_a_code_by_the_cti_its_verdict_shows(site: Path) -> None:
+    code = issue_code(site)
+    trust = (
+        "--trust",
+        "trust.json",
+        "--root-key",
+        "root.pem.pub.pem",
+        "--at",
+        "2026-11-22T09:00:00+08:00",
+    )
+    cti = json.loads(gatepost("verify", code, *trust, cwd=site).stdout)["cti"]
+    made = gatepost("fw", "revocations", "--root-key", "root.pem", "--cti", cti, "--serial", "1",
+                    "--at", "2026-11-22T00:00:00+08:00", "--out", "revoked.json", cwd=site)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    result = gatepost("verify", code, *trust, "--revocations", "revoked.json", cwd=site)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["reasons"] == ["revoked"]
+    fresh = issue_code(site)
+    assert (
+        gatepost("verify", fresh, *trust, "--revocations", "revoked.json", cwd=site).returncode == 0
+    )
+
+
 def test_verify__unknown_signer_without_trust(site: Path) -> None:
     result = gatepost("verify", issue_code(site), "--at", "2026-11-22T09:00:00+08:00", cwd=site)
     assert result.returncode == 1
@@ -99,6 +122,7 @@ def test_verify__forged_trust_list_is_refused(site: Path) -> None:
         (["verify", "--conformance", "nowhere"], 1, "is not a folder of conformance cases"),
         (["fw", "trust-list", "--root-key", "codes.pem", "--signer", "codes.pem:badge", "--issuer", "x", "--serial", "2", "--out", "t.json"], 1, "the site root key must be Ed25519"),
         (["fw", "trust-list", "--root-key", "root.pem", "--signer", "codes.pem:flying", "--issuer", "x", "--serial", "2", "--out", "t.json"], 1, "unknown uses ['flying']"),
+        (["fw", "revocations", "--root-key", "root.pem", "--cti", "xyz", "--serial", "2", "--out", "r.json"], 1, "--cti takes the hex"),
         (["fw", "issue", "badge", "--volunteer", "v1", "--name", "x", "--key", "secret", "--issuer", "x"], 1, "not a PEM private key"),
     ],
 )  # fmt: skip

@@ -169,6 +169,7 @@ def test_verdict_json_shows_the_masked_name_never_the_subject_hash() -> None:
         "test_at": None,
     }
     assert shown["kid"] and shown["algorithm"] == "ES256"
+    assert shown["cti"] == "01" * 16
 
 
 def test_revoked_code__refused_by_cti() -> None:

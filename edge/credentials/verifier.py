@@ -68,6 +68,7 @@ class Verdict:
     issuer: str | None = None
     issued_at: datetime | None = None
     expires_at: datetime | None = None
+    cti: bytes | None = None
     credential: NativeCredential | None = None
     dcc: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -89,6 +90,7 @@ class Verdict:
             "issuer": self.issuer,
             "iat": self.issued_at.isoformat() if self.issued_at else None,
             "exp": self.expires_at.isoformat() if self.expires_at else None,
+            "cti": self.cti.hex() if self.cti else None,
             "credential": credential,
         }
 
@@ -129,7 +131,12 @@ class Verifier:
             raise Refused(Reason.UNKNOWN_KID, f"kid {shown} is not in the trust list")
         verify_sign1(sign1, key.public_key)
         claims = parse_claims(sign1.payload)
-        partial.update(issuer=key.issuer, issued_at=claims.issued_at, expires_at=claims.expires_at)
+        partial.update(
+            issuer=key.issuer,
+            issued_at=claims.issued_at,
+            expires_at=claims.expires_at,
+            cti=claims.cti,
+        )
         check_time(claims, at)
         check_key_validity(key, claims.issued_at or at)
         if dcc.DCC_KEY in claims.hcert:

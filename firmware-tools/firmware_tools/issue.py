@@ -10,11 +10,17 @@ from typing import Any, get_args
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.contract.documents import KeyUse, SignedTrustList, TrustListBody
+from edge.contract.documents import (
+    KeyUse,
+    RevocationListBody,
+    SignedRevocationList,
+    SignedTrustList,
+    TrustListBody,
+)
 from edge.credentials.issuer import Signer, issue, mask_name, qr_png, subject_ref
 from edge.credentials.keys import kid_text
 from edge.credentials.native import Badge, HealthCode, HouseholdPass, NativeCredential
-from edge.credentials.trust import new_signed
+from edge.credentials.trust import new_signed, revocation_entry
 from edge.errors import CredentialError
 
 ALGORITHMS = {"es256": "ES256", "ps256": "PS256", "eddsa": "EdDSA"}
@@ -47,6 +53,22 @@ def add_fw_commands(tools: Any) -> None:
     trust.add_argument("--at", type=_instant, help="issue time (default: now)")
     trust.add_argument("--out", type=Path, required=True)
     trust.set_defaults(run=_run_trust_list)
+
+    revoke = tools.add_parser(
+        "revocations",
+        help="sign the site revocation list: codes nodes must refuse",
+        description="Sign a revocation list with the site root key. Native codes are named "
+        "by their cti (hex, as `gatepost verify` prints it), EU DCCs by their UVCI; the list "
+        "carries only SHA-256 hashes. It replaces the previous list whole: give every "
+        "revocation still in force.",
+    )
+    revoke.add_argument("--root-key", type=Path, required=True, help="Ed25519 root key (PEM)")
+    revoke.add_argument("--cti", action="append", default=[], metavar="HEX")
+    revoke.add_argument("--uvci", action="append", default=[], metavar="UVCI")
+    revoke.add_argument("--serial", type=int, required=True, help="greater than the last one")
+    revoke.add_argument("--at", type=_instant, help="issue time (default: now)")
+    revoke.add_argument("--out", type=Path, required=True)
+    revoke.set_defaults(run=_run_revocations)
 
     code = tools.add_parser(
         "issue",
@@ -102,12 +124,32 @@ def _run_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_trust_list(args: argparse.Namespace) -> int:
-    root = Signer.load(args.root_key, issuer=args.issuer).key
+def _root_key(path: Path) -> Ed25519PrivateKey:
+    root = Signer.load(path, issuer="").key
     if not isinstance(root, Ed25519PrivateKey):
-        raise CredentialError(
-            f"{args.root_key}: the site root key must be Ed25519 (keygen --alg eddsa)"
-        )
+        raise CredentialError(f"{path}: the site root key must be Ed25519 (keygen --alg eddsa)")
+    return root
+
+
+def _run_revocations(args: argparse.Namespace) -> int:
+    root = _root_key(args.root_key)
+    try:
+        ctis = [bytes.fromhex(text) for text in args.cti]
+    except ValueError:
+        raise CredentialError("--cti takes the hex a verdict prints, e.g. 0a1b…") from None
+    entries = [revocation_entry("cti", cti) for cti in ctis]
+    entries += [revocation_entry("uvci", uvci) for uvci in args.uvci]
+    body = RevocationListBody(entries=tuple(entries))
+    document = new_signed(
+        SignedRevocationList, body, args.serial, args.at or datetime.now(UTC), root
+    )
+    args.out.write_text(document.model_dump_json(indent=2, exclude_none=True), encoding="utf-8")
+    print(f"{args.out}: revocation list serial {args.serial}, {len(entries)} entries")
+    return 0
+
+
+def _run_trust_list(args: argparse.Namespace) -> int:
+    root = _root_key(args.root_key)
     now = args.at or datetime.now(UTC)
     entries = []
     for spec in args.signer:
