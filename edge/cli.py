@@ -6,8 +6,9 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
-from edge.contract.topics import check_slug
+from edge.contract.topics import DEFAULT_PREFIX, check_slug
 from edge.errors import GatepostError
 from edge.mqtt import BrokerUrl
 
@@ -30,6 +31,29 @@ def slug_arg(what: str) -> Callable[[str], str]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
+
+
+def instant_arg(text: str) -> datetime:
+    """argparse type for a point in time: ISO 8601 with a UTC offset."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset")
+    return at
+
+
+def add_broker_options(parser: argparse.ArgumentParser) -> None:
+    """--broker and --prefix, the same for every command that talks MQTT."""
+    parser.add_argument(
+        "--broker", type=broker_arg, default=BrokerUrl("127.0.0.1", 1883),
+        help="mqtt://host:port or mqtts://host:port (default: mqtt://127.0.0.1:1883)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--prefix", type=slug_arg("prefix"), default=DEFAULT_PREFIX,
+        help=f"topic prefix (default: {DEFAULT_PREFIX})",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

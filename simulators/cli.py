@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edge.cli import broker_arg, slug_arg
-from edge.contract.topics import DEFAULT_PREFIX, Site
+from edge.cli import add_broker_options, slug_arg
+from edge.contract.topics import Site
 from edge.lifecycle import stop_on_signals
-from edge.mqtt import BrokerUrl
 
 
 def add_demo(commands: Any) -> None:
@@ -54,18 +53,7 @@ def add_sim(commands: Any) -> None:
         description="Connect with a Last Will, publish a retained birth, heartbeats, and "
         "contract events from a seeded gate script; publish a clean offline on SIGTERM.",
     )
-    node.add_argument(
-        "--broker",
-        type=broker_arg,
-        default=BrokerUrl("127.0.0.1", 1883),
-        help="mqtt://host:port (default: mqtt://127.0.0.1:1883)",
-    )
-    node.add_argument(
-        "--prefix",
-        type=slug_arg("prefix"),
-        default=DEFAULT_PREFIX,
-        help=f"topic prefix (default: {DEFAULT_PREFIX})",
-    )
+    add_broker_options(node)
     node.add_argument("--site", type=slug_arg("site"), default="demo", help="site name")
     node.add_argument("--node", type=slug_arg("node"), default="g01", help="node name")
     node.add_argument(

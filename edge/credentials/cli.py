@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from edge.cli import instant_arg
 from edge.contract.documents import SignedRevocationList, SignedTrustList
 from edge.credentials.keys import TrustedKey
 from edge.credentials.trust import RevocationList, TrustList, root_keys_for, verify_document
@@ -35,7 +36,7 @@ def add_verify(commands: Any) -> None:
     parser.add_argument("code", nargs="?", help="the scanned text (HC1:…), or - for stdin")
     parser.add_argument(
         "--at",
-        type=_instant,
+        type=instant_arg,
         default=None,
         help="validation clock, ISO 8601 with offset (default: now; for "
         "--conformance: only cases without VALIDATIONCLOCK use it)",
@@ -54,16 +55,6 @@ def add_verify(commands: Any) -> None:
         "--conformance", type=Path, metavar="DIR", help="run the dgc-testdata cases found under DIR"
     )
     parser.set_defaults(run=_run_verify)  # fmt: skip
-
-
-def _instant(text: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
-    if at.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset")
-    return at
 
 
 def _run_verify(args: argparse.Namespace) -> int:

@@ -6,10 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from edge.cli import broker_arg, slug_arg
-from edge.contract.topics import DEFAULT_PREFIX
+from edge.cli import add_broker_options
 from edge.lifecycle import stop_on_signals
-from edge.mqtt import BrokerUrl
 from firmware_tools.issue import add_fw_commands
 from firmware_tools.watch import Watcher
 
@@ -22,19 +20,8 @@ def add_watch(commands: Any) -> None:
         "contract does not define and payloads that fail their model are printed with '!!' "
         "and the reason; watching goes on.",
     )
-    parser.add_argument(
-        "--broker",
-        type=broker_arg,
-        default=BrokerUrl("127.0.0.1", 1883),
-        help="mqtt://host:port or mqtts://host:port (default: mqtt://127.0.0.1:1883)",
-    )
-    parser.add_argument(
-        "--prefix",
-        type=slug_arg("prefix"),
-        default=DEFAULT_PREFIX,
-        help=f"topic prefix (default: {DEFAULT_PREFIX})",
-    )
-    parser.set_defaults(run=_run_watch)  # fmt: skip
+    add_broker_options(parser)
+    parser.set_defaults(run=_run_watch)
 
 
 def add_fw(commands: Any) -> None:

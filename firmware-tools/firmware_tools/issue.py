@@ -10,6 +10,7 @@ from typing import Any, get_args
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edge.cli import instant_arg
 from edge.contract.documents import (
     KeyUse,
     RevocationListBody,
@@ -50,7 +51,7 @@ def add_fw_commands(tools: Any) -> None:
     trust.add_argument("--issuer", required=True, help="issuer name the entries carry")
     trust.add_argument("--serial", type=int, required=True, help="greater than the last one")
     trust.add_argument("--valid-days", type=int, default=365)
-    trust.add_argument("--at", type=_instant, help="issue time (default: now)")
+    trust.add_argument("--at", type=instant_arg, help="issue time (default: now)")
     trust.add_argument("--out", type=Path, required=True)
     trust.set_defaults(run=_run_trust_list)
 
@@ -66,7 +67,7 @@ def add_fw_commands(tools: Any) -> None:
     revoke.add_argument("--cti", action="append", default=[], metavar="HEX")
     revoke.add_argument("--uvci", action="append", default=[], metavar="UVCI")
     revoke.add_argument("--serial", type=int, required=True, help="greater than the last one")
-    revoke.add_argument("--at", type=_instant, help="issue time (default: now)")
+    revoke.add_argument("--at", type=instant_arg, help="issue time (default: now)")
     revoke.add_argument("--out", type=Path, required=True)
     revoke.set_defaults(run=_run_revocations)
 
@@ -86,7 +87,7 @@ def add_fw_commands(tools: Any) -> None:
         required=True,
         help="file holding the site's secret for subject references",
     )
-    health.add_argument("--test-at", type=_instant, help="last negative nucleic-acid test")
+    health.add_argument("--test-at", type=instant_arg, help="last negative nucleic-acid test")
     household = kinds.add_parser("household-pass", help="a household's exit pass")
     household.add_argument("--household", required=True)
     household.add_argument("--weekly-exits", type=int, default=3)
@@ -97,20 +98,10 @@ def add_fw_commands(tools: Any) -> None:
         kind.add_argument("--name", required=True, help="full name; the code carries it masked")
         kind.add_argument("--key", type=Path, required=True, help="signing key (PEM)")
         kind.add_argument("--issuer", required=True, help="issuer name (iss claim)")
-        kind.add_argument("--at", type=_instant, help="issue time (default: now)")
+        kind.add_argument("--at", type=instant_arg, help="issue time (default: now)")
         kind.add_argument("--valid-hours", type=float, default=24.0)
         kind.add_argument("--png", type=Path, help="also write the QR code here")
         kind.set_defaults(run=_run_issue)  # fmt: skip
-
-
-def _instant(text: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
-    if at.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset")
-    return at
 
 
 def _run_keygen(args: argparse.Namespace) -> int:
