@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 
 import pytest
@@ -56,14 +57,19 @@ def test_sim_node__births_then_publishes_gap_free_events_then_dies_cleanly(
     assert isinstance(death, Death) and (death.reason, death.session) == ("shutdown", 1)
 
 
+def start_sim_node(broker: PrivateBroker, name: str) -> subprocess.Popen[bytes]:
+    """`gatepost sim node` as its own process, as the demo runs it."""
+    return spawn(python_module(
+        "edge.cli", "sim", "node", "--broker", str(broker.url), "--site", "north", "--node", name,
+    ))  # fmt: skip
+
+
 def test_sim_node__killed_process_leaves_its_last_will(
     broker: PrivateBroker, mqtt_subscriber: Subscriber
 ) -> None:
     status_topic = topics.status(SITE.node(Role.GATE, "g02"))
     mqtt_subscriber.subscribe(status_topic)
-    process = spawn(python_module(
-        "edge.cli", "sim", "node", "--broker", str(broker.url), "--site", "north", "--node", "g02",
-    ))  # fmt: skip
+    process = start_sim_node(broker, "g02")
     try:
         birth = catalogue.decode(status_topic, mqtt_subscriber.next(10).payload).payload
         assert isinstance(birth, Birth)
@@ -82,9 +88,7 @@ def test_sim_node__signal_publishes_clean_offline_and_exits_zero(
 ) -> None:
     status_topic = topics.status(SITE.node(Role.GATE, "g03"))
     mqtt_subscriber.subscribe(status_topic)
-    process = spawn(python_module(
-        "edge.cli", "sim", "node", "--broker", str(broker.url), "--site", "north", "--node", "g03",
-    ))  # fmt: skip
+    process = start_sim_node(broker, "g03")
     try:
         assert isinstance(
             catalogue.decode(status_topic, mqtt_subscriber.next(10).payload).payload, Birth

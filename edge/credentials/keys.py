@@ -6,7 +6,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -17,7 +17,6 @@ from edge.credentials import der
 from edge.errors import CredentialError
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
-ALL_USES: frozenset[KeyUse] = frozenset(get_args(KeyUse))
 DccType = Literal["dcc-test", "dcc-vaccination", "dcc-recovery"]
 DCC_USES: frozenset[KeyUse] = frozenset({"dcc-test", "dcc-vaccination", "dcc-recovery"})
 
