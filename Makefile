@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the system needs beside Python.
-DEBIAN_PACKAGES := mosquitto mosquitto-clients
+DEBIAN_PACKAGES := mosquitto mosquitto-clients chromium
 
 .PHONY: demo test lint deps lock clean
 

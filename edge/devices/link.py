@@ -1,0 +1,171 @@
+"""A serial part kept alive: opened by URL, reopened after an unplug, watched for faults.
+
+One thread per part. Readings go to `on_reading`; faults are raised and cleared
+through `on_fault` exactly once per change, so the node can turn each change into
+one device-fault event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import serial
+
+from edge.devices.base import (
+    DeviceError,
+    DeviceProfile,
+    Driver,
+    FrameFault,
+    Reading,
+    SerialStream,
+)
+
+log = logging.getLogger(__name__)
+
+FaultState = Literal["raised", "cleared"]
+DeviceState = Literal["ok", "fault", "unplugged", "disabled"]
+# How long one read may block: short, so a scan reaches the decision quickly and stop is prompt.
+READ_TIMEOUT_S = 0.02
+REOPEN_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class FaultChange:
+    """A fault of one device starting or ending."""
+
+    device: str
+    fault: str
+    state: FaultState
+    detail: str | None = None
+
+
+DriverFactory = Callable[[SerialStream, DeviceProfile], Driver]
+
+
+class DeviceLink:
+    """Keeps one serial part open and its faults known.
+
+    Args:
+        name: the device's name in events and status (scanner, thermometer…).
+        url: anything `serial.serial_for_url` opens.
+        profile: the part's profile; baud rate and fault timings come from it.
+        driver: builds the part's driver on an open stream.
+        on_reading: called on the link's thread for every reading.
+        on_fault: called on the link's thread for every fault change.
+        clock: monotonic seconds; a parameter so tests can drive time.
+    """
+
+    def __init__(
+        self, name: str, url: str, profile: DeviceProfile, driver: DriverFactory, *,
+        on_reading: Callable[[Reading], None], on_fault: Callable[[FaultChange], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.name = name
+        self.url = url
+        self.profile = profile
+        self._driver_factory = driver
+        self._on_reading = on_reading
+        self._on_fault = on_fault
+        self._clock = clock
+        self.faults: dict[str, str | None] = {}
+        self._last_good = clock()
+        self._last_frame_fault = 0.0
+        self._stuck_value: object | None = None
+        self._stuck_since = 0.0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> DeviceState:
+        if "unplugged" in self.faults:
+            return "unplugged"
+        return "fault" if self.faults else "ok"
+
+    def start(self, stop: threading.Event) -> None:
+        self._thread = threading.Thread(target=self.run, args=(stop,), name=self.name, daemon=True)
+        self._thread.start()
+
+    def join(self, timeout_s: float = 5.0) -> None:
+        if self._thread:
+            self._thread.join(timeout_s)
+
+    def run(self, stop: threading.Event) -> None:
+        """Open, set up and read the part until `stop` is set, reopening after every loss."""
+        while not stop.is_set():
+            try:
+                port = serial.serial_for_url(
+                    self.url, baudrate=self.profile.baudrate, timeout=READ_TIMEOUT_S
+                )
+            except (serial.SerialException, OSError, ValueError) as exc:
+                self._raise("unplugged", f"cannot open {self.url}: {exc}")
+                stop.wait(REOPEN_EVERY_S)
+                continue
+            try:
+                with port:
+                    self._serve(port, stop)
+            except (serial.SerialException, OSError) as exc:
+                self._raise("unplugged", f"{self.url}: {exc}")
+                stop.wait(REOPEN_EVERY_S)
+            except DeviceError as exc:
+                self._raise("setup", str(exc))
+                stop.wait(REOPEN_EVERY_S)
+
+    def _serve(self, port: SerialStream, stop: threading.Event) -> None:
+        driver = self._driver_factory(port, self.profile)
+        driver.setup()
+        self._clear("unplugged")
+        self._clear("setup")
+        self._last_good = self._clock()
+        while not stop.is_set():
+            items = driver.poll()
+            for item in items:
+                if isinstance(item, FrameFault):
+                    self._last_frame_fault = self._clock()
+                    self._raise(item.kind, item.detail)
+                else:
+                    self._good(driver, item)
+            self.check_timers()
+
+    def _good(self, driver: Driver, reading: Reading) -> None:
+        now = self._clock()
+        self._last_good = now
+        self._clear("timeout")
+        key = driver.stuck_key(reading)
+        if key is None or key != self._stuck_value:
+            self._stuck_value, self._stuck_since = key, now
+            self._clear("stuck")
+        self._on_reading(reading)
+
+    def check_timers(self) -> None:
+        """Raise or clear the faults that depend on time passing (called after every poll)."""
+        now, profile = self._clock(), self.profile
+        if now - self._last_frame_fault >= profile.clean_after_s:
+            for kind in ("garbage", "checksum", "overflow"):
+                self._clear(kind)
+        if profile.silence_fault_s and now - self._last_good >= profile.silence_fault_s:
+            self._raise("timeout", f"nothing valid for {now - self._last_good:.0f} s")
+        if (
+            profile.stuck_after_s
+            and self._stuck_value is not None
+            and now - self._stuck_since >= profile.stuck_after_s
+        ):
+            self._raise(
+                "stuck", f"same value {self._stuck_value} for {now - self._stuck_since:.0f} s"
+            )
+
+    def _raise(self, fault: str, detail: str | None) -> None:
+        if fault in self.faults:
+            return
+        self.faults[fault] = detail
+        log.warning("%s: %s: %s", self.name, fault, detail)
+        self._on_fault(FaultChange(self.name, fault, "raised", detail))
+
+    def _clear(self, fault: str) -> None:
+        if self.faults.pop(fault, "absent") == "absent":
+            return
+        log.info("%s: %s cleared", self.name, fault)
+        self._on_fault(FaultChange(self.name, fault, "cleared"))

@@ -1,0 +1,1 @@
+"""The gate node: devices to a decision, the barrier, a durable event, the volunteer console."""

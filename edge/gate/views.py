@@ -1,0 +1,155 @@
+"""What the volunteer console shows and sends: the Checkpoint it talks to, and its forms.
+
+The console (edge/gate/console) only ever sees these types, never the node's internals,
+so it can be tested against any Checkpoint and the node can change behind it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from edge.contract.base import BodyTemperature, Colour, ReasonCode, ShortText, Slug, VolunteerId
+from edge.contract.events import PlateNumber
+
+Outcome = Literal["allow", "hold", "deny"]
+Resolution = Literal["released", "registered", "referred", "turned-back"]
+IdNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{6,18}$")]
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DecisionView(_View):
+    """The gate's latest decision, as the volunteer sees it."""
+
+    passage_id: str
+    at: datetime
+    outcome: Outcome
+    colour: Colour | None
+    reasons: tuple[ReasonCode, ...]
+    credential: str
+    temperature_c: float | None = None
+    masked_name: str | None = Field(None, description="to compare with the ID card")
+    subject: Literal["person", "vehicle"] = "person"
+    vehicle_plate: str | None = None
+
+
+class OpenHold(_View):
+    """A person waiting at the gate for a volunteer."""
+
+    hold_id: str
+    passage_id: str
+    at: datetime
+    reasons: tuple[ReasonCode, ...]
+    colour: Colour | None
+    temperature_c: float | None = None
+    masked_name: str | None = None
+
+
+class Registration(_View):
+    """Manual registration of a person without a smartphone (or with a yellow code).
+
+    The ID number is never stored: the node keeps a keyed hash and its last 4 characters.
+    """
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    id_number: IdNumber
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{5,15}$")] | None = None
+    origin: ShortText | None = None
+    destination: ShortText | None = None
+    reason: ShortText | None = None
+    vehicle_plate: PlateNumber | None = None
+
+
+class HoldResolution(_View):
+    """How the volunteer ends a hold. `registration` is required for `registered`."""
+
+    resolution: Resolution
+    volunteer_id: VolunteerId
+    temperature_c: BodyTemperature | None = Field(None, description="re-measured temperature")
+    registration: Registration | None = None
+    note: ShortText | None = None
+
+
+class VehicleCheck(_View):
+    """A vehicle at the gate: its plate and each occupant's temperature."""
+
+    vehicle_plate: PlateNumber
+    direction: Literal["in", "out"] = "in"
+    occupant_temperatures_c: tuple[BodyTemperature, ...] = Field(min_length=1, max_length=60)
+    volunteer_id: VolunteerId
+
+
+class DisinfectionRound(_View):
+    volunteer_id: VolunteerId
+    area: Slug = "hut"
+    agent: ShortText | None = None
+
+
+class ShiftChange(_View):
+    """A shift started or ended by scanning a badge."""
+
+    action: Literal["start", "end"]
+    volunteer_id: VolunteerId
+    masked_name: str
+    at: datetime
+
+
+class NodeView(_View):
+    """The node's own health, shown in the console's status bar."""
+
+    site: str
+    node: str
+    broker_connected: bool
+    devices: dict[str, str] = Field(description="device name -> ok, fault, unplugged, disabled")
+    outbox_depth: int
+    outbox_capacity: int
+    volunteers_on_duty: tuple[str, ...]
+    trust_list_age_s: float | None
+
+
+class ConsoleUpdate(_View):
+    """Pushed to open consoles (server-sent events) whenever something changes."""
+
+    decision: DecisionView | None
+    holds: tuple[OpenHold, ...]
+    node: NodeView
+
+
+class Refusal(Exception):
+    """A console action the checkpoint refused; `reason` is a reason code the page translates."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class Checkpoint(Protocol):
+    """The gate as the console sees it. Every method is safe to call from any thread.
+
+    Actions raise Refusal (unknown hold, invalid badge…); they never lose an event:
+    each one is in the outbox before the method returns.
+    """
+
+    def update(self) -> ConsoleUpdate: ...
+
+    def wait_for_change(self, after: int, timeout_s: float) -> int:
+        """Block until the state's version exceeds `after` or the timeout passes; the version."""
+        ...
+
+    def resolve_hold(self, hold_id: str, resolution: HoldResolution) -> None: ...
+
+    def register(self, registration: Registration, volunteer_id: str) -> str:
+        """Register a person who has no code; returns the registration's event id."""
+        ...
+
+    def check_vehicle(self, check: VehicleCheck) -> DecisionView: ...
+
+    def change_shift(self, badge_text: str, action: Literal["start", "end"]) -> ShiftChange: ...
+
+    def log_disinfection(self, round_: DisinfectionRound) -> None: ...

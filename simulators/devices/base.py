@@ -1,0 +1,196 @@
+"""A simulated serial part: a pty behind a stable path, real byte timing, and fault modes.
+
+The node opens `path` (a symlink, like a udev rule's `/dev/gatepost-scanner`) with
+`serial_for_url`, exactly as on the Pi. Unplugging closes the pty, so the node's
+next read fails as a yanked USB adapter does; replugging makes a new pty and points
+the symlink at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from simulators.pty import PseudoTerminal
+
+log = logging.getLogger(__name__)
+
+BITS_PER_BYTE = 10  # 8N1: start bit, 8 data bits, stop bit
+
+
+@dataclass
+class Faults:
+    """Fault modes, switched on and off while the part runs.
+
+    Attributes:
+        garbage: bytes of line noise to send before the next frame (then back to 0).
+        split_frames: send every frame in two writes with a pause between them.
+        corrupt_next: frames to send with a broken checksum or corrupted byte.
+        stuck: repeat the last frame's value instead of a fresh one.
+        slow_factor: multiply the streaming interval (a slow or overloaded part).
+        silent: send nothing at all (a part that hangs but stays plugged in).
+    """
+
+    garbage: int = 0
+    split_frames: bool = False
+    corrupt_next: int = 0
+    stuck: bool = False
+    slow_factor: float = 1.0
+    silent: bool = False
+
+
+class SimulatedPart:
+    """Base of every simulated serial part.
+
+    Subclasses override `next_frame` (streaming parts), `reply` (parts that answer
+    commands) and `corrupt` (how a bad frame looks for this protocol).
+
+    Args:
+        path: where the symlink to the pty goes.
+        baudrate: the line speed; writes take as long as they would on the wire.
+        interval_s: period of streamed frames; None for a part that only answers or
+            sends when told (a scanner).
+    """
+
+    def __init__(self, path: Path, baudrate: int, interval_s: float | None = None) -> None:
+        self.path = path
+        self.baudrate = baudrate
+        self.interval_s = interval_s
+        self.faults = Faults()
+        self.received = bytearray()
+        self._pty: PseudoTerminal | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_stream = time.monotonic()
+
+    # What a subclass defines.
+    def next_frame(self) -> bytes | None:
+        """The next streamed frame, or None to send nothing this period."""
+        return None
+
+    def reply(self, command: bytes) -> bytes | None:
+        """Handle bytes the host sent; return the reply to send, if any.
+
+        Called with everything received so far that has not been consumed; the
+        subclass clears `self.received` of what it used.
+        """
+        del command
+        return None
+
+    def corrupt(self, frame: bytes) -> bytes:
+        """The frame as a line fault would damage it (default: last byte flipped)."""
+        return frame[:-1] + bytes([frame[-1] ^ 0xFF])
+
+    # Running.
+    def start(self) -> SimulatedPart:
+        self.plug()
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+        self.unplug()
+
+    def __enter__(self) -> SimulatedPart:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.stop()
+
+    def plug(self) -> None:
+        """Connect: a new pty, and the symlink pointed at it."""
+        with self._lock:
+            if self._pty:
+                return
+            self._pty = PseudoTerminal()
+            tmp = self.path.with_name(self.path.name + ".new")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            tmp.symlink_to(self._pty.path)
+            tmp.replace(self.path)
+            log.info("%s plugged in at %s -> %s", type(self).__name__, self.path, self._pty.path)
+
+    def unplug(self) -> None:
+        """Disconnect: the pty closes (the node's reads fail) and the path disappears."""
+        with self._lock:
+            if not self._pty:
+                return
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self._pty.close()
+            self._pty = None
+            log.info("%s unplugged", type(self).__name__)
+
+    @property
+    def plugged(self) -> bool:
+        return self._pty is not None
+
+    def send(self, frame: bytes) -> None:
+        """Send one frame as the part would, applying the current faults."""
+        with self._lock:
+            if not self._pty or self.faults.silent:
+                return
+            if self.faults.garbage:
+                self._write(os.urandom(self.faults.garbage))
+                self.faults.garbage = 0
+            if self.faults.corrupt_next:
+                frame = self.corrupt(frame)
+                self.faults.corrupt_next -= 1
+            if self.faults.split_frames and len(frame) > 1:
+                half = len(frame) // 2
+                self._write(frame[:half])
+                time.sleep(0.03)
+                frame = frame[half:]
+            self._write(frame)
+
+    def _write(self, data: bytes) -> None:
+        # Bytes take their time on the wire: 10 bits each at the configured baud rate.
+        assert self._pty is not None
+        with contextlib.suppress(OSError):
+            self._pty.write(data)
+        time.sleep(len(data) * BITS_PER_BYTE / self.baudrate)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                fd = self._pty.master_fd if self._pty else None
+            wait = self._until_next_stream()
+            if fd is None:
+                self._stop.wait(min(wait, 0.05))
+                continue
+            try:
+                ready, _, _ = select.select([fd], [], [], min(wait, 0.05))
+                if ready:
+                    self._receive(os.read(fd, 4096))
+            except OSError:
+                continue  # unplugged under us; the next loop sees it
+            if self.interval_s is not None and time.monotonic() >= self._next_stream:
+                self._next_stream = time.monotonic() + self.interval_s * self.faults.slow_factor
+                frame = self.next_frame()
+                if frame is not None:
+                    self.send(frame)
+
+    def _until_next_stream(self) -> float:
+        if self.interval_s is None:
+            return 0.05
+        return max(0.0, self._next_stream - time.monotonic())
+
+    def _receive(self, data: bytes) -> None:
+        self.received += data
+        answer = self.reply(bytes(self.received))
+        if answer:
+            self.send(answer)
