@@ -1,0 +1,208 @@
+"""The durable outbox: every event is committed to SQLite before anything acts on it.
+
+The MQTT client keeps unacknowledged messages in memory and drops them when full or
+when the process dies, so a node writes each event here first (WAL, synchronous FULL:
+on disk when `commit` returns), and deletes a row only after the broker acknowledged
+it. `seq` is assigned here, from 1 and without gaps, and never reused: it is kept in
+the `meta` table, not derived from the rows that are left.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edge.contract import topics
+from edge.contract.base import Event, new_event_id
+from edge.contract.catalogue import encode
+from edge.contract.topics import EventKind, Node
+from edge.errors import GatepostError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value NOT NULL
+);
+"""
+# Device-fault events may use this much room beyond the capacity, so the event that
+# says "the outbox is full" can itself be recorded.
+FAULT_HEADROOM = 100
+
+
+class OutboxError(GatepostError):
+    """The outbox could not record an event (full, or the disk refused the write)."""
+
+
+class OutboxFull(OutboxError):
+    """The outbox holds `capacity` unacknowledged events; nothing more is accepted."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One event waiting for the broker's acknowledgement."""
+
+    seq: int
+    topic: str
+    payload: bytes
+
+
+@dataclass
+class Batch:
+    """Events being added in one transaction: all of them are recorded, or none.
+
+    `ids(at)` gives the identity fields of the next event; `add(event)` queues it.
+    `meta` holds key/value updates committed in the same transaction (counters the
+    node keeps beside its events, such as the day's report counts).
+    """
+
+    next_seq: int
+    events: list[Event] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def ids(self, at: datetime) -> dict[str, Any]:
+        """`event_id`, `seq` and `node_time` for the next event created at `at`."""
+        seq = self.next_seq + len(self.events)
+        return {"event_id": new_event_id(at), "seq": seq, "node_time": at}
+
+    def add(self, event: Event) -> Event:
+        expected = self.next_seq + len(self.events)
+        if event.seq != expected:
+            raise ValueError(f"event seq {event.seq} is not the next one ({expected})")
+        self.events.append(event)
+        return event
+
+
+class Outbox:
+    """A node's outbox in one SQLite file.
+
+    Args:
+        path: the database file; created with its folder if missing.
+        node: the node whose events these are (their topics are built from it).
+        capacity: most unacknowledged events held; beyond it `transaction` raises
+            OutboxFull (device-fault events get a small headroom).
+        on_level: called after a commit with (depth, capacity), so the node can raise
+            its "outbox nearly full" fault.
+    """
+
+    def __init__(
+        self, path: Path, node: Node, capacity: int = 100_000,
+        on_level: Callable[[int, int], None] | None = None,
+    ) -> None:  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.node = node
+        self.capacity = capacity
+        self._on_level = on_level
+        self._lock = threading.Lock()
+        self._db = _connect(path)
+        self._db.executescript(SCHEMA)
+        self._last_seq = int(self.get_meta("last_seq", 0))
+        self.depth = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self, *, fault: bool = False) -> Iterator[Batch]:
+        """Add events atomically; they are on disk when the `with` block ends.
+
+        Raises:
+            OutboxFull: no room (device faults may use FAULT_HEADROOM more).
+            OutboxError: the database refused the write (disk full, I/O error).
+        """
+        with self._lock:
+            limit = self.capacity + (FAULT_HEADROOM if fault else 0)
+            if self.depth >= limit:
+                raise OutboxFull(f"outbox holds {self.depth} unsent events (capacity {limit})")
+            batch = Batch(next_seq=self._last_seq + 1)
+            yield batch
+            if not batch.events:
+                return
+            if self.depth + len(batch.events) > limit:
+                raise OutboxFull(f"outbox has room for {limit - self.depth} more events")
+            self._commit(batch)
+        if self._on_level:
+            self._on_level(self.depth, self.capacity)
+
+    def _commit(self, batch: Batch) -> None:
+        rows = [
+            (e.seq, topics.event(self.node, EventKind(e.kind)), encode(e)) for e in batch.events
+        ]
+        last = batch.events[-1].seq
+        try:
+            with self._db:
+                self._db.executemany("INSERT INTO outbox VALUES (?, ?, ?)", rows)
+                updates = {**batch.meta, "last_seq": last}
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", list(updates.items())
+                )
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{self.path}: cannot record events: {exc}") from exc
+        self._last_seq = last
+        self.depth += len(rows)
+
+    def add(self, build: Callable[[dict[str, Any]], Event], at: datetime) -> Event:
+        """Record one event; `build` gets the identity fields and returns the event."""
+        with self.transaction() as batch:
+            event = batch.add(build(batch.ids(at)))
+        return event
+
+    def after(self, seq: int, limit: int) -> list[Row]:
+        """Up to `limit` unacknowledged events with a seq above `seq`, oldest first."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+        return [Row(*r) for r in found]
+
+    def acknowledge(self, seqs: Sequence[int]) -> None:
+        """Delete events the broker has acknowledged."""
+        if not seqs:
+            return
+        with self._lock:
+            with self._db:
+                deleted = self._db.executemany(
+                    "DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs]
+                ).rowcount
+            self.depth -= deleted
+        if self._on_level:
+            self._on_level(self.depth, self.capacity)
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # check_same_thread off: every use goes through the outbox's lock.
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
+    db.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on the disk (WAL fsynced) before it returns, so an event
+    # survives power loss once the barrier has acted on it.
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
