@@ -44,9 +44,14 @@ def test_outbox__numbers_events_from_1_and_continues_after_a_restart(tmp_path: P
 
 def test_outbox__a_transaction_records_all_of_its_events_or_none(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "outbox.db", NODE)
-    with pytest.raises(RuntimeError), outbox.transaction() as batch:
-        batch.add(disinfection(batch.ids(T0)))
-        raise RuntimeError("the relay driver failed mid-way")
+
+    def fail_mid_way() -> None:
+        with outbox.transaction() as batch:
+            batch.add(disinfection(batch.ids(T0)))
+            raise RuntimeError("the relay driver failed mid-way")
+
+    with pytest.raises(RuntimeError):
+        fail_mid_way()
     with outbox.transaction() as batch:
         passage = batch.add(
             Passage(**batch.ids(T0), direction="in", outcome="allow", credential="none")
@@ -79,9 +84,13 @@ def test_outbox__a_disk_that_refuses_the_write_is_an_outbox_error_and_seq_is_not
     outbox.add(disinfection, T0)
     # A full disk looks like this to SQLite: the page limit is reached.
     outbox._db.execute("PRAGMA max_page_count = 1")
-    with pytest.raises(OutboxError, match="cannot record events"):
+
+    def fill() -> None:
         for _ in range(200):
             outbox.add(disinfection, T0)
+
+    with pytest.raises(OutboxError, match="cannot record events"):
+        fill()
     stored = outbox.last_seq
     outbox._db.execute("PRAGMA max_page_count = 1000000")
     assert outbox.add(disinfection, T0).seq == stored + 1
@@ -205,7 +214,7 @@ def test_uplink__keeps_events_through_a_broker_outage_and_sends_them_when_it_ret
     subscriber.close()
 
 
-def _last_status(broker: PrivateBroker) -> tuple[str, bytes]:
+def _last_status(broker: PrivateBroker) -> tuple[str, bytes | bytearray]:
     reader = Subscriber.connect(broker.url, "status-reader")
     reader.subscribe(topics.status(NODE))
     message = reader.next()
