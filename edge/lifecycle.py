@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import signal
 import threading
+import time
 from types import FrameType
 
 
@@ -17,3 +20,26 @@ def stop_on_signals(*signums: signal.Signals) -> threading.Event:
     for signum in signums or (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
     return stop
+
+
+class ProcessUsage:
+    """This process's resident memory and CPU share since the previous sample (for health)."""
+
+    def __init__(self) -> None:
+        self._sample = (time.monotonic(), _cpu_seconds())
+
+    def rss_bytes(self) -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def cpu_percent(self) -> float:
+        """Percent of one core used since the last call."""
+        now, cpu = time.monotonic(), _cpu_seconds()
+        then, cpu_then = self._sample
+        self._sample = (now, cpu)
+        return round(100 * (cpu - cpu_then) / max(now - then, 1e-3), 2)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

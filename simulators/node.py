@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
-import resource
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +35,7 @@ from edge.contract.events import (
 )
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import EventKind, Role, Site
+from edge.lifecycle import ProcessUsage
 from edge.mqtt import BrokerUrl, new_client, publish
 
 log = logging.getLogger(__name__)
@@ -190,7 +189,7 @@ class SimulatedGateNode:
         self.client.max_queued_messages_set(QUEUE_CAPACITY)
         self._unacked: set[int] = set()
         self._connected = threading.Event()
-        self._cpu_sample = (time.monotonic(), _cpu_seconds())
+        self._usage = ProcessUsage()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -274,24 +273,11 @@ class SimulatedGateNode:
         self._arm_will()
 
     def _health(self) -> Health:
-        now, cpu = time.monotonic(), _cpu_seconds()
-        then, cpu_then = self._cpu_sample
-        self._cpu_sample = (now, cpu)
-        uptime = now - self.started
+        uptime = time.monotonic() - self.started
         return Health(
             node_time=self.now(), session=self.session, uptime_s=round(uptime, 1),
             last_seq=self.script.seq, outbox_depth=len(self._unacked),
             outbox_capacity=QUEUE_CAPACITY,
-            rss_bytes=_rss_bytes(),
-            cpu_percent=round(100 * (cpu - cpu_then) / max(now - then, 1e-3), 2),
+            rss_bytes=self._usage.rss_bytes(), cpu_percent=self._usage.cpu_percent(),
         )  # fmt: skip
 
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
