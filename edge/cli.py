@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full parser; each package registers its own subcommands here."""
     # Imported here so that importing edge never drags in the tools and simulators.
     from edge.credentials import cli as credentials_cli
+    from edge.gate import cli as gate_cli
     from firmware_tools import cli as fw_cli
     from simulators import cli as sim_cli
 
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sim_cli.add_demo(commands)
     fw_cli.add_watch(commands)
+    gate_cli.add_edge(commands)
     sim_cli.add_sim(commands)
     credentials_cli.add_verify(commands)
     fw_cli.add_fw(commands)

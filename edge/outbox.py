@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edge.contract import topics
 from edge.contract.base import Event, new_event_id
@@ -26,6 +26,8 @@ from edge.contract.topics import EventKind, Node
 from edge.errors import GatepostError
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -78,7 +80,7 @@ class Batch:
         seq = self.next_seq + len(self.events)
         return {"event_id": new_event_id(at), "seq": seq, "node_time": at}
 
-    def add(self, event: Event) -> Event:
+    def add(self, event: E) -> E:
         expected = self.next_seq + len(self.events)
         if event.seq != expected:
             raise ValueError(f"event seq {event.seq} is not the next one ({expected})")

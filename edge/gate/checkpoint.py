@@ -1,0 +1,498 @@
+"""The gate's working state: scans and temperatures in, decisions and events out.
+
+Every path that changes the gate (a scan, a temperature, a console action, the cut-off
+hour) goes through one lock and one outbox transaction: the events and the local
+state they change (open holds, counts, household exits, volunteers on duty) are
+committed together, and only then does the barrier move.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from edge.contract.events import (
+    CheckpointCounts,
+    DailyReport,
+    DeviceFault,
+    Disinfection,
+    Hold,
+    HoldResolved,
+    Passage,
+    Shift,
+)
+from edge.contract.events import Registration as RegistrationEvent
+from edge.credentials.native import Badge
+from edge.credentials.verifier import Verdict, Verifier
+from edge.devices.base import CodeScan, Reading, TemperatureReading
+from edge.devices.link import FaultChange
+from edge.gate.daily import daily_report_fields, report_period, tally
+from edge.gate.decision import Attempt, Decision, GatePolicy, LocalState, decide, decide_vehicle
+from edge.gate.views import (
+    ConsoleUpdate,
+    DecisionView,
+    DisinfectionRound,
+    HoldResolution,
+    NodeView,
+    OpenHold,
+    Refusal,
+    Registration,
+    ShiftChange,
+    VehicleCheck,
+)
+from edge.outbox import Batch, Outbox, OutboxError
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["allow", "hold", "deny"]
+# Temperatures older than this are never used, whatever the policy says.
+READINGS_KEPT_S = 120.0
+PASSING_RESOLUTIONS = {"released", "registered"}
+
+
+class GateActions(Protocol):
+    """What the checkpoint moves: the barrier and the lamps/buzzer."""
+
+    def open_barrier(self) -> None: ...
+
+    def show(self, outcome: Outcome) -> None: ...
+
+
+@dataclass
+class _Pending:
+    """A code read, waiting for a temperature (at most the policy's window)."""
+
+    verdict: Verdict
+    at_wall: datetime
+    at: float
+
+
+@dataclass
+class LocalBook:
+    """State kept beside the events, in the outbox's meta table."""
+
+    counts: CheckpointCounts = field(default_factory=CheckpointCounts)
+    period_end: str = ""
+    holds: dict[str, OpenHold] = field(default_factory=dict)
+    on_duty: list[str] = field(default_factory=list)
+    week: str = ""
+    household_exits: dict[str, int] = field(default_factory=dict)
+
+    def dump(self) -> dict[str, str]:
+        return {
+            "counts": self.counts.model_dump_json(),
+            "period_end": self.period_end,
+            "holds": json.dumps([h.model_dump(mode="json") for h in self.holds.values()]),
+            "on_duty": json.dumps(self.on_duty),
+            "household": json.dumps({"week": self.week, "exits": self.household_exits}),
+        }
+
+    @classmethod
+    def load(cls, outbox: Outbox) -> LocalBook:
+        book = cls()
+        if counts := outbox.get_meta("counts"):
+            book.counts = CheckpointCounts.model_validate_json(counts)
+        book.period_end = outbox.get_meta("period_end", "")
+        holds = [OpenHold.model_validate(h) for h in json.loads(outbox.get_meta("holds", "[]"))]
+        book.holds = {h.hold_id: h for h in holds}
+        book.on_duty = json.loads(outbox.get_meta("on_duty", "[]"))
+        household = json.loads(outbox.get_meta("household", "{}"))
+        book.week, book.household_exits = household.get("week", ""), household.get("exits", {})
+        return book
+
+
+class GateCheckpoint:
+    """The gate: implements the console's Checkpoint and takes the devices' readings.
+
+    Args:
+        gate: this gate's name.
+        outbox: where every event is committed first.
+        verifier: checks codes and badges.
+        policy: fever, proof windows, quotas.
+        actions: the barrier and signals.
+        direction: which way this lane lets people.
+        zone: the site's time zone (report cut-off, household weeks).
+        cutoff_hour: the daily report's cut-off hour, local time.
+        id_hash_key: key for the keyed hash of ID numbers at registration.
+        node_view: the node's own status for the console.
+        on_event: called after every commit (wakes the uplink).
+        clock: wall clock (aware); monotonic: seconds for reading windows.
+    """
+
+    def __init__(
+        self, *, gate: str, outbox: Outbox, verifier: Verifier, policy: GatePolicy,
+        actions: GateActions, direction: Literal["in", "out"], zone: ZoneInfo,
+        cutoff_hour: int, id_hash_key: bytes, node_view: Callable[[], NodeView],
+        on_event: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.gate = gate
+        self.outbox = outbox
+        self.verifier = verifier
+        self.policy = policy
+        self.actions = actions
+        self.direction = direction
+        self.zone = zone
+        self.cutoff_hour = cutoff_hour
+        self._id_key = id_hash_key
+        self._node_view = node_view
+        self._on_event = on_event
+        self.clock = clock
+        self.monotonic = monotonic
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._version = 0
+        self._book = LocalBook.load(outbox)
+        self._readings: deque[TemperatureReading] = deque(maxlen=256)
+        self._pending: _Pending | None = None
+        self._recent_uses: dict[str, tuple[str, datetime]] = {}
+        self._last: DecisionView | None = None
+        if not self._book.period_end:
+            self._book.period_end = report_period(clock(), cutoff_hour, zone)[1].isoformat()
+
+    # Devices.
+    def on_reading(self, reading: Reading) -> None:
+        """A scan or a temperature from any device (called on the device's thread)."""
+        if isinstance(reading, CodeScan):
+            self._on_scan(reading)
+        else:
+            self._on_temperature(reading)
+
+    def _on_scan(self, scan: CodeScan) -> None:
+        now = self.clock()
+        verdict = self.verifier.verify(scan.text, now)
+        if verdict.ok and isinstance(verdict.credential, Badge):
+            action: Literal["start", "end"]
+            action = "end" if verdict.credential.volunteer in self._book.on_duty else "start"
+            self._shift(verdict, action)
+            return
+        with self._lock:
+            if self._pending is not None:
+                self._decide(self._pending)  # an earlier code never got its temperature
+            pending = _Pending(verdict, now, scan.at)
+            if self._reading_near(pending) or not self._waits_for_temperature(verdict):
+                self._decide(pending)
+            else:
+                self._pending = pending
+                self._touch()
+
+    def _on_temperature(self, reading: TemperatureReading) -> None:
+        with self._lock:
+            self._readings.append(reading)
+            if self._pending is not None and reading.body_c is not None:
+                pending, self._pending = self._pending, None
+                self._decide(pending)
+
+    def tick(self) -> None:
+        """Time passing: a code that waited too long for a temperature, the cut-off hour."""
+        with self._lock:
+            pending = self._pending
+            if pending and self.monotonic() - pending.at >= self.policy.temperature_window_s:
+                self._pending = None
+                self._decide(pending)
+            if self.clock() >= datetime.fromisoformat(self._book.period_end):
+                self._daily_report()
+
+    def on_fault(self, change: FaultChange) -> None:
+        """A device fault raised or cleared: one device-fault event, and the console told."""
+        self.record_fault(change.device, change.fault, change.state, change.detail)
+
+    def record_fault(
+        self, device: str, fault: str, state: Literal["raised", "cleared"], detail: str | None
+    ) -> None:
+        now = self.clock()
+        try:
+            with self._transaction(fault=True) as batch:
+                batch.add(
+                    DeviceFault(
+                        **batch.ids(now), device=device.replace("_", "-"), fault=fault,
+                        state=state, detail=detail[:200] if detail else None,
+                    )
+                )  # fmt: skip
+        except OutboxError:
+            log.exception("could not record %s %s %s", device, fault, state)
+
+    def on_exit_button(self) -> None:
+        """Someone leaving pressed the exit button: the barrier opens and it is counted."""
+        now = self.clock()
+        with self._transaction() as batch:
+            batch.add(
+                Passage(**batch.ids(now), direction="out", outcome="allow", credential="none")
+            )
+        self.actions.open_barrier()
+
+    # The decision path.
+    def _reading_near(self, pending: _Pending) -> bool:
+        window = self.policy.temperature_window_s
+        return any(
+            r.body_c is not None and abs(r.at - pending.at) <= window for r in self._readings
+        )
+
+    def _waits_for_temperature(self, verdict: Verdict) -> bool:
+        # A code that is refused or red is decided at once; no temperature changes that.
+        return verdict.ok and verdict.colour != "red"
+
+    def _decide(self, pending: _Pending) -> None:
+        self._pending = None
+        horizon = pending.at - READINGS_KEPT_S
+        readings = tuple(r for r in self._readings if r.at >= horizon)
+        attempt = Attempt(pending.verdict, pending.at_wall, pending.at, readings, self.direction)
+        state = LocalState(self.gate, dict(self._book.household_exits), dict(self._recent_uses))
+        decision = decide(attempt, self.policy, state, pending.at_wall)
+        self._act(decision, pending.at_wall)
+
+    def _act(self, decision: Decision, at: datetime) -> None:
+        try:
+            with self._transaction() as batch:
+                passage = self._passage_events(batch, decision, at)
+                if decision.household:
+                    self._count_exit(decision.household, at)
+        except OutboxError as exc:
+            # Nothing could be recorded, so nothing may open: the volunteer decides by hand.
+            log.error("decision not recorded: %s", exc)
+            self._show(DecisionView(
+                passage_id="0" * 26, at=at, outcome="hold", colour=decision.colour,
+                reasons=("outbox-full",), credential=decision.credential,
+                temperature_c=decision.temperature_c, masked_name=decision.masked_name,
+            ))  # fmt: skip
+            self.actions.show("hold")
+            return
+        if decision.code_key:
+            self._recent_uses[decision.code_key] = (self.gate, at)
+        if decision.outcome == "allow":
+            self.actions.open_barrier()
+        self.actions.show(decision.outcome)
+        self._show(DecisionView(
+            passage_id=passage.event_id, at=at, outcome=decision.outcome, colour=decision.colour,
+            reasons=decision.reasons, credential=decision.credential,
+            temperature_c=decision.temperature_c, masked_name=decision.masked_name,
+        ))  # fmt: skip
+
+    def _passage_events(self, batch: Batch, decision: Decision, at: datetime) -> Passage:
+        passage = Passage(
+            **batch.ids(at), direction=self.direction, outcome=decision.outcome,
+            colour=decision.colour, credential=decision.credential, reasons=decision.reasons,
+            temperature_c=decision.temperature_c, subject_ref=decision.subject_ref,
+        )  # fmt: skip
+        batch.add(passage)
+        if decision.outcome == "hold":
+            self._open_hold(batch, passage, decision.masked_name)
+        return passage
+
+    def _open_hold(self, batch: Batch, passage: Passage, masked_name: str | None) -> None:
+        hold = batch.add(
+            Hold(
+                **batch.ids(passage.node_time), passage_id=passage.event_id,
+                reasons=passage.reasons, colour=passage.colour,
+                temperature_c=passage.temperature_c, subject_ref=passage.subject_ref,
+            )
+        )  # fmt: skip
+        self._book.holds[hold.event_id] = OpenHold(
+            hold_id=hold.event_id, passage_id=passage.event_id, at=passage.node_time,
+            reasons=passage.reasons, colour=passage.colour,
+            temperature_c=passage.temperature_c, masked_name=masked_name,
+        )  # fmt: skip
+
+    def _count_exit(self, household: str, at: datetime) -> None:
+        year, week, _ = at.astimezone(self.zone).isocalendar()
+        label = f"{year}-W{week:02d}"
+        if self._book.week != label:
+            self._book.week, self._book.household_exits = label, {}
+        exits = self._book.household_exits
+        exits[household] = exits.get(household, 0) + 1
+
+    # The console (views.Checkpoint).
+    def update(self) -> ConsoleUpdate:
+        with self._lock:
+            return ConsoleUpdate(
+                decision=self._last, holds=tuple(self._book.holds.values()),
+                node=self._node_view(),
+            )  # fmt: skip
+
+    def wait_for_change(self, after: int, timeout_s: float) -> int:
+        with self._changed:
+            self._changed.wait_for(lambda: self._version > after, timeout_s)
+            return self._version
+
+    @property
+    def on_duty(self) -> tuple[str, ...]:
+        return tuple(self._book.on_duty)
+
+    def resolve_hold(self, hold_id: str, resolution: HoldResolution) -> None:
+        now = self.clock()
+        with self._lock:
+            hold = self._book.holds.get(hold_id)
+            if hold is None:
+                raise Refusal("unknown-hold", f"no open hold {hold_id}")
+            self._check_resolution(hold, resolution)
+            with self._transaction() as batch:
+                registration_id = None
+                if resolution.registration is not None:
+                    registration_id = self._registration(
+                        batch, resolution.registration, resolution.volunteer_id, hold_id, now
+                    )
+                batch.add(
+                    HoldResolved(
+                        **batch.ids(now), hold_id=hold_id, resolution=resolution.resolution,
+                        volunteer_id=resolution.volunteer_id,
+                        temperature_c=resolution.temperature_c,
+                        registration_id=registration_id, note=resolution.note,
+                    )
+                )  # fmt: skip
+                del self._book.holds[hold_id]
+        if resolution.resolution in PASSING_RESOLUTIONS:
+            self.actions.open_barrier()
+            self.actions.show("allow")
+
+    def _check_resolution(self, hold: OpenHold, resolution: HoldResolution) -> None:
+        if resolution.resolution == "registered" and resolution.registration is None:
+            raise Refusal("registration-missing", "fill in the registration form first")
+        if resolution.resolution != "released":
+            return
+        if "yellow-code" in hold.reasons or "no-code" in hold.reasons:
+            raise Refusal("registration-missing", "register this person instead of releasing")
+        temperature = resolution.temperature_c
+        fever_like = {"fever", "re-measure", "temperature-implausible", "measure-temperature"}
+        if fever_like & set(hold.reasons) and temperature is None:
+            raise Refusal("measure-temperature", "enter the re-measured temperature")
+        if temperature is not None and temperature >= self.policy.fever_c:
+            raise Refusal("fever", f"{temperature:.1f} °C: refer or turn back")
+
+    def register(self, registration: Registration, volunteer_id: str) -> str:
+        now = self.clock()
+        with self._transaction() as batch:
+            return self._registration(batch, registration, volunteer_id, None, now)
+
+    def _registration(
+        self, batch: Batch, form: Registration, volunteer_id: str, hold_id: str | None,
+        at: datetime,
+    ) -> str:  # fmt: skip
+        id_number = form.id_number.upper()
+        event = batch.add(
+            RegistrationEvent(
+                **batch.ids(at), name=form.name,
+                id_hash=hmac.new(self._id_key, id_number.encode(), hashlib.sha256).hexdigest(),
+                id_last4=id_number[-4:], phone=form.phone, origin=form.origin,
+                destination=form.destination, reason=form.reason,
+                vehicle_plate=form.vehicle_plate, hold_id=hold_id, volunteer_id=volunteer_id,
+            )
+        )  # fmt: skip
+        return event.event_id
+
+    def check_vehicle(self, check: VehicleCheck) -> DecisionView:
+        now = self.clock()
+        outcome, reasons = decide_vehicle(check.occupant_temperatures_c, self.policy)
+        highest = max(check.occupant_temperatures_c)
+        with self._lock:
+            with self._transaction() as batch:
+                passage = batch.add(
+                    Passage(
+                        **batch.ids(now), direction=check.direction, subject="vehicle",
+                        outcome=outcome, colour=None, credential="none", reasons=reasons,
+                        temperature_c=highest, vehicle_plate=check.vehicle_plate,
+                        occupants=len(check.occupant_temperatures_c),
+                    )
+                )  # fmt: skip
+                if outcome == "hold":
+                    self._open_hold(batch, passage, None)
+            view = DecisionView(
+                passage_id=passage.event_id, at=now, outcome=outcome, colour=None,
+                reasons=reasons, credential="none", temperature_c=highest,
+                subject="vehicle", vehicle_plate=check.vehicle_plate,
+            )  # fmt: skip
+            self._show(view)
+        if outcome == "allow":
+            self.actions.open_barrier()
+        self.actions.show(outcome)
+        return view
+
+    def change_shift(self, badge_text: str, action: Literal["start", "end"]) -> ShiftChange:
+        verdict = self.verifier.verify(badge_text.strip(), self.clock())
+        if not verdict.ok:
+            raise Refusal(verdict.reasons[0], verdict.detail)
+        if not isinstance(verdict.credential, Badge):
+            raise Refusal("not-a-badge", "scan a volunteer badge")
+        return self._shift(verdict, action)
+
+    def _shift(self, verdict: Verdict, action: Literal["start", "end"]) -> ShiftChange:
+        badge = verdict.credential
+        assert isinstance(badge, Badge)
+        now = self.clock()
+        with self._transaction() as batch:
+            on_duty = [v for v in self._book.on_duty if v != badge.volunteer]
+            self._book.on_duty = [*on_duty, badge.volunteer] if action == "start" else on_duty
+            batch.add(
+                Shift(
+                    **batch.ids(now), action=action, volunteer_id=badge.volunteer,
+                    role=badge.role,
+                )
+            )  # fmt: skip
+        return ShiftChange(
+            action=action, volunteer_id=badge.volunteer, masked_name=badge.name, at=now
+        )
+
+    def log_disinfection(self, round_: DisinfectionRound) -> None:
+        now = self.clock()
+        with self._transaction() as batch:
+            batch.add(
+                Disinfection(
+                    **batch.ids(now), volunteer_id=round_.volunteer_id, area=round_.area,
+                    agent=round_.agent,
+                )
+            )  # fmt: skip
+
+    # Daily report.
+    def _daily_report(self) -> None:
+        period_end = datetime.fromisoformat(self._book.period_end)
+        period = report_period(period_end - timedelta(microseconds=1), self.cutoff_hour, self.zone)
+        fields = daily_report_fields(period, self._book.counts)
+        with self._transaction(fault=True) as batch:
+            batch.add(DailyReport(**batch.ids(self.clock()), **fields))
+            self._book.counts = CheckpointCounts()
+            # A node that was off across several cut-offs reports the period it held
+            # counts for, then starts the current one.
+            self._book.period_end = report_period(self.clock(), self.cutoff_hour, self.zone)[
+                1
+            ].isoformat()
+
+    # Recording.
+    @contextmanager
+    def _transaction(self, *, fault: bool = False) -> Iterator[Batch]:
+        """One outbox transaction that also commits the local book and the day's counts."""
+        with self._lock:
+            # The book changes with the events or not at all.
+            saved = copy.deepcopy(self._book)
+            try:
+                with self.outbox.transaction(fault=fault) as batch:
+                    yield batch
+                    for event in batch.events:
+                        self._book.counts = tally(self._book.counts, event)
+                    batch.meta.update(self._book.dump())
+            except BaseException:
+                self._book = saved
+                raise
+            self._touch()
+        self._on_event()
+
+    def _show(self, view: DecisionView) -> None:
+        with self._lock:
+            self._last = view
+            self._touch()
+
+    def _touch(self) -> None:
+        with self._changed:
+            self._version += 1
+            self._changed.notify_all()

@@ -1,0 +1,274 @@
+"""A gate node's configuration file: one model per section, checked whole at start.
+
+Unknown keys are refused and every error names its field path, so a technician
+sees "devices.scanner.url: …" rather than a stack trace. Secrets (the key for ID
+number hashes) come from a file or the environment, never from the config itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from edge.contract.base import Slug
+from edge.contract.topics import DEFAULT_PREFIX, Node, Role, Site
+from edge.credentials.dcc import DccRules
+from edge.devices.base import DeviceProfile
+from edge.devices.registry import load_profile
+from edge.errors import GatepostError
+from edge.gate.actuators import GpioConfig
+from edge.gate.decision import GatePolicy
+from edge.mqtt import BrokerUrl
+from edge.uplink import UplinkSettings
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "hardware" / "profiles"
+
+
+class ConfigError(GatepostError):
+    """The configuration file cannot be used; the message names the file and each field."""
+
+
+def _broker_url(value: str) -> str:
+    BrokerUrl.parse(value)
+    return value
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a time zone name such as Asia/Shanghai") from None
+    return value
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSection(Section):
+    site: Slug = Field(description="the site's topic segment")
+    name: Slug = Field(description="this gate's name (a topic segment), e.g. g01")
+    prefix: Slug = Field(DEFAULT_PREFIX, description="topic prefix")
+    timezone: Annotated[str, AfterValidator(_zone)] = Field(
+        "Asia/Shanghai", description="the site's local time, for report cut-offs and weeks"
+    )
+    direction: Literal["in", "out"] = Field("in", description="which way this lane lets people")
+    state_dir: Path = Field(
+        Path("/var/lib/gatepost"), description="outbox, trust lists and keys live here"
+    )
+
+
+class BrokerSection(Section):
+    url: Annotated[str, AfterValidator(_broker_url)] = Field(
+        "mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://host:port"
+    )
+    keepalive_s: int = Field(10, ge=2, le=600, description="the broker declares us lost after 1.5x")
+    heartbeat_s: int = Field(10, ge=1, le=3600, description="seconds between health messages")
+    reconnect_max_s: float = Field(30.0, ge=0.1, le=600, description="longest wait between tries")
+    window: int = Field(1000, ge=1, le=20_000, description="events in flight per connection")
+
+    def settings(self) -> UplinkSettings:
+        return UplinkSettings(
+            BrokerUrl.parse(self.url), keepalive_s=self.keepalive_s,
+            heartbeat_s=self.heartbeat_s, reconnect_min_s=min(1.0, self.reconnect_max_s),
+            reconnect_max_s=self.reconnect_max_s, window=self.window,
+        )  # fmt: skip
+
+
+class DeviceSection(Section):
+    url: str = Field(
+        min_length=1,
+        description="serial URL: /dev/ttyUSB0, /dev/gatepost-scanner, socket://host:port, …",
+    )
+    profile: str = Field(
+        description="a file in hardware/profiles (without .yaml), or a path to a profile file"
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of profile fields for this one unit"
+    )
+
+    def load(self) -> DeviceProfile:
+        """The profile, with this unit's overrides applied and validated."""
+        path = Path(self.profile)
+        if not path.suffix:
+            path = PROFILES_DIR / f"{self.profile}.yaml"
+        profile = load_profile(path)
+        if not self.settings:
+            return profile
+        return load_profile({**profile.model_dump(), **self.settings})
+
+
+class CameraSection(Section):
+    source: int | str = Field(description="V4L2 index (0) or a capture URL or file")
+    profile: str = Field("usb-camera", description="profile in hardware/profiles")
+
+
+class DevicesSection(Section):
+    scanner: DeviceSection | None = None
+    thermometer: DeviceSection | None = None
+    thermal_array: DeviceSection | None = None
+    camera: CameraSection | None = None
+
+    @model_validator(mode="after")
+    def _one_device_per_port(self) -> Self:
+        seen: dict[str, str] = {}
+        for name in ("scanner", "thermometer", "thermal_array"):
+            section = getattr(self, name)
+            if section is None:
+                continue
+            if section.url in seen:
+                raise ValueError(
+                    f"{seen[section.url]} and {name} are both on {section.url}; "
+                    "each part needs its own serial port"
+                )
+            seen[section.url] = name
+        if not (self.scanner or self.camera):
+            raise ValueError("a gate needs a scanner or a camera to read codes")
+        return self
+
+
+class TrustSection(Section):
+    root_keys: tuple[Path, ...] = Field(
+        min_length=1, description="PEM files of the site root public keys (sign the lists)"
+    )
+    max_age_h: float = Field(48.0, gt=0, le=24 * 90, description="older lists are reported")
+
+
+class OutboxSection(Section):
+    capacity: int = Field(100_000, ge=10, le=10_000_000, description="unsent events kept")
+    warn_fraction: float = Field(0.8, gt=0, lt=1, description="raise a fault at this fill level")
+
+
+class ConsoleSection(Section):
+    enabled: bool = True
+    host: str = Field("0.0.0.0", description="where the volunteer console listens")  # noqa: S104
+    port: int = Field(8080, ge=0, le=65535, description="0: any free port")
+    language: Literal["zh", "en"] = "zh"
+
+
+class ReportSection(Section):
+    cutoff_hour: int = Field(0, ge=0, le=23, description="daily report cut-off, site local time")
+
+
+class SecretsSection(Section):
+    id_hash_key_file: Path | None = Field(
+        None, description="file holding the key for ID number hashes (32+ bytes)"
+    )
+    id_hash_key_env: str = Field(
+        "GATEPOST_ID_HASH_KEY", description="or this environment variable (hex)"
+    )
+
+    def id_hash_key(self) -> bytes:
+        if self.id_hash_key_file is not None:
+            key = self.id_hash_key_file.read_bytes().strip()
+        else:
+            key = bytes.fromhex(os.environ.get(self.id_hash_key_env, ""))
+        if len(key) < 32:
+            raise ConfigError(
+                f"the ID hash key must be at least 32 bytes (from {self.id_hash_key_file} "
+                f"or ${self.id_hash_key_env})"
+            )
+        return key
+
+
+class GateConfig(Section):
+    """Everything a gate node needs; `gatepost edge run --config FILE` reads it."""
+
+    node: NodeSection
+    broker: BrokerSection = BrokerSection()
+    devices: DevicesSection
+    gpio: GpioConfig
+    policy: GatePolicy = GatePolicy()
+    dcc_rules: DccRules = DccRules()
+    trust: TrustSection
+    outbox: OutboxSection = OutboxSection()
+    console: ConsoleSection = ConsoleSection()
+    report: ReportSection = ReportSection()
+    secrets: SecretsSection = SecretsSection()
+
+    @property
+    def node_id(self) -> Node:
+        return Site(self.node.site, self.node.prefix).node(Role.GATE, self.node.name)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.node.timezone)
+
+    def config_hash(self) -> str:
+        """Short hash of the effective config, carried in every birth."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_config(path: Path) -> GateConfig:
+    """Read and validate a gate config file (YAML or JSON).
+
+    Relative paths in it are taken from the file's folder.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or fails validation; every failing
+            field is named by its path.
+    """
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of sections")
+    _resolve_paths(data, path.parent)
+    try:
+        config = GateConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}:\n" + "\n".join(_problems(exc))) from None
+    for name in ("scanner", "thermometer", "thermal_array"):
+        section = getattr(config.devices, name)
+        if section is None:
+            continue
+        try:
+            section.load()
+        except (GatepostError, ValueError, OSError) as exc:
+            raise ConfigError(f"{path}:\n  devices.{name}.profile: {exc}") from None
+    return config
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        lines.append(f"  {where}: {error['msg']}")
+    return lines
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    # Relative paths are relative to the config file, not to wherever the node started.
+    node = data.get("node")
+    if isinstance(node, dict) and isinstance(node.get("state_dir"), str):
+        node["state_dir"] = str(base / node["state_dir"])
+    trust = data.get("trust")
+    if isinstance(trust, dict) and isinstance(trust.get("root_keys"), list):
+        trust["root_keys"] = [
+            str(base / k) if isinstance(k, str) else k for k in trust["root_keys"]
+        ]
+    secrets = data.get("secrets")
+    if isinstance(secrets, dict) and isinstance(secrets.get("id_hash_key_file"), str):
+        secrets["id_hash_key_file"] = str(base / secrets["id_hash_key_file"])
+    devices = data.get("devices")
+    if isinstance(devices, dict):
+        for section in devices.values():
+            profile = section.get("profile") if isinstance(section, dict) else None
+            if isinstance(profile, str) and Path(profile).suffix:
+                section["profile"] = str(base / profile)

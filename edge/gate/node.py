@@ -1,0 +1,298 @@
+"""`gatepost edge run`: a gate node, started as a flat list of steps and stopped in reverse."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from edge.contract import topics
+from edge.contract.catalogue import Message
+from edge.contract.documents import SignedNodeConfig, SignedRevocationList, SignedTrustList
+from edge.contract.presence import Birth, DeviceState, Health
+from edge.contract.topics import Role
+from edge.credentials.store import TrustStore
+from edge.credentials.trust import DocumentRefused, root_keys_for
+from edge.credentials.verifier import Verifier
+from edge.devices.camera.reader import CameraLink
+from edge.devices.link import DeviceLink
+from edge.devices.registry import DRIVERS
+from edge.gate.checkpoint import GateCheckpoint
+from edge.gate.config import ConfigError, GateConfig
+from edge.gate.gpio.gateio import GateIO
+from edge.gate.remote import NodeConfigStore
+from edge.gate.views import NodeView, Outcome
+from edge.lifecycle import ProcessUsage
+from edge.outbox import Outbox
+from edge.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1
+
+
+class _Actions:
+    """The checkpoint's view of the gate's pins."""
+
+    def __init__(self, io: GateIO) -> None:
+        self.io = io
+
+    def open_barrier(self) -> None:
+        self.io.barrier.open()
+
+    def show(self, outcome: Outcome) -> None:
+        self.io.show(outcome)
+
+
+class GateNode:
+    """One gate: devices, decision, barrier, outbox, uplink and console.
+
+    Args:
+        config: the validated configuration.
+        pin_factory: gpiozero pin factory (a test's MockFactory); None: from the config.
+        clock: wall clock (aware).
+    """
+
+    def __init__(
+        self, config: GateConfig, *, pin_factory: Any = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:  # fmt: skip
+        self.config = config
+        self.node = config.node_id
+        self.clock = clock
+        self.pin_factory = pin_factory
+        self.started = clock()
+        self.usage = ProcessUsage()
+        self.links: list[DeviceLink | CameraLink] = []
+        self.io: GateIO | None = None
+        self.console: Any = None
+        self.console_url: str | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._outbox_faults: set[str] = set()
+        self._document_faults: set[str] = set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set; every step that started is undone on the way out."""
+        self._stop = stop
+        try:
+            self.init_outbox()
+            self.init_trust()
+            self.init_gpio()
+            self.init_checkpoint()
+            self.init_devices()
+            self.init_uplink()
+            self.init_console()
+            log.info("gate %s running", self.node)
+            while not stop.wait(TICK_S):
+                self.checkpoint.tick()
+                self._watch_outbox()
+        finally:
+            self.shutdown()
+
+    def init_outbox(self) -> None:
+        state = self.config.node.state_dir
+        self.outbox = Outbox(state / "outbox.db", self.node, self.config.outbox.capacity)
+
+    def init_trust(self) -> None:
+        keys: list[Ed25519PublicKey] = []
+        for path in self.config.trust.root_keys:
+            key = load_pem_public_key(path.read_bytes())
+            if not isinstance(key, Ed25519PublicKey):
+                raise ConfigError(f"trust.root_keys: {path} is not an Ed25519 public key")
+            keys.append(key)
+        root_keys = root_keys_for(keys)
+        state = self.config.node.state_dir
+        self.trust = TrustStore(root_keys, state / "trust")
+        for refusal in self.trust.load(self.clock()):
+            log.warning("kept trust state refused: %s", refusal)
+        self.remote_config = NodeConfigStore(root_keys, state / "config.json", self.config)
+        self.remote_config.load(self.clock())
+        self.verifier = Verifier(self.trust, self.config.dcc_rules)
+
+    def init_gpio(self) -> None:
+        # The relay goes to rest first; the checkpoint it calls back into comes next.
+        self.io = GateIO(
+            self.config.gpio,
+            on_exit=lambda: self.checkpoint.on_exit_button(),  # noqa: PLW0108
+            on_fault=lambda change: self.checkpoint.on_fault(change),  # noqa: PLW0108
+            pin_factory=self.pin_factory,
+        )
+
+    def init_checkpoint(self) -> None:
+        assert self.io is not None
+        effective = self.remote_config.effective
+        self.checkpoint = GateCheckpoint(
+            gate=self.node.name, outbox=self.outbox, verifier=self.verifier,
+            policy=effective.policy, actions=_Actions(self.io),
+            direction=self.config.node.direction, zone=self.config.zone,
+            cutoff_hour=effective.report.cutoff_hour,
+            id_hash_key=self.config.secrets.id_hash_key(), node_view=self.node_view,
+            on_event=lambda: self.uplink.wake() if hasattr(self, "uplink") else None,
+            clock=self.clock,
+        )  # fmt: skip
+
+    def init_devices(self) -> None:
+        devices = self.config.devices
+        for name in ("scanner", "thermometer", "thermal_array"):
+            section = getattr(devices, name)
+            if section is None:
+                continue
+            profile = section.load()
+            link = DeviceLink(
+                name.replace("_", "-"), section.url, profile, DRIVERS[profile.part],
+                on_reading=self.checkpoint.on_reading, on_fault=self.checkpoint.on_fault,
+            )  # fmt: skip
+            link.start(self._stop)
+            self.links.append(link)
+        if devices.camera is not None:
+            camera = CameraLink.from_config(
+                devices.camera, on_reading=self.checkpoint.on_reading,
+                on_fault=self.checkpoint.on_fault,
+            )  # fmt: skip
+            camera.start(self._stop)
+            self.links.append(camera)
+
+    def init_uplink(self) -> None:
+        site = self.node.site
+        self.uplink = Uplink(
+            self.config.broker.settings(), self.node, self.outbox,
+            birth=self.birth, health=self.health,
+            downlink=(topics.config(site, self.node.name), topics.trust(site),
+                      topics.revocations(site)),
+            on_document=self.on_document,
+        )  # fmt: skip
+        self._start_thread("uplink", self.uplink.run)
+
+    def init_console(self) -> None:
+        settings = self.config.console
+        if not settings.enabled:
+            return
+        from edge.gate.console.app import create_app
+        from edge.gate.console.server import ConsoleServer
+
+        app = create_app(self.checkpoint, language=settings.language)
+        self.console = ConsoleServer(app, settings.host, settings.port)
+        self.console.start()
+        self.console_url = self.console.url
+        log.info("volunteer console at %s", self.console_url)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        if self.console is not None:
+            self.console.stop()
+        for thread in self._threads:
+            thread.join(15)
+        for link in self.links:
+            link.join()
+        if self.io is not None:
+            self.io.close()
+        if hasattr(self, "outbox"):
+            self.outbox.close()
+        log.info("gate %s stopped", self.node)
+
+    def _start_thread(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        thread = threading.Thread(target=target, args=(self._stop,), name=name)
+        thread.start()
+        self._threads.append(thread)
+
+    # Presence.
+    def devices(self) -> dict[str, DeviceState]:
+        states: dict[str, DeviceState] = {link.name: link.state for link in self.links}
+        states["outbox"] = "fault" if self._outbox_faults else "ok"
+        return states
+
+    def birth(self, session: int) -> Birth:
+        now = self.clock()
+        return Birth(
+            session=session, node_time=now, role=Role.GATE, version=version("gatepost"),
+            config_hash=self.remote_config.effective_hash(), devices=self.devices(),
+            trust_list_age_s=self.trust.trust_list_age_s(now),
+            heartbeat_s=self.config.broker.heartbeat_s,
+        )  # fmt: skip
+
+    def health(self, session: int) -> Health:
+        now = self.clock()
+        return Health(
+            node_time=now, session=session,
+            uptime_s=round((now - self.started).total_seconds(), 1),
+            last_seq=self.outbox.last_seq, outbox_depth=self.outbox.depth,
+            outbox_capacity=self.outbox.capacity, devices=self.devices(),
+            trust_list_age_s=self.trust.trust_list_age_s(now),
+            rss_bytes=self.usage.rss_bytes(), cpu_percent=self.usage.cpu_percent(),
+        )  # fmt: skip
+
+    def node_view(self) -> NodeView:
+        return NodeView(
+            site=self.node.site.name, node=self.node.name,
+            broker_connected=hasattr(self, "uplink") and self.uplink.connected,
+            devices=dict(self.devices()), outbox_depth=self.outbox.depth,
+            outbox_capacity=self.outbox.capacity, volunteers_on_duty=self.checkpoint.on_duty,
+            trust_list_age_s=self.trust.trust_list_age_s(self.clock()),
+        )  # fmt: skip
+
+    # Signed documents from the provisioning side.
+    def on_document(self, message: Message) -> None:
+        document = message.payload
+        now = self.clock()
+        try:
+            if isinstance(document, SignedTrustList | SignedRevocationList):
+                self.trust.apply(document, now)
+            elif isinstance(document, SignedNodeConfig):
+                self.remote_config.apply(document, now)
+                self.checkpoint.policy = self.remote_config.effective.policy
+                self.checkpoint.cutoff_hour = self.remote_config.effective.report.cutoff_hour
+            else:
+                return
+        except DocumentRefused as refused:
+            if refused.reason == "stale-serial" and self._held_serial(document) == refused.serial:
+                return  # the retained copy of what we hold, delivered again on subscribe
+            self._document_fault(_device_of(document), str(refused))
+            return
+        except ConfigError as refused:
+            self._document_fault("config", str(refused))
+            return
+        if _device_of(document) in self._document_faults:
+            self._document_faults.discard(_device_of(document))
+            self.checkpoint.record_fault(_device_of(document), "refused", "cleared", None)
+
+    def _document_fault(self, device: str, detail: str) -> None:
+        # Each refused document is its own incident, so each one is reported.
+        log.warning("%s", detail)
+        self._document_faults.add(device)
+        self.checkpoint.record_fault(device, "refused", "raised", detail)
+
+    def _held_serial(self, document: Any) -> int:
+        if isinstance(document, SignedTrustList):
+            return self.trust.trust_list.serial
+        if isinstance(document, SignedRevocationList):
+            return self.trust.revocations.serial
+        return self.remote_config.serial
+
+    def _watch_outbox(self) -> None:
+        depth, capacity = self.outbox.depth, self.outbox.capacity
+        warn = self.config.outbox.warn_fraction * capacity
+        for fault, raised in (("nearly-full", depth >= warn), ("full", depth >= capacity)):
+            state: Literal["raised", "cleared"] | None = None
+            if raised and fault not in self._outbox_faults:
+                self._outbox_faults.add(fault)
+                state = "raised"
+            elif not raised and fault in self._outbox_faults:
+                self._outbox_faults.discard(fault)
+                state = "cleared"
+            if state:
+                self.checkpoint.record_fault(
+                    "outbox", fault, state, f"{depth} of {capacity} unsent"
+                )
+
+
+def _device_of(document: Any) -> str:
+    if isinstance(document, SignedNodeConfig):
+        return "config"
+    return "trust-list" if isinstance(document, SignedTrustList) else "revocations"
