@@ -30,7 +30,7 @@ from edge.credentials.dcc import DccRules
 from edge.devices.base import DeviceProfile
 from edge.devices.registry import load_profile
 from edge.errors import GatepostError
-from edge.gate.actuators import GpioConfig
+from edge.gate.gpio.config import GpioConfig
 from edge.gate.decision import GatePolicy
 from edge.mqtt import BrokerUrl
 from edge.uplink import UplinkSettings
@@ -191,7 +191,7 @@ class GateConfig(Section):
     node: NodeSection
     broker: BrokerSection = BrokerSection()
     devices: DevicesSection
-    gpio: GpioConfig
+    gpio: GpioConfig = GpioConfig()
     policy: GatePolicy = GatePolicy()
     dcc_rules: DccRules = DccRules()
     trust: TrustSection

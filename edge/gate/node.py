@@ -23,11 +23,11 @@ from edge.credentials.verifier import Verifier
 from edge.devices.camera.reader import CameraLink
 from edge.devices.link import DeviceLink
 from edge.devices.registry import DRIVERS
-from edge.gate.checkpoint import GateCheckpoint
+from edge.gate.checkpoint import GateCheckpoint, PinActions
 from edge.gate.config import ConfigError, GateConfig
 from edge.gate.gpio.gateio import GateIO
 from edge.gate.remote import NodeConfigStore
-from edge.gate.views import NodeView, Outcome
+from edge.gate.views import NodeView
 from edge.lifecycle import ProcessUsage
 from edge.outbox import Outbox
 from edge.uplink import Uplink
@@ -35,19 +35,6 @@ from edge.uplink import Uplink
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
-
-
-class _Actions:
-    """The checkpoint's view of the gate's pins."""
-
-    def __init__(self, io: GateIO) -> None:
-        self.io = io
-
-    def open_barrier(self) -> None:
-        self.io.barrier.open()
-
-    def show(self, outcome: Outcome) -> None:
-        self.io.show(outcome)
 
 
 class GateNode:
@@ -130,7 +117,7 @@ class GateNode:
         effective = self.remote_config.effective
         self.checkpoint = GateCheckpoint(
             gate=self.node.name, outbox=self.outbox, verifier=self.verifier,
-            policy=effective.policy, actions=_Actions(self.io),
+            policy=effective.policy, actions=PinActions(self.io),
             direction=self.config.node.direction, zone=self.config.zone,
             cutoff_hour=effective.report.cutoff_hour,
             id_hash_key=self.config.secrets.id_hash_key(), node_view=self.node_view,

@@ -1,0 +1,302 @@
+"""The checkpoint: what a volunteer sees and what lands in the outbox, with real codes and pins."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from edge.contract.catalogue import decode
+from edge.contract.events import Passage
+from edge.contract.topics import Role, Site
+from edge.credentials.store import TrustStore
+from edge.credentials.trust import root_keys_for
+from edge.credentials.verifier import Verifier
+from edge.devices.base import CodeScan, TemperatureReading
+from edge.gate.checkpoint import GateCheckpoint, PinActions
+from edge.gate.decision import GatePolicy
+from edge.gate.gpio.config import BarrierConfig, GpioConfig
+from edge.gate.gpio.gateio import GateIO
+from edge.gate.views import (
+    DisinfectionRound,
+    HoldResolution,
+    NodeView,
+    Refusal,
+    Registration,
+    VehicleCheck,
+)
+from edge.outbox import Outbox
+from simulators.site import SiteKit
+
+NODE = Site("demo").node(Role.GATE, "g01")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ID_KEY = b"k" * 32
+RELAY_PIN = 17
+
+
+@dataclass
+class Clock:
+    wall: datetime
+    mono: float = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+@dataclass
+class Gate:
+    checkpoint: GateCheckpoint
+    outbox: Outbox
+    io: GateIO
+    kit: SiteKit
+    clock: Clock
+
+    def scan(self, text: str) -> None:
+        self.checkpoint.on_reading(CodeScan(text, "scanner", self.clock.mono))
+
+    def temperature(self, body_c: float) -> None:
+        self.checkpoint.on_reading(TemperatureReading("thermometer", self.clock.mono, body_c))
+
+    def events(self) -> list[object]:
+        return [
+            decode(r.topic, r.payload, NODE.site.prefix).payload for r in self.outbox.after(0, 1000)
+        ]
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events()]  # type: ignore[attr-defined]
+
+    def relay_energised(self) -> bool:
+        return bool(self.io.barrier.is_open)
+
+    def relay_history(self) -> list[bool]:
+        pin = self.io.pin_factory.pin(RELAY_PIN)
+        return [bool(s.state) for s in pin.states]
+
+
+def start_gate(tmp_path: Path, kit: SiteKit, clock: Clock, **policy: object) -> Gate:
+    trust = TrustStore(root_keys_for([kit.root_key.public_key()]))
+    trust.apply(kit.trust_list(clock.wall), clock.wall)
+    outbox = Outbox(tmp_path / "outbox.db", NODE, capacity=50)
+    io = GateIO(
+        GpioConfig(barrier=BarrierConfig(relay_pin=RELAY_PIN, pulse_s=0.05)),
+        pin_factory=MockFactory(),
+    )
+    checkpoint = GateCheckpoint(
+        gate="g01", outbox=outbox, verifier=Verifier(trust), policy=GatePolicy(**policy),  # type: ignore[arg-type]
+        actions=PinActions(io), direction="out", zone=SHANGHAI, cutoff_hour=17,
+        id_hash_key=ID_KEY, clock=lambda: clock.wall, monotonic=lambda: clock.mono,
+        node_view=lambda: NodeView(
+            site="demo", node="g01", broker_connected=False, devices={}, outbox_depth=0,
+            outbox_capacity=50, volunteers_on_duty=(), trust_list_age_s=None,
+        ),
+    )  # fmt: skip
+    return Gate(checkpoint, outbox, io, kit, clock)
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    clock = Clock(datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0))
+    kit = SiteKit(tmp_path / "site")
+    running = start_gate(tmp_path, kit, clock)
+    yield running
+    running.io.close()
+
+
+def decision(gate: Gate) -> tuple[str, tuple[str, ...]]:
+    view = gate.checkpoint.update().decision
+    assert view is not None
+    return view.outcome, view.reasons
+
+
+def test_checkpoint__green_code_after_a_normal_temperature_opens_the_barrier_once_recorded(
+    gate: Gate,
+) -> None:
+    gate.temperature(36.6)
+    gate.clock.advance(2)
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    assert decision(gate) == ("allow", ())
+    (passage,) = gate.events()
+    assert isinstance(passage, Passage)
+    assert (passage.outcome, passage.colour, passage.temperature_c) == ("allow", "green", 36.6)
+    assert passage.seq == 1
+    # At rest low (fail-secure, active high), energised for one pulse, then back at rest.
+    assert gate.relay_history()[:2] == [False, True]
+    deadline = time.monotonic() + 2
+    while gate.relay_energised() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gate.relay_history() == [False, True, False]
+
+
+def test_checkpoint__a_code_waits_for_the_temperature_then_decides_on_it(gate: Gate) -> None:
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    assert gate.checkpoint.update().decision is None
+    assert gate.events() == []
+    gate.clock.advance(3)
+    gate.temperature(38.2)
+    assert decision(gate) == ("hold", ("fever",))
+    assert gate.kinds() == ["passage", "hold"]
+    assert not gate.relay_energised()
+
+
+def test_checkpoint__no_temperature_within_the_window_is_a_hold_to_measure(gate: Gate) -> None:
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    gate.clock.advance(9)
+    gate.checkpoint.tick()
+    assert gate.events() == []
+    gate.clock.advance(1)
+    gate.checkpoint.tick()
+    assert decision(gate) == ("hold", ("measure-temperature",))
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        # Decided without waiting, so the missing temperature is said too.
+        ("red", ("deny", ("red-code", "measure-temperature"))),
+        ("forged", ("hold", ("bad-signature", "measure-temperature"))),
+        ("expired", ("hold", ("expired", "measure-temperature"))),
+    ],
+)
+def test_checkpoint__refused_and_red_codes_are_decided_at_once_and_never_open(
+    gate: Gate, kind: str, expected: tuple[str, tuple[str, ...]]
+) -> None:
+    gate.scan(gate.kit.code(kind, now=gate.clock.wall))  # type: ignore[arg-type]
+    assert decision(gate) == expected
+    assert gate.relay_history() == [False]
+
+
+def test_checkpoint__a_held_person_is_released_after_a_normal_re_measure(gate: Gate) -> None:
+    gate.temperature(37.5)
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    assert decision(gate) == ("hold", ("re-measure",))
+    (hold,) = gate.checkpoint.update().holds
+    with pytest.raises(Refusal, match="fever"):
+        gate.checkpoint.resolve_hold(
+            hold.hold_id,
+            HoldResolution(resolution="released", volunteer_id="v017", temperature_c=37.4),
+        )
+    with pytest.raises(Refusal, match="measure-temperature"):
+        gate.checkpoint.resolve_hold(
+            hold.hold_id, HoldResolution(resolution="released", volunteer_id="v017")
+        )
+    assert not gate.relay_energised()
+    gate.checkpoint.resolve_hold(
+        hold.hold_id,
+        HoldResolution(resolution="released", volunteer_id="v017", temperature_c=36.9),
+    )
+    assert gate.checkpoint.update().holds == ()
+    assert gate.kinds() == ["passage", "hold", "hold-resolved"]
+    assert True in gate.relay_history()
+
+
+def test_checkpoint__a_yellow_code_is_registered_and_the_id_number_is_never_stored(
+    gate: Gate,
+) -> None:
+    gate.temperature(36.5)
+    gate.scan(gate.kit.code("yellow", now=gate.clock.wall))
+    (hold,) = gate.checkpoint.update().holds
+    with pytest.raises(Refusal, match="registration-missing"):
+        gate.checkpoint.resolve_hold(
+            hold.hold_id,
+            HoldResolution(resolution="released", volunteer_id="v017", temperature_c=36.5),
+        )
+    form = Registration(name="王芳", id_number="11010119900101123X", phone="13800138000",
+                        destination="Dongcun market")  # fmt: skip
+    gate.checkpoint.resolve_hold(
+        hold.hold_id,
+        HoldResolution(resolution="registered", volunteer_id="v017", registration=form),
+    )
+    assert gate.kinds() == ["passage", "hold", "registration", "hold-resolved"]
+    stored = b"".join(r.payload for r in gate.outbox.after(0, 100))
+    assert b"11010119900101123X" not in stored
+    registration = gate.events()[2]
+    assert registration.id_last4 == "123X"  # type: ignore[attr-defined]
+    assert registration.hold_id == hold.hold_id  # type: ignore[attr-defined]
+
+
+def test_checkpoint__unknown_holds_are_refused(gate: Gate) -> None:
+    with pytest.raises(Refusal, match="unknown-hold"):
+        gate.checkpoint.resolve_hold(
+            "01JDEMO0000000000000000000", HoldResolution(resolution="referred", volunteer_id="v1")
+        )
+
+
+def test_checkpoint__a_badge_scan_starts_then_ends_a_shift(gate: Gate) -> None:
+    badge = gate.kit.code("badge", volunteer="v042", now=gate.clock.wall)
+    gate.scan(badge)
+    assert gate.checkpoint.on_duty == ("v042",)
+    gate.scan(badge)
+    assert gate.checkpoint.on_duty == ()
+    assert [e.action for e in gate.events()] == ["start", "end"]  # type: ignore[attr-defined]
+    with pytest.raises(Refusal, match="not-a-badge"):
+        gate.checkpoint.change_shift(gate.kit.code("green", now=gate.clock.wall), "start")
+    with pytest.raises(Refusal, match="bad-signature"):
+        gate.checkpoint.change_shift(gate.kit.code("forged", now=gate.clock.wall), "start")
+
+
+def test_checkpoint__vehicle_with_a_feverish_occupant_is_held(gate: Gate) -> None:
+    view = gate.checkpoint.check_vehicle(
+        VehicleCheck(
+            vehicle_plate="京A12345", occupant_temperatures_c=(36.5, 38.4), volunteer_id="v017"
+        )
+    )
+    assert (view.outcome, view.reasons) == ("hold", ("vehicle-fever",))
+    passage = gate.events()[0]
+    assert isinstance(passage, Passage)
+    assert (passage.subject, passage.occupants, passage.temperature_c) == ("vehicle", 2, 38.4)
+
+
+def test_checkpoint__a_full_outbox_holds_the_person_and_opens_nothing(gate: Gate) -> None:
+    for _ in range(50):
+        gate.checkpoint.log_disinfection(DisinfectionRound(volunteer_id="v017"))
+    gate.temperature(36.6)
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    assert decision(gate) == ("hold", ("outbox-full",))
+    assert gate.relay_history() == [False]
+    assert len(gate.events()) == 50
+
+
+def test_checkpoint__daily_report_at_the_cut_off_then_a_zero_report(gate: Gate) -> None:
+    gate.temperature(36.6)
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    gate.scan(gate.kit.code("red", now=gate.clock.wall))
+    gate.checkpoint.log_disinfection(DisinfectionRound(volunteer_id="v017"))
+    # 02:00 UTC is 10:00 in Shanghai; the cut-off is 17:00 local.
+    gate.clock.advance(7 * 3600 - 1)
+    gate.checkpoint.tick()
+    assert "daily-report" not in gate.kinds()
+    gate.clock.advance(1)
+    gate.checkpoint.tick()
+    report = gate.events()[-1]
+    assert report.kind == "daily-report"  # type: ignore[attr-defined]
+    counts = report.counts  # type: ignore[attr-defined]
+    assert (counts.person_checks, counts.allowed, counts.turned_back, counts.red) == (2, 1, 1, 1)
+    assert counts.disinfections == 1
+    assert report.period_end.hour == 17  # type: ignore[attr-defined]
+    gate.clock.advance(24 * 3600)
+    gate.checkpoint.tick()
+    zero = gate.events()[-1]
+    assert zero.zero_report  # type: ignore[attr-defined]
+
+
+def test_checkpoint__open_holds_and_shifts_survive_a_restart(tmp_path: Path, gate: Gate) -> None:
+    gate.scan(gate.kit.code("badge", volunteer="v042", now=gate.clock.wall))
+    gate.scan(gate.kit.code("yellow", now=gate.clock.wall))
+    gate.clock.advance(10)
+    gate.checkpoint.tick()
+    holds = gate.checkpoint.update().holds
+    gate.outbox.close()
+    gate.io.close()
+    again = start_gate(tmp_path, gate.kit, gate.clock)
+    assert again.checkpoint.update().holds == holds
+    assert again.checkpoint.on_duty == ("v042",)
+    assert json.loads(again.outbox.get_meta("on_duty")) == ["v042"]
+    again.io.close()
