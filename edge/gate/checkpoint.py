@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from edge.contract.events import (
@@ -68,19 +68,6 @@ class GateActions(Protocol):
     def open_barrier(self) -> None: ...
 
     def show(self, outcome: Outcome) -> None: ...
-
-
-class PinActions:
-    """GateActions on the gate's pins (edge.gate.gpio.GateIO)."""
-
-    def __init__(self, io: Any) -> None:
-        self.io = io
-
-    def open_barrier(self) -> None:
-        self.io.barrier.open()
-
-    def show(self, outcome: Outcome) -> None:
-        self.io.show(outcome)
 
 
 @dataclass

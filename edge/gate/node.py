@@ -23,7 +23,7 @@ from edge.credentials.verifier import Verifier
 from edge.devices.camera.reader import CameraLink
 from edge.devices.link import DeviceLink
 from edge.devices.registry import DRIVERS
-from edge.gate.checkpoint import GateCheckpoint, PinActions
+from edge.gate.checkpoint import GateCheckpoint
 from edge.gate.config import ConfigError, GateConfig
 from edge.gate.gpio.gateio import GateIO
 from edge.gate.remote import NodeConfigStore
@@ -117,7 +117,7 @@ class GateNode:
         effective = self.remote_config.effective
         self.checkpoint = GateCheckpoint(
             gate=self.node.name, outbox=self.outbox, verifier=self.verifier,
-            policy=effective.policy, actions=PinActions(self.io),
+            policy=effective.policy, actions=self.io,
             direction=self.config.node.direction, zone=self.config.zone,
             cutoff_hour=effective.report.cutoff_hour,
             id_hash_key=self.config.secrets.id_hash_key(), node_view=self.node_view,

@@ -20,7 +20,7 @@ from edge.credentials.store import TrustStore
 from edge.credentials.trust import root_keys_for
 from edge.credentials.verifier import Verifier
 from edge.devices.base import CodeScan, TemperatureReading
-from edge.gate.checkpoint import GateCheckpoint, PinActions
+from edge.gate.checkpoint import GateCheckpoint
 from edge.gate.decision import GatePolicy
 from edge.gate.gpio.config import BarrierConfig, GpioConfig
 from edge.gate.gpio.gateio import GateIO
@@ -91,7 +91,7 @@ def start_gate(tmp_path: Path, kit: SiteKit, clock: Clock, **policy: object) -> 
     )
     checkpoint = GateCheckpoint(
         gate="g01", outbox=outbox, verifier=Verifier(trust), policy=GatePolicy(**policy),  # type: ignore[arg-type]
-        actions=PinActions(io), direction="out", zone=SHANGHAI, cutoff_hour=17,
+        actions=io, direction="out", zone=SHANGHAI, cutoff_hour=17,
         id_hash_key=ID_KEY, clock=lambda: clock.wall, monotonic=lambda: clock.mono,
         node_view=lambda: NodeView(
             site="demo", node="g01", broker_connected=False, devices={}, outbox_depth=0,
