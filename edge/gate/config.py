@@ -30,8 +30,8 @@ from edge.credentials.dcc import DccRules
 from edge.devices.base import DeviceProfile
 from edge.devices.registry import load_profile
 from edge.errors import GatepostError
-from edge.gate.gpio.config import GpioConfig
 from edge.gate.decision import GatePolicy
+from edge.gate.gpio.config import GpioConfig
 from edge.mqtt import BrokerUrl
 from edge.uplink import UplinkSettings
 

@@ -15,17 +15,15 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from pydantic import ValidationError
 
 from edge.devices.link import FaultChange
-from edge.gate.actuators import (
-    Barrier,
+from edge.gate.gpio.config import (
     BarrierConfig,
     BuzzerConfig,
     DoorContactConfig,
-    GateIO,
     GpioConfig,
     LampsConfig,
-    on_raspberry_pi,
-    pin_factory_for,
 )
+from edge.gate.gpio.gateio import GateIO, on_raspberry_pi, pin_factory_for
+from edge.gate.gpio.outputs import Barrier
 
 RELAY, GREEN, RED, BUZZER, EXIT, DOOR = 17, 27, 22, 23, 24, 25
 DEADLINE_S = 2.0

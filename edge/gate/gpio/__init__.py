@@ -1,1 +1,1 @@
-"""The gate's GPIO parts behind gpiozero; import them from edge.gate.actuators."""
+"""The gate's GPIO parts behind gpiozero: config, relay, signals, inputs, and GateIO owning them."""
