@@ -14,8 +14,9 @@ def add_demo(commands: Any) -> None:
     parser = commands.add_parser(
         "demo",
         help="run the whole system on simulated hardware (what `make demo` runs)",
-        description="Start a private Mosquitto, a watcher printing every message and "
-        "simulated gate nodes; Ctrl-C or SIGTERM stops everything and leaves no process.",
+        description="Start a private Mosquitto, a watcher printing every message, and gate "
+        "nodes on simulated scanners and thermometers with a crowd at each gate; Ctrl-C or "
+        "SIGTERM stops everything and leaves no process.",
     )
     parser.add_argument(
         "--port", type=int, default=None, help="broker port on 127.0.0.1 (default: a free one)"
@@ -26,14 +27,14 @@ def add_demo(commands: Any) -> None:
         default=2,
         choices=range(1, 10),
         metavar="N",
-        help="how many simulated gate nodes (default: 2)",
+        help="how many gate nodes on simulated devices (default: 2)",
     )
     parser.add_argument(
-        "--event-interval",
+        "--arrivals",
         type=float,
-        default=2.0,
-        metavar="S",
-        help="seconds between two moments at each gate (default: 2)",
+        default=20.0,
+        metavar="N",
+        help="people arriving at each gate per minute (default: 20)",
     )
     parser.set_defaults(run=_run_demo)  # fmt: skip
 
@@ -41,7 +42,7 @@ def add_demo(commands: Any) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from simulators.demo import Demo
 
-    return Demo(args.port, args.gates, args.event_interval).run(stop_on_signals())
+    return Demo(args.port, args.gates, args.arrivals).run(stop_on_signals())
 
 
 def add_sim(commands: Any) -> None:

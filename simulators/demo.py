@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.contract import topics
-from simulators.broker import PrivateBroker
+from simulators.broker import PrivateBroker, free_port
+from simulators.crowd import Crowd, CrowdMix
+from simulators.devices.base import SimulatedPart
+from simulators.devices.scanner import SimulatedScanner
+from simulators.devices.thermometer import SimulatedThermometer
 from simulators.processes import python_module, spawn, stop
+from simulators.site import SiteKit
 
 SITE = "demo"
 
@@ -25,26 +30,30 @@ class Child:
 
 
 class Demo:
-    """A private broker, a watcher printing every message, and simulated gate nodes.
+    """A private broker, a watcher, and gate nodes on simulated devices with a crowd at each.
 
-    Startup is a flat list of steps; shutdown runs them backwards: nodes first (they
-    publish a clean offline that the watcher still prints), then the watcher, then the
-    broker, then the temporary folder.
+    Startup is a flat list of steps; shutdown runs them backwards: crowds first, then
+    the nodes (they publish a clean offline that the watcher still prints), their
+    simulated devices, the watcher, the broker, and the temporary folder.
     """
 
-    def __init__(self, port: int | None, gates: int, event_interval_s: float) -> None:
+    def __init__(self, port: int | None, gates: int, arrivals_per_min: float) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="gatepost-demo-"))
         self.broker = PrivateBroker(self.workdir / "broker", port)
         self.gates = [f"g{n:02d}" for n in range(1, gates + 1)]
-        self.event_interval_s = event_interval_s
+        self.mix = CrowdMix(arrivals_per_min=arrivals_per_min)
         self.children: list[Child] = []
+        self.parts: list[SimulatedPart] = []
+        self.crowds: list[threading.Thread] = []
+        self.crowd_stop = threading.Event()
 
     def run(self, stop_event: threading.Event) -> int:
         """Run until `stop_event` is set or a component dies; 0 on a clean stop."""
         try:
             self.init_broker()
+            self.init_site()
             self.init_watcher()
-            self.init_nodes()
+            self.init_gates()
             say("Ctrl-C stops everything.")
             return self.supervise(stop_event)
         finally:
@@ -56,21 +65,43 @@ class Demo:
         say(f"broker   {self.broker.url}  mosquitto pid {self.broker.process.pid}, "
             f"config {self.broker.config_path}")  # fmt: skip
 
+    def init_site(self) -> None:
+        self.kit = SiteKit(self.workdir / "site", SITE)
+        self.kit.publish_trust_list(self.broker.url)
+        say(f"site     {SITE}: root key, code signer and a signed trust list (retained)")
+
     def init_watcher(self) -> None:
         self._start("watch", "watch", "--broker", str(self.broker.url))
         say(f"watcher  printing every message under {topics.DEFAULT_PREFIX}/#  "
             f"pid {self.children[-1].process.pid}")  # fmt: skip
         time.sleep(0.5)  # let it subscribe before the nodes' births
 
-    def init_nodes(self) -> None:
+    def init_gates(self) -> None:
         for seed, gate in enumerate(self.gates, start=1):
-            self._start(
-                f"gate {gate}", "--log-level", "warning", "sim", "node",
-                "--broker", str(self.broker.url), "--site", SITE, "--node", gate,
-                "--seed", str(seed), "--event-interval", str(self.event_interval_s),
+            scanner = SimulatedScanner(self.workdir / f"{gate}-scanner").start()
+            thermometer = SimulatedThermometer(self.workdir / f"{gate}-thermometer", seed=seed)
+            thermometer.start()
+            self.parts += [scanner, thermometer]
+            console = free_port()
+            config = self.kit.gate_config(
+                gate, self.broker.url,
+                {"scanner": {"url": str(scanner.path), "profile": "gm65-scanner"},
+                 "thermometer": {"url": str(thermometer.path), "profile": "gy-mcu90614"}},
+                node={"direction": "in" if seed % 2 else "out"},
+                console={"host": "127.0.0.1", "port": console},
             )  # fmt: skip
-            say(f"gate     {SITE}/{gate}  simulated gate node (MQTT presence and events only; "
-                f"no devices yet)  pid {self.children[-1].process.pid}")  # fmt: skip
+            self._start(
+                f"gate {gate}", "--log-level", "warning", "edge", "run", "--config", str(config)
+            )
+            url = f"http://127.0.0.1:{console}"
+            say(f"gate     {SITE}/{gate}  console {url}  scanner {scanner.path}, "
+                f"thermometer {thermometer.path}  pid {self.children[-1].process.pid}")  # fmt: skip
+            crowd = Crowd(self.kit, scanner, thermometer, mix=self.mix, console_url=url,
+                          volunteer=f"v{seed:03d}", seed=seed)  # fmt: skip
+            self.crowds.append(threading.Thread(target=crowd.run, args=(self.crowd_stop,)))
+        time.sleep(1.0)  # the nodes open their ports and consoles before the crowd comes
+        for thread in self.crowds:
+            thread.start()
 
     def supervise(self, stop_event: threading.Event) -> int:
         while not stop_event.wait(0.2):
@@ -85,9 +116,14 @@ class Demo:
         return 0
 
     def shutdown(self) -> None:
+        self.crowd_stop.set()
+        for thread in self.crowds:
+            thread.join(5)
         for child in reversed(self.children):
             if child.name == "watch":
                 time.sleep(0.3)  # the nodes' last words reach the screen
+                for part in self.parts:
+                    part.stop()
             stop(child.process, child.name)
         self.broker.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.contract import topics
-from edge.contract.catalogue import encode
 from edge.contract.documents import SignedTrustList, TrustListBody
 from edge.contract.topics import Site
 from edge.credentials.base45 import b45decode
@@ -27,7 +26,7 @@ from edge.credentials.hcert import decompress, unprefix, wrap
 from edge.credentials.issuer import Signer, issue, mask_name, subject_ref
 from edge.credentials.native import Badge, HealthCode, HouseholdPass
 from edge.credentials.trust import new_signed
-from edge.mqtt import BrokerUrl
+from edge.mqtt import BrokerUrl, new_client, publish
 
 SUBJECT_SECRET = b"demo-site-subject-secret-32bytes"
 CodeKind = Literal["green", "yellow", "red", "expired", "forged", "household", "badge"]
@@ -77,21 +76,22 @@ class SiteKit:
 
     def publish_trust_list(self, broker: BrokerUrl) -> None:
         """Publish a trust list retained, as provisioning does (waits for the broker's ack)."""
-        import paho.mqtt.publish as single
-
-        document = self.trust_list()
-        single.single(
-            topics.trust(self.topic_site), encode(document), qos=1, retain=True,
-            hostname=broker.host, port=broker.port,
-        )  # fmt: skip
+        client = new_client(f"provisioning-{self.site}", broker)
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        try:
+            publish(client, topics.trust(self.topic_site), self.trust_list()).wait_for_publish(10)
+        finally:
+            client.disconnect()
+            client.loop_stop()
 
     def gate_config(
-        self, name: str, broker: BrokerUrl, devices: dict[str, Any], **sections: Any
+        self, name: str, broker_url: BrokerUrl, devices: dict[str, Any], **sections: Any
     ) -> Path:
         """Write a gate config file for node `name`; `sections` override whole sections."""
         config: dict[str, Any] = {
             "node": {"site": self.site, "name": name, "state_dir": f"state-{name}"},
-            "broker": {"url": str(broker), "heartbeat_s": 5, "reconnect_max_s": 2},
+            "broker": {"url": str(broker_url), "heartbeat_s": 5, "reconnect_max_s": 2},
             "devices": devices,
             "gpio": {"pin_factory": "mock"},
             "trust": {"root_keys": ["root.pem"]},

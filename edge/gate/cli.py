@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,5 +45,3 @@ def _run(args: argparse.Namespace) -> int:
     node = GateNode(config)
     node.run(stop)
     return 0
-
-

@@ -89,11 +89,7 @@ class BrokerSection(Section):
         )  # fmt: skip
 
 
-class DeviceSection(Section):
-    url: str = Field(
-        min_length=1,
-        description="serial URL: /dev/ttyUSB0, /dev/gatepost-scanner, socket://host:port, …",
-    )
+class PartSection(Section):
     profile: str = Field(
         description="a file in hardware/profiles (without .yaml), or a path to a profile file"
     )
@@ -112,8 +108,15 @@ class DeviceSection(Section):
         return load_profile({**profile.model_dump(), **self.settings})
 
 
-class CameraSection(Section):
-    source: int | str = Field(description="V4L2 index (0) or a capture URL or file")
+class DeviceSection(PartSection):
+    url: str = Field(
+        min_length=1,
+        description="serial URL: /dev/ttyUSB0, /dev/gatepost-scanner, socket://host:port, …",
+    )
+
+
+class CameraSection(PartSection):
+    source: int | str = Field(description="V4L2 index (0), a device path or a capture URL")
     profile: str = Field("usb-camera", description="profile in hardware/profiles")
 
 
@@ -234,7 +237,7 @@ def load_config(path: Path) -> GateConfig:
         config = GateConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{path}:\n" + "\n".join(_problems(exc))) from None
-    for name in ("scanner", "thermometer", "thermal_array"):
+    for name in ("scanner", "thermometer", "thermal_array", "camera"):
         section = getattr(config.devices, name)
         if section is None:
             continue

@@ -20,6 +20,7 @@ from edge.contract.topics import Role
 from edge.credentials.store import TrustStore
 from edge.credentials.trust import DocumentRefused, root_keys_for
 from edge.credentials.verifier import Verifier
+from edge.devices.camera.profile import CameraProfile
 from edge.devices.camera.reader import CameraLink
 from edge.devices.link import DeviceLink
 from edge.devices.registry import DRIVERS
@@ -139,9 +140,12 @@ class GateNode:
             link.start(self._stop)
             self.links.append(link)
         if devices.camera is not None:
-            camera = CameraLink.from_config(
-                devices.camera, on_reading=self.checkpoint.on_reading,
-                on_fault=self.checkpoint.on_fault,
+            profile = devices.camera.load()
+            if not isinstance(profile, CameraProfile):
+                raise ConfigError(f"devices.camera.profile: {profile.part} is not a camera")
+            camera = CameraLink(
+                "camera", devices.camera.source, profile,
+                on_reading=self.checkpoint.on_reading, on_fault=self.checkpoint.on_fault,
             )  # fmt: skip
             camera.start(self._stop)
             self.links.append(camera)

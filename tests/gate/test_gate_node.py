@@ -1,0 +1,210 @@
+"""The gate node end to end: simulated devices on ptys, a real broker, mock pins, real codes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from edge.contract import catalogue, topics
+from edge.contract.events import DeviceFault
+from edge.contract.presence import Birth
+from edge.contract.topics import EventKind
+from edge.gate.config import load_config
+from edge.gate.node import GateNode
+from simulators.broker import PrivateBroker
+from simulators.devices.scanner import SimulatedScanner
+from simulators.devices.thermometer import SimulatedThermometer
+from simulators.processes import python_module, spawn, stop
+from simulators.site import SiteKit
+from tests.conftest import Subscriber
+
+RELAY_PIN = 17
+
+
+@dataclass
+class Devices:
+    scanner: SimulatedScanner
+    thermometer: SimulatedThermometer
+
+    def person(self, body_c: float, code: str) -> None:
+        self.thermometer.present(body_c, duration_s=0.6)
+        time.sleep(0.8)
+        self.scanner.scan(code)
+
+
+@pytest.fixture
+def kit(tmp_path: Path, broker: PrivateBroker) -> SiteKit:
+    kit = SiteKit(tmp_path / "site")
+    kit.publish_trust_list(broker.url)
+    return kit
+
+
+@pytest.fixture
+def devices(tmp_path: Path) -> Iterator[Devices]:
+    scanner = SimulatedScanner(tmp_path / "scanner").start()
+    thermometer = SimulatedThermometer(tmp_path / "thermometer").start()
+    yield Devices(scanner, thermometer)  # type: ignore[arg-type]
+    scanner.stop()
+    thermometer.stop()
+
+
+def config_for(kit: SiteKit, broker: PrivateBroker, devices: Devices, **sections: Any) -> Path:
+    return kit.gate_config(
+        "g01", broker.url,
+        {"scanner": {"url": str(devices.scanner.path), "profile": "gm65-scanner"},
+         "thermometer": {"url": str(devices.thermometer.path), "profile": "gy-mcu90614"}},
+        broker={"heartbeat_s": 1, "reconnect_max_s": 0.5},
+        gpio={"pin_factory": "mock", "barrier": {"relay_pin": RELAY_PIN, "pulse_s": 0.1}},
+        console={"enabled": False}, **sections,
+    )  # fmt: skip
+
+
+def events_of(sub: Subscriber, kind: EventKind, count: int, timeout_s: float = 15) -> list[Any]:
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while len(found) < count:
+        message = sub.next(max(0.1, deadline - time.monotonic()))
+        decoded = catalogue.decode(message.topic, message.payload, "gatepost")
+        if decoded.topic.kind == topics.TopicKind.EVENT and decoded.payload.kind == kind:  # type: ignore[attr-defined]
+            found.append(decoded.payload)
+    return found
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def node_in_process(kit: SiteKit, broker: PrivateBroker, devices: Devices) -> Iterator[GateNode]:
+    node = GateNode(load_config(config_for(kit, broker, devices)), pin_factory=MockFactory())
+    stop_event = threading.Event()
+    runner = threading.Thread(target=node.run, args=(stop_event,))
+    runner.start()
+    wait_until(lambda: hasattr(node, "uplink") and node.uplink.connected)
+    wait_until(lambda: node.trust.trust_list.serial == 1)
+    yield node
+    stop_event.set()
+    runner.join(15)
+    assert not runner.is_alive()
+
+
+def test_gate_node__green_passes_red_is_stopped_fever_is_held(
+    kit: SiteKit, devices: Devices, node_in_process: GateNode, mqtt_subscriber: Subscriber
+) -> None:
+    mqtt_subscriber.subscribe(topics.everything())
+    relay = node_in_process.io.pin_factory.pin(RELAY_PIN)  # type: ignore[union-attr]
+
+    devices.person(36.6, kit.code("green"))
+    (allowed,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+    assert (allowed.outcome, allowed.colour, allowed.temperature_c) == ("allow", "green", 36.6)
+    wait_until(lambda: [s.state for s in relay.states][:3] == [False, True, False])
+
+    devices.person(36.5, kit.code("red"))
+    (denied,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+    assert (denied.outcome, denied.reasons) == ("deny", ("red-code",))
+
+    devices.person(38.2, kit.code("green"))
+    (held,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+    (hold,) = events_of(mqtt_subscriber, EventKind.HOLD, 1)
+    assert (held.outcome, held.reasons, held.temperature_c) == ("hold", ("fever",), 38.2)
+    assert hold.passage_id == held.event_id
+    # One pulse in all: red and fever never moved the relay.
+    assert [s.state for s in relay.states] == [False, True, False]
+    assert node_in_process.checkpoint.update().holds[0].hold_id == hold.event_id
+
+
+def test_gate_node__an_unplugged_scanner_is_a_device_fault_raised_then_cleared(
+    kit: SiteKit, devices: Devices, node_in_process: GateNode, mqtt_subscriber: Subscriber
+) -> None:
+    mqtt_subscriber.subscribe(topics.event(node_in_process.node, EventKind.DEVICE_FAULT))
+    devices.scanner.unplug()
+    (raised,) = events_of(mqtt_subscriber, EventKind.DEVICE_FAULT, 1)
+    assert (raised.device, raised.fault, raised.state) == ("scanner", "unplugged", "raised")
+    assert node_in_process.devices()["scanner"] == "unplugged"
+    devices.scanner.plug()
+    (cleared,) = events_of(mqtt_subscriber, EventKind.DEVICE_FAULT, 1)
+    assert (cleared.fault, cleared.state) == ("unplugged", "cleared")
+    mqtt_subscriber.subscribe(topics.event(node_in_process.node, EventKind.PASSAGE))
+    devices.person(36.6, kit.code("green"))
+    (passage,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+    assert passage.outcome == "allow"
+
+
+def test_gate_node__a_forged_trust_list_is_refused_and_reported(
+    kit: SiteKit, broker: PrivateBroker, node_in_process: GateNode, mqtt_subscriber: Subscriber
+) -> None:
+    mqtt_subscriber.subscribe(topics.event(node_in_process.node, EventKind.DEVICE_FAULT))
+    impostor = SiteKit(kit.folder.parent / "impostor", kit.site)
+    impostor.serial = 5
+    impostor.publish_trust_list(broker.url)
+    (fault,) = events_of(mqtt_subscriber, EventKind.DEVICE_FAULT, 1)
+    assert isinstance(fault, DeviceFault)
+    assert (fault.device, fault.fault, fault.state) == ("trust-list", "refused", "raised")
+    assert "unknown-signer" in (fault.detail or "")
+    assert node_in_process.trust.trust_list.serial == 1
+
+
+def test_gate_node__killed_outright_restarts_and_every_committed_event_arrives_without_gaps(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices
+) -> None:
+    gateway = Subscriber.connect(broker.url, "gateway", session_expiry_s=600)
+    gateway.subscribe(topics.everything())
+    config = config_for(kit, broker, devices)
+
+    def start() -> subprocess.Popen[bytes]:
+        return spawn(python_module("edge.cli", "edge", "run", "--config", str(config)))
+
+    node = start()
+    try:
+        births = 0
+        seqs: set[int] = set()
+        code = kit.code("green")
+
+        def receive(timeout_s: float) -> None:
+            nonlocal births
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                try:
+                    message = gateway.next(0.2)
+                except AssertionError:
+                    continue
+                decoded = catalogue.decode(message.topic, message.payload, "gatepost")
+                if isinstance(decoded.payload, Birth):
+                    births += 1
+                elif decoded.topic.kind == topics.TopicKind.EVENT:
+                    seqs.add(decoded.payload.seq)  # type: ignore[attr-defined]
+
+        receive(3)
+        assert births == 1
+        # Scans arrive while the node is killed: each one it committed must come out.
+        for _ in range(6):
+            devices.scanner.scan(code)
+            time.sleep(0.15)
+        node.send_signal(signal.SIGKILL)
+        node.wait(5)
+        for _ in range(3):
+            devices.scanner.scan(code)
+        node = start()
+        for _ in range(4):
+            devices.scanner.scan(code)
+            time.sleep(0.15)
+        receive(8)
+    finally:
+        stop(node, "gate node")
+        gateway.close()
+    assert births == 2
+    assert seqs, "no events at all"
+    assert seqs == set(range(1, max(seqs) + 1)), f"gap in {sorted(seqs)}"
+    assert max(seqs) >= 8
