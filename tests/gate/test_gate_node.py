@@ -208,3 +208,24 @@ def test_gate_node__killed_outright_restarts_and_every_committed_event_arrives_w
     assert seqs, "no events at all"
     assert seqs == set(range(1, max(seqs) + 1)), f"gap in {sorted(seqs)}"
     assert max(seqs) >= 8
+
+
+def test_gate_node__keeps_deciding_through_a_broker_outage_and_loses_nothing(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, node_in_process: GateNode
+) -> None:
+    gateway = Subscriber.connect(broker.url, "gateway", session_expiry_s=600)
+    gateway.subscribe(topics.event(node_in_process.node, EventKind.PASSAGE))
+    broker.stop()
+    wait_until(lambda: not node_in_process.uplink.connected)
+    relay = node_in_process.io.pin_factory.pin(RELAY_PIN)  # type: ignore[union-attr]
+    for _ in range(3):
+        devices.person(36.4, kit.code("green"))
+    # The barrier does not wait for the network.
+    wait_until(lambda: [s.state for s in relay.states].count(True) == 3)
+    assert node_in_process.outbox.depth >= 3
+    assert not node_in_process.checkpoint.update().node.broker_connected
+    broker.start()
+    passages = events_of(gateway, EventKind.PASSAGE, 3, timeout_s=20)
+    assert [p.outcome for p in passages] == ["allow"] * 3
+    wait_until(lambda: node_in_process.outbox.depth == 0)
+    gateway.close()

@@ -1,0 +1,86 @@
+"""A gate config is checked whole at start, and every error names its field path."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.gate.config import ConfigError, load_config
+from simulators.processes import python_module
+
+EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "gate.yaml"
+
+
+def write(tmp_path: Path, change: dict[str, object] | None = None) -> Path:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    for dotted, value in (change or {}).items():
+        *parents, leaf = dotted.split(".")
+        section = data
+        for part in parents:
+            section = section.setdefault(part, {})
+        if value is None:
+            section.pop(leaf, None)
+        else:
+            section[leaf] = value
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+def test_config__the_documented_example_is_valid(tmp_path: Path) -> None:
+    config = load_config(EXAMPLE)
+    assert config.node_id.name == "g01"
+    assert config.policy.test_proof_h == 48
+    scanner = config.devices.scanner
+    assert scanner is not None
+    assert scanner.load().baudrate == 115200
+    assert len(config.config_hash()) == 16
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"node.colour": "red"}, "node.colour: Extra inputs are not permitted"),
+        ({"node.timezone": "Mars/Olympus"}, "node.timezone: Value error, 'Mars/Olympus' is not"),
+        ({"broker.url": "http://x"}, "broker.url: Value error, broker URL 'http://x' is not"),
+        ({"policy.fever_c": 30}, "policy.fever_c: Input should be greater than or equal to"),
+        ({"devices.thermometer.url": "/dev/gatepost-scanner"},
+         "scanner and thermometer are both on /dev/gatepost-scanner"),
+        ({"devices.scanner": None, "devices.camera": None}, "needs a scanner or a camera"),
+        ({"gpio.buzzer": {"pin": 17}}, "barrier.relay_pin and buzzer.pin"),
+        ({"devices.scanner.settings": {"baudrate": 7}}, "devices.scanner.profile: "),
+        ({"devices.scanner.profile": "no-such-part"}, "devices.scanner.profile: "),
+        ({"trust": None}, "trust: Field required"),
+    ],
+)  # fmt: skip
+def test_config__invalid(tmp_path: Path, change: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, change))
+    assert message in str(refused.value)
+    assert str(tmp_path / "gate.yaml") in str(refused.value)
+
+
+def test_config__a_file_that_is_not_yaml_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "gate.yaml"
+    path.write_text("node: [unclosed")
+    with pytest.raises(ConfigError, match="gate.yaml"):
+        load_config(path)
+
+
+def test_edge_check__prints_the_hash_or_names_the_fields(tmp_path: Path) -> None:
+    good = subprocess.run(
+        python_module("edge.cli", "edge", "check", "--config", str(EXAMPLE)),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    assert "valid, config hash" in good.stdout
+    bad = subprocess.run(
+        python_module("edge.cli", "edge", "check", "--config",
+                      str(write(tmp_path, {"outbox.capacity": 1}))),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "outbox.capacity: Input should be greater than or equal to 10" in bad.stderr
