@@ -280,4 +280,3 @@ class SimulatedGateNode:
             outbox_capacity=QUEUE_CAPACITY,
             rss_bytes=self._usage.rss_bytes(), cpu_percent=self._usage.cpu_percent(),
         )  # fmt: skip
-

@@ -7,6 +7,7 @@ or `socket://host:port`. Framing lives in each part's `protocol.py` and does no 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
@@ -78,6 +79,18 @@ class FrameFault:
     detail: str
 
 
+@dataclass(frozen=True)
+class RawSample:
+    """A valid frame that is no reading by itself (a streaming part with nobody in front).
+
+    The link counts it as a sign of life (no timeout fault) and watches `key` for the
+    stuck check; it does not pass it on to the node. `key` is the raw value that must
+    change over time, or None where sameness is normal.
+    """
+
+    key: object | None
+
+
 Reading = CodeScan | TemperatureReading
 
 
@@ -119,10 +132,12 @@ class Driver(Protocol):
             DeviceError: the part refused or did not answer.
         """
 
-    def poll(self) -> list[Reading | FrameFault]:
+    def poll(self) -> Sequence[Reading | FrameFault | RawSample]:
         """Read what the part sent, blocking at most the stream's timeout.
 
-        Returns readings and frame faults in the order they arrived; [] when nothing came.
+        Returns readings, frame faults and raw samples in the order they arrived; []
+        when nothing came. A streaming part whose readings are rarer than its frames
+        returns a RawSample for each valid frame, so silence and stuck values are seen.
         """
         ...
 

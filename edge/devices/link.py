@@ -21,6 +21,7 @@ from edge.devices.base import (
     DeviceProfile,
     Driver,
     FrameFault,
+    RawSample,
     Reading,
     SerialStream,
 )
@@ -77,6 +78,7 @@ class DeviceLink:
         self._last_frame_fault = 0.0
         self._stuck_value: object | None = None
         self._stuck_since = 0.0
+        self._stuck_seen = 0.0
         self._thread: threading.Thread | None = None
 
     @property
@@ -126,19 +128,24 @@ class DeviceLink:
                 if isinstance(item, FrameFault):
                     self._last_frame_fault = self._clock()
                     self._raise(item.kind, item.detail)
+                elif isinstance(item, RawSample):
+                    self._alive(item.key)
                 else:
                     self._good(driver, item)
             self.check_timers()
 
     def _good(self, driver: Driver, reading: Reading) -> None:
+        self._alive(driver.stuck_key(reading))
+        self._on_reading(reading)
+
+    def _alive(self, key: object | None) -> None:
         now = self._clock()
         self._last_good = now
         self._clear("timeout")
-        key = driver.stuck_key(reading)
         if key is None or key != self._stuck_value:
             self._stuck_value, self._stuck_since = key, now
             self._clear("stuck")
-        self._on_reading(reading)
+        self._stuck_seen = now
 
     def check_timers(self) -> None:
         """Raise or clear the faults that depend on time passing (called after every poll)."""
@@ -148,14 +155,15 @@ class DeviceLink:
                 self._clear(kind)
         if profile.silence_fault_s and now - self._last_good >= profile.silence_fault_s:
             self._raise("timeout", f"nothing valid for {now - self._last_good:.0f} s")
+        # Stuck means the same value kept arriving, measured up to the last time it was
+        # seen: a part that went silent is in timeout, not stuck.
+        same_for = self._stuck_seen - self._stuck_since
         if (
             profile.stuck_after_s
             and self._stuck_value is not None
-            and now - self._stuck_since >= profile.stuck_after_s
+            and same_for >= profile.stuck_after_s
         ):
-            self._raise(
-                "stuck", f"same value {self._stuck_value} for {now - self._stuck_since:.0f} s"
-            )
+            self._raise("stuck", f"same value {self._stuck_value} for {same_for:.0f} s")
 
     def _raise(self, fault: str, detail: str | None) -> None:
         if fault in self.faults:

@@ -66,7 +66,7 @@ def test_config__invalid(tmp_path: Path, change: dict[str, object], message: str
 def test_config__a_file_that_is_not_yaml_is_named(tmp_path: Path) -> None:
     path = tmp_path / "gate.yaml"
     path.write_text("node: [unclosed")
-    with pytest.raises(ConfigError, match="gate.yaml"):
+    with pytest.raises(ConfigError, match=r"gate\.yaml"):
         load_config(path)
 
 
