@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from simulators.pty import PseudoTerminal
 
@@ -90,7 +91,7 @@ class SimulatedPart:
         return frame[:-1] + bytes([frame[-1] ^ 0xFF])
 
     # Running.
-    def start(self) -> SimulatedPart:
+    def start(self) -> Self:
         self.plug()
         self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
@@ -102,7 +103,7 @@ class SimulatedPart:
             self._thread.join(5)
         self.unplug()
 
-    def __enter__(self) -> SimulatedPart:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

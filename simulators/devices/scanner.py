@@ -1,0 +1,97 @@
+"""A simulated GM65-class QR scanner: sends codes with their suffix, answers zone-bit commands."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from edge.devices.scanner.protocol import (
+    OUTPUT_ZONE,
+    SUFFIX_BYTES,
+    TYPE_READ,
+    TYPE_SAVE,
+    TYPE_WRITE,
+    WRITE_OK,
+    ZONE_MODE,
+    ZONE_OUTPUT,
+    Suffix,
+    ZoneCommand,
+    mode_zone,
+    parse_command,
+    reply_frame,
+    suffix_of_zone,
+)
+from simulators.devices.base import SimulatedPart
+
+log = logging.getLogger(__name__)
+
+
+class SimulatedScanner(SimulatedPart):
+    """A GM65 behind a pty: `scan(text)` is a person holding up a code.
+
+    Args:
+        path: where the symlink to the pty goes.
+        baudrate: line speed.
+        suffix: the suffix it sends until the host writes zone 0x0060.
+
+    Attributes:
+        zones: zone-bit bytes by address, as the host wrote them.
+        commands: every valid command received, in order.
+        refuse: zone addresses whose writes get an error reply (to test refusals).
+    """
+
+    def __init__(self, path: Path, baudrate: int = 9600, suffix: Suffix = "cr") -> None:
+        super().__init__(path, baudrate, interval_s=None)
+        self.zones: dict[int, int] = {
+            ZONE_MODE: mode_zone("continuous"),
+            ZONE_OUTPUT: OUTPUT_ZONE[suffix],
+        }
+        self.commands: list[ZoneCommand] = []
+        self.refuse: set[int] = set()
+
+    @property
+    def suffix(self) -> Suffix:
+        """The suffix the module sends now (from zone 0x0060)."""
+        return suffix_of_zone(self.zones[ZONE_OUTPUT])
+
+    def scan(self, text: str) -> None:
+        """A person holds up a code: send it as the module does, with the current faults.
+
+        Args:
+            text: the code's content; sent as UTF-8, then the suffix zone 0x0060 selects.
+        """
+        self.send(text.encode("utf-8") + SUFFIX_BYTES[self.suffix])
+
+    def reply(self, command: bytes) -> bytes | None:
+        answers = b""
+        while True:
+            parsed, used = parse_command(command)
+            if not used:
+                break
+            del self.received[:used]
+            command = command[used:]
+            if parsed is not None:
+                self.commands.append(parsed)
+                answers += self._answer(parsed)
+        return answers or None
+
+    def corrupt(self, frame: bytes) -> bytes:
+        """A byte in the middle of the code hit by noise: 0xFF is never valid UTF-8."""
+        middle = len(frame) // 2
+        return frame[:middle] + b"\xff" + frame[middle + 1 :]
+
+    def _answer(self, command: ZoneCommand) -> bytes:
+        if command.kind == TYPE_WRITE:
+            if command.address in self.refuse:
+                # The manual documents only the success reply; any other is a refusal.
+                return reply_frame(b"\x00", status=0x01)
+            for offset, value in enumerate(command.data):
+                self.zones[command.address + offset] = value
+            log.info("scanner zone %#06x <- %s", command.address, command.data.hex(" "))
+            return WRITE_OK
+        if command.kind == TYPE_READ:
+            count = command.data[0] if command.data else 1
+            return reply_frame(bytes(self.zones.get(command.address + i, 0) for i in range(count)))
+        if command.kind == TYPE_SAVE:
+            return WRITE_OK
+        return b""
