@@ -93,7 +93,8 @@ class SiteKit:
             "node": {"site": self.site, "name": name, "state_dir": f"state-{name}"},
             "broker": {"url": str(broker_url), "heartbeat_s": 5, "reconnect_max_s": 2},
             "devices": devices,
-            "gpio": {"pin_factory": "mock"},
+            # Simulated pins: no door contact is fitted (a mock input would read "open").
+            "gpio": {"pin_factory": "mock", "door": None},
             "trust": {"root_keys": ["root.pem"]},
             "console": {"port": 0},
             "secrets": {"id_hash_key_file": "id-hash.key"},
@@ -120,7 +121,7 @@ class SiteKit:
             valid_for = timedelta(days=90)
         else:
             colour: Literal["green", "yellow", "red"]
-            colour = kind if kind in ("green", "yellow", "red") else "green"  # type: ignore[assignment]
+            colour = kind if kind in ("green", "yellow", "red") else "green"
             credential = HealthCode(colour=colour, subject=subject_ref(id_number, SUBJECT_SECRET),
                                     name=masked, test_at=test_at)  # fmt: skip
         if kind == "expired":

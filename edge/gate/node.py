@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -20,8 +20,6 @@ from edge.contract.topics import Role
 from edge.credentials.store import TrustStore
 from edge.credentials.trust import DocumentRefused, root_keys_for
 from edge.credentials.verifier import Verifier
-from edge.devices.camera.profile import CameraProfile
-from edge.devices.camera.reader import CameraLink
 from edge.devices.link import DeviceLink
 from edge.devices.registry import DRIVERS
 from edge.gate.checkpoint import GateCheckpoint
@@ -32,6 +30,9 @@ from edge.gate.views import NodeView
 from edge.lifecycle import ProcessUsage
 from edge.outbox import Outbox
 from edge.uplink import Uplink
+
+if TYPE_CHECKING:
+    from edge.devices.camera.reader import CameraLink
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,10 @@ class GateNode:
             link.start(self._stop)
             self.links.append(link)
         if devices.camera is not None:
+            # OpenCV costs a node without a camera some 30 MB: imported only when fitted.
+            from edge.devices.camera.profile import CameraProfile
+            from edge.devices.camera.reader import CameraLink
+
             profile = devices.camera.load()
             if not isinstance(profile, CameraProfile):
                 raise ConfigError(f"devices.camera.profile: {profile.part} is not a camera")

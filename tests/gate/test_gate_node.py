@@ -52,7 +52,7 @@ def kit(tmp_path: Path, broker: PrivateBroker) -> SiteKit:
 def devices(tmp_path: Path) -> Iterator[Devices]:
     scanner = SimulatedScanner(tmp_path / "scanner").start()
     thermometer = SimulatedThermometer(tmp_path / "thermometer").start()
-    yield Devices(scanner, thermometer)  # type: ignore[arg-type]
+    yield Devices(scanner, thermometer)
     scanner.stop()
     thermometer.stop()
 
