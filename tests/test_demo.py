@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -19,7 +21,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 def start_demo() -> tuple[subprocess.Popen[bytes], OutputLines]:
     process = spawn(
-        python_module("edge.cli", "demo", "--gates", "2", "--event-interval", "0.2"),
+        python_module("edge.cli", "demo", "--gates", "2", "--arrivals", "150"),
         stdout=subprocess.PIPE,
     )
     return process, OutputLines(process)
@@ -61,8 +63,15 @@ def test_demo__shows_live_contract_messages_and_stops_cleanly(signum: signal.Sig
         pids, port = pids_and_port(output)
         for gate in ("g01", "g02"):
             output.wait_for(f"gatepost/v1/demo/gate/{gate}/status")
-            output.wait_for(f"gatepost/v1/demo/gate/{gate}/event/passage")
-        output.wait_for("/event/hold ")
+            output.wait_for(f"gatepost/v1/demo/gate/{gate}/event/shift")
+            output.wait_for(f"gatepost/v1/demo/gate/{gate}/event/passage", timeout_s=30)
+        output.wait_for("/event/hold ", timeout_s=30)
+        # Each gate's volunteer console answers where the demo said it would.
+        for url in re.findall(r"console (http://\S+)", "\n".join(output.lines)):
+            with urllib.request.urlopen(f"{url}/api/state", timeout=5) as response:
+                state = json.load(response)
+            assert state["node"]["site"] == "demo"
+            assert state["node"]["volunteers_on_duty"]
         os.kill(process.pid, signum)
         assert process.wait(20) == 0
         lines = output.finish()

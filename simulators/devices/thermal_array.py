@@ -69,7 +69,7 @@ def head_scene(
     size = (ROWS * SUPERSAMPLE, COLS * SUPERSAMPLE)
     yy, xx = np.mgrid[0 : size[0], 0 : size[1]].astype(np.float32)
     yy, xx = (yy + 0.5) / SUPERSAMPLE, (xx + 0.5) / SUPERSAMPLE  # in pixel units
-    fine = wall_c + np.float32(0.5) * yy / ROWS  # warmer air near the ceiling is not modelled
+    fine = wall_c + np.float32(0.5) * yy / ROWS  # walls are not one flat value: a 0.5 °C slope
     if person is not None:
         skin_c = skin_temperature(person.body_c, ambient_c, profile or ThermalArrayProfile())
         fine = _draw_head(fine, (xx, yy), person, skin_c=skin_c, wall_c=wall_c)
