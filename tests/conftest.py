@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -59,9 +59,10 @@ class Subscriber:
 
     @classmethod
     def connect(cls, url: BrokerUrl, client_id: str, session_expiry_s: int = 0) -> Subscriber:
-        sub = cls(connect(url, client_id, session_expiry_s))
-        sub.client.on_message = lambda _c, _u, msg: sub.messages.put(msg)
-        return sub
+        messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
+        # Set before connecting: a resumed session's queued messages arrive at once.
+        client = connect(url, client_id, session_expiry_s, on_message=messages.put)
+        return cls(client, messages)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -74,13 +75,20 @@ class Subscriber:
             raise AssertionError(f"no message within {timeout_s} s") from None
 
 
-def connect(url: BrokerUrl, client_id: str, session_expiry_s: int = 0) -> paho.Client:
+def connect(
+    url: BrokerUrl,
+    client_id: str,
+    session_expiry_s: int = 0,
+    on_message: Callable[[paho.MQTTMessage], None] | None = None,
+) -> paho.Client:
     """A started, connected client (raises AssertionError if it does not connect in 5 s).
 
     With `session_expiry_s`, the broker keeps the session (and queues for it) that long
     after a disconnect.
     """
     client = new_client(client_id, url)
+    if on_message is not None:
+        client.on_message = lambda _c, _u, message: on_message(message)
     connected = threading.Event()
     client.on_connect = lambda *_: connected.set()
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
