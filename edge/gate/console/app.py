@@ -1,0 +1,71 @@
+"""The console's app factory: one router per resource over a Checkpoint."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from edge.gate.console import (
+    errors,
+    routes_disinfections,
+    routes_holds,
+    routes_page,
+    routes_reasons,
+    routes_registrations,
+    routes_shifts,
+    routes_state,
+    routes_vehicles,
+)
+from edge.gate.console.context import LANGUAGES, ConsoleContext, Language
+from edge.gate.console.stream import UpdateStream
+from edge.gate.views import Checkpoint
+
+
+def create_app(
+    checkpoint: Checkpoint, *, language: Language = "zh", keepalive_s: float = 15.0
+) -> FastAPI:
+    """The volunteer console for `checkpoint`.
+
+    Args:
+        checkpoint: the gate, as the console sees it.
+        language: the page's language until a volunteer picks one on that device.
+        keepalive_s: seconds of silence after which an event stream sends a comment, so
+            proxies and phones in power-saving mode keep the connection.
+
+    Returns:
+        The app; serve it with ConsoleServer, which also ends its event streams on stop.
+    """
+    if language not in LANGUAGES:
+        raise ValueError(f"console language must be one of {LANGUAGES}, not {language!r}")
+    # Swagger UI and ReDoc load from a CDN, which an offline gate cannot reach; the
+    # schema itself stays at /openapi.json.
+    app = FastAPI(
+        title="Gatepost volunteer console",
+        summary="What the gate decided, the holds to resolve, and the volunteer's forms.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.console = ConsoleContext(
+        checkpoint=checkpoint,
+        language=language,
+        stream=UpdateStream(checkpoint, keepalive_s=keepalive_s),
+        page=routes_page.render_page(language),
+    )
+    errors.install(app)
+    for module in (
+        routes_page,
+        routes_state,
+        routes_holds,
+        routes_registrations,
+        routes_vehicles,
+        routes_shifts,
+        routes_disinfections,
+        routes_reasons,
+    ):
+        app.include_router(module.router)
+    return app
+
+
+def update_stream(app: FastAPI) -> UpdateStream | None:
+    """The event streams of a console app (None for another app), for the server to close."""
+    context = getattr(app.state, "console", None)
+    return context.stream if isinstance(context, ConsoleContext) else None

@@ -1,0 +1,137 @@
+"""ConsoleServer: the console app under uvicorn in a background thread of the node."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+from fastapi import FastAPI
+
+from edge.gate.console.app import update_stream
+
+log = logging.getLogger(__name__)
+
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+
+
+class ConsoleServer:
+    """Serves a console app on host:port until stop(); port 0 picks a free port.
+
+    The node runs it beside its other threads: start() returns once connections are
+    accepted and stop() ends open event streams first, so a shutdown never waits for
+    a tablet left open at the gate.
+    """
+
+    def __init__(
+        self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080, *, grace_s: int = 3
+    ) -> None:
+        self._app = app
+        self._host = host
+        self._port = port
+        self._grace_s = grace_s
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The port in use (the one picked, when constructed with port 0 and started)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Where a browser on this machine reaches the console."""
+        host = WILDCARDS.get(self._host, self._host)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        """True from start() until stop() has finished."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Bind, serve in a daemon thread, and return once connections are accepted.
+
+        Raises:
+            OSError: the address is in use or cannot be bound.
+            RuntimeError: already running, or uvicorn did not come up within `timeout_s`.
+        """
+        if self.running:
+            raise RuntimeError("console server already running")
+        # Binding here, not in uvicorn, makes a busy port an OSError in the caller's
+        # thread and tells us the picked port before the server thread starts.
+        sock = self._bind()
+        self._port = sock.getsockname()[1]
+        stream = update_stream(self._app)
+        if stream is not None:
+            stream.reopen()
+        config = uvicorn.Config(
+            self._app,
+            loop="asyncio",
+            ws="none",
+            lifespan="auto",
+            # The node's logging setup stays in charge; passages are events, not access logs.
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=self._grace_s,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="console-server", daemon=True
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                sock.close()
+                raise RuntimeError(f"console server did not start on {self.url}")
+            time.sleep(0.01)
+        log.info("volunteer console at %s", self.url)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """End event streams, let requests in progress finish, and join the thread."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        stream = update_stream(self._app)
+        if stream is not None:
+            stream.close()
+        server.should_exit = True
+        thread.join(timeout_s)
+        if thread.is_alive():
+            log.warning("console server slow to stop; closing connections")
+            server.force_exit = True
+            thread.join(timeout_s)
+        self._server = self._thread = None
+
+    def _bind(self) -> socket.socket:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            self._host or None, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            # A restarted node must not wait out TIME_WAIT of its previous console.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def __enter__(self) -> ConsoleServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Tests of the volunteer console: its API, its server and its page in chromium."""

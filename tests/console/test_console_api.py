@@ -1,0 +1,359 @@
+"""The console's JSON API against a recording Checkpoint: what reaches the gate, what comes back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from edge.gate.console.app import create_app
+from edge.gate.reasons import REASON_TEXT
+from edge.gate.views import (
+    DisinfectionRound,
+    HoldResolution,
+    Registration,
+    VehicleCheck,
+)
+from tests.console.double import ID_NUMBER, REGISTRATION, Call, RecordingCheckpoint, open_hold
+from tests.console.sse import EventReader
+
+
+def problems(response: Any) -> dict[str, str]:
+    """field path -> English sentence, from a 422."""
+    assert response.status_code == 422, response.text
+    return {item["field"]: item["en"] for item in response.json()["detail"]}
+
+
+# --- state and reasons ------------------------------------------------------------------
+
+
+def test_state__valid(client: TestClient, checkpoint: RecordingCheckpoint) -> None:
+    response = client.get("/api/state")
+    assert response.status_code == 200
+    assert response.json() == checkpoint.update().model_dump(mode="json")
+    assert response.json()["holds"][0]["masked_name"] == "张*丰"
+
+
+def test_reasons__every_code_in_both_languages(client: TestClient) -> None:
+    table = client.get("/api/reasons").json()
+    assert table["fever"] == {
+        "zh": "体温异常：留观或劝返",
+        "en": "Fever: observation room or turn back",
+    }
+    assert table["bad-signature"]["en"] == "Bad signature: forged code"
+    assert set(table) == {str(code) for code in REASON_TEXT}
+
+
+# --- holds --------------------------------------------------------------------------------
+
+RESOLUTIONS: list[dict[str, Any]] = [
+    {"resolution": "released", "volunteer_id": "V001", "temperature_c": 36.8},
+    {"resolution": "registered", "volunteer_id": "V001", "registration": REGISTRATION},
+    {"resolution": "referred", "volunteer_id": "V001"},
+    {"resolution": "turned-back", "volunteer_id": "V001", "note": "回家隔离"},
+]
+
+
+@pytest.mark.parametrize("body", RESOLUTIONS, ids=[b["resolution"] for b in RESOLUTIONS])
+def test_resolve_hold__valid(
+    client: TestClient, checkpoint: RecordingCheckpoint, body: dict[str, Any]
+) -> None:
+    response = client.post("/api/holds/H1/resolve", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["holds"] == []  # the state after the action
+    assert checkpoint.calls == [Call("resolve_hold", ("H1", HoldResolution.model_validate(body)))]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"resolution": "ignored", "volunteer_id": "V001"}, "resolution", "Action: must be one of"),
+        ({"resolution": "referred"}, "volunteer_id", "Volunteer on duty: required"),
+        (
+            {"resolution": "released", "volunteer_id": "V001", "temperature_c": 60},
+            "temperature_c",
+            "Re-measured temperature: must be at most 45.0 °C",
+        ),
+        (
+            {"resolution": "released", "volunteer_id": "V001", "temperature_c": "warm"},
+            "temperature_c",
+            "must be a number",
+        ),
+        ({"resolution": "registered", "volunteer_id": "V001"}, "registration", "required"),
+        (
+            {
+                "resolution": "registered",
+                "volunteer_id": "V001",
+                "registration": {**REGISTRATION, "id_number": "X1"},
+            },
+            "registration.id_number",
+            "ID number: 6 to 18 letters or digits",
+        ),
+    ],
+)
+def test_resolve_hold__invalid(
+    client: TestClient,
+    checkpoint: RecordingCheckpoint,
+    body: dict[str, Any],
+    field: str,
+    words: str,
+) -> None:
+    found = problems(client.post("/api/holds/H1/resolve", json=body))
+    assert words in found[field]
+    assert checkpoint.calls == []
+
+
+def test_resolve_hold__unknown_hold_is_409(client: TestClient) -> None:
+    # 409, not 404: usually another console resolved it a moment ago (see routes_holds).
+    response = client.post(
+        "/api/holds/H9/resolve", json={"resolution": "referred", "volunteer_id": "V001"}
+    )
+    assert response.status_code == 409
+    assert response.json() == {"reason": "unknown-hold", "detail": "no open hold H9"}
+
+
+def test_resolve_hold__bad_hold_id_is_422(client: TestClient) -> None:
+    response = client.post(
+        "/api/holds/H%201/resolve", json={"resolution": "referred", "volunteer_id": "V001"}
+    )
+    assert "hold_id" in problems(response)
+
+
+# --- registrations --------------------------------------------------------------------------
+
+
+def test_registration__valid(client: TestClient, checkpoint: RecordingCheckpoint) -> None:
+    response = client.post(
+        "/api/registrations", json={"volunteer_id": "V001", "registration": REGISTRATION}
+    )
+    assert response.status_code == 201, response.text
+    assert len(response.json()["event_id"]) == 26
+    assert checkpoint.calls == [Call("register", (Registration(**REGISTRATION), "V001"))]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"id_number": "AB12C"}, "registration.id_number", "ID number: 6 to 18 letters or digits"),
+        ({"phone": "call me"}, "registration.phone", "Phone: 5 to 15 digits"),
+        ({"name": ""}, "registration.name", "Name: must not be empty"),
+        ({"vehicle_plate": "jing a"}, "registration.vehicle_plate", "Vehicle plate: 2 to 12"),
+        ({"nickname": "Zhang"}, "registration.nickname", "not a field of this form"),
+    ],
+)
+def test_registration__invalid(
+    client: TestClient,
+    checkpoint: RecordingCheckpoint,
+    changes: dict[str, str],
+    field: str,
+    words: str,
+) -> None:
+    body = {"volunteer_id": "V001", "registration": {**REGISTRATION, **changes}}
+    response = client.post("/api/registrations", json=body)
+    assert words in problems(response)[field]
+    # What was typed is not echoed back: an ID number stays on the volunteer's screen only.
+    assert ID_NUMBER not in response.text and "AB12C" not in response.text
+    assert checkpoint.calls == []
+
+
+def test_registration__without_volunteer_names_the_volunteer(client: TestClient) -> None:
+    response = client.post("/api/registrations", json={"registration": REGISTRATION})
+    assert problems(response) == {"volunteer_id": "Volunteer on duty: required"}
+
+
+# --- vehicles ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("temperatures", "outcome", "reasons"),
+    [([36.5, 36.9], "allow", []), ([36.5, 38.1], "hold", ["vehicle-fever"])],
+)
+def test_vehicle_check__valid(
+    client: TestClient,
+    checkpoint: RecordingCheckpoint,
+    temperatures: list[float],
+    outcome: str,
+    reasons: list[str],
+) -> None:
+    body = {
+        "vehicle_plate": "京A12345",
+        "occupant_temperatures_c": temperatures,
+        "volunteer_id": "V1",
+    }
+    response = client.post("/api/vehicle-checks", json=body)
+    assert response.status_code == 200, response.text
+    assert (response.json()["outcome"], response.json()["reasons"]) == (outcome, reasons)
+    assert checkpoint.calls == [Call("check_vehicle", (VehicleCheck.model_validate(body),))]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"occupant_temperatures_c": []}, "occupant_temperatures_c", "add at least one occupant"),
+        (
+            {"occupant_temperatures_c": [36.5, 50]},
+            "occupant_temperatures_c.1",
+            "Occupant 2 temperature: must be at most 45.0 °C",
+        ),
+        ({"occupant_temperatures_c": [None]}, "occupant_temperatures_c.0", "must be a number"),
+        ({"vehicle_plate": "jing a"}, "vehicle_plate", "capital letters"),
+        ({"direction": "sideways"}, "direction", "must be one of"),
+    ],
+)
+def test_vehicle_check__invalid(
+    client: TestClient,
+    checkpoint: RecordingCheckpoint,
+    changes: dict[str, Any],
+    field: str,
+    words: str,
+) -> None:
+    body = {"vehicle_plate": "京A12345", "occupant_temperatures_c": [36.5], "volunteer_id": "V1"}
+    assert words in problems(client.post("/api/vehicle-checks", json={**body, **changes}))[field]
+    assert checkpoint.calls == []
+
+
+# --- shifts --------------------------------------------------------------------------------------
+
+
+def test_shift__valid(client: TestClient, checkpoint: RecordingCheckpoint) -> None:
+    # A keyboard-wedge scanner ends the text with CR LF; the checkpoint gets the code only.
+    response = client.post(
+        "/api/shifts", json={"badge_text": "HC1:BADGE-V002\r\n", "action": "start"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["volunteer_id"] == "V002"
+    assert checkpoint.calls == [Call("change_shift", ("HC1:BADGE-V002", "start"))]
+    assert "V002" in client.get("/api/state").json()["node"]["volunteers_on_duty"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"badge_text": "BADGE-V002", "action": "start"}, "badge_text", "must start with HC1:"),
+        ({"badge_text": "", "action": "start"}, "badge_text", "Badge:"),
+        ({"badge_text": "HC1:BADGE-V002", "action": "pause"}, "action", "must be one of"),
+    ],
+)
+def test_shift__invalid(
+    client: TestClient,
+    checkpoint: RecordingCheckpoint,
+    body: dict[str, str],
+    field: str,
+    words: str,
+) -> None:
+    assert words in problems(client.post("/api/shifts", json=body))[field]
+    assert checkpoint.calls == []
+
+
+# --- disinfections ---------------------------------------------------------------------------------
+
+
+def test_disinfection__valid(client: TestClient, checkpoint: RecordingCheckpoint) -> None:
+    body = {"volunteer_id": "V001", "area": "observation-room", "agent": "84消毒液 1:100"}
+    response = client.post("/api/disinfections", json=body)
+    assert response.status_code == 201, response.text
+    assert checkpoint.calls == [Call("log_disinfection", (DisinfectionRound(**body),))]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"volunteer_id": "V001", "area": "Hut!"}, "area", "Area: choose one of the areas"),
+        ({"area": "hut"}, "volunteer_id", "Volunteer on duty: required"),
+        ({"volunteer_id": "V001", "agent": ""}, "agent", "Disinfectant: must not be empty"),
+    ],
+)
+def test_disinfection__invalid(
+    client: TestClient,
+    checkpoint: RecordingCheckpoint,
+    body: dict[str, str],
+    field: str,
+    words: str,
+) -> None:
+    assert words in problems(client.post("/api/disinfections", json=body))[field]
+    assert checkpoint.calls == []
+
+
+# --- the event stream ---------------------------------------------------------------------------
+
+
+def test_events__second_update_after_a_change(
+    client: TestClient, checkpoint: RecordingCheckpoint
+) -> None:
+    with client.stream("GET", "/api/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = EventReader(response.iter_lines())
+        assert [hold.hold_id for hold in events.next_update().holds] == ["H1"]
+        checkpoint.add_hold(open_hold("H2", reasons=("yellow-code",)))
+        second = events.next_update()
+        assert [hold.hold_id for hold in second.holds] == ["H1", "H2"]
+        assert second.decision is not None and second.decision.reasons == ("yellow-code",)
+
+
+def test_events__an_action_reaches_every_open_console(
+    client: TestClient, checkpoint: RecordingCheckpoint
+) -> None:
+    with client.stream("GET", "/api/events") as response:
+        events = EventReader(response.iter_lines())
+        assert len(events.next_update().holds) == 1
+        client.post("/api/holds/H1/resolve", json={"resolution": "referred", "volunteer_id": "V1"})
+        assert events.next_update().holds == ()
+
+
+def test_events__keep_alive_while_nothing_changes(client: TestClient) -> None:
+    with client.stream("GET", "/api/events") as response:
+        events = EventReader(response.iter_lines())
+        events.next_update()
+        assert events.next(timeout_s=3).comments == ["keep-alive"]
+
+
+# --- the page and the published schema -------------------------------------------------------------
+
+
+def test_page__both_languages_and_nothing_from_outside(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert 'data-lang="zh"' in page
+    for zh, en in [
+        ("转留观室", "Observation room"),
+        ("劝返", "Turn back"),
+        ("只保存身份证号的加密摘要和后4位", "Only a keyed hash and the last 4 characters are kept"),
+        ("离线：事件已保存，恢复后发送", "Offline, events are kept and sent later"),
+    ]:
+        assert zh in page and en in page
+    # An offline gate: no CDN, no web fonts, everything in this one response.
+    assert "http://" not in page and "https://" not in page
+
+
+def test_page__language_from_the_factory(checkpoint: RecordingCheckpoint) -> None:
+    page = TestClient(create_app(checkpoint, language="en")).get("/").text
+    assert 'data-lang="en"' in page
+
+
+def test_create_app__unknown_language_is_refused(checkpoint: RecordingCheckpoint) -> None:
+    with pytest.raises(ValueError, match="fr"):
+        create_app(checkpoint, language="fr")  # type: ignore[arg-type]
+
+
+def test_openapi_lists_every_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    routes = {(method, path) for path, item in paths.items() for method in item}
+    assert routes == {
+        ("get", "/"),
+        ("get", "/api/state"),
+        ("get", "/api/events"),
+        ("post", "/api/holds/{hold_id}/resolve"),
+        ("post", "/api/registrations"),
+        ("post", "/api/vehicle-checks"),
+        ("post", "/api/shifts"),
+        ("post", "/api/disinfections"),
+        ("get", "/api/reasons"),
+    }
+    assert "text/event-stream" in paths["/api/events"]["get"]["responses"]["200"]["content"]
+    for path, item in paths.items():
+        if "post" in item:
+            assert {"409", "422"} <= set(item["post"]["responses"]), path
