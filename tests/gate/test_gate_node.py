@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from playwright.sync_api import Page, expect
 
 from edge.contract import catalogue, topics
 from edge.contract.events import DeviceFault
@@ -25,6 +26,7 @@ from simulators.devices.scanner import SimulatedScanner
 from simulators.devices.thermometer import SimulatedThermometer
 from simulators.processes import python_module, spawn, stop
 from simulators.site import SiteKit
+from tests.browser import page, playwright_driver  # noqa: F401
 from tests.conftest import Subscriber
 
 RELAY_PIN = 17
@@ -58,13 +60,16 @@ def devices(tmp_path: Path) -> Iterator[Devices]:
 
 
 def config_for(kit: SiteKit, broker: PrivateBroker, devices: Devices, **sections: Any) -> Path:
+    settings: dict[str, Any] = {
+        "broker": {"heartbeat_s": 1, "reconnect_max_s": 0.5},
+        "gpio": {"pin_factory": "mock", "barrier": {"relay_pin": RELAY_PIN, "pulse_s": 0.1}},
+        "console": {"enabled": False},
+    }
     return kit.gate_config(
         "g01", broker.url,
         {"scanner": {"url": str(devices.scanner.path), "profile": "gm65-scanner"},
          "thermometer": {"url": str(devices.thermometer.path), "profile": "gy-mcu90614"}},
-        broker={"heartbeat_s": 1, "reconnect_max_s": 0.5},
-        gpio={"pin_factory": "mock", "barrier": {"relay_pin": RELAY_PIN, "pulse_s": 0.1}},
-        console={"enabled": False}, **sections,
+        **{**settings, **sections},
     )  # fmt: skip
 
 
@@ -229,3 +234,48 @@ def test_gate_node__keeps_deciding_through_a_broker_outage_and_loses_nothing(
     assert [p.outcome for p in passages] == ["allow"] * 3
     wait_until(lambda: node_in_process.outbox.depth == 0)
     gateway.close()
+
+
+@pytest.mark.browser
+def test_gate_node__a_volunteer_resolves_a_fever_hold_on_the_console(
+    kit: SiteKit,
+    broker: PrivateBroker,
+    devices: Devices,
+    page: Page,  # noqa: F811
+    mqtt_subscriber: Subscriber,
+) -> None:
+    config = config_for(
+        kit,
+        broker,
+        devices,
+        console={"enabled": True, "host": "127.0.0.1", "port": 0, "language": "en"},
+    )
+    node = GateNode(load_config(config), pin_factory=MockFactory())
+    stop_event = threading.Event()
+    runner = threading.Thread(target=node.run, args=(stop_event,))
+    runner.start()
+    try:
+        wait_until(lambda: node.console_url is not None and node.trust.trust_list.serial == 1)
+        mqtt_subscriber.subscribe(topics.event(node.node, EventKind.HOLD_RESOLVED))
+        devices.scanner.scan(kit.code("badge", volunteer="v042"))
+        devices.person(38.4, kit.code("green"))
+        wait_until(lambda: len(node.checkpoint.update().holds) == 1)
+        (hold,) = node.checkpoint.update().holds
+
+        page.goto(str(node.console_url))
+        decision = page.locator('[data-testid="decision"]')
+        expect(decision).to_have_attribute("data-outcome", "hold")
+        expect(decision).to_contain_text("Fever", use_inner_text=True)
+        page.locator(f'[data-testid="resolve-referred-{hold.hold_id}"]').click()
+        expect(page.locator(f'[data-testid="hold-{hold.hold_id}"]')).to_have_count(0)
+
+        (resolved,) = events_of(mqtt_subscriber, EventKind.HOLD_RESOLVED, 1)
+        assert (resolved.hold_id, resolved.resolution, resolved.volunteer_id) == (
+            hold.hold_id,
+            "referred",
+            "v042",
+        )
+        assert node.checkpoint.update().holds == ()
+    finally:
+        stop_event.set()
+        runner.join(15)
