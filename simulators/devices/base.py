@@ -123,7 +123,7 @@ class SimulatedPart:
                 tmp.unlink()
             tmp.symlink_to(self._pty.path)
             tmp.replace(self.path)
-            log.info("%s plugged in at %s -> %s", type(self).__name__, self.path, self._pty.path)
+            log.debug("%s plugged in at %s -> %s", type(self).__name__, self.path, self._pty.path)
 
     def unplug(self) -> None:
         """Disconnect: the pty closes (the node's reads fail) and the path disappears."""
@@ -134,7 +134,7 @@ class SimulatedPart:
                 self.path.unlink()
             self._pty.close()
             self._pty = None
-            log.info("%s unplugged", type(self).__name__)
+            log.debug("%s unplugged", type(self).__name__)
 
     @property
     def plugged(self) -> bool:

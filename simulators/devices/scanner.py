@@ -87,7 +87,7 @@ class SimulatedScanner(SimulatedPart):
                 return reply_frame(b"\x00", status=0x01)
             for offset, value in enumerate(command.data):
                 self.zones[command.address + offset] = value
-            log.info("scanner zone %#06x <- %s", command.address, command.data.hex(" "))
+            log.debug("scanner zone %#06x <- %s", command.address, command.data.hex(" "))
             return WRITE_OK
         if command.kind == TYPE_READ:
             count = command.data[0] if command.data else 1
