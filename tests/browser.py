@@ -1,7 +1,7 @@
 """Browser fixtures: Debian's chromium driven by playwright, a fresh profile per test.
 
-Import the fixtures into a test module (`from tests.browser import page  # noqa: F401`)
-and mark its tests `@pytest.mark.browser`. Playwright's own browser builds are never
+tests/conftest.py registers these fixtures for every module (`pytest_plugins`); mark
+browser tests `@pytest.mark.browser`. Playwright's own browser builds are never
 downloaded: the tests use /usr/bin/chromium and skip when it is not installed.
 """
 

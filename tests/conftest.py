@@ -19,14 +19,22 @@ from edge.mqtt import BrokerUrl, new_client
 from simulators.broker import PrivateBroker
 from simulators.pty import PseudoTerminal
 
+# The browser fixtures (`page`) for every test module, registered once: a second
+# playwright driver in the same session refuses to start beside the first.
+pytest_plugins = ["tests.browser"]
+
 BROKER_FIXTURES = {"broker", "mqtt_subscriber"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # A test that starts Mosquitto is a broker test, whether or not its author said so.
+    # A test that starts Mosquitto is a broker test, one that opens a page a browser test,
+    # whether or not its author said so.
     for item in items:
-        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if BROKER_FIXTURES & fixtures:
             item.add_marker(pytest.mark.broker)
+        if "page" in fixtures:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture

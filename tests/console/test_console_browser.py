@@ -13,7 +13,6 @@ from edge.gate.console.app import create_app
 from edge.gate.console.context import Language
 from edge.gate.console.server import ConsoleServer
 from edge.gate.views import DisinfectionRound, HoldResolution, Registration
-from tests.browser import page, playwright_driver  # noqa: F401
 from tests.console.double import Call, RecordingCheckpoint, node_view, open_hold
 
 pytestmark = pytest.mark.browser
@@ -54,7 +53,7 @@ def shows(locator: Locator, text: str) -> None:
 
 
 def test_a_hold_in_words_then_referred_and_the_queue_follows_live(
-    page: Page,  # noqa: F811
+    page: Page,
     serve: Serve,
 ) -> None:
     checkpoint = RecordingCheckpoint()
@@ -88,7 +87,7 @@ def test_a_hold_in_words_then_referred_and_the_queue_follows_live(
 
 
 def test_language_switch_changes_the_words_and_is_remembered(
-    page: Page,  # noqa: F811
+    page: Page,
     serve: Serve,
 ) -> None:
     page.goto(serve(RecordingCheckpoint(), "zh").url)
@@ -108,7 +107,7 @@ def test_language_switch_changes_the_words_and_is_remembered(
 
 
 def test_registration_marks_a_wrong_id_number_and_sends_a_right_one(
-    page: Page,  # noqa: F811
+    page: Page,
     serve: Serve,
 ) -> None:
     checkpoint = RecordingCheckpoint()
@@ -153,7 +152,7 @@ def test_registration_marks_a_wrong_id_number_and_sends_a_right_one(
 
 
 def test_no_one_on_duty_asks_for_a_badge_then_re_measure_releases(
-    page: Page,  # noqa: F811
+    page: Page,
     serve: Serve,
 ) -> None:
     checkpoint = RecordingCheckpoint(node=node_view(volunteers=()))
@@ -185,7 +184,7 @@ def test_no_one_on_duty_asks_for_a_badge_then_re_measure_releases(
 
 
 def test_vehicle_occupants_are_added_removed_and_marked(
-    page: Page,  # noqa: F811
+    page: Page,
     serve: Serve,
 ) -> None:
     checkpoint = RecordingCheckpoint()
@@ -217,7 +216,7 @@ def test_vehicle_occupants_are_added_removed_and_marked(
     assert call.args[0].occupant_temperatures_c == (36.6, 38.2)
 
 
-def test_disinfection_round_is_logged(page: Page, serve: Serve) -> None:  # noqa: F811
+def test_disinfection_round_is_logged(page: Page, serve: Serve) -> None:
     checkpoint = RecordingCheckpoint()
     page.goto(serve(checkpoint, "en").url)
     by_id(page, "tab-disinfection").click()
@@ -231,7 +230,7 @@ def test_disinfection_round_is_logged(page: Page, serve: Serve) -> None:  # noqa
     assert checkpoint.calls_to("log_disinfection") == [Call("log_disinfection", (expected,))]
 
 
-def test_broker_offline_and_lost_node_are_said_in_words(page: Page, serve: Serve) -> None:  # noqa: F811
+def test_broker_offline_and_lost_node_are_said_in_words(page: Page, serve: Serve) -> None:
     checkpoint = RecordingCheckpoint()
     server = serve(checkpoint, "en")
     page.goto(server.url)
@@ -257,7 +256,7 @@ def test_broker_offline_and_lost_node_are_said_in_words(page: Page, serve: Serve
     expect(by_id(page, "decision")).to_have_attribute("data-live", "false")
 
 
-def test_readable_at_arms_length(page: Page, serve: Serve, tmp_path: Path) -> None:  # noqa: F811
+def test_readable_at_arms_length(page: Page, serve: Serve, tmp_path: Path) -> None:
     checkpoint = RecordingCheckpoint(
         holds=(open_hold("H1"), open_hold("H2", reasons=("yellow-code",), masked_name="李*"))
     )

@@ -26,7 +26,6 @@ from simulators.devices.scanner import SimulatedScanner
 from simulators.devices.thermometer import SimulatedThermometer
 from simulators.processes import python_module, spawn, stop
 from simulators.site import SiteKit
-from tests.browser import page, playwright_driver  # noqa: F401
 from tests.conftest import Subscriber
 
 RELAY_PIN = 17
@@ -241,7 +240,7 @@ def test_gate_node__a_volunteer_resolves_a_fever_hold_on_the_console(
     kit: SiteKit,
     broker: PrivateBroker,
     devices: Devices,
-    page: Page,  # noqa: F811
+    page: Page,
     mqtt_subscriber: Subscriber,
 ) -> None:
     config = config_for(
