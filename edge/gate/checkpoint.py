@@ -11,14 +11,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-import json
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -38,6 +37,7 @@ from edge.credentials.native import Badge
 from edge.credentials.verifier import Verdict, Verifier
 from edge.devices.base import CodeScan, Reading, TemperatureReading
 from edge.devices.link import FaultChange
+from edge.gate.book import LocalBook
 from edge.gate.daily import daily_report_fields, report_period, tally
 from edge.gate.decision import Attempt, Decision, GatePolicy, LocalState, decide, decide_vehicle
 from edge.gate.views import (
@@ -77,40 +77,6 @@ class _Pending:
     verdict: Verdict
     at_wall: datetime
     at: float
-
-
-@dataclass
-class LocalBook:
-    """State kept beside the events, in the outbox's meta table."""
-
-    counts: CheckpointCounts = field(default_factory=CheckpointCounts)
-    period_end: str = ""
-    holds: dict[str, OpenHold] = field(default_factory=dict)
-    on_duty: list[str] = field(default_factory=list)
-    week: str = ""
-    household_exits: dict[str, int] = field(default_factory=dict)
-
-    def dump(self) -> dict[str, str]:
-        return {
-            "counts": self.counts.model_dump_json(),
-            "period_end": self.period_end,
-            "holds": json.dumps([h.model_dump(mode="json") for h in self.holds.values()]),
-            "on_duty": json.dumps(self.on_duty),
-            "household": json.dumps({"week": self.week, "exits": self.household_exits}),
-        }
-
-    @classmethod
-    def load(cls, outbox: Outbox) -> LocalBook:
-        book = cls()
-        if counts := outbox.get_meta("counts"):
-            book.counts = CheckpointCounts.model_validate_json(counts)
-        book.period_end = outbox.get_meta("period_end", "")
-        holds = [OpenHold.model_validate(h) for h in json.loads(outbox.get_meta("holds", "[]"))]
-        book.holds = {h.hold_id: h for h in holds}
-        book.on_duty = json.loads(outbox.get_meta("on_duty", "[]"))
-        household = json.loads(outbox.get_meta("household", "{}"))
-        book.week, book.household_exits = household.get("week", ""), household.get("exits", {})
-        return book
 
 
 class GateCheckpoint:
