@@ -32,6 +32,7 @@ from edge.outbox import Outbox
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+IDLE_WAIT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,8 @@ class Uplink:
         will = Death(session=self.session, node_time=_now(), reason="lost")
         client.will_set(topics.status(node), encode(will), qos=1, retain=True)
         client.on_connect = lambda *a: self._on_connect(connection, *a)
-        client.on_disconnect = lambda *_: connection.lost.set()
-        client.on_publish = lambda _c, _u, mid, *_: connection.acknowledged(mid)
+        client.on_disconnect = lambda *_: self._lost(connection)
+        client.on_publish = lambda _c, _u, mid, *_: self._acknowledged(connection, mid)
         client.on_message = self._on_message
         try:
             client.connect(
@@ -200,9 +201,18 @@ class Uplink:
                     connection.client, topics.health(self.node), self._health(connection.session)
                 )
                 next_health = clock() + self.settings.heartbeat_s
-            self._wake.wait(0.05)
+            # New rows and PUBACKs wake the loop; the timeout only paces the heartbeat.
+            self._wake.wait(IDLE_WAIT_S)
             self._wake.clear()
         self.outbox.acknowledge(connection.take_acked())
+
+    def _lost(self, connection: _Connection) -> None:
+        connection.lost.set()
+        self._wake.set()
+
+    def _acknowledged(self, connection: _Connection, mid: int) -> None:
+        connection.acknowledged(mid)
+        self._wake.set()
 
     def _top_up(self, connection: _Connection) -> None:
         room = self.settings.window - connection.pending

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import cbor2
-import segno
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -145,6 +144,8 @@ def _sign(claims: dict[int, Any], signer: Signer) -> str:
 
 def qr_png(text: str, scale: int = 6) -> bytes:
     """A PNG of the QR code for `text`, error correction Q (a quarter of it may be lost)."""
+    import segno  # only the tools draw codes; a node never does
+
     qr = segno.make(text, error="q", micro=False, boost_error=False)
     buffer = io.BytesIO()
     qr.save(buffer, kind="png", scale=scale, border=4)

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 FaultState = Literal["raised", "cleared"]
 DeviceState = Literal["ok", "fault", "unplugged", "disabled"]
-# How long one read may block: short, so a scan reaches the decision quickly and stop is prompt.
-READ_TIMEOUT_S = 0.02
+# How long one read may block when nothing comes. Bytes that arrive end the wait at once
+# (drivers read what is waiting), so this sets only the idle wake-ups and the stop delay.
+READ_TIMEOUT_S = 0.1
 REOPEN_EVERY_S = 1.0
 
 

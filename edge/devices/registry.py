@@ -17,7 +17,6 @@ from edge.devices.camera.profile import CameraProfile
 from edge.devices.link import DriverFactory
 from edge.devices.scanner.driver import ScannerDriver
 from edge.devices.scanner.profile import ScannerProfile
-from edge.devices.thermal_array.driver import ThermalArrayDriver
 from edge.devices.thermal_array.profile import ThermalArrayProfile
 from edge.devices.thermometer.driver import ThermometerDriver
 from edge.devices.thermometer.profile import ThermometerProfile
@@ -53,6 +52,13 @@ def serial_driver(driver: Callable[[SerialStream, P], Driver], profile: type[P])
     return build
 
 
+def _thermal_array(stream: SerialStream, profile: DeviceProfile) -> Driver:
+    # numpy and OpenCV (some 40 MB) are loaded only on a node that has a thermal array.
+    from edge.devices.thermal_array.driver import ThermalArrayDriver
+
+    return serial_driver(ThermalArrayDriver, ThermalArrayProfile)(stream, profile)
+
+
 PROFILES: dict[str, type[DeviceProfile]] = {
     "gm65-scanner": ScannerProfile,
     "gy-mcu90614": ThermometerProfile,
@@ -63,7 +69,7 @@ PROFILES: dict[str, type[DeviceProfile]] = {
 DRIVERS: dict[str, DriverFactory] = {
     "gm65-scanner": serial_driver(ScannerDriver, ScannerProfile),
     "gy-mcu90614": serial_driver(ThermometerDriver, ThermometerProfile),
-    "gy-mcu90640": serial_driver(ThermalArrayDriver, ThermalArrayProfile),
+    "gy-mcu90640": _thermal_array,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.1
+# A code waiting for a temperature and the report cut-off are checked this often.
+TICK_S = 0.25
+OUTBOX_CHECKPOINT_S = 2.0
 
 
 class GateNode:
@@ -79,9 +82,13 @@ class GateNode:
             self.init_uplink()
             self.init_console()
             log.info("gate %s running", self.node)
+            next_checkpoint = 0.0
             while not stop.wait(TICK_S):
                 self.checkpoint.tick()
                 self._watch_outbox()
+                if time.monotonic() >= next_checkpoint:
+                    self.outbox.checkpoint()
+                    next_checkpoint = time.monotonic() + OUTBOX_CHECKPOINT_S
         finally:
             self.shutdown()
 
