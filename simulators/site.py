@@ -17,15 +17,17 @@ import cbor2
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
 
 from edge.contract import topics
+from edge.contract.base import Payload
 from edge.contract.documents import SignedTrustList, TrustListBody
 from edge.contract.topics import Site
 from edge.credentials.base45 import b45decode
 from edge.credentials.hcert import decompress, unprefix, wrap
 from edge.credentials.issuer import Signer, issue, mask_name, subject_ref
 from edge.credentials.native import Badge, HealthCode, HouseholdPass
-from edge.credentials.trust import new_signed
+from edge.credentials.trust import SignedT, new_signed
 from edge.mqtt import BrokerUrl, new_client, publish
 
 SUBJECT_SECRET = b"demo-site-subject-secret-32bytes"
@@ -75,12 +77,21 @@ class SiteKit:
         )
 
     def publish_trust_list(self, broker: BrokerUrl) -> None:
-        """Publish a trust list retained, as provisioning does (waits for the broker's ack)."""
+        """Publish a newly signed trust list retained, as provisioning does."""
+        self.publish(broker, topics.trust(self.topic_site), self.trust_list())
+
+    def sign(self, model: type[SignedT], body: BaseModel, serial: int) -> SignedT:
+        """A document signed by the site root key, issued a minute ago."""
+        issued = datetime.now(UTC) - timedelta(minutes=1)
+        return new_signed(model, body, serial, issued, self.root_key)
+
+    def publish(self, broker: BrokerUrl, topic: str, document: Payload) -> None:
+        """Publish `document` as the contract says (retained), waiting for the broker's ack."""
         client = new_client(f"provisioning-{self.site}", broker)
         client.connect(broker.host, broker.port)
         client.loop_start()
         try:
-            publish(client, topics.trust(self.topic_site), self.trust_list()).wait_for_publish(10)
+            publish(client, topic, document).wait_for_publish(10)
         finally:
             client.disconnect()
             client.loop_stop()

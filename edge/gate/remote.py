@@ -2,7 +2,9 @@
 
 Only the sections that can change while the node runs are accepted (the decision
 policy and the report cut-off); a config that touches anything else (devices, pins,
-broker) needs a new config file and a restart, and is refused saying so.
+broker) needs a new config file and a restart, and is refused saying so. The fields it
+gives replace the file's, section by section; the newest signed config wins whole, so
+a field it leaves out goes back to the file's value.
 """
 
 from __future__ import annotations
@@ -62,7 +64,12 @@ class NodeConfigStore:
                 f"config serial {document.serial}: {', '.join(sorted(extra))} cannot change "
                 "while the node runs; change the config file and restart"
             )
-        merged = {**self._base.model_dump(mode="json"), **body.config}
+        # The file's own settings, with the signed fields laid over them section by section.
+        merged = self._base.model_dump(mode="json", exclude_unset=True)
+        for section, fields in body.config.items():
+            if not isinstance(fields, dict):
+                raise ConfigError(f"config serial {document.serial}: {section} is not a mapping")
+            merged[section] = {**merged.get(section, {}), **fields}
         try:
             effective = GateConfig.model_validate(merged)
         except ValidationError as exc:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,17 @@ from gpiozero.pins.mock import MockFactory
 from playwright.sync_api import Page, expect
 
 from edge.contract import catalogue, topics
+from edge.contract.documents import (
+    NodeConfigBody,
+    RevocationListBody,
+    SignedNodeConfig,
+    SignedRevocationList,
+)
 from edge.contract.events import DeviceFault
 from edge.contract.presence import Birth
 from edge.contract.topics import EventKind
+from edge.credentials.trust import revocation_entry
+from edge.credentials.verifier import Verifier
 from edge.gate.config import load_config
 from edge.gate.node import GateNode
 from simulators.broker import PrivateBroker
@@ -278,3 +287,46 @@ def test_gate_node__a_volunteer_resolves_a_fever_hold_on_the_console(
     finally:
         stop_event.set()
         runner.join(15)
+
+
+def test_gate_node__a_signed_config_changes_the_fever_line_live_and_a_forged_one_does_not(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, node_in_process: GateNode,
+    mqtt_subscriber: Subscriber,
+) -> None:  # fmt: skip
+    mqtt_subscriber.subscribe(topics.event(node_in_process.node, EventKind.PASSAGE))
+    mqtt_subscriber.subscribe(topics.event(node_in_process.node, EventKind.DEVICE_FAULT))
+    topic = topics.config(kit.topic_site, "g01")
+    body = NodeConfigBody(node="g01", config={"policy": {"fever_c": 38.5}})
+    kit.publish(broker.url, topic, kit.sign(SignedNodeConfig, body, serial=1))
+    wait_until(lambda: node_in_process.checkpoint.policy.fever_c == 38.5)
+    devices.person(38.2, kit.code("green"))
+    (passage,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+    assert passage.outcome == "allow"
+
+    impostor = SiteKit(kit.folder.parent / "impostor", kit.site)
+    lowered = NodeConfigBody(node="g01", config={"policy": {"fever_c": 36.0}})
+    kit.publish(broker.url, topic, impostor.sign(SignedNodeConfig, lowered, serial=2))
+    pins = NodeConfigBody(node="g01", config={"gpio": {"barrier": {"relay_pin": 5}}})
+    kit.publish(broker.url, topic, kit.sign(SignedNodeConfig, pins, serial=3))
+    faults = events_of(mqtt_subscriber, EventKind.DEVICE_FAULT, 2)
+    assert [f.fault for f in faults] == ["refused", "refused"]
+    assert "unknown-signer" in faults[0].detail
+    assert "gpio cannot change while the node runs" in faults[1].detail
+    assert node_in_process.checkpoint.policy.fever_c == 38.5
+
+
+def test_gate_node__a_revoked_code_is_held_once_the_revocation_list_arrives(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, node_in_process: GateNode,
+    mqtt_subscriber: Subscriber,
+) -> None:  # fmt: skip
+    mqtt_subscriber.subscribe(topics.event(node_in_process.node, EventKind.PASSAGE))
+    code = kit.code("green")
+    cti = Verifier(node_in_process.trust).verify(code, datetime.now(UTC)).cti
+    assert cti is not None
+    body = RevocationListBody(entries=(revocation_entry("cti", cti),))
+    kit.publish(broker.url, topics.revocations(kit.topic_site),
+                kit.sign(SignedRevocationList, body, serial=1))  # fmt: skip
+    wait_until(lambda: node_in_process.trust.revocations.serial == 1)
+    devices.person(36.6, code)
+    (passage,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+    assert (passage.outcome, passage.reasons) == ("hold", ("revoked",))
