@@ -216,7 +216,8 @@ class GateCheckpoint:
         horizon = pending.at - READINGS_KEPT_S
         readings = tuple(r for r in self._readings if r.at >= horizon)
         attempt = Attempt(pending.verdict, pending.at_wall, pending.at, readings, self.direction)
-        state = LocalState(self.gate, dict(self._book.household_exits), dict(self._recent_uses))
+        exits = self._book.household_exits if self._book.week == self._week(pending.at_wall) else {}
+        state = LocalState(self.gate, dict(exits), dict(self._recent_uses))
         decision = decide(attempt, self.policy, state, pending.at_wall)
         self._act(decision, pending.at_wall)
 
@@ -272,9 +273,13 @@ class GateCheckpoint:
             temperature_c=passage.temperature_c, masked_name=masked_name,
         )  # fmt: skip
 
-    def _count_exit(self, household: str, at: datetime) -> None:
+    def _week(self, at: datetime) -> str:
+        """The ISO week of `at` in the site's time zone: household quotas run per week."""
         year, week, _ = at.astimezone(self.zone).isocalendar()
-        label = f"{year}-W{week:02d}"
+        return f"{year}-W{week:02d}"
+
+    def _count_exit(self, household: str, at: datetime) -> None:
+        label = self._week(at)
         if self._book.week != label:
             self._book.week, self._book.household_exits = label, {}
         exits = self._book.household_exits

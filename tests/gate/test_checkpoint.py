@@ -300,3 +300,26 @@ def test_checkpoint__open_holds_and_shifts_survive_a_restart(tmp_path: Path, gat
     assert again.checkpoint.on_duty == ("v042",)
     assert json.loads(again.outbox.get_meta("on_duty")) == ["v042"]
     again.io.close()
+
+
+def test_checkpoint__household_exits_are_counted_per_week_and_kept_across_a_restart(
+    tmp_path: Path, gate: Gate
+) -> None:
+    household = gate.kit.code("household", weekly_exits=2, now=gate.clock.wall)
+    for _ in range(2):
+        gate.temperature(36.5)
+        gate.scan(household)
+        assert decision(gate) == ("allow", ())
+    gate.outbox.close()
+    gate.io.close()
+    again = start_gate(tmp_path, gate.kit, gate.clock)
+    again.temperature(36.5)
+    again.scan(household)
+    assert decision(again) == ("hold", ("household-quota",))
+    # A new week (in the site's time zone) starts the count again.
+    again.clock.advance(7 * 24 * 3600)
+    fresh = again.kit.code("household", weekly_exits=2, now=again.clock.wall)
+    again.temperature(36.5)
+    again.scan(fresh)
+    assert decision(again) == ("allow", ())
+    again.io.close()

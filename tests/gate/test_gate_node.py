@@ -32,6 +32,7 @@ from edge.gate.config import load_config
 from edge.gate.node import GateNode
 from simulators.broker import PrivateBroker
 from simulators.devices.scanner import SimulatedScanner
+from simulators.devices.thermal_array import SimulatedThermalArray
 from simulators.devices.thermometer import SimulatedThermometer
 from simulators.processes import python_module, spawn, stop
 from simulators.site import SiteKit
@@ -330,3 +331,36 @@ def test_gate_node__a_revoked_code_is_held_once_the_revocation_list_arrives(
     devices.person(36.6, code)
     (passage,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
     assert (passage.outcome, passage.reasons) == ("hold", ("revoked",))
+
+
+def test_gate_node__a_thermal_array_in_place_of_the_thermometer(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, tmp_path: Path,
+    mqtt_subscriber: Subscriber,
+) -> None:  # fmt: skip
+    array = SimulatedThermalArray(tmp_path / "thermal-array").start()
+    config = kit.gate_config(
+        "g01", broker.url,
+        {"scanner": {"url": str(devices.scanner.path), "profile": "gm65-scanner"},
+         "thermal_array": {"url": str(array.path), "profile": "gy-mcu90640"}},
+        console={"enabled": False},
+    )  # fmt: skip
+    node = GateNode(load_config(config), pin_factory=MockFactory())
+    stop_event = threading.Event()
+    runner = threading.Thread(target=node.run, args=(stop_event,))
+    runner.start()
+    try:
+        wait_until(lambda: hasattr(node, "uplink") and node.uplink.connected)
+        wait_until(lambda: node.trust.trust_list.serial == 1)
+        mqtt_subscriber.subscribe(topics.event(node.node, EventKind.PASSAGE))
+        array.present(38.3, duration_s=3.0)
+        time.sleep(2.0)
+        devices.scanner.scan(kit.code("green"))
+        (passage,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+        assert passage.outcome == "hold"
+        assert passage.reasons == ("fever",)
+        assert abs(passage.temperature_c - 38.3) <= 0.3
+        assert node.devices()["thermal-array"] == "ok"
+    finally:
+        stop_event.set()
+        runner.join(15)
+        array.stop()
