@@ -47,6 +47,7 @@ from edge.gate.views import (
     HoldResolution,
     NodeView,
     OpenHold,
+    Outcome,
     Refusal,
     Registration,
     ShiftChange,
@@ -56,7 +57,6 @@ from edge.outbox import Batch, Outbox, OutboxError
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["allow", "hold", "deny"]
 # Temperatures older than this are never used, whatever the policy says.
 READINGS_KEPT_S = 120.0
 PASSING_RESOLUTIONS = {"released", "registered"}

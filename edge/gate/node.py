@@ -99,7 +99,10 @@ class GateNode:
     def init_trust(self) -> None:
         keys: list[Ed25519PublicKey] = []
         for path in self.config.trust.root_keys:
-            key = load_pem_public_key(path.read_bytes())
+            try:
+                key = load_pem_public_key(path.read_bytes())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"trust.root_keys: {path}: {exc}") from None
             if not isinstance(key, Ed25519PublicKey):
                 raise ConfigError(f"trust.root_keys: {path} is not an Ed25519 public key")
             keys.append(key)

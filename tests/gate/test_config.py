@@ -84,3 +84,17 @@ def test_edge_check__prints_the_hash_or_names_the_fields(tmp_path: Path) -> None
     )  # fmt: skip
     assert bad.returncode == 1
     assert "outbox.capacity: Input should be greater than or equal to 10" in bad.stderr
+
+
+def test_edge_run__a_missing_root_key_is_named_and_nothing_is_left_running(
+    tmp_path: Path,
+) -> None:
+    config = write(tmp_path, {"node.state_dir": str(tmp_path / "state"),
+                              "trust.root_keys": [str(tmp_path / "missing.pem")],
+                              "gpio.pin_factory": "mock"})  # fmt: skip
+    run = subprocess.run(
+        python_module("edge.cli", "edge", "run", "--config", str(config)),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert f"trust.root_keys: {tmp_path / 'missing.pem'}" in run.stderr
