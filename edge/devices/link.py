@@ -49,7 +49,52 @@ class FaultChange:
 DriverFactory = Callable[[SerialStream, DeviceProfile], Driver]
 
 
-class DeviceLink:
+class SupervisedDevice:
+    """A device watched on its own thread: its faults, each change reported once.
+
+    Args:
+        name: the device's name in events and status (scanner, thermometer…).
+        on_fault: called on the device's thread for every fault change.
+    """
+
+    def __init__(self, name: str, on_fault: Callable[[FaultChange], None]) -> None:
+        self.name = name
+        self._on_fault = on_fault
+        self.faults: dict[str, str | None] = {}
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> DeviceState:
+        if "unplugged" in self.faults:
+            return "unplugged"
+        return "fault" if self.faults else "ok"
+
+    def start(self, stop: threading.Event) -> None:
+        self._thread = threading.Thread(target=self.run, args=(stop,), name=self.name, daemon=True)
+        self._thread.start()
+
+    def join(self, timeout_s: float = 5.0) -> None:
+        if self._thread:
+            self._thread.join(timeout_s)
+
+    def run(self, stop: threading.Event) -> None:
+        raise NotImplementedError
+
+    def _raise(self, fault: str, detail: str | None) -> None:
+        if fault in self.faults:
+            return
+        self.faults[fault] = detail
+        log.warning("%s: %s: %s", self.name, fault, detail)
+        self._on_fault(FaultChange(self.name, fault, "raised", detail))
+
+    def _clear(self, fault: str) -> None:
+        if self.faults.pop(fault, "absent") == "absent":
+            return
+        log.info("%s: %s cleared", self.name, fault)
+        self._on_fault(FaultChange(self.name, fault, "cleared"))
+
+
+class DeviceLink(SupervisedDevice):
     """Keeps one serial part open and its faults known.
 
     Args:
@@ -67,34 +112,17 @@ class DeviceLink:
         on_reading: Callable[[Reading], None], on_fault: Callable[[FaultChange], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
-        self.name = name
+        super().__init__(name, on_fault)
         self.url = url
         self.profile = profile
         self._driver_factory = driver
         self._on_reading = on_reading
-        self._on_fault = on_fault
         self._clock = clock
-        self.faults: dict[str, str | None] = {}
         self._last_good = clock()
         self._last_frame_fault = 0.0
         self._stuck_value: object | None = None
         self._stuck_since = 0.0
         self._stuck_seen = 0.0
-        self._thread: threading.Thread | None = None
-
-    @property
-    def state(self) -> DeviceState:
-        if "unplugged" in self.faults:
-            return "unplugged"
-        return "fault" if self.faults else "ok"
-
-    def start(self, stop: threading.Event) -> None:
-        self._thread = threading.Thread(target=self.run, args=(stop,), name=self.name, daemon=True)
-        self._thread.start()
-
-    def join(self, timeout_s: float = 5.0) -> None:
-        if self._thread:
-            self._thread.join(timeout_s)
 
     def run(self, stop: threading.Event) -> None:
         """Open, set up and read the part until `stop` is set, reopening after every loss."""
@@ -165,16 +193,3 @@ class DeviceLink:
             and same_for >= profile.stuck_after_s
         ):
             self._raise("stuck", f"same value {self._stuck_value} for {same_for:.0f} s")
-
-    def _raise(self, fault: str, detail: str | None) -> None:
-        if fault in self.faults:
-            return
-        self.faults[fault] = detail
-        log.warning("%s: %s: %s", self.name, fault, detail)
-        self._on_fault(FaultChange(self.name, fault, "raised", detail))
-
-    def _clear(self, fault: str) -> None:
-        if self.faults.pop(fault, "absent") == "absent":
-            return
-        log.info("%s: %s cleared", self.name, fault)
-        self._on_fault(FaultChange(self.name, fault, "cleared"))

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from edge.credentials.qrimage import decode_qr
 from edge.devices.base import CodeScan, Reading
 from edge.devices.camera.profile import CameraProfile
-from edge.devices.link import REOPEN_EVERY_S, DeviceState, FaultChange
+from edge.devices.link import REOPEN_EVERY_S, FaultChange, SupervisedDevice
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def open_capture(source: int | str, profile: CameraProfile) -> FrameSource:
     return capture  # type: ignore[return-value]  # read() is typed loosely by OpenCV
 
 
-class CameraLink:
+class CameraLink(SupervisedDevice):
     """Keeps one camera open and reports the QR codes it sees, like DeviceLink for serial parts.
 
     Args:
@@ -84,30 +84,15 @@ class CameraLink:
         capture: CaptureFactory = open_capture, decoder: Decoder = decode_qr,
         clock: Callable[[], float] = time.monotonic, reopen_every_s: float = REOPEN_EVERY_S,
     ) -> None:  # fmt: skip
-        self.name = name
+        super().__init__(name, on_fault)
         self.source = source
         self.profile = profile
         self._on_reading = on_reading
-        self._on_fault = on_fault
         self._capture = capture
         self._decoder = decoder
         self._clock = clock
         self._reopen_every_s = reopen_every_s
-        self.faults: dict[str, str | None] = {}
         self._reported: dict[str, float] = {}
-        self._thread: threading.Thread | None = None
-
-    @property
-    def state(self) -> DeviceState:
-        return "unplugged" if "unplugged" in self.faults else "ok"
-
-    def start(self, stop: threading.Event) -> None:
-        self._thread = threading.Thread(target=self.run, args=(stop,), name=self.name, daemon=True)
-        self._thread.start()
-
-    def join(self, timeout_s: float = 5.0) -> None:
-        if self._thread:
-            self._thread.join(timeout_s)
 
     def run(self, stop: threading.Event) -> None:
         """Open and read the camera until `stop` is set, reopening after every loss."""
@@ -124,11 +109,11 @@ class CameraLink:
         try:
             capture = self._capture(self.source, self.profile)
         except (cv2.error, OSError) as exc:
-            self._raise(f"cannot open camera {self.source}: {exc}")
+            self._raise("unplugged", f"cannot open camera {self.source}: {exc}")
             return None
         if not capture.isOpened():
             capture.release()
-            self._raise(f"cannot open camera {self.source}")
+            self._raise("unplugged", f"cannot open camera {self.source}")
             return None
         return capture
 
@@ -144,12 +129,15 @@ class CameraLink:
             now = self._clock()
             if not ok or frame is None:
                 if now - last_frame >= self.profile.frame_timeout_s:
-                    self._raise(f"no frame from camera {self.source} for {now - last_frame:.1f} s")
+                    self._raise(
+                        "unplugged",
+                        f"no frame from camera {self.source} for {now - last_frame:.1f} s",
+                    )
                     return
                 stop.wait(FAILED_READ_PAUSE_S)
                 continue
             last_frame, count = now, count + 1
-            self._clear()
+            self._clear("unplugged")
             if count % self.profile.decode_every == 0:
                 self._decode(frame, now)
 
@@ -168,16 +156,3 @@ class CameraLink:
             return
         self._reported[text] = now
         self._on_reading(CodeScan(text, SOURCE, now))
-
-    def _raise(self, detail: str) -> None:
-        if "unplugged" in self.faults:
-            return
-        self.faults["unplugged"] = detail
-        log.warning("%s: unplugged: %s", self.name, detail)
-        self._on_fault(FaultChange(self.name, "unplugged", "raised", detail))
-
-    def _clear(self) -> None:
-        if self.faults.pop("unplugged", "absent") == "absent":
-            return
-        log.info("%s: unplugged cleared", self.name)
-        self._on_fault(FaultChange(self.name, "unplugged", "cleared"))
