@@ -30,6 +30,8 @@ from tests.devices.cases import ContractCase
 
 CASES: list[ContractCase] = [case_scanner.CASE, case_thermometer.CASE, case_thermal_array.CASE]
 
+# How late a fault callback may be recorded after the link's own timestamp.
+CALLBACK_ALLOWANCE_S = 0.05
 STOP_WITHIN_S = 1.0
 FRAME_FAULTS = ("garbage", "checksum", "overflow")
 
@@ -161,7 +163,9 @@ def test_garbage_before_frame(bench: Bench) -> None:
     kind = next(c.fault for _, c in bench.changes if c.state == "raised")
     bench.wait(f"{kind} cleared", bench.cleared(kind), bench.case.profile.clean_after_s + 1.5)
     clean_for = bench.times(kind, "cleared")[0] - bench.times(kind, "raised")[0]
-    assert clean_for >= bench.case.profile.clean_after_s
+    # The link times the clean spell from the bad frame itself; the test sees the raise a
+    # moment later (its callback runs after the link's timestamp), hence the allowance.
+    assert clean_for >= bench.case.profile.clean_after_s - CALLBACK_ALLOWANCE_S
 
 
 def test_split_frames(bench: Bench) -> None:
