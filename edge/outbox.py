@@ -207,7 +207,8 @@ class Outbox:
             self._on_level(self.depth, self.capacity)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else row[0]
 
     def set_meta(self, key: str, value: Any) -> None:

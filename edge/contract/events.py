@@ -22,6 +22,8 @@ from edge.contract.base import (
 )
 from edge.contract.topics import EventKind
 
+Outcome = Literal["allow", "hold", "deny"]
+Direction = Literal["in", "out"]
 PlateNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z\u4e00-\u9fff·-]{2,12}$")]
 
 
@@ -29,9 +31,9 @@ class Passage(Event):
     """One check at a gate: a person or a vehicle, and the gate's decision."""
 
     kind: Literal["passage"] = "passage"
-    direction: Literal["in", "out"]
+    direction: Direction
     subject: Literal["person", "vehicle"] = "person"
-    outcome: Literal["allow", "hold", "deny"]
+    outcome: Outcome
     colour: Colour | None = Field(None, description="health colour; none when no code was read")
     credential: Literal["health-code", "dcc", "household-pass", "registration", "none"]
     reasons: tuple[ReasonCode, ...] = Field((), description="why, as reason codes")

@@ -29,6 +29,7 @@ from edge.contract.events import (
     Disinfection,
     Hold,
     HoldResolved,
+    Outcome,
     Passage,
     Shift,
 )
@@ -39,7 +40,15 @@ from edge.devices.base import CodeScan, Reading, TemperatureReading
 from edge.devices.link import FaultChange
 from edge.gate.book import LocalBook
 from edge.gate.daily import daily_report_fields, report_period, tally
-from edge.gate.decision import Attempt, Decision, GatePolicy, LocalState, decide, decide_vehicle
+from edge.gate.decision import (
+    Attempt,
+    Decision,
+    GatePolicy,
+    LocalState,
+    decide,
+    decide_vehicle,
+    usable_reading,
+)
 from edge.gate.views import (
     ConsoleUpdate,
     DecisionView,
@@ -47,7 +56,6 @@ from edge.gate.views import (
     HoldResolution,
     NodeView,
     OpenHold,
-    Outcome,
     Refusal,
     Registration,
     ShiftChange,
@@ -149,7 +157,9 @@ class GateCheckpoint:
             if self._pending is not None:
                 self._decide(self._pending)  # an earlier code never got its temperature
             pending = _Pending(verdict, now, scan.at)
-            if self._reading_near(pending) or not self._waits_for_temperature(verdict):
+            window = self.policy.temperature_window_s
+            near = usable_reading(self._readings, pending.at, window) is not None
+            if near or not self._waits_for_temperature(verdict):
                 self._decide(pending)
             else:
                 self._pending = pending
@@ -158,8 +168,9 @@ class GateCheckpoint:
     def _on_temperature(self, reading: TemperatureReading) -> None:
         with self._lock:
             self._readings.append(reading)
-            if self._pending is not None and reading.body_c is not None:
-                pending, self._pending = self._pending, None
+            pending = self._pending
+            window = self.policy.temperature_window_s
+            if pending and usable_reading((reading,), pending.at, window) is not None:
                 self._decide(pending)
 
     def tick(self) -> None:
@@ -184,7 +195,7 @@ class GateCheckpoint:
             with self._transaction(fault=True) as batch:
                 batch.add(
                     DeviceFault(
-                        **batch.ids(now), device=device.replace("_", "-"), fault=fault,
+                        **batch.ids(now), device=device, fault=fault,
                         state=state, detail=detail[:200] if detail else None,
                     )
                 )  # fmt: skip
@@ -201,12 +212,6 @@ class GateCheckpoint:
         self.actions.open_barrier()
 
     # The decision path.
-    def _reading_near(self, pending: _Pending) -> bool:
-        window = self.policy.temperature_window_s
-        return any(
-            r.body_c is not None and abs(r.at - pending.at) <= window for r in self._readings
-        )
-
     def _waits_for_temperature(self, verdict: Verdict) -> bool:
         # A code that is refused or red is decided at once; no temperature changes that.
         return verdict.ok and verdict.colour != "red"

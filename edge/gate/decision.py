@@ -13,6 +13,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.contract.base import Colour
+from edge.contract.events import Direction, Outcome
 from edge.credentials.dcc import NAAT, NOT_DETECTED, dcc_type
 from edge.credentials.issuer import mask_name
 from edge.credentials.keys import DccType
@@ -21,8 +22,6 @@ from edge.credentials.reasons import Reason, Refused
 from edge.credentials.verifier import Verdict
 from edge.devices.base import TemperatureReading
 
-Outcome = Literal["allow", "hold", "deny"]
-Direction = Literal["in", "out"]
 CredentialKind = Literal["health-code", "dcc", "household-pass", "registration", "none"]
 
 # Temperature reasons, in the order a decision lists them.
@@ -286,7 +285,7 @@ def _reused(
 
 def _temperature(attempt: Attempt, policy: GatePolicy) -> tuple[float | None, list[str]]:
     """The temperature the decision uses (None when implausible or absent) and its reason."""
-    reading = _reading_for(attempt, policy.temperature_window_s)
+    reading = usable_reading(attempt.temperatures, attempt.scanned_at, policy.temperature_window_s)
     if reading is None:
         return None, ["measure-temperature"]
     shown = _tenth(reading)
@@ -297,12 +296,14 @@ def _temperature(attempt: Attempt, policy: GatePolicy) -> tuple[float | None, li
     return shown, [reason] if reason else []
 
 
-def _reading_for(attempt: Attempt, window_s: float) -> float | None:
-    """The latest usable reading within the window around the scan, if there is one."""
+def usable_reading(
+    readings: Iterable[TemperatureReading], scanned_at: float, window_s: float
+) -> float | None:
+    """The latest usable body temperature within `window_s` of the scan, if there is one."""
     usable = [
         r
-        for r in attempt.temperatures
-        if r.problem is None and r.body_c is not None and abs(r.at - attempt.scanned_at) <= window_s
+        for r in readings
+        if r.problem is None and r.body_c is not None and abs(r.at - scanned_at) <= window_s
     ]
     if not usable:
         return None

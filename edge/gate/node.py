@@ -93,8 +93,17 @@ class GateNode:
             self.shutdown()
 
     def init_outbox(self) -> None:
+        """The outbox, and the uplink that drains it (started last, once all is in place)."""
         state = self.config.node.state_dir
         self.outbox = Outbox(state / "outbox.db", self.node, self.config.outbox.capacity)
+        site = self.node.site
+        self.uplink = Uplink(
+            self.config.broker.settings(), self.node, self.outbox,
+            birth=self.birth, health=self.health,
+            downlink=(topics.config(site, self.node.name), topics.trust(site),
+                      topics.revocations(site)),
+            on_document=self.on_document,
+        )  # fmt: skip
 
     def init_trust(self) -> None:
         keys: list[Ed25519PublicKey] = []
@@ -133,7 +142,7 @@ class GateNode:
             direction=self.config.node.direction, zone=self.config.zone,
             cutoff_hour=effective.report.cutoff_hour,
             id_hash_key=self.config.secrets.id_hash_key(), node_view=self.node_view,
-            on_event=lambda: self.uplink.wake() if hasattr(self, "uplink") else None,
+            on_event=self.uplink.wake,
             clock=self.clock,
         )  # fmt: skip
 
@@ -166,14 +175,6 @@ class GateNode:
             self.links.append(camera)
 
     def init_uplink(self) -> None:
-        site = self.node.site
-        self.uplink = Uplink(
-            self.config.broker.settings(), self.node, self.outbox,
-            birth=self.birth, health=self.health,
-            downlink=(topics.config(site, self.node.name), topics.trust(site),
-                      topics.revocations(site)),
-            on_document=self.on_document,
-        )  # fmt: skip
         self._start_thread("uplink", self.uplink.run)
 
     def init_console(self) -> None:
@@ -237,7 +238,7 @@ class GateNode:
     def node_view(self) -> NodeView:
         return NodeView(
             site=self.node.site.name, node=self.node.name,
-            broker_connected=hasattr(self, "uplink") and self.uplink.connected,
+            broker_connected=self.uplink.connected,
             devices=dict(self.devices()), outbox_depth=self.outbox.depth,
             outbox_capacity=self.outbox.capacity, volunteers_on_duty=self.checkpoint.on_duty,
             trust_list_age_s=self.trust.trust_list_age_s(self.clock()),

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from edge.contract.documents import SignedNodeConfig
-from edge.credentials.trust import DocumentRefused, check_serial, verify_document
+from edge.credentials.trust import DocumentRefused, verify_document
 from edge.gate.config import ConfigError, GateConfig
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,6 @@ class NodeConfigStore:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ConfigError(f"config serial {document.serial}: {where}: {first['msg']}") from None
-        check_serial(document, self.serial)
         self.effective, self.serial = effective, document.serial
         log.info("applied node config serial %d (%s)", document.serial, ", ".join(body.config))
         if persist:

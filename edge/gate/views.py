@@ -12,9 +12,8 @@ from typing import Annotated, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from edge.contract.base import BodyTemperature, Colour, ReasonCode, ShortText, Slug, VolunteerId
-from edge.contract.events import PlateNumber
+from edge.contract.events import Outcome, PlateNumber
 
-Outcome = Literal["allow", "hold", "deny"]
 Resolution = Literal["released", "registered", "referred", "turned-back"]
 IdNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{6,18}$")]
 

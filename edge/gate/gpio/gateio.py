@@ -11,11 +11,11 @@ from typing import Any
 
 from gpiozero.pins.mock import MockFactory
 
+from edge.contract.events import Outcome
 from edge.devices.link import FaultChange
 from edge.gate.gpio.config import GpioConfig, PinFactoryChoice
 from edge.gate.gpio.inputs import DoorContact, DoorState, ExitButton
 from edge.gate.gpio.outputs import Barrier, Signals
-from edge.gate.views import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import logging
 import threading
 from typing import Any
 
+from edge.contract.events import Outcome
 from edge.gate.gpio.config import BarrierConfig, BuzzerConfig, LampsConfig
 from edge.gate.gpio.timed import Step, TimedOutput
-from edge.gate.views import Outcome
 
 log = logging.getLogger(__name__)
 
