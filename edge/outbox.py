@@ -95,20 +95,17 @@ class Outbox:
         path: the database file; created with its folder if missing.
         node: the node whose events these are (their topics are built from it).
         capacity: most unacknowledged events held; beyond it `transaction` raises
-            OutboxFull (device-fault events get a small headroom).
-        on_level: called after a commit with (depth, capacity), so the node can raise
-            its "outbox nearly full" fault.
+            OutboxFull (device-fault events get a small headroom). `depth` says how
+            full it is; the node raises its faults from that.
     """
 
     def __init__(
-        self, path: Path, node: Node, capacity: int = 100_000,
-        on_level: Callable[[int, int], None] | None = None,
+        self, path: Path, node: Node, capacity: int = 100_000
     ) -> None:  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.node = node
         self.capacity = capacity
-        self._on_level = on_level
         self._lock = threading.Lock()
         self._db = _connect(path)
         self._db.executescript(SCHEMA)
@@ -158,8 +155,6 @@ class Outbox:
             if self.depth + len(batch.events) > limit:
                 raise OutboxFull(f"outbox has room for {limit - self.depth} more events")
             self._commit(batch)
-        if self._on_level:
-            self._on_level(self.depth, self.capacity)
 
     def _commit(self, batch: Batch) -> None:
         rows = [
@@ -203,8 +198,6 @@ class Outbox:
                     "DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs]
                 ).rowcount
             self.depth -= deleted
-        if self._on_level:
-            self._on_level(self.depth, self.capacity)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         with self._lock:
