@@ -11,19 +11,15 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
 
+from edge.configfile import BrokerUrlText, ConfigError, Section, ZoneName, read_mapping, validate
 from edge.contract.base import Slug
 from edge.contract.topics import DEFAULT_PREFIX, Node, Role, Site
 from edge.credentials.dcc import DccRules
@@ -38,32 +34,11 @@ from edge.uplink import UplinkSettings
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "hardware" / "profiles"
 
 
-class ConfigError(GatepostError):
-    """The configuration file cannot be used; the message names the file and each field."""
-
-
-def _broker_url(value: str) -> str:
-    BrokerUrl.parse(value)
-    return value
-
-
-def _zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not a time zone name such as Asia/Shanghai") from None
-    return value
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class NodeSection(Section):
     site: Slug = Field(description="the site's topic segment")
     name: Slug = Field(description="this gate's name (a topic segment), e.g. g01")
     prefix: Slug = Field(DEFAULT_PREFIX, description="topic prefix")
-    timezone: Annotated[str, AfterValidator(_zone)] = Field(
+    timezone: ZoneName = Field(
         "Asia/Shanghai", description="the site's local time, for report cut-offs and weeks"
     )
     direction: Literal["in", "out"] = Field("in", description="which way this lane lets people")
@@ -73,7 +48,7 @@ class NodeSection(Section):
 
 
 class BrokerSection(Section):
-    url: Annotated[str, AfterValidator(_broker_url)] = Field(
+    url: BrokerUrlText = Field(
         "mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://host:port"
     )
     keepalive_s: int = Field(10, ge=2, le=600, description="the broker declares us lost after 1.5x")
@@ -226,17 +201,9 @@ def load_config(path: Path) -> GateConfig:
         ConfigError: the file is missing, not YAML, or fails validation; every failing
             field is named by its path.
     """
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config is a mapping of sections")
+    data = read_mapping(path)
     _resolve_paths(data, path.parent)
-    try:
-        config = GateConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}:\n" + "\n".join(_problems(exc))) from None
+    config = validate(path, GateConfig, data)
     for name in ("scanner", "thermometer", "thermal_array", "camera"):
         section = getattr(config.devices, name)
         if section is None:
@@ -246,14 +213,6 @@ def load_config(path: Path) -> GateConfig:
         except (GatepostError, ValueError, OSError) as exc:
             raise ConfigError(f"{path}:\n  devices.{name}.profile: {exc}") from None
     return config
-
-
-def _problems(exc: ValidationError) -> list[str]:
-    lines = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        lines.append(f"  {where}: {error['msg']}")
-    return lines
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:

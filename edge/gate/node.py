@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from edge.configfile import ConfigError
 from edge.contract import topics
 from edge.contract.catalogue import Message
 from edge.contract.documents import SignedNodeConfig, SignedRevocationList, SignedTrustList
@@ -24,7 +25,7 @@ from edge.credentials.verifier import Verifier
 from edge.devices.link import DeviceLink
 from edge.devices.registry import DRIVERS
 from edge.gate.checkpoint import GateCheckpoint
-from edge.gate.config import ConfigError, GateConfig
+from edge.gate.config import GateConfig
 from edge.gate.gpio.gateio import GateIO
 from edge.gate.remote import NodeConfigStore
 from edge.gate.views import NodeView

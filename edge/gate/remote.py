@@ -18,9 +18,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from edge.configfile import ConfigError
 from edge.contract.documents import SignedNodeConfig
 from edge.credentials.trust import DocumentRefused, verify_document
-from edge.gate.config import ConfigError, GateConfig
+from edge.gate.config import GateConfig
 
 log = logging.getLogger(__name__)
 

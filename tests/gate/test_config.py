@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge.gate.config import ConfigError, load_config
+from edge.configfile import ConfigError
+from edge.gate.config import load_config
 from simulators.processes import python_module
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "gate.yaml"

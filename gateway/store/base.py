@@ -1,0 +1,148 @@
+"""The storage interface the gateway codes against; SQLite implements it today.
+
+A PostgreSQL backend would implement the same methods. Nothing outside `gateway/store/`
+writes SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Protocol
+
+from edge.contract.events import CheckpointCounts
+from gateway.store.records import (
+    AccessRole,
+    AlarmDraft,
+    AlarmRecord,
+    AlarmState,
+    AuditEntry,
+    DailyReportRecord,
+    DeadLetter,
+    DeadLetterRecord,
+    DisinfectionRecord,
+    EventQuery,
+    HoldRecord,
+    InboundEvent,
+    InboundPresence,
+    NodeRecord,
+    PassageFilter,
+    PassageRecord,
+    RegistrationRecord,
+    TokenRecord,
+)
+
+
+class UnknownAlarm(LookupError):
+    """No alarm has that id."""
+
+
+class Store(Protocol):
+    """Everything the gateway keeps, behind one interface."""
+
+    # --- ingest -------------------------------------------------------------
+
+    def write(
+        self,
+        events: Sequence[InboundEvent],
+        presence: Sequence[InboundPresence] = (),
+        dead: Sequence[DeadLetter] = (),
+    ) -> list[InboundEvent]:
+        """Store one batch in one transaction; returns the events not seen before.
+
+        Idempotent by event_id: a redelivered event is not stored twice. Presence
+        updates the node (a birth with a lower session than known starts a new seq
+        epoch: the node lost its state). The seq bookkeeping (contiguous, max, since
+        when a gap is open) of every node in the batch is updated.
+        """
+        ...
+
+    def mark_offline(self, site: str, node: str, reason: str) -> None:
+        """Mark a node offline for a reason the gateway found (missed heartbeats)."""
+        ...
+
+    # --- nodes and events ---------------------------------------------------------
+
+    def nodes(self, site: str | None = None) -> list[NodeRecord]: ...
+
+    def node(self, site: str, node: str) -> NodeRecord | None: ...
+
+    def passages(
+        self, query: EventQuery, only: PassageFilter | None = None
+    ) -> list[PassageRecord]: ...
+
+    def holds(self, query: EventQuery, open_only: bool = False) -> list[HoldRecord]: ...
+
+    def registrations(self, query: EventQuery) -> list[RegistrationRecord]: ...
+
+    def disinfections(self, query: EventQuery) -> list[DisinfectionRecord]: ...
+
+    def daily_reports(self, site: str, day: date) -> list[DailyReportRecord]: ...
+
+    def counts(
+        self, site: str, node: str | None, since: datetime, until: datetime | None = None
+    ) -> CheckpointCounts:
+        """What the gate(s) counted from `since` (included) to `until` (excluded), by node time.
+
+        The same rules as the gate's own tally (edge.gate.daily.tally).
+        """
+        ...
+
+    def event_seqs(self, site: str, node: str) -> list[int]:
+        """The seqs stored for a node in its current epoch, ascending."""
+        ...
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]: ...
+
+    def dead_letter_count(self) -> int: ...
+
+    # --- alarms ---------------------------------------------------------------
+
+    def raise_alarm(self, draft: AlarmDraft, at: datetime, alarm_id: str) -> AlarmRecord | None:
+        """Open an alarm; None when the same condition is already live (no duplicates)."""
+        ...
+
+    def live_alarm(
+        self, kind: str, site: str, node: str | None, subject: str
+    ) -> AlarmRecord | None: ...
+
+    def alarm(self, alarm_id: str) -> AlarmRecord:
+        """Raises UnknownAlarm."""
+        ...
+
+    def alarms(
+        self, states: Sequence[AlarmState] = ("raised", "acknowledged"), limit: int = 200
+    ) -> list[AlarmRecord]: ...
+
+    def acknowledge_alarm(self, alarm_id: str, by: str, at: datetime) -> AlarmRecord:
+        """Acknowledge a raised alarm (an acknowledged one is returned as it is).
+
+        Raises UnknownAlarm; ValueError if it is cleared.
+        """
+        ...
+
+    def clear_alarm(self, alarm_id: str, by: str, at: datetime) -> AlarmRecord:
+        """Clear a live alarm (a cleared one is returned as it is). Raises UnknownAlarm."""
+        ...
+
+    def open_alarm_count(self) -> int: ...
+
+    # --- access -------------------------------------------------------------------
+
+    def add_token(self, token_hash: str, name: str, role: AccessRole, at: datetime) -> None:
+        """Raises ValueError if a token of that name exists."""
+        ...
+
+    def token(self, token_hash: str) -> TokenRecord | None:
+        """The live (not revoked) token with that hash."""
+        ...
+
+    def tokens(self) -> list[TokenRecord]: ...
+
+    def revoke_token(self, name: str, at: datetime) -> bool: ...
+
+    def audit(self, entry: AuditEntry) -> None: ...
+
+    def audit_log(self, limit: int = 200) -> list[AuditEntry]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,204 @@
+"""The gateway's SQLite schema as named migrations, each applied once, in a transaction."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+log = logging.getLogger(__name__)
+
+
+class Migration(NamedTuple):
+    """One schema change: a name that never changes once released, and its statements."""
+
+    name: str
+    sql: str
+
+
+# Times are ISO 8601 text in UTC (they sort as text); node times keep the node's offset
+# in the payload and are stored in UTC beside it for filtering.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "0001-events",
+        """
+        CREATE TABLE events (
+            event_id TEXT PRIMARY KEY,
+            site TEXT NOT NULL, node TEXT NOT NULL, kind TEXT NOT NULL,
+            epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+            node_time TEXT NOT NULL, received_at TEXT NOT NULL,
+            payload TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX events_by_node_seq ON events (site, node, epoch, seq);
+        CREATE TABLE passages (
+            event_id TEXT PRIMARY KEY,
+            site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
+            node_time TEXT NOT NULL,
+            direction TEXT NOT NULL, subject TEXT NOT NULL, outcome TEXT NOT NULL,
+            colour TEXT, credential TEXT NOT NULL, reasons TEXT NOT NULL,
+            temperature_c REAL, fever INTEGER NOT NULL,
+            subject_ref TEXT, vehicle_plate TEXT, occupants INTEGER
+        ) WITHOUT ROWID;
+        CREATE INDEX passages_by_time ON passages (site, node_time);
+        CREATE INDEX passages_by_node ON passages (site, node, node_time);
+        CREATE TABLE holds (
+            event_id TEXT PRIMARY KEY,
+            site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
+            node_time TEXT NOT NULL, passage_id TEXT NOT NULL,
+            reasons TEXT NOT NULL, colour TEXT, temperature_c REAL, subject_ref TEXT
+        ) WITHOUT ROWID;
+        CREATE INDEX holds_by_time ON holds (site, node_time);
+        CREATE TABLE hold_resolutions (
+            event_id TEXT PRIMARY KEY,
+            site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
+            node_time TEXT NOT NULL, hold_id TEXT NOT NULL, resolution TEXT NOT NULL,
+            volunteer_id TEXT NOT NULL, temperature_c REAL, registration_id TEXT, note TEXT
+        ) WITHOUT ROWID;
+        CREATE INDEX hold_resolutions_by_hold ON hold_resolutions (hold_id);
+        CREATE INDEX hold_resolutions_by_time ON hold_resolutions (site, node_time);
+        CREATE TABLE registrations (
+            event_id TEXT PRIMARY KEY,
+            site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
+            node_time TEXT NOT NULL,
+            name TEXT NOT NULL, id_hash TEXT NOT NULL, id_last4 TEXT NOT NULL, phone TEXT,
+            origin TEXT, destination TEXT, reason TEXT, vehicle_plate TEXT,
+            hold_id TEXT, volunteer_id TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX registrations_by_time ON registrations (site, node_time);
+        CREATE TABLE shifts (
+            event_id TEXT PRIMARY KEY,
+            site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
+            node_time TEXT NOT NULL, action TEXT NOT NULL,
+            volunteer_id TEXT NOT NULL, role TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX shifts_by_node ON shifts (site, node, node_time);
+        CREATE TABLE disinfections (
+            event_id TEXT PRIMARY KEY,
+            site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
+            node_time TEXT NOT NULL, volunteer_id TEXT NOT NULL, area TEXT NOT NULL, agent TEXT
+        ) WITHOUT ROWID;
+        CREATE INDEX disinfections_by_time ON disinfections (site, node_time);
+        CREATE TABLE daily_reports (
+            event_id TEXT PRIMARY KEY,
+            site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
+            node_time TEXT NOT NULL, day TEXT NOT NULL,
+            period_start TEXT NOT NULL, period_end TEXT NOT NULL,
+            counts TEXT NOT NULL, zero_report INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX daily_reports_by_day ON daily_reports (site, day, node);
+        CREATE TABLE device_faults (
+            event_id TEXT PRIMARY KEY,
+            site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
+            node_time TEXT NOT NULL, device TEXT NOT NULL, fault TEXT NOT NULL,
+            state TEXT NOT NULL, detail TEXT
+        ) WITHOUT ROWID;
+        CREATE INDEX device_faults_by_node ON device_faults (site, node, node_time);
+        CREATE TABLE depot_readings (
+            event_id TEXT NOT NULL, site TEXT NOT NULL, node TEXT NOT NULL,
+            sensor TEXT NOT NULL, bus_address INTEGER NOT NULL, at TEXT NOT NULL,
+            status TEXT NOT NULL, temperature_c REAL, humidity_pct REAL,
+            PRIMARY KEY (event_id, sensor)
+        ) WITHOUT ROWID;
+        CREATE INDEX depot_readings_by_sensor ON depot_readings (site, node, sensor, at);
+        CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL, topic TEXT NOT NULL,
+            payload BLOB NOT NULL, reason TEXT NOT NULL
+        );
+        """,
+    ),
+    Migration(
+        "0002-nodes",
+        """
+        CREATE TABLE nodes (
+            site TEXT NOT NULL, node TEXT NOT NULL, role TEXT NOT NULL,
+            online INTEGER NOT NULL DEFAULT 0,
+            session INTEGER, version TEXT, config_hash TEXT, devices TEXT,
+            heartbeat_s INTEGER, first_seen TEXT, last_seen TEXT, offline_reason TEXT,
+            trust_list_age_s REAL, trust_list_age_at TEXT,
+            clock_skew_s REAL, outbox_depth INTEGER, last_seq INTEGER,
+            epoch INTEGER NOT NULL DEFAULT 0,
+            seq_contiguous INTEGER NOT NULL DEFAULT 0,
+            seq_max INTEGER NOT NULL DEFAULT 0,
+            gap_since TEXT,
+            PRIMARY KEY (site, node)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    Migration(
+        "0003-alarms",
+        """
+        CREATE TABLE alarms (
+            alarm_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL, site TEXT NOT NULL, node TEXT, subject TEXT NOT NULL,
+            severity TEXT NOT NULL, state TEXT NOT NULL, message TEXT NOT NULL,
+            raised_at TEXT NOT NULL,
+            acknowledged_at TEXT, acknowledged_by TEXT,
+            cleared_at TEXT, cleared_by TEXT
+        ) WITHOUT ROWID;
+        -- One live alarm per condition: raising it again while open changes nothing.
+        CREATE UNIQUE INDEX alarms_live ON alarms (kind, site, IFNULL(node, ''), subject)
+            WHERE state != 'cleared';
+        CREATE INDEX alarms_by_state ON alarms (state, raised_at);
+        """,
+    ),
+    Migration(
+        "0004-access",
+        """
+        CREATE TABLE tokens (
+            token_hash TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+            created_at TEXT NOT NULL, revoked_at TEXT
+        ) WITHOUT ROWID;
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
+            action TEXT NOT NULL, resource TEXT NOT NULL, detail TEXT
+        );
+        CREATE INDEX audit_log_by_time ON audit_log (at);
+        """,
+    ),
+)
+
+
+def apply_migrations(
+    conn: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIONS
+) -> list[str]:
+    """Apply every migration not yet recorded, each in its own transaction.
+
+    A migration that fails is rolled back whole and stops the rest, so a database is
+    always at a named step, never between two.
+
+    Returns:
+        Names of the migrations applied now, in order.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    applied = []
+    for migration in migrations:
+        if migration.name in done:
+            continue
+        # executescript() would commit on its own; run each statement inside our BEGIN.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                (migration.name, datetime.now(UTC).isoformat()),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        log.info("applied migration %s", migration.name)
+        applied.append(migration.name)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,249 @@
+"""What the store keeps and returns: the rows of each resource, as the API shows them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.contract.base import Colour, Event
+from edge.contract.events import CheckpointCounts, Direction, Outcome
+from edge.contract.presence import Birth, Death, Health
+from edge.contract.topics import AlertKind, Role
+
+AlarmState = Literal["raised", "acknowledged", "cleared"]
+Severity = Literal["info", "warning", "critical"]
+AccessRole = Literal["command", "depot", "registrar", "admin"]
+ACCESS_ROLES: tuple[AccessRole, ...] = ("command", "depot", "registrar", "admin")
+
+
+def utc_text(at: datetime) -> str:
+    """A time as stored: UTC, microseconds always written, so text order is time order."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+# --- what ingest hands the store -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """A valid event from a known node, as received (raw is the payload's exact bytes)."""
+
+    site: str
+    node: str
+    role: Role
+    event: Event
+    raw: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class InboundPresence:
+    """A birth, death or heartbeat from a known node, with the clock skew measured on it."""
+
+    site: str
+    node: str
+    role: Role
+    payload: Birth | Death | Health
+    received_at: datetime
+    retained: bool = False  # a stored birth/death replayed on subscribe: not live, no skew
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message the gateway could not accept, kept with the reason."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    received_at: datetime
+
+
+# --- rows ------------------------------------------------------------------------
+
+
+class Record(BaseModel):
+    """A row as the API returns it."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class NodeRecord(Record):
+    site: str
+    node: str
+    role: Role
+    online: bool = Field(description="birth seen and neither death nor missed heartbeats since")
+    last_seen: datetime | None = Field(None, description="gateway time of the last message")
+    offline_reason: str | None = Field(
+        None, description="lost (Last Will), shutdown, heartbeat (missed), or none"
+    )
+    session: int | None = None
+    version: str | None = None
+    config_hash: str | None = None
+    devices: dict[str, str] = Field(default_factory=dict)
+    heartbeat_s: int | None = None
+    trust_list_age_s: float | None = Field(
+        None, description="age of the node's trust list now (reported age plus time since)"
+    )
+    clock_skew_s: float | None = Field(None, description="node clock minus gateway clock")
+    outbox_depth: int | None = None
+    last_seq: int | None = Field(None, description="newest seq the node reported having")
+    seq_contiguous: int = Field(description="every seq up to this one has arrived")
+    seq_max: int = Field(description="highest seq that has arrived")
+    gap_since: datetime | None = Field(None, description="since when a seq is missing")
+    volunteer_on_duty: str | None = None
+
+
+class PassageRecord(Record):
+    event_id: str
+    site: str
+    node: str
+    seq: int
+    node_time: datetime
+    direction: Direction
+    subject: Literal["person", "vehicle"]
+    outcome: Outcome
+    colour: Colour | None
+    credential: str
+    reasons: list[str]
+    temperature_c: float | None
+    fever: bool
+    occupants: int | None
+    subject_ref: str | None = Field(None, description="personal: registrar and admin only")
+    vehicle_plate: str | None = Field(None, description="personal: registrar and admin only")
+
+
+class HoldRecord(Record):
+    event_id: str
+    site: str
+    node: str
+    seq: int
+    node_time: datetime
+    passage_id: str
+    reasons: list[str]
+    colour: Colour | None
+    temperature_c: float | None
+    resolution: str | None = Field(None, description="none while the hold is open")
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_temperature_c: float | None = None
+    registration_id: str | None = None
+    subject_ref: str | None = Field(None, description="personal: registrar and admin only")
+    note: str | None = Field(None, description="personal: registrar and admin only")
+
+
+class RegistrationRecord(Record):
+    event_id: str
+    site: str
+    node: str
+    node_time: datetime
+    name: str
+    id_hash: str
+    id_last4: str
+    phone: str | None
+    origin: str | None
+    destination: str | None
+    reason: str | None
+    vehicle_plate: str | None
+    hold_id: str | None
+    volunteer_id: str
+
+
+class DisinfectionRecord(Record):
+    event_id: str
+    site: str
+    node: str
+    node_time: datetime
+    volunteer_id: str
+    area: str
+    agent: str | None
+
+
+class DailyReportRecord(Record):
+    """A gate's own daily report as it sent it."""
+
+    event_id: str
+    site: str
+    node: str
+    day: date
+    period_start: datetime
+    period_end: datetime
+    counts: CheckpointCounts
+    zero_report: bool
+    received_at: datetime
+
+
+class AlarmRecord(Record):
+    alarm_id: str
+    kind: AlertKind
+    site: str
+    node: str | None
+    subject: str = Field(description="what the alarm is about within the node, e.g. a hold")
+    severity: Severity
+    state: AlarmState
+    message: str
+    raised_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    cleared_at: datetime | None = None
+    cleared_by: str | None = None
+
+
+class DeadLetterRecord(Record):
+    id: int
+    received_at: datetime
+    topic: str
+    payload: str = Field(description="as received, decoded as UTF-8 with replacement")
+    reason: str
+
+
+class TokenRecord(Record):
+    name: str
+    role: AccessRole
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class AuditEntry(Record):
+    at: datetime
+    who: str
+    role: AccessRole
+    action: str
+    resource: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Filters shared by the event lists; None means any."""
+
+    site: str | None = None
+    node: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+    newest_first: bool = True
+
+
+@dataclass(frozen=True)
+class PassageFilter:
+    """Passage-only filters, beside EventQuery."""
+
+    outcome: Outcome | None = None
+    colour: Colour | None = None
+    subject: Literal["person", "vehicle"] | None = None
+
+
+@dataclass(frozen=True)
+class AlarmDraft:
+    """An alarm to raise: (kind, site, node, subject) names the condition."""
+
+    kind: AlertKind
+    site: str
+    node: str | None
+    subject: str
+    severity: Severity
+    message: str

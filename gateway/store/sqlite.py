@@ -1,0 +1,238 @@
+"""SqliteStore: the gateway's store in one SQLite file (WAL, synchronous FULL)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from edge.contract.presence import Birth, Death, Health
+from gateway.store.migrations import apply_migrations
+from gateway.store.records import DeadLetter, InboundEvent, InboundPresence, utc_text
+from gateway.store.rows import TABLES, insert_sql
+from gateway.store.sqlite_alarms import AlarmsAndAccess
+from gateway.store.sqlite_reads import Reads
+
+# Ids asked for in one `IN (...)`: well under SQLite's default limit of 32,766 variables.
+_ID_CHUNK = 900
+
+
+class SqliteStore(Reads, AlarmsAndAccess):
+    """The Store on one SQLite file, shared by the ingest thread and the API's threads.
+
+    Each thread has its own connection (sqlite3 connections are not shared across
+    threads); WAL lets the API read while ingest writes. Writes take BEGIN IMMEDIATE so
+    two gateway processes on one file queue for the lock instead of failing mid-way.
+
+    Args:
+        path: the database file; created, and migrated to the newest schema, on open.
+        busy_timeout_s: how long a writer waits for another writer's lock.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self._busy_ms = int(busy_timeout_s * 1000)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        apply_migrations(self._conn())
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # Autocommit mode: transactions are the explicit BEGINs below, nothing implicit.
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: an event the gateway acknowledged to the broker survives a power cut.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection as a sqlite-utils Database (for tools and tests)."""
+        return sqlite_utils.Database(self._conn())
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # --- ingest ---------------------------------------------------------------------
+
+    def write(
+        self,
+        events: Sequence[InboundEvent],
+        presence: Sequence[InboundPresence] = (),
+        dead: Sequence[DeadLetter] = (),
+    ) -> list[InboundEvent]:
+        now = datetime.now(UTC)
+        with self._transaction() as conn:
+            for update in presence:
+                self._presence(conn, update)
+            new = self._new_only(conn, events)
+            self._insert(conn, new)
+            by_node: dict[tuple[str, str], list[int]] = defaultdict(list)
+            for item in new:
+                by_node[(item.site, item.node)].append(item.event.seq)
+            for (site, node), seqs in by_node.items():
+                self._advance_seq(conn, site, node, seqs, now)
+            conn.executemany(
+                "INSERT INTO dead_letters (received_at, topic, payload, reason) VALUES (?,?,?,?)",
+                [(utc_text(d.received_at), d.topic, d.payload, d.reason) for d in dead],
+            )
+        return new
+
+    def _new_only(
+        self, conn: sqlite3.Connection, events: Sequence[InboundEvent]
+    ) -> list[InboundEvent]:
+        ids = list({item.event.event_id for item in events})
+        known: set[str] = set()
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT event_id FROM events WHERE event_id IN ({marks})"  # noqa: S608
+            known.update(row[0] for row in conn.execute(sql, chunk))
+        new: list[InboundEvent] = []
+        for item in events:
+            if item.event.event_id not in known:
+                known.add(item.event.event_id)  # a duplicate within the batch, too
+                new.append(item)
+        return new
+
+    def _insert(self, conn: sqlite3.Connection, new: Sequence[InboundEvent]) -> None:
+        for site, node, role in {(i.site, i.node, i.role) for i in new}:
+            conn.execute(
+                "INSERT OR IGNORE INTO nodes (site, node, role) VALUES (?, ?, ?)",
+                (site, node, str(role)),
+            )
+        epochs = {
+            (row[0], row[1]): row[2]
+            for row in conn.execute("SELECT site, node, epoch FROM nodes")
+        } if new else {}  # fmt: skip
+        conn.executemany(
+            "INSERT INTO events (event_id, site, node, kind, epoch, seq, node_time, received_at,"
+            " payload) VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (i.event.event_id, i.site, i.node, i.event.kind, epochs[(i.site, i.node)],
+                 i.event.seq, utc_text(i.event.node_time), utc_text(i.received_at),
+                 i.raw.decode())
+                for i in new
+            ],
+        )  # fmt: skip
+        rows: dict[type, list[tuple[object, ...]]] = defaultdict(list)
+        for item in new:
+            table = TABLES.get(type(item.event))
+            if table is not None:
+                rows[type(item.event)].extend(table[2](item, item.event))
+        for kind, kind_rows in rows.items():
+            table_name, columns, _ = TABLES[kind]
+            conn.executemany(insert_sql(table_name, columns), kind_rows)
+
+    def _advance_seq(
+        self, conn: sqlite3.Connection, site: str, node: str, seqs: list[int], now: datetime
+    ) -> None:
+        epoch, contiguous, seq_max, gap_since = conn.execute(
+            "SELECT epoch, seq_contiguous, seq_max, gap_since FROM nodes WHERE site=? AND node=?",
+            (site, node),
+        ).fetchone()
+        seq_max = max(seq_max, *seqs)
+        # Only an arrival right after the contiguous run can extend it; the scan then
+        # walks forward over what had arrived out of order.
+        if contiguous + 1 in seqs:
+            for (seq,) in conn.execute(
+                "SELECT seq FROM events WHERE site=? AND node=? AND epoch=? AND seq>? ORDER BY seq",
+                (site, node, epoch, contiguous),
+            ):
+                if seq == contiguous + 1:
+                    contiguous = seq
+                elif seq > contiguous + 1:
+                    break
+        if contiguous >= seq_max:
+            gap_since = None
+        elif gap_since is None:
+            gap_since = utc_text(now)
+        conn.execute(
+            "UPDATE nodes SET seq_contiguous=?, seq_max=?, gap_since=? WHERE site=? AND node=?",
+            (contiguous, seq_max, gap_since, site, node),
+        )
+
+    def _presence(self, conn: sqlite3.Connection, item: InboundPresence) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO nodes (site, node, role, first_seen) VALUES (?, ?, ?, ?)",
+            (item.site, item.node, str(item.role), utc_text(item.received_at)),
+        )
+        key = (item.site, item.node)
+        (known_session,) = conn.execute(
+            "SELECT session FROM nodes WHERE site=? AND node=?", key
+        ).fetchone()
+        payload = item.payload
+        if known_session is not None and payload.session < known_session:
+            if not isinstance(payload, Birth):
+                return  # the will or heartbeat of a session that has already ended
+            # A lower session in a birth: the node lost its state and counts from 1 again.
+            conn.execute(
+                "UPDATE nodes SET epoch = epoch + 1, seq_contiguous = 0, seq_max = 0, "
+                "gap_since = NULL WHERE site=? AND node=?",
+                key,
+            )
+        seen = utc_text(item.received_at)
+        skew = (payload.node_time - item.received_at).total_seconds()
+        if isinstance(payload, Death):
+            conn.execute(
+                "UPDATE nodes SET online=0, offline_reason=?, session=? WHERE site=? AND node=?",
+                (payload.reason, payload.session, *key),
+            )
+            return
+        fields: dict[str, object] = {
+            "online": 1, "offline_reason": None, "session": payload.session,
+            "devices": json.dumps(payload.devices),
+            "trust_list_age_s": payload.trust_list_age_s,
+            "trust_list_age_at": utc_text(payload.node_time) if item.retained else seen,
+        }  # fmt: skip
+        if not item.retained:
+            fields |= {"last_seen": seen, "clock_skew_s": round(skew, 3)}
+        if isinstance(payload, Birth):
+            fields |= {
+                "version": payload.version, "config_hash": payload.config_hash,
+                "heartbeat_s": payload.heartbeat_s,
+            }  # fmt: skip
+        elif isinstance(payload, Health):
+            fields |= {"outbox_depth": payload.outbox_depth, "last_seq": payload.last_seq}
+        assignments = ", ".join(f"{name}=?" for name in fields)
+        conn.execute(
+            f"UPDATE nodes SET {assignments} WHERE site=? AND node=?",  # noqa: S608
+            (*fields.values(), *key),
+        )
+
+    def mark_offline(self, site: str, node: str, reason: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE nodes SET online=0, offline_reason=? WHERE site=? AND node=? AND online=1",
+                (reason, site, node),
+            )

@@ -1,0 +1,150 @@
+"""Alarms, API tokens and the audit log in the SQLite store."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from gateway.store.base import UnknownAlarm
+from gateway.store.records import (
+    AccessRole,
+    AlarmDraft,
+    AlarmRecord,
+    AlarmState,
+    AuditEntry,
+    TokenRecord,
+    utc_text,
+)
+
+
+class AlarmsAndAccess:
+    """Alarm lifecycle, tokens and audit of SqliteStore (mixed in)."""
+
+    def _conn(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    # --- alarms -----------------------------------------------------------------------
+
+    def raise_alarm(self, draft: AlarmDraft, at: datetime, alarm_id: str) -> AlarmRecord | None:
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO alarms (alarm_id, kind, site, node, subject, severity, state, "
+                    "message, raised_at) VALUES (?, ?, ?, ?, ?, ?, 'raised', ?, ?)",
+                    (alarm_id, str(draft.kind), draft.site, draft.node, draft.subject,
+                     draft.severity, draft.message, utc_text(at)),
+                )  # fmt: skip
+        except sqlite3.IntegrityError:
+            return None  # the same condition is already live
+        return self.alarm(alarm_id)
+
+    def live_alarm(
+        self, kind: str, site: str, node: str | None, subject: str
+    ) -> AlarmRecord | None:
+        rows = self._rows(
+            "SELECT * FROM alarms WHERE kind = ? AND site = ? AND IFNULL(node, '') = ? "
+            "AND subject = ? AND state != 'cleared'",
+            (kind, site, node or "", subject),
+        )
+        return AlarmRecord(**rows[0]) if rows else None
+
+    def alarm(self, alarm_id: str) -> AlarmRecord:
+        rows = self._rows("SELECT * FROM alarms WHERE alarm_id = ?", (alarm_id,))
+        if not rows:
+            raise UnknownAlarm(alarm_id)
+        return AlarmRecord(**rows[0])
+
+    def alarms(
+        self, states: Sequence[AlarmState] = ("raised", "acknowledged"), limit: int = 200
+    ) -> list[AlarmRecord]:
+        marks = ",".join("?" * len(states))
+        rows = self._rows(
+            f"SELECT * FROM alarms WHERE state IN ({marks}) "  # noqa: S608
+            "ORDER BY raised_at DESC, alarm_id DESC LIMIT ?",
+            (*states, limit),
+        )
+        return [AlarmRecord(**row) for row in rows]
+
+    def acknowledge_alarm(self, alarm_id: str, by: str, at: datetime) -> AlarmRecord:
+        current = self.alarm(alarm_id)
+        if current.state == "cleared":
+            raise ValueError(f"alarm {alarm_id} is already cleared")
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE alarms SET state='acknowledged', acknowledged_at=?, acknowledged_by=? "
+                "WHERE alarm_id = ? AND state = 'raised'",
+                (utc_text(at), by, alarm_id),
+            )
+        return self.alarm(alarm_id)
+
+    def clear_alarm(self, alarm_id: str, by: str, at: datetime) -> AlarmRecord:
+        self.alarm(alarm_id)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE alarms SET state='cleared', cleared_at=?, cleared_by=? "
+                "WHERE alarm_id = ? AND state != 'cleared'",
+                (utc_text(at), by, alarm_id),
+            )
+        return self.alarm(alarm_id)
+
+    def open_alarm_count(self) -> int:
+        row = self._conn().execute("SELECT COUNT(*) FROM alarms WHERE state != 'cleared'")
+        return int(row.fetchone()[0])
+
+    # --- tokens and audit -------------------------------------------------------------
+
+    def add_token(self, token_hash: str, name: str, role: AccessRole, at: datetime) -> None:
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO tokens (token_hash, name, role, created_at) VALUES (?, ?, ?, ?)",
+                    (token_hash, name, role, utc_text(at)),
+                )
+        except sqlite3.IntegrityError:
+            raise ValueError(f"a token named {name!r} already exists") from None
+
+    def token(self, token_hash: str) -> TokenRecord | None:
+        rows = self._rows(
+            "SELECT name, role, created_at, revoked_at FROM tokens "
+            "WHERE token_hash = ? AND revoked_at IS NULL",
+            (token_hash,),
+        )
+        return TokenRecord(**rows[0]) if rows else None
+
+    def tokens(self) -> list[TokenRecord]:
+        rows = self._rows("SELECT name, role, created_at, revoked_at FROM tokens ORDER BY name")
+        return [TokenRecord(**row) for row in rows]
+
+    def revoke_token(self, name: str, at: datetime) -> bool:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                (utc_text(at), name),
+            )
+        return cursor.rowcount == 1
+
+    def audit(self, entry: AuditEntry) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO audit_log (at, who, role, action, resource, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (utc_text(entry.at), entry.who, entry.role, entry.action, entry.resource,
+                 entry.detail),
+            )  # fmt: skip
+
+    def audit_log(self, limit: int = 200) -> list[AuditEntry]:
+        rows = self._rows(
+            "SELECT at, who, role, action, resource, detail FROM audit_log "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [AuditEntry(**row) for row in rows]

@@ -1,0 +1,213 @@
+"""What the API and the alarm rules read from the SQLite store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, date, datetime
+from typing import Any
+
+from edge.contract.events import CheckpointCounts
+from gateway.store.records import (
+    DailyReportRecord,
+    DeadLetterRecord,
+    DisinfectionRecord,
+    EventQuery,
+    HoldRecord,
+    NodeRecord,
+    PassageFilter,
+    PassageRecord,
+    RegistrationRecord,
+    utc_text,
+)
+
+# The volunteer on duty: the newest shift event of the node, if it was a start.
+_ON_DUTY = """
+    (SELECT CASE WHEN s.action = 'start' THEN s.volunteer_id END FROM shifts s
+     WHERE s.site = n.site AND s.node = n.node ORDER BY s.node_time DESC, s.seq DESC LIMIT 1)
+"""
+
+_COUNTS = """
+SELECT
+  COALESCE(SUM(subject = 'person'), 0),
+  COALESCE(SUM(subject = 'vehicle'), 0),
+  COALESCE(SUM(CASE WHEN temperature_c IS NULL THEN 0
+                    WHEN subject = 'vehicle' THEN COALESCE(occupants, 1) ELSE 1 END), 0),
+  COALESCE(SUM(outcome = 'allow'), 0),
+  COALESCE(SUM(outcome = 'hold'), 0),
+  COALESCE(SUM(outcome = 'deny'), 0),
+  COALESCE(SUM(fever), 0),
+  COALESCE(SUM(colour = 'green'), 0),
+  COALESCE(SUM(colour = 'yellow'), 0),
+  COALESCE(SUM(colour = 'red'), 0)
+FROM passages WHERE {where}
+"""
+
+
+class Reads:
+    """Queries of SqliteStore (mixed in; `_conn` comes from the store)."""
+
+    def _conn(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def _rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        cursor = self._conn().execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    # --- nodes ------------------------------------------------------------------------
+
+    def nodes(self, site: str | None = None) -> list[NodeRecord]:
+        where, params = ("WHERE n.site = ?", (site,)) if site else ("", ())
+        rows = self._rows(
+            f"SELECT n.*, {_ON_DUTY} AS volunteer_on_duty FROM nodes n {where} "  # noqa: S608
+            "ORDER BY n.site, n.node",
+            params,
+        )
+        return [_node(row) for row in rows]
+
+    def node(self, site: str, node: str) -> NodeRecord | None:
+        rows = self._rows(
+            f"SELECT n.*, {_ON_DUTY} AS volunteer_on_duty FROM nodes n "  # noqa: S608
+            "WHERE n.site = ? AND n.node = ?",
+            (site, node),
+        )
+        return _node(rows[0]) if rows else None
+
+    def event_seqs(self, site: str, node: str) -> list[int]:
+        return [
+            row[0]
+            for row in self._conn().execute(
+                "SELECT e.seq FROM events e JOIN nodes n ON n.site = e.site AND n.node = e.node "
+                "AND n.epoch = e.epoch WHERE e.site = ? AND e.node = ? ORDER BY e.seq",
+                (site, node),
+            )
+        ]
+
+    # --- event lists ----------------------------------------------------------------
+
+    def passages(self, query: EventQuery, only: PassageFilter | None = None) -> list[PassageRecord]:
+        only = only or PassageFilter()
+        extra = {"outcome": only.outcome, "colour": only.colour, "subject": only.subject}
+        rows = self._select("passages", query, extra)
+        for row in rows:
+            row["reasons"] = json.loads(row["reasons"])
+        return [PassageRecord(**row) for row in rows]
+
+    def holds(self, query: EventQuery, open_only: bool = False) -> list[HoldRecord]:
+        sql = (
+            "SELECT t.*, r.resolution, r.node_time AS resolved_at, r.volunteer_id AS resolved_by,"
+            " r.temperature_c AS resolved_temperature_c, r.registration_id, r.note"
+            " FROM holds t LEFT JOIN hold_resolutions r ON r.hold_id = t.event_id"
+        )
+        rows = self._select("holds", query, {}, sql, "r.event_id IS NULL" if open_only else None)
+        for row in rows:
+            row["reasons"] = json.loads(row["reasons"])
+        return [HoldRecord(**row) for row in rows]
+
+    def registrations(self, query: EventQuery) -> list[RegistrationRecord]:
+        return [RegistrationRecord(**row) for row in self._select("registrations", query, {})]
+
+    def disinfections(self, query: EventQuery) -> list[DisinfectionRecord]:
+        return [DisinfectionRecord(**row) for row in self._select("disinfections", query, {})]
+
+    def _select(
+        self,
+        table: str,
+        query: EventQuery,
+        extra: dict[str, Any],
+        sql: str | None = None,
+        condition: str | None = None,
+    ) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        for column, value in (("site", query.site), ("node", query.node), *extra.items()):
+            if value is not None:
+                clauses.append(f"t.{column} = ?")
+                params.append(value)
+        if query.since is not None:
+            clauses.append("t.node_time >= ?")
+            params.append(utc_text(query.since))
+        if query.until is not None:
+            clauses.append("t.node_time < ?")
+            params.append(utc_text(query.until))
+        if condition:
+            clauses.append(condition)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if query.newest_first else "ASC"
+        base = sql or f"SELECT t.* FROM {table} t"  # noqa: S608
+        return self._rows(
+            f"{base} {where} ORDER BY t.node_time {order}, t.node {order}, t.seq {order} "
+            "LIMIT ? OFFSET ?",
+            (*params, query.limit, query.offset),
+        )
+
+    # --- reports ----------------------------------------------------------------------
+
+    def daily_reports(self, site: str, day: date) -> list[DailyReportRecord]:
+        # A gate that sent its report twice (a retry with a new id) counts once: the newest.
+        rows = self._rows(
+            "SELECT d.*, e.received_at FROM daily_reports d JOIN events e USING (event_id) "
+            "WHERE d.site = ? AND d.day = ? ORDER BY d.node, d.node_time",
+            (site, day.isoformat()),
+        )
+        newest = {row["node"]: row for row in rows}
+        return [
+            DailyReportRecord(
+                **{**row, "counts": CheckpointCounts.model_validate_json(row["counts"])}
+            )
+            for row in newest.values()
+        ]
+
+    def counts(
+        self, site: str, node: str | None, since: datetime, until: datetime | None = None
+    ) -> CheckpointCounts:
+        clauses = ["site = ?", "node_time >= ?"]
+        params: list[Any] = [site, utc_text(since)]
+        if node is not None:
+            clauses.append("node = ?")
+            params.append(node)
+        if until is not None:
+            clauses.append("node_time < ?")
+            params.append(utc_text(until))
+        where = " AND ".join(clauses)
+        conn = self._conn()
+        values = conn.execute(_COUNTS.format(where=where), params).fetchone()
+        turned_back_on_hold = conn.execute(
+            f"SELECT COUNT(*) FROM hold_resolutions WHERE {where} "  # noqa: S608
+            "AND resolution = 'turned-back'",
+            params,
+        ).fetchone()[0]
+        disinfections = conn.execute(
+            f"SELECT COUNT(*) FROM disinfections WHERE {where}",  # noqa: S608
+            params,
+        ).fetchone()[0]
+        names = [n for n in CheckpointCounts.model_fields if n != "disinfections"]
+        counts = dict(zip(names, values, strict=True))
+        counts["turned_back"] += turned_back_on_hold
+        return CheckpointCounts(**counts, disinfections=disinfections)
+
+    # --- dead letters -------------------------------------------------------------------
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]:
+        rows = self._rows("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,))
+        return [
+            DeadLetterRecord(**{**row, "payload": bytes(row["payload"]).decode(errors="replace")})
+            for row in rows
+        ]
+
+    def dead_letter_count(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+
+
+def _node(row: dict[str, Any]) -> NodeRecord:
+    age = row.pop("trust_list_age_s")
+    age_at = row.pop("trust_list_age_at")
+    if age is not None and age_at is not None:
+        # The age the node reported, grown by the time since it reported it.
+        age += max(0.0, (datetime.now(UTC) - datetime.fromisoformat(age_at)).total_seconds())
+    devices = json.loads(row.pop("devices") or "{}")
+    return NodeRecord(
+        **{k: v for k, v in row.items() if k in NodeRecord.model_fields},
+        trust_list_age_s=age,
+        devices=devices,
+    )
