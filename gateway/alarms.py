@@ -1,0 +1,103 @@
+"""AlarmBook: raise, acknowledge and clear alarms once each, and tell the command center."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from edge.contract.base import new_event_id
+from edge.contract.command import Alert
+from gateway.live import LiveFeed
+from gateway.store import Store
+from gateway.store.records import AlarmDraft, AlarmRecord
+
+log = logging.getLogger(__name__)
+
+GATEWAY = "gateway"  # who clears an alarm whose condition ended by itself
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def alert_of(alarm: AlarmRecord) -> Alert:
+    """The MQTT alert for an alarm's current state (no personal data: plain message only)."""
+    at = {
+        "raised": alarm.raised_at,
+        "acknowledged": alarm.acknowledged_at,
+        "cleared": alarm.cleared_at,
+    }[alarm.state]
+    return Alert(
+        alert_id=alarm.alarm_id, kind=alarm.kind, state=alarm.state, severity=alarm.severity,
+        site=alarm.site, node=alarm.node, raised_at=alarm.raised_at, at=at or alarm.raised_at,
+        message=alarm.message,
+    )  # fmt: skip
+
+
+class AlarmBook:
+    """The alarm lifecycle over the store; every step is published as an Alert.
+
+    A condition is named by (kind, site, node, subject): raising it again while it is
+    live does nothing, so rules can re-check every second without duplicates.
+
+    Args:
+        store: where alarms live.
+        publish: sends an Alert to the command center (MQTT); must not block long.
+        live: told about every change, for the dashboard.
+        clock: now, in UTC (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        publish: Callable[[Alert], None],
+        live: LiveFeed,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._publish = publish
+        self._live = live
+        self._clock = clock
+
+    def raise_alarm(self, draft: AlarmDraft) -> AlarmRecord | None:
+        """Open the alarm unless the same condition is live; returns it when newly raised."""
+        if self._store.live_alarm(draft.kind, draft.site, draft.node, draft.subject):
+            return None
+        now = self._clock()
+        alarm = self._store.raise_alarm(draft, now, new_event_id(now))
+        if alarm is not None:
+            log.warning("alarm %s raised: %s", alarm.kind, alarm.message)
+            self._tell(alarm)
+        return alarm
+
+    def acknowledge(self, alarm_id: str, by: str) -> AlarmRecord:
+        """Someone has seen it. Raises UnknownAlarm, or ValueError if already cleared."""
+        before = self._store.alarm(alarm_id)
+        alarm = self._store.acknowledge_alarm(alarm_id, by, self._clock())
+        if alarm.state != before.state:
+            self._tell(alarm)
+        return alarm
+
+    def clear(self, alarm_id: str, by: str) -> AlarmRecord:
+        """End the alarm. Raises UnknownAlarm."""
+        before = self._store.alarm(alarm_id)
+        alarm = self._store.clear_alarm(alarm_id, by, self._clock())
+        if alarm.state != before.state:
+            log.info("alarm %s cleared by %s", alarm.kind, by)
+            self._tell(alarm)
+        return alarm
+
+    def clear_condition(
+        self, kind: str, site: str, node: str | None, subject: str = ""
+    ) -> AlarmRecord | None:
+        """Clear the live alarm for a condition that has ended, if there is one."""
+        live = self._store.live_alarm(kind, site, node, subject)
+        return self.clear(live.alarm_id, GATEWAY) if live else None
+
+    def _tell(self, alarm: AlarmRecord) -> None:
+        self._live.changed()
+        try:
+            self._publish(alert_of(alarm))
+        except Exception:  # the alarm is stored; the broker being away must not undo it
+            log.exception("could not publish the %s alert", alarm.kind)

@@ -1,0 +1,1 @@
+"""The gateway's HTTP side: REST API, dashboard, reports and metrics."""

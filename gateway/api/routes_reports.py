@@ -1,0 +1,5 @@
+"""Placeholder until its module lands (being written now)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,138 @@
+"""The gateway's configuration file: sites and their gates, broker, store, alarm limits, HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, model_validator
+
+from edge.configfile import BrokerUrlText, Section, ZoneName, read_mapping, validate
+from edge.contract.base import Slug
+from edge.contract.topics import DEFAULT_PREFIX, Role, Site
+from edge.mqtt import BrokerUrl
+
+
+class SiteSection(Section):
+    """One site: its gates and depots are the inventory reports and alarms are held to."""
+
+    name: Slug = Field(description="the site's topic segment")
+    timezone: ZoneName = Field("Asia/Shanghai", description="the site's local time")
+    cutoff_hour: int = Field(0, ge=0, le=23, description="daily report cut-off, local hour")
+    gates: tuple[Slug, ...] = Field((), description="gate nodes expected at this site")
+    depots: tuple[Slug, ...] = Field((), description="depot nodes expected at this site")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def role_of(self, node: str) -> Role | None:
+        """The role this node has in the inventory, or None for a node nobody listed."""
+        if node in self.gates:
+            return Role.GATE
+        if node in self.depots:
+            return Role.DEPOT
+        return None
+
+    @model_validator(mode="after")
+    def _unique_nodes(self) -> Self:
+        names = [*self.gates, *self.depots]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"nodes listed twice at site {self.name}: {', '.join(twice)}")
+        return self
+
+
+class BrokerSection(Section):
+    url: BrokerUrlText = Field("mqtt://127.0.0.1:1883", description="mqtt:// or mqtts://")
+    prefix: Slug = Field(DEFAULT_PREFIX, description="topic prefix")
+    client_id: str = Field(
+        "gatepost-gateway", min_length=1, max_length=64,
+        description="unique per replica: the broker keeps this session's queue across restarts",
+    )  # fmt: skip
+    share_group: Slug = Field("gateway", description="replicas in one group split the stream")
+    session_expiry_s: int = Field(
+        86_400, ge=60, le=30 * 86_400, description="how long the broker queues for us while down"
+    )
+    keepalive_s: int = Field(30, ge=5, le=600)
+
+    @property
+    def broker(self) -> BrokerUrl:
+        return BrokerUrl.parse(self.url)
+
+
+class StoreSection(Section):
+    path: Path = Field(Path("gateway.db"), description="the SQLite file (relative: to the config)")
+
+
+class IngestSection(Section):
+    batch_max: int = Field(2000, ge=1, le=50_000, description="messages per transaction at most")
+    batch_wait_ms: int = Field(20, ge=0, le=5000, description="how long a batch waits to fill")
+    queue_max: int = Field(
+        50_000, ge=100, le=1_000_000,
+        description="received but unstored messages; beyond it the broker holds them (no acks)",
+    )  # fmt: skip
+
+
+class AlarmSection(Section):
+    heartbeats_missed: int = Field(3, ge=1, le=100, description="offline after this many")
+    trust_max_age_h: float = Field(48.0, gt=0, description="trust list older than this alarms")
+    clock_skew_max_s: float = Field(30.0, gt=0, description="node clock off by more alarms")
+    gap_grace_s: float = Field(
+        10.0, ge=0, description="a missing seq alarms once it stays missing this long"
+    )
+    disinfections_min: int = Field(4, ge=0, le=48, description="rounds a gate needs per day")
+    unattended_after_s: float = Field(
+        300.0, ge=0, description="an online gate with nobody on shift this long alarms"
+    )
+    report_grace_min: int = Field(
+        30, ge=0, le=24 * 60, description="minutes after the cut-off before a report is missing"
+    )
+    check_every_s: float = Field(1.0, gt=0, le=60, description="how often time-based rules run")
+
+
+class HttpSection(Section):
+    host: str = Field("127.0.0.1", description="where the API and dashboard listen")
+    port: int = Field(8000, ge=0, le=65535, description="0: any free port")
+
+
+class SummarySection(Section):
+    every_s: float = Field(5.0, gt=0, le=3600, description="retained summaries at most this often")
+
+
+class GatewayConfig(Section):
+    """Everything the gateway needs; `gatepost gateway run --config FILE` reads it."""
+
+    sites: tuple[SiteSection, ...] = Field(min_length=1)
+    broker: BrokerSection = BrokerSection()
+    store: StoreSection = StoreSection()
+    ingest: IngestSection = IngestSection()
+    alarms: AlarmSection = AlarmSection()
+    http: HttpSection = HttpSection()
+    summary: SummarySection = SummarySection()
+
+    @model_validator(mode="after")
+    def _unique_sites(self) -> Self:
+        names = [s.name for s in self.sites]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"sites listed twice: {', '.join(twice)}")
+        return self
+
+    def site(self, name: str) -> SiteSection | None:
+        return next((s for s in self.sites if s.name == name), None)
+
+    def topic_site(self, name: str) -> Site:
+        return Site(name, self.broker.prefix)
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read and validate a gateway config file (YAML or JSON).
+
+    Raises:
+        ConfigError: missing, not YAML, or invalid; every failing field is named.
+    """
+    data = read_mapping(path)
+    store = data.get("store")
+    if isinstance(store, dict) and isinstance(store.get("path"), str):
+        store["path"] = str(path.parent / store["path"])
+    return validate(path, GatewayConfig, data)
