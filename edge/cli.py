@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.credentials import cli as credentials_cli
     from edge.gate import cli as gate_cli
     from firmware_tools import cli as fw_cli
+    from gateway import cli as gateway_cli
     from simulators import cli as sim_cli
 
     parser = argparse.ArgumentParser(
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim_cli.add_demo(commands)
     fw_cli.add_watch(commands)
     gate_cli.add_edge(commands)
+    gateway_cli.add_gateway(commands)
     sim_cli.add_sim(commands)
     credentials_cli.add_verify(commands)
     fw_cli.add_fw(commands)

@@ -75,6 +75,7 @@ class NodeRecord(Record):
     node: str
     role: Role
     online: bool = Field(description="birth seen and neither death nor missed heartbeats since")
+    first_seen: datetime | None = Field(None, description="gateway time of its first presence")
     last_seen: datetime | None = Field(None, description="gateway time of the last message")
     offline_reason: str | None = Field(
         None, description="lost (Last Will), shutdown, heartbeat (missed), or none"

@@ -128,8 +128,8 @@ class SqliteStore(Reads, AlarmsAndAccess):
     def _insert(self, conn: sqlite3.Connection, new: Sequence[InboundEvent]) -> None:
         for site, node, role in {(i.site, i.node, i.role) for i in new}:
             conn.execute(
-                "INSERT OR IGNORE INTO nodes (site, node, role) VALUES (?, ?, ?)",
-                (site, node, str(role)),
+                "INSERT OR IGNORE INTO nodes (site, node, role, first_seen) VALUES (?, ?, ?, ?)",
+                (site, node, str(role), utc_text(new[0].received_at)),
             )
         epochs = {
             (row[0], row[1]): row[2]

@@ -95,12 +95,23 @@ class Reads:
         return [PassageRecord(**row) for row in rows]
 
     def holds(self, query: EventQuery, open_only: bool = False) -> list[HoldRecord]:
+        return self._holds(query, "r.event_id IS NULL" if open_only else None)
+
+    def hold(self, event_id: str) -> HoldRecord | None:
+        found = self._holds(EventQuery(limit=1), "t.event_id = ?", (event_id,))
+        return found[0] if found else None
+
+    def _holds(
+        self, query: EventQuery, condition: str | None, params: tuple[Any, ...] = ()
+    ) -> list[HoldRecord]:
         sql = (
             "SELECT t.*, r.resolution, r.node_time AS resolved_at, r.volunteer_id AS resolved_by,"
             " r.temperature_c AS resolved_temperature_c, r.registration_id, r.note"
             " FROM holds t LEFT JOIN hold_resolutions r ON r.hold_id = t.event_id"
         )
-        rows = self._select("holds", query, {}, sql, "r.event_id IS NULL" if open_only else None)
+        rows = self._select(
+            "holds", query, {}, sql=sql, condition=condition, condition_params=params
+        )
         for row in rows:
             row["reasons"] = json.loads(row["reasons"])
         return [HoldRecord(**row) for row in rows]
@@ -116,10 +127,13 @@ class Reads:
         table: str,
         query: EventQuery,
         extra: dict[str, Any],
+        *,
         sql: str | None = None,
         condition: str | None = None,
+        condition_params: tuple[Any, ...] = (),
     ) -> list[dict[str, Any]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         for column, value in (("site", query.site), ("node", query.node), *extra.items()):
             if value is not None:
                 clauses.append(f"t.{column} = ?")
@@ -132,6 +146,7 @@ class Reads:
             params.append(utc_text(query.until))
         if condition:
             clauses.append(condition)
+            params.extend(condition_params)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "DESC" if query.newest_first else "ASC"
         base = sql or f"SELECT t.* FROM {table} t"  # noqa: S608

@@ -1,0 +1,124 @@
+"""`gatepost gateway …`: run the gateway, check its config, and manage API tokens."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edge.errors import GatepostError
+from edge.lifecycle import stop_on_signals
+from gateway.access import hash_token, new_token
+from gateway.config import load_config
+from gateway.store import SqliteStore
+from gateway.store.records import ACCESS_ROLES
+
+
+class TokenError(GatepostError):
+    """A token command that cannot be done (a name taken, no such token)."""
+
+
+def add_gateway(commands: Any) -> None:
+    parser = commands.add_parser(
+        "gateway", help="run the gateway, check its config, manage API tokens",
+        description="The gateway: MQTT ingest, store, alarms, REST API and dashboard.",
+    )  # fmt: skip
+    gateway = parser.add_subparsers(dest="gateway_command", required=True, metavar="COMMAND")
+    run = gateway.add_parser(
+        "run", help="run the gateway until Ctrl-C or SIGTERM",
+        description="Validate the config, then ingest, raise alarms and serve the API "
+        "and dashboard. Exits 1 naming every bad field.",
+    )  # fmt: skip
+    run.add_argument("--config", type=Path, required=True, help="the gateway's YAML config")
+    run.set_defaults(run=_run)
+    check = gateway.add_parser(
+        "check", help="validate a gateway config file",
+        description="Exit 0 if FILE is valid; exit 1 naming each bad field otherwise.",
+    )  # fmt: skip
+    check.add_argument("--config", type=Path, required=True, help="the gateway's YAML config")
+    check.set_defaults(run=_check)
+    _add_token(gateway)
+
+
+def _add_token(gateway: Any) -> None:
+    token = gateway.add_parser(
+        "token", help="create, list or revoke API tokens",
+        description="API tokens are shown once, when created, and stored only as a hash.",
+    )  # fmt: skip
+    actions = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", help="make a token and print it (once)",
+        description="Roles: command (dashboard, counts, alarms, reports; no personal data), "
+        "depot, registrar (personal data, audited), admin (everything).",
+    )  # fmt: skip
+    create.add_argument("--role", choices=ACCESS_ROLES, required=True, help="what it may do")
+    create.add_argument("--name", required=True, help="who holds it; shown in the audit log")
+    create.add_argument("--json", action="store_true", help="print {name, role, token} as JSON")
+    create.set_defaults(run=_token_create)
+    listing = actions.add_parser("list", help="list tokens (names and roles, never the tokens)")
+    listing.set_defaults(run=_token_list)
+    revoke = actions.add_parser("revoke", help="revoke a token by its name")
+    revoke.add_argument("--name", required=True, help="the token's name")
+    revoke.set_defaults(run=_token_revoke)
+    for parser in (create, listing, revoke):
+        parser.add_argument("--config", type=Path, required=True, help="the gateway's config")
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    gates = sum(len(site.gates) for site in config.sites)
+    print(f"{args.config}: valid, {len(config.sites)} site(s), {gates} gate(s)")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gateway.service import Gateway
+
+    config = load_config(args.config)
+    stop = stop_on_signals()
+    Gateway(config).run(stop)
+    return 0
+
+
+def _store(args: argparse.Namespace) -> SqliteStore:
+    return SqliteStore(load_config(args.config).store.path)
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    token = new_token()
+    store = _store(args)
+    try:
+        store.add_token(hash_token(token), args.name, args.role, datetime.now(UTC))
+    except ValueError as exc:
+        raise TokenError(str(exc)) from None
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"name": args.name, "role": args.role, "token": token}))
+    else:
+        print(token)
+    return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        for record in store.tokens():
+            state = f"revoked {record.revoked_at:%Y-%m-%d %H:%M}" if record.revoked_at else "live"
+            print(f"{record.name}\t{record.role}\t{state}")
+    finally:
+        store.close()
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        if not store.revoke_token(args.name, datetime.now(UTC)):
+            raise TokenError(f"no live token named {args.name!r}")
+    finally:
+        store.close()
+    print(f"revoked {args.name}")
+    return 0

@@ -1,0 +1,246 @@
+"""Alarm rules: what raises and clears each kind of alarm, on arrival and as time passes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from edge.contract.events import DailyReport, Hold, HoldResolved, Passage
+from edge.contract.presence import Birth, Death
+from edge.contract.topics import AlertKind, Role
+from edge.gate.daily import FEVER_REASONS, ReportPeriod, report_period
+from gateway.alarms import AlarmBook
+from gateway.config import GatewayConfig, SiteSection
+from gateway.store import Store
+from gateway.store.records import AlarmDraft, InboundEvent, InboundPresence, NodeRecord
+
+log = logging.getLogger(__name__)
+
+
+def where(site: str, node: str | None) -> str:
+    return f"{site}/{node}" if node else site
+
+
+class AlarmRules:
+    """Turns what arrives, and what fails to arrive in time, into alarms.
+
+    On arrival: fever and red code (one alarm per case, named by the passage), a node's
+    death or return, clock skew, a late daily report clearing its alarm. As time passes
+    (`check()`, every second or so): missed heartbeats, seq gaps that stay open, stale
+    trust lists, gates with nobody on shift, and at each cut-off the reports that did
+    not come and the disinfection rounds that were too few.
+
+    Args:
+        config: inventory and limits.
+        store: what has arrived.
+        book: raises and clears, once each.
+        clock: now, in UTC.
+        started_at: when this gateway started (a node it has not heard from since is
+            not "missing heartbeats" before it could have sent one).
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: Store,
+        book: AlarmBook,
+        clock: Callable[[], datetime],
+        started_at: datetime,
+    ) -> None:
+        self._config = config
+        self._limits = config.alarms
+        self._store = store
+        self._book = book
+        self._clock = clock
+        self._started_at = started_at
+        self._unattended_since: dict[tuple[str, str], datetime] = {}
+        self._closed_checked: dict[str, datetime] = {}
+
+    # --- on arrival -------------------------------------------------------------------
+
+    def on_stored(
+        self, events: Sequence[InboundEvent], presence: Sequence[InboundPresence]
+    ) -> None:
+        """Rules for a committed batch: `events` are new ones only (no duplicate alarms)."""
+        for item in events:
+            event = item.event
+            if isinstance(event, Passage):
+                self._passage(item.site, item.node, event)
+            elif isinstance(event, Hold) and FEVER_REASONS & set(event.reasons):
+                self._fever(item.site, item.node, event.passage_id, event.temperature_c)
+            elif isinstance(event, HoldResolved):
+                self._resolved(item.site, item.node, event)
+            elif isinstance(event, DailyReport):
+                self._book.clear_condition(
+                    AlertKind.REPORT_MISSING, item.site, item.node, event.day.isoformat()
+                )
+        for update in presence:
+            self._presence(update)
+
+    def _passage(self, site: str, node: str, passage: Passage) -> None:
+        if FEVER_REASONS & set(passage.reasons):
+            self._fever(site, node, passage.event_id, passage.temperature_c)
+        if passage.colour == "red":
+            self._book.raise_alarm(
+                AlarmDraft(
+                    AlertKind.RED_CODE, site, node, passage.event_id, "warning",
+                    f"red code stopped at {where(site, node)}",
+                )
+            )  # fmt: skip
+
+    def _fever(self, site: str, node: str, passage_id: str, temperature_c: float | None) -> None:
+        # The passage and its hold both report the case; both name it by the passage.
+        reading = f" {temperature_c:.1f} °C" if temperature_c is not None else ""
+        self._book.raise_alarm(
+            AlarmDraft(
+                AlertKind.FEVER, site, node, passage_id, "critical",
+                f"fever{reading} held at {where(site, node)}",
+            )
+        )  # fmt: skip
+
+    def _resolved(self, site: str, node: str, resolved: HoldResolved) -> None:
+        # A normal re-measure ends the case; a referral or a turn-back is for the command
+        # center to acknowledge and clear.
+        if resolved.resolution != "released":
+            return
+        hold = self._store.hold(resolved.hold_id)
+        if hold is not None:
+            self._book.clear_condition(AlertKind.FEVER, site, node, hold.passage_id)
+
+    def _presence(self, update: InboundPresence) -> None:
+        site, node, payload = update.site, update.node, update.payload
+        if isinstance(payload, Death):
+            lost = payload.reason == "lost"
+            self._book.raise_alarm(
+                AlarmDraft(
+                    AlertKind.NODE_OFFLINE, site, node, "", "critical" if lost else "warning",
+                    f"{where(site, node)} "
+                    + ("lost its connection" if lost else "was shut down"),
+                )
+            )  # fmt: skip
+            return
+        self._book.clear_condition(AlertKind.NODE_OFFLINE, site, node)
+        if update.retained:
+            return
+        skew = (payload.node_time - update.received_at).total_seconds()
+        if abs(skew) > self._limits.clock_skew_max_s:
+            self._book.raise_alarm(
+                AlarmDraft(
+                    AlertKind.CLOCK_SKEW, site, node, "", "warning",
+                    f"{where(site, node)} clock is off by {skew:+.0f} s",
+                )
+            )  # fmt: skip
+        elif isinstance(payload, Birth) or abs(skew) < self._limits.clock_skew_max_s / 2:
+            # Half the limit to clear, so a clock hovering at the limit does not flap.
+            self._book.clear_condition(AlertKind.CLOCK_SKEW, site, node)
+
+    # --- as time passes ----------------------------------------------------------------
+
+    def check(self) -> None:
+        """Time-based rules; cheap enough to run every second."""
+        now = self._clock()
+        nodes = self._store.nodes()
+        for record in nodes:
+            self._heartbeat(record, now)
+            self._seq_gap(record, now)
+            if record.role is Role.GATE:
+                self._trust(record)
+                self._attended(record, now)
+        for site in self._config.sites:
+            self._cutoff(site, nodes, now)
+
+    def _heartbeat(self, node: NodeRecord, now: datetime) -> None:
+        if not node.online or node.heartbeat_s is None:
+            return
+        last = max(node.last_seen or self._started_at, self._started_at)
+        silent_s = (now - last).total_seconds()
+        if silent_s > node.heartbeat_s * self._limits.heartbeats_missed:
+            self._store.mark_offline(node.site, node.node, "heartbeat")
+            self._book.raise_alarm(
+                AlarmDraft(
+                    AlertKind.NODE_OFFLINE, node.site, node.node, "", "critical",
+                    f"{where(node.site, node.node)} silent for {silent_s:.0f} s "
+                    f"({self._limits.heartbeats_missed} heartbeats missed)",
+                )
+            )  # fmt: skip
+
+    def _seq_gap(self, node: NodeRecord, now: datetime) -> None:
+        if node.gap_since is None:
+            self._book.clear_condition(AlertKind.DATA_LOSS, node.site, node.node)
+            return
+        if (now - node.gap_since).total_seconds() >= self._limits.gap_grace_s:
+            first = node.seq_contiguous + 1
+            self._book.raise_alarm(
+                AlarmDraft(
+                    AlertKind.DATA_LOSS, node.site, node.node, "", "critical",
+                    f"{where(node.site, node.node)} events missing after seq {node.seq_contiguous}"
+                    f" (have up to {node.seq_max}; first missing {first})",
+                )
+            )  # fmt: skip
+
+    def _trust(self, node: NodeRecord) -> None:
+        if not node.online:
+            return
+        limit_s = self._limits.trust_max_age_h * 3600
+        age = node.trust_list_age_s
+        if age is not None and age <= limit_s:
+            self._book.clear_condition(AlertKind.TRUST_STALE, node.site, node.node)
+            return
+        said = "has no trust list" if age is None else f"trust list is {age / 3600:.0f} h old"
+        self._book.raise_alarm(
+            AlarmDraft(
+                AlertKind.TRUST_STALE, node.site, node.node, "", "warning",
+                f"{where(node.site, node.node)} {said}",
+            )
+        )  # fmt: skip
+
+    def _attended(self, node: NodeRecord, now: datetime) -> None:
+        key = (node.site, node.node)
+        if not node.online or node.volunteer_on_duty is not None:
+            self._unattended_since.pop(key, None)
+            self._book.clear_condition(AlertKind.GATE_UNATTENDED, node.site, node.node)
+            return
+        since = self._unattended_since.setdefault(key, now)
+        if (now - since).total_seconds() >= self._limits.unattended_after_s:
+            self._book.raise_alarm(
+                AlarmDraft(
+                    AlertKind.GATE_UNATTENDED, node.site, node.node, "", "warning",
+                    f"{where(node.site, node.node)} is open with nobody on shift",
+                )
+            )  # fmt: skip
+
+    def _cutoff(self, site: SiteSection, nodes: list[NodeRecord], now: datetime) -> None:
+        closed = last_closed_period(site, now - timedelta(minutes=self._limits.report_grace_min))
+        if self._closed_checked.get(site.name) == closed.end:
+            return
+        known = [n.first_seen for n in nodes if n.site == site.name and n.first_seen]
+        if not known or min(known) >= closed.end:
+            return  # the gateway did not know this site before that cut-off
+        self._closed_checked[site.name] = closed.end
+        day = closed.end.date()
+        reported = {r.node for r in self._store.daily_reports(site.name, day)}
+        for gate in site.gates:
+            counts = self._store.counts(site.name, gate, closed.start, closed.end)
+            if gate not in reported:
+                self._book.raise_alarm(
+                    AlarmDraft(
+                        AlertKind.REPORT_MISSING, site.name, gate, day.isoformat(), "warning",
+                        f"{where(site.name, gate)} sent no daily report for {day}",
+                    )
+                )  # fmt: skip
+            active = gate in reported or not counts.is_zero
+            if active and counts.disinfections < self._limits.disinfections_min:
+                self._book.raise_alarm(
+                    AlarmDraft(
+                        AlertKind.DISINFECTION_LOW, site.name, gate, day.isoformat(), "warning",
+                        f"{where(site.name, gate)} disinfected {counts.disinfections} times "
+                        f"on {day} (at least {self._limits.disinfections_min})",
+                    )
+                )  # fmt: skip
+
+
+def last_closed_period(site: SiteSection, now: datetime) -> ReportPeriod:
+    """The newest reporting period of `site` that had ended by `now`."""
+    current = report_period(now, site.cutoff_hour, site.zone)
+    return report_period(current.start - timedelta(microseconds=1), site.cutoff_hour, site.zone)

@@ -1,0 +1,110 @@
+"""`gatepost gateway run`: the gateway, started as a flat list of steps and stopped in reverse."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from edge.contract import topics
+from edge.contract.base import Payload
+from edge.contract.command import Alert
+from edge.gate.console.server import ConsoleServer
+from edge.mqtt import publish
+from gateway.alarms import AlarmBook, utc_now
+from gateway.api.app import create_app
+from gateway.api.context import GatewayContext
+from gateway.config import GatewayConfig
+from gateway.ingest import Ingest
+from gateway.live import LiveFeed
+from gateway.rules import AlarmRules
+from gateway.stats import IngestStats
+from gateway.store import SqliteStore
+from gateway.store.records import InboundEvent, InboundPresence
+from gateway.summaries import SummaryPublisher
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Store, ingest, alarm rules, summaries and the HTTP server of one gateway.
+
+    Args:
+        config: the validated configuration.
+        clock: now, in UTC (tests pass their own).
+    """
+
+    def __init__(self, config: GatewayConfig, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.config = config
+        self.clock = clock
+        self.started_at = clock()
+        self.live = LiveFeed()
+        self.stats = IngestStats()
+        self.http: ConsoleServer | None = None
+        self.ingest: Ingest | None = None
+        self.store: SqliteStore | None = None
+        self.url = ""
+
+    def run(self, stop: threading.Event, ready: Callable[[Gateway], None] | None = None) -> None:
+        """Run until `stop` is set; every step that started is undone on the way out."""
+        try:
+            self.init_store()
+            self.init_ingest()
+            self.init_http()
+            if ready is not None:
+                ready(self)
+            check_s = self.config.alarms.check_every_s
+            while not stop.wait(check_s):
+                self.rules.check()
+                self.summaries.publish_due()
+        finally:
+            self.shutdown()
+
+    def init_store(self) -> None:
+        self.store = SqliteStore(self.config.store.path)
+        log.info("gateway store %s", self.config.store.path)
+
+    def init_ingest(self) -> None:
+        """Ingest, and the alarm rules and summaries that publish through its client."""
+        assert self.store is not None
+        self.ingest = Ingest(self.config, self.store, self.stats, self._on_stored)
+        self.alarms = AlarmBook(self.store, self._publish_alert, self.live, self.clock)
+        self.rules = AlarmRules(self.config, self.store, self.alarms, self.clock, self.started_at)
+        self.summaries = SummaryPublisher(self.config, self.store, self._publish, self.clock)
+        self.ingest.start()
+
+    def init_http(self) -> None:
+        assert self.store is not None
+        context = GatewayContext(
+            config=self.config, store=self.store, alarms=self.alarms, live=self.live,
+            stats=self.stats, clock=self.clock,
+        )  # fmt: skip
+        http = self.config.http
+        self.http = ConsoleServer(create_app(context), http.host, http.port)
+        self.http.start()
+        self.url = self.http.url
+        log.info("gateway API and dashboard at %s", self.url)
+
+    def shutdown(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+        if self.ingest is not None:
+            self.ingest.stop()
+        if self.store is not None:
+            self.store.close()
+        log.info("gateway stopped")
+
+    def _on_stored(
+        self, events: Sequence[InboundEvent], presence: Sequence[InboundPresence]
+    ) -> None:
+        self.rules.on_stored(events, presence)
+        if events or presence:
+            self.live.changed()
+
+    def _publish(self, topic: str, payload: Payload) -> None:
+        assert self.ingest is not None
+        publish(self.ingest.client, topic, payload)
+
+    def _publish_alert(self, alert: Alert) -> None:
+        self._publish(topics.alert(self.config.topic_site(alert.site), alert.kind), alert)

@@ -1,0 +1,88 @@
+"""Retained summaries for command-center tools: counts since the cut-off, per site and per gate."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from edge.contract import topics
+from edge.contract.base import Payload
+from edge.contract.command import Summary
+from edge.contract.events import CheckpointCounts
+from edge.gate.daily import report_period
+from gateway.config import GatewayConfig
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, Payload], None]
+
+
+class SummaryPublisher:
+    """Publishes a site's and each gate's counts when they change, at most every `every_s`.
+
+    Counts only, never a person's data: anyone on the command center's network may read
+    these topics. They are retained, so a tool that connects later sees them at once.
+
+    Args:
+        config: sites and their gates, the cut-off hours, how often to publish.
+        store: the counts.
+        publish: sends one payload to one topic (with the contract's QoS and retain).
+        clock: now, in UTC.
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: Store,
+        publish: Publish,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._publish = publish
+        self._clock = clock
+        self._sent: dict[str, tuple[datetime, CheckpointCounts, int]] = {}
+        self._last_run = float("-inf")
+
+    def publish_due(self) -> int:
+        """Publish what changed, if `every_s` has passed since the last run; returns how many."""
+        if time.monotonic() - self._last_run < self._config.summary.every_s:
+            return 0
+        self._last_run = time.monotonic()
+        now = self._clock()
+        sent = 0
+        online = {(n.site, n.node) for n in self._store.nodes() if n.online}
+        for site in self._config.sites:
+            since = report_period(now, site.cutoff_hour, site.zone).start
+            branch = self._config.topic_site(site.name)
+            for gate in site.gates:
+                counts = self._store.counts(site.name, gate, since)
+                sent += self._send(
+                    topics.gate_summary(branch, gate),
+                    Summary(site=site.name, node=gate, since=since, at=now, counts=counts),
+                    int((site.name, gate) in online),
+                )
+            nodes = (*site.gates, *site.depots)
+            up = sum((site.name, n) in online for n in nodes)
+            summary = Summary(
+                site=site.name, since=since, at=now,
+                counts=self._store.counts(site.name, None, since),
+                nodes_online=up, nodes_total=len(nodes),
+            )  # fmt: skip
+            sent += self._send(topics.site_summary(branch), summary, up)
+        return sent
+
+    def _send(self, topic: str, summary: Summary, online: int) -> int:
+        state = (summary.since, summary.counts, online)
+        if self._sent.get(topic) == state:
+            return 0
+        try:
+            self._publish(topic, summary)
+        except Exception:
+            log.exception("could not publish %s", topic)
+            return 0
+        self._sent[topic] = state
+        return 1

@@ -1,0 +1,307 @@
+"""Ingest against a real Mosquitto: stored once, in seq order, gaps alarmed, bad input dead-lettered."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+
+from edge.contract import topics
+from edge.contract.catalogue import encode
+from edge.contract.command import Alert
+from edge.contract.presence import Birth, Death
+from edge.contract.topics import AlertKind, EventKind, Role, Site
+from gateway.alarms import AlarmBook
+from gateway.config import (
+    AlarmSection,
+    BrokerSection,
+    GatewayConfig,
+    IngestSection,
+    SiteSection,
+    StoreSection,
+)
+from gateway.ingest import Ingest
+from gateway.live import LiveFeed
+from gateway.rules import AlarmRules
+from gateway.stats import IngestStats
+from gateway.store import SqliteStore
+from gateway.store.records import EventQuery, InboundEvent, InboundPresence
+from simulators.broker import PrivateBroker
+from tests.conftest import connect
+from tests.gateway.factory import Gates
+
+NORTH = Site("north")
+G01 = NORTH.node(Role.GATE, "g01")
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def config_for(broker: PrivateBroker, tmp_path: Path, **alarms: float) -> GatewayConfig:
+    return GatewayConfig(
+        sites=(SiteSection(name="north", gates=("g01", "g02")),),
+        broker=BrokerSection(url=str(broker.url), client_id="gw-test", session_expiry_s=600),
+        store=StoreSection(path=tmp_path / "gateway.db"),
+        ingest=IngestSection(batch_wait_ms=5),
+        alarms=AlarmSection(**alarms),
+    )
+
+
+class Running:
+    """An Ingest with its alarm rules, as the gateway wires them."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.store = SqliteStore(config.store.path)
+        self.alerts: list[Alert] = []
+        self.stats = IngestStats()
+        live = LiveFeed()
+        self.book = AlarmBook(self.store, self.alerts.append, live)
+        self.rules = AlarmRules(config, self.store, self.book, self.book._clock, self.book._clock())
+        self.ingest = Ingest(config, self.store, self.stats, self._on_stored)
+
+    def _on_stored(
+        self, events: Sequence[InboundEvent], presence: Sequence[InboundPresence]
+    ) -> None:
+        self.rules.on_stored(events, presence)
+
+    def seqs(self) -> list[int]:
+        return self.store.event_seqs("north", "g01")
+
+
+@contextmanager
+def running(config: GatewayConfig) -> Iterator[Running]:
+    gateway = Running(config)
+    gateway.ingest.start()
+    assert gateway.ingest.wait_connected(10)
+    time.sleep(0.2)  # SUBACK
+    try:
+        yield gateway
+    finally:
+        gateway.ingest.stop()
+        gateway.store.close()
+
+
+@pytest.fixture
+def node(broker: PrivateBroker) -> Iterator[paho.Client]:
+    """A publisher standing in for gate g01."""
+    client = connect(broker.url, "node-g01")
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def send(client: paho.Client, item: InboundEvent, topic: str | None = None) -> None:
+    kind = EventKind(item.event.kind)
+    target = topic or topics.event(NORTH.node(item.role, item.node), kind)
+    client.publish(target, encode(item.event), qos=1).wait_for_publish(5)
+
+
+def test_ingest__a_redelivered_event_is_stored_once(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+) -> None:
+    first = gates.passage()
+    with running(config_for(broker, tmp_path)) as gateway:
+        for _ in range(3):
+            send(node, first)
+        send(node, gates.passage())
+        wait_until(lambda: gateway.stats.received == 4)
+        assert gateway.seqs() == [1, 2]
+        assert gateway.stats.duplicates == 2
+        assert len(gateway.store.passages(EventQuery())) == 2
+
+
+def test_ingest__out_of_order_events_are_listed_in_seq_order(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+) -> None:
+    made = [gates.passage() for _ in range(5)]
+    with running(config_for(broker, tmp_path)) as gateway:
+        for index in (3, 0, 4, 2, 1):
+            send(node, made[index])
+        wait_until(lambda: len(gateway.seqs()) == 5)
+        listed = gateway.store.passages(EventQuery(node="g01", newest_first=False))
+        assert [p.seq for p in listed] == [1, 2, 3, 4, 5]
+        record = gateway.store.node("north", "g01")
+        assert record is not None
+        assert (record.seq_contiguous, record.gap_since) == (5, None)
+
+
+def test_ingest__a_seq_gap_raises_data_loss_and_filling_it_clears_the_alarm(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+) -> None:
+    made = [gates.passage() for _ in range(4)]
+    with running(config_for(broker, tmp_path, gap_grace_s=0.3)) as gateway:
+        for item in (made[0], made[3]):
+            send(node, item)
+        wait_until(lambda: len(gateway.seqs()) == 2)
+        gateway.rules.check()
+        assert not gateway.store.live_alarm(AlertKind.DATA_LOSS, "north", "g01", "")
+        time.sleep(0.4)
+        gateway.rules.check()
+        alarm = gateway.store.live_alarm(AlertKind.DATA_LOSS, "north", "g01", "")
+        assert alarm is not None
+        assert "first missing 2" in alarm.message
+        gateway.rules.check()  # still missing: no second alarm
+        assert [a.state for a in gateway.alerts if a.kind == AlertKind.DATA_LOSS] == ["raised"]
+        for item in made[1:3]:
+            send(node, item)
+        wait_until(lambda: len(gateway.seqs()) == 4)
+        gateway.rules.check()
+        assert gateway.store.alarm(alarm.alarm_id).state == "cleared"
+        assert [a.state for a in gateway.alerts if a.kind == AlertKind.DATA_LOSS] == [
+            "raised",
+            "cleared",
+        ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (topics.event(G01, EventKind.PASSAGE), b"{not json", "Invalid JSON"),
+        (topics.event(G01, EventKind.PASSAGE), b'{"schema_version": 2}', "schema_version"),
+        (topics.event(NORTH.node(Role.GATE, "g99"), EventKind.PASSAGE), None, "unknown node"),
+        (topics.event(Site("south").node(Role.GATE, "g01"), EventKind.PASSAGE), None, "south"),
+        (topics.event(G01, EventKind.SHIFT), None, "kind"),
+        ("gatepost/v1/north/gate/g01/event/teleport", b"{}", "unknown topic"),
+    ],
+    ids=["malformed-json", "schema-version-2", "unknown-node", "unknown-site",
+         "kind-not-topic", "unknown-kind"],
+)  # fmt: skip
+def test_ingest__bad_messages_land_in_dead_letters_and_ingest_goes_on(
+    broker: PrivateBroker,
+    tmp_path: Path,
+    node: paho.Client,
+    gates: Gates,
+    case: tuple[str, bytes | None, str],
+) -> None:
+    topic, payload, reason = case
+    with running(config_for(broker, tmp_path)) as gateway:
+        bad = payload if payload is not None else encode(gates.passage().event)
+        node.publish(topic, bad, qos=1).wait_for_publish(5)
+        send(node, gates.passage())
+        wait_until(lambda: gateway.stats.received == 2)
+        letters = gateway.store.dead_letters()
+        assert len(letters) == 1
+        assert letters[0].topic == topic
+        assert reason in letters[0].reason
+        assert len(gateway.store.passages(EventQuery())) == 1
+
+
+def test_ingest__a_gateway_restarted_while_events_flow_loses_none(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+) -> None:
+    config = config_for(broker, tmp_path)
+    made = [gates.passage() for _ in range(600)]
+    sent = threading.Event()
+
+    def publish_all() -> None:
+        for item in made:
+            node.publish(topics.event(G01, EventKind.PASSAGE), encode(item.event), qos=1)
+            time.sleep(0.002)
+        sent.set()
+
+    with running(config) as gateway:
+        publisher = threading.Thread(target=publish_all)
+        publisher.start()
+        wait_until(lambda: len(gateway.seqs()) >= 100)
+    stored_before_restart = len(Running(config).seqs())
+    assert stored_before_restart < 600, "the restart happened too late to test anything"
+    with running(config) as gateway:
+        publisher.join(20)
+        assert sent.is_set()
+        wait_until(lambda: len(gateway.seqs()) == 600, timeout_s=20)
+        assert gateway.seqs() == list(range(1, 601))
+
+
+def test_ingest__births_deaths_and_heartbeats_set_presence_and_offline_alarms(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client
+) -> None:
+    now = datetime.now(UTC)
+    birth = Birth(
+        session=3, node_time=now, role=Role.GATE, version="1.0", config_hash="ab" * 8,
+        heartbeat_s=10, trust_list_age_s=60.0,
+    )  # fmt: skip
+    with running(config_for(broker, tmp_path)) as gateway:
+        node.publish(topics.status(G01), encode(birth), qos=1, retain=True).wait_for_publish(5)
+        wait_until(lambda: (r := gateway.store.node("north", "g01")) is not None and r.online)
+        record = gateway.store.node("north", "g01")
+        assert record is not None
+        assert (record.session, record.version) == (3, "1.0")
+        assert record.clock_skew_s is not None
+        assert abs(record.clock_skew_s) < 5
+        will = Death(session=3, node_time=now, reason="lost")
+        node.publish(topics.status(G01), encode(will), qos=1, retain=True).wait_for_publish(5)
+        wait_until(lambda: not gateway.store.node("north", "g01").online)  # type: ignore[union-attr]
+        alarm = gateway.store.live_alarm(AlertKind.NODE_OFFLINE, "north", "g01", "")
+        assert alarm is not None
+        assert alarm.severity == "critical"
+        stale = Death(session=2, node_time=now, reason="lost")  # an older session's will
+        node.publish(topics.status(G01), encode(birth), qos=1, retain=True).wait_for_publish(5)
+        node.publish(topics.status(G01), encode(stale), qos=1, retain=True).wait_for_publish(5)
+        wait_until(lambda: gateway.stats.received >= 4)
+        assert gateway.store.node("north", "g01").online  # type: ignore[union-attr]
+        assert gateway.store.alarm(alarm.alarm_id).state == "cleared"
+
+
+class FullDisk(SqliteStore):
+    """The real store, except that its first writes fail the way a full disk does."""
+
+    failures = 3
+
+    def write(self, *args: Any, **kwargs: Any) -> list[InboundEvent]:
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().write(*args, **kwargs)
+
+
+def test_ingest__a_store_that_cannot_write_holds_the_batch_and_loses_nothing(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+) -> None:
+    config = config_for(broker, tmp_path)
+    gateway = Running(config)
+    gateway.store = FullDisk(config.store.path)
+    gateway.ingest = Ingest(config, gateway.store, gateway.stats, gateway._on_stored)
+    gateway.ingest.start()
+    try:
+        assert gateway.ingest.wait_connected(10)
+        time.sleep(0.2)
+        for _ in range(5):
+            send(node, gates.passage())
+        wait_until(lambda: len(gateway.seqs()) == 5, timeout_s=15)
+        assert gateway.seqs() == [1, 2, 3, 4, 5]
+        assert gateway.store.failures == 0
+    finally:
+        gateway.ingest.stop()
+        gateway.store.close()
+
+
+def test_ingest__stopped_while_the_store_refuses_acknowledges_nothing_and_the_next_start_has_all(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+) -> None:
+    config = config_for(broker, tmp_path)
+    gateway = Running(config)
+    gateway.store = FullDisk(config.store.path)
+    gateway.store.failures = 1_000
+    gateway.ingest = Ingest(config, gateway.store, gateway.stats, gateway._on_stored)
+    gateway.ingest.start()
+    assert gateway.ingest.wait_connected(10)
+    time.sleep(0.2)
+    for _ in range(3):
+        send(node, gates.passage())
+    time.sleep(1.0)
+    gateway.ingest.stop()
+    gateway.store.close()
+    with running(config) as restarted:
+        wait_until(lambda: len(restarted.seqs()) == 3)
