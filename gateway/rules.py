@@ -145,7 +145,7 @@ class AlarmRules:
             self._heartbeat(record, now)
             self._seq_gap(record, now)
             if record.role is Role.GATE:
-                self._trust(record)
+                self._trust(record, now)
                 self._attended(record, now)
         for site in self._config.sites:
             self._cutoff(site, nodes, now)
@@ -179,11 +179,11 @@ class AlarmRules:
                 )
             )  # fmt: skip
 
-    def _trust(self, node: NodeRecord) -> None:
+    def _trust(self, node: NodeRecord, now: datetime) -> None:
         if not node.online:
             return
         limit_s = self._limits.trust_max_age_h * 3600
-        age = node.trust_list_age_s
+        age = node.trust_age_now(now)
         if age is not None and age <= limit_s:
             self._book.clear_condition(AlertKind.TRUST_STALE, node.site, node.node)
             return

@@ -86,8 +86,9 @@ class NodeRecord(Record):
     devices: dict[str, str] = Field(default_factory=dict)
     heartbeat_s: int | None = None
     trust_list_age_s: float | None = Field(
-        None, description="age of the node's trust list now (reported age plus time since)"
+        None, description="age of the node's trust list when it last reported it"
     )
+    trust_list_age_at: datetime | None = Field(None, description="when it reported that age")
     clock_skew_s: float | None = Field(None, description="node clock minus gateway clock")
     outbox_depth: int | None = None
     last_seq: int | None = Field(None, description="newest seq the node reported having")
@@ -95,6 +96,12 @@ class NodeRecord(Record):
     seq_max: int = Field(description="highest seq that has arrived")
     gap_since: datetime | None = Field(None, description="since when a seq is missing")
     volunteer_on_duty: str | None = None
+
+    def trust_age_now(self, now: datetime) -> float | None:
+        """The trust list's age at `now`: the reported age grown by the time since."""
+        if self.trust_list_age_s is None or self.trust_list_age_at is None:
+            return None
+        return self.trust_list_age_s + max(0.0, (now - self.trust_list_age_at).total_seconds())
 
 
 class PassageRecord(Record):

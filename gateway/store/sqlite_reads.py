@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from edge.contract.events import CheckpointCounts
@@ -215,14 +215,7 @@ class Reads:
 
 
 def _node(row: dict[str, Any]) -> NodeRecord:
-    age = row.pop("trust_list_age_s")
-    age_at = row.pop("trust_list_age_at")
-    if age is not None and age_at is not None:
-        # The age the node reported, grown by the time since it reported it.
-        age += max(0.0, (datetime.now(UTC) - datetime.fromisoformat(age_at)).total_seconds())
     devices = json.loads(row.pop("devices") or "{}")
     return NodeRecord(
-        **{k: v for k, v in row.items() if k in NodeRecord.model_fields},
-        trust_list_age_s=age,
-        devices=devices,
+        **{k: v for k, v in row.items() if k in NodeRecord.model_fields}, devices=devices
     )

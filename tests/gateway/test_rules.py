@@ -1,0 +1,228 @@
+"""Alarm rules: each alarm is raised once when its condition starts and cleared when it ends."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from edge.contract.command import Alert
+from edge.contract.events import CheckpointCounts
+from edge.contract.presence import Birth, Death, Health
+from edge.contract.topics import AlertKind, Role
+from edge.gate.daily import daily_report_fields, report_period
+from gateway.alarms import AlarmBook
+from gateway.config import AlarmSection, GatewayConfig, SiteSection, StoreSection
+from gateway.live import LiveFeed
+from gateway.rules import AlarmRules, last_closed_period
+from gateway.store import SqliteStore
+from gateway.store.records import InboundPresence
+from tests.gateway.factory import Gates
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Rig:
+    """Rules over a real store, with a clock the test moves."""
+
+    def __init__(self, config: GatewayConfig, now: datetime) -> None:
+        self.clock = Clock(now)
+        self.store = SqliteStore(config.store.path)
+        self.alerts: list[Alert] = []
+        self.book = AlarmBook(self.store, self.alerts.append, LiveFeed(), self.clock)
+        self.rules = AlarmRules(config, self.store, self.book, self.clock, now)
+        self.gates = Gates("north", now)
+
+    def arrive(self, *items: object) -> None:
+        events = [i for i in items if not isinstance(i, InboundPresence)]
+        presence = [i for i in items if isinstance(i, InboundPresence)]
+        new = self.store.write(events, presence)  # type: ignore[arg-type]
+        self.rules.on_stored(new, presence)
+
+    def presence(self, payload: Birth | Death | Health, node: str = "g01") -> InboundPresence:
+        return InboundPresence("north", node, Role.GATE, payload, self.clock.now)
+
+    def birth(self, node: str = "g01", session: int = 1, **fields: object) -> InboundPresence:
+        values: dict[str, object] = {
+            "session": session, "node_time": self.clock.now, "role": Role.GATE,
+            "version": "1.0", "config_hash": "ab" * 8, "heartbeat_s": 10,
+            "trust_list_age_s": 60.0,
+        }  # fmt: skip
+        values.update(fields)
+        return self.presence(Birth(**values), node)
+
+    def states(self, kind: AlertKind) -> list[str]:
+        return [a.state for a in self.alerts if a.kind == kind]
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    config = GatewayConfig(
+        sites=(SiteSection(name="north", gates=("g01", "g02"), cutoff_hour=17),),
+        store=StoreSection(path=tmp_path / "gateway.db"),
+        alarms=AlarmSection(unattended_after_s=60, report_grace_min=30),
+    )
+    # 10:00 in Shanghai: the 17:00 cut-off is later today.
+    return Rig(config, datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI).astimezone(UTC))
+
+
+def test_rules__a_fever_case_is_one_alarm_for_its_passage_and_its_hold(rig: Rig) -> None:
+    passage = rig.gates.passage(outcome="hold", reasons=("fever",), temperature_c=38.4)
+    rig.arrive(passage)
+    rig.arrive(rig.gates.hold(passage))
+    assert rig.states(AlertKind.FEVER) == ["raised"]
+    alert = next(a for a in rig.alerts if a.kind == AlertKind.FEVER)
+    assert alert.severity == "critical"
+    assert "38.4" in alert.message
+    assert "g01" in alert.message
+
+
+def test_rules__a_released_fever_hold_clears_its_alarm_a_referral_does_not(rig: Rig) -> None:
+    first = rig.gates.passage(outcome="hold", reasons=("fever",), temperature_c=38.0)
+    second = rig.gates.passage(outcome="hold", reasons=("fever",), temperature_c=39.0)
+    hold_1, hold_2 = rig.gates.hold(first), rig.gates.hold(second)
+    rig.arrive(first, second, hold_1, hold_2)
+    rig.arrive(rig.gates.resolved(hold_1, "released"), rig.gates.resolved(hold_2, "referred"))
+    assert rig.store.live_alarm(AlertKind.FEVER, "north", "g01", first.event.event_id) is None
+    assert rig.store.live_alarm(AlertKind.FEVER, "north", "g01", second.event.event_id)
+
+
+def test_rules__a_red_code_raises_once_and_a_green_one_nothing(rig: Rig) -> None:
+    red = rig.gates.passage(outcome="deny", colour="red", reasons=("red",))
+    rig.arrive(red, rig.gates.passage())
+    rig.arrive(red)  # redelivered: already stored, no second alarm
+    assert rig.states(AlertKind.RED_CODE) == ["raised"]
+
+
+def test_rules__missed_heartbeats_mark_the_node_offline_and_a_heartbeat_clears_it(
+    rig: Rig,
+) -> None:
+    rig.arrive(rig.birth())
+    rig.clock.advance(29)
+    rig.rules.check()
+    assert rig.states(AlertKind.NODE_OFFLINE) == []
+    rig.clock.advance(2)  # 31 s: three 10 s heartbeats missed
+    rig.rules.check()
+    rig.rules.check()
+    assert rig.states(AlertKind.NODE_OFFLINE) == ["raised"]
+    node = rig.store.node("north", "g01")
+    assert node is not None
+    assert (node.online, node.offline_reason) == (False, "heartbeat")
+    health = Health(
+        node_time=rig.clock.now, session=1, uptime_s=40, last_seq=0, outbox_depth=0,
+        outbox_capacity=100,
+    )  # fmt: skip
+    rig.arrive(rig.presence(health))
+    assert rig.states(AlertKind.NODE_OFFLINE) == ["raised", "cleared"]
+    assert rig.store.node("north", "g01").online  # type: ignore[union-attr]
+
+
+def test_rules__a_last_will_is_critical_a_clean_shutdown_a_warning(rig: Rig) -> None:
+    rig.arrive(rig.birth("g01"), rig.birth("g02"))
+    rig.arrive(rig.presence(Death(session=1, node_time=rig.clock.now, reason="lost"), "g01"))
+    rig.arrive(rig.presence(Death(session=1, node_time=rig.clock.now, reason="shutdown"), "g02"))
+    severities = {a.node: a.severity for a in rig.alerts if a.kind == AlertKind.NODE_OFFLINE}
+    assert severities == {"g01": "critical", "g02": "warning"}
+
+
+def test_rules__clock_skew_over_the_limit_alarms_and_a_good_clock_clears_it(rig: Rig) -> None:
+    rig.arrive(rig.birth(node_time=rig.clock.now + timedelta(seconds=95)))
+    assert rig.states(AlertKind.CLOCK_SKEW) == ["raised"]
+    assert "+95 s" in rig.alerts[-1].message
+    rig.arrive(rig.birth(node_time=rig.clock.now + timedelta(seconds=1)))
+    assert rig.states(AlertKind.CLOCK_SKEW) == ["raised", "cleared"]
+
+
+def test_rules__an_old_or_missing_trust_list_alarms(rig: Rig) -> None:
+    rig.arrive(rig.birth("g01", trust_list_age_s=50 * 3600.0))
+    rig.arrive(rig.birth("g02", trust_list_age_s=None))
+    rig.rules.check()
+    messages = {a.node: a.message for a in rig.alerts if a.kind == AlertKind.TRUST_STALE}
+    assert "50 h old" in messages["g01"]
+    assert "no trust list" in messages["g02"]
+    rig.arrive(rig.birth("g01", trust_list_age_s=10.0))
+    rig.rules.check()
+    assert rig.store.live_alarm(AlertKind.TRUST_STALE, "north", "g01", "") is None
+
+
+def test_rules__an_open_gate_with_nobody_on_shift_alarms_after_the_grace(rig: Rig) -> None:
+    rig.arrive(rig.birth())
+    rig.rules.check()
+    rig.clock.advance(59)
+    rig.rules.check()
+    assert rig.states(AlertKind.GATE_UNATTENDED) == []
+    rig.clock.advance(2)
+    rig.arrive(rig.birth(session=1))  # still alive
+    rig.rules.check()
+    assert rig.states(AlertKind.GATE_UNATTENDED) == ["raised"]
+    rig.arrive(rig.gates.shift("g01", "start"))
+    rig.rules.check()
+    assert rig.states(AlertKind.GATE_UNATTENDED) == ["raised", "cleared"]
+
+
+def report_for(rig: Rig, day: date, counts: CheckpointCounts) -> dict[str, object]:
+    end = datetime(day.year, day.month, day.day, 17, tzinfo=SHANGHAI)
+    period = report_period(end - timedelta(seconds=1), 17, SHANGHAI)
+    return dict(daily_report_fields(period, counts))
+
+
+def test_rules__at_the_cut_off_a_gate_without_a_report_alarms_until_it_arrives(rig: Rig) -> None:
+    rig.arrive(rig.birth("g01"), rig.birth("g02"))
+    for _ in range(4):
+        rig.arrive(rig.gates.disinfection("g01"))
+    day = date(2026, 11, 20)
+    rig.arrive(
+        rig.gates.daily_report("g01", report_for(rig, day, CheckpointCounts(disinfections=4)))
+    )
+    rig.clock.now = datetime(2026, 11, 20, 17, 29, tzinfo=SHANGHAI).astimezone(UTC)
+    rig.rules.check()
+    assert rig.states(AlertKind.REPORT_MISSING) == []  # within the 30 min grace
+    rig.clock.now = datetime(2026, 11, 20, 17, 31, tzinfo=SHANGHAI).astimezone(UTC)
+    rig.rules.check()
+    rig.rules.check()
+    missing = [a for a in rig.alerts if a.kind == AlertKind.REPORT_MISSING]
+    assert [(a.node, a.state) for a in missing] == [("g02", "raised")]
+    rig.arrive(rig.gates.daily_report("g02", report_for(rig, day, CheckpointCounts())))
+    assert rig.states(AlertKind.REPORT_MISSING) == ["raised", "cleared"]
+
+
+def test_rules__fewer_than_four_disinfections_in_the_day_alarm_at_the_cut_off(rig: Rig) -> None:
+    rig.arrive(rig.birth("g01"))
+    for _ in range(2):
+        rig.arrive(rig.gates.disinfection("g01"))
+    rig.arrive(rig.gates.passage("g02"))
+    for _ in range(4):
+        rig.arrive(rig.gates.disinfection("g02"))
+    rig.clock.now = datetime(2026, 11, 20, 18, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    rig.rules.check()
+    low = [a for a in rig.alerts if a.kind == AlertKind.DISINFECTION_LOW]
+    assert [a.node for a in low] == ["g01"]
+    assert "2 times" in low[0].message
+
+
+def test_rules__a_cut_off_before_the_gateway_knew_the_site_raises_nothing(rig: Rig) -> None:
+    rig.clock.now = datetime(2026, 11, 20, 18, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    rig.arrive(rig.birth("g01"))  # first heard of after the 17:00 cut-off
+    rig.rules.check()
+    assert rig.states(AlertKind.REPORT_MISSING) == []
+
+
+def test_last_closed_period__ends_at_the_newest_cut_off_before_now() -> None:
+    site = SiteSection(name="north", cutoff_hour=17)
+    period = last_closed_period(site, datetime(2026, 11, 20, 17, 0, tzinfo=SHANGHAI))
+    assert period.end == datetime(2026, 11, 20, 17, 0, tzinfo=SHANGHAI)
+    period = last_closed_period(site, datetime(2026, 11, 20, 16, 59, tzinfo=SHANGHAI))
+    assert period.end == datetime(2026, 11, 19, 17, 0, tzinfo=SHANGHAI)
