@@ -1,0 +1,249 @@
+"""Gateway ingest beside a bare `mosquitto_sub`, while a fleet floods a real Mosquitto at QoS 1.
+
+The fleet (simulators/fleet.py) publishes from several processes, since one Python
+publisher cannot saturate the broker. `mosquitto_sub` is the ceiling: a C client that
+only prints what it receives. Every receiver is counted on the same stream in the same
+run, so the gateway's rate can be read as a share of what the broker can deliver
+(the target is >= 0.9x mosquitto_sub and >= 20,000 events/s). The fleet's own row
+runs from its start signal to its last PUBACK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from bench.common import record
+from edge.contract.topics import CONTRACT_VERSION, Role
+from edge.mqtt import BrokerUrl
+from simulators.broker import PrivateBroker, free_port
+from simulators.fleet import FleetPlan, FleetResult, run_fleet
+from simulators.processes import python_module, spawn, stop
+
+FLEET_TIMEOUT_S = 300.0
+# A receiver that got nothing new for this long has got all it will get.
+IDLE_S = 10.0
+
+
+class GatewayUnderTest(Protocol):
+    """What the bench needs from the gateway: how many events it has ingested, and a stop."""
+
+    def received(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+class GatewayProcess:
+    """`gatepost gateway run` on the bench broker, with the fleet's nodes as its inventory."""
+
+    def __init__(self, broker_url: BrokerUrl, workdir: Path, plan: FleetPlan) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        config = workdir / "gateway.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "sites": [{"name": plan.site, "gates": plan.node_names}],
+                    "broker": {"url": str(broker_url), "prefix": plan.prefix},
+                    "store": {"path": "gateway.db"},
+                    "http": {"port": self.port},
+                }
+            )
+        )
+        self.db = workdir / "gateway.db"
+        self.process = spawn(
+            python_module("edge.cli", "--log-level", "warning", "gateway", "run",
+                          "--config", str(config))
+        )  # fmt: skip
+        self._wait_up()
+
+    def _wait_up(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=1):
+                    time.sleep(0.5)  # its SUBACK
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the gateway did not come up")
+
+    def received(self) -> int:
+        # Each node's contiguous seq is kept per batch: a cheap exact count once done.
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
+            row = conn.execute("SELECT COALESCE(SUM(seq_contiguous), 0) FROM nodes").fetchone()
+        return int(row[0])
+
+    def stop(self) -> None:
+        stop(self.process, "gateway")
+
+
+def start_gateway(broker_url: BrokerUrl, workdir: Path, plan: FleetPlan) -> GatewayUnderTest:
+    """The gateway, subscribed before it returns."""
+    return GatewayProcess(broker_url, workdir, plan)
+
+
+class SubReceiver:
+    """A `mosquitto_sub` printing receive time, topic and payload of every event."""
+
+    def __init__(self, broker: BrokerUrl, topic_filter: str, expected: int) -> None:
+        self.lines: list[str] = []
+        self.process = spawn(
+            ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-i", "bench-sub",
+             "-q", "1", "-t", topic_filter, "-F", "%U %t %p", "-C", str(expected),
+             "-W", str(int(FLEET_TIMEOUT_S + 60))],
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            self.lines.append(raw.decode())
+
+    def wait(self, expected: int) -> None:
+        """Until `expected` lines arrived (it then exits) or none came for IDLE_S."""
+        _wait_for(lambda: len(self.lines), expected)
+        self.close()
+
+    def close(self) -> None:
+        stop(self.process, "mosquitto_sub", grace_s=5)
+        self._reader.join(5)
+
+    def row(self, expected: set[tuple[str, int]]) -> dict[str, Any]:
+        """Received, lost and duplicated (by node and seq), and the rate first to last."""
+        keys: list[tuple[str, int]] = []
+        stamps: list[float] = []
+        for line in self.lines:
+            stamp, topic, payload = line.split(" ", 2)
+            stamps.append(float(stamp))
+            keys.append((topic.split("/")[4], json.loads(payload)["seq"]))
+        unique = set(keys)
+        span = max(stamps) - min(stamps) if stamps else 0.0
+        return _row("mosquitto_sub", len(keys), len(expected - unique),
+                    len(keys) - len(unique), span)  # fmt: skip
+
+
+class GatewayWatch:
+    """Polls a gateway's count on a thread: when the first event and the last one arrived."""
+
+    def __init__(self, gateway: GatewayUnderTest) -> None:
+        self.gateway = gateway
+        self.count = 0
+        self.first: float | None = None
+        self.last = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._done.wait(0.01):
+            count = self.gateway.received()
+            if count != self.count:
+                now = time.monotonic()
+                self.first = self.first or now
+                self.count, self.last = count, now
+
+    def wait(self, expected: int) -> None:
+        """Until the gateway counted `expected` events or counted none more for IDLE_S."""
+        _wait_for(lambda: self.count, expected)
+        self.close()
+
+    def close(self) -> None:
+        if not self._done.is_set():
+            self._done.set()
+            self._thread.join(5)
+            self.gateway.stop()
+
+    def row(self, total: int) -> dict[str, Any]:
+        # The gateway stores by event_id, so a redelivery is not a second row: it
+        # cannot show duplicates, and its count is what it stored.
+        span = self.last - self.first if self.first else 0.0
+        return _row("gateway", self.count, max(0, total - self.count), "n/a", span)
+
+
+def _wait_for(count: Callable[[], int], expected: int) -> None:
+    last, since = -1, time.monotonic()
+    while (now := count()) < expected and time.monotonic() - since < IDLE_S:
+        if now != last:
+            last, since = now, time.monotonic()
+        time.sleep(0.05)
+
+
+def _row(receiver: str, received: int, lost: int, duplicated: Any, span: float) -> dict[str, Any]:
+    return {
+        "receiver": receiver, "received": received, "lost": lost, "duplicated": duplicated,
+        "first→last s": round(span, 2), "events/s": round(received / span) if span else 0,
+    }  # fmt: skip
+
+
+def measure(plan: FleetPlan, work: Path) -> tuple[FleetResult, list[dict[str, Any]]]:
+    """Run the fleet at a private broker with every receiver listening; one row per receiver."""
+    topic_filter = f"{plan.prefix}/{CONTRACT_VERSION}/+/{Role.GATE}/+/event/+"
+    expected = {(name, seq) for name in plan.node_names
+                for seq in range(1, plan.events_per_node + 1)}  # fmt: skip
+    with PrivateBroker(work / "broker") as broker:
+        sub = SubReceiver(broker.url, topic_filter, plan.total)
+        gateway = start_gateway(broker.url, work / "gateway", plan)
+        watch = GatewayWatch(gateway) if gateway else None
+        try:
+            # mosquitto_sub subscribes within milliseconds; the fleet takes a second or
+            # more to start its processes and build its payloads, so nothing is missed.
+            result = run_fleet(plan, broker.url, timeout_s=FLEET_TIMEOUT_S)
+            sub.wait(plan.total)
+            if watch:
+                watch.wait(plan.total)
+        finally:
+            sub.close()
+            if watch:
+                watch.close()
+    fleet = _row("fleet (PUBACKed)", result.published, plan.total - result.published, "-",
+                 result.seconds)  # fmt: skip
+    rows = [fleet, sub.row(expected)]
+    if watch:
+        rows.append(watch.row(plan.total))
+    ceiling = rows[1]["events/s"]
+    for row in rows:
+        row["vs mosquitto_sub"] = f"{row['events/s'] / ceiling:.2f}" if ceiling else "-"
+    return result, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--events-per-node", type=int, default=500)
+    parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--window", type=int, default=1000, help="max unacked per publisher")
+    args = parser.parse_args()
+    plan = FleetPlan(nodes=args.nodes, events_per_node=args.events_per_node,
+                     processes=args.processes, window=args.window)  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix="gatepost-ingest-"))
+    try:
+        result, rows = measure(plan, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for worker, error in result.errors.items():
+        print(f"publisher {worker}: {error}")
+    record(
+        "gateway_ingest", rows, nodes=plan.nodes, events_per_node=plan.events_per_node,
+        processes=plan.processes, window=plan.window,
+        windows_used=[w.window for w in result.workers], fleet_errors=result.errors,
+        target="gateway >= 20,000 events/s and >= 0.9x mosquitto_sub",
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
