@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from edge.contract.base import new_event_id
@@ -62,14 +62,19 @@ class AlarmBook:
 
     def raise_alarm(self, draft: AlarmDraft) -> AlarmRecord | None:
         """Open the alarm unless the same condition is live; returns it when newly raised."""
-        if self._store.live_alarm(draft.kind, draft.site, draft.node, draft.subject):
-            return None
+        raised = self.raise_alarms([draft])
+        return raised[0] if raised else None
+
+    def raise_alarms(self, drafts: Sequence[AlarmDraft]) -> list[AlarmRecord]:
+        """Open several alarms in one transaction (a batch's fever and red-code cases)."""
+        if not drafts:
+            return []
         now = self._clock()
-        alarm = self._store.raise_alarm(draft, now, new_event_id(now))
-        if alarm is not None:
+        raised = self._store.raise_alarms([(d, new_event_id(now)) for d in drafts], now)
+        for alarm in raised:
             log.warning("alarm %s raised: %s", alarm.kind, alarm.message)
             self._tell(alarm)
-        return alarm
+        return raised
 
     def acknowledge(self, alarm_id: str, by: str) -> AlarmRecord:
         """Someone has seen it. Raises UnknownAlarm, or ValueError if already cleared."""

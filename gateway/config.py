@@ -67,7 +67,11 @@ class StoreSection(Section):
 
 class IngestSection(Section):
     batch_max: int = Field(2000, ge=1, le=50_000, description="messages per transaction at most")
-    batch_wait_ms: int = Field(20, ge=0, le=5000, description="how long a batch waits to fill")
+    batch_wait_ms: int = Field(
+        0, ge=0, le=5000,
+        description="how long a batch waits to fill; 0: it takes what queued during the last "
+        "commit (batches grow with the load, and nothing waits when it is quiet)",
+    )  # fmt: skip
     queue_max: int = Field(
         50_000, ge=100, le=1_000_000,
         description="received but unstored messages; beyond it the broker holds them (no acks)",

@@ -63,41 +63,23 @@ class AlarmRules:
         self, events: Sequence[InboundEvent], presence: Sequence[InboundPresence]
     ) -> None:
         """Rules for a committed batch: `events` are new ones only (no duplicate alarms)."""
+        cases: list[AlarmDraft] = []
         for item in events:
             event = item.event
             if isinstance(event, Passage):
-                self._passage(item.site, item.node, event)
+                cases += _passage_cases(item.site, item.node, event)
             elif isinstance(event, Hold) and FEVER_REASONS & set(event.reasons):
-                self._fever(item.site, item.node, event.passage_id, event.temperature_c)
+                cases.append(_fever(item.site, item.node, event.passage_id, event.temperature_c))
             elif isinstance(event, HoldResolved):
                 self._resolved(item.site, item.node, event)
             elif isinstance(event, DailyReport):
                 self._book.clear_condition(
                     AlertKind.REPORT_MISSING, item.site, item.node, event.day.isoformat()
                 )
+        # One transaction for the batch's cases, not one each: a busy hour has many.
+        self._book.raise_alarms(cases)
         for update in presence:
             self._presence(update)
-
-    def _passage(self, site: str, node: str, passage: Passage) -> None:
-        if FEVER_REASONS & set(passage.reasons):
-            self._fever(site, node, passage.event_id, passage.temperature_c)
-        if passage.colour == "red":
-            self._book.raise_alarm(
-                AlarmDraft(
-                    AlertKind.RED_CODE, site, node, passage.event_id, "warning",
-                    f"red code stopped at {where(site, node)}",
-                )
-            )  # fmt: skip
-
-    def _fever(self, site: str, node: str, passage_id: str, temperature_c: float | None) -> None:
-        # The passage and its hold both report the case; both name it by the passage.
-        reading = f" {temperature_c:.1f} °C" if temperature_c is not None else ""
-        self._book.raise_alarm(
-            AlarmDraft(
-                AlertKind.FEVER, site, node, passage_id, "critical",
-                f"fever{reading} held at {where(site, node)}",
-            )
-        )  # fmt: skip
 
     def _resolved(self, site: str, node: str, resolved: HoldResolved) -> None:
         # A normal re-measure ends the case; a referral or a turn-back is for the command
@@ -238,6 +220,29 @@ class AlarmRules:
                         f"on {day} (at least {self._limits.disinfections_min})",
                     )
                 )  # fmt: skip
+
+
+def _passage_cases(site: str, node: str, passage: Passage) -> list[AlarmDraft]:
+    cases = []
+    if FEVER_REASONS & set(passage.reasons):
+        cases.append(_fever(site, node, passage.event_id, passage.temperature_c))
+    if passage.colour == "red":
+        cases.append(
+            AlarmDraft(
+                AlertKind.RED_CODE, site, node, passage.event_id, "warning",
+                f"red code stopped at {where(site, node)}",
+            )
+        )  # fmt: skip
+    return cases
+
+
+def _fever(site: str, node: str, passage_id: str, temperature_c: float | None) -> AlarmDraft:
+    # The passage and its hold both report the case; both name it by the passage.
+    reading = f" {temperature_c:.1f} °C" if temperature_c is not None else ""
+    return AlarmDraft(
+        AlertKind.FEVER, site, node, passage_id, "critical",
+        f"fever{reading} held at {where(site, node)}",
+    )  # fmt: skip
 
 
 def last_closed_period(site: SiteSection, now: datetime) -> ReportPeriod:

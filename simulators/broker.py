@@ -78,7 +78,7 @@ persistence_location {self.workdir}/
 autosave_interval 1
 max_queued_messages {self.max_queued_messages}
 max_queued_bytes 0
-max_inflight_messages 100
+max_inflight_messages 1000
 log_dest file {self.log_path}
 log_type error
 log_type warning

@@ -126,7 +126,7 @@ def contradictions(parsed: ParsedTopic, payload: Payload) -> list[str]:
     problems = [
         f"{field}: {_plain(getattr(payload, field))!r} is not the topic's {_plain(expected)!r}"
         for field, expected in topic_says.items()
-        if field in type(payload).model_fields and getattr(payload, field) != expected
+        if field in _FIELDS[type(payload)] and getattr(payload, field) != expected
     ]
     if isinstance(payload, SignedNodeConfig) and payload.body.node != parsed.node:
         problems.append(f"body.node: {payload.body.node!r} is not the topic's {parsed.node!r}")
@@ -146,6 +146,13 @@ def _adapter_for(parsed: ParsedTopic) -> tuple[TypeAdapter[Any], str]:
 
 _ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {
     model: TypeAdapter(model) for spec in CATALOGUE.values() for model in spec.models
+}
+
+
+# Field names per model, looked up once: pydantic's model_fields is a costly property and
+# the gateway asks for every message it ingests.
+_FIELDS: dict[type[BaseModel], frozenset[str]] = {
+    model: frozenset(model.model_fields) for model in _ADAPTERS
 }
 
 

@@ -17,6 +17,7 @@ No other module writes a topic string: they call the builders here.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -221,6 +222,9 @@ class ParsedTopic:
     alert_kind: AlertKind | None = None
 
 
+# A fleet uses a few thousand distinct topics over and over; the gateway parses each
+# message's, so the answer is remembered (ParsedTopic is immutable; refusals are not kept).
+@functools.lru_cache(maxsize=16_384)
 def parse(topic: str, prefix: str = DEFAULT_PREFIX) -> ParsedTopic:
     """Parse a topic of this contract.
 

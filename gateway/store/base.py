@@ -100,8 +100,13 @@ class Store(Protocol):
 
     # --- alarms ---------------------------------------------------------------
 
-    def raise_alarm(self, draft: AlarmDraft, at: datetime, alarm_id: str) -> AlarmRecord | None:
-        """Open an alarm; None when the same condition is already live (no duplicates)."""
+    def raise_alarms(
+        self, drafts: Sequence[tuple[AlarmDraft, str]], at: datetime
+    ) -> list[AlarmRecord]:
+        """Open alarms (draft, new alarm id) in one transaction; returns those opened.
+
+        A draft whose condition is already live opens nothing (no duplicates).
+        """
         ...
 
     def live_alarm(

@@ -34,18 +34,23 @@ class AlarmsAndAccess:
 
     # --- alarms -----------------------------------------------------------------------
 
-    def raise_alarm(self, draft: AlarmDraft, at: datetime, alarm_id: str) -> AlarmRecord | None:
-        try:
-            with self._transaction() as conn:
-                conn.execute(
-                    "INSERT INTO alarms (alarm_id, kind, site, node, subject, severity, state, "
-                    "message, raised_at) VALUES (?, ?, ?, ?, ?, ?, 'raised', ?, ?)",
+    def raise_alarms(
+        self, drafts: Sequence[tuple[AlarmDraft, str]], at: datetime
+    ) -> list[AlarmRecord]:
+        raised = []
+        with self._transaction() as conn:
+            for draft, alarm_id in drafts:
+                # The partial unique index refuses a second live alarm for one condition.
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO alarms (alarm_id, kind, site, node, subject, "
+                    "severity, state, message, raised_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'raised', ?, ?)",
                     (alarm_id, str(draft.kind), draft.site, draft.node, draft.subject,
                      draft.severity, draft.message, utc_text(at)),
                 )  # fmt: skip
-        except sqlite3.IntegrityError:
-            return None  # the same condition is already live
-        return self.alarm(alarm_id)
+                if cursor.rowcount == 1:
+                    raised.append(alarm_id)
+        return [self.alarm(alarm_id) for alarm_id in raised]
 
     def live_alarm(
         self, kind: str, site: str, node: str | None, subject: str
