@@ -1,5 +1,274 @@
-"""Placeholder until its module lands (being written now)."""
+"""The command center's dashboard: the page, one snapshot of the sites, and its live stream."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import json
+import threading
+import time
+from collections import Counter
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from edge.contract.base import Colour
+from edge.contract.events import CheckpointCounts, Direction, Outcome
+from edge.contract.topics import Role
+from edge.gate.console.stream import UpdateStream, attach_stream
+from edge.gate.daily import report_period
+from edge.gate.reasons import REASON_TEXT
+from gateway.api.auth import ContextDep, require
+from gateway.api.context import GatewayContext
+from gateway.api.errors import responses
+from gateway.config import SiteSection
+from gateway.reports import sum_counts
+from gateway.store.records import AlarmRecord, EventQuery, NodeRecord, PassageRecord
+
+router = APIRouter(tags=["dashboard"])
+
+STATIC = Path(__file__).parent.parent / "web" / "static"
+# In load order: each script takes what the earlier ones put on window.gatepost.
+SCRIPTS = ("words.js", "dashboard.js", "reports.js")
+TICKER_LENGTH = 20
+FRAMES_PER_S = 4  # at most, per open dashboard, however fast ingest changes things
+SHARED_FOR_S = 1.0  # one snapshot serves every stream for the same change, this long at most
+OPEN_HOLDS_MAX = 10_000  # counted per snapshot; a site with more has bigger problems
+GateStatus = Literal["online", "offline", "unattended"]
+NEVER_SEEN = "never-seen"  # the offline reason of an inventory gate that never said a word
+
+
+# --- the snapshot ------------------------------------------------------------------------------
+
+
+class DashboardGate(BaseModel):
+    node: str
+    expected: bool = Field(description="in the site's inventory; false: seen but not listed")
+    status: GateStatus = Field(description="unattended: online with nobody on shift")
+    online: bool
+    last_seen: datetime | None = Field(None, description="none: never heard from")
+    offline_reason: str | None = Field(
+        None, description="lost, shutdown, heartbeat, never-seen; none while online"
+    )
+    volunteer_on_duty: str | None = None
+    counts: CheckpointCounts = Field(description="since the last cut-off")
+    open_holds: int
+
+
+class DashboardSite(BaseModel):
+    site: str
+    timezone: str
+    cutoff_hour: int
+    period_start: datetime = Field(description="the last cut-off: counts run from here")
+    period_end: datetime = Field(description="the next cut-off")
+    gates: list[DashboardGate]
+    totals: CheckpointCounts
+    open_holds: int
+
+
+class PassageTick(BaseModel):
+    """A passage for the ticker: what happened where, never who (no personal fields)."""
+
+    event_id: str
+    site: str
+    node: str
+    node_time: datetime
+    direction: Direction
+    subject: Literal["person", "vehicle"]
+    outcome: Outcome
+    colour: Colour | None
+    reasons: list[str]
+    temperature_c: float | None
+    fever: bool
+
+    @classmethod
+    def of(cls, passage: PassageRecord) -> PassageTick:
+        # Field by field on purpose: a personal field added to PassageRecord stays out.
+        return cls(
+            event_id=passage.event_id, site=passage.site, node=passage.node,
+            node_time=passage.node_time, direction=passage.direction,
+            subject=passage.subject, outcome=passage.outcome, colour=passage.colour,
+            reasons=passage.reasons, temperature_c=passage.temperature_c, fever=passage.fever,
+        )  # fmt: skip
+
+
+class DashboardSnapshot(BaseModel):
+    """Everything the dashboard shows, at one moment."""
+
+    at: datetime
+    sites: list[DashboardSite]
+    alarms: list[AlarmRecord] = Field(description="raised and acknowledged, newest first")
+    passages: list[PassageTick] = Field(description=f"the newest {TICKER_LENGTH}")
+
+
+def dashboard_snapshot(ctx: GatewayContext) -> DashboardSnapshot:
+    """Read the store once for every site (blocking: call from a worker thread)."""
+    now = ctx.clock()
+    recent = ctx.store.passages(EventQuery(limit=TICKER_LENGTH))
+    return DashboardSnapshot(
+        at=now,
+        sites=[_site(ctx, site, now) for site in ctx.config.sites],
+        alarms=ctx.store.alarms(),
+        passages=[PassageTick.of(passage) for passage in recent],
+    )
+
+
+def _site(ctx: GatewayContext, site: SiteSection, now: datetime) -> DashboardSite:
+    period = report_period(now, site.cutoff_hour, site.zone)
+    seen = {n.node: n for n in ctx.store.nodes(site.name) if n.role == Role.GATE}
+    holds = ctx.store.holds(EventQuery(site=site.name, limit=OPEN_HOLDS_MAX), open_only=True)
+    open_holds = Counter(hold.node for hold in holds)
+    gates = [
+        _gate(
+            node, seen.get(node), node in site.gates, open_holds[node],
+            ctx.store.counts(site.name, node, period.start),
+        )
+        for node in [*site.gates, *sorted(set(seen) - set(site.gates))]
+    ]  # fmt: skip
+    return DashboardSite(
+        site=site.name,
+        timezone=site.timezone,
+        cutoff_hour=site.cutoff_hour,
+        period_start=period.start,
+        period_end=period.end,
+        gates=gates,
+        totals=sum_counts(gate.counts for gate in gates),
+        open_holds=sum(gate.open_holds for gate in gates),
+    )
+
+
+def _gate(
+    node: str, record: NodeRecord | None, expected: bool, open_holds: int, counts: CheckpointCounts
+) -> DashboardGate:
+    online = record is not None and record.online
+    status: GateStatus = "offline"
+    if record is not None and record.online:
+        status = "online" if record.volunteer_on_duty else "unattended"
+    return DashboardGate(
+        node=node, expected=expected, status=status, online=online,
+        last_seen=record.last_seen if record else None,
+        offline_reason=record.offline_reason if record else NEVER_SEEN,
+        volunteer_on_duty=record.volunteer_on_duty if record else None,
+        counts=counts, open_holds=open_holds,
+    )  # fmt: skip
+
+
+# --- the live stream ---------------------------------------------------------------------------
+
+
+class DashboardView:
+    """The snapshot as a LiveView: what UpdateStream sends after every LiveFeed change.
+
+    Every open dashboard asks for the snapshot after the same change: it is read from
+    the store once per LiveFeed version (and at least every SHARED_FOR_S) and shared.
+    """
+
+    def __init__(self, ctx: GatewayContext) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+        self._shared: tuple[int, float, DashboardSnapshot] | None = None
+
+    def update(self) -> DashboardSnapshot:
+        # The version is read first: a change while the store is read makes a new one.
+        version = self._ctx.live.version
+        with self._lock:
+            shared = self._shared
+        if shared and shared[0] == version and time.monotonic() - shared[1] < SHARED_FOR_S:
+            return shared[2]
+        snapshot = dashboard_snapshot(self._ctx)
+        with self._lock:
+            self._shared = (version, time.monotonic(), snapshot)
+        return snapshot
+
+    def wait_for_change(self, after: int, timeout_s: float) -> int:
+        return self._ctx.live.wait_for_change(after, timeout_s)
+
+
+def dashboard_stream(app: FastAPI, *, keepalive_s: float = 15.0) -> UpdateStream:
+    """The app's dashboard stream, made on first use and attached for the server to end.
+
+    Args:
+        app: a gateway app (create_app), with the GatewayContext on app.state.gateway.
+        keepalive_s: used when this call makes the stream (tests shorten it).
+    """
+    stream: UpdateStream | None = getattr(app.state, "dashboard_stream", None)
+    if stream is None:
+        view = DashboardView(app.state.gateway)
+        stream = UpdateStream(view, keepalive_s=keepalive_s, min_interval_s=1 / FRAMES_PER_S)
+        app.state.dashboard_stream = attach_stream(app, stream)
+    return stream
+
+
+class EventStreamResponse(StreamingResponse):
+    """A text/event-stream response (also what OpenAPI lists for the route)."""
+
+    media_type = "text/event-stream"
+
+
+@router.get(
+    "/api/dashboard",
+    response_model=DashboardSnapshot,
+    summary="Everything the dashboard shows, now",
+    responses=responses(),
+    dependencies=[Depends(require("command"))],
+)
+async def snapshot(ctx: ContextDep) -> DashboardSnapshot:
+    """Per site: gates with status and counts since the cut-off, open holds, totals; the
+    live alarms; the newest passages (no personal fields)."""
+    return await to_thread.run_sync(dashboard_snapshot, ctx)
+
+
+@router.get(
+    "/api/stream",
+    response_class=EventStreamResponse,
+    summary="The dashboard snapshot, live",
+    responses={
+        **responses(),
+        200: {
+            "description": "Server-sent events: `data:` is a DashboardSnapshot, sent on connect "
+            f"and after every change (at most {FRAMES_PER_S} a second); `: keep-alive` "
+            "comments about every 15 s. EventSource passes the token as `access_token`.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+    },
+    dependencies=[Depends(require("command"))],
+)
+async def stream(request: Request) -> EventStreamResponse:
+    """Live snapshots for the page's EventSource, which reconnects by itself."""
+    return EventStreamResponse(
+        dashboard_stream(request.app).frames(),
+        # Proxies and browsers must neither cache nor buffer a live stream.
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+@cache
+def render_page() -> str:
+    """The page with its CSS, scripts and the reason words inlined: one response, offline."""
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    css = (STATIC / "dashboard.css").read_text(encoding="utf-8")
+    js = "\n".join((STATIC / name).read_text(encoding="utf-8") for name in SCRIPTS)
+    reasons = {code: {"zh": zh, "en": en} for code, (zh, en) in REASON_TEXT.items()}
+    # "<" escaped: the JSON sits inside a <script> element.
+    words = json.dumps(reasons, ensure_ascii=False).replace("<", "\\u003c")
+    return (
+        html.replace("/*{{style}}*/", css)
+        .replace("/*{{reasons}}*/", f"window.gatepostReasons = {words};")
+        .replace("/*{{script}}*/", js)
+    )
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page() -> HTMLResponse:
+    """The dashboard page; it asks the API with the token it was opened with."""
+    return HTMLResponse(
+        render_page(),
+        headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"},
+    )

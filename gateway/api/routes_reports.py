@@ -1,5 +1,88 @@
-"""Placeholder until its module lands (being written now)."""
+"""GET /api/reports/daily: a site's daily report as JSON, CSV for Excel, or a page to print."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from datetime import date
+from typing import Annotated, Literal
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse, Response
+from pydantic import AfterValidator
+
+from gateway.api.auth import ContextDep, require
+from gateway.api.errors import ApiError, responses
+from gateway.reports import (
+    SiteDailyReport,
+    last_closed_day,
+    report_csv,
+    report_html,
+    site_daily_report,
+)
+
+router = APIRouter(prefix="/api/reports", tags=["reports"])
+
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # a topic segment, as edge.contract.base.Slug
+Format = Literal["json", "csv", "html"]
+
+
+def _plausible(day: date) -> date:
+    # Period arithmetic near year 1 or 9999 overflows; a 422 rather than a 500.
+    if not date(2000, 1, 1) <= day <= date(9998, 12, 31):
+        raise ValueError("day must be between 2000-01-01 and 9998-12-31")
+    return day
+
+
+Day = Annotated[date, AfterValidator(_plausible)]
+
+
+@router.get(
+    "/daily",
+    response_model=SiteDailyReport,
+    summary="A site's daily report (日报告、零报告)",
+    responses={
+        **responses(404),
+        200: {
+            "description": "The report: JSON, CSV (UTF-8 with BOM) or a printable HTML page",
+            "content": {"text/csv": {}, "text/html": {}},
+        },
+    },
+    dependencies=[Depends(require("command"))],
+)
+async def daily_report(
+    ctx: ContextDep,
+    site: Annotated[str, Query(pattern=SLUG, description="the site")],
+    day: Annotated[
+        Day | None,
+        Query(
+            description="the local date the period closes (YYYY-MM-DD); "
+            "default: the last closed period"
+        ),
+    ] = None,
+    format: Annotated[Format, Query(description="json, csv or html")] = "json",
+) -> Response:
+    """Every gate of the site's inventory for one day up to the cut-off hour.
+
+    A gate that sent nothing is `missing`; one whose counts differ from what the
+    gateway counted from its stored events is flagged `mismatch`. 404 `unknown-site`.
+    """
+    section = ctx.config.site(site)
+    if section is None:
+        raise ApiError(404, "unknown-site", f"no site is named {site!r} in the gateway's config")
+    now = ctx.clock()
+    report = await to_thread.run_sync(
+        site_daily_report, ctx.store, section, day or last_closed_day(section, now), now
+    )
+    if format == "csv":
+        return Response(
+            report_csv(report).encode(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="gatepost-{report.site}-{report.day.isoformat()}.csv"'
+                )
+            },
+        )
+    if format == "html":
+        return HTMLResponse(report_html(report))
+    return Response(report.model_dump_json(), media_type="application/json")

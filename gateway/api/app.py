@@ -1,0 +1,55 @@
+"""The gateway's app factory: the command center's API, one router per resource."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from gateway.api import (
+    errors,
+    routes_admin,
+    routes_alarms,
+    routes_dashboard,
+    routes_disinfections,
+    routes_holds,
+    routes_metrics,
+    routes_nodes,
+    routes_passages,
+    routes_registrations,
+    routes_reports,
+)
+from gateway.api.context import GatewayContext
+
+
+def create_app(context: GatewayContext) -> FastAPI:
+    """The gateway's HTTP app over `context`.
+
+    Args:
+        context: the store, config, alarm book and live feed the routes work on.
+
+    Returns:
+        The app; every route but /metrics needs a bearer token.
+    """
+    # Swagger UI and ReDoc load from a CDN, which an offline command center cannot
+    # reach; the schema itself stays at /openapi.json.
+    app = FastAPI(
+        title="Gatepost gateway",
+        summary="Nodes, passages, holds, alarms and reports for the command center.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.gateway = context
+    errors.install(app)
+    for module in (
+        routes_nodes,
+        routes_passages,
+        routes_holds,
+        routes_registrations,
+        routes_disinfections,
+        routes_alarms,
+        routes_admin,
+        routes_dashboard,
+        routes_reports,
+        routes_metrics,
+    ):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,94 @@
+"""Who is calling: a bearer token, looked up by its hash, and the roles a route allows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.access import hash_token
+from gateway.api.context import GatewayContext, context
+from gateway.api.errors import ApiError
+from gateway.store.records import AccessRole
+
+# Roles that may see names, phones, registrations and the personal fields of events.
+PERSONAL_ROLES: frozenset[AccessRole] = frozenset({"registrar", "admin"})
+
+ContextDep = Annotated[GatewayContext, Depends(context)]
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+# auto_error=False: the answer for a missing token is ours (reason code, challenge header).
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <token>")
+# Browsers' EventSource cannot set headers, so the dashboard's stream passes the token here.
+_query_token = APIKeyQuery(
+    name="access_token", auto_error=False, description="the token, for EventSource"
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The holder of a live token: its name (who, in the audit log) and its role."""
+
+    name: str
+    role: AccessRole
+
+    @property
+    def sees_personal(self) -> bool:
+        """Whether personal fields are shown to this caller (and its reads audited)."""
+        return self.role in PERSONAL_ROLES
+
+
+def _token_of(
+    request: Request,
+    bearer: HTTPAuthorizationCredentials | None,
+    query_token: str | None,
+) -> str:
+    if bearer is not None and bearer.credentials:
+        return bearer.credentials
+    if query_token:
+        return query_token
+    if "authorization" in request.headers:
+        raise ApiError(401, "token-invalid", "Authorization must be 'Bearer <token>'", _CHALLENGE)
+    raise ApiError(
+        401,
+        "token-missing",
+        "send Authorization: Bearer <token> (or ?access_token= for an event stream)",
+        _CHALLENGE,
+    )
+
+
+def require(*roles: AccessRole) -> Callable[..., Caller]:
+    """A FastAPI dependency that lets in a live token of one of `roles` (admin always).
+
+    Args:
+        roles: the roles the route serves besides admin.
+
+    Returns:
+        The dependency; it answers the Caller, or raises ApiError 401 (no token, or not a
+        live one) or 403 (a live token of another role).
+    """
+    allowed: tuple[AccessRole, ...] = tuple(dict.fromkeys((*roles, "admin")))
+
+    def caller(
+        request: Request,
+        ctx: ContextDep,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+        query_token: Annotated[str | None, Security(_query_token)],
+    ) -> Caller:
+        token = ctx.store.token(hash_token(_token_of(request, bearer, query_token)))
+        if token is None:
+            raise ApiError(401, "token-invalid", "unknown or revoked token", _CHALLENGE)
+        if token.role not in allowed:
+            raise ApiError(
+                403,
+                "role-forbidden",
+                f"this needs the role {' or '.join(allowed)}; "
+                f"token {token.name!r} has the role {token.role}",
+            )
+        return Caller(name=token.name, role=token.role)
+
+    return caller

@@ -1,0 +1,100 @@
+"""Alarms: what the gateway found wrong, and the command center acknowledging and clearing it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from gateway.api.auth import Caller, ContextDep, require
+from gateway.api.errors import ApiError, responses
+from gateway.store import UnknownAlarm
+from gateway.store.records import AlarmRecord, AlarmState
+
+router = APIRouter(prefix="/api/alarms", tags=["alarms"])
+
+StateFilter = Literal["live", "all", "raised", "acknowledged", "cleared"]
+_STATES: dict[StateFilter, tuple[AlarmState, ...]] = {
+    "live": ("raised", "acknowledged"),
+    "all": ("raised", "acknowledged", "cleared"),
+    "raised": ("raised",),
+    "acknowledged": ("acknowledged",),
+    "cleared": ("cleared",),
+}
+
+AlarmId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the alarm's id")]
+Operator = Annotated[Caller, Depends(require("command"))]
+
+
+def _unknown(alarm_id: str) -> ApiError:
+    return ApiError(404, "unknown-alarm", f"no alarm has the id {alarm_id!r}")
+
+
+@router.get(
+    "",
+    response_model=list[AlarmRecord],
+    summary="Alarms, live ones by default",
+    responses=responses(),
+    dependencies=[Depends(require("command"))],
+)
+def list_alarms(
+    ctx: ContextDep,
+    state: Annotated[
+        StateFilter, Query(description="live = raised or acknowledged; all includes cleared")
+    ] = "live",
+    limit: Annotated[int, Query(ge=1, le=1000, description="newest first, at most")] = 200,
+) -> list[AlarmRecord]:
+    """Alarms, newest raised first."""
+    return ctx.store.alarms(_STATES[state], limit)
+
+
+@router.get(
+    "/{alarm_id}",
+    response_model=AlarmRecord,
+    summary="One alarm",
+    responses=responses(404),
+    dependencies=[Depends(require("command"))],
+)
+def get_alarm(ctx: ContextDep, alarm_id: AlarmId) -> AlarmRecord:
+    """One alarm in its current state; 404 `unknown-alarm`."""
+    try:
+        return ctx.store.alarm(alarm_id)
+    except UnknownAlarm:
+        raise _unknown(alarm_id) from None
+
+
+@router.post(
+    "/{alarm_id}/acknowledge",
+    response_model=AlarmRecord,
+    summary="Acknowledge an alarm",
+    responses=responses(404, 409),
+)
+def acknowledge_alarm(ctx: ContextDep, caller: Operator, alarm_id: AlarmId) -> AlarmRecord:
+    """Say someone has seen it; the token's name is recorded as who.
+
+    Acknowledging an acknowledged alarm changes nothing (the first one counts). A cleared
+    alarm is 409 `alarm-cleared`: its condition is over, there is nothing left to see to.
+    """
+    try:
+        return ctx.alarms.acknowledge(alarm_id, caller.name)
+    except UnknownAlarm:
+        raise _unknown(alarm_id) from None
+    except ValueError as exc:
+        raise ApiError(409, "alarm-cleared", str(exc)) from None
+
+
+@router.post(
+    "/{alarm_id}/clear",
+    response_model=AlarmRecord,
+    summary="Clear an alarm",
+    responses=responses(404),
+)
+def clear_alarm(ctx: ContextDep, caller: Operator, alarm_id: AlarmId) -> AlarmRecord:
+    """End the alarm by hand; clearing a cleared alarm returns it unchanged.
+
+    The gateway also clears alarms whose condition ended by itself (as "gateway").
+    """
+    try:
+        return ctx.alarms.clear(alarm_id, caller.name)
+    except UnknownAlarm:
+        raise _unknown(alarm_id) from None

@@ -1,0 +1,95 @@
+"""Nodes: every gate and depot the gateway has heard from or expects, and how each is doing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import Field
+
+from edge.contract.topics import Role
+from gateway.api.auth import ContextDep, require
+from gateway.api.context import GatewayContext
+from gateway.api.errors import ApiError, responses
+from gateway.api.routes_passages import SLUG
+from gateway.store.records import NodeRecord
+
+router = APIRouter(prefix="/api/nodes", tags=["nodes"])
+
+NEVER_SEEN = "never-seen"  # offline_reason of an inventory node that has sent nothing yet
+
+# Depot staff see node status too (depot endpoints proper come later).
+_readers = [Depends(require("command", "depot"))]
+
+
+class NodeView(NodeRecord):
+    """A node as the command center sees it: its record, and whether it is in the inventory."""
+
+    expected: bool = Field(description="listed under its site in the gateway's config")
+
+
+def _inventory(ctx: GatewayContext, site: str | None) -> dict[tuple[str, str], Role]:
+    listed: dict[tuple[str, str], Role] = {}
+    for section in ctx.config.sites:
+        if site is None or section.name == site:
+            listed |= {(section.name, gate): Role.GATE for gate in section.gates}
+            listed |= {(section.name, depot): Role.DEPOT for depot in section.depots}
+    return listed
+
+
+def _never_seen(site: str, node: str, role: Role) -> NodeView:
+    # A node that never said anything is offline to the command center, not absent:
+    # a gate that never came up is exactly what they must see.
+    return NodeView(
+        site=site, node=node, role=role, online=False, offline_reason=NEVER_SEEN,
+        seq_contiguous=0, seq_max=0, expected=True,
+    )  # fmt: skip
+
+
+def _view(record: NodeRecord, listed: dict[tuple[str, str], Role]) -> NodeView:
+    return NodeView(**record.model_dump(), expected=(record.site, record.node) in listed)
+
+
+@router.get(
+    "",
+    response_model=list[NodeView],
+    summary="Every node, heard from or expected",
+    responses=responses(),
+    dependencies=_readers,
+)
+def list_nodes(
+    ctx: ContextDep,
+    site: Annotated[str | None, Query(pattern=SLUG, description="only this site")] = None,
+) -> list[NodeView]:
+    """Nodes by site and name; inventory nodes that never reported are offline (`never-seen`).
+
+    Nodes that reported but are not in the inventory are listed with `expected` false.
+    """
+    listed = _inventory(ctx, site)
+    views = {(r.site, r.node): _view(r, listed) for r in ctx.store.nodes(site)}
+    for key, role in listed.items():
+        views.setdefault(key, _never_seen(*key, role))
+    return [views[key] for key in sorted(views)]
+
+
+@router.get(
+    "/{site}/{node}",
+    response_model=NodeView,
+    summary="One node",
+    responses=responses(404),
+    dependencies=_readers,
+)
+def get_node(
+    ctx: ContextDep,
+    site: Annotated[str, Path(pattern=SLUG)],
+    node: Annotated[str, Path(pattern=SLUG)],
+) -> NodeView:
+    """One node's status; 404 `unknown-node` if it neither reported nor is in the inventory."""
+    listed = _inventory(ctx, site)
+    record = ctx.store.node(site, node)
+    if record is not None:
+        return _view(record, listed)
+    role = listed.get((site, node))
+    if role is None:
+        raise ApiError(404, "unknown-node", f"no node {node!r} at site {site!r}")
+    return _never_seen(site, node, role)

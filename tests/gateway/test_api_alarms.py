@@ -1,0 +1,123 @@
+"""Gateway API alarms: listing, and acknowledging and clearing them from the command center."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from edge.contract.command import Alert
+from edge.contract.topics import AlertKind
+from gateway.api.context import GatewayContext
+from gateway.store.records import AlarmDraft
+from tests.gateway.test_api_access import bearer, open_api
+
+
+@pytest.fixture
+def api(gateway_context: GatewayContext) -> TestClient:
+    return open_api(gateway_context)
+
+
+def raise_alarm(ctx: GatewayContext, node: str, kind: AlertKind = AlertKind.NODE_OFFLINE) -> str:
+    draft = AlarmDraft(
+        kind=kind, site="north", node=node, subject="", severity="critical",
+        message=f"{node} is offline",
+    )  # fmt: skip
+    alarm = ctx.alarms.raise_alarm(draft)
+    assert alarm is not None
+    return alarm.alarm_id
+
+
+def post(api: TestClient, alarm_id: str, action: str) -> tuple[int, dict[str, str]]:
+    response = api.post(f"/api/alarms/{alarm_id}/{action}", headers=bearer("command"))
+    body: dict[str, str] = response.json()
+    return response.status_code, body
+
+
+def test_acknowledge__publishes_once_and_records_who(
+    api: TestClient, gateway_context: GatewayContext, published: list[Alert]
+) -> None:
+    alarm_id = raise_alarm(gateway_context, "g01")
+    assert [a.state for a in published] == ["raised"]
+
+    status, first = post(api, alarm_id, "acknowledge")
+    assert status == 200
+    assert (first["state"], first["acknowledged_by"]) == ("acknowledged", "command-desk")
+    assert [(a.alert_id, a.state) for a in published] == [
+        (alarm_id, "raised"), (alarm_id, "acknowledged"),
+    ]  # fmt: skip
+
+    status, second = post(api, alarm_id, "acknowledge")  # someone else clicks too
+    assert status == 200
+    assert second == first  # the first acknowledgement stands
+    assert len(published) == 2
+
+
+def test_clear__publishes_and_then_refuses_acknowledge(
+    api: TestClient, gateway_context: GatewayContext, published: list[Alert]
+) -> None:
+    alarm_id = raise_alarm(gateway_context, "g02")
+    status, cleared = post(api, alarm_id, "clear")
+    assert status == 200
+    assert (cleared["state"], cleared["cleared_by"]) == ("cleared", "command-desk")
+    assert published[-1].state == "cleared"
+
+    status, body = post(api, alarm_id, "acknowledge")
+    assert status == 409
+    assert body["reason"] == "alarm-cleared"
+    status, again = post(api, alarm_id, "clear")
+    assert (status, again) == (200, cleared)
+    assert [a.state for a in published] == ["raised", "cleared"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/alarms/01HZZZZZZZZZZZZZZZZZZZZZZZ"),
+        ("POST", "/api/alarms/nope/acknowledge"),
+        ("POST", "/api/alarms/nope/clear"),
+    ],
+)
+def test_alarm__unknown_is_404(
+    api: TestClient, published: list[Alert], method: str, path: str
+) -> None:
+    response = api.request(method, path, headers=bearer("command"))
+    assert response.status_code == 404
+    assert response.json()["reason"] == "unknown-alarm"
+    assert published == []
+
+
+def test_alarm__malformed_id_is_422(api: TestClient) -> None:
+    response = api.get("/api/alarms/" + "x" * 65, headers=bearer("command"))
+    assert response.status_code == 422
+    assert response.json()["fields"][0]["field"] == "path.alarm_id"
+
+
+@pytest.mark.parametrize(
+    ("state", "nodes"),
+    [
+        (None, ["g02", "g01"]),
+        ("live", ["g02", "g01"]),
+        ("raised", ["g02"]),
+        ("acknowledged", ["g01"]),
+        ("cleared", ["d01"]),
+        ("all", ["d01", "g02", "g01"]),
+    ],
+)
+def test_alarms__state_filter__valid(
+    api: TestClient, gateway_context: GatewayContext, state: str | None, nodes: list[str]
+) -> None:
+    acknowledged = raise_alarm(gateway_context, "g01")
+    raise_alarm(gateway_context, "g02")
+    cleared = raise_alarm(gateway_context, "d01", kind=AlertKind.DEPOT_CLIMATE)
+    gateway_context.alarms.acknowledge(acknowledged, "test")
+    gateway_context.alarms.clear(cleared, "test")
+    params = {"state": state} if state else {}
+    response = api.get("/api/alarms", params=params, headers=bearer("command"))
+    assert [a["node"] for a in response.json()] == nodes  # newest raised first
+
+
+@pytest.mark.parametrize("params", [{"state": "open"}, {"limit": 0}, {"limit": "many"}])
+def test_alarms__state_filter__invalid(api: TestClient, params: dict[str, object]) -> None:
+    response = api.get("/api/alarms", params=params, headers=bearer("command"))
+    assert response.status_code == 422
+    assert response.json()["reason"] == "invalid-input"
