@@ -16,7 +16,7 @@ from edge.gate.console import (
     routes_vehicles,
 )
 from edge.gate.console.context import LANGUAGES, ConsoleContext, Language
-from edge.gate.console.stream import UpdateStream
+from edge.gate.console.stream import UpdateStream, attach_stream
 from edge.gate.views import Checkpoint
 
 
@@ -47,7 +47,7 @@ def create_app(
     app.state.console = ConsoleContext(
         checkpoint=checkpoint,
         language=language,
-        stream=UpdateStream(checkpoint, keepalive_s=keepalive_s),
+        stream=attach_stream(app, UpdateStream(checkpoint, keepalive_s=keepalive_s)),
         page=routes_page.render_page(language),
     )
     errors.install(app)
@@ -63,9 +63,3 @@ def create_app(
     ):
         app.include_router(module.router)
     return app
-
-
-def update_stream(app: FastAPI) -> UpdateStream | None:
-    """The event streams of a console app (None for another app), for the server to close."""
-    context = getattr(app.state, "console", None)
-    return context.stream if isinstance(context, ConsoleContext) else None

@@ -11,7 +11,7 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
-from edge.gate.console.app import update_stream
+from edge.gate.console.stream import attached_streams
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +19,13 @@ WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 
 class ConsoleServer:
-    """Serves a console app on host:port until stop(); port 0 picks a free port.
+    """Serves a FastAPI app on host:port until stop(); port 0 picks a free port.
+
+    Made for the volunteer console; the gateway's API and dashboard run under it too.
 
     The node runs it beside its other threads: start() returns once connections are
-    accepted and stop() ends open event streams first, so a shutdown never waits for
-    a tablet left open at the gate.
+    accepted and stop() ends open event streams first (every UpdateStream attached to the
+    app with `attach_stream`), so a shutdown never waits for a tablet left open at the gate.
     """
 
     def __init__(
@@ -66,8 +68,7 @@ class ConsoleServer:
         # thread and tells us the picked port before the server thread starts.
         sock = self._bind()
         self._port = sock.getsockname()[1]
-        stream = update_stream(self._app)
-        if stream is not None:
+        for stream in attached_streams(self._app):
             stream.reopen()
         config = uvicorn.Config(
             self._app,
@@ -99,8 +100,8 @@ class ConsoleServer:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
-        stream = update_stream(self._app)
-        if stream is not None:
+        # Looked up again: an app may attach a stream on its first request, after start().
+        for stream in attached_streams(self._app):
             stream.close()
         server.should_exit = True
         thread.join(timeout_s)

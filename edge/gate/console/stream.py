@@ -1,9 +1,12 @@
-"""Server-sent events of ConsoleUpdate: one on connect, one after every change, keep-alives."""
+"""Server-sent events of a live view: one frame on connect, one after every change, keep-alives."""
 
 # Wire format (text/event-stream), one frame per blank-line-terminated block:
 #   retry: 3000                      once, first: how long EventSource waits to reconnect
-#   id: <version>\ndata: <json>      a ConsoleUpdate, on connect and after every change
+#   id: <version>\ndata: <json>      the view as JSON, on connect and after every change
 #   : keep-alive                     a comment when nothing was sent for `keepalive_s`
+#
+# Used by the volunteer console (a ConsoleUpdate of the Checkpoint) and by the gateway's
+# dashboard (a snapshot of the store after every LiveFeed change).
 
 from __future__ import annotations
 
@@ -11,37 +14,66 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
+import anyio
 from anyio import to_thread
-
-from edge.gate.views import Checkpoint, ConsoleUpdate
+from fastapi import FastAPI
+from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
 RETRY_MS = 3000
 KEEPALIVE = b": keep-alive\n\n"
+_APP_STREAMS = "update_streams"  # the app.state attribute servers look for
 
 
-def update_frame(update: ConsoleUpdate, version: int) -> bytes:
+class LiveView(Protocol):
+    """Something that can show itself now and wait for its next change, from any thread."""
+
+    def update(self) -> BaseModel:
+        """The view as it is now."""
+        ...
+
+    def wait_for_change(self, after: int, timeout_s: float) -> int:
+        """Block until the version exceeds `after` or the timeout passes; the version."""
+        ...
+
+
+def update_frame(update: BaseModel, version: int) -> bytes:
     """One SSE frame carrying `update`; model JSON has no raw newlines, so one data line."""
     return b"id: %d\ndata: %s\n\n" % (version, update.model_dump_json().encode())
 
 
 class UpdateStream:
-    """Turns the checkpoint's blocking wait_for_change into SSE streams, and ends them all.
+    """Turns a view's blocking wait_for_change into SSE streams, and ends them all.
 
     The wait runs in a worker thread with a short timeout, so the event loop is never
     blocked and every stream notices `close()` (server shutdown) within `poll_s`.
     uvicorn does not tell a streaming response that the server is stopping: without
-    `close()` a graceful shutdown would wait for every open console to go away.
+    `close()` a graceful shutdown would wait for every open page to go away.
+
+    Args:
+        view: what the frames show.
+        keepalive_s: silence after which a comment is sent, so proxies keep the connection.
+        poll_s: how often a waiting stream checks for close().
+        min_interval_s: frames of one stream are at least this far apart; changes that
+            come faster are folded into one frame (a burst of ingest must not flood a
+            browser). 0 sends a frame for every change.
     """
 
     def __init__(
-        self, checkpoint: Checkpoint, *, keepalive_s: float = 15.0, poll_s: float = 0.5
+        self,
+        view: LiveView,
+        *,
+        keepalive_s: float = 15.0,
+        poll_s: float = 0.5,
+        min_interval_s: float = 0.0,
     ) -> None:
-        self._checkpoint = checkpoint
+        self._view = view
         self._keepalive_s = keepalive_s
         self._poll_s = min(poll_s, keepalive_s)
+        self._min_interval_s = min_interval_s
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._open = 0
@@ -53,7 +85,7 @@ class UpdateStream:
 
     @property
     def open_streams(self) -> int:
-        """How many consoles are connected right now."""
+        """How many pages are connected right now."""
         with self._lock:
             return self._open
 
@@ -66,7 +98,7 @@ class UpdateStream:
         self._closing.clear()
 
     async def frames(self) -> AsyncIterator[bytes]:
-        """The frames of one console's stream, until close() or the client goes away.
+        """The frames of one page's stream, until close() or the client goes away.
 
         A client disconnect cancels this generator from outside (Starlette's streaming
         response listens for it); the cancellation lands when the current wait returns.
@@ -75,19 +107,19 @@ class UpdateStream:
             self._open += 1
         try:
             yield b"retry: %d\n\n" % RETRY_MS
-            # The version is read before the state, so a change in between is sent again
-            # rather than lost.
-            version = await self._wait(-1, 0.0)
-            yield update_frame(await to_thread.run_sync(self._checkpoint.update), version)
-            last_sent = time.monotonic()
+            version = -1
+            last_frame = last_sent = 0.0
             while not self.closing:
-                newer = await self._wait(version, self._poll_s)
+                newer = await self._next_version(version, last_frame)
                 if self.closing:
                     break
                 if newer > version:
+                    # The version is read before the view, so a change in between is sent
+                    # again rather than lost.
                     version = newer
-                    yield update_frame(await to_thread.run_sync(self._checkpoint.update), version)
-                    last_sent = time.monotonic()
+                    update = await to_thread.run_sync(self._view.update)
+                    yield update_frame(update, version)
+                    last_frame = last_sent = time.monotonic()
                 elif time.monotonic() - last_sent >= self._keepalive_s:
                     yield KEEPALIVE
                     last_sent = time.monotonic()
@@ -95,5 +127,32 @@ class UpdateStream:
             with self._lock:
                 self._open -= 1
 
+    async def _next_version(self, version: int, last_frame: float) -> int:
+        """A version above `version` once the view changes, or `version` after `poll_s`.
+
+        A change within `min_interval_s` of the last frame waits out the rest of it, and
+        the changes made meanwhile fold into the same frame.
+        """
+        newer = await self._wait(version, 0.0 if version < 0 else self._poll_s)
+        if newer <= version:
+            return version
+        hold_back = last_frame + self._min_interval_s - time.monotonic()
+        if hold_back > 0:
+            await anyio.sleep(hold_back)
+            newer = await self._wait(newer, 0.0)
+        return newer
+
     async def _wait(self, after: int, timeout_s: float) -> int:
-        return await to_thread.run_sync(self._checkpoint.wait_for_change, after, timeout_s)
+        return await to_thread.run_sync(self._view.wait_for_change, after, timeout_s)
+
+
+def attach_stream(app: FastAPI, stream: UpdateStream) -> UpdateStream:
+    """Register `stream` with `app`, so the server serving it ends the stream on stop."""
+    streams: list[UpdateStream] = getattr(app.state, _APP_STREAMS, [])
+    setattr(app.state, _APP_STREAMS, [*streams, stream])
+    return stream
+
+
+def attached_streams(app: FastAPI) -> tuple[UpdateStream, ...]:
+    """The streams registered with `app` (none for an app without event streams)."""
+    return tuple(getattr(app.state, _APP_STREAMS, ()))

@@ -1,0 +1,222 @@
+// The live board: renders DashboardSnapshot from /api/stream (gates, alarms, passages).
+// Dynamic text is written in both languages (<span lang>) so switching needs no re-render.
+"use strict";
+(() => {
+  const gp = window.gatepost;
+  const { $, say, both, kindPair, reasonPair, agePair, clockTime, siteTime, number } = gp;
+  const { setContent, element, message, api, failureWords } = gp;
+  const RECONNECT_MS = 3000;
+
+  // --- gates -------------------------------------------------------------------------
+
+  function renderSites() {
+    const box = setContent($("#sites"));
+    for (const site of gp.state.sites) {
+      const section = element("section", { className: "site", dataset: { testid: `site-${site.site}` } });
+      section.append(element("header", {},
+        element("h3", {}, site.site),
+        element("span", { className: "since" }, say("since", { time: siteTime(site.period_start).slice(11) })),
+      ));
+      section.append(totals(site));
+      const grid = element("div", { className: "gates" });
+      for (const gate of site.gates) grid.append(gateCard(site, gate));
+      section.append(grid);
+      box.append(section);
+    }
+  }
+
+  function totals(site) {
+    const figure = (key, value, testid, alert = false) => element("div",
+      { className: alert && value > 0 ? "figure alert" : "figure", dataset: { testid } },
+      element("b", {}, number(value)), say(key));
+    const t = site.totals;
+    return element("div", { className: "totals", dataset: { testid: `totals-${site.site}` } },
+      element("span", { className: "label" }, say("siteTotals")),
+      figure("personChecks", t.person_checks, `total-persons-${site.site}`),
+      figure("vehicleChecks", t.vehicle_checks, `total-vehicles-${site.site}`),
+      figure("fever", t.fever, `total-fever-${site.site}`, true),
+      figure("turnedBack", t.turned_back, `total-turned-back-${site.site}`),
+      figure("openHolds", site.open_holds, `total-holds-${site.site}`, true));
+  }
+
+  function gateCard(site, gate) {
+    const card = $("#gate-template").content.firstElementChild.cloneNode(true);
+    card.dataset.testid = `gate-${site.site}-${gate.node}`;
+    card.dataset.status = gate.status;
+    $(".name", card).textContent = gate.node;
+    setContent($(".status", card), say(gate.status));
+    if (!gate.expected) $(".status", card).append(" · ", say("notListed"));
+    $(".persons", card).textContent = number(gate.counts.person_checks);
+    $(".vehicles", card).textContent = number(gate.counts.vehicle_checks);
+    $(".fever-count", card).textContent = number(gate.counts.fever);
+    $(".fever", card).classList.toggle("alert", gate.counts.fever > 0);
+    $(".hold-count", card).textContent = number(gate.open_holds);
+    $(".holds", card).classList.toggle("alert", gate.open_holds > 0);
+    const meta = $(".meta", card);
+    meta.append(gate.volunteer_on_duty ? say("onDuty", { id: gate.volunteer_on_duty }) : say("nobodyOnDuty"));
+    meta.append(" · ", element("span", { className: "seen", dataset: { seen: gate.last_seen || "" } }));
+    return card;
+  }
+
+  // Ages move on between frames: redrawn every second from data-seen.
+  function renderAges() {
+    for (const span of document.querySelectorAll(".gate .seen")) {
+      const seen = span.dataset.seen;
+      setContent(span, seen
+        ? say("lastSeen", { age: agePair((Date.now() - new Date(seen).getTime()) / 1000) })
+        : say("neverSeen"));
+    }
+    $("#clock").textContent = new Date().toLocaleTimeString("zh-CN", { hour12: false });
+  }
+
+  // --- alarms ------------------------------------------------------------------------
+
+  function renderAlarms() {
+    const list = setContent($("#alarm-list"));
+    const alarms = gp.state.alarms;
+    for (const alarm of alarms) list.append(alarmItem(alarm));
+    $("#no-alarms").hidden = alarms.length > 0;
+    const raised = alarms.filter((alarm) => alarm.state === "raised").length;
+    const count = $("#alarm-count");
+    count.hidden = raised === 0;
+    count.textContent = String(raised);
+  }
+
+  function alarmItem(alarm) {
+    const place = alarm.node ? `${alarm.site} · ${alarm.node}` : alarm.site;
+    const item = element("li", {
+      className: "alarm",
+      dataset: { testid: `alarm-${alarm.alarm_id}`, severity: alarm.severity, state: alarm.state },
+    },
+      element("div", { className: "what" },
+        element("b", { className: "severity" }, say(alarm.severity)), " ",
+        element("strong", {}, both(kindPair(alarm.kind))), " ",
+        element("span", { className: "place" }, place)),
+      element("div", { className: "text" }, alarm.message),
+      element("div", { className: "meta" }, clockTime(alarm.raised_at)));
+    if (alarm.state === "raised") {
+      const button = element("button", {
+        type: "button", className: "primary", dataset: { testid: `acknowledge-${alarm.alarm_id}` },
+      }, say("acknowledge"));
+      button.addEventListener("click", () => acknowledge(button, alarm));
+      item.append(button);
+    } else {
+      $(".meta", item).append(" · ", say("acknowledgedBy", {
+        who: alarm.acknowledged_by || "", time: clockTime(alarm.acknowledged_at),
+      }));
+    }
+    return item;
+  }
+
+  async function acknowledge(button, alarm) {
+    button.disabled = true;
+    try {
+      await api(`/api/alarms/${encodeURIComponent(alarm.alarm_id)}/acknowledge`, { method: "POST" });
+      message("ok", say("acknowledged"));
+      // The stream brings the alarm's new state; nothing to redraw here.
+    } catch (failure) {
+      button.disabled = false;
+      if (!gp.tokenProblem(failure)) message("bad", failureWords(failure));
+    }
+  }
+
+  // --- passages ----------------------------------------------------------------------
+
+  function renderPassages() {
+    const list = setContent($("#passage-list"));
+    for (const passage of gp.state.passages) {
+      const temperature = passage.temperature_c === null ? "" : `${passage.temperature_c.toFixed(1)} °C`;
+      const reasons = element("span", { className: "reasons" });
+      passage.reasons.forEach((code, i) => reasons.append(i ? "；" : "", both(reasonPair(code))));
+      list.append(element("li", {
+        className: "passage",
+        dataset: { testid: `passage-${passage.event_id}`, outcome: passage.outcome, fever: String(passage.fever) },
+      },
+        element("span", { className: "time" }, clockTime(passage.node_time)),
+        element("span", { className: "where" }, passage.node),
+        element("b", { className: "outcome" }, say(passage.outcome)),
+        element("span", { className: "colour", dataset: { colour: passage.colour || "" } },
+          passage.colour ? say(passage.colour) : ""),
+        element("span", { className: "temperature" }, temperature),
+        element("span", { className: "subject" }, say(passage.subject), " ", say(passage.direction)),
+        reasons));
+    }
+    $("#no-passages").hidden = gp.state.passages.length > 0;
+  }
+
+  function render(snapshot) {
+    gp.state = snapshot;
+    renderSites();
+    renderAlarms();
+    renderPassages();
+    renderAges();
+    gp.reportSites(snapshot.sites.map((site) => site.site));
+  }
+
+  // --- the connection ----------------------------------------------------------------
+
+  let source = null;
+
+  function setLink(mode) {
+    const indicator = $("#link");
+    indicator.dataset.link = mode;
+    setContent(indicator, say(mode));
+    document.body.dataset.link = mode;
+  }
+
+  // A refused token shows the token form; true when `failure` was about the token.
+  function tokenProblem(failure) {
+    if (failure.status !== 401 && failure.status !== 403) return false;
+    if (source) source.close();
+    source = null;
+    showTokenForm(failure.status === 403 ? "roleRefused" : gp.token() ? "tokenRefused" : "noToken");
+    return true;
+  }
+
+  function showTokenForm(problem) {
+    setContent($("#token-problem"), say(problem));
+    $("#token-form").hidden = false;
+    setLink("connecting");
+  }
+
+  // One snapshot first: EventSource cannot tell a refused token from a dropped line.
+  async function connect() {
+    if (!gp.token()) { showTokenForm("noToken"); return; }
+    try {
+      render(await (await api("/api/dashboard")).json());
+    } catch (failure) {
+      if (!tokenProblem(failure)) { setLink("lost"); setTimeout(connect, RECONNECT_MS); }
+      return;
+    }
+    $("#token-form").hidden = true;
+    source = new EventSource(`/api/stream?access_token=${encodeURIComponent(gp.token())}`);
+    source.onopen = () => setLink("live");
+    source.onmessage = (event) => {
+      setLink("live");
+      render(JSON.parse(event.data));
+    };
+    source.onerror = () => {
+      setLink("lost");
+      // EventSource retries by itself unless the server answered with an error status.
+      if (source && source.readyState === EventSource.CLOSED) {
+        source = null;
+        setTimeout(connect, RECONNECT_MS);
+      }
+    };
+  }
+
+  $("#token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("#token-input");
+    if (!input.value.trim()) return;
+    gp.setToken(input.value.trim());
+    input.value = "";
+    connect();
+  });
+
+  Object.assign(gp, { render, tokenProblem, connect });
+  setLink("connecting");
+  setInterval(renderAges, 1000);
+  // reports.js (loaded next) defines gp.reportSites before the first frame can arrive.
+  setTimeout(connect, 0);
+})();
