@@ -15,43 +15,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.contract import catalogue, topics
 from edge.contract.base import Event
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import ParsedTopic
 from edge.errors import ContractError
-from edge.mqtt import new_client
 from gateway.config import GatewayConfig
 from gateway.stats import IngestStats
 from gateway.store import Store
 from gateway.store.records import DeadLetter, InboundEvent, InboundPresence
+from gateway.subscriber import Delivery, MqttSubscriber, SessionSettings
 
 log = logging.getLogger(__name__)
 
 OnStored = Callable[[Sequence[InboundEvent], Sequence[InboundPresence]], None]
-# Paho's Receive Maximum default is 65,535; the broker's own in-flight limit applies too.
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """One message as paho handed it over, with what is needed to acknowledge it later."""
-
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    retain: bool
-    received_at: datetime
-    connection: int
 
 
 @dataclass
@@ -63,7 +42,7 @@ class Triage:
     dead: list[DeadLetter]
 
 
-def triage(config: GatewayConfig, batch: Sequence[Received]) -> Triage:
+def triage(config: GatewayConfig, batch: Sequence[Delivery]) -> Triage:
     """Decode each message; refuse unknown topics, invalid payloads and unknown nodes.
 
     A refusal is a dead letter with the reason, never an exception: one bad node must
@@ -128,32 +107,22 @@ class Ingest:
         self._store = store
         self._stats = stats
         self._on_stored = on_stored
-        section = config.ingest
-        self._queue: queue.Queue[Received] = queue.Queue(maxsize=section.queue_max)
+        # Chunks as the reader read them; the bound is in chunks, the memory in messages
+        # is at most queue_max chunks of one read each.
+        self._queue: queue.Queue[list[Delivery]] = queue.Queue(maxsize=config.ingest.queue_max)
         self._accepting = threading.Event()
         self._stopping = threading.Event()
-        self._connection = 0
         self._connected = threading.Event()
-        self._client = self._new_client()
+        self._subscriber = MqttSubscriber(
+            subscriber_settings(config), self._on_deliveries, self._on_connection
+        )
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
 
-    @property
-    def client(self) -> paho.Client:
-        """The MQTT client, also used to publish alerts and summaries."""
-        return self._client
-
     def start(self) -> None:
-        """Connect (in the background; paho retries) and start storing."""
-        broker = self.config.broker
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = broker.session_expiry_s
+        """Connect (in the background, retrying) and start storing."""
         self._accepting.set()
         self._writer.start()
-        self._client.connect_async(
-            broker.broker.host, broker.broker.port, keepalive=broker.keepalive_s,
-            clean_start=False, properties=props,
-        )  # fmt: skip
-        self._client.loop_start()
+        self._subscriber.start()
 
     def wait_connected(self, timeout_s: float) -> bool:
         """True once subscribed on a live connection."""
@@ -169,84 +138,42 @@ class Ingest:
         self._stopping.set()
         if self._writer.is_alive():
             self._writer.join(timeout_s)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._subscriber.stop()
         self._stats.connected = False
 
-    # --- MQTT side (paho's thread) ------------------------------------------------------
+    # --- reader thread ----------------------------------------------------------------
 
-    def _new_client(self) -> paho.Client:
-        broker = self.config.broker
-        client = new_client(broker.client_id, broker.broker)
-        client.manual_ack_set(True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        return client
+    def _on_connection(self, up: bool, resumed: bool) -> None:
+        self._stats.connected = up
+        if up:
+            log.info("gateway ingest connected to %s (session %s)", self.config.broker.broker,
+                     "resumed" if resumed else "new")  # fmt: skip
+            self._connected.set()
+        else:
+            self._connected.clear()
 
-    def _on_connect(
-        self, client: paho.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any
-    ) -> None:
-        if reason.is_failure:
-            log.error("broker refused the gateway: %s", reason)
-            return
-        self._connection += 1
-        prefix = self.config.broker.prefix
-        group = self.config.broker.share_group
-        root = f"{prefix}/v1/+"
-        options = SubscribeOptions(qos=1)
-        client.subscribe(
-            [
-                (f"{root}/+/+/status", options),
-                (topics.shared(group, f"{root}/+/+/health"), options),
-                (topics.shared(group, f"{root}/+/+/event/+"), options),
-                (topics.shared(group, f"{root}/depot/+/reading"), options),
-            ]
-        )
-        log.info(
-            "gateway ingest connected to %s (session %s)",
-            self.config.broker.broker,
-            "resumed" if flags.session_present else "new",
-        )
-        self._stats.connected = True
-        self._connected.set()
-
-    def _on_disconnect(
-        self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
-    ) -> None:
-        self._connected.clear()
-        self._stats.connected = False
-        if not self._stopping.is_set():
-            log.warning("gateway ingest lost the broker (%s); paho reconnects", reason)
-
-    def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+    def _on_deliveries(self, chunk: list[Delivery]) -> None:
         if not self._accepting.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
-        # Blocks when the queue is full: paho stops reading, TCP pushes back on the broker.
-        self._queue.put(
-            Received(
-                message.topic, bytes(message.payload), message.mid, message.qos,
-                bool(message.retain), datetime.now(UTC), self._connection,
-            )
-        )  # fmt: skip
+        # Blocks when the queue is full: the reader stops, TCP pushes back on the broker.
+        self._queue.put(chunk)
 
-    # --- store side (writer thread) -----------------------------------------------------
+    # --- writer thread ------------------------------------------------------------------
 
     def _write_loop(self) -> None:
         section = self.config.ingest
         wait_s = section.batch_wait_ms / 1000
         while True:
             try:
-                first = self._queue.get(timeout=0.2)
+                batch = list(self._queue.get(timeout=0.2))
             except queue.Empty:
                 if self._stopping.is_set():
                     return
                 continue
-            batch = [first]
             deadline = time.monotonic() + wait_s
             while len(batch) < section.batch_max:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch += self._queue.get_nowait()
                 except queue.Empty:
                     left = deadline - time.monotonic()
                     if left <= 0 or self._stopping.is_set():
@@ -256,7 +183,7 @@ class Ingest:
             if not self._store_batch(batch):
                 return  # stopping while the store refuses: nothing acknowledged, nothing lost
 
-    def _store_batch(self, batch: list[Received]) -> bool:
+    def _store_batch(self, batch: list[Delivery]) -> bool:
         sorted_ = triage(self.config, batch)
         delay = RETRY_FIRST_S
         while True:
@@ -268,10 +195,12 @@ class Ingest:
                 if self._stopping.wait(delay):
                     return False
                 delay = min(delay * 2, RETRY_MAX_S)
+        by_connection: dict[int, list[int]] = {}
         for item in batch:
-            # An ack for a message of an earlier connection would name the wrong packet.
-            if item.qos and item.connection == self._connection:
-                self._client.ack(item.mid, item.qos)
+            if item.qos:
+                by_connection.setdefault(item.connection, []).append(item.packet_id)
+        for connection, packet_ids in by_connection.items():
+            self._subscriber.ack(packet_ids, connection)
         lag = (datetime.now(UTC) - batch[0].received_at).total_seconds()
         self._stats.batch_done(len(batch), len(new), len(sorted_.dead), lag)
         try:
@@ -279,3 +208,21 @@ class Ingest:
         except Exception:
             log.exception("alarm rules failed on a batch (stored; ingest goes on)")
         return True
+
+
+def subscriber_settings(config: GatewayConfig) -> SessionSettings:
+    """The ingest session: status unshared (retained births), the rest through `$share/`."""
+    broker = config.broker
+    root = f"{broker.prefix}/v1/+"
+    group = broker.share_group
+    return SessionSettings(
+        host=broker.broker.host, port=broker.broker.port, tls=broker.broker.tls,
+        client_id=broker.client_id, session_expiry_s=broker.session_expiry_s,
+        keepalive_s=broker.keepalive_s,
+        subscriptions=(
+            (f"{root}/+/+/status", 1),
+            (topics.shared(group, f"{root}/+/+/health"), 1),
+            (topics.shared(group, f"{root}/+/+/event/+"), 1),
+            (topics.shared(group, f"{root}/depot/+/reading"), 1),
+        ),
+    )  # fmt: skip

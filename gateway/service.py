@@ -7,11 +7,13 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+import paho.mqtt.client as paho
+
 from edge.contract import topics
 from edge.contract.base import Payload
 from edge.contract.command import Alert
 from edge.gate.console.server import ConsoleServer
-from edge.mqtt import publish
+from edge.mqtt import new_client, publish
 from gateway.alarms import AlarmBook, utc_now
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
@@ -43,6 +45,7 @@ class Gateway:
         self.stats = IngestStats()
         self.http: ConsoleServer | None = None
         self.ingest: Ingest | None = None
+        self.publisher: paho.Client | None = None
         self.store: SqliteStore | None = None
         self.url = ""
 
@@ -66,8 +69,13 @@ class Gateway:
         log.info("gateway store %s", self.config.store.path)
 
     def init_ingest(self) -> None:
-        """Ingest, and the alarm rules and summaries that publish through its client."""
+        """The publisher, then alarm rules and summaries over it, then ingest feeding them."""
         assert self.store is not None
+        broker = self.config.broker
+        # Alerts and summaries are few: paho publishes them, queueing while the broker is away.
+        self.publisher = new_client(f"{broker.client_id}-out", broker.broker)
+        self.publisher.connect_async(broker.broker.host, broker.broker.port, broker.keepalive_s)
+        self.publisher.loop_start()
         self.ingest = Ingest(self.config, self.store, self.stats, self._on_stored)
         self.alarms = AlarmBook(self.store, self._publish_alert, self.live, self.clock)
         self.rules = AlarmRules(self.config, self.store, self.alarms, self.clock, self.started_at)
@@ -91,6 +99,9 @@ class Gateway:
             self.http.stop()
         if self.ingest is not None:
             self.ingest.stop()
+        if self.publisher is not None:
+            self.publisher.disconnect()
+            self.publisher.loop_stop()
         if self.store is not None:
             self.store.close()
         log.info("gateway stopped")
@@ -103,8 +114,8 @@ class Gateway:
             self.live.changed()
 
     def _publish(self, topic: str, payload: Payload) -> None:
-        assert self.ingest is not None
-        publish(self.ingest.client, topic, payload)
+        assert self.publisher is not None
+        publish(self.publisher, topic, payload)
 
     def _publish_alert(self, alert: Alert) -> None:
         self._publish(topics.alert(self.config.topic_site(alert.site), alert.kind), alert)
