@@ -73,13 +73,35 @@ class Crowd:
 
     def run(self, stop: threading.Event) -> None:
         """The volunteer starts the shift, then people and vehicles come until `stop`."""
-        self.scanner.scan(self.kit.code("badge", volunteer=self.volunteer))
+        self.start_shift(stop)
         next_vehicle = time.monotonic() + self._gap(self.mix.vehicles_per_min)
         while not stop.wait(self._gap(self.mix.arrivals_per_min)):
             self.person(stop)
             if self.console_url and time.monotonic() >= next_vehicle:
                 self.vehicle()
                 next_vehicle = time.monotonic() + self._gap(self.mix.vehicles_per_min)
+
+    def start_shift(self, stop: threading.Event, attempts: int = 30) -> None:
+        """The volunteer scans the badge, and again until the console shows them on duty.
+
+        A node still waiting for its trust list refuses a badge as it refuses any code;
+        a volunteer at the gate would simply scan again.
+        """
+        badge = self.kit.code("badge", volunteer=self.volunteer)
+        for _ in range(attempts):
+            self.scanner.scan(badge)
+            if not self.console_url or stop.wait(1.0) or self._on_duty():
+                return
+        log.warning("%s never came on duty at %s", self.volunteer, self.console_url)
+
+    def _on_duty(self) -> bool:
+        try:
+            # Our own console's http:// URL, never a file: or other scheme.
+            with urllib.request.urlopen(f"{self.console_url}/api/state", timeout=5) as answer:  # noqa: S310
+                state = json.load(answer)
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        return self.volunteer in state["node"]["volunteers_on_duty"]
 
     def person(self, stop: threading.Event) -> None:
         """One person: forehead to the thermometer, then the code to the scanner."""

@@ -8,10 +8,16 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import yaml
+
 from edge.contract import topics
+from gateway.access import hash_token, new_token
+from gateway.store import SqliteStore
 from simulators.broker import PrivateBroker, free_port
 from simulators.crowd import Crowd, CrowdMix
 from simulators.devices.base import SimulatedPart
@@ -30,11 +36,11 @@ class Child:
 
 
 class Demo:
-    """A private broker, a watcher, and gate nodes on simulated devices with a crowd at each.
+    """A private broker, a watcher, the gateway, and gate nodes on simulated devices with crowds.
 
     Startup is a flat list of steps; shutdown runs them backwards: crowds first, then
     the nodes (they publish a clean offline that the watcher still prints), their
-    simulated devices, the watcher, the broker, and the temporary folder.
+    simulated devices, the gateway, the watcher, the broker, and the temporary folder.
     """
 
     def __init__(self, port: int | None, gates: int, arrivals_per_min: float) -> None:
@@ -53,6 +59,7 @@ class Demo:
             self.init_broker()
             self.init_site()
             self.init_watcher()
+            self.init_gateway()
             self.init_gates()
             say("Ctrl-C stops everything.")
             return self.supervise(stop_event)
@@ -69,6 +76,33 @@ class Demo:
         self.kit = SiteKit(self.workdir / "site", SITE)
         self.kit.publish_trust_list(self.broker.url)
         say(f"site     {SITE}: root key, code signer and a signed trust list (retained)")
+
+    def init_gateway(self) -> None:
+        """The gateway, its inventory being the demo's gates, and a command-center token."""
+        folder = self.workdir / "gateway"
+        folder.mkdir()
+        config = folder / "gateway.yaml"
+        port = free_port()
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "sites": [{"name": SITE, "gates": self.gates}],
+                    "broker": {"url": str(self.broker.url)},
+                    "store": {"path": "gateway.db"},
+                    "http": {"host": "127.0.0.1", "port": port},
+                }
+            )
+        )
+        token = new_token()
+        store = SqliteStore(folder / "gateway.db")
+        store.add_token(hash_token(token), "demo-command-center", "command", datetime.now(UTC))
+        store.close()
+        self._start("gateway", "--log-level", "warning", "gateway", "run", "--config", str(config))
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/metrics")
+        say(f"gateway  dashboard {url}/?token={token}  pid {self.children[-1].process.pid}")
+        say(f"gateway  command-center token (no personal data): {token}  "
+            f"API {url}/api/nodes, OpenAPI {url}/openapi.json")  # fmt: skip
 
     def init_watcher(self) -> None:
         self._start("watch", "watch", "--broker", str(self.broker.url))
@@ -131,6 +165,17 @@ class Demo:
 
     def _start(self, name: str, *args: str) -> None:
         self.children.append(Child(name, spawn(python_module("edge.cli", *args))))
+
+
+def wait_for_http(url: str, timeout_s: float = 30.0) -> None:
+    """Return once `url` answers (the service behind it is up), or after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
 
 
 def say(line: str) -> None:

@@ -32,7 +32,7 @@ def pids_and_port(output: OutputLines) -> tuple[list[int], int]:
     started = "\n".join(line for line in output.lines if line.startswith("[demo]"))
     pids = [int(pid) for pid in re.findall(r"pid (\d+)", started)]
     port = re.search(r"mqtt://127\.0\.0\.1:(\d+)", started)
-    assert len(pids) == 4 and port  # broker, watcher, two gates
+    assert len(pids) == 5 and port  # broker, gateway, watcher, two gates
     return pids, int(port.group(1))
 
 
@@ -72,6 +72,17 @@ def test_demo__shows_live_contract_messages_and_stops_cleanly(signum: signal.Sig
                 state = json.load(response)
             assert state["node"]["site"] == "demo"
             assert state["node"]["volunteers_on_duty"]
+        # The dashboard's API answers with the token the demo printed, and has seen both gates.
+        dashboard = re.search(r"dashboard (http://\S+)/\?token=(\S+)", "\n".join(output.lines))
+        assert dashboard
+        request = urllib.request.Request(
+            f"{dashboard.group(1)}/api/nodes",
+            headers={"Authorization": f"Bearer {dashboard.group(2)}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            nodes = {n["node"]: n for n in json.load(response)}
+        assert {"g01", "g02"} <= set(nodes)
+        assert all(nodes[g]["online"] for g in ("g01", "g02"))
         os.kill(process.pid, signum)
         assert process.wait(20) == 0
         lines = output.finish()
