@@ -179,7 +179,7 @@ class AlarmRules:
 
     def _attended(self, node: NodeRecord, now: datetime) -> None:
         key = (node.site, node.node)
-        if not node.online or node.volunteer_on_duty is not None:
+        if not node.online or node.volunteers_on_duty:
             self._unattended_since.pop(key, None)
             self._book.clear_condition(AlertKind.GATE_UNATTENDED, node.site, node.node)
             return

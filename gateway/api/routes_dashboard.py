@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -37,7 +36,6 @@ SCRIPTS = ("words.js", "dashboard.js", "reports.js")
 TICKER_LENGTH = 20
 FRAMES_PER_S = 4  # at most, per open dashboard, however fast ingest changes things
 SHARED_FOR_S = 1.0  # one snapshot serves every stream for the same change, this long at most
-OPEN_HOLDS_MAX = 10_000  # counted per snapshot; a site with more has bigger problems
 GateStatus = Literal["online", "offline", "unattended"]
 NEVER_SEEN = "never-seen"  # the offline reason of an inventory gate that never said a word
 
@@ -54,7 +52,7 @@ class DashboardGate(BaseModel):
     offline_reason: str | None = Field(
         None, description="lost, shutdown, heartbeat, never-seen; none while online"
     )
-    volunteer_on_duty: str | None = None
+    volunteers_on_duty: list[str] = Field(default_factory=list)
     counts: CheckpointCounts = Field(description="since the last cut-off")
     open_holds: int
 
@@ -120,11 +118,10 @@ def dashboard_snapshot(ctx: GatewayContext) -> DashboardSnapshot:
 def _site(ctx: GatewayContext, site: SiteSection, now: datetime) -> DashboardSite:
     period = report_period(now, site.cutoff_hour, site.zone)
     seen = {n.node: n for n in ctx.store.nodes(site.name) if n.role == Role.GATE}
-    holds = ctx.store.holds(EventQuery(site=site.name, limit=OPEN_HOLDS_MAX), open_only=True)
-    open_holds = Counter(hold.node for hold in holds)
+    open_holds = ctx.store.open_holds(site.name)
     gates = [
         _gate(
-            node, seen.get(node), node in site.gates, open_holds[node],
+            node, seen.get(node), node in site.gates, open_holds.get(node, 0),
             ctx.store.counts(site.name, node, period.start),
         )
         for node in [*site.gates, *sorted(set(seen) - set(site.gates))]
@@ -147,12 +144,12 @@ def _gate(
     online = record is not None and record.online
     status: GateStatus = "offline"
     if record is not None and record.online:
-        status = "online" if record.volunteer_on_duty else "unattended"
+        status = "online" if record.volunteers_on_duty else "unattended"
     return DashboardGate(
         node=node, expected=expected, status=status, online=online,
         last_seen=record.last_seen if record else None,
         offline_reason=record.offline_reason if record else NEVER_SEEN,
-        volunteer_on_duty=record.volunteer_on_duty if record else None,
+        volunteers_on_duty=record.volunteers_on_duty if record else [],
         counts=counts, open_holds=open_holds,
     )  # fmt: skip
 

@@ -95,7 +95,9 @@ class NodeRecord(Record):
     seq_contiguous: int = Field(description="every seq up to this one has arrived")
     seq_max: int = Field(description="highest seq that has arrived")
     gap_since: datetime | None = Field(None, description="since when a seq is missing")
-    volunteer_on_duty: str | None = None
+    volunteers_on_duty: list[str] = Field(
+        default_factory=list, description="whose newest shift here is a start"
+    )
 
     def trust_age_now(self, now: datetime) -> float | None:
         """The trust list's age at `now`: the reported age grown by the time since."""

@@ -80,10 +80,14 @@ class AlarmsAndAccess:
         return [AlarmRecord(**row) for row in rows]
 
     def acknowledge_alarm(self, alarm_id: str, by: str, at: datetime) -> AlarmRecord:
-        current = self.alarm(alarm_id)
-        if current.state == "cleared":
-            raise ValueError(f"alarm {alarm_id} is already cleared")
         with self._transaction() as conn:
+            # Read inside the transaction: a clear landing in between cannot be overwritten.
+            row = conn.execute("SELECT state FROM alarms WHERE alarm_id = ?", (alarm_id,))
+            found = row.fetchone()
+            if found is None:
+                raise UnknownAlarm(alarm_id)
+            if found[0] == "cleared":
+                raise ValueError(f"alarm {alarm_id} is already cleared")
             conn.execute(
                 "UPDATE alarms SET state='acknowledged', acknowledged_at=?, acknowledged_by=? "
                 "WHERE alarm_id = ? AND state = 'raised'",

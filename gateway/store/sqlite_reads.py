@@ -21,10 +21,19 @@ from gateway.store.records import (
     utc_text,
 )
 
-# The volunteer on duty: the newest shift event of the node, if it was a start.
+# Volunteers on duty: each one whose newest shift event at the node is a start. Two can
+# be on shift together; one ending theirs leaves the other on duty.
 _ON_DUTY = """
-    (SELECT CASE WHEN s.action = 'start' THEN s.volunteer_id END FROM shifts s
-     WHERE s.site = n.site AND s.node = n.node ORDER BY s.node_time DESC, s.seq DESC LIMIT 1)
+    (SELECT json_group_array(volunteer_id) FROM (
+       SELECT s.volunteer_id FROM shifts s
+       WHERE s.site = n.site AND s.node = n.node AND s.action = 'start'
+       AND NOT EXISTS (
+         SELECT 1 FROM shifts later
+         WHERE later.site = s.site AND later.node = s.node
+         AND later.volunteer_id = s.volunteer_id
+         AND (later.node_time > s.node_time
+              OR (later.node_time = s.node_time AND later.seq > s.seq)))
+       ORDER BY s.volunteer_id))
 """
 
 _COUNTS = """
@@ -60,7 +69,7 @@ class Reads:
     def nodes(self, site: str | None = None) -> list[NodeRecord]:
         where, params = ("WHERE n.site = ?", (site,)) if site else ("", ())
         rows = self._rows(
-            f"SELECT n.*, {_ON_DUTY} AS volunteer_on_duty FROM nodes n {where} "  # noqa: S608
+            f"SELECT n.*, {_ON_DUTY} AS volunteers_on_duty FROM nodes n {where} "  # noqa: S608
             "ORDER BY n.site, n.node",
             params,
         )
@@ -68,11 +77,20 @@ class Reads:
 
     def node(self, site: str, node: str) -> NodeRecord | None:
         rows = self._rows(
-            f"SELECT n.*, {_ON_DUTY} AS volunteer_on_duty FROM nodes n "  # noqa: S608
+            f"SELECT n.*, {_ON_DUTY} AS volunteers_on_duty FROM nodes n "  # noqa: S608
             "WHERE n.site = ? AND n.node = ?",
             (site, node),
         )
         return _node(rows[0]) if rows else None
+
+    def open_holds(self, site: str) -> dict[str, int]:
+        rows = self._conn().execute(
+            "SELECT t.node, COUNT(*) FROM holds t "
+            "LEFT JOIN hold_resolutions r ON r.hold_id = t.event_id "
+            "WHERE t.site = ? AND r.event_id IS NULL GROUP BY t.node",
+            (site,),
+        )
+        return {node: count for node, count in rows}
 
     def event_seqs(self, site: str, node: str) -> list[int]:
         return [
@@ -216,6 +234,9 @@ class Reads:
 
 def _node(row: dict[str, Any]) -> NodeRecord:
     devices = json.loads(row.pop("devices") or "{}")
+    on_duty = json.loads(row.pop("volunteers_on_duty") or "[]")
     return NodeRecord(
-        **{k: v for k, v in row.items() if k in NodeRecord.model_fields}, devices=devices
+        **{k: v for k, v in row.items() if k in NodeRecord.model_fields},
+        devices=devices,
+        volunteers_on_duty=on_duty,
     )

@@ -76,7 +76,7 @@ class Gates:
         return self.inbound(node, Registration, **values)
 
     def shift(self, node: str = "g01", action: str = "start", **fields: Any) -> InboundEvent:
-        return self.inbound(node, Shift, action=action, volunteer_id="v017", **fields)
+        return self.inbound(node, Shift, action=action, **{"volunteer_id": "v017", **fields})
 
     def disinfection(self, node: str = "g01", **fields: Any) -> InboundEvent:
         return self.inbound(node, Disinfection, volunteer_id="v017", area="hut", **fields)

@@ -128,7 +128,7 @@ def test_snapshot__gates_counts_holds_alarms_and_ticker(
     gates = {gate["node"]: gate for gate in site["gates"]}
     assert list(gates) == ["g01", "g02", "g09"]  # the inventory, then gates seen besides
     g01, g02, g09 = gates["g01"], gates["g02"], gates["g09"]
-    assert (g01["status"], g01["volunteer_on_duty"], g01["open_holds"]) == ("online", "v017", 1)
+    assert (g01["status"], g01["volunteers_on_duty"], g01["open_holds"]) == ("online", ["v017"], 1)
     assert (g01["counts"]["person_checks"], g01["counts"]["vehicle_checks"]) == (1, 1)
     assert (g01["counts"]["fever"], g01["counts"]["held"]) == (1, 1)
     assert g01["counts"]["turned_back"] == 0  # yesterday's hold is not today's

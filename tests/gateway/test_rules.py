@@ -226,3 +226,19 @@ def test_last_closed_period__ends_at_the_newest_cut_off_before_now() -> None:
     assert period.end == datetime(2026, 11, 20, 17, 0, tzinfo=SHANGHAI)
     period = last_closed_period(site, datetime(2026, 11, 20, 16, 59, tzinfo=SHANGHAI))
     assert period.end == datetime(2026, 11, 19, 17, 0, tzinfo=SHANGHAI)
+
+
+def test_rules__one_of_two_volunteers_ending_a_shift_leaves_the_gate_attended(rig: Rig) -> None:
+    rig.arrive(rig.birth())
+    rig.arrive(rig.gates.shift("g01", "start", volunteer_id="v001"))
+    rig.arrive(rig.gates.shift("g01", "start", volunteer_id="v002"))
+    rig.arrive(rig.gates.shift("g01", "end", volunteer_id="v002"))
+    node = rig.store.node("north", "g01")
+    assert node is not None
+    assert node.volunteers_on_duty == ["v001"]
+    rig.clock.advance(600)
+    rig.arrive(rig.birth(session=1))
+    rig.rules.check()
+    assert rig.states(AlertKind.GATE_UNATTENDED) == []
+    rig.arrive(rig.gates.shift("g01", "end", volunteer_id="v001"))
+    assert rig.store.node("north", "g01").volunteers_on_duty == []  # type: ignore[union-attr]

@@ -53,7 +53,7 @@
     $(".hold-count", card).textContent = number(gate.open_holds);
     $(".holds", card).classList.toggle("alert", gate.open_holds > 0);
     const meta = $(".meta", card);
-    meta.append(gate.volunteer_on_duty ? say("onDuty", { id: gate.volunteer_on_duty }) : say("nobodyOnDuty"));
+    meta.append(gate.volunteers_on_duty.length ? say("onDuty", { id: gate.volunteers_on_duty.join(", ") }) : say("nobodyOnDuty"));
     meta.append(" · ", element("span", { className: "seen", dataset: { seen: gate.last_seen || "" } }));
     return card;
   }
