@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -26,6 +27,9 @@ class NodeView(NodeRecord):
     """A node as the command center sees it: its record, and whether it is in the inventory."""
 
     expected: bool = Field(description="listed under its site in the gateway's config")
+    trust_list_age_now_s: float | None = Field(
+        None, description="the trust list's age now: the reported age grown since the report"
+    )
 
 
 def _inventory(ctx: GatewayContext, site: str | None) -> dict[tuple[str, str], Role]:
@@ -46,8 +50,12 @@ def _never_seen(site: str, node: str, role: Role) -> NodeView:
     )  # fmt: skip
 
 
-def _view(record: NodeRecord, listed: dict[tuple[str, str], Role]) -> NodeView:
-    return NodeView(**record.model_dump(), expected=(record.site, record.node) in listed)
+def _view(record: NodeRecord, listed: dict[tuple[str, str], Role], now: datetime) -> NodeView:
+    return NodeView(
+        **record.model_dump(),
+        expected=(record.site, record.node) in listed,
+        trust_list_age_now_s=record.trust_age_now(now),
+    )
 
 
 @router.get(
@@ -66,7 +74,7 @@ def list_nodes(
     Nodes that reported but are not in the inventory are listed with `expected` false.
     """
     listed = _inventory(ctx, site)
-    views = {(r.site, r.node): _view(r, listed) for r in ctx.store.nodes(site)}
+    views = {(r.site, r.node): _view(r, listed, ctx.clock()) for r in ctx.store.nodes(site)}
     for key, role in listed.items():
         views.setdefault(key, _never_seen(*key, role))
     return [views[key] for key in sorted(views)]
@@ -88,7 +96,7 @@ def get_node(
     listed = _inventory(ctx, site)
     record = ctx.store.node(site, node)
     if record is not None:
-        return _view(record, listed)
+        return _view(record, listed, ctx.clock())
     role = listed.get((site, node))
     if role is None:
         raise ApiError(404, "unknown-node", f"no node {node!r} at site {site!r}")

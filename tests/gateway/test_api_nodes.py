@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -78,3 +79,18 @@ def test_node__invalid(api: TestClient, path: str) -> None:
     response = api.get(path, headers=bearer("command"))
     assert response.status_code == 404
     assert response.json()["reason"] == "unknown-node"
+
+
+def test_nodes__the_trust_list_age_grows_from_what_the_node_reported(
+    gateway_context: GatewayContext, store: SqliteStore
+) -> None:
+    reported_at = datetime.now(UTC)
+    payload = Birth(
+        session=1, node_time=reported_at, role=Role.GATE, version="1.2.0",
+        config_hash="ab" * 8, heartbeat_s=10, trust_list_age_s=60.0,
+    )  # fmt: skip
+    store.write([], presence=[InboundPresence("north", "g01", Role.GATE, payload, reported_at)])
+    later = dataclasses.replace(gateway_context, clock=lambda: reported_at + timedelta(hours=2))
+    response = open_api(later).get("/api/nodes/north/g01", headers=bearer("command"))
+    assert response.json()["trust_list_age_s"] == 60.0
+    assert response.json()["trust_list_age_now_s"] == pytest.approx(60.0 + 7200, abs=0.01)

@@ -1,0 +1,53 @@
+"""The gateway's config file: the documented example is valid, mistakes are named by path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.configfile import ConfigError
+from edge.contract.topics import Role
+from gateway.config import load_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "gateway.yaml"
+
+
+def test_load_config__the_documented_example__valid() -> None:
+    config = load_config(EXAMPLE)
+    north = config.site("north")
+    assert north is not None
+    assert north.role_of("g02") is Role.GATE
+    assert north.role_of("d01") is Role.DEPOT
+    assert north.role_of("g99") is None
+    assert config.alarms.disinfections_min == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sites: []", "sites: Tuple should have at least 1 item"),
+        ("sites: [{name: North}]", "sites.0.name: String should match pattern"),
+        ("sites: [{name: n, cutoff_hour: 24}]", "sites.0.cutoff_hour"),
+        ("sites: [{name: n, timezone: Mars/Base}]", "is not a time zone name"),
+        ("sites: [{name: n, gates: [g1, g1]}]", "nodes listed twice at site n: g1"),
+        ("sites: [{name: n}, {name: n}]", "sites listed twice: n"),
+        ("sites: [{name: n}]\nbroker: {url: http://x}", "broker.url"),
+        ("sites: [{name: n}]\nstore: {pth: x.db}", "store.pth: Extra inputs are not permitted"),
+        ("- just a list", "a config is a mapping of sections"),
+    ],
+)
+def test_load_config__invalid__names_the_field(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"gateway\.yaml") as raised:
+        load_config(path)
+    assert message in str(raised.value)
+
+
+def test_load_config__a_relative_store_path_is_taken_from_the_config_folder(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("sites: [{name: n}]\nstore: {path: data/gateway.db}")
+    assert load_config(path).store.path == tmp_path / "data" / "gateway.db"
