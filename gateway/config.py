@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Self
 from zoneinfo import ZoneInfo
@@ -124,6 +125,16 @@ class GatewayConfig(Section):
 
     def site(self, name: str) -> SiteSection | None:
         return next((s for s in self.sites if s.name == name), None)
+
+    @cached_property
+    def inventory(self) -> dict[tuple[str, str], Role]:
+        """(site, node) to role, for every node listed (built once; looked up per message)."""
+        return {
+            (site.name, node): role
+            for site in self.sites
+            for role, nodes in ((Role.GATE, site.gates), (Role.DEPOT, site.depots))
+            for node in nodes
+        }
 
     def topic_site(self, name: str) -> Site:
         return Site(name, self.broker.prefix)

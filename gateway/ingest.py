@@ -76,12 +76,11 @@ def triage(config: GatewayConfig, batch: Sequence[Delivery]) -> Triage:
 def _not_ours(config: GatewayConfig, parsed: ParsedTopic) -> str:
     if parsed.node is None or parsed.role is None:
         return "not a node topic: the gateway subscribes to node topics only"
-    site = config.site(parsed.site.name)
-    if site is None:
+    if config.inventory.get((parsed.site.name, parsed.node)) is parsed.role:
+        return ""
+    if config.site(parsed.site.name) is None:
         return f"site {parsed.site.name!r} is not in the gateway's config"
-    if site.role_of(parsed.node) is not parsed.role:
-        return f"{parsed.role} {parsed.node!r} is not in site {site.name!r}'s inventory"
-    return ""
+    return f"{parsed.role} {parsed.node!r} is not in site {parsed.site.name!r}'s inventory"
 
 
 class Ingest:

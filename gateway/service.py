@@ -110,6 +110,8 @@ class Gateway:
         self, events: Sequence[InboundEvent], presence: Sequence[InboundPresence]
     ) -> None:
         self.rules.on_stored(events, presence)
+        for site, node in {(item.site, item.node) for item in events}:
+            self.summaries.touched(site, node)
         if events or presence:
             self.live.changed()
 

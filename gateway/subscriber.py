@@ -154,17 +154,24 @@ def split_packets(buffer: bytearray) -> list[tuple[int, int, bytes]]:
 def parse_publish(flags: int, body: bytes) -> tuple[str, bytes, int, int, bool]:
     """(topic, payload, packet id, qos, retain) of a PUBLISH body."""
     qos = (flags >> 1) & 0x03
-    (topic_length,) = struct.unpack_from("!H", body)
-    at = 2 + topic_length
-    topic = body[2:at].decode()
-    packet_id = 0
-    if qos:
-        (packet_id,) = struct.unpack_from("!H", body, at)
-        at += 2
+    # A struct or UTF-8 error here would end the reader thread for good: the reader
+    # reconnects on ProtocolError only.
+    try:
+        (topic_length,) = struct.unpack_from("!H", body)
+        at = 2 + topic_length
+        topic = body[2:at].decode()
+        packet_id = 0
+        if qos:
+            (packet_id,) = struct.unpack_from("!H", body, at)
+            at += 2
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"malformed PUBLISH: {exc}") from None
     found = _read_length(body, at)
     if found is None:
         raise ProtocolError("PUBLISH properties cut short")
     properties_length, at = found
+    if at + properties_length > len(body):
+        raise ProtocolError("PUBLISH properties longer than the packet")
     return topic, body[at + properties_length :], packet_id, qos, bool(flags & 0x01)
 
 
@@ -248,18 +255,23 @@ class MqttSubscriber:
     def _open(self) -> socket.socket:
         settings = self.settings
         sock = socket.create_connection((settings.host, settings.port), timeout=10)
-        if settings.tls:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=settings.host)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        buffer = bytearray()
-        sock.sendall(connect_packet(settings))
-        kind, _, body = self._next(sock, buffer)
-        if kind != CONNACK or len(body) < 2:
-            raise ProtocolError(f"expected CONNACK, got packet type {kind}")
-        if body[1] >= 0x80:
-            raise ProtocolError(f"broker refused the connection (reason code 0x{body[1]:02x})")
-        resumed = bool(body[0] & 0x01)
-        sock.sendall(subscribe_packet(1, settings.subscriptions))
+        try:  # until it is self._sock, _close cannot close it: a refusal must not leak it
+            if settings.tls:
+                context = ssl.create_default_context()
+                sock = context.wrap_socket(sock, server_hostname=settings.host)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            buffer = bytearray()
+            sock.sendall(connect_packet(settings))
+            kind, _, body = self._next(sock, buffer)
+            if kind != CONNACK or len(body) < 2:
+                raise ProtocolError(f"expected CONNACK, got packet type {kind}")
+            if body[1] >= 0x80:
+                raise ProtocolError(f"broker refused the connection (reason code 0x{body[1]:02x})")
+            resumed = bool(body[0] & 0x01)
+            sock.sendall(subscribe_packet(1, settings.subscriptions))
+        except BaseException:
+            sock.close()
+            raise
         with self._send_lock:
             self.connection += 1
             self._sock = sock
@@ -269,12 +281,18 @@ class MqttSubscriber:
         return sock
 
     def _next(self, sock: socket.socket, buffer: bytearray) -> tuple[int, int, bytes]:
+        """The first packet; what follows it stays in `buffer` for `_read`.
+
+        A resumed session's queued PUBLISHes come right behind the CONNACK, often in the
+        same read: they are the next packets, not an error.
+        """
         while True:
-            packets = split_packets(buffer)
-            if packets:
-                if len(packets) > 1:
-                    raise ProtocolError("the broker sent packets before CONNACK")
-                return packets[0]
+            found = _read_length(buffer, 1) if len(buffer) >= 2 else None
+            if found is not None and len(buffer) - found[1] >= found[0]:
+                length, start = found
+                first = (buffer[0] >> 4, buffer[0] & 0x0F, bytes(buffer[start : start + length]))
+                del buffer[: start + length]
+                return first
             data = sock.recv(READ_SIZE)
             if not data:
                 raise ProtocolError("connection closed before CONNACK")
@@ -284,6 +302,7 @@ class MqttSubscriber:
         keepalive = self.settings.keepalive_s
         sock.settimeout(min(1.0, keepalive / 2))
         buffer, connection = self._pending, self.connection
+        self._handle(split_packets(buffer), connection)  # what came in with the CONNACK
         last_heard = time.monotonic()
         while not self._stop.is_set():
             try:

@@ -13,6 +13,7 @@ from edge.contract.command import Summary
 from edge.contract.events import CheckpointCounts
 from edge.gate.daily import report_period
 from gateway.config import GatewayConfig
+from gateway.reports import sum_counts
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,14 @@ class SummaryPublisher:
         self._clock = clock
         self._sent: dict[str, tuple[datetime, CheckpointCounts, int]] = {}
         self._last_run = float("-inf")
+        # Counts are queried again only for gates with new events (or a new period):
+        # a district's gates would otherwise cost a query each, every few seconds.
+        self._counts: dict[tuple[str, str], tuple[datetime, CheckpointCounts]] = {}
+        self._touched: set[tuple[str, str]] = set()
+
+    def touched(self, site: str, node: str) -> None:
+        """New events of this node were stored (called by ingest, from its thread)."""
+        self._touched.add((site, node))
 
     def publish_due(self) -> int:
         """Publish what changed, if `every_s` has passed since the last run; returns how many."""
@@ -54,12 +63,16 @@ class SummaryPublisher:
         self._last_run = time.monotonic()
         now = self._clock()
         sent = 0
+        # Swapped before querying: a node touched meanwhile is queried again next time.
+        touched, self._touched = self._touched, set()
         online = {(n.site, n.node) for n in self._store.nodes() if n.online}
         for site in self._config.sites:
             since = report_period(now, site.cutoff_hour, site.zone).start
             branch = self._config.topic_site(site.name)
+            gate_counts = []
             for gate in site.gates:
-                counts = self._store.counts(site.name, gate, since)
+                counts = self._gate_counts(site.name, gate, since, touched)
+                gate_counts.append(counts)
                 sent += self._send(
                     topics.gate_summary(branch, gate),
                     Summary(site=site.name, node=gate, since=since, at=now, counts=counts),
@@ -68,12 +81,21 @@ class SummaryPublisher:
             nodes = (*site.gates, *site.depots)
             up = sum((site.name, n) in online for n in nodes)
             summary = Summary(
-                site=site.name, since=since, at=now,
-                counts=self._store.counts(site.name, None, since),
+                site=site.name, since=since, at=now, counts=sum_counts(gate_counts),
                 nodes_online=up, nodes_total=len(nodes),
             )  # fmt: skip
             sent += self._send(topics.site_summary(branch), summary, up)
         return sent
+
+    def _gate_counts(
+        self, site: str, gate: str, since: datetime, touched: set[tuple[str, str]]
+    ) -> CheckpointCounts:
+        key = (site, gate)
+        cached = self._counts.get(key)
+        if cached is None or cached[0] != since or key in touched:
+            cached = (since, self._store.counts(site, gate, since))
+            self._counts[key] = cached
+        return cached[1]
 
     def _send(self, topic: str, summary: Summary, online: int) -> int:
         state = (summary.since, summary.counts, online)

@@ -33,12 +33,8 @@ class NodeView(NodeRecord):
 
 
 def _inventory(ctx: GatewayContext, site: str | None) -> dict[tuple[str, str], Role]:
-    listed: dict[tuple[str, str], Role] = {}
-    for section in ctx.config.sites:
-        if site is None or section.name == site:
-            listed |= {(section.name, gate): Role.GATE for gate in section.gates}
-            listed |= {(section.name, depot): Role.DEPOT for depot in section.depots}
-    return listed
+    listed = ctx.config.inventory
+    return listed if site is None else {k: v for k, v in listed.items() if k[0] == site}
 
 
 def _never_seen(site: str, node: str, role: Role) -> NodeView:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Literal
@@ -19,6 +20,8 @@ AccessRole = Literal["command", "depot", "registrar", "admin"]
 ACCESS_ROLES: tuple[AccessRole, ...] = ("command", "depot", "registrar", "admin")
 
 
+# Ingest asks for each event's node time twice and a chunk's receipt time once per event.
+@functools.lru_cache(maxsize=8192)
 def utc_text(at: datetime) -> str:
     """A time as stored: UTC, microseconds always written, so text order is time order."""
     return at.astimezone(UTC).isoformat(timespec="microseconds")

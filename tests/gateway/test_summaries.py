@@ -56,6 +56,11 @@ def test_summaries__a_late_subscriber_gets_each_gates_and_the_sites_counts_retai
     assert publisher.publish_due() == 3
     time.sleep(0.02)
     assert publisher.publish_due() == 0, "nothing changed: nothing sent again"
+    store.write([gates.passage("g01")])
+    publisher.touched("north", "g01")
+    time.sleep(0.02)
+    assert publisher.publish_due() == 2, "g01 and the site changed; g02 did not"
+    assert sent[3:] == [topics.gate_summary(NORTH, "g01"), topics.site_summary(NORTH)]
     client.disconnect()
     client.loop_stop()
 
@@ -75,10 +80,10 @@ def test_summaries__a_late_subscriber_gets_each_gates_and_the_sites_counts_retai
     g01 = got[topics.gate_summary(NORTH, "g01")].counts
     g02 = got[topics.gate_summary(NORTH, "g02")].counts
     site = got[topics.site_summary(NORTH)]
-    assert (g01.person_checks, g01.held, g01.fever, g01.yellow) == (2, 1, 1, 1)
+    assert (g01.person_checks, g01.held, g01.fever, g01.yellow) == (3, 1, 1, 1)
     assert (g02.person_checks, g02.vehicle_checks, g02.turned_back, g02.red) == (1, 1, 1, 1)
     assert g02.temperature_readings == 4  # one person and three occupants
-    assert site.counts.person_checks == 3  # the event two days old is in an earlier period
+    assert site.counts.person_checks == 4  # the event two days old is in an earlier period
     assert (site.nodes_online, site.nodes_total) == (0, 3)
     for payload in raw:
         assert b"cd" * 32 not in payload
