@@ -126,15 +126,18 @@ class SqliteStore(Reads, AlarmsAndAccess):
         return new
 
     def _insert(self, conn: sqlite3.Connection, new: Sequence[InboundEvent]) -> None:
-        for site, node, role in {(i.site, i.node, i.role) for i in new}:
-            conn.execute(
-                "INSERT OR IGNORE INTO nodes (site, node, role, first_seen) VALUES (?, ?, ?, ?)",
-                (site, node, str(role), utc_text(new[0].received_at)),
-            )
+        if not new:
+            return
+        conn.executemany(
+            "INSERT OR IGNORE INTO nodes (site, node, role, first_seen) VALUES (?, ?, ?, ?)",
+            [
+                (site, node, str(role), utc_text(new[0].received_at))
+                for site, node, role in {(i.site, i.node, i.role) for i in new}
+            ],
+        )
         epochs = {
-            (row[0], row[1]): row[2]
-            for row in conn.execute("SELECT site, node, epoch FROM nodes")
-        } if new else {}  # fmt: skip
+            (row[0], row[1]): row[2] for row in conn.execute("SELECT site, node, epoch FROM nodes")
+        }
         conn.executemany(
             "INSERT INTO events (event_id, site, node, kind, epoch, seq, node_time, received_at,"
             " payload) VALUES (?,?,?,?,?,?,?,?,?)",

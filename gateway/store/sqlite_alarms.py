@@ -37,20 +37,27 @@ class AlarmsAndAccess:
     def raise_alarms(
         self, drafts: Sequence[tuple[AlarmDraft, str]], at: datetime
     ) -> list[AlarmRecord]:
-        raised = []
         with self._transaction() as conn:
-            for draft, alarm_id in drafts:
-                # The partial unique index refuses a second live alarm for one condition.
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO alarms (alarm_id, kind, site, node, subject, "
-                    "severity, state, message, raised_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'raised', ?, ?)",
+            # The partial unique index refuses a second live alarm for one condition; the
+            # ids are new, so those found afterwards are the ones this call opened.
+            conn.executemany(
+                "INSERT OR IGNORE INTO alarms (alarm_id, kind, site, node, subject, "
+                "severity, state, message, raised_at) VALUES (?, ?, ?, ?, ?, ?, 'raised', ?, ?)",
+                [
                     (alarm_id, str(draft.kind), draft.site, draft.node, draft.subject,
-                     draft.severity, draft.message, utc_text(at)),
-                )  # fmt: skip
-                if cursor.rowcount == 1:
-                    raised.append(alarm_id)
-        return [self.alarm(alarm_id) for alarm_id in raised]
+                     draft.severity, draft.message, utc_text(at))
+                    for draft, alarm_id in drafts
+                ],
+            )  # fmt: skip
+        ids = [alarm_id for _, alarm_id in drafts]
+        raised: list[AlarmRecord] = []
+        for start in range(0, len(ids), 900):  # under SQLite's limit of variables
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows = self._rows(f"SELECT * FROM alarms WHERE alarm_id IN ({marks})", chunk)  # noqa: S608
+            raised += [AlarmRecord(**row) for row in rows]
+        order = {alarm_id: index for index, alarm_id in enumerate(ids)}
+        return sorted(raised, key=lambda alarm: order[alarm.alarm_id])
 
     def live_alarm(
         self, kind: str, site: str, node: str | None, subject: str
