@@ -7,8 +7,6 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-import paho.mqtt.client as paho
-
 from edge.contract import topics
 from edge.contract.base import Payload
 from edge.contract.command import Alert
@@ -43,16 +41,16 @@ class Gateway:
         self.started_at = clock()
         self.live = LiveFeed()
         self.stats = IngestStats()
-        self.http: ConsoleServer | None = None
-        self.ingest: Ingest | None = None
-        self.publisher: paho.Client | None = None
-        self.store: SqliteStore | None = None
         self.url = ""
+        # What each step that started needs undone, run in reverse on the way out.
+        self._undo: list[Callable[[], object]] = []
 
     def run(self, stop: threading.Event, ready: Callable[[Gateway], None] | None = None) -> None:
         """Run until `stop` is set; every step that started is undone on the way out."""
         try:
             self.init_store()
+            self.init_publisher()
+            self.init_rules()
             self.init_ingest()
             self.init_http()
             if ready is not None:
@@ -61,29 +59,35 @@ class Gateway:
             while not stop.wait(check_s):
                 self.rules.check()
                 self.summaries.publish_due()
+                self.store.checkpoint()
         finally:
             self.shutdown()
 
     def init_store(self) -> None:
         self.store = SqliteStore(self.config.store.path)
+        self._undo.append(self.store.close)
         log.info("gateway store %s", self.config.store.path)
 
-    def init_ingest(self) -> None:
-        """The publisher, then alarm rules and summaries over it, then ingest feeding them."""
-        assert self.store is not None
+    def init_publisher(self) -> None:
+        """Alerts and summaries are few: paho publishes them, queueing while the broker is away."""
         broker = self.config.broker
-        # Alerts and summaries are few: paho publishes them, queueing while the broker is away.
         self.publisher = new_client(f"{broker.client_id}-out", broker.broker)
         self.publisher.connect_async(broker.broker.host, broker.broker.port, broker.keepalive_s)
         self.publisher.loop_start()
-        self.ingest = Ingest(self.config, self.store, self.stats, self._on_stored)
+        self._undo.append(self.publisher.loop_stop)
+        self._undo.append(self.publisher.disconnect)
+
+    def init_rules(self) -> None:
         self.alarms = AlarmBook(self.store, self._publish_alert, self.live, self.clock)
         self.rules = AlarmRules(self.config, self.store, self.alarms, self.clock, self.started_at)
         self.summaries = SummaryPublisher(self.config, self.store, self._publish, self.clock)
+
+    def init_ingest(self) -> None:
+        self.ingest = Ingest(self.config, self.store, self.stats, self._on_stored)
         self.ingest.start()
+        self._undo.append(self.ingest.stop)
 
     def init_http(self) -> None:
-        assert self.store is not None
         context = GatewayContext(
             config=self.config, store=self.store, alarms=self.alarms, live=self.live,
             stats=self.stats, clock=self.clock,
@@ -91,19 +95,13 @@ class Gateway:
         http = self.config.http
         self.http = ConsoleServer(create_app(context), http.host, http.port)
         self.http.start()
+        self._undo.append(self.http.stop)
         self.url = self.http.url
         log.info("gateway API and dashboard at %s", self.url)
 
     def shutdown(self) -> None:
-        if self.http is not None:
-            self.http.stop()
-        if self.ingest is not None:
-            self.ingest.stop()
-        if self.publisher is not None:
-            self.publisher.disconnect()
-            self.publisher.loop_stop()
-        if self.store is not None:
-            self.store.close()
+        while self._undo:
+            self._undo.pop()()
         log.info("gateway stopped")
 
     def _on_stored(
@@ -116,7 +114,6 @@ class Gateway:
             self.live.changed()
 
     def _publish(self, topic: str, payload: Payload) -> None:
-        assert self.publisher is not None
         publish(self.publisher, topic, payload)
 
     def _publish_alert(self, alert: Alert) -> None:

@@ -54,6 +54,9 @@ class SqliteStore(Reads, AlarmsAndAccess):
             conn.execute("PRAGMA journal_mode = WAL")
             # FULL: an event the gateway acknowledged to the broker survives a power cut.
             conn.execute("PRAGMA synchronous = FULL")
+            # No checkpoint inside a commit: checkpoint() runs them from another thread,
+            # off ingest's path (they cost a fifth of a commit's time otherwise).
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
             conn.execute("PRAGMA foreign_keys = ON")
             self._local.conn = conn
             with self._all_lock:
@@ -75,6 +78,14 @@ class SqliteStore(Reads, AlarmsAndAccess):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file without blocking writers (call every second).
+
+        Call it from a thread other than ingest's writer; SQLite does the work with the
+        Python lock released.
+        """
+        self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         with self._all_lock:
