@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -11,11 +12,27 @@ from types import FrameType
 
 
 def stop_on_signals(*signums: signal.Signals) -> threading.Event:
-    """An event set on SIGINT or SIGTERM (or `signums`), so loops stop cleanly and in order."""
+    """An event set on SIGINT or SIGTERM (or `signums`), so loops stop cleanly and in order.
+
+    The handler only writes a byte to a pipe; a small thread reads it and sets the event.
+    Setting the event in the handler itself takes the event's lock, which the main thread
+    may hold at that instant (inside `Event.wait`, or inside an earlier handler when
+    signals come in a burst): the process then hangs forever instead of stopping.
+    """
     stop = threading.Event()
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+
+    def relay() -> None:
+        os.read(read_end, 1)
+        stop.set()
+
+    threading.Thread(target=relay, name="signal-relay", daemon=True).start()
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+        # os.write is async-signal-safe and takes no lock; a full pipe already says stop.
+        with contextlib.suppress(BlockingIOError):
+            os.write(write_end, b"\0")
 
     for signum in signums or (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
