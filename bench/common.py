@@ -10,6 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edge.contract.presence import Birth, Health
+from edge.contract.topics import Node
+from edge.mqtt import BrokerUrl
+from edge.outbox import Outbox
+from edge.uplink import Uplink, UplinkSettings
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -67,3 +73,15 @@ def record(name: str, rows: list[dict[str, Any]], **extra: Any) -> Path:
     )
     print(f"\nwritten to {path.relative_to(RESULTS.parent.parent)}")
     return path
+
+
+def bench_uplink(broker: BrokerUrl, node: Node, outbox: Outbox) -> Uplink:
+    """The node's real uplink over `outbox`, with a fixed birth and a plain heartbeat."""
+    return Uplink(
+        UplinkSettings(broker), node, outbox,
+        birth=lambda s: Birth(session=s, node_time=datetime.now(UTC), role=node.role,
+                              version="bench", config_hash="0" * 16, heartbeat_s=10),
+        health=lambda s: Health(node_time=datetime.now(UTC), session=s, uptime_s=0,
+                                last_seq=outbox.last_seq, outbox_depth=outbox.depth,
+                                outbox_capacity=outbox.capacity),
+    )  # fmt: skip

@@ -18,7 +18,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +29,7 @@ from edge.contract.topics import CONTRACT_VERSION, Role
 from edge.mqtt import BrokerUrl
 from simulators.broker import PrivateBroker, free_port
 from simulators.fleet import FleetPlan, FleetResult, run_fleet
-from simulators.processes import python_module, spawn, stop
+from simulators.processes import python_module, spawn, stop, wait_for_http
 
 FLEET_TIMEOUT_S = 300.0
 # A receiver that got nothing new for this long has got all it will get.
@@ -67,18 +66,9 @@ class GatewayProcess:
             python_module("edge.cli", "--log-level", "warning", "gateway", "run",
                           "--config", str(config))
         )  # fmt: skip
-        self._wait_up()
-
-    def _wait_up(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=1):
-                    time.sleep(0.5)  # its SUBACK
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the gateway did not come up")
+        if not wait_for_http(f"http://127.0.0.1:{self.port}/metrics"):
+            raise RuntimeError("the gateway did not come up")
+        time.sleep(0.5)  # its SUBACK
 
     def received(self) -> int:
         # Each node's contiguous seq is kept per batch: a cheap exact count once done.

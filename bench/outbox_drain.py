@@ -17,13 +17,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import record
+from bench.common import bench_uplink, record
 from edge.contract import topics
 from edge.contract.events import Disinfection
-from edge.contract.presence import Birth, Health
 from edge.contract.topics import EventKind, Role, Site
 from edge.outbox import Outbox
-from edge.uplink import Uplink, UplinkSettings
+from edge.uplink import UplinkSettings
 from simulators.broker import PrivateBroker
 
 EVENTS = 100_000
@@ -55,14 +54,7 @@ def main() -> None:
                 stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
             time.sleep(0.5)  # subscribed before the node comes back
-            uplink = Uplink(
-                UplinkSettings(broker.url), node, outbox,
-                birth=lambda s: Birth(session=s, node_time=datetime.now(UTC), role=Role.GATE,
-                                      version="bench", config_hash="0" * 16, heartbeat_s=10),
-                health=lambda s: Health(node_time=datetime.now(UTC), session=s, uptime_s=0,
-                                        last_seq=outbox.last_seq, outbox_depth=outbox.depth,
-                                        outbox_capacity=outbox.capacity),
-            )  # fmt: skip
+            uplink = bench_uplink(broker.url, node, outbox)
             stop = threading.Event()
             runner = threading.Thread(target=uplink.run, args=(stop,))
             started = time.monotonic()

@@ -8,7 +8,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from simulators.crowd import Crowd, CrowdMix
 from simulators.devices.base import SimulatedPart
 from simulators.devices.scanner import SimulatedScanner
 from simulators.devices.thermometer import SimulatedThermometer
-from simulators.processes import python_module, spawn, stop
+from simulators.processes import python_module, spawn, stop, wait_for_http
 from simulators.site import SiteKit
 
 SITE = "demo"
@@ -165,17 +164,6 @@ class Demo:
 
     def _start(self, name: str, *args: str) -> None:
         self.children.append(Child(name, spawn(python_module("edge.cli", *args))))
-
-
-def wait_for_http(url: str, timeout_s: float = 30.0) -> None:
-    """Return once `url` answers (the service behind it is up), or after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
 
 
 def say(line: str) -> None:

@@ -7,6 +7,8 @@ import logging
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,3 +56,16 @@ def stop(process: subprocess.Popen[bytes], name: str, grace_s: float = 10.0) -> 
             process.kill()
             process.wait()
     return process.returncode
+
+
+def wait_for_http(url: str, timeout_s: float = 30.0) -> bool:
+    """True once `url` (a local http:// address) answers, False after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            # Our own children's http:// URLs, never a file: or other scheme.
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
