@@ -115,11 +115,18 @@ class Ingest:
         self._subscriber = MqttSubscriber(
             subscriber_settings(config), self._on_deliveries, self._on_connection
         )
-        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        # Decoding (Python) and storing (mostly SQLite, which releases the Python lock,
+        # and the fsync) overlap: one batch is decoded while the one before commits.
+        self._decoded: queue.Queue[tuple[list[Delivery], Triage] | None] = queue.Queue(maxsize=2)
+        self._decoder = threading.Thread(
+            target=self._decode_loop, name="ingest-decoder", daemon=True
+        )
+        self._writer = threading.Thread(target=self._store_loop, name="ingest-writer", daemon=True)
 
     def start(self) -> None:
         """Connect (in the background, retrying) and start storing."""
         self._accepting.set()
+        self._decoder.start()
         self._writer.start()
         self._subscriber.start()
 
@@ -135,8 +142,9 @@ class Ingest:
         """
         self._accepting.clear()
         self._stopping.set()
-        if self._writer.is_alive():
-            self._writer.join(timeout_s)
+        for thread in (self._decoder, self._writer):
+            if thread.is_alive():
+                thread.join(timeout_s)
         self._subscriber.stop()
         self._stats.connected = False
 
@@ -159,7 +167,7 @@ class Ingest:
 
     # --- writer thread ------------------------------------------------------------------
 
-    def _write_loop(self) -> None:
+    def _decode_loop(self) -> None:
         section = self.config.ingest
         wait_s = section.batch_wait_ms / 1000
         while True:
@@ -167,6 +175,7 @@ class Ingest:
                 batch = list(self._queue.get(timeout=0.2))
             except queue.Empty:
                 if self._stopping.is_set():
+                    self._hand_over(None)
                     return
                 continue
             deadline = time.monotonic() + wait_s
@@ -179,11 +188,25 @@ class Ingest:
                         break
                     time.sleep(min(left, 0.002))
             self._stats.queue_depth = self._queue.qsize()
-            if not self._store_batch(batch):
+            if not self._hand_over((batch, triage(self.config, batch))):
+                return
+
+    def _hand_over(self, item: tuple[list[Delivery], Triage] | None) -> bool:
+        """Queue for the writer; False when the writer has given up (stopping, store refusing)."""
+        while self._writer.is_alive():
+            try:
+                self._decoded.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _store_loop(self) -> None:
+        while (item := self._decoded.get()) is not None:
+            if not self._store_batch(*item):
                 return  # stopping while the store refuses: nothing acknowledged, nothing lost
 
-    def _store_batch(self, batch: list[Delivery]) -> bool:
-        sorted_ = triage(self.config, batch)
+    def _store_batch(self, batch: list[Delivery], sorted_: Triage) -> bool:
         delay = RETRY_FIRST_S
         while True:
             try:

@@ -56,6 +56,7 @@ class AlarmRules:
         self._started_at = started_at
         self._unattended_since: dict[tuple[str, str], datetime] = {}
         self._closed_checked: dict[str, datetime] = {}
+        self._live: set[tuple[str, str, str, str]] = set()
 
     # --- on arrival -------------------------------------------------------------------
 
@@ -120,8 +121,13 @@ class AlarmRules:
     # --- as time passes ----------------------------------------------------------------
 
     def check(self) -> None:
-        """Time-based rules; cheap enough to run every second."""
+        """Time-based rules; cheap enough to run every second.
+
+        Conditions that persist (a gate unattended all night) are checked against one read
+        of the live alarms, so a second's check costs no write when nothing changed.
+        """
         now = self._clock()
+        self._live = self._store.live_conditions()
         nodes = self._store.nodes()
         for record in nodes:
             self._heartbeat(record, now)
@@ -132,6 +138,14 @@ class AlarmRules:
         for site in self._config.sites:
             self._cutoff(site, nodes, now)
 
+    def _raise(self, draft: AlarmDraft) -> None:
+        if _key(draft.kind, draft.site, draft.node, draft.subject) not in self._live:
+            self._book.raise_alarm(draft)
+
+    def _clear(self, kind: AlertKind, site: str, node: str | None, subject: str = "") -> None:
+        if _key(kind, site, node, subject) in self._live:
+            self._book.clear_condition(kind, site, node, subject)
+
     def _heartbeat(self, node: NodeRecord, now: datetime) -> None:
         if not node.online or node.heartbeat_s is None:
             return
@@ -139,7 +153,7 @@ class AlarmRules:
         silent_s = (now - last).total_seconds()
         if silent_s > node.heartbeat_s * self._limits.heartbeats_missed:
             self._store.mark_offline(node.site, node.node, "heartbeat")
-            self._book.raise_alarm(
+            self._raise(
                 AlarmDraft(
                     AlertKind.NODE_OFFLINE, node.site, node.node, "", "critical",
                     f"{where(node.site, node.node)} silent for {silent_s:.0f} s "
@@ -149,11 +163,11 @@ class AlarmRules:
 
     def _seq_gap(self, node: NodeRecord, now: datetime) -> None:
         if node.gap_since is None:
-            self._book.clear_condition(AlertKind.DATA_LOSS, node.site, node.node)
+            self._clear(AlertKind.DATA_LOSS, node.site, node.node)
             return
         if (now - node.gap_since).total_seconds() >= self._limits.gap_grace_s:
             first = node.seq_contiguous + 1
-            self._book.raise_alarm(
+            self._raise(
                 AlarmDraft(
                     AlertKind.DATA_LOSS, node.site, node.node, "", "critical",
                     f"{where(node.site, node.node)} events missing after seq {node.seq_contiguous}"
@@ -167,10 +181,10 @@ class AlarmRules:
         limit_s = self._limits.trust_max_age_h * 3600
         age = node.trust_age_now(now)
         if age is not None and age <= limit_s:
-            self._book.clear_condition(AlertKind.TRUST_STALE, node.site, node.node)
+            self._clear(AlertKind.TRUST_STALE, node.site, node.node)
             return
         said = "has no trust list" if age is None else f"trust list is {age / 3600:.0f} h old"
-        self._book.raise_alarm(
+        self._raise(
             AlarmDraft(
                 AlertKind.TRUST_STALE, node.site, node.node, "", "warning",
                 f"{where(node.site, node.node)} {said}",
@@ -181,11 +195,11 @@ class AlarmRules:
         key = (node.site, node.node)
         if not node.online or node.volunteers_on_duty:
             self._unattended_since.pop(key, None)
-            self._book.clear_condition(AlertKind.GATE_UNATTENDED, node.site, node.node)
+            self._clear(AlertKind.GATE_UNATTENDED, node.site, node.node)
             return
         since = self._unattended_since.setdefault(key, now)
         if (now - since).total_seconds() >= self._limits.unattended_after_s:
-            self._book.raise_alarm(
+            self._raise(
                 AlarmDraft(
                     AlertKind.GATE_UNATTENDED, node.site, node.node, "", "warning",
                     f"{where(node.site, node.node)} is open with nobody on shift",
@@ -205,7 +219,7 @@ class AlarmRules:
         for gate in site.gates:
             counts = self._store.counts(site.name, gate, closed.start, closed.end)
             if gate not in reported:
-                self._book.raise_alarm(
+                self._raise(
                     AlarmDraft(
                         AlertKind.REPORT_MISSING, site.name, gate, day.isoformat(), "warning",
                         f"{where(site.name, gate)} sent no daily report for {day}",
@@ -213,13 +227,17 @@ class AlarmRules:
                 )  # fmt: skip
             active = gate in reported or not counts.is_zero
             if active and counts.disinfections < self._limits.disinfections_min:
-                self._book.raise_alarm(
+                self._raise(
                     AlarmDraft(
                         AlertKind.DISINFECTION_LOW, site.name, gate, day.isoformat(), "warning",
                         f"{where(site.name, gate)} disinfected {counts.disinfections} times "
                         f"on {day} (at least {self._limits.disinfections_min})",
                     )
                 )  # fmt: skip
+
+
+def _key(kind: str, site: str, node: str | None, subject: str) -> tuple[str, str, str, str]:
+    return (str(kind), site, node or "", subject)
 
 
 def _passage_cases(site: str, node: str, passage: Passage) -> list[AlarmDraft]:

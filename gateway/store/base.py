@@ -117,6 +117,10 @@ class Store(Protocol):
         self, kind: str, site: str, node: str | None, subject: str
     ) -> AlarmRecord | None: ...
 
+    def live_conditions(self) -> set[tuple[str, str, str, str]]:
+        """(kind, site, node or "", subject) of every live alarm: cheap, for rules run often."""
+        ...
+
     def alarm(self, alarm_id: str) -> AlarmRecord:
         """Raises UnknownAlarm."""
         ...

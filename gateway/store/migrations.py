@@ -41,7 +41,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             subject_ref TEXT, vehicle_plate TEXT, occupants INTEGER
         ) WITHOUT ROWID;
         CREATE INDEX passages_by_time ON passages (site, node_time);
-        CREATE INDEX passages_by_node ON passages (site, node, node_time);
+        -- Covers the counts since a cut-off (summaries, reports) without reading rows.
+        CREATE INDEX passages_by_node ON passages (
+            site, node, node_time, subject, outcome, colour, fever, temperature_c, occupants
+        );
         CREATE TABLE holds (
             event_id TEXT PRIMARY KEY,
             site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,

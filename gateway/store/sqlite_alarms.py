@@ -69,6 +69,12 @@ class AlarmsAndAccess:
         )
         return AlarmRecord(**rows[0]) if rows else None
 
+    def live_conditions(self) -> set[tuple[str, str, str, str]]:
+        rows = self._conn().execute(
+            "SELECT kind, site, IFNULL(node, ''), subject FROM alarms WHERE state != 'cleared'"
+        )
+        return {(kind, site, node, subject) for kind, site, node, subject in rows}
+
     def alarm(self, alarm_id: str) -> AlarmRecord:
         rows = self._rows("SELECT * FROM alarms WHERE alarm_id = ?", (alarm_id,))
         if not rows:

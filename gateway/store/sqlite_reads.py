@@ -232,11 +232,14 @@ class Reads:
         return int(self._conn().execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
 
 
+_NODE_FIELDS = frozenset(NodeRecord.model_fields)
+
+
 def _node(row: dict[str, Any]) -> NodeRecord:
     devices = json.loads(row.pop("devices") or "{}")
     on_duty = json.loads(row.pop("volunteers_on_duty") or "[]")
     return NodeRecord(
-        **{k: v for k, v in row.items() if k in NodeRecord.model_fields},
+        **{k: v for k, v in row.items() if k in _NODE_FIELDS},
         devices=devices,
         volunteers_on_duty=on_duty,
     )
