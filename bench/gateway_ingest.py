@@ -71,13 +71,17 @@ class GatewayProcess:
         time.sleep(0.5)  # its SUBACK
 
     def received(self) -> int:
-        # Each node's contiguous seq is kept per batch: a cheap exact count once done.
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
-            row = conn.execute("SELECT COALESCE(SUM(seq_contiguous), 0) FROM nodes").fetchone()
-        return int(row[0])
+        return stored_in(self.db)
 
     def stop(self) -> None:
         stop(self.process, "gateway")
+
+
+def stored_in(db: Path) -> int:
+    """Events stored: each node's contiguous seq, kept per batch (exact once all arrived)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT COALESCE(SUM(seq_contiguous), 0) FROM nodes").fetchone()
+    return int(row[0])
 
 
 def start_gateway(broker_url: BrokerUrl, workdir: Path, plan: FleetPlan) -> GatewayUnderTest:
@@ -130,8 +134,8 @@ class SubReceiver:
 class GatewayWatch:
     """Polls a gateway's count on a thread: when the first event and the last one arrived."""
 
-    def __init__(self, gateway: GatewayUnderTest) -> None:
-        self.gateway = gateway
+    def __init__(self, count: Callable[[], int]) -> None:
+        self.counted = count
         self.count = 0
         self.first: float | None = None
         self.last = 0.0
@@ -141,7 +145,7 @@ class GatewayWatch:
 
     def _poll(self) -> None:
         while not self._done.wait(0.01):
-            count = self.gateway.received()
+            count = self.counted()
             if count != self.count:
                 now = time.monotonic()
                 self.first = self.first or now
@@ -156,7 +160,6 @@ class GatewayWatch:
         if not self._done.is_set():
             self._done.set()
             self._thread.join(5)
-            self.gateway.stop()
 
     def row(self, total: int) -> dict[str, Any]:
         # The gateway stores by event_id, so a redelivery is not a second row: it
@@ -188,7 +191,7 @@ def measure(plan: FleetPlan, work: Path) -> tuple[FleetResult, list[dict[str, An
     with PrivateBroker(work / "broker") as broker:
         sub = SubReceiver(broker.url, topic_filter, plan.total)
         gateway = start_gateway(broker.url, work / "gateway", plan)
-        watch = GatewayWatch(gateway) if gateway else None
+        watch = GatewayWatch(gateway.received) if gateway else None
         try:
             # mosquitto_sub subscribes within milliseconds; the fleet takes a second or
             # more to start its processes and build its payloads, so nothing is missed.
@@ -200,6 +203,8 @@ def measure(plan: FleetPlan, work: Path) -> tuple[FleetResult, list[dict[str, An
             sub.close()
             if watch:
                 watch.close()
+            if gateway:
+                gateway.stop()
     fleet = _row("fleet (PUBACKed)", result.published, plan.total - result.published, "-",
                  result.seconds)  # fmt: skip
     rows = [fleet, sub.row(expected)]
@@ -208,7 +213,33 @@ def measure(plan: FleetPlan, work: Path) -> tuple[FleetResult, list[dict[str, An
     ceiling = rows[1]["events/s"]
     for row in rows:
         row["vs mosquitto_sub"] = f"{row['events/s'] / ceiling:.2f}" if ceiling else "-"
+    if watch:
+        rows[-1]["receiver"] = "gateway, live beside the fleet"
     return result, rows
+
+
+def measure_drain(plan: FleetPlan, work: Path) -> dict[str, Any]:
+    """The gateway's own capacity: the fleet's stream queued in its session, then drained.
+
+    The gateway subscribes once and stops; the broker keeps its persistent session and
+    queues the whole stream; the gateway starts again and stores it with the machine's
+    cores to itself (the broker aside). Live, three publisher processes share two cores
+    with it, so the live row measures the machine as much as the gateway.
+    """
+    with PrivateBroker(work / "drain-broker") as broker:
+        GatewayProcess(broker.url, work / "drain", plan).stop()
+        run_fleet(plan, broker.url, timeout_s=FLEET_TIMEOUT_S)
+        # Watched from before the start: it stores while its HTTP side still comes up.
+        watch = GatewayWatch(lambda: stored_in(work / "drain" / "gateway.db"))
+        gateway = GatewayProcess(broker.url, work / "drain", plan)
+        try:
+            watch.wait(plan.total)
+        finally:
+            watch.close()
+            gateway.stop()
+    row = watch.row(plan.total)
+    row["receiver"] = "gateway, draining its queue"
+    return row
 
 
 def main() -> None:
@@ -223,6 +254,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="gatepost-ingest-"))
     try:
         result, rows = measure(plan, work)
+        drain = measure_drain(plan, work)
+        drain["vs mosquitto_sub"] = "-"
+        rows.append(drain)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for worker, error in result.errors.items():

@@ -40,7 +40,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             temperature_c REAL, fever INTEGER NOT NULL,
             subject_ref TEXT, vehicle_plate TEXT, occupants INTEGER
         ) WITHOUT ROWID;
-        CREATE INDEX passages_by_time ON passages (site, node_time);
+        -- By time alone: the newest across every site (the dashboard's ticker) is a
+        -- backward walk of this index, and a site filter is checked along the way.
+        CREATE INDEX passages_by_time ON passages (node_time);
         -- Covers the counts since a cut-off (summaries, reports) without reading rows.
         CREATE INDEX passages_by_node ON passages (
             site, node, node_time, subject, outcome, colour, fever, temperature_c, occupants
@@ -51,7 +53,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             node_time TEXT NOT NULL, passage_id TEXT NOT NULL,
             reasons TEXT NOT NULL, colour TEXT, temperature_c REAL, subject_ref TEXT
         ) WITHOUT ROWID;
-        CREATE INDEX holds_by_time ON holds (site, node_time);
+        CREATE INDEX holds_by_time ON holds (node_time);
         CREATE TABLE hold_resolutions (
             event_id TEXT PRIMARY KEY,
             site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -59,7 +61,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             volunteer_id TEXT NOT NULL, temperature_c REAL, registration_id TEXT, note TEXT
         ) WITHOUT ROWID;
         CREATE INDEX hold_resolutions_by_hold ON hold_resolutions (hold_id);
-        CREATE INDEX hold_resolutions_by_time ON hold_resolutions (site, node_time);
+        CREATE INDEX hold_resolutions_by_time ON hold_resolutions (node_time);
         CREATE TABLE registrations (
             event_id TEXT PRIMARY KEY,
             site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -68,7 +70,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             origin TEXT, destination TEXT, reason TEXT, vehicle_plate TEXT,
             hold_id TEXT, volunteer_id TEXT NOT NULL
         ) WITHOUT ROWID;
-        CREATE INDEX registrations_by_time ON registrations (site, node_time);
+        CREATE INDEX registrations_by_time ON registrations (node_time);
         CREATE TABLE shifts (
             event_id TEXT PRIMARY KEY,
             site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -81,7 +83,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,
             node_time TEXT NOT NULL, volunteer_id TEXT NOT NULL, area TEXT NOT NULL, agent TEXT
         ) WITHOUT ROWID;
-        CREATE INDEX disinfections_by_time ON disinfections (site, node_time);
+        CREATE INDEX disinfections_by_time ON disinfections (node_time);
         CREATE TABLE daily_reports (
             event_id TEXT PRIMARY KEY,
             site TEXT NOT NULL, node TEXT NOT NULL, seq INTEGER NOT NULL,

@@ -154,7 +154,10 @@ class Reads:
         params: list[Any] = []
         for column, value in (("site", query.site), ("node", query.node), *extra.items()):
             if value is not None:
-                clauses.append(f"t.{column} = ?")
+                # `+` keeps SQLite from picking the per-node index for a site alone (and
+                # then sorting the whole site): newest-first walks the time index instead.
+                unary = "+" if column == "site" and query.node is None else ""
+                clauses.append(f"{unary}t.{column} = ?")
                 params.append(value)
         if query.since is not None:
             clauses.append("t.node_time >= ?")
