@@ -74,8 +74,9 @@ class IngestSection(Section):
         "commit (batches grow with the load, and nothing waits when it is quiet)",
     )  # fmt: skip
     queue_max: int = Field(
-        50_000, ge=100, le=1_000_000,
-        description="received but unstored messages; beyond it the broker holds them (no acks)",
+        64, ge=2, le=4096,
+        description="reads (of up to 256 KiB) received and not yet stored; beyond it the "
+        "gateway stops reading and the broker holds the rest",
     )  # fmt: skip
 
 

@@ -106,8 +106,7 @@ class Ingest:
         self._store = store
         self._stats = stats
         self._on_stored = on_stored
-        # Chunks as the reader read them; the bound is in chunks, the memory in messages
-        # is at most queue_max chunks of one read each.
+        # Chunks as the reader read them: at most queue_max reads of 256 KiB wait here.
         self._queue: queue.Queue[list[Delivery]] = queue.Queue(maxsize=config.ingest.queue_max)
         self._accepting = threading.Event()
         self._stopping = threading.Event()
@@ -135,10 +134,10 @@ class Ingest:
         return self._connected.wait(timeout_s)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Store and acknowledge what was received, then disconnect; the session stays.
+        """Finish the batch in hand, then disconnect; the session stays on the broker.
 
-        Messages arriving after this are not acknowledged: the broker keeps them for
-        the next start.
+        Whatever was received and not yet stored is not acknowledged: the broker sends it
+        again to the next start, so a stop is quick however long the backlog.
         """
         self._accepting.clear()
         self._stopping.set()
@@ -171,12 +170,14 @@ class Ingest:
         section = self.config.ingest
         wait_s = section.batch_wait_ms / 1000
         while True:
+            if self._stopping.is_set():
+                # What is still queued was never acknowledged: the broker sends it again
+                # to the next session, so stopping does not wait to store a backlog.
+                self._hand_over(None)
+                return
             try:
                 batch = list(self._queue.get(timeout=0.2))
             except queue.Empty:
-                if self._stopping.is_set():
-                    self._hand_over(None)
-                    return
                 continue
             deadline = time.monotonic() + wait_s
             while len(batch) < section.batch_max:

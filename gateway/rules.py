@@ -57,6 +57,8 @@ class AlarmRules:
         self._unattended_since: dict[tuple[str, str], datetime] = {}
         self._closed_checked: dict[str, datetime] = {}
         self._live: set[tuple[str, str, str, str]] = set()
+        self._raising: list[AlarmDraft] = []
+        self._silent: list[tuple[str, str]] = []
 
     # --- on arrival -------------------------------------------------------------------
 
@@ -124,10 +126,14 @@ class AlarmRules:
         """Time-based rules; cheap enough to run every second.
 
         Conditions that persist (a gate unattended all night) are checked against one read
-        of the live alarms, so a second's check costs no write when nothing changed.
+        of the live alarms, so a second's check costs no write when nothing changed, and
+        what it raises is written in one transaction: ingest holds the write lock most
+        of the time when busy, and two hundred gates must not queue for it one by one.
         """
         now = self._clock()
         self._live = self._store.live_conditions()
+        self._raising = []
+        self._silent = []
         nodes = self._store.nodes()
         for record in nodes:
             self._heartbeat(record, now)
@@ -137,10 +143,12 @@ class AlarmRules:
                 self._attended(record, now)
         for site in self._config.sites:
             self._cutoff(site, nodes, now)
+        self._store.mark_offline(self._silent, "heartbeat")
+        self._book.raise_alarms(self._raising)
 
     def _raise(self, draft: AlarmDraft) -> None:
         if _key(draft.kind, draft.site, draft.node, draft.subject) not in self._live:
-            self._book.raise_alarm(draft)
+            self._raising.append(draft)
 
     def _clear(self, kind: AlertKind, site: str, node: str | None, subject: str = "") -> None:
         if _key(kind, site, node, subject) in self._live:
@@ -152,7 +160,7 @@ class AlarmRules:
         last = max(node.last_seen or self._started_at, self._started_at)
         silent_s = (now - last).total_seconds()
         if silent_s > node.heartbeat_s * self._limits.heartbeats_missed:
-            self._store.mark_offline(node.site, node.node, "heartbeat")
+            self._silent.append((node.site, node.node))
             self._raise(
                 AlarmDraft(
                     AlertKind.NODE_OFFLINE, node.site, node.node, "", "critical",

@@ -57,11 +57,17 @@ class Gateway:
                 ready(self)
             check_s = self.config.alarms.check_every_s
             while not stop.wait(check_s):
-                self.rules.check()
-                self.summaries.publish_due()
-                self.store.checkpoint()
+                self.tick()
         finally:
             self.shutdown()
+
+    def tick(self) -> None:
+        """Time-based rules, summaries and housekeeping; one failing does not stop the rest."""
+        for step in (self.rules.check, self.summaries.publish_due, self.store.checkpoint):
+            try:
+                step()
+            except Exception:
+                log.exception("%s failed; the next tick tries again", step.__qualname__)
 
     def init_store(self) -> None:
         self.store = SqliteStore(self.config.store.path)

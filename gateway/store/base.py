@@ -57,8 +57,8 @@ class Store(Protocol):
         """
         ...
 
-    def mark_offline(self, site: str, node: str, reason: str) -> None:
-        """Mark a node offline for a reason the gateway found (missed heartbeats)."""
+    def mark_offline(self, nodes: Sequence[tuple[str, str]], reason: str) -> None:
+        """Mark (site, node)s offline for a reason the gateway found (missed heartbeats)."""
         ...
 
     # --- nodes and events ---------------------------------------------------------

@@ -42,6 +42,7 @@ class SqliteStore(Reads, AlarmsAndAccess):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         apply_migrations(self._conn())
 
@@ -71,13 +72,17 @@ class SqliteStore(Reads, AlarmsAndAccess):
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        # Threads of this process queue here: a waiting thread is woken when the lock is
+        # free, where SQLite's own busy handler would only poll, and could miss every gap
+        # between ingest's back-to-back commits for its whole timeout.
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file without blocking writers (call every second).
@@ -244,9 +249,11 @@ class SqliteStore(Reads, AlarmsAndAccess):
             (*fields.values(), *key),
         )
 
-    def mark_offline(self, site: str, node: str, reason: str) -> None:
+    def mark_offline(self, nodes: Sequence[tuple[str, str]], reason: str) -> None:
+        if not nodes:
+            return
         with self._transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "UPDATE nodes SET online=0, offline_reason=? WHERE site=? AND node=? AND online=1",
-                (reason, site, node),
+                [(reason, site, node) for site, node in nodes],
             )

@@ -305,3 +305,27 @@ def test_ingest__stopped_while_the_store_refuses_acknowledges_nothing_and_the_ne
     gateway.store.close()
     with running(config) as restarted:
         wait_until(lambda: len(restarted.seqs()) == 3)
+
+
+def test_ingest__stopped_with_a_backlog_stops_at_once_and_the_next_start_stores_it_all(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+) -> None:
+    config = config_for(broker, tmp_path)
+    with running(config):
+        pass  # the session exists: the broker queues for it from here on
+    made = [gates.passage() for _ in range(20_000)]
+    for item in made[:-1]:
+        node.publish(topics.event(G01, EventKind.PASSAGE), encode(item.event), qos=1)
+    send(node, made[-1])
+    gateway = Running(config)
+    gateway.ingest.start()
+    wait_until(lambda: gateway.stats.received > 0)
+    gateway.ingest.stop(timeout_s=10)
+    threads = {t.name for t in threading.enumerate()}
+    assert not {"ingest-decoder", "ingest-writer", "ingest-reader"} & threads
+    stored_then = len(gateway.seqs())
+    gateway.store.close()
+    assert stored_then < 20_000, "the backlog was gone before the stop: nothing tested"
+    with running(config) as restarted:
+        wait_until(lambda: len(restarted.seqs()) == 20_000, timeout_s=60)
+        assert restarted.seqs() == list(range(1, 20_001))
