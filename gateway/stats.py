@@ -16,7 +16,7 @@ class IngestStats:
     dead_letters: int = 0  # messages refused into the dead-letter table
     batches: int = 0
     lag_s: float = 0.0  # newest batch: oldest message's wait from receipt to commit
-    queue_depth: int = 0  # received, not yet stored
+    queue_depth: int = 0  # reads (of up to 256 KiB) received and waiting to be stored
     connected: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -56,7 +56,9 @@ class GatewayCollector(Collector):
             value=stats.lag_s,
         )
         yield GaugeMetricFamily(
-            "gatepost_ingest_queue_depth", "Received, not yet stored", value=stats.queue_depth
+            "gatepost_ingest_queue_depth",
+            "Reads (up to 256 KiB each) waiting to be stored",
+            value=stats.queue_depth,
         )
         yield GaugeMetricFamily(
             "gatepost_ingest_connected", "1 while connected to the broker",
