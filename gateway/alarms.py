@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from edge.contract.base import new_event_id
 from edge.contract.command import Alert
+from edge.contract.topics import AlertKind
 from gateway.live import LiveFeed
 from gateway.store import Store
 from gateway.store.records import AlarmDraft, AlarmRecord
@@ -71,25 +72,31 @@ class AlarmBook:
             return []
         now = self._clock()
         raised = self._store.raise_alarms([(d, new_event_id(now)) for d in drafts], now)
+        self.announce(raised)
+        return raised
+
+    def announce(self, raised: Sequence[AlarmRecord]) -> None:
+        """Tell the command center about alarms opened elsewhere (with ingest's events)."""
         for alarm in raised:
             log.warning("alarm %s raised: %s", alarm.kind, alarm.message)
             self._tell(alarm)
-        return raised
 
     def acknowledge(self, alarm_id: str, by: str) -> AlarmRecord:
         """Someone has seen it. Raises UnknownAlarm, or ValueError if already cleared."""
-        before = self._store.alarm(alarm_id)
-        alarm = self._store.acknowledge_alarm(alarm_id, by, self._clock())
-        if alarm.state != before.state:
+        alarm, changed = self._store.acknowledge_alarm(alarm_id, by, self._clock())
+        if changed:
             self._tell(alarm)
         return alarm
 
     def clear(self, alarm_id: str, by: str) -> AlarmRecord:
         """End the alarm. Raises UnknownAlarm."""
-        before = self._store.alarm(alarm_id)
-        alarm = self._store.clear_alarm(alarm_id, by, self._clock())
-        if alarm.state != before.state:
+        alarm, changed = self._store.clear_alarm(alarm_id, by, self._clock())
+        if changed:
             log.info("alarm %s cleared by %s", alarm.kind, by)
+            if alarm.kind == AlertKind.DATA_LOSS and by != GATEWAY and alarm.node:
+                # A person clearing it accepts the missing events as lost; otherwise the
+                # gap, still open, would raise it again at the next check.
+                self._store.accept_gap(alarm.site, alarm.node)
             self._tell(alarm)
         return alarm
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,12 +25,13 @@ from edge.errors import ContractError
 from gateway.config import GatewayConfig
 from gateway.stats import IngestStats
 from gateway.store import Store
-from gateway.store.records import DeadLetter, InboundEvent, InboundPresence
+from gateway.store.base import Cases
+from gateway.store.records import DeadLetter, InboundEvent, InboundPresence, Written
 from gateway.subscriber import Delivery, MqttSubscriber, SessionSettings
 
 log = logging.getLogger(__name__)
 
-OnStored = Callable[[Sequence[InboundEvent], Sequence[InboundPresence]], None]
+OnStored = Callable[[Written], None]
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 10.0
 
 
@@ -65,11 +67,14 @@ def triage(config: GatewayConfig, batch: Sequence[Delivery]) -> Triage:
         assert parsed.role is not None
         names = (parsed.site.name, parsed.node, parsed.role)
         if isinstance(payload, Event):
-            sorted_.events.append(InboundEvent(*names, payload, item.payload, item.received_at))
+            sorted_.events.append(
+                InboundEvent(*names, payload, item.payload, item.received_at, item.topic)
+            )
         elif isinstance(payload, Birth | Death | Health):
             sorted_.presence.append(
-                InboundPresence(*names, payload, item.received_at, retained=item.retain)
-            )
+                InboundPresence(*names, payload, item.received_at, item.retain, item.topic,
+                                item.payload)
+            )  # fmt: skip
     return sorted_
 
 
@@ -95,13 +100,19 @@ class Ingest:
         config: the gateway's config (broker, inventory, batching).
         store: where batches go.
         stats: counters to keep up to date.
-        on_stored: called after each commit with the events stored for the first time
-            and the presence updates (alarm rules run there).
+        on_stored: called after each commit with what it changed (alarm rules run there).
+        cases: the alarms a new event opens, stored in the same transaction.
     """
 
     def __init__(
-        self, config: GatewayConfig, store: Store, stats: IngestStats, on_stored: OnStored
+        self,
+        config: GatewayConfig,
+        store: Store,
+        stats: IngestStats,
+        on_stored: OnStored,
+        cases: Cases | None = None,
     ) -> None:
+        self._cases = cases
         self.config = config
         self._store = store
         self._stats = stats
@@ -208,16 +219,9 @@ class Ingest:
                 return  # stopping while the store refuses: nothing acknowledged, nothing lost
 
     def _store_batch(self, batch: list[Delivery], sorted_: Triage) -> bool:
-        delay = RETRY_FIRST_S
-        while True:
-            try:
-                new = self._store.write(sorted_.events, sorted_.presence, sorted_.dead)
-                break
-            except Exception:  # a full disk, a locked or broken file: keep the batch, retry
-                log.exception("could not store %d messages; retrying in %.1f s", len(batch), delay)
-                if self._stopping.wait(delay):
-                    return False
-                delay = min(delay * 2, RETRY_MAX_S)
+        written = self._write(sorted_)
+        if written is None:
+            return False
         by_connection: dict[int, list[int]] = {}
         for item in batch:
             if item.qos:
@@ -225,12 +229,60 @@ class Ingest:
         for connection, packet_ids in by_connection.items():
             self._subscriber.ack(packet_ids, connection)
         lag = (datetime.now(UTC) - batch[0].received_at).total_seconds()
-        self._stats.batch_done(len(batch), len(new), len(sorted_.dead), lag)
+        self._stats.batch_done(
+            received=len(batch), stored=len(written.events),
+            duplicates=len(sorted_.events) - len(written.events), dead=len(sorted_.dead),
+            lag_s=lag,
+        )  # fmt: skip
         try:
-            self._on_stored(new, sorted_.presence)
+            self._on_stored(written)
         except Exception:
             log.exception("alarm rules failed on a batch (stored; ingest goes on)")
         return True
+
+    def _write(self, sorted_: Triage, *, whole: bool = True) -> Written | None:
+        """Store the batch; None if told to stop while the store cannot write.
+
+        Raises:
+            Exception: with `whole` false, whatever the store refused the batch with.
+        """
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                return self._store.write(
+                    sorted_.events, sorted_.presence, sorted_.dead, self._cases
+                )
+            except sqlite3.OperationalError:  # a full disk, a locked or broken file: retry
+                log.exception("could not store a batch; retrying in %.1f s", delay)
+                if self._stopping.wait(delay):
+                    return None
+                delay = min(delay * 2, RETRY_MAX_S)
+            except Exception:  # something in it the store cannot take: refuse that alone
+                if not whole:
+                    raise
+                log.exception("a batch could not be stored; storing it message by message")
+                return self._write_each(sorted_)
+
+    def _write_each(self, sorted_: Triage) -> Written | None:
+        """Store a batch one message at a time, dead-lettering those the store refuses."""
+        written = Written([], [], [])
+        for item in [*sorted_.events, *sorted_.presence, None]:
+            events = [item] if isinstance(item, InboundEvent) else []
+            presence = [item] if isinstance(item, InboundPresence) else []
+            dead = sorted_.dead if item is None else []
+            try:
+                one = self._write(Triage(events, presence, dead), whole=False)
+            except Exception as exc:  # only the one message to blame
+                assert item is not None
+                letter = DeadLetter(item.topic, item.raw, f"could not be stored: {exc}",
+                                    item.received_at)  # fmt: skip
+                one = self._write(Triage([], [], [letter]))
+            if one is None:
+                return None
+            written.events.extend(one.events)
+            written.presence.extend(one.presence)
+            written.alarms.extend(one.alarms)
+        return written
 
 
 def subscriber_settings(config: GatewayConfig) -> SessionSettings:

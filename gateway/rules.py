@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from edge.contract.events import DailyReport, Hold, HoldResolved, Passage
-from edge.contract.presence import Birth, Death
+from edge.contract.presence import Death
 from edge.contract.topics import AlertKind, Role
 from edge.gate.daily import FEVER_REASONS, ReportPeriod, report_period
 from gateway.alarms import AlarmBook
 from gateway.config import GatewayConfig, SiteSection
 from gateway.store import Store
-from gateway.store.records import AlarmDraft, InboundEvent, InboundPresence, NodeRecord
+from gateway.store.records import AlarmDraft, InboundEvent, InboundPresence, NodeRecord, Written
 
 log = logging.getLogger(__name__)
 
@@ -58,30 +58,27 @@ class AlarmRules:
         self._closed_checked: dict[str, datetime] = {}
         self._live: set[tuple[str, str, str, str]] = set()
         self._raising: list[AlarmDraft] = []
-        self._silent: list[tuple[str, str]] = []
+        self._silent: list[tuple[str, str, datetime | None]] = []
+        self._closing: dict[str, datetime] = {}
 
     # --- on arrival -------------------------------------------------------------------
 
-    def on_stored(
-        self, events: Sequence[InboundEvent], presence: Sequence[InboundPresence]
-    ) -> None:
-        """Rules for a committed batch: `events` are new ones only (no duplicate alarms)."""
-        cases: list[AlarmDraft] = []
-        for item in events:
+    def on_stored(self, written: Written) -> None:
+        """Rules for a committed batch: new events and applied presence only.
+
+        The batch's fever and red-code alarms were opened with it (`alarm_cases`); here
+        they are announced, and what the batch ended is cleared.
+        """
+        self._book.announce(written.alarms)
+        for item in written.events:
             event = item.event
-            if isinstance(event, Passage):
-                cases += _passage_cases(item.site, item.node, event)
-            elif isinstance(event, Hold) and FEVER_REASONS & set(event.reasons):
-                cases.append(_fever(item.site, item.node, event.passage_id, event.temperature_c))
-            elif isinstance(event, HoldResolved):
+            if isinstance(event, HoldResolved):
                 self._resolved(item.site, item.node, event)
             elif isinstance(event, DailyReport):
                 self._book.clear_condition(
                     AlertKind.REPORT_MISSING, item.site, item.node, event.day.isoformat()
                 )
-        # One transaction for the batch's cases, not one each: a busy hour has many.
-        self._book.raise_alarms(cases)
-        for update in presence:
+        for update in written.presence:
             self._presence(update)
 
     def _resolved(self, site: str, node: str, resolved: HoldResolved) -> None:
@@ -106,9 +103,9 @@ class AlarmRules:
             )  # fmt: skip
             return
         self._book.clear_condition(AlertKind.NODE_OFFLINE, site, node)
-        if update.retained:
+        skew = update.skew_s
+        if skew is None:
             return
-        skew = (payload.node_time - update.received_at).total_seconds()
         if abs(skew) > self._limits.clock_skew_max_s:
             self._book.raise_alarm(
                 AlarmDraft(
@@ -116,7 +113,7 @@ class AlarmRules:
                     f"{where(site, node)} clock is off by {skew:+.0f} s",
                 )
             )  # fmt: skip
-        elif isinstance(payload, Birth) or abs(skew) < self._limits.clock_skew_max_s / 2:
+        elif abs(skew) < self._limits.clock_skew_max_s / 2:
             # Half the limit to clear, so a clock hovering at the limit does not flap.
             self._book.clear_condition(AlertKind.CLOCK_SKEW, site, node)
 
@@ -134,6 +131,7 @@ class AlarmRules:
         self._live = self._store.live_conditions()
         self._raising = []
         self._silent = []
+        self._closing = {}
         nodes = self._store.nodes()
         for record in nodes:
             self._heartbeat(record, now)
@@ -143,8 +141,14 @@ class AlarmRules:
                 self._attended(record, now)
         for site in self._config.sites:
             self._cutoff(site, nodes, now)
-        self._store.mark_offline(self._silent, "heartbeat")
-        self._book.raise_alarms(self._raising)
+        marked = set(self._store.mark_offline(self._silent, "heartbeat"))
+        # A node heard from since the nodes were read was not marked: no alarm for it.
+        self._book.raise_alarms(
+            [d for d in self._raising
+             if d.kind != AlertKind.NODE_OFFLINE or (d.site, d.node) in marked]
+        )  # fmt: skip
+        # Only now: a failure above leaves the cut-off to be checked again next time.
+        self._closed_checked.update(self._closing)
 
     def _raise(self, draft: AlarmDraft) -> None:
         if _key(draft.kind, draft.site, draft.node, draft.subject) not in self._live:
@@ -160,7 +164,7 @@ class AlarmRules:
         last = max(node.last_seen or self._started_at, self._started_at)
         silent_s = (now - last).total_seconds()
         if silent_s > node.heartbeat_s * self._limits.heartbeats_missed:
-            self._silent.append((node.site, node.node))
+            self._silent.append((node.site, node.node, node.last_seen))
             self._raise(
                 AlarmDraft(
                     AlertKind.NODE_OFFLINE, node.site, node.node, "", "critical",
@@ -221,7 +225,7 @@ class AlarmRules:
         known = [n.first_seen for n in nodes if n.site == site.name and n.first_seen]
         if not known or min(known) >= closed.end:
             return  # the gateway did not know this site before that cut-off
-        self._closed_checked[site.name] = closed.end
+        self._closing[site.name] = closed.end
         day = closed.end.date()
         reported = {r.node for r in self._store.daily_reports(site.name, day)}
         for gate in site.gates:
@@ -248,14 +252,23 @@ def _key(kind: str, site: str, node: str | None, subject: str) -> tuple[str, str
     return (str(kind), site, node or "", subject)
 
 
-def _passage_cases(site: str, node: str, passage: Passage) -> list[AlarmDraft]:
+def alarm_cases(item: InboundEvent) -> list[AlarmDraft]:
+    """The alarms a newly stored event opens: fever (by passage or hold) and red code.
+
+    The store opens them in the transaction that stores the event (see `Store.write`).
+    """
+    event, site, node = item.event, item.site, item.node
+    if isinstance(event, Hold) and FEVER_REASONS & set(event.reasons):
+        return [_fever(site, node, event.passage_id, event.temperature_c)]
+    if not isinstance(event, Passage):
+        return []
     cases = []
-    if FEVER_REASONS & set(passage.reasons):
-        cases.append(_fever(site, node, passage.event_id, passage.temperature_c))
-    if passage.colour == "red":
+    if FEVER_REASONS & set(event.reasons):
+        cases.append(_fever(site, node, event.event_id, event.temperature_c))
+    if event.colour == "red":
         cases.append(
             AlarmDraft(
-                AlertKind.RED_CODE, site, node, passage.event_id, "warning",
+                AlertKind.RED_CODE, site, node, event.event_id, "warning",
                 f"red code stopped at {where(site, node)}",
             )
         )  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 
 from edge.contract import topics
@@ -18,10 +18,10 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig
 from gateway.ingest import Ingest
 from gateway.live import LiveFeed
-from gateway.rules import AlarmRules
+from gateway.rules import AlarmRules, alarm_cases
 from gateway.stats import IngestStats
 from gateway.store import SqliteStore
-from gateway.store.records import InboundEvent, InboundPresence
+from gateway.store.records import Written
 from gateway.summaries import SummaryPublisher
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class Gateway:
         self.summaries = SummaryPublisher(self.config, self.store, self._publish, self.clock)
 
     def init_ingest(self) -> None:
-        self.ingest = Ingest(self.config, self.store, self.stats, self._on_stored)
+        self.ingest = Ingest(self.config, self.store, self.stats, self._on_stored, alarm_cases)
         self.ingest.start()
         self._undo.append(self.ingest.stop)
 
@@ -110,13 +110,11 @@ class Gateway:
             self._undo.pop()()
         log.info("gateway stopped")
 
-    def _on_stored(
-        self, events: Sequence[InboundEvent], presence: Sequence[InboundPresence]
-    ) -> None:
-        self.rules.on_stored(events, presence)
-        for site, node in {(item.site, item.node) for item in events}:
+    def _on_stored(self, written: Written) -> None:
+        self.rules.on_stored(written)
+        for site, node in {(item.site, item.node) for item in written.events}:
             self.summaries.touched(site, node)
-        if events or presence:
+        if written.events or written.presence:
             self.live.changed()
 
     def _publish(self, topic: str, payload: Payload) -> None:

@@ -1,4 +1,4 @@
-"""IngestStats: what ingest has done so far, for /metrics and the dashboard."""
+"""IngestStats: what ingest has done so far, for /metrics."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ class IngestStats:
     connected: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def batch_done(self, received: int, stored: int, dead: int, lag_s: float) -> None:
+    def batch_done(
+        self, *, received: int, stored: int, duplicates: int, dead: int, lag_s: float
+    ) -> None:
         with self._lock:
             self.received += received
             self.stored += stored
-            self.duplicates += received - stored - dead
+            self.duplicates += duplicates
             self.dead_letters += dead
             self.batches += 1
             self.lag_s = lag_s

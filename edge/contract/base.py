@@ -28,6 +28,9 @@ VolunteerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_
 BodyTemperature = Annotated[float, Field(ge=25.0, le=45.0)]
 Colour = Literal["green", "yellow", "red"]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# Counters (seq, session): JSON readers keep integers exact up to 2**53 - 1, and SQLite
+# stores at most 2**63 - 1; a larger one is refused here rather than failing in a store.
+COUNTER_MAX = 2**53 - 1
 
 
 def personal(**kwargs: Any) -> Any:
@@ -69,7 +72,9 @@ class Event(Payload):
 
     kind: str = Field(description="the event kind, as in the topic")
     event_id: EventId
-    seq: int = Field(ge=1, description="per-node outbox sequence, from 1, without gaps")
+    seq: int = Field(
+        ge=1, le=COUNTER_MAX, description="per-node outbox sequence, from 1, without gaps"
+    )
     node_time: AwareDatetime = Field(description="node clock when the event was created")
 
 

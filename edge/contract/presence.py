@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, TypeAdapter
 
-from edge.contract.base import Payload, Slug
+from edge.contract.base import COUNTER_MAX, Payload, Slug
 from edge.contract.topics import Role
 
 DeviceState = Literal["ok", "fault", "unplugged", "disabled"]
@@ -17,7 +17,9 @@ class Birth(Payload):
     """Published retained on every connect: the node is online, and in what shape."""
 
     state: Literal["online"] = "online"
-    session: int = Field(ge=0, description="increments on every connect; its death carries it")
+    session: int = Field(
+        ge=0, le=COUNTER_MAX, description="increments on every connect; its death carries it"
+    )
     node_time: AwareDatetime
     role: Role
     version: Annotated[str, StringConstraints(min_length=1, max_length=40)]
@@ -35,7 +37,7 @@ class Death(Payload):
     """
 
     state: Literal["offline"] = "offline"
-    session: int = Field(ge=0)
+    session: int = Field(ge=0, le=COUNTER_MAX)
     node_time: AwareDatetime
     reason: Literal["lost", "shutdown"]
 
@@ -48,12 +50,14 @@ class Health(Payload):
     """Heartbeat: the gateway marks a node offline after missing several in a row."""
 
     node_time: AwareDatetime
-    session: int = Field(ge=0)
+    session: int = Field(ge=0, le=COUNTER_MAX)
     uptime_s: float = Field(ge=0)
-    last_seq: int = Field(ge=0, description="seq of the newest outbox entry")
-    outbox_depth: int = Field(ge=0, description="events not yet acknowledged by the broker")
-    outbox_capacity: int = Field(ge=1)
+    last_seq: int = Field(ge=0, le=COUNTER_MAX, description="seq of the newest outbox entry")
+    outbox_depth: int = Field(
+        ge=0, le=COUNTER_MAX, description="events not yet acknowledged by the broker"
+    )
+    outbox_capacity: int = Field(ge=1, le=COUNTER_MAX)
     devices: dict[Slug, DeviceState] = Field(default_factory=dict)
     trust_list_age_s: float | None = Field(None, ge=0)
-    rss_bytes: int | None = Field(None, ge=0)
+    rss_bytes: int | None = Field(None, ge=0, le=COUNTER_MAX)
     cpu_percent: float | None = Field(None, ge=0)

@@ -6,7 +6,7 @@ writes SQL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
@@ -30,11 +30,16 @@ from gateway.store.records import (
     PassageRecord,
     RegistrationRecord,
     TokenRecord,
+    Written,
 )
 
 
 class UnknownAlarm(LookupError):
     """No alarm has that id."""
+
+
+# The alarms a newly stored event opens (a fever case, a red code), if any.
+Cases = Callable[[InboundEvent], Sequence[AlarmDraft]]
 
 
 class Store(Protocol):
@@ -47,18 +52,23 @@ class Store(Protocol):
         events: Sequence[InboundEvent],
         presence: Sequence[InboundPresence] = (),
         dead: Sequence[DeadLetter] = (),
-    ) -> list[InboundEvent]:
-        """Store one batch in one transaction; returns the events not seen before.
+        cases: Cases | None = None,
+    ) -> Written:
+        """Store one batch in one transaction.
 
         Idempotent by event_id: a redelivered event is not stored twice. Presence
         updates the node (a birth with a lower session than known starts a new seq
-        epoch: the node lost its state). The seq bookkeeping (contiguous, max, since
-        when a gap is open) of every node in the batch is updated.
+        epoch: the node lost its state; a death or heartbeat of an ended session is not
+        applied). The seq bookkeeping (contiguous, max, since when a gap is open) of
+        every node in the batch is updated; a node's first events set its start. The
+        alarms `cases` gives for each new event are opened in the same transaction.
         """
         ...
 
-    def mark_offline(self, nodes: Sequence[tuple[str, str]], reason: str) -> None:
-        """Mark (site, node)s offline for a reason the gateway found (missed heartbeats)."""
+    def mark_offline(
+        self, nodes: Sequence[tuple[str, str, datetime | None]], reason: str
+    ) -> list[tuple[str, str]]:
+        """Mark (site, node, last_seen as read) offline unless heard from since; those marked."""
         ...
 
     # --- nodes and events ---------------------------------------------------------
@@ -129,15 +139,20 @@ class Store(Protocol):
         self, states: Sequence[AlarmState] = ("raised", "acknowledged"), limit: int = 200
     ) -> list[AlarmRecord]: ...
 
-    def acknowledge_alarm(self, alarm_id: str, by: str, at: datetime) -> AlarmRecord:
-        """Acknowledge a raised alarm (an acknowledged one is returned as it is).
+    def acknowledge_alarm(self, alarm_id: str, by: str, at: datetime) -> tuple[AlarmRecord, bool]:
+        """Acknowledge a raised alarm; the alarm, and whether this call changed it.
 
         Raises UnknownAlarm; ValueError if it is cleared.
         """
         ...
 
-    def clear_alarm(self, alarm_id: str, by: str, at: datetime) -> AlarmRecord:
-        """Clear a live alarm (a cleared one is returned as it is). Raises UnknownAlarm."""
+    def clear_alarm(self, alarm_id: str, by: str, at: datetime) -> tuple[AlarmRecord, bool]:
+        """Clear a live alarm; the alarm, and whether this call changed it (two clearing at
+        once: only one did). Raises UnknownAlarm."""
+        ...
+
+    def accept_gap(self, site: str, node: str) -> None:
+        """Someone accepted a node's missing events as lost: the gap is closed as it is."""
         ...
 
     def open_alarm_count(self) -> int: ...

@@ -40,18 +40,41 @@ class InboundEvent:
     event: Event
     raw: bytes
     received_at: datetime
+    topic: str = ""
 
 
 @dataclass(frozen=True)
 class InboundPresence:
-    """A birth, death or heartbeat from a known node, with the clock skew measured on it."""
+    """A birth, death or heartbeat from a known node, as received."""
 
     site: str
     node: str
     role: Role
     payload: Birth | Death | Health
     received_at: datetime
-    retained: bool = False  # a stored birth/death replayed on subscribe: not live, no skew
+    retained: bool = False  # a stored birth/death replayed on subscribe: not live
+    topic: str = ""
+    raw: bytes = b""
+
+    @property
+    def skew_s(self) -> float | None:
+        """Node clock minus gateway clock, from a heartbeat only.
+
+        A heartbeat is QoS 0, which the broker does not keep for a gateway that is away;
+        a birth may have waited in the gateway's session for the whole outage.
+        """
+        if not isinstance(self.payload, Health):
+            return None
+        return (self.payload.node_time - self.received_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one stored batch changed."""
+
+    events: list[InboundEvent]  # new to the store (a redelivered one is not here)
+    presence: list[InboundPresence]  # applied (a will of an ended session is not here)
+    alarms: list[AlarmRecord]  # opened by the new events, in the same transaction
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,17 @@ from pathlib import Path
 
 import sqlite_utils
 
+from edge.contract.base import new_event_id
 from edge.contract.presence import Birth, Death, Health
+from gateway.store.base import Cases
 from gateway.store.migrations import apply_migrations
-from gateway.store.records import DeadLetter, InboundEvent, InboundPresence, utc_text
+from gateway.store.records import (
+    DeadLetter,
+    InboundEvent,
+    InboundPresence,
+    Written,
+    utc_text,
+)
 from gateway.store.rows import TABLES, insert_sql
 from gateway.store.sqlite_alarms import AlarmsAndAccess
 from gateway.store.sqlite_reads import Reads
@@ -40,7 +48,7 @@ class SqliteStore(Reads, AlarmsAndAccess):
         self.path = Path(path)
         self._busy_ms = int(busy_timeout_s * 1000)
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: dict[threading.Thread, sqlite3.Connection] = {}
         self._all_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +57,7 @@ class SqliteStore(Reads, AlarmsAndAccess):
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            self._close_orphans()
             # Autocommit mode: transactions are the explicit BEGINs below, nothing implicit.
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
@@ -61,8 +70,15 @@ class SqliteStore(Reads, AlarmsAndAccess):
             conn.execute("PRAGMA foreign_keys = ON")
             self._local.conn = conn
             with self._all_lock:
-                self._all.append(conn)
+                self._all[threading.current_thread()] = conn
         return conn
+
+    def _close_orphans(self) -> None:
+        # The API's worker threads come and go; a connection outlives its thread only
+        # until the next thread opens one, so their number stays that of live threads.
+        with self._all_lock:
+            for thread in [t for t in self._all if not t.is_alive()]:
+                self._all.pop(thread).close()
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -79,10 +95,12 @@ class SqliteStore(Reads, AlarmsAndAccess):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A failed COMMIT may or may not have rolled back; never leave it open.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file without blocking writers (call every second).
@@ -94,7 +112,7 @@ class SqliteStore(Reads, AlarmsAndAccess):
 
     def close(self) -> None:
         with self._all_lock:
-            for conn in self._all:
+            for conn in self._all.values():
                 conn.close()
             self._all.clear()
         self._local = threading.local()
@@ -106,23 +124,35 @@ class SqliteStore(Reads, AlarmsAndAccess):
         events: Sequence[InboundEvent],
         presence: Sequence[InboundPresence] = (),
         dead: Sequence[DeadLetter] = (),
-    ) -> list[InboundEvent]:
+        cases: Cases | None = None,
+    ) -> Written:
         now = datetime.now(UTC)
         with self._transaction() as conn:
-            for update in presence:
-                self._presence(conn, update)
+            applied = [update for update in presence if self._presence(conn, update)]
+            known = self._known_nodes(conn)
             new = self._new_only(conn, events)
             self._insert(conn, new)
-            by_node: dict[tuple[str, str], list[int]] = defaultdict(list)
+            by_node: dict[tuple[str, str], list[InboundEvent]] = defaultdict(list)
             for item in new:
-                by_node[(item.site, item.node)].append(item.event.seq)
-            for (site, node), seqs in by_node.items():
-                self._advance_seq(conn, site, node, seqs, now)
+                by_node[(item.site, item.node)].append(item)
+            for (site, node), items in by_node.items():
+                self._advance_seq(conn, site, node, items, first=(site, node) not in known)
             conn.executemany(
                 "INSERT INTO dead_letters (received_at, topic, payload, reason) VALUES (?,?,?,?)",
                 [(utc_text(d.received_at), d.topic, d.payload, d.reason) for d in dead],
             )
-        return new
+            # Alarms of new events commit with them: once acknowledged, a fever case is
+            # never redelivered, so a crash between the two would lose its alarm for good.
+            drafts = [
+                (d, new_event_id(now)) for item in new for d in (cases(item) if cases else ())
+            ]
+            opened = self._open_alarms(conn, drafts, now)
+        return Written(new, applied, self._alarms_by_id(opened))
+
+    def _known_nodes(self, conn: sqlite3.Connection) -> set[tuple[str, str]]:
+        return {(site, node) for site, node in conn.execute(
+            "SELECT site, node FROM nodes WHERE seq_max > 0 OR epoch > 0"
+        )}  # fmt: skip
 
     def _new_only(
         self, conn: sqlite3.Connection, events: Sequence[InboundEvent]
@@ -174,12 +204,25 @@ class SqliteStore(Reads, AlarmsAndAccess):
             conn.executemany(insert_sql(table_name, columns), kind_rows)
 
     def _advance_seq(
-        self, conn: sqlite3.Connection, site: str, node: str, seqs: list[int], now: datetime
+        self,
+        conn: sqlite3.Connection,
+        site: str,
+        node: str,
+        items: list[InboundEvent],
+        *,
+        first: bool,
     ) -> None:
+        seqs = [item.event.seq for item in items]
+        # A gap opens when its events arrived, by the gateway's clock of receipt.
+        arrived = max(item.received_at for item in items)
         epoch, contiguous, seq_max, gap_since = conn.execute(
             "SELECT epoch, seq_contiguous, seq_max, gap_since FROM nodes WHERE site=? AND node=?",
             (site, node),
         ).fetchone()
+        if first and epoch == 0:
+            # The first events the gateway ever gets from a node that was already running
+            # start wherever its outbox was: what came before is not a gap of ours.
+            contiguous = min(seqs) - 1
         seq_max = max(seq_max, *seqs)
         # Only an arrival right after the contiguous run can extend it; the scan then
         # walks forward over what had arrived out of order.
@@ -195,13 +238,14 @@ class SqliteStore(Reads, AlarmsAndAccess):
         if contiguous >= seq_max:
             gap_since = None
         elif gap_since is None:
-            gap_since = utc_text(now)
+            gap_since = utc_text(arrived)
         conn.execute(
             "UPDATE nodes SET seq_contiguous=?, seq_max=?, gap_since=? WHERE site=? AND node=?",
             (contiguous, seq_max, gap_since, site, node),
         )
 
-    def _presence(self, conn: sqlite3.Connection, item: InboundPresence) -> None:
+    def _presence(self, conn: sqlite3.Connection, item: InboundPresence) -> bool:
+        """Apply a birth, death or heartbeat; False for one of a session already ended."""
         conn.execute(
             "INSERT OR IGNORE INTO nodes (site, node, role, first_seen) VALUES (?, ?, ?, ?)",
             (item.site, item.node, str(item.role), utc_text(item.received_at)),
@@ -213,7 +257,7 @@ class SqliteStore(Reads, AlarmsAndAccess):
         payload = item.payload
         if known_session is not None and payload.session < known_session:
             if not isinstance(payload, Birth):
-                return  # the will or heartbeat of a session that has already ended
+                return False  # the will or heartbeat of a session that has already ended
             # A lower session in a birth: the node lost its state and counts from 1 again.
             conn.execute(
                 "UPDATE nodes SET epoch = epoch + 1, seq_contiguous = 0, seq_max = 0, "
@@ -221,21 +265,24 @@ class SqliteStore(Reads, AlarmsAndAccess):
                 key,
             )
         seen = utc_text(item.received_at)
-        skew = (payload.node_time - item.received_at).total_seconds()
         if isinstance(payload, Death):
             conn.execute(
                 "UPDATE nodes SET online=0, offline_reason=?, session=? WHERE site=? AND node=?",
                 (payload.reason, payload.session, *key),
             )
-            return
+            return True
+        # A heartbeat is live; a birth may have waited out an outage in our session, so
+        # its age is counted from the node's own time of sending.
+        reported_at = seen if isinstance(payload, Health) else utc_text(payload.node_time)
         fields: dict[str, object] = {
             "online": 1, "offline_reason": None, "session": payload.session,
             "devices": json.dumps(payload.devices),
-            "trust_list_age_s": payload.trust_list_age_s,
-            "trust_list_age_at": utc_text(payload.node_time) if item.retained else seen,
+            "trust_list_age_s": payload.trust_list_age_s, "trust_list_age_at": reported_at,
         }  # fmt: skip
         if not item.retained:
-            fields |= {"last_seen": seen, "clock_skew_s": round(skew, 3)}
+            fields["last_seen"] = seen
+        if item.skew_s is not None:
+            fields["clock_skew_s"] = round(item.skew_s, 3)
         if isinstance(payload, Birth):
             fields |= {
                 "version": payload.version, "config_hash": payload.config_hash,
@@ -248,12 +295,29 @@ class SqliteStore(Reads, AlarmsAndAccess):
             f"UPDATE nodes SET {assignments} WHERE site=? AND node=?",  # noqa: S608
             (*fields.values(), *key),
         )
+        return True
 
-    def mark_offline(self, nodes: Sequence[tuple[str, str]], reason: str) -> None:
-        if not nodes:
-            return
+    def mark_offline(
+        self, nodes: Sequence[tuple[str, str, datetime | None]], reason: str
+    ) -> list[tuple[str, str]]:
+        marked = []
         with self._transaction() as conn:
-            conn.executemany(
-                "UPDATE nodes SET online=0, offline_reason=? WHERE site=? AND node=? AND online=1",
-                [(reason, site, node) for site, node in nodes],
+            for site, node, last_seen in nodes:
+                # Only if nothing was heard since the caller looked: a heartbeat stored
+                # in between keeps the node online.
+                cursor = conn.execute(
+                    "UPDATE nodes SET online=0, offline_reason=? "
+                    "WHERE site=? AND node=? AND online=1 AND last_seen IS ?",
+                    (reason, site, node, utc_text(last_seen) if last_seen else None),
+                )
+                if cursor.rowcount:
+                    marked.append((site, node))
+        return marked
+
+    def accept_gap(self, site: str, node: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE nodes SET seq_contiguous = seq_max, gap_since = NULL "
+                "WHERE site=? AND node=?",
+                (site, node),
             )

@@ -38,26 +38,50 @@ class AlarmsAndAccess:
         self, drafts: Sequence[tuple[AlarmDraft, str]], at: datetime
     ) -> list[AlarmRecord]:
         with self._transaction() as conn:
-            # The partial unique index refuses a second live alarm for one condition; the
-            # ids are new, so those found afterwards are the ones this call opened.
-            conn.executemany(
-                "INSERT OR IGNORE INTO alarms (alarm_id, kind, site, node, subject, "
-                "severity, state, message, raised_at) VALUES (?, ?, ?, ?, ?, ?, 'raised', ?, ?)",
-                [
-                    (alarm_id, str(draft.kind), draft.site, draft.node, draft.subject,
-                     draft.severity, draft.message, utc_text(at))
-                    for draft, alarm_id in drafts
-                ],
-            )  # fmt: skip
+            opened = self._open_alarms(conn, drafts, at)
+        return self._alarms_by_id(opened)
+
+    def _open_alarms(
+        self, conn: sqlite3.Connection, drafts: Sequence[tuple[AlarmDraft, str]], at: datetime
+    ) -> list[str]:
+        """Insert drafts inside the caller's transaction; the ids of those opened, in order."""
+        if not drafts:
+            return []
+        before = conn.total_changes
+        # The partial unique index refuses a second live alarm for one condition.
+        conn.executemany(
+            "INSERT OR IGNORE INTO alarms (alarm_id, kind, site, node, subject, "
+            "severity, state, message, raised_at) VALUES (?, ?, ?, ?, ?, ?, 'raised', ?, ?)",
+            [
+                (alarm_id, str(draft.kind), draft.site, draft.node, draft.subject,
+                 draft.severity, draft.message, utc_text(at))
+                for draft, alarm_id in drafts
+            ],
+        )  # fmt: skip
+        if conn.total_changes - before == len(drafts):
+            return [alarm_id for _, alarm_id in drafts]
         ids = [alarm_id for _, alarm_id in drafts]
-        raised: list[AlarmRecord] = []
+        found = {row["alarm_id"] for row in self._rows_in(conn, "SELECT alarm_id FROM alarms", ids)}
+        return [alarm_id for alarm_id in ids if alarm_id in found]
+
+    def _alarms_by_id(self, ids: Sequence[str]) -> list[AlarmRecord]:
+        if not ids:
+            return []
+        rows = self._rows_in(self._conn(), "SELECT * FROM alarms", ids)
+        order = {alarm_id: index for index, alarm_id in enumerate(ids)}
+        return sorted((AlarmRecord(**row) for row in rows), key=lambda a: order[a.alarm_id])
+
+    def _rows_in(
+        self, conn: sqlite3.Connection, select: str, ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
         for start in range(0, len(ids), 900):  # under SQLite's limit of variables
             chunk = ids[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            rows = self._rows(f"SELECT * FROM alarms WHERE alarm_id IN ({marks})", chunk)  # noqa: S608
-            raised += [AlarmRecord(**row) for row in rows]
-        order = {alarm_id: index for index, alarm_id in enumerate(ids)}
-        return sorted(raised, key=lambda alarm: order[alarm.alarm_id])
+            cursor = conn.execute(f"{select} WHERE alarm_id IN ({marks})", chunk)
+            names = [d[0] for d in cursor.description]
+            rows += [dict(zip(names, row, strict=True)) for row in cursor]
+        return rows
 
     def live_alarm(
         self, kind: str, site: str, node: str | None, subject: str
@@ -92,7 +116,7 @@ class AlarmsAndAccess:
         )
         return [AlarmRecord(**row) for row in rows]
 
-    def acknowledge_alarm(self, alarm_id: str, by: str, at: datetime) -> AlarmRecord:
+    def acknowledge_alarm(self, alarm_id: str, by: str, at: datetime) -> tuple[AlarmRecord, bool]:
         with self._transaction() as conn:
             # Read inside the transaction: a clear landing in between cannot be overwritten.
             row = conn.execute("SELECT state FROM alarms WHERE alarm_id = ?", (alarm_id,))
@@ -101,22 +125,22 @@ class AlarmsAndAccess:
                 raise UnknownAlarm(alarm_id)
             if found[0] == "cleared":
                 raise ValueError(f"alarm {alarm_id} is already cleared")
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE alarms SET state='acknowledged', acknowledged_at=?, acknowledged_by=? "
                 "WHERE alarm_id = ? AND state = 'raised'",
                 (utc_text(at), by, alarm_id),
             )
-        return self.alarm(alarm_id)
+        return self.alarm(alarm_id), cursor.rowcount == 1
 
-    def clear_alarm(self, alarm_id: str, by: str, at: datetime) -> AlarmRecord:
+    def clear_alarm(self, alarm_id: str, by: str, at: datetime) -> tuple[AlarmRecord, bool]:
         self.alarm(alarm_id)
         with self._transaction() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE alarms SET state='cleared', cleared_at=?, cleared_by=? "
                 "WHERE alarm_id = ? AND state != 'cleared'",
                 (utc_text(at), by, alarm_id),
             )
-        return self.alarm(alarm_id)
+        return self.alarm(alarm_id), cursor.rowcount == 1
 
     def open_alarm_count(self) -> int:
         row = self._conn().execute("SELECT COUNT(*) FROM alarms WHERE state != 'cleared'")

@@ -39,7 +39,7 @@ class Gates:
             seq = self._seq[node]
         event = event_type(event_id=new_event_id(at), seq=seq, node_time=at, **fields)
         role = Role.DEPOT if node.startswith("d") else Role.GATE
-        return InboundEvent(self.site, node, role, event, encode(event), datetime.now(UTC))
+        return InboundEvent(self.site, node, role, event, encode(event), self.now)
 
     def passage(self, node: str = "g01", **fields: Any) -> InboundEvent:
         values: dict[str, Any] = {

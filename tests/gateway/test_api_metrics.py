@@ -63,7 +63,7 @@ def test_metrics__move_after_ingest_and_store_writes(
     dead = [DeadLetter("gatepost/north/g01/event", b"junk", "not-cbor", now)]
     store.write(events, presence=[birth("g01"), birth("g02")], dead=dead)
     # Ingest counts what it handed the store: 4 messages, 2 new events, 1 refused, 1 repeat.
-    gateway_context.stats.batch_done(received=4, stored=2, dead=1, lag_s=0.25)
+    gateway_context.stats.batch_done(received=4, stored=2, duplicates=1, dead=1, lag_s=0.25)
     gateway_context.alarms.raise_alarm(
         AlarmDraft(kind=AlertKind.FEVER, site="north", node="g01", subject="h1", severity="warning",
                    message="fever")
@@ -85,6 +85,6 @@ def test_metrics__each_app_has_its_own_numbers(gateway_context: GatewayContext) 
     # Two apps in one process (as in tests) must neither share nor clash over a registry.
     first = TestClient(create_app(gateway_context))
     second = TestClient(create_app(replace(gateway_context, stats=IngestStats())))
-    gateway_context.stats.batch_done(received=1, stored=1, dead=0, lag_s=0.0)
+    gateway_context.stats.batch_done(received=1, stored=1, duplicates=0, dead=0, lag_s=0.0)
     assert scrape(first)[("gatepost_ingest_received_total", ())] == 1
     assert scrape(second)[("gatepost_ingest_received_total", ())] == 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from edge.contract import topics
 from edge.contract.catalogue import encode
 from edge.contract.command import Alert
-from edge.contract.presence import Birth, Death
+from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import AlertKind, EventKind, Role, Site
 from gateway.alarms import AlarmBook
 from gateway.config import (
@@ -30,10 +30,10 @@ from gateway.config import (
 )
 from gateway.ingest import Ingest
 from gateway.live import LiveFeed
-from gateway.rules import AlarmRules
+from gateway.rules import AlarmRules, alarm_cases
 from gateway.stats import IngestStats
 from gateway.store import SqliteStore
-from gateway.store.records import EventQuery, InboundEvent, InboundPresence
+from gateway.store.records import EventQuery, InboundEvent, Written
 from simulators.broker import PrivateBroker
 from tests.conftest import connect
 from tests.gateway.factory import Gates
@@ -69,12 +69,10 @@ class Running:
         live = LiveFeed()
         self.book = AlarmBook(self.store, self.alerts.append, live)
         self.rules = AlarmRules(config, self.store, self.book, self.book._clock, self.book._clock())
-        self.ingest = Ingest(config, self.store, self.stats, self._on_stored)
+        self.ingest = Ingest(config, self.store, self.stats, self._on_stored, alarm_cases)
 
-    def _on_stored(
-        self, events: Sequence[InboundEvent], presence: Sequence[InboundPresence]
-    ) -> None:
-        self.rules.on_stored(events, presence)
+    def _on_stored(self, written: Written) -> None:
+        self.rules.on_stored(written)
 
     def seqs(self) -> list[int]:
         return self.store.event_seqs("north", "g01")
@@ -238,8 +236,16 @@ def test_ingest__births_deaths_and_heartbeats_set_presence_and_offline_alarms(
         record = gateway.store.node("north", "g01")
         assert record is not None
         assert (record.session, record.version) == (3, "1.0")
-        assert record.clock_skew_s is not None
-        assert abs(record.clock_skew_s) < 5
+        assert record.clock_skew_s is None, "a birth may have waited in the session: no skew"
+        ahead = Health(
+            node_time=datetime.now(UTC) + timedelta(seconds=40), session=3, uptime_s=1,
+            last_seq=0, outbox_depth=0, outbox_capacity=100,
+        )  # fmt: skip
+        node.publish(topics.health(G01), encode(ahead), qos=0).wait_for_publish(5)
+        wait_until(lambda: gateway.store.node("north", "g01").clock_skew_s is not None)  # type: ignore[union-attr]
+        skew = gateway.store.node("north", "g01").clock_skew_s  # type: ignore[union-attr]
+        assert skew == pytest.approx(40, abs=5)
+        assert gateway.store.live_alarm(AlertKind.CLOCK_SKEW, "north", "g01", "")
         will = Death(session=3, node_time=now, reason="lost")
         node.publish(topics.status(G01), encode(will), qos=1, retain=True).wait_for_publish(5)
         wait_until(lambda: not gateway.store.node("north", "g01").online)  # type: ignore[union-attr]
@@ -259,7 +265,7 @@ class FullDisk(SqliteStore):
 
     failures = 3
 
-    def write(self, *args: Any, **kwargs: Any) -> list[InboundEvent]:
+    def write(self, *args: Any, **kwargs: Any) -> Written:
         if self.failures:
             self.failures -= 1
             raise sqlite3.OperationalError("database or disk is full")
@@ -272,7 +278,7 @@ def test_ingest__a_store_that_cannot_write_holds_the_batch_and_loses_nothing(
     config = config_for(broker, tmp_path)
     gateway = Running(config)
     gateway.store = FullDisk(config.store.path)
-    gateway.ingest = Ingest(config, gateway.store, gateway.stats, gateway._on_stored)
+    gateway.ingest = Ingest(config, gateway.store, gateway.stats, gateway._on_stored, alarm_cases)
     gateway.ingest.start()
     try:
         assert gateway.ingest.wait_connected(10)
@@ -294,7 +300,7 @@ def test_ingest__stopped_while_the_store_refuses_acknowledges_nothing_and_the_ne
     gateway = Running(config)
     gateway.store = FullDisk(config.store.path)
     gateway.store.failures = 1_000
-    gateway.ingest = Ingest(config, gateway.store, gateway.stats, gateway._on_stored)
+    gateway.ingest = Ingest(config, gateway.store, gateway.stats, gateway._on_stored, alarm_cases)
     gateway.ingest.start()
     assert gateway.ingest.wait_connected(10)
     time.sleep(0.2)
@@ -329,3 +335,44 @@ def test_ingest__stopped_with_a_backlog_stops_at_once_and_the_next_start_stores_
     with running(config) as restarted:
         wait_until(lambda: len(restarted.seqs()) == 20_000, timeout_s=60)
         assert restarted.seqs() == list(range(1, 20_001))
+
+
+class RefusesOne(SqliteStore):
+    """The real store, refusing any batch that holds one particular event."""
+
+    refused = ""
+
+    def write(self, events: Any, *args: Any, **kwargs: Any) -> Written:
+        if any(item.event.event_id == self.refused for item in events):
+            raise ValueError("cannot store this one")
+        return super().write(events, *args, **kwargs)
+
+
+def test_ingest__an_event_the_store_refuses_is_dead_lettered_alone(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+) -> None:
+    config = config_for(broker, tmp_path)
+    gateway = Running(config)
+    gateway.store = RefusesOne(config.store.path)
+    made = [gates.passage() for _ in range(5)]
+    gateway.store.refused = made[2].event.event_id
+    gateway.ingest = Ingest(config, gateway.store, gateway.stats, gateway._on_stored, alarm_cases)
+    gateway.ingest.start()
+    try:
+        assert gateway.ingest.wait_connected(10)
+        time.sleep(0.2)
+        for index in (0, 1, 2):
+            node.publish(topics.event(G01, EventKind.PASSAGE), encode(made[index].event), qos=1)
+        send(node, made[3])
+        wait_until(lambda: gateway.stats.received == 4)
+        send(node, made[4])
+        wait_until(lambda: len(gateway.seqs()) == 4)
+        assert gateway.seqs() == [1, 2, 4, 5]
+        letters = gateway.store.dead_letters()
+        assert [letter.reason for letter in letters] == [
+            "could not be stored: cannot store this one"
+        ]
+        assert made[2].event.event_id in letters[0].payload
+    finally:
+        gateway.ingest.stop()
+        gateway.store.close()

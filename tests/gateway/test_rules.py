@@ -16,7 +16,7 @@ from edge.gate.daily import daily_report_fields, report_period
 from gateway.alarms import AlarmBook
 from gateway.config import AlarmSection, GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
-from gateway.rules import AlarmRules, last_closed_period
+from gateway.rules import AlarmRules, alarm_cases, last_closed_period
 from gateway.store import SqliteStore
 from gateway.store.records import InboundPresence
 from tests.gateway.factory import Gates
@@ -49,8 +49,8 @@ class Rig:
     def arrive(self, *items: object) -> None:
         events = [i for i in items if not isinstance(i, InboundPresence)]
         presence = [i for i in items if isinstance(i, InboundPresence)]
-        new = self.store.write(events, presence)  # type: ignore[arg-type]
-        self.rules.on_stored(new, presence)
+        written = self.store.write(events, presence, cases=alarm_cases)  # type: ignore[arg-type]
+        self.rules.on_stored(written)
 
     def presence(self, payload: Birth | Death | Health, node: str = "g01") -> InboundPresence:
         return InboundPresence("north", node, Role.GATE, payload, self.clock.now)
@@ -138,12 +138,50 @@ def test_rules__a_last_will_is_critical_a_clean_shutdown_a_warning(rig: Rig) -> 
     assert severities == {"g01": "critical", "g02": "warning"}
 
 
+def heartbeat(rig: Rig, ahead_s: float, session: int = 1) -> InboundPresence:
+    return rig.presence(
+        Health(
+            node_time=rig.clock.now + timedelta(seconds=ahead_s), session=session,
+            uptime_s=40, last_seq=0, outbox_depth=0, outbox_capacity=100,
+        )
+    )  # fmt: skip
+
+
 def test_rules__clock_skew_over_the_limit_alarms_and_a_good_clock_clears_it(rig: Rig) -> None:
-    rig.arrive(rig.birth(node_time=rig.clock.now + timedelta(seconds=95)))
+    rig.arrive(rig.birth())
+    rig.arrive(heartbeat(rig, 95))
     assert rig.states(AlertKind.CLOCK_SKEW) == ["raised"]
     assert "+95 s" in rig.alerts[-1].message
-    rig.arrive(rig.birth(node_time=rig.clock.now + timedelta(seconds=1)))
+    rig.arrive(heartbeat(rig, 20))  # under the limit, but not under half of it: no flapping
+    assert rig.states(AlertKind.CLOCK_SKEW) == ["raised"]
+    rig.arrive(heartbeat(rig, 1))
     assert rig.states(AlertKind.CLOCK_SKEW) == ["raised", "cleared"]
+
+
+def test_rules__a_birth_that_waited_out_an_outage_is_no_clock_skew(rig: Rig) -> None:
+    rig.arrive(rig.birth(node_time=rig.clock.now - timedelta(hours=2)))
+    assert rig.states(AlertKind.CLOCK_SKEW) == []
+
+
+def test_rules__the_will_of_an_ended_session_raises_nothing(rig: Rig) -> None:
+    rig.arrive(rig.birth(session=4))
+    rig.arrive(rig.presence(Death(session=3, node_time=rig.clock.now, reason="lost")))
+    assert rig.states(AlertKind.NODE_OFFLINE) == []
+    assert rig.store.node("north", "g01").online  # type: ignore[union-attr]
+
+
+def test_rules__a_heartbeat_stored_after_the_check_read_the_nodes_keeps_the_node_online(
+    rig: Rig,
+) -> None:
+    rig.arrive(rig.birth())
+    rig.clock.advance(31)
+    stale = rig.store.nodes()
+    rig.arrive(heartbeat(rig, 0))  # lands between the read and the marking
+    rig.store.nodes = lambda site=None: stale  # type: ignore[method-assign]
+    rig.rules.check()
+    del rig.store.nodes
+    assert rig.states(AlertKind.NODE_OFFLINE) == []
+    assert rig.store.node("north", "g01").online  # type: ignore[union-attr]
 
 
 def test_rules__an_old_or_missing_trust_list_alarms(rig: Rig) -> None:
@@ -242,3 +280,42 @@ def test_rules__one_of_two_volunteers_ending_a_shift_leaves_the_gate_attended(ri
     assert rig.states(AlertKind.GATE_UNATTENDED) == []
     rig.arrive(rig.gates.shift("g01", "end", volunteer_id="v001"))
     assert rig.store.node("north", "g01").volunteers_on_duty == []  # type: ignore[union-attr]
+
+
+def test_rules__a_fever_alarm_is_stored_with_its_event_even_if_the_rules_never_run(
+    rig: Rig,
+) -> None:
+    # The process dies between the commit (and its PUBACKs) and the rules: nothing
+    # redelivers the event, so the alarm must already be in the store.
+    passage = rig.gates.passage(outcome="hold", reasons=("fever",), temperature_c=38.6)
+    written = rig.store.write([passage], cases=alarm_cases)
+    assert [a.kind for a in written.alarms] == [AlertKind.FEVER]
+    assert rig.store.live_alarm(AlertKind.FEVER, "north", "g01", passage.event.event_id)
+    assert rig.store.write([passage], cases=alarm_cases).alarms == []  # redelivered
+
+
+def test_rules__the_first_events_of_a_running_node_are_no_gap(rig: Rig) -> None:
+    # The gateway first hears of g01 at seq 5,000: the 4,999 before are not its loss.
+    rig.arrive(*(rig.gates.passage(seq=seq) for seq in (5000, 5001)))
+    rig.clock.advance(60)
+    rig.rules.check()
+    assert rig.states(AlertKind.DATA_LOSS) == []
+    rig.arrive(rig.gates.passage(seq=5003))
+    rig.clock.advance(60)
+    rig.rules.check()
+    assert rig.states(AlertKind.DATA_LOSS) == ["raised"], "a hole after that still counts"
+
+
+def test_rules__clearing_data_loss_by_hand_accepts_the_events_as_lost(rig: Rig) -> None:
+    rig.arrive(*(rig.gates.passage(seq=seq) for seq in (1, 2, 4)))
+    rig.clock.advance(60)
+    rig.rules.check()
+    alarm = rig.store.live_alarm(AlertKind.DATA_LOSS, "north", "g01", "")
+    assert alarm is not None
+    rig.book.clear(alarm.alarm_id, "duty-desk")
+    rig.clock.advance(60)
+    rig.rules.check()
+    assert rig.states(AlertKind.DATA_LOSS) == ["raised", "cleared"], "not raised again"
+    node = rig.store.node("north", "g01")
+    assert node is not None
+    assert (node.seq_contiguous, node.gap_since) == (4, None)
