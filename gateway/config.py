@@ -148,7 +148,8 @@ def load_config(path: Path) -> GatewayConfig:
         ConfigError: missing, not YAML, or invalid; every failing field is named.
     """
     data = read_mapping(path)
-    store = data.get("store")
-    if isinstance(store, dict) and isinstance(store.get("path"), str):
-        store["path"] = str(path.parent / store["path"])
+    store = data.setdefault("store", {})
+    if isinstance(store, dict) and isinstance(store.get("path", ""), str):
+        # Relative paths, the default included, are taken from the config's folder.
+        store["path"] = str(path.parent / store.get("path", StoreSection().path))
     return validate(path, GatewayConfig, data)

@@ -172,10 +172,16 @@ class Ingest:
     def _on_deliveries(self, chunk: list[Delivery]) -> None:
         if not self._accepting.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
-        # Blocks when the queue is full: the reader stops, TCP pushes back on the broker.
-        self._queue.put(chunk)
+        # Waits while the queue is full: the reader stops, TCP pushes back on the broker.
+        # A stop meanwhile drops the chunk: it was never acknowledged.
+        while self._accepting.is_set():
+            try:
+                self._queue.put(chunk, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
-    # --- writer thread ------------------------------------------------------------------
+    # --- decoder and writer threads ---------------------------------------------------
 
     def _decode_loop(self) -> None:
         section = self.config.ingest

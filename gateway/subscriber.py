@@ -12,7 +12,7 @@ Everything the gateway publishes still goes through paho.
 # variable byte integer (7 bits a byte, high bit = more), then the rest.
 #   CONNECT     0x10  "MQTT", level 5, flags (0x02 clean start), keep alive u16,
 #                     properties (0x11 session expiry u32, 0x21 receive maximum u16),
-#                     client id; optional user name (flag 0x80) and password (0x40)
+#                     client id (no user name, password or will: flags 0x02 only)
 #   CONNACK     0x20  flags (bit 0: session present), reason code, properties
 #   SUBSCRIBE   0x82  packet id, properties (none), (filter, options = max QoS)...
 #   SUBACK      0x90  packet id, properties, one reason code per filter (< 0x80 granted)

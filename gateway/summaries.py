@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -19,6 +20,7 @@ from gateway.store import Store
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, Payload], None]
+REFRESH_RUNS = 12
 
 
 class SummaryPublisher:
@@ -51,10 +53,13 @@ class SummaryPublisher:
         # a district's gates would otherwise cost a query each, every few seconds.
         self._counts: dict[tuple[str, str], tuple[datetime, CheckpointCounts]] = {}
         self._touched: set[tuple[str, str]] = set()
+        self._touched_lock = threading.Lock()
+        self._runs = 0
 
     def touched(self, site: str, node: str) -> None:
         """New events of this node were stored (called by ingest, from its thread)."""
-        self._touched.add((site, node))
+        with self._touched_lock:
+            self._touched.add((site, node))
 
     def publish_due(self) -> int:
         """Publish what changed, if `every_s` has passed since the last run; returns how many."""
@@ -64,7 +69,13 @@ class SummaryPublisher:
         now = self._clock()
         sent = 0
         # Swapped before querying: a node touched meanwhile is queried again next time.
-        touched, self._touched = self._touched, set()
+        with self._touched_lock:
+            touched, self._touched = self._touched, set()
+        # Every REFRESH_RUNS-th run counts every gate again: a replica beside this one
+        # stores events this process is never told about.
+        self._runs += 1
+        if self._runs % REFRESH_RUNS == 0:
+            self._counts.clear()
         online = {(n.site, n.node) for n in self._store.nodes() if n.online}
         for site in self._config.sites:
             since = report_period(now, site.cutoff_hour, site.zone).start

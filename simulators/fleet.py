@@ -34,6 +34,7 @@ from edge.contract.catalogue import encode
 from edge.contract.events import Passage
 from edge.contract.presence import Birth
 from edge.contract.topics import DEFAULT_PREFIX, EventKind, Node, Role, Site
+from edge.errors import GatepostError
 from edge.mqtt import BrokerUrl, new_client
 from simulators.processes import python_module, spawn, stop
 
@@ -199,7 +200,7 @@ def births(plan: FleetPlan, worker: int) -> list[Message]:
 # --- one publisher process -------------------------------------------------------
 
 
-class FleetError(Exception):
+class FleetError(GatepostError):
     """A publisher could not do its part."""
 
 

@@ -18,7 +18,8 @@ SCHEMA_VERSION: Literal[1] = 1
 
 # Crockford base32, 26 characters: sorts by creation time as plain text.
 EventId = Annotated[str, StringConstraints(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")]
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,47}$")]
 # Keyed hash (HMAC-SHA256, hex) of an identity number: joinable, never reversible.
 KeyedHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]

@@ -24,6 +24,7 @@ from edge.gate.reasons import REASON_TEXT
 from gateway.api.auth import ContextDep, require
 from gateway.api.context import GatewayContext
 from gateway.api.errors import responses
+from gateway.api.routes_nodes import NEVER_SEEN
 from gateway.config import SiteSection
 from gateway.reports import sum_counts
 from gateway.store.records import AlarmRecord, EventQuery, NodeRecord, PassageRecord
@@ -37,7 +38,6 @@ TICKER_LENGTH = 20
 FRAMES_PER_S = 4  # at most, per open dashboard, however fast ingest changes things
 SHARED_FOR_S = 1.0  # one snapshot serves every stream for the same change, this long at most
 GateStatus = Literal["online", "offline", "unattended"]
-NEVER_SEEN = "never-seen"  # the offline reason of an inventory gate that never said a word
 
 
 # --- the snapshot ------------------------------------------------------------------------------

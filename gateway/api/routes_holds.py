@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from edge.contract.base import personal_fields
+from edge.contract.events import Hold, HoldResolved
 from gateway.api.audit import audit_read, personal_view
 from gateway.api.auth import Caller, ContextDep, require
 from gateway.api.errors import responses
@@ -14,7 +16,8 @@ from gateway.store.records import HoldRecord
 
 router = APIRouter(prefix="/api/holds", tags=["holds"])
 
-HOLD_PERSONAL = ("subject_ref", "note")
+# The hold's own personal fields, and the note of its resolution.
+HOLD_PERSONAL = (*personal_fields(Hold), *personal_fields(HoldResolved))
 
 
 @router.get(

@@ -48,6 +48,7 @@ class GatewayCollector(Collector):
             ("stored", stats.stored, "Events stored for the first time"),
             ("duplicates", stats.duplicates, "Redelivered events, already stored"),
             ("dead_letters", stats.dead_letters, "Messages refused into the dead-letter table"),
+            ("batches", stats.batches, "Batches stored, one transaction each"),
         ):
             yield CounterMetricFamily(f"gatepost_ingest_{name}", text, value=value)
         yield GaugeMetricFamily(

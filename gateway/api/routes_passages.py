@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator, AwareDatetime
 
-from edge.contract.base import Colour
-from edge.contract.events import Outcome
+from edge.contract.base import SLUG_PATTERN, Colour, personal_fields
+from edge.contract.events import Outcome, Passage
 from gateway.api.audit import audit_read, personal_view
 from gateway.api.auth import Caller, ContextDep, require
 from gateway.api.context import GatewayContext
@@ -19,8 +19,9 @@ from gateway.store.records import EventQuery, PassageFilter, PassageRecord
 
 router = APIRouter(prefix="/api", tags=["passages"])
 
-SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # a topic segment, as edge.contract.base.Slug
-PASSAGE_PERSONAL = ("subject_ref", "vehicle_plate")
+SLUG = SLUG_PATTERN
+# The contract marks personal fields; the API hides exactly those from `command`.
+PASSAGE_PERSONAL = tuple(personal_fields(Passage))
 Order = Literal["newest", "oldest"]
 Subject = Literal["person", "vehicle"]
 

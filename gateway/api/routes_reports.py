@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import AfterValidator
 
+from edge.contract.base import SLUG_PATTERN
 from gateway.api.auth import ContextDep, require
 from gateway.api.errors import ApiError, responses
 from gateway.reports import (
@@ -22,7 +23,7 @@ from gateway.reports import (
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
-SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # a topic segment, as edge.contract.base.Slug
+SLUG = SLUG_PATTERN
 Format = Literal["json", "csv", "html"]
 
 

@@ -82,7 +82,9 @@ class SqliteStore(Reads, AlarmsAndAccess):
 
     @property
     def db(self) -> sqlite_utils.Database:
-        """This thread's connection as a sqlite-utils Database (for tools and tests)."""
+        """This thread's connection as a sqlite-utils Database, for tools and tests to look
+        inside. The store itself writes through sqlite3: its batches need their own
+        BEGIN IMMEDIATE and COMMIT, and sqlite-utils' write helpers commit on their own."""
         return sqlite_utils.Database(self._conn())
 
     @contextmanager

@@ -39,6 +39,7 @@ def test_metrics__names_and_types(gateway_context: GatewayContext) -> None:
         "gatepost_ingest_stored": "counter",
         "gatepost_ingest_duplicates": "counter",
         "gatepost_ingest_dead_letters": "counter",
+        "gatepost_ingest_batches": "counter",
         "gatepost_ingest_lag_seconds": "gauge",
         "gatepost_ingest_queue_depth": "gauge",
         "gatepost_ingest_connected": "gauge",

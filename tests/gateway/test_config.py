@@ -51,3 +51,9 @@ def test_load_config__a_relative_store_path_is_taken_from_the_config_folder(
     path = tmp_path / "gateway.yaml"
     path.write_text("sites: [{name: n}]\nstore: {path: data/gateway.db}")
     assert load_config(path).store.path == tmp_path / "data" / "gateway.db"
+
+
+def test_load_config__the_default_store_path_is_beside_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("sites: [{name: n}]")
+    assert load_config(path).store.path == tmp_path / "gateway.db"

@@ -187,8 +187,12 @@ def test_personal__nothing_personal_in_the_snapshot_or_the_stream(
 def test_roles__command_and_admin_only(
     api: TestClient, path: str, role: AccessRole, status: int
 ) -> None:
-    # The token as EventSource sends it: in the query.
-    with api.stream("GET", path, params={"access_token": TOKENS[role]}) as response:
+    # The stream's token as EventSource sends it, in the query; the snapshot's in a header.
+    if path == "/api/stream":
+        request = {"params": {"access_token": TOKENS[role]}}
+    else:
+        request = {"headers": {"Authorization": f"Bearer {TOKENS[role]}"}}
+    with api.stream("GET", path, **request) as response:
         assert response.status_code == status
         if status == 403:
             assert json.loads(response.read())["reason"] == "role-forbidden"

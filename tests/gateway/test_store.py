@@ -1,11 +1,21 @@
-"""The SQLite store's own housekeeping: connections do not outlive their threads."""
+"""The SQLite store: migrations, connections of ended threads, counts as the gate's."""
 
 from __future__ import annotations
 
+import random
+import sqlite3
 import threading
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from edge.contract.events import CheckpointCounts
+from edge.gate.daily import tally
 from gateway.store import SqliteStore
+from gateway.store.migrations import MIGRATIONS, Migration, apply_migrations
+from tests.gateway.factory import Gates
 
 
 def test_store__connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
@@ -17,3 +27,62 @@ def test_store__connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
     store.nodes()
     assert len(store._all) <= 2  # this thread's, and at most the last worker's
     store.close()
+
+
+def test_counts__the_store_counts_as_the_gate_tallies(tmp_path: Path) -> None:
+    # The gateway's SQL and the gate's own tally (edge.gate.daily) must agree, or a
+    # gate's daily report and the gateway's summary of the same day would differ.
+    rng = random.Random(7)
+    gates = Gates("north")
+    store = SqliteStore(tmp_path / "gateway.db")
+    events = []
+    for _ in range(400):
+        draw = rng.random()
+        if draw < 0.7:
+            outcome = rng.choice(["allow", "hold", "deny"])
+            vehicle = rng.random() < 0.2
+            fields: dict[str, Any] = {
+                "outcome": outcome,
+                "colour": rng.choice(["green", "yellow", "red", None]),
+                "temperature_c": rng.choice([None, 36.5, 38.4]),
+                "reasons": ()
+                if outcome == "allow"
+                else (rng.choice(["fever", "red", "vehicle-fever"]),),
+            }
+            if vehicle:
+                fields |= {"subject": "vehicle", "occupants": rng.choice([None, 1, 3])}
+            events.append(gates.passage(rng.choice(["g01", "g02"]), **fields))
+        elif draw < 0.85:
+            hold = gates.hold(gates.passage(outcome="hold", reasons=("fever",)))
+            events.append(gates.resolved(hold, rng.choice(["released", "turned-back"])))
+        else:
+            events.append(gates.disinfection(rng.choice(["g01", "g02"])))
+    store.write(events)
+    since = gates.now - timedelta(hours=1)
+    for node in ("g01", "g02", None):
+        expected = CheckpointCounts()
+        for item in events:
+            if node is None or item.node == node:
+                expected = tally(expected, item.event)
+        assert store.counts("north", node, since) == expected
+    store.close()
+
+
+def test_migrations__applied_once_each_and_recorded(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "gateway.db")
+    db = store.db  # sqlite-utils, for looking inside
+    assert [row["name"] for row in db["_migrations"].rows] == [m.name for m in MIGRATIONS]
+    assert {"events", "passages", "nodes", "alarms", "tokens", "audit_log"} <= set(db.table_names())
+    store.close()
+    assert apply_migrations(sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)) == []
+
+
+def test_migrations__one_that_fails_is_rolled_back_whole(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)
+    broken = Migration("0099-broken", "CREATE TABLE half (x); CREATE TABLE half (y)")
+    with pytest.raises(sqlite3.OperationalError, match="already exists"):
+        apply_migrations(conn, (*MIGRATIONS, broken))
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert "half" not in tables
+    recorded = [row[0] for row in conn.execute("SELECT name FROM _migrations")]
+    assert recorded == [m.name for m in MIGRATIONS]
