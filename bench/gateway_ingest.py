@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
@@ -34,14 +34,6 @@ from simulators.processes import python_module, spawn, stop, wait_for_http
 FLEET_TIMEOUT_S = 300.0
 # A receiver that got nothing new for this long has got all it will get.
 IDLE_S = 10.0
-
-
-class GatewayUnderTest(Protocol):
-    """What the bench needs from the gateway: how many events it has ingested, and a stop."""
-
-    def received(self) -> int: ...
-
-    def stop(self) -> None: ...
 
 
 class GatewayProcess:
@@ -82,11 +74,6 @@ def stored_in(db: Path) -> int:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         row = conn.execute("SELECT COALESCE(SUM(seq_contiguous), 0) FROM nodes").fetchone()
     return int(row[0])
-
-
-def start_gateway(broker_url: BrokerUrl, workdir: Path, plan: FleetPlan) -> GatewayUnderTest:
-    """The gateway, subscribed before it returns."""
-    return GatewayProcess(broker_url, workdir, plan)
 
 
 class SubReceiver:
@@ -190,31 +177,26 @@ def measure(plan: FleetPlan, work: Path) -> tuple[FleetResult, list[dict[str, An
                 for seq in range(1, plan.events_per_node + 1)}  # fmt: skip
     with PrivateBroker(work / "broker") as broker:
         sub = SubReceiver(broker.url, topic_filter, plan.total)
-        gateway = start_gateway(broker.url, work / "gateway", plan)
-        watch = GatewayWatch(gateway.received) if gateway else None
+        gateway = GatewayProcess(broker.url, work / "gateway", plan)
+        watch = GatewayWatch(gateway.received)
         try:
             # mosquitto_sub subscribes within milliseconds; the fleet takes a second or
             # more to start its processes and build its payloads, so nothing is missed.
             result = run_fleet(plan, broker.url, timeout_s=FLEET_TIMEOUT_S)
             sub.wait(plan.total)
-            if watch:
-                watch.wait(plan.total)
+            watch.wait(plan.total)
         finally:
             sub.close()
-            if watch:
-                watch.close()
-            if gateway:
-                gateway.stop()
+            watch.close()
+            gateway.stop()
     fleet = _row("fleet (PUBACKed)", result.published, plan.total - result.published, "-",
                  result.seconds)  # fmt: skip
-    rows = [fleet, sub.row(expected)]
-    if watch:
-        rows.append(watch.row(plan.total))
+    live = watch.row(plan.total)
+    live["receiver"] = "gateway, live beside the fleet"
+    rows = [fleet, sub.row(expected), live]
     ceiling = rows[1]["events/s"]
     for row in rows:
         row["vs mosquitto_sub"] = f"{row['events/s'] / ceiling:.2f}" if ceiling else "-"
-    if watch:
-        rows[-1]["receiver"] = "gateway, live beside the fleet"
     return result, rows
 
 
