@@ -21,6 +21,7 @@ from edge.contract.topics import Role
 from edge.gate.console.stream import UpdateStream, attach_stream
 from edge.gate.daily import report_period
 from edge.gate.reasons import REASON_TEXT
+from edge.web.page import inline_page
 from gateway.api.auth import ContextDep, require
 from gateway.api.context import GatewayContext
 from gateway.api.errors import responses
@@ -249,16 +250,11 @@ async def stream(request: Request) -> EventStreamResponse:
 @cache
 def render_page() -> str:
     """The page with its CSS, scripts and the reason words inlined: one response, offline."""
-    html = (STATIC / "index.html").read_text(encoding="utf-8")
-    css = (STATIC / "dashboard.css").read_text(encoding="utf-8")
-    js = "\n".join((STATIC / name).read_text(encoding="utf-8") for name in SCRIPTS)
     reasons = {code: {"zh": zh, "en": en} for code, (zh, en) in REASON_TEXT.items()}
     # "<" escaped: the JSON sits inside a <script> element.
     words = json.dumps(reasons, ensure_ascii=False).replace("<", "\\u003c")
-    return (
-        html.replace("/*{{style}}*/", css)
-        .replace("/*{{reasons}}*/", f"window.gatepostReasons = {words};")
-        .replace("/*{{script}}*/", js)
+    return inline_page(
+        STATIC, "dashboard.css", SCRIPTS, reasons=f"window.gatepostReasons = {words};"
     )
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from edge.gate.console.context import ContextDep, Language
+from edge.web.page import inline_page
 
 router = APIRouter(tags=["page"])
 
@@ -17,19 +18,8 @@ SCRIPTS = ("words.js", "actions.js", "forms.js", "console.js")
 
 
 def render_page(language: Language) -> str:
-    """The page with `language` as its default and the CSS and JS inlined.
-
-    Inlined so an updated node never serves new HTML with a stale cached script, and
-    the page needs nothing but this one response to come up.
-    """
-    html = (STATIC / "index.html").read_text(encoding="utf-8")
-    css = (STATIC / "console.css").read_text(encoding="utf-8")
-    js = "\n".join((STATIC / name).read_text(encoding="utf-8") for name in SCRIPTS)
-    return (
-        html.replace("{{language}}", language)
-        .replace("/*{{style}}*/", css)
-        .replace("/*{{script}}*/", js)
-    )
+    """The page with `language` as its default and the CSS and JS inlined."""
+    return inline_page(STATIC, "console.css", SCRIPTS, language=language)
 
 
 @router.get("/", response_class=HTMLResponse)

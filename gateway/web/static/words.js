@@ -69,32 +69,13 @@
   const LANGUAGE_KEY = "gatepost.dashboard.language";
   const TOKEN_KEY = "gatepost.dashboard.token";
 
-  const $ = (selector, root = document) => root.querySelector(selector);
-  const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
   const gp = { state: null };
   window.gatepost = gp;
 
   // --- words -------------------------------------------------------------------------
 
-  function fill(text, vars) {
-    return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : ""));
-  }
+  const { $, $$, fill, both } = window.gatepostText;
 
-  // A fragment with both languages; `vars` values may themselves be [zh, en] pairs.
-  function both(pair, vars = {}) {
-    const fragment = document.createDocumentFragment();
-    [["zh-CN", 0], ["en", 1]].forEach(([lang, i]) => {
-      const values = {};
-      for (const [name, value] of Object.entries(vars)) {
-        values[name] = Array.isArray(value) ? value[i] : value;
-      }
-      const span = document.createElement("span");
-      span.lang = lang;
-      span.textContent = fill(pair[i], values);
-      fragment.append(span);
-    });
-    return fragment;
-  }
 
   const word = (key) => T[key] || [key, key];
   const say = (key, vars) => both(word(key), vars);

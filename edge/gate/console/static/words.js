@@ -55,8 +55,6 @@
     refused: ["被拒绝：{reason}", "Refused: {reason}"],
   };
 
-  const $ = (selector, root = document) => root.querySelector(selector);
-  const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
   // Shared by the scripts: the latest ConsoleUpdate and the reason words from the node.
   const gp = { state: null, reasonWords: {} };
@@ -64,25 +62,8 @@
 
   // --- words -------------------------------------------------------------------------
 
-  function fill(text, vars) {
-    return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : ""));
-  }
+  const { $, $$, fill, both } = window.gatepostText;
 
-  // A fragment with both languages; `vars` values may themselves be [zh, en] pairs.
-  function both(pair, vars = {}) {
-    const fragment = document.createDocumentFragment();
-    [["zh-CN", 0], ["en", 1]].forEach(([lang, i]) => {
-      const values = {};
-      for (const [name, value] of Object.entries(vars)) {
-        values[name] = Array.isArray(value) ? value[i] : value;
-      }
-      const span = document.createElement("span");
-      span.lang = lang;
-      span.textContent = fill(pair[i], values);
-      fragment.append(span);
-    });
-    return fragment;
-  }
 
   const say = (key, vars) => both(T[key] || [key, key], vars);
   const word = (key) => T[key] || [key, key];

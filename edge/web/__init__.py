@@ -1,0 +1,1 @@
+"""What the volunteer console and the command-center dashboard share as web pages."""
