@@ -18,6 +18,9 @@ from gateway.store.records import AlarmDraft, InboundEvent, InboundPresence, Nod
 log = logging.getLogger(__name__)
 
 
+TAIL_HEARTBEATS = 6  # heartbeats a missing tail must last before it is data loss
+
+
 def where(site: str, node: str | None) -> str:
     return f"{site}/{node}" if node else site
 
@@ -55,6 +58,7 @@ class AlarmRules:
         self._clock = clock
         self._started_at = started_at
         self._unattended_since: dict[tuple[str, str], datetime] = {}
+        self._tail_since: dict[tuple[str, str], datetime] = {}
         self._closed_checked: dict[str, datetime] = {}
         self._live: set[tuple[str, str, str, str]] = set()
         self._raising: list[AlarmDraft] = []
@@ -174,18 +178,36 @@ class AlarmRules:
             )  # fmt: skip
 
     def _seq_gap(self, node: NodeRecord, now: datetime) -> None:
-        if node.gap_since is None:
+        grace_s = self._limits.gap_grace_s
+        key = (node.site, node.node)
+        # The tail: the node says the broker has every entry up to last_seq (nothing left
+        # in its outbox), and the newest of them never came. No later event shows a gap.
+        tail_since: datetime | None = None
+        if node.last_seq is not None and node.last_seq > node.seq_max and node.outbox_depth == 0:
+            tail_since = self._tail_since.setdefault(key, now)
+        else:
+            self._tail_since.pop(key, None)
+        if node.gap_since is not None and (now - node.gap_since).total_seconds() >= grace_s:
+            said = (f"events missing after seq {node.seq_contiguous} (have up to "
+                    f"{node.seq_max}; first missing {node.seq_contiguous + 1})")  # fmt: skip
+        elif tail_since is not None and (now - tail_since).total_seconds() >= max(
+            # Longer than for a hole: a backlog being drained looks the same for a while.
+            grace_s,
+            TAIL_HEARTBEATS * (node.heartbeat_s or 10),
+        ):
+            said = (f"events {node.seq_max + 1} to {node.last_seq} never arrived (the node "
+                    "reports them delivered to the broker)")  # fmt: skip
+        elif node.gap_since is None and tail_since is None:
             self._clear(AlertKind.DATA_LOSS, node.site, node.node)
             return
-        if (now - node.gap_since).total_seconds() >= self._limits.gap_grace_s:
-            first = node.seq_contiguous + 1
-            self._raise(
-                AlarmDraft(
-                    AlertKind.DATA_LOSS, node.site, node.node, "", "critical",
-                    f"{where(node.site, node.node)} events missing after seq {node.seq_contiguous}"
-                    f" (have up to {node.seq_max}; first missing {first})",
-                )
-            )  # fmt: skip
+        else:
+            return  # still within the grace
+        self._raise(
+            AlarmDraft(
+                AlertKind.DATA_LOSS, node.site, node.node, "", "critical",
+                f"{where(node.site, node.node)} {said}",
+            )
+        )  # fmt: skip
 
     def _trust(self, node: NodeRecord, now: datetime) -> None:
         if not node.online:

@@ -263,7 +263,7 @@ class SqliteStore(Reads, AlarmsAndAccess):
             # A lower session in a birth: the node lost its state and counts from 1 again.
             conn.execute(
                 "UPDATE nodes SET epoch = epoch + 1, seq_contiguous = 0, seq_max = 0, "
-                "gap_since = NULL WHERE site=? AND node=?",
+                "gap_since = NULL, last_seq = NULL WHERE site=? AND node=?",
                 key,
             )
         seen = utc_text(item.received_at)
@@ -319,7 +319,8 @@ class SqliteStore(Reads, AlarmsAndAccess):
     def accept_gap(self, site: str, node: str) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "UPDATE nodes SET seq_contiguous = seq_max, gap_since = NULL "
+                "UPDATE nodes SET seq_max = MAX(seq_max, IFNULL(last_seq, 0)), "
+                "seq_contiguous = MAX(seq_max, IFNULL(last_seq, 0)), gap_since = NULL "
                 "WHERE site=? AND node=?",
                 (site, node),
             )

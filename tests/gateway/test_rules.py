@@ -319,3 +319,41 @@ def test_rules__clearing_data_loss_by_hand_accepts_the_events_as_lost(rig: Rig) 
     node = rig.store.node("north", "g01")
     assert node is not None
     assert (node.seq_contiguous, node.gap_since) == (4, None)
+
+
+def test_rules__the_newest_events_never_arriving_is_data_loss_too(rig: Rig) -> None:
+    # No later event shows a hole: the node's heartbeat says the broker has up to seq 5.
+    rig.arrive(rig.birth())
+    rig.arrive(*(rig.gates.passage(seq=seq) for seq in (1, 2, 3)))
+    rig.arrive(
+        rig.presence(
+            Health(node_time=rig.clock.now, session=1, uptime_s=9, last_seq=5,
+                   outbox_depth=0, outbox_capacity=100)
+        )
+    )  # fmt: skip
+    rig.rules.check()
+    rig.clock.advance(59)  # a drained backlog looks the same for a while: six heartbeats
+    rig.rules.check()
+    assert rig.states(AlertKind.DATA_LOSS) == []
+    rig.clock.advance(2)
+    rig.rules.check()
+    assert rig.states(AlertKind.DATA_LOSS) == ["raised"]
+    assert "events 4 to 5 never arrived" in rig.alerts[-1].message
+    rig.arrive(*(rig.gates.passage(seq=seq) for seq in (4, 5)))
+    rig.rules.check()
+    assert rig.states(AlertKind.DATA_LOSS) == ["raised", "cleared"]
+
+
+def test_rules__events_still_in_the_nodes_outbox_are_no_loss(rig: Rig) -> None:
+    rig.arrive(rig.birth())
+    rig.arrive(rig.gates.passage(seq=1))
+    rig.arrive(
+        rig.presence(
+            Health(node_time=rig.clock.now, session=1, uptime_s=9, last_seq=40,
+                   outbox_depth=39, outbox_capacity=100)
+        )
+    )  # fmt: skip
+    rig.rules.check()
+    rig.clock.advance(600)
+    rig.rules.check()
+    assert rig.states(AlertKind.DATA_LOSS) == []
