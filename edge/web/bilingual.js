@@ -25,5 +25,22 @@ window.gatepostText = (() => {
     return fragment;
   }
 
-  return { $, $$, fill, both };
+  function setContent(node, ...children) {
+    node.replaceChildren(...children);
+    return node;
+  }
+
+  // A new element: props set as properties where the element has them, else attributes.
+  function element(tag, props = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(props)) {
+      if (name === "dataset") Object.assign(node.dataset, value);
+      else if (name in node) node[name] = value;
+      else node.setAttribute(name, value);
+    }
+    node.append(...children);
+    return node;
+  }
+
+  return { $, $$, fill, both, setContent, element };
 })();

@@ -74,8 +74,7 @@
 
   // --- words -------------------------------------------------------------------------
 
-  const { $, $$, fill, both } = window.gatepostText;
-
+  const { $, $$, fill, both, setContent, element } = window.gatepostText;
 
   const word = (key) => T[key] || [key, key];
   const say = (key, vars) => both(word(key), vars);
@@ -97,22 +96,6 @@
   // wall clock whatever zone the browser is in: "2024-03-05 17:00".
   const siteTime = (iso) => iso.slice(0, 16).replace("T", " ");
   const number = (n) => (n === null || n === undefined ? "—" : n.toLocaleString("en-US"));
-
-  function setContent(node, ...children) {
-    node.replaceChildren(...children);
-    return node;
-  }
-
-  function element(tag, props = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(props)) {
-      if (name === "dataset") Object.assign(node.dataset, value);
-      else if (name in node) node[name] = value;
-      else node.setAttribute(name, value);
-    }
-    node.append(...children);
-    return node;
-  }
 
   // --- language ----------------------------------------------------------------------
 

@@ -55,15 +55,13 @@
     refused: ["被拒绝：{reason}", "Refused: {reason}"],
   };
 
-
   // Shared by the scripts: the latest ConsoleUpdate and the reason words from the node.
   const gp = { state: null, reasonWords: {} };
   window.gatepost = gp;
 
   // --- words -------------------------------------------------------------------------
 
-  const { $, $$, fill, both } = window.gatepostText;
-
+  const { $, $$, fill, both, setContent, element } = window.gatepostText;
 
   const say = (key, vars) => both(T[key] || [key, key], vars);
   const word = (key) => T[key] || [key, key];
@@ -84,23 +82,6 @@
 
   const celsius = (t) => (t === null || t === undefined ? "" : `${t.toFixed(1)} °C`);
   const clockTime = (iso) => new Date(iso).toLocaleTimeString("zh-CN", { hour12: false });
-
-  function setContent(element, ...children) {
-    element.replaceChildren(...children);
-    return element;
-  }
-
-  function element(tag, props = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(props)) {
-      if (name === "dataset") Object.assign(node.dataset, value);
-      else if (name in node) node[name] = value;
-      else node.setAttribute(name, value);
-    }
-    node.append(...children);
-    return node;
-  }
-
 
   Object.assign(gp, {
     T, $, $$, fill, both, say, word, reasonPair, agePair, celsius, clockTime,
