@@ -57,6 +57,11 @@ def triage(config: GatewayConfig, batch: Sequence[Delivery]) -> Triage:
         except ContractError as exc:
             sorted_.dead.append(DeadLetter(item.topic, item.payload, str(exc), item.received_at))
             continue
+        except Exception as exc:  # a decoder bug must cost one message, not the ingest thread
+            log.exception("could not decode a message on %s", item.topic)
+            reason = f"could not be decoded: {type(exc).__name__}: {exc}"
+            sorted_.dead.append(DeadLetter(item.topic, item.payload, reason, item.received_at))
+            continue
         parsed, payload = message.topic, message.payload
         if why := _not_ours(config, parsed):
             sorted_.dead.append(
@@ -155,16 +160,14 @@ class Ingest:
         for thread in (self._decoder, self._writer):
             if thread.is_alive():
                 thread.join(timeout_s)
-        self._subscriber.stop()
-        self._stats.connected = False
+        self._subscriber.stop()  # its connection ending marks stats.connected false
 
     # --- reader thread ----------------------------------------------------------------
 
-    def _on_connection(self, up: bool, resumed: bool) -> None:
+    def _on_connection(self, up: bool, _resumed: bool) -> None:
+        # The subscriber logs the connection (and whether the session was resumed).
         self._stats.connected = up
         if up:
-            log.info("gateway ingest connected to %s (session %s)", self.config.broker.broker,
-                     "resumed" if resumed else "new")  # fmt: skip
             self._connected.set()
         else:
             self._connected.clear()

@@ -14,7 +14,7 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 
-from edge.contract import topics
+from edge.contract import catalogue, topics
 from edge.contract.catalogue import encode
 from edge.contract.command import Alert
 from edge.contract.presence import Birth, Death, Health
@@ -28,12 +28,13 @@ from gateway.config import (
     SiteSection,
     StoreSection,
 )
-from gateway.ingest import Ingest
+from gateway.ingest import Ingest, triage
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules, alarm_cases
 from gateway.stats import IngestStats
 from gateway.store import SqliteStore
 from gateway.store.records import EventQuery, InboundEvent, Written
+from gateway.subscriber import Delivery
 from simulators.broker import PrivateBroker
 from tests.conftest import connect
 from tests.gateway.factory import Gates
@@ -376,3 +377,30 @@ def test_ingest__an_event_the_store_refuses_is_dead_lettered_alone(
     finally:
         gateway.ingest.stop()
         gateway.store.close()
+
+
+def test_triage__a_decoder_failure_costs_one_message_not_the_batch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gates: Gates
+) -> None:
+    config = GatewayConfig(
+        sites=(SiteSection(name="north", gates=("g01",)),),
+        store=StoreSection(path=tmp_path / "gateway.db"),
+    )
+    good, bad = gates.passage(), gates.passage()
+    real_decode = catalogue.decode
+
+    def decode(topic: str, data: bytes, prefix: str) -> catalogue.Message:
+        if data == bad.raw:
+            raise RuntimeError("a bug in the decoder")
+        return real_decode(topic, data, prefix)
+
+    monkeypatch.setattr(catalogue, "decode", decode)
+    topic = topics.event(G01, EventKind.PASSAGE)
+    now = datetime.now(UTC)
+    sorted_ = triage(
+        config, [Delivery(topic, item.raw, 1, 1, False, now, 1) for item in (bad, good)]
+    )
+    assert [item.event.event_id for item in sorted_.events] == [good.event.event_id]
+    assert [letter.reason for letter in sorted_.dead] == [
+        "could not be decoded: RuntimeError: a bug in the decoder"
+    ]
