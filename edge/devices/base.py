@@ -56,6 +56,18 @@ class CodeScan:
 
 
 @dataclass(frozen=True)
+class ScanFailed:
+    """A code read only in part (the scanner paused mid-code): dropped, never verified.
+
+    The person at the gate must scan again; the console says so.
+    """
+
+    source: str
+    at: float
+    detail: str
+
+
+@dataclass(frozen=True)
 class TemperatureReading:
     """A body temperature measurement, or why none could be taken.
 
@@ -91,7 +103,7 @@ class RawSample:
     key: object | None
 
 
-Reading = CodeScan | TemperatureReading
+Reading = CodeScan | TemperatureReading | ScanFailed
 
 
 class DeviceProfile(BaseModel):

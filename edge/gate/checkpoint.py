@@ -36,7 +36,7 @@ from edge.contract.events import (
 from edge.contract.events import Registration as RegistrationEvent
 from edge.credentials.native import Badge
 from edge.credentials.verifier import Verdict, Verifier
-from edge.devices.base import CodeScan, Reading, TemperatureReading
+from edge.devices.base import CodeScan, Reading, ScanFailed, TemperatureReading
 from edge.devices.link import FaultChange
 from edge.gate.book import LocalBook
 from edge.gate.daily import daily_report_fields, report_period, tally
@@ -56,6 +56,8 @@ from edge.gate.views import (
     HoldResolution,
     NodeView,
     OpenHold,
+    Prompt,
+    PromptKind,
     Refusal,
     Registration,
     ShiftChange,
@@ -134,6 +136,7 @@ class GateCheckpoint:
         self._pending: _Pending | None = None
         self._recent_uses: dict[str, tuple[str, datetime]] = {}
         self._last: DecisionView | None = None
+        self._prompt_shown: Prompt | None = None
         if not self._book.period_end:
             self._book.period_end = report_period(clock(), cutoff_hour, zone)[1].isoformat()
 
@@ -142,6 +145,8 @@ class GateCheckpoint:
         """A scan or a temperature from any device (called on the device's thread)."""
         if isinstance(reading, CodeScan):
             self._on_scan(reading)
+        elif isinstance(reading, ScanFailed):
+            self._prompt("scan-again")
         else:
             self._on_temperature(reading)
 
@@ -295,7 +300,7 @@ class GateCheckpoint:
         with self._lock:
             return ConsoleUpdate(
                 decision=self._last, holds=tuple(self._book.holds.values()),
-                node=self._node_view(),
+                node=self._node_view(), prompt=self._prompt_shown,
             )  # fmt: skip
 
     def wait_for_change(self, after: int, timeout_s: float) -> int:
@@ -462,6 +467,11 @@ class GateCheckpoint:
                 raise
             self._touch()
         self._on_event()
+
+    def _prompt(self, kind: PromptKind) -> None:
+        with self._lock:
+            self._prompt_shown = Prompt(kind=kind, at=self.clock())
+            self._touch()
 
     def _show(self, view: DecisionView) -> None:
         with self._lock:

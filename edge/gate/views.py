@@ -109,6 +109,26 @@ class NodeView(_View):
     outbox_capacity: int
     volunteers_on_duty: tuple[str, ...]
     trust_list_age_s: float | None
+    zone: str = Field("Asia/Shanghai", description="the site's time zone: times are shown in it")
+
+
+class WaitingView(_View):
+    """A code was read and waits for its temperature: "measure temperature now", time left."""
+
+    scanned_at: datetime
+    deadline: datetime = Field(description="the code is decided without a reading at this time")
+    colour: Colour | None
+    masked_name: str | None = None
+
+
+PromptKind = Literal["scan-again", "step-closer", "step-back"]
+
+
+class Prompt(_View):
+    """A short instruction to the person at the gate, from a device (a code read in part…)."""
+
+    kind: PromptKind
+    at: datetime
 
 
 class ConsoleUpdate(_View):
@@ -117,6 +137,8 @@ class ConsoleUpdate(_View):
     decision: DecisionView | None
     holds: tuple[OpenHold, ...]
     node: NodeView
+    waiting: WaitingView | None = None
+    prompt: Prompt | None = None
 
 
 class Refusal(Exception):
