@@ -281,6 +281,7 @@ class GateCheckpoint:
             hold_id=hold.event_id, passage_id=passage.event_id, at=passage.node_time,
             reasons=passage.reasons, colour=passage.colour,
             temperature_c=passage.temperature_c, masked_name=masked_name,
+            subject=passage.subject, vehicle_plate=passage.vehicle_plate,
         )  # fmt: skip
 
     def _week(self, at: datetime) -> str:

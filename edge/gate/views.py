@@ -47,6 +47,8 @@ class OpenHold(_View):
     colour: Colour | None
     temperature_c: float | None = None
     masked_name: str | None = None
+    subject: Literal["person", "vehicle"] = "person"
+    vehicle_plate: str | None = None
 
 
 class Registration(_View):
