@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the system needs beside Python.
-DEBIAN_PACKAGES := mosquitto mosquitto-clients chromium
+# Debian packages the system needs beside Python; fonts-noto-cjk draws the pages' Chinese
+# (a fresh Debian has no CJK font and shows every Chinese character as an empty box).
+DEBIAN_PACKAGES := mosquitto mosquitto-clients chromium fonts-noto-cjk
 
 .PHONY: demo test lint deps lock clean
 

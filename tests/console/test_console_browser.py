@@ -13,6 +13,7 @@ from edge.gate.console.app import create_app
 from edge.gate.console.context import Language
 from edge.gate.console.server import ConsoleServer
 from edge.gate.views import DisinfectionRound, HoldResolution, Registration
+from tests.browser import assert_chinese_renders
 from tests.console.double import Call, RecordingCheckpoint, node_view, open_hold
 
 pytestmark = pytest.mark.browser
@@ -102,6 +103,8 @@ def test_language_switch_changes_the_words_and_is_remembered(
     expect(decision).not_to_contain_text("体温异常", use_inner_text=True)
     expect(by_id(page, "tab-register")).to_have_text("Register", use_inner_text=True)
     shows(by_id(page, "resolve-turned-back-H1"), "Turn back")
+    # The masked name stays Chinese in the English view: it must still be readable.
+    assert_chinese_renders(page, '[data-testid="decision-name"]')
     page.reload()
     shows(decision, "Fever: observation room or turn back")
 
@@ -263,6 +266,7 @@ def test_readable_at_arms_length(page: Page, serve: Serve, tmp_path: Path) -> No
     page.goto(serve(checkpoint, "zh").url)
     expect(by_id(page, "hold-H2")).to_be_visible()
     page.screenshot(path=tmp_path / "console.png", full_page=True)
+    assert_chinese_renders(page, "body")
 
     sizes = page.evaluate(
         """() => ({
