@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 
 TAIL_HEARTBEATS = 6  # heartbeats a missing tail must last before it is data loss
+# Heartbeats a node has to show a usable trust list. Its birth is sent on connecting,
+# before the broker has delivered the retained trust list it subscribes to then, so a
+# birth says "none" (or the age of the list kept from before a restart) on every start.
+TRUST_HEARTBEATS = 2
 
 
 def where(site: str, node: str | None) -> str:
@@ -59,6 +63,7 @@ class AlarmRules:
         self._started_at = started_at
         self._unattended_since: dict[tuple[str, str], datetime] = {}
         self._tail_since: dict[tuple[str, str], datetime] = {}
+        self._untrusted_since: dict[tuple[str, str], datetime] = {}
         self._closed_checked: dict[str, datetime] = {}
         self._live: set[tuple[str, str, str, str]] = set()
         self._raising: list[AlarmDraft] = []
@@ -210,13 +215,19 @@ class AlarmRules:
         )  # fmt: skip
 
     def _trust(self, node: NodeRecord, now: datetime) -> None:
+        key = (node.site, node.node)
         if not node.online:
+            self._untrusted_since.pop(key, None)
             return
         limit_s = self._limits.trust_max_age_h * 3600
         age = node.trust_age_now(now)
         if age is not None and age <= limit_s:
+            self._untrusted_since.pop(key, None)
             self._clear(AlertKind.TRUST_STALE, node.site, node.node)
             return
+        since = self._untrusted_since.setdefault(key, now)
+        if (now - since).total_seconds() < TRUST_HEARTBEATS * (node.heartbeat_s or 10):
+            return  # the retained list may be on its way: the next heartbeat will say
         said = "has no trust list" if age is None else f"trust list is {age / 3600:.0f} h old"
         self._raise(
             AlarmDraft(

@@ -184,16 +184,52 @@ def test_rules__a_heartbeat_stored_after_the_check_read_the_nodes_keeps_the_node
     assert rig.store.node("north", "g01").online  # type: ignore[union-attr]
 
 
+def trust_heartbeat(rig: Rig, node: str, age_s: float | None) -> InboundPresence:
+    return rig.presence(
+        Health(
+            node_time=rig.clock.now, session=1, uptime_s=5, last_seq=0, outbox_depth=0,
+            outbox_capacity=100, trust_list_age_s=age_s,
+        ),
+        node,
+    )  # fmt: skip
+
+
 def test_rules__an_old_or_missing_trust_list_alarms(rig: Rig) -> None:
     rig.arrive(rig.birth("g01", trust_list_age_s=50 * 3600.0))
     rig.arrive(rig.birth("g02", trust_list_age_s=None))
     rig.rules.check()
+    for _ in range(2):  # two 10 s heartbeats that still say so
+        rig.clock.advance(10)
+        rig.arrive(trust_heartbeat(rig, "g01", 50 * 3600.0), trust_heartbeat(rig, "g02", None))
+        rig.rules.check()
     messages = {a.node: a.message for a in rig.alerts if a.kind == AlertKind.TRUST_STALE}
     assert "50 h old" in messages["g01"]
     assert "no trust list" in messages["g02"]
-    rig.arrive(rig.birth("g01", trust_list_age_s=10.0))
+    rig.arrive(trust_heartbeat(rig, "g01", 10.0))
     rig.rules.check()
     assert rig.store.live_alarm(AlertKind.TRUST_STALE, "north", "g01", "") is None
+
+
+@pytest.mark.parametrize(
+    "age_at_birth_s",
+    [None, 50 * 3600.0],
+    ids=["no-list-yet", "list-kept-from-before-a-restart"],
+)
+def test_rules__a_trust_list_arriving_after_the_birth_raises_nothing(
+    rig: Rig, age_at_birth_s: float | None
+) -> None:
+    # A node subscribes to the retained trust list when it connects, after its birth is
+    # on its way: every start's birth says "none" or the old list's age (the demo's
+    # false trust-stale at every start). The next heartbeat carries the new list's age.
+    rig.arrive(rig.birth("g01", trust_list_age_s=age_at_birth_s))
+    for _ in range(9):  # checks every second until the first heartbeat
+        rig.rules.check()
+        rig.clock.advance(1)
+    rig.arrive(trust_heartbeat(rig, "g01", 60.0))
+    for _ in range(30):
+        rig.rules.check()
+        rig.clock.advance(1)
+    assert rig.states(AlertKind.TRUST_STALE) == []
 
 
 def test_rules__an_open_gate_with_nobody_on_shift_alarms_after_the_grace(rig: Rig) -> None:
