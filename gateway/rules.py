@@ -301,7 +301,8 @@ def alarm_cases(item: InboundEvent) -> list[AlarmDraft]:
     if event.colour == "red":
         cases.append(
             AlarmDraft(
-                AlertKind.RED_CODE, site, node, event.event_id, "warning",
+                # Reported at once in epidemic control (紧急), as a fever is.
+                AlertKind.RED_CODE, site, node, event.event_id, "critical",
                 f"red code stopped at {where(site, node)}",
             )
         )  # fmt: skip

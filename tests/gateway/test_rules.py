@@ -105,6 +105,7 @@ def test_rules__a_red_code_raises_once_and_a_green_one_nothing(rig: Rig) -> None
     rig.arrive(red, rig.gates.passage())
     rig.arrive(red)  # redelivered: already stored, no second alarm
     assert rig.states(AlertKind.RED_CODE) == ["raised"]
+    assert [a.severity for a in rig.alerts] == ["critical"]  # 紧急, as a fever is
 
 
 def test_rules__missed_heartbeats_mark_the_node_offline_and_a_heartbeat_clears_it(
