@@ -246,3 +246,20 @@ def test_health_code_carries_no_id_number() -> None:
     raw = zlib.decompress(b45decode(text[len(PREFIX) :]))
     assert b"110101199001011234" not in raw
     assert isinstance(verifier(trusted(SITE)).verify(text, LATER).credential, HealthCode)
+
+
+def test_dcc_key_usage__judged_on_the_kind_alone() -> None:
+    # Schema 1.0.0 allows two test entries; the one-entry rule is shape, not key usage.
+    two_tests = {**DCC_TEST, "ver": "1.0.0", "t": [DCC_TEST["t"][0]] * 2}
+    site = signer()
+    code = issue_dcc(two_tests, site, T0 - timedelta(hours=20), T0 + timedelta(days=2))
+    vaccination_key = verifier(trusted(site, ("dcc-vaccination",))).verify(code, LATER)
+    assert (vaccination_key.reasons, vaccination_key.detail) == (
+        (Reason.KEY_USAGE,),
+        "key may sign dcc-vaccination, not dcc-test",
+    )
+    test_key = verifier(trusted(site, ("dcc-test",))).verify(code, LATER)
+    assert (test_key.reasons, test_key.detail) == (
+        (Reason.SCHEMA_INVALID,),
+        "t must hold exactly one entry",
+    )

@@ -80,19 +80,36 @@ def validate(dcc: Any) -> None:
         raise Refused(Reason.SCHEMA_INVALID, f"{where}: {error.message[:160]}")
 
 
+def dcc_kind(dcc: object) -> DccType:
+    """Which kind of statement the DCC is, from which of v, t, r it holds.
+
+    Key usage is judged on this alone: how many entries the group holds is the
+    schema's business, not the signer certificate's.
+
+    Raises:
+        Refused: SCHEMA_INVALID unless the DCC is a map holding exactly one of v, t, r.
+    """
+    return _TYPES[_group(dcc)]
+
+
 def dcc_type(dcc: dict[str, Any]) -> tuple[DccType, dict[str, Any]]:
     """Which kind of statement the DCC is, and its single entry.
 
     Raises:
         Refused: SCHEMA_INVALID unless exactly one of v, t, r holds exactly one entry.
     """
-    groups = [(key, dcc[key]) for key in _TYPES if key in dcc]
-    if len(groups) != 1:
-        raise Refused(Reason.SCHEMA_INVALID, "a DCC holds exactly one of v, t, r")
-    key, entries = groups[0]
+    key = _group(dcc)
+    entries = dcc[key]
     if not (isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], dict)):
         raise Refused(Reason.SCHEMA_INVALID, f"{key} must hold exactly one entry")
     return _TYPES[key], entries[0]
+
+
+def _group(dcc: object) -> str:
+    groups = [key for key in _TYPES if isinstance(dcc, dict) and key in dcc]
+    if len(groups) != 1:
+        raise Refused(Reason.SCHEMA_INVALID, "a DCC holds exactly one of v, t, r")
+    return groups[0]
 
 
 class DccRules(BaseModel):

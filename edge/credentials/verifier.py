@@ -151,8 +151,9 @@ class Verifier:
         partial["profile"] = "dcc"
         payload = claims.hcert[dcc.DCC_KEY]
         dcc.validate(payload)
+        # What the signer may sign depends on the kind alone; the entry count is shape.
+        check_key_usage(key, dcc.dcc_kind(payload))
         kind, entry = dcc.dcc_type(payload)
-        check_key_usage(key, kind)
         if self.trust.revocations.is_revoked("uvci", entry["ci"]):
             raise Refused(Reason.REVOKED, "the certificate identifier (UVCI) is revoked")
         result = dcc.apply_rules(kind, entry, self.rules, at)
