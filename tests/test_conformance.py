@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edge.credentials import conformance, cose
-from edge.credentials.known_issues import KnownIssue, load_known_issues
+from edge.credentials.known_issues import REFERENCE_TESTS, KnownIssue, load_known_issues
 from edge.errors import CredentialError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "dgc-testdata"
@@ -402,3 +402,11 @@ def test_malformed_artefacts__are_failed_flags_not_faults(
     assert not result.faults
     (check,) = [c for c in result.checks if c.flag == flag]
     assert check.actual is False and detail in check.detail
+
+
+def test_every_reference_test_mapping_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "credentials.md").read_text(
+        encoding="utf-8"
+    )
+    for test_name in REFERENCE_TESTS:
+        assert f"`{test_name}`" in doc, f"docs/credentials.md does not map {test_name}"
