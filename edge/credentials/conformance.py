@@ -175,9 +175,11 @@ class Case:
 
     @staticmethod
     def _base64(name: str, text: object) -> bytes:
+        if not isinstance(text, str):
+            raise Malformed(f"{name} is not text")
         try:
-            return base64.b64decode(text)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            return base64.b64decode(text)
+        except ValueError:
             raise Malformed(f"{name} is not base64") from None
 
     def _b45decoded(self) -> bytes:
