@@ -52,8 +52,9 @@ def new_client(client_id: str, broker: BrokerUrl) -> paho.Client:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
     if broker.tls:
         client.tls_set()
-    # Backoff between reconnects, so a fleet does not stampede a broker that restarts.
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    # Backoff between reconnects, so a fleet does not stampede a broker that restarts,
+    # short enough that receipts and alerts resume within seconds of its return.
+    client.reconnect_delay_set(min_delay=1, max_delay=5)
     return client
 
 

@@ -2,17 +2,21 @@
 
 The MQTT client keeps unacknowledged messages in memory and drops them when full or
 when the process dies, so a node writes each event here first (WAL, synchronous FULL:
-on disk when `commit` returns), and deletes a row only after the broker acknowledged
-it. `seq` is assigned here, from 1 and without gaps, and never reused: it is kept in
-the `meta` table, not derived from the rows that are left.
+on disk when `commit` returns). A broker's PUBACK is not enough to let go of a row: a
+broker restarted without its shared subscriptions drops what it acknowledged. A row is
+deleted only when the gateway's receipt says it stored it (`confirm`), so the outbox
+always holds exactly the events after `confirmed`, in seq order. `seq` is assigned
+here, from 1 and without gaps, and never reused: it is kept in the `meta` table, not
+derived from the rows that are left.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,15 +37,16 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     topic TEXT NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    reserved INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value NOT NULL
 );
 """
-# Device-fault events may use this much room beyond the capacity, so the event that
-# says "the outbox is full" can itself be recorded.
+# Device faults and daily reports have this much room of their own beside the capacity,
+# so the event that says "the outbox is full" can itself be recorded.
 FAULT_HEADROOM = 100
 
 
@@ -94,9 +99,10 @@ class Outbox:
     Args:
         path: the database file; created with its folder if missing.
         node: the node whose events these are (their topics are built from it).
-        capacity: most unacknowledged events held; beyond it `transaction` raises
-            OutboxFull (device-fault events get a small headroom). `depth` says how
-            full it is; the node raises its faults from that.
+        capacity: most unconfirmed events held; beyond it `transaction` raises
+            OutboxFull. Device faults and daily reports (`reserved=True`) have
+            FAULT_HEADROOM rows of their own and do not use the capacity. `depth`
+            says how full it is; the node raises its faults from that.
     """
 
     def __init__(
@@ -109,16 +115,31 @@ class Outbox:
         self._lock = threading.Lock()
         self._db = _connect(path)
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "reserved" not in columns:  # an outbox from before reserved rows were counted
+            self._db.execute("ALTER TABLE outbox ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0")
         # Checkpoints (WAL back into the database file, fsynced) take tens of ms on an
         # SD card: they run on their own connection, off the decision path.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = _connect(path)
         self._last_seq = int(self.get_meta("last_seq", 0))
-        self.depth = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        self._confirmed = int(self.get_meta("confirmed_seq", 0))
+        self.outbox_id = str(self.get_meta("outbox_id", ""))
+        if not self.outbox_id:
+            self.outbox_id = secrets.token_hex(16)
+            self.set_meta("outbox_id", self.outbox_id)
+        self.depth, self._reserved = self._db.execute(
+            "SELECT COUNT(*), IFNULL(SUM(reserved), 0) FROM outbox"
+        ).fetchone()
 
     @property
     def last_seq(self) -> int:
         return self._last_seq
+
+    @property
+    def confirmed(self) -> int:
+        """The gateway stored every event up to this seq; the outbox holds those after it."""
+        return self._confirmed
 
     def close(self) -> None:
         self.checkpoint()
@@ -137,33 +158,43 @@ class Outbox:
             log.warning("outbox checkpoint failed: %s", exc)
 
     @contextmanager
-    def transaction(self, *, fault: bool = False) -> Iterator[Batch]:
+    def transaction(self, *, reserved: bool = False) -> Iterator[Batch]:
         """Add events atomically; they are on disk when the `with` block ends.
 
+        Args:
+            reserved: the events are device faults or reports, which use the
+                FAULT_HEADROOM rows kept for them rather than the capacity.
+
         Raises:
-            OutboxFull: no room (device faults may use FAULT_HEADROOM more).
+            OutboxFull: no room.
             OutboxError: the database refused the write (disk full, I/O error).
         """
         with self._lock:
-            limit = self.capacity + (FAULT_HEADROOM if fault else 0)
-            if self.depth >= limit:
-                raise OutboxFull(f"outbox holds {self.depth} unsent events (capacity {limit})")
+            used, limit = self._room(reserved)
+            if used >= limit:
+                raise OutboxFull(f"outbox holds {used} unsent events (capacity {limit})")
             batch = Batch(next_seq=self._last_seq + 1)
             yield batch
             if not batch.events:
                 return
-            if self.depth + len(batch.events) > limit:
-                raise OutboxFull(f"outbox has room for {limit - self.depth} more events")
-            self._commit(batch)
+            if used + len(batch.events) > limit:
+                raise OutboxFull(f"outbox has room for {limit - used} more events")
+            self._commit(batch, reserved)
 
-    def _commit(self, batch: Batch) -> None:
+    def _room(self, reserved: bool) -> tuple[int, int]:
+        if reserved:
+            return self._reserved, FAULT_HEADROOM
+        return self.depth - self._reserved, self.capacity
+
+    def _commit(self, batch: Batch, reserved: bool) -> None:
         rows = [
-            (e.seq, topics.event(self.node, EventKind(e.kind)), encode(e)) for e in batch.events
+            (e.seq, topics.event(self.node, EventKind(e.kind)), encode(e), int(reserved))
+            for e in batch.events
         ]
         last = batch.events[-1].seq
         try:
             with self._db:
-                self._db.executemany("INSERT INTO outbox VALUES (?, ?, ?)", rows)
+                self._db.executemany("INSERT INTO outbox VALUES (?, ?, ?, ?)", rows)
                 updates = {**batch.meta, "last_seq": last}
                 self._db.executemany(
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)", list(updates.items())
@@ -172,6 +203,7 @@ class Outbox:
             raise OutboxError(f"{self.path}: cannot record events: {exc}") from exc
         self._last_seq = last
         self.depth += len(rows)
+        self._reserved += len(rows) if reserved else 0
 
     def add(self, build: Callable[[dict[str, Any]], Event], at: datetime) -> Event:
         """Record one event; `build` gets the identity fields and returns the event."""
@@ -180,7 +212,7 @@ class Outbox:
         return event
 
     def after(self, seq: int, limit: int) -> list[Row]:
-        """Up to `limit` unacknowledged events with a seq above `seq`, oldest first."""
+        """Up to `limit` unconfirmed events with a seq above `seq`, oldest first."""
         with self._lock:
             found = self._db.execute(
                 "SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -188,16 +220,30 @@ class Outbox:
             ).fetchall()
         return [Row(*r) for r in found]
 
-    def acknowledge(self, seqs: Sequence[int]) -> None:
-        """Delete events the broker has acknowledged."""
-        if not seqs:
-            return
+    def confirm(self, seq: int) -> int:
+        """The gateway stored every event up to `seq`: delete them. Returns how many went.
+
+        A `seq` at or below what is already confirmed changes nothing (receipts may come
+        out of order); one beyond `last_seq` is not for this outbox and is refused.
+
+        Raises:
+            ValueError: `seq` is beyond the newest event this outbox ever held.
+        """
         with self._lock:
+            if seq > self._last_seq:
+                raise ValueError(f"seq {seq} was never written here (last is {self._last_seq})")
+            if seq <= self._confirmed:
+                return 0
             with self._db:
-                deleted = self._db.executemany(
-                    "DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs]
-                ).rowcount
+                deleted, reserved = self._db.execute(
+                    "SELECT COUNT(*), IFNULL(SUM(reserved), 0) FROM outbox WHERE seq <= ?", (seq,)
+                ).fetchone()
+                self._db.execute("DELETE FROM outbox WHERE seq <= ?", (seq,))
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('confirmed_seq', ?)", (seq,))
+            self._confirmed = seq
             self.depth -= deleted
+            self._reserved -= reserved
+            return int(deleted)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         with self._lock:

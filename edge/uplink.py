@@ -2,9 +2,15 @@
 
 Each connection gets a fresh paho client. paho keeps unacknowledged messages in
 memory and resends them on its own reconnects; here the outbox is the only record of
-what is unsent, so a lost connection is dropped whole and the next one republishes
-every row still in the outbox, oldest first. A row is deleted only when the broker's
-PUBACK for it arrives on the connection that sent it.
+what is unsent, so a lost connection is dropped whole and the next one sends every row
+still in the outbox again, oldest first.
+
+A broker's PUBACK is not the gateway's storage (a broker restarted without its shared
+subscriptions drops what it acknowledged), so a row leaves the outbox only when the
+gateway's retained receipt says it stored it. The gateway asks, in a receipt, for what
+it finds missing; the node then sends every unconfirmed row again. At most
+`unconfirmed_window` rows are out past the last receipt, so a gateway that is away
+costs a bounded number of duplicates, never an unbounded queue.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.contract import topics
 from edge.contract.catalogue import Message, decode, encode
 from edge.contract.presence import Birth, Death, Health
+from edge.contract.receipt import Receipt
 from edge.contract.topics import Node
 from edge.errors import ContractError
 from edge.mqtt import BrokerUrl, new_client, publish
@@ -43,10 +50,14 @@ class UplinkSettings:
     keepalive_s: int = 10
     heartbeat_s: int = 10
     reconnect_min_s: float = 1.0
-    reconnect_max_s: float = 30.0
+    # A broker back from a restart is found within this; events it dropped meanwhile are
+    # sent again when the gateway asks, so a short wait matters more than a gentle one.
+    reconnect_max_s: float = 5.0
     # Unacknowledged messages per connection. paho's own queue drops new messages at
     # 65,535 and slows as it grows; the outbox holds the rest.
     window: int = 1000
+    # Rows sent past the gateway's last receipt: what one resend can cost.
+    unconfirmed_window: int = 10_000
 
 
 @dataclass
@@ -58,32 +69,24 @@ class _Connection:
     connected: threading.Event = field(default_factory=threading.Event)
     lost: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    in_flight: dict[int, int] = field(default_factory=dict)  # mid -> seq
+    in_flight: set[int] = field(default_factory=set)  # mids the broker has not acknowledged
     early: set[int] = field(default_factory=set)  # PUBACKs that beat the mid's bookkeeping
-    acked: list[int] = field(default_factory=list)
     sent_up_to: int = 0
 
     def sent(self, mid: int, seq: int) -> None:
         with self.lock:
             if mid in self.early:
                 self.early.discard(mid)
-                self.acked.append(seq)
             else:
-                self.in_flight[mid] = seq
+                self.in_flight.add(mid)
             self.sent_up_to = seq
 
     def acknowledged(self, mid: int) -> None:
         with self.lock:
-            seq = self.in_flight.pop(mid, None)
-            if seq is None:
-                self.early.add(mid)
+            if mid in self.in_flight:
+                self.in_flight.discard(mid)
             else:
-                self.acked.append(seq)
-
-    def take_acked(self) -> list[int]:
-        with self.lock:
-            acked, self.acked = self.acked, []
-            return acked
+                self.early.add(mid)
 
     @property
     def pending(self) -> int:
@@ -119,6 +122,9 @@ class Uplink:
         self._wake = threading.Event()
         self._current: _Connection | None = None
         self.session = int(outbox.get_meta("session", 0))
+        self._receipt_topic = topics.receipt(node.site, node.name)
+        self._receipt_lock = threading.Lock()
+        self._receipt: Receipt | None = None  # the newest one, not yet applied
 
     @property
     def connected(self) -> bool:
@@ -181,20 +187,23 @@ class Uplink:
             # A refusal, or paho reconnecting a session we have already given up on.
             connection.lost.set()
             return
-        for topic in self._downlink:
+        for topic in (self._receipt_topic, *self._downlink):
             client.subscribe(topic, qos=1)
         connection.connected.set()
 
     def _serve(self, connection: _Connection, stop: threading.Event) -> None:
         self._current = connection
-        publish(connection.client, topics.status(self.node), self._birth(connection.session))
+        birth = self._birth(connection.session).model_copy(
+            update={"outbox_id": self.outbox.outbox_id, "confirmed_seq": self.outbox.confirmed}
+        )
+        publish(connection.client, topics.status(self.node), birth)
         log.info(
             "%s online at %s (session %d)", self.node, self.settings.broker, connection.session
         )
         next_health = 0.0
         clock = time.monotonic
         while not (stop.is_set() or connection.lost.is_set()):
-            self.outbox.acknowledge(connection.take_acked())
+            self._apply_receipt(connection)
             self._top_up(connection)
             if clock() >= next_health:
                 publish(
@@ -204,7 +213,6 @@ class Uplink:
             # New rows and PUBACKs wake the loop; the timeout only paces the heartbeat.
             self._wake.wait(IDLE_WAIT_S)
             self._wake.clear()
-        self.outbox.acknowledge(connection.take_acked())
 
     def _lost(self, connection: _Connection) -> None:
         connection.lost.set()
@@ -215,20 +223,45 @@ class Uplink:
         self._wake.set()
 
     def _top_up(self, connection: _Connection) -> None:
-        room = self.settings.window - connection.pending
+        start = max(connection.sent_up_to, self.outbox.confirmed)
+        unconfirmed_room = self.outbox.confirmed + self.settings.unconfirmed_window - start
+        room = min(self.settings.window - connection.pending, unconfirmed_room)
         if room <= 0:
             return
-        for row in self.outbox.after(connection.sent_up_to, room):
+        for row in self.outbox.after(start, room):
             info = connection.client.publish(row.topic, row.payload, qos=1)
             connection.sent(info.mid, row.seq)
+
+    def _apply_receipt(self, connection: _Connection) -> None:
+        """Delete what the gateway stored; send everything else again if it asks."""
+        with self._receipt_lock:
+            receipt, self._receipt = self._receipt, None
+        if receipt is None:
+            return
+        if receipt.outbox_id != self.outbox.outbox_id:
+            # The receipt of an outbox this node had before its state was wiped, until
+            # the gateway sees the new one in our birth.
+            log.info("receipt for outbox %s is not for ours; ignored", receipt.outbox_id)
+            return
+        try:
+            gone = self.outbox.confirm(receipt.stored_seq)
+        except ValueError as exc:
+            log.warning("receipt refused: %s", exc)
+            return
+        if gone:
+            log.debug("gateway stored up to seq %d; %d rows deleted", receipt.stored_seq, gone)
+        if receipt.resend and connection.sent_up_to > self.outbox.confirmed:
+            log.info(
+                "gateway asks again for seq %d to %d", self.outbox.confirmed + 1,
+                connection.sent_up_to,
+            )  # fmt: skip
+            connection.sent_up_to = self.outbox.confirmed
 
     def _close(self, connection: _Connection, *, clean: bool) -> None:
         client = connection.client
         if clean and self.connected:
             death = Death(session=connection.session, node_time=_now(), reason="shutdown")
             publish(client, topics.status(self.node), death).wait_for_publish(timeout=5)
-            # Last PUBACKs for events that were in flight.
-            self.outbox.acknowledge(connection.take_acked())
         connection.lost.set()
         self._current = None
         client.disconnect()
@@ -240,8 +273,23 @@ class Uplink:
         except ContractError as exc:
             log.warning("ignored %s: %s", message.topic, exc)
             return
-        if self._on_document:
+        if isinstance(decoded.payload, Receipt):
+            self._received(decoded.payload)
+        elif self._on_document:
             self._on_document(decoded)
+
+    def _received(self, receipt: Receipt) -> None:
+        # Receipts may come out of order (replicas, a retained copy on subscribe): the
+        # newest mark counts, and a request to send again is never lost by merging.
+        with self._receipt_lock:
+            held = self._receipt
+            if held is not None and held.outbox_id == receipt.outbox_id:
+                receipt = receipt.model_copy(update={
+                    "stored_seq": max(held.stored_seq, receipt.stored_seq),
+                    "resend": held.resend or receipt.resend,
+                })  # fmt: skip
+            self._receipt = receipt
+        self._wake.set()
 
 
 def _now() -> datetime:

@@ -107,6 +107,8 @@ class Ingest:
         stats: counters to keep up to date.
         on_stored: called after each commit with what it changed (alarm rules run there).
         cases: the alarms a new event opens, stored in the same transaction.
+        on_subscribed: called on the reader's thread each time the subscriptions are
+            (re)made, e.g. after a broker restart.
     """
 
     def __init__(
@@ -116,8 +118,11 @@ class Ingest:
         stats: IngestStats,
         on_stored: OnStored,
         cases: Cases | None = None,
+        *,
+        on_subscribed: Callable[[], None] = lambda: None,
     ) -> None:
         self._cases = cases
+        self._on_subscribed = on_subscribed
         self.config = config
         self._store = store
         self._stats = stats
@@ -149,6 +154,10 @@ class Ingest:
         """True once subscribed on a live connection."""
         return self._connected.wait(timeout_s)
 
+    def caught_up(self) -> bool:
+        """Subscribed, with nothing received waiting to be decoded or stored."""
+        return self._connected.is_set() and self._queue.empty() and self._decoded.empty()
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Finish the batch in hand, then disconnect; the session stays on the broker.
 
@@ -169,6 +178,10 @@ class Ingest:
         self._stats.connected = up
         if up:
             self._connected.set()
+            try:
+                self._on_subscribed()
+            except Exception:
+                log.exception("on_subscribed failed (ingest goes on)")
         else:
             self._connected.clear()
 

@@ -18,6 +18,7 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig
 from gateway.ingest import Ingest
 from gateway.live import LiveFeed
+from gateway.receipts import Receipts
 from gateway.rules import AlarmRules, alarm_cases
 from gateway.stats import IngestStats
 from gateway.store import SqliteStore
@@ -63,7 +64,9 @@ class Gateway:
 
     def tick(self) -> None:
         """Time-based rules, summaries and housekeeping; one failing does not stop the rest."""
-        for step in (self.rules.check, self.summaries.publish_due, self.store.checkpoint):
+        steps = (self.rules.check, self.receipts.check, self.summaries.publish_due,
+                 self.store.checkpoint)  # fmt: skip
+        for step in steps:
             try:
                 step()
             except Exception:
@@ -87,9 +90,16 @@ class Gateway:
         self.alarms = AlarmBook(self.store, self._publish_alert, self.live, self.clock)
         self.rules = AlarmRules(self.config, self.store, self.alarms, self.clock, self.started_at)
         self.summaries = SummaryPublisher(self.config, self.store, self._publish, self.clock)
+        self.receipts = Receipts(
+            self.config, self.store, self._publish,
+            caught_up=lambda: self.ingest.caught_up(), wall=self.clock,  # noqa: PLW0108
+        )  # fmt: skip
 
     def init_ingest(self) -> None:
-        self.ingest = Ingest(self.config, self.store, self.stats, self._on_stored, alarm_cases)
+        self.ingest = Ingest(
+            self.config, self.store, self.stats, self._on_stored, alarm_cases,
+            on_subscribed=self.receipts.republish,
+        )  # fmt: skip
         self.ingest.start()
         self._undo.append(self.ingest.stop)
 
@@ -111,6 +121,7 @@ class Gateway:
         log.info("gateway stopped")
 
     def _on_stored(self, written: Written) -> None:
+        self.receipts.stored(written)
         self.rules.on_stored(written)
         for site, node in {(item.site, item.node) for item in written.events}:
             self.summaries.touched(site, node)

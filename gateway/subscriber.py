@@ -75,7 +75,9 @@ class SessionSettings:
     session_expiry_s: int = 86_400
     keepalive_s: int = 30
     receive_maximum: int = 65_535
-    reconnect_max_s: float = 30.0
+    # A restarted broker forgets shared subscriptions: what it routes before we are back
+    # goes to nobody (nodes send it again when asked), so come back within seconds.
+    reconnect_max_s: float = 2.0
 
 
 def encode_length(length: int) -> bytes:

@@ -1,4 +1,4 @@
-"""The outbox keeps every event until the broker has it: seq without gaps, across restarts and outages."""
+"""The outbox keeps every event until the gateway stored it: seq without gaps, across restarts and outages."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ import pytest
 from edge.contract import catalogue, topics
 from edge.contract.events import DeviceFault, Disinfection, Passage
 from edge.contract.presence import Birth, Death, Health
+from edge.contract.receipt import Receipt
 from edge.contract.topics import Role, Site
+from edge.mqtt import publish
 from edge.outbox import Outbox, OutboxError, OutboxFull
 from edge.uplink import Uplink, UplinkSettings
 from simulators.broker import PrivateBroker
-from tests.conftest import Subscriber
+from tests.conftest import Subscriber, connect
 
 NODE = Site("north").node(Role.GATE, "g01")
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -32,14 +34,34 @@ def disinfection(ids: dict[str, Any]) -> Disinfection:
 def test_outbox__numbers_events_from_1_and_continues_after_a_restart(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "outbox.db", NODE)
     first = [outbox.add(disinfection, T0).seq for _ in range(3)]
-    outbox.acknowledge(first)
+    outbox.confirm(3)
     outbox.close()
 
     reopened = Outbox(tmp_path / "outbox.db", NODE)
     assert first == [1, 2, 3]
-    # Every row was acknowledged and deleted, yet seq is never reused.
+    # Every row was confirmed and deleted, yet seq is never reused.
     assert reopened.add(disinfection, T0).seq == 4
-    assert reopened.depth == 1
+    assert (reopened.depth, reopened.confirmed) == (1, 3)
+    assert reopened.outbox_id == outbox.outbox_id
+
+
+def test_outbox__deletes_only_what_a_receipt_covers(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", NODE)
+    for _ in range(5):
+        outbox.add(disinfection, T0)
+    assert outbox.confirm(3) == 3
+    assert outbox.confirm(2) == 0  # an older receipt, late: nothing changes
+    assert [r.seq for r in outbox.after(0, 10)] == [4, 5]
+    with pytest.raises(ValueError, match="never written"):
+        outbox.confirm(6)  # not this outbox's: refused, nothing deleted
+    assert outbox.depth == 2
+
+
+def test_outbox__a_wiped_state_dir_is_another_outbox(tmp_path: Path) -> None:
+    first = Outbox(tmp_path / "a" / "outbox.db", NODE)
+    second = Outbox(tmp_path / "b" / "outbox.db", NODE)
+    assert first.outbox_id != second.outbox_id
+    assert len(first.outbox_id) == 32
 
 
 def test_outbox__a_transaction_records_all_of_its_events_or_none(tmp_path: Path) -> None:
@@ -69,10 +91,29 @@ def test_outbox__refuses_events_beyond_capacity_but_keeps_room_for_the_fault(
         outbox.add(disinfection, T0)
     with pytest.raises(OutboxFull, match="capacity 5"):
         outbox.add(disinfection, T0)
-    with outbox.transaction(fault=True) as batch:
+    with outbox.transaction(reserved=True) as batch:
         batch.add(DeviceFault(**batch.ids(T0), device="outbox", fault="full", state="raised"))
     assert outbox.depth == 6
     assert [r.seq for r in outbox.after(0, 10)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_outbox__fault_rows_do_not_take_the_capacity_of_passages(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", NODE, capacity=5)
+    for _ in range(3):
+        with outbox.transaction(reserved=True) as batch:
+            batch.add(DeviceFault(**batch.ids(T0), device="scanner", fault="garbage",
+                                  state="raised"))  # fmt: skip
+    for _ in range(5):
+        outbox.add(disinfection, T0)  # all five fit beside the three fault rows
+    assert outbox.depth == 8
+    # ...also after a restart, when the rows are counted again from the file.
+    outbox.close()
+    reopened = Outbox(tmp_path / "o.db", NODE, capacity=5)
+    with pytest.raises(OutboxFull):
+        reopened.add(disinfection, T0)
+    with reopened.transaction(reserved=True) as batch:
+        batch.add(DeviceFault(**batch.ids(T0), device="scanner", fault="garbage",
+                              state="cleared"))  # fmt: skip
 
 
 def test_outbox__a_disk_that_refuses_the_write_is_an_outbox_error_and_seq_is_not_used(
@@ -163,7 +204,22 @@ def event_seqs(sub: Subscriber, count: int, timeout_s: float = 10.0) -> list[int
     return seqs
 
 
-def test_uplink__drains_the_outbox_in_order_and_deletes_what_the_broker_acknowledged(
+def send_receipt(
+    broker: PrivateBroker, outbox: Outbox, stored_seq: int, *, resend: bool = False,
+    outbox_id: str | None = None,
+) -> None:  # fmt: skip
+    """Publish the retained receipt the gateway would, for `outbox`."""
+    receipt = Receipt(
+        outbox_id=outbox_id or outbox.outbox_id, stored_seq=stored_seq, resend=resend,
+        at=datetime.now(UTC),
+    )  # fmt: skip
+    client = connect(broker.url, "gateway-receipts")
+    publish(client, topics.receipt(NODE.site, NODE.name), receipt).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_uplink__drains_in_order_and_deletes_only_what_the_gateway_stored(
     tmp_path: Path, broker: PrivateBroker, mqtt_subscriber: Subscriber, uplink_for: Any
 ) -> None:
     mqtt_subscriber.subscribe(topics.everything())
@@ -172,13 +228,66 @@ def test_uplink__drains_the_outbox_in_order_and_deletes_what_the_broker_acknowle
         outbox.add(disinfection, T0)
     running = uplink_for(outbox, window=50)
     assert sorted(event_seqs(mqtt_subscriber, 300)) == list(range(1, 301))
+    # The broker acknowledged all 300; nothing goes before the gateway says it stored it.
+    time.sleep(0.5)
+    assert outbox.depth == 300
+    send_receipt(broker, outbox, 300, outbox_id="f" * 32)  # another outbox's: ignored
+    time.sleep(0.5)
+    assert outbox.depth == 300
+    send_receipt(broker, outbox, 120)
+    wait_until(lambda: outbox.depth == 180)
+    send_receipt(broker, outbox, 300)
     wait_until(lambda: outbox.depth == 0)
-    assert outbox.after(0, 10) == []
     running.close()
     # The clean shutdown leaves a retained `offline` with reason shutdown.
     last = catalogue.decode(*_last_status(broker))
     assert isinstance(last.payload, Death)
     assert last.payload.reason == "shutdown"
+
+
+def test_uplink__the_birth_names_the_outbox_and_what_it_no_longer_holds(
+    tmp_path: Path, broker: PrivateBroker, mqtt_subscriber: Subscriber, uplink_for: Any
+) -> None:
+    outbox = Outbox(tmp_path / "o.db", NODE)
+    for _ in range(5):
+        outbox.add(disinfection, T0)
+    outbox.confirm(3)
+    mqtt_subscriber.subscribe(topics.status(NODE))
+    uplink_for(outbox)
+    birth = catalogue.decode(*_message(mqtt_subscriber.next())).payload
+    assert isinstance(birth, Birth)
+    assert (birth.outbox_id, birth.confirmed_seq) == (outbox.outbox_id, 3)
+
+
+def test_uplink__sends_again_what_the_gateway_asks_for(
+    tmp_path: Path, broker: PrivateBroker, mqtt_subscriber: Subscriber, uplink_for: Any
+) -> None:
+    mqtt_subscriber.subscribe(topics.everything())
+    outbox = Outbox(tmp_path / "o.db", NODE)
+    for _ in range(20):
+        outbox.add(disinfection, T0)
+    uplink_for(outbox)
+    assert event_seqs(mqtt_subscriber, 20) == list(range(1, 21))
+    # The gateway stored 1..10; 11..20 went to nobody (a broker that lost its shared
+    # subscription): it asks again.
+    send_receipt(broker, outbox, 10, resend=True)
+    assert event_seqs(mqtt_subscriber, 10) == list(range(11, 21))
+    assert outbox.depth == 10
+
+
+def test_uplink__sends_at_most_the_unconfirmed_window_past_the_last_receipt(
+    tmp_path: Path, broker: PrivateBroker, mqtt_subscriber: Subscriber, uplink_for: Any
+) -> None:
+    mqtt_subscriber.subscribe(topics.everything())
+    outbox = Outbox(tmp_path / "o.db", NODE)
+    for _ in range(300):
+        outbox.add(disinfection, T0)
+    uplink_for(outbox, unconfirmed_window=100)
+    assert event_seqs(mqtt_subscriber, 100) == list(range(1, 101))
+    with pytest.raises(AssertionError, match="no message"):
+        mqtt_subscriber.next(1.0)
+    send_receipt(broker, outbox, 60)
+    assert event_seqs(mqtt_subscriber, 60) == list(range(101, 161))
 
 
 def test_uplink__keeps_events_through_a_broker_outage_and_sends_them_when_it_returns(
@@ -193,6 +302,7 @@ def test_uplink__keeps_events_through_a_broker_outage_and_sends_them_when_it_ret
         outbox.add(disinfection, T0)
     running.uplink.wake()
     assert event_seqs(subscriber, 20) == list(range(1, 21))
+    send_receipt(broker, outbox, 20)
     wait_until(lambda: outbox.depth == 0)
 
     broker.stop()
@@ -208,8 +318,14 @@ def test_uplink__keeps_events_through_a_broker_outage_and_sends_them_when_it_ret
     # At least once: the broker may redeliver to its subscriber what was in flight
     # when it stopped (ids are unique, so that is harmless); nothing is lost.
     assert received <= set(range(1, 2021))
+    assert outbox.depth == 2000  # still unconfirmed
+    send_receipt(broker, outbox, 2020)
     wait_until(lambda: outbox.depth == 0)
     subscriber.close()
+
+
+def _message(message: Any) -> tuple[str, bytes]:
+    return message.topic, message.payload
 
 
 def _last_status(broker: PrivateBroker) -> tuple[str, bytes | bytearray]:

@@ -31,6 +31,7 @@ BUILT = [
     (topics.config(SITE, "g01"), ParsedTopic(TopicKind.CONFIG, SITE, node="g01")),
     (topics.trust(SITE), ParsedTopic(TopicKind.TRUST, SITE)),
     (topics.revocations(SITE), ParsedTopic(TopicKind.REVOCATIONS, SITE)),
+    (topics.receipt(SITE, "g01"), ParsedTopic(TopicKind.RECEIPT, SITE, node="g01")),
 ]
 
 

@@ -19,6 +19,7 @@ from edge.contract.command import Alert, Summary
 from edge.contract.documents import SignedNodeConfig, SignedRevocationList, SignedTrustList
 from edge.contract.events import EVENT_MODELS, DepotReadingBatch
 from edge.contract.presence import NODE_STATUS, Birth, Death, Health
+from edge.contract.receipt import Receipt
 from edge.contract.topics import ParsedTopic, TopicKind
 from edge.errors import PayloadInvalid
 
@@ -71,6 +72,8 @@ CATALOGUE: dict[TopicKind, TopicSpec] = {
                   (SignedTrustList,), 1, True, ("provisioning",), ("node", "gateway")),
         TopicSpec(TopicKind.REVOCATIONS, f"{_SITE}/revocations", topics.revocations,
                   (SignedRevocationList,), 1, True, ("provisioning",), ("node", "gateway")),
+        TopicSpec(TopicKind.RECEIPT, f"{_SITE}/receipt/<node>", topics.receipt,
+                  (Receipt,), 1, True, ("gateway",), ("node", "technician")),
     )
 }  # fmt: skip
 

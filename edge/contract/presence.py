@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, StringConstraints, TypeAdapter
 
 from edge.contract.base import COUNTER_MAX, Payload, Slug
+from edge.contract.receipt import OutboxId
 from edge.contract.topics import Role
 
 DeviceState = Literal["ok", "fault", "unplugged", "disabled"]
@@ -27,6 +28,13 @@ class Birth(Payload):
     devices: dict[Slug, DeviceState] = Field(default_factory=dict)
     trust_list_age_s: float | None = Field(None, ge=0, description="none: no trust list yet")
     heartbeat_s: int = Field(ge=1, le=3600, description="health interval the gateway expects")
+    outbox_id: OutboxId | None = Field(
+        None, description="the node's outbox database; another one means seq starts again"
+    )
+    confirmed_seq: int | None = Field(
+        None, ge=0, le=COUNTER_MAX,
+        description="the gateway confirmed every event up to this seq: the node keeps none",
+    )  # fmt: skip
 
 
 class Death(Payload):
@@ -54,7 +62,7 @@ class Health(Payload):
     uptime_s: float = Field(ge=0)
     last_seq: int = Field(ge=0, le=COUNTER_MAX, description="seq of the newest outbox entry")
     outbox_depth: int = Field(
-        ge=0, le=COUNTER_MAX, description="events not yet acknowledged by the broker"
+        ge=0, le=COUNTER_MAX, description="events the gateway has not yet confirmed storing"
     )
     outbox_capacity: int = Field(ge=1, le=COUNTER_MAX)
     devices: dict[Slug, DeviceState] = Field(default_factory=dict)

@@ -11,6 +11,7 @@ Tree (one segment each; slugs are lower-case letters, digits, '-' and '_'):
     <prefix>/v1/<site>/config/<node>                 signed node config (retained)
     <prefix>/v1/<site>/trust                         signed trust list (retained)
     <prefix>/v1/<site>/revocations                   signed revocation list (retained)
+    <prefix>/v1/<site>/receipt/<node>                what the gateway stored (retained)
 
 No other module writes a topic string: they call the builders here.
 """
@@ -86,6 +87,7 @@ class TopicKind(StrEnum):
     CONFIG = "config"
     TRUST = "trust"
     REVOCATIONS = "revocations"
+    RECEIPT = "receipt"
 
 
 def check_slug(value: str, what: str) -> str:
@@ -194,6 +196,11 @@ def revocations(site: Site) -> str:
     return f"{site.root}/revocations"
 
 
+def receipt(site: Site, node: str) -> str:
+    """Retained: how far the gateway has stored one node's outbox."""
+    return f"{site.root}/receipt/{check_slug(node, 'node')}"
+
+
 # --- subscription filters -------------------------------------------------------
 
 
@@ -258,6 +265,8 @@ def _parse_rest(site: Site, rest: list[str]) -> ParsedTopic:
             return ParsedTopic(TopicKind.TRUST, site)
         case ["revocations"]:
             return ParsedTopic(TopicKind.REVOCATIONS, site)
+        case ["receipt", node]:
+            return ParsedTopic(TopicKind.RECEIPT, site, node=check_slug(node, "node"))
         case [role, node, *leaf] if role in Role.__members__.values():
             return _parse_node_leaf(site, Role(role), check_slug(node, "node"), leaf)
     raise ValueError(f"no topic of shape {'/'.join(rest)!r} under a site")

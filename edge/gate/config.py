@@ -53,7 +53,11 @@ class BrokerSection(Section):
     )
     keepalive_s: int = Field(10, ge=2, le=600, description="the broker declares us lost after 1.5x")
     heartbeat_s: int = Field(10, ge=1, le=3600, description="seconds between health messages")
-    reconnect_max_s: float = Field(30.0, ge=0.1, le=600, description="longest wait between tries")
+    reconnect_max_s: float = Field(5.0, ge=0.1, le=600, description="longest wait between tries")
+    unconfirmed_window: int = Field(
+        10_000, ge=1, le=1_000_000,
+        description="events sent past the gateway's last receipt: what one resend may cost",
+    )  # fmt: skip
     window: int = Field(1000, ge=1, le=20_000, description="events in flight per connection")
 
     def settings(self) -> UplinkSettings:
@@ -61,6 +65,7 @@ class BrokerSection(Section):
             BrokerUrl.parse(self.url), keepalive_s=self.keepalive_s,
             heartbeat_s=self.heartbeat_s, reconnect_min_s=min(1.0, self.reconnect_max_s),
             reconnect_max_s=self.reconnect_max_s, window=self.window,
+            unconfirmed_window=self.unconfirmed_window,
         )  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from gateway.store.records import (
     PassageFilter,
     PassageRecord,
     RegistrationRecord,
+    StoredMark,
     TokenRecord,
     Written,
 )
@@ -106,6 +107,14 @@ class Store(Protocol):
 
     def event_seqs(self, site: str, node: str) -> list[int]:
         """The seqs stored for a node in its current epoch, ascending."""
+        ...
+
+    def marks(self) -> list[StoredMark]:
+        """Every node with a known outbox, and how far the store holds it."""
+        ...
+
+    def lagging(self) -> list[tuple[StoredMark, int]]:
+        """Nodes known to have sent more than the store holds: (mark, newest seq known)."""
         ...
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]: ...

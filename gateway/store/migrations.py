@@ -164,6 +164,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX audit_log_by_time ON audit_log (at);
         """,
     ),
+    Migration(
+        "0005-receipts",
+        """
+        -- The node's outbox database (from its birth): receipts name it, and another
+        -- one means the node lost its state and counts seq from 1 again.
+        ALTER TABLE nodes ADD COLUMN outbox_id TEXT;
+        """,
+    ),
 )
 
 

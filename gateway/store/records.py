@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Literal
 
@@ -75,6 +75,18 @@ class Written:
     events: list[InboundEvent]  # new to the store (a redelivered one is not here)
     presence: list[InboundPresence]  # applied (a will of an ended session is not here)
     alarms: list[AlarmRecord]  # opened by the new events, in the same transaction
+    marks: list[StoredMark] = field(default_factory=list)  # receipts now due
+
+
+@dataclass(frozen=True)
+class StoredMark:
+    """How far the store holds one node's outbox: every seq up to `stored_seq`."""
+
+    site: str
+    node: str
+    role: str
+    outbox_id: str
+    stored_seq: int
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlite_utils
 
@@ -21,6 +22,7 @@ from gateway.store.records import (
     DeadLetter,
     InboundEvent,
     InboundPresence,
+    StoredMark,
     Written,
     utc_text,
 )
@@ -30,6 +32,25 @@ from gateway.store.sqlite_reads import Reads
 
 # Ids asked for in one `IN (...)`: well under SQLite's default limit of 32,766 variables.
 _ID_CHUNK = 900
+
+
+class _SeqState(NamedTuple):
+    """A node's seq bookkeeping, as the nodes table has it."""
+
+    epoch: int
+    contiguous: int
+    seq_max: int
+    gap_since: str | None
+    outbox_id: str | None
+
+
+def _seq_state(conn: sqlite3.Connection, site: str, node: str) -> _SeqState:
+    row = conn.execute(
+        "SELECT epoch, seq_contiguous, seq_max, gap_since, outbox_id FROM nodes "
+        "WHERE site=? AND node=?",
+        (site, node),
+    ).fetchone()
+    return _SeqState(*row)
 
 
 class SqliteStore(Reads, AlarmsAndAccess):
@@ -139,6 +160,10 @@ class SqliteStore(Reads, AlarmsAndAccess):
                 by_node[(item.site, item.node)].append(item)
             for (site, node), items in by_node.items():
                 self._advance_seq(conn, site, node, items, first=(site, node) not in known)
+            touched = set(by_node) | {
+                (i.site, i.node) for i in applied if isinstance(i.payload, Birth)
+            }
+            marks = self._marks(conn, touched)
             conn.executemany(
                 "INSERT INTO dead_letters (received_at, topic, payload, reason) VALUES (?,?,?,?)",
                 [(utc_text(d.received_at), d.topic, d.payload, d.reason) for d in dead],
@@ -149,7 +174,19 @@ class SqliteStore(Reads, AlarmsAndAccess):
                 (d, new_event_id(now)) for item in new for d in (cases(item) if cases else ())
             ]
             opened = self._open_alarms(conn, drafts, now)
-        return Written(new, applied, self._alarms_by_id(opened))
+        return Written(new, applied, self._alarms_by_id(opened), marks)
+
+    def _marks(self, conn: sqlite3.Connection, nodes: set[tuple[str, str]]) -> list[StoredMark]:
+        marks = []
+        for site, node in nodes:
+            row = conn.execute(
+                "SELECT role, outbox_id, seq_contiguous FROM nodes "
+                "WHERE site=? AND node=? AND outbox_id IS NOT NULL",
+                (site, node),
+            ).fetchone()
+            if row is not None:
+                marks.append(StoredMark(site, node, *row))
+        return marks
 
     def _known_nodes(self, conn: sqlite3.Connection) -> set[tuple[str, str]]:
         return {(site, node) for site, node in conn.execute(
@@ -217,18 +254,26 @@ class SqliteStore(Reads, AlarmsAndAccess):
         seqs = [item.event.seq for item in items]
         # A gap opens when its events arrived, by the gateway's clock of receipt.
         arrived = max(item.received_at for item in items)
-        epoch, contiguous, seq_max, gap_since = conn.execute(
-            "SELECT epoch, seq_contiguous, seq_max, gap_since FROM nodes WHERE site=? AND node=?",
-            (site, node),
-        ).fetchone()
-        if first and epoch == 0:
-            # The first events the gateway ever gets from a node that was already running
-            # start wherever its outbox was: what came before is not a gap of ours.
+        state = _seq_state(conn, site, node)
+        contiguous = state.contiguous
+        if first and state.epoch == 0 and state.outbox_id is None:
+            # A node that does not name its outbox (one from before receipts, or a load
+            # generator) and was already running: what came before is not a gap of
+            # ours. A node that names it says in its birth what it holds instead.
             contiguous = min(seqs) - 1
-        seq_max = max(seq_max, *seqs)
+        state = state._replace(contiguous=contiguous, seq_max=max(state.seq_max, *seqs))
+        self._set_mark(conn, (site, node), state, arrived, walk=contiguous + 1 in seqs)
+
+    def _set_mark(
+        self, conn: sqlite3.Connection, key: tuple[str, str], state: _SeqState,
+        now: datetime, *, walk: bool,
+    ) -> None:  # fmt: skip
+        """Store a node's contiguous mark, first walking it over what arrived beyond it."""
+        site, node = key
+        epoch, contiguous, seq_max, gap_since, _ = state
         # Only an arrival right after the contiguous run can extend it; the scan then
         # walks forward over what had arrived out of order.
-        if contiguous + 1 in seqs:
+        if walk:
             for (seq,) in conn.execute(
                 "SELECT seq FROM events WHERE site=? AND node=? AND epoch=? AND seq>? ORDER BY seq",
                 (site, node, epoch, contiguous),
@@ -237,10 +282,11 @@ class SqliteStore(Reads, AlarmsAndAccess):
                     contiguous = seq
                 elif seq > contiguous + 1:
                     break
+        seq_max = max(seq_max, contiguous)
         if contiguous >= seq_max:
             gap_since = None
         elif gap_since is None:
-            gap_since = utc_text(arrived)
+            gap_since = utc_text(now)
         conn.execute(
             "UPDATE nodes SET seq_contiguous=?, seq_max=?, gap_since=? WHERE site=? AND node=?",
             (contiguous, seq_max, gap_since, site, node),
@@ -253,19 +299,26 @@ class SqliteStore(Reads, AlarmsAndAccess):
             (item.site, item.node, str(item.role), utc_text(item.received_at)),
         )
         key = (item.site, item.node)
-        (known_session,) = conn.execute(
-            "SELECT session FROM nodes WHERE site=? AND node=?", key
+        known_session, known_outbox = conn.execute(
+            "SELECT session, outbox_id FROM nodes WHERE site=? AND node=?", key
         ).fetchone()
         payload = item.payload
-        if known_session is not None and payload.session < known_session:
+        new_outbox = (
+            isinstance(payload, Birth) and payload.outbox_id is not None
+            and known_outbox is not None and payload.outbox_id != known_outbox
+        )  # fmt: skip
+        if new_outbox or (known_session is not None and payload.session < known_session):
             if not isinstance(payload, Birth):
                 return False  # the will or heartbeat of a session that has already ended
-            # A lower session in a birth: the node lost its state and counts from 1 again.
+            # Another outbox, or a lower session: the node lost its state and counts
+            # from 1 again.
             conn.execute(
                 "UPDATE nodes SET epoch = epoch + 1, seq_contiguous = 0, seq_max = 0, "
                 "gap_since = NULL, last_seq = NULL WHERE site=? AND node=?",
                 key,
             )
+        if isinstance(payload, Birth) and payload.outbox_id is not None:
+            self._anchor(conn, item, payload.outbox_id, payload.confirmed_seq or 0)
         seen = utc_text(item.received_at)
         if isinstance(payload, Death):
             conn.execute(
@@ -298,6 +351,21 @@ class SqliteStore(Reads, AlarmsAndAccess):
             (*fields.values(), *key),
         )
         return True
+
+    def _anchor(
+        self, conn: sqlite3.Connection, item: InboundPresence, outbox_id: str, confirmed: int
+    ) -> None:
+        """A birth names the node's outbox and says what it no longer holds.
+
+        Events at or below `confirmed` were confirmed stored (by this store, or one
+        before it) and are gone from the node: there is nothing to wait for below it.
+        """
+        key = (item.site, item.node)
+        conn.execute("UPDATE nodes SET outbox_id=? WHERE site=? AND node=?", (outbox_id, *key))
+        state = _seq_state(conn, *key)
+        if confirmed > state.contiguous:
+            self._set_mark(conn, key, state._replace(contiguous=confirmed), item.received_at,
+                           walk=True)  # fmt: skip
 
     def mark_offline(
         self, nodes: Sequence[tuple[str, str, datetime | None]], reason: str

@@ -18,6 +18,7 @@ from gateway.store.records import (
     PassageFilter,
     PassageRecord,
     RegistrationRecord,
+    StoredMark,
     utc_text,
 )
 
@@ -103,6 +104,35 @@ class Reads:
         ]
 
     # --- event lists ----------------------------------------------------------------
+
+    def lagging(self) -> list[tuple[StoredMark, int]]:
+        """Nodes known to have sent more than the store holds: (mark, newest seq known).
+
+        The newest seq is the highest stored or the one the node's heartbeat reported,
+        whichever is higher; below it and above the mark, events are missing.
+        """
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT site, node, role, outbox_id, seq_contiguous, "
+                "MAX(seq_max, IFNULL(last_seq, 0)) AS newest FROM nodes "
+                "WHERE outbox_id IS NOT NULL AND seq_contiguous < MAX(seq_max, IFNULL(last_seq, 0))"
+            )
+            .fetchall()
+        )
+        return [(StoredMark(*row[:5]), row[5]) for row in rows]
+
+    def marks(self) -> list[StoredMark]:
+        """Every node with a known outbox and how far the store holds it."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT site, node, role, outbox_id, seq_contiguous FROM nodes "
+                "WHERE outbox_id IS NOT NULL"
+            )
+            .fetchall()
+        )
+        return [StoredMark(*row) for row in rows]
 
     def passages(self, query: EventQuery, only: PassageFilter | None = None) -> list[PassageRecord]:
         only = only or PassageFilter()
