@@ -41,12 +41,14 @@ from edge.devices.link import FaultChange
 from edge.gate.book import LocalBook
 from edge.gate.daily import daily_report_fields, report_period, tally
 from edge.gate.decision import (
+    MISSING_READING,
     Attempt,
     Decision,
     GatePolicy,
     LocalState,
     decide,
     decide_vehicle,
+    masked_name,
     usable_reading,
 )
 from edge.gate.views import (
@@ -62,6 +64,7 @@ from edge.gate.views import (
     Registration,
     ShiftChange,
     VehicleCheck,
+    WaitingView,
 )
 from edge.outbox import Batch, Outbox, OutboxError
 
@@ -70,6 +73,10 @@ log = logging.getLogger(__name__)
 # Temperatures older than this are never used, whatever the policy says.
 READINGS_KEPT_S = 120.0
 PASSING_RESOLUTIONS = {"released", "registered"}
+# What a thermal array's refusal asks of the person in front of it.
+PROBLEM_PROMPTS: dict[str, PromptKind] = {"too-far": "step-closer", "too-close": "step-back"}
+# Exit-button passages waiting for room in the outbox (the barrier opened for each).
+UNRECORDED_EXITS_KEPT = 10_000
 
 
 class GateActions(Protocol):
@@ -134,6 +141,10 @@ class GateCheckpoint:
         self._book = LocalBook.load(outbox)
         self._readings: deque[TemperatureReading] = deque(maxlen=256)
         self._pending: _Pending | None = None
+        # Readings taken at or before this (monotonic) instant belong to an earlier
+        # decision, or to nobody: they never count for the next person.
+        self._readings_after = float("-inf")
+        self._unrecorded_exits: deque[datetime] = deque(maxlen=UNRECORDED_EXITS_KEPT)
         self._recent_uses: dict[str, tuple[str, datetime]] = {}
         self._last: DecisionView | None = None
         self._prompt_shown: Prompt | None = None
@@ -163,7 +174,7 @@ class GateCheckpoint:
                 self._decide(self._pending)  # an earlier code never got its temperature
             pending = _Pending(verdict, now, scan.at)
             window = self.policy.temperature_window_s
-            near = usable_reading(self._readings, pending.at, window) is not None
+            near = usable_reading(self._fresh_readings(), pending.at, window) is not None
             if near or not self._waits_for_temperature(verdict):
                 self._decide(pending)
             else:
@@ -173,13 +184,20 @@ class GateCheckpoint:
     def _on_temperature(self, reading: TemperatureReading) -> None:
         with self._lock:
             self._readings.append(reading)
+            if reading.problem in PROBLEM_PROMPTS:
+                self._prompt(PROBLEM_PROMPTS[reading.problem])
             pending = self._pending
             window = self.policy.temperature_window_s
             if pending and usable_reading((reading,), pending.at, window) is not None:
                 self._decide(pending)
 
+    def _fresh_readings(self) -> tuple[TemperatureReading, ...]:
+        """Readings no decision has had, taken after the previous person was decided."""
+        return tuple(r for r in self._readings if r.at > self._readings_after)
+
     def tick(self) -> None:
-        """Time passing: a code that waited too long for a temperature, the cut-off hour."""
+        """Time passing: a code that waited too long for a temperature, the cut-off hour,
+        exits that waited for room in the outbox."""
         with self._lock:
             pending = self._pending
             if pending and self.monotonic() - pending.at >= self.policy.temperature_window_s:
@@ -187,6 +205,8 @@ class GateCheckpoint:
                 self._decide(pending)
             if self.clock() >= datetime.fromisoformat(self._book.period_end):
                 self._daily_report()
+            if self._unrecorded_exits:
+                self._record_exits()
 
     def on_fault(self, change: FaultChange) -> None:
         """A device fault raised or cleared: one device-fault event, and the console told."""
@@ -195,26 +215,73 @@ class GateCheckpoint:
     def record_fault(
         self, device: str, fault: str, state: Literal["raised", "cleared"], detail: str | None
     ) -> None:
+        """One device-fault event per change: raised once and cleared once, across restarts.
+
+        The faults reported are kept in the book (committed with their events), so a
+        node that crashed neither raises a fault it reported again nor forgets to clear
+        it (see `reconcile_faults`).
+        """
+        key = f"{device}/{fault}"
         now = self.clock()
-        try:
-            with self._transaction(fault=True) as batch:
-                batch.add(
-                    DeviceFault(
-                        **batch.ids(now), device=device, fault=fault,
-                        state=state, detail=detail[:200] if detail else None,
-                    )
-                )  # fmt: skip
-        except OutboxError:
-            log.exception("could not record %s %s %s", device, fault, state)
+        with self._lock:
+            if (state == "raised") == (key in self._book.faults):
+                return  # already reported so
+            try:
+                with self._transaction(reserved=True) as batch:
+                    batch.add(
+                        DeviceFault(
+                            **batch.ids(now), device=device, fault=fault,
+                            state=state, detail=detail[:200] if detail else None,
+                        )
+                    )  # fmt: skip
+                    if state == "raised":
+                        self._book.faults[key] = detail or ""
+                    else:
+                        del self._book.faults[key]
+            except OutboxError as exc:
+                log.error("could not record %s %s %s: %s", device, fault, state, exc)
+
+    @property
+    def reported_faults(self) -> set[tuple[str, str]]:
+        """(device, fault) of every fault raised and not yet cleared, as reported."""
+        with self._lock:
+            return {tuple(key.split("/", 1)) for key in self._book.faults}  # type: ignore[misc]
+
+    def reconcile_faults(self, present: set[tuple[str, str]]) -> None:
+        """After a restart, clear every reported fault that is not `present` any more.
+
+        Call once the devices, outbox and documents have had time to raise again what
+        is still wrong: a fault reported before a crash is then either still present
+        (and was not raised twice) or gone, and cleared here.
+        """
+        for device, fault in self.reported_faults - present:
+            self.record_fault(device, fault, "cleared", "not present after a restart")
 
     def on_exit_button(self) -> None:
-        """Someone leaving pressed the exit button: the barrier opens and it is counted."""
-        now = self.clock()
-        with self._transaction() as batch:
-            batch.add(
-                Passage(**batch.ids(now), direction="out", outcome="allow", credential="none")
-            )
+        """Someone leaving pressed the exit button: the barrier opens and it is counted.
+
+        Leaving never waits for the outbox: with no room the exit is kept in memory and
+        recorded as soon as there is.
+        """
         self.actions.open_barrier()
+        with self._lock:
+            self._unrecorded_exits.append(self.clock())
+            self._record_exits()
+
+    def _record_exits(self) -> None:
+        try:
+            with self._transaction() as batch:
+                for at in self._unrecorded_exits:
+                    batch.add(
+                        Passage(**batch.ids(at), direction="out", outcome="allow",
+                                credential="none")
+                    )  # fmt: skip
+        except OutboxError as exc:
+            log.warning(
+                "%d exit(s) wait for room in the outbox: %s", len(self._unrecorded_exits), exc
+            )
+            return
+        self._unrecorded_exits.clear()
 
     # The decision path.
     def _waits_for_temperature(self, verdict: Verdict) -> bool:
@@ -223,13 +290,16 @@ class GateCheckpoint:
 
     def _decide(self, pending: _Pending) -> None:
         self._pending = None
+        now = self.clock()
         horizon = pending.at - READINGS_KEPT_S
-        readings = tuple(r for r in self._readings if r.at >= horizon)
+        readings = tuple(r for r in self._fresh_readings() if r.at >= horizon)
         attempt = Attempt(pending.verdict, pending.at_wall, pending.at, readings, self.direction)
-        exits = self._book.household_exits if self._book.week == self._week(pending.at_wall) else {}
+        exits = self._book.household_exits if self._book.week == self._week(now) else {}
         state = LocalState(self.gate, dict(exits), dict(self._recent_uses))
-        decision = decide(attempt, self.policy, state, pending.at_wall)
-        self._act(decision, pending.at_wall)
+        decision = decide(attempt, self.policy, state, now)
+        # One reading, one person: whatever was measured up to now is used up.
+        self._readings_after = self.monotonic()
+        self._act(decision, now)
 
     def _act(self, decision: Decision, at: datetime) -> None:
         try:
@@ -242,7 +312,7 @@ class GateCheckpoint:
             log.error("decision not recorded: %s", exc)
             self._show(DecisionView(
                 passage_id="0" * 26, at=at, outcome="hold", colour=decision.colour,
-                reasons=("outbox-full",), credential=decision.credential,
+                reasons=("outbox-full", *decision.reasons), credential=decision.credential,
                 temperature_c=decision.temperature_c, masked_name=decision.masked_name,
             ))  # fmt: skip
             self.actions.show("hold")
@@ -301,13 +371,27 @@ class GateCheckpoint:
         with self._lock:
             return ConsoleUpdate(
                 decision=self._last, holds=tuple(self._book.holds.values()),
-                node=self._node_view(), prompt=self._prompt_shown,
+                node=self._node_view(), prompt=self._prompt_shown, waiting=self._waiting(),
             )  # fmt: skip
 
     def wait_for_change(self, after: int, timeout_s: float) -> int:
         with self._changed:
             self._changed.wait_for(lambda: self._version > after, timeout_s)
             return self._version
+
+    def _waiting(self) -> WaitingView | None:
+        pending = self._pending
+        if pending is None:
+            return None
+        window = timedelta(seconds=self.policy.temperature_window_s)
+        return WaitingView(
+            scanned_at=pending.at_wall, deadline=pending.at_wall + window,
+            colour=pending.verdict.colour, masked_name=masked_name(pending.verdict),
+        )  # fmt: skip
+
+    def refresh(self) -> None:
+        """The node's own state changed (outbox depth, broker, devices): tell the consoles."""
+        self._touch()
 
     @property
     def on_duty(self) -> tuple[str, ...]:
@@ -347,7 +431,7 @@ class GateCheckpoint:
         if "yellow-code" in hold.reasons or "no-code" in hold.reasons:
             raise Refusal("registration-missing", "register this person instead of releasing")
         temperature = resolution.temperature_c
-        fever_like = {"fever", "re-measure", "temperature-implausible", "measure-temperature"}
+        fever_like = {"fever", "re-measure", "temperature-implausible", *MISSING_READING}
         if fever_like & set(hold.reasons) and temperature is None:
             raise Refusal("measure-temperature", "enter the re-measured temperature")
         if temperature is not None and temperature >= self.policy.fever_c:
@@ -441,7 +525,7 @@ class GateCheckpoint:
         period_end = datetime.fromisoformat(self._book.period_end)
         period = report_period(period_end - timedelta(microseconds=1), self.cutoff_hour, self.zone)
         fields = daily_report_fields(period, self._book.counts)
-        with self._transaction(fault=True) as batch:
+        with self._transaction(reserved=True) as batch:
             batch.add(DailyReport(**batch.ids(self.clock()), **fields))
             self._book.counts = CheckpointCounts()
             # A node that was off across several cut-offs reports the period it held
@@ -452,13 +536,13 @@ class GateCheckpoint:
 
     # Recording.
     @contextmanager
-    def _transaction(self, *, fault: bool = False) -> Iterator[Batch]:
+    def _transaction(self, *, reserved: bool = False) -> Iterator[Batch]:
         """One outbox transaction that also commits the local book and the day's counts."""
         with self._lock:
             # The book changes with the events or not at all.
             saved = copy.deepcopy(self._book)
             try:
-                with self.outbox.transaction(fault=fault) as batch:
+                with self.outbox.transaction(reserved=reserved) as batch:
                     yield batch
                     for event in batch.events:
                         self._book.counts = tally(self._book.counts, event)

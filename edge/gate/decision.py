@@ -26,6 +26,14 @@ CredentialKind = Literal["health-code", "dcc", "household-pass", "registration",
 
 # Temperature reasons, in the order a decision lists them.
 TEMPERATURE_ORDER = ("measure-temperature", "temperature-implausible", "re-measure")
+# Why no usable reading was found, as reason codes: none at all, or the thermal array
+# saw the person but too far or too close to measure.
+MISSING_READING = frozenset({"measure-temperature", "too-far", "too-close"})
+_PROBLEM_REASONS = {
+    "too-far": "too-far",
+    "too-close": "too-close",
+    "out-of-range": "temperature-implausible",
+}
 _PASSAGE_CREDENTIAL: dict[str, CredentialKind] = {
     "health-code": "health-code",
     "dcc": "dcc",
@@ -140,6 +148,10 @@ def decide(attempt: Attempt, policy: GatePolicy, state: LocalState, now: datetim
     trusted = verdict if verdict is not None and verdict.ok else None
     deny = ["red-code"] if trusted is not None and trusted.colour == "red" else []
     temperature_c, temperature_reasons = _temperature(attempt, policy)
+    if deny:
+        # A red code is stopped at once, measured or not: only what a reading found is
+        # worth reporting beside it (a fever), never the missing reading.
+        temperature_reasons = [r for r in temperature_reasons if r not in MISSING_READING]
     credential_reasons = _credential_reasons(attempt, policy, state, now)
     reasons = _unique([*deny, *credential_reasons, *temperature_reasons])
     outcome: Outcome = "deny" if deny else "hold" if reasons else "allow"
@@ -158,7 +170,7 @@ def decide(attempt: Attempt, policy: GatePolicy, state: LocalState, now: datetim
         temperature_c=temperature_c,
         code_key=code_key(verdict),
         household=household if outcome == "allow" else None,
-        masked_name=_masked_name(trusted),
+        masked_name=masked_name(trusted),
         subject_ref=credential.subject.hex() if isinstance(credential, HealthCode) else None,
     )
 
@@ -285,15 +297,30 @@ def _reused(
 
 def _temperature(attempt: Attempt, policy: GatePolicy) -> tuple[float | None, list[str]]:
     """The temperature the decision uses (None when implausible or absent) and its reason."""
-    reading = usable_reading(attempt.temperatures, attempt.scanned_at, policy.temperature_window_s)
+    window = policy.temperature_window_s
+    reading = usable_reading(attempt.temperatures, attempt.scanned_at, window)
     if reading is None:
-        return None, ["measure-temperature"]
+        return None, [_why_unmeasured(attempt.temperatures, attempt.scanned_at, window)]
     shown = _tenth(reading)
     reason = _classify(shown, policy, "fever")
     if reason == "temperature-implausible":
         # Not a body temperature: the Passage event must not record it as one.
         return None, [reason]
     return shown, [reason] if reason else []
+
+
+def _why_unmeasured(
+    readings: Iterable[TemperatureReading], scanned_at: float, window_s: float
+) -> str:
+    """The reason code for no usable reading: the latest refusal in the window, if any."""
+    refused = [
+        r for r in readings
+        if r.problem in _PROBLEM_REASONS and abs(r.at - scanned_at) <= window_s
+    ]  # fmt: skip
+    if not refused:
+        return "measure-temperature"
+    latest = max(refused, key=lambda r: r.at)
+    return _PROBLEM_REASONS[str(latest.problem)]
 
 
 def usable_reading(
@@ -343,7 +370,8 @@ def _credential_kind(verdict: Verdict | None) -> CredentialKind:
     return _PASSAGE_CREDENTIAL.get(profile or "", "none")
 
 
-def _masked_name(verdict: Verdict | None) -> str | None:
+def masked_name(verdict: Verdict | None) -> str | None:
+    """The name the volunteer compares with the ID card, masked (张*丰), if the code has one."""
     if verdict is None:
         return None
     if verdict.credential is not None:

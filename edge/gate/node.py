@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 # A code waiting for a temperature and the report cut-off are checked this often.
 TICK_S = 0.25
 OUTBOX_CHECKPOINT_S = 2.0
+# Faults reported before a restart and not raised again by then are cleared: long
+# enough for ports to open, a silent part to time out and the broker to resend documents.
+FAULT_RECONCILE_S = 20.0
+# A worker thread that died is started again after this long (a fault while it is down).
+WORKER_RESTART_S = 2.0
 
 
 class GateNode:
@@ -60,7 +65,7 @@ class GateNode:
         self.node = config.node_id
         self.clock = clock
         self.pin_factory = pin_factory
-        self.started = clock()
+        self.started = time.monotonic()  # uptime: the wall clock may step at boot (NTP)
         self.usage = ProcessUsage()
         self.links: list[DeviceLink | CameraLink] = []
         self.io: GateIO | None = None
@@ -69,7 +74,8 @@ class GateNode:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._outbox_faults: set[str] = set()
-        self._document_faults: set[str] = set()
+        self._worker_faults: set[str] = set()
+        self._shown: tuple[object, ...] = ()
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; every step that started is undone on the way out."""
@@ -84,12 +90,17 @@ class GateNode:
             self.init_console()
             log.info("gate %s running", self.node)
             next_checkpoint = 0.0
+            reconcile_at = time.monotonic() + FAULT_RECONCILE_S
             while not stop.wait(TICK_S):
                 self.checkpoint.tick()
                 self._watch_outbox()
+                self._refresh_console()
                 if time.monotonic() >= next_checkpoint:
                     self.outbox.checkpoint()
                     next_checkpoint = time.monotonic() + OUTBOX_CHECKPOINT_S
+                if reconcile_at and time.monotonic() >= reconcile_at:
+                    self.checkpoint.reconcile_faults(self.present_faults())
+                    reconcile_at = 0.0
         finally:
             self.shutdown()
 
@@ -206,15 +217,54 @@ class GateNode:
         log.info("gate %s stopped", self.node)
 
     def _start_thread(self, name: str, target: Callable[[threading.Event], None]) -> None:
-        thread = threading.Thread(target=target, args=(self._stop,), name=name)
+        thread = threading.Thread(
+            target=self._supervise, args=(name, target, self._stop), name=name
+        )
         thread.start()
         self._threads.append(thread)
+
+    def _supervise(
+        self, name: str, target: Callable[[threading.Event], None], stop: threading.Event
+    ) -> None:
+        """Run a worker until `stop`; one that dies is a fault, and is started again."""
+        while not stop.is_set():
+            try:
+                target(stop)
+                return
+            except Exception as exc:
+                log.exception("%s worker died; starting it again", name)
+                self._worker_faults.add(name)
+                self.checkpoint.record_fault(
+                    name, "crashed", "raised", f"{type(exc).__name__}: {exc}"
+                )
+            if stop.wait(WORKER_RESTART_S):
+                return
+            self._worker_faults.discard(name)
+            self.checkpoint.record_fault(name, "crashed", "cleared", None)
 
     # Presence.
     def devices(self) -> dict[str, DeviceState]:
         states: dict[str, DeviceState] = {link.name: link.state for link in self.links}
+        if self.io is not None and self.io.door is not None:
+            states["door"] = "fault" if self.io.door.held_open else "ok"
         states["outbox"] = "fault" if self._outbox_faults else "ok"
+        for worker in self._worker_faults:
+            states[worker] = "fault"
         return states
+
+    def present_faults(self) -> set[tuple[str, str]]:
+        """(device, fault) of every fault raised now, by whatever watches it."""
+        present = {(link.name, fault) for link in self.links for fault in link.faults}
+        if self.io is not None and self.io.door is not None and self.io.door.held_open:
+            present.add(("door", "held-open"))
+        present |= {("outbox", fault) for fault in self._outbox_faults}
+        present |= {(worker, "crashed") for worker in self._worker_faults}
+        # A refused document stays a fault until a valid one replaces it.
+        present |= {
+            (device, fault) for device, fault in self.checkpoint.reported_faults
+            if fault == "refused"
+        }  # fmt: skip
+        return present
 
     def birth(self, session: int) -> Birth:
         now = self.clock()
@@ -229,7 +279,7 @@ class GateNode:
         now = self.clock()
         return Health(
             node_time=now, session=session,
-            uptime_s=round((now - self.started).total_seconds(), 1),
+            uptime_s=round(time.monotonic() - self.started, 1),
             last_seq=self.outbox.last_seq, outbox_depth=self.outbox.depth,
             outbox_capacity=self.outbox.capacity, devices=self.devices(),
             trust_list_age_s=self.trust.trust_list_age_s(now),
@@ -267,15 +317,19 @@ class GateNode:
         except ConfigError as refused:
             self._document_fault("config", str(refused))
             return
-        if _device_of(document) in self._document_faults:
-            self._document_faults.discard(_device_of(document))
-            self.checkpoint.record_fault(_device_of(document), "refused", "cleared", None)
+        # A valid document ends its kind's refusal, also one reported before a restart.
+        self.checkpoint.record_fault(_device_of(document), "refused", "cleared", None)
 
     def _document_fault(self, device: str, detail: str) -> None:
-        # Each refused document is its own incident, so each one is reported.
         log.warning("%s", detail)
-        self._document_faults.add(device)
         self.checkpoint.record_fault(device, "refused", "raised", detail)
+
+    def _refresh_console(self) -> None:
+        """Push the node's own state to the consoles when it changed (not only on events)."""
+        shown = (self.outbox.depth, self.uplink.connected, tuple(self.devices().items()))
+        if shown != self._shown:
+            self._shown = shown
+            self.checkpoint.refresh()
 
     def _held_serial(self, document: Any) -> int:
         if isinstance(document, SignedTrustList):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,12 +15,12 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from edge.contract.catalogue import decode
-from edge.contract.events import Passage
+from edge.contract.events import DeviceFault, Passage
 from edge.contract.topics import Role, Site
 from edge.credentials.store import TrustStore
 from edge.credentials.trust import root_keys_for
 from edge.credentials.verifier import Verifier
-from edge.devices.base import CodeScan, TemperatureReading
+from edge.devices.base import CodeScan, ScanFailed, TemperatureReading
 from edge.gate.checkpoint import GateCheckpoint
 from edge.gate.decision import GatePolicy
 from edge.gate.gpio.config import BarrierConfig, GpioConfig
@@ -146,6 +147,77 @@ def test_checkpoint__a_code_waits_for_the_temperature_then_decides_on_it(gate: G
     assert not gate.relay_energised()
 
 
+def test_checkpoint__a_waiting_code_is_shown_with_its_deadline(gate: Gate) -> None:
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    waiting = gate.checkpoint.update().waiting
+    assert waiting is not None
+    assert waiting.deadline - waiting.scanned_at == timedelta(seconds=10)
+    assert (waiting.colour, waiting.masked_name) == ("green", "张*丰")
+    gate.clock.advance(1)
+    gate.temperature(36.6)
+    assert gate.checkpoint.update().waiting is None
+
+
+def test_checkpoint__a_passage_that_waited_carries_the_time_it_was_decided(gate: Gate) -> None:
+    scanned = gate.clock.wall
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    gate.clock.advance(4)
+    gate.temperature(36.6)
+    (passage,) = gate.events()
+    assert isinstance(passage, Passage)
+    assert passage.node_time == scanned + timedelta(seconds=4)
+
+
+# One reading, one person: the next person is never decided on the previous one's reading.
+@pytest.mark.parametrize("gap_s", [0.5, 3.0, 9.0])
+def test_checkpoint__an_unmeasured_person_after_a_measured_one_is_held(
+    gate: Gate, gap_s: float
+) -> None:
+    gate.temperature(36.6)
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    assert decision(gate) == ("allow", ())
+    gate.clock.advance(gap_s)
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))  # person B, never measured
+    gate.clock.advance(10)
+    gate.checkpoint.tick()
+    assert decision(gate) == ("hold", ("measure-temperature",))
+    assert gate.relay_history().count(True) == 1
+
+
+def test_checkpoint__a_reading_before_a_refused_code_does_not_count_for_the_next_person(
+    gate: Gate,
+) -> None:
+    gate.temperature(38.5)  # the person with the forged code, feverish
+    gate.scan(gate.kit.code("forged", now=gate.clock.wall))
+    gate.clock.advance(2)
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    gate.clock.advance(1)
+    gate.temperature(36.5)  # the green person's own reading
+    assert decision(gate) == ("allow", ())
+
+
+def test_checkpoint__too_far_asks_to_step_closer_and_holds_with_that_reason(gate: Gate) -> None:
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    gate.clock.advance(1)
+    gate.checkpoint.on_reading(
+        TemperatureReading("thermal-array", gate.clock.mono, None, problem="too-far")
+    )
+    prompt = gate.checkpoint.update().prompt
+    assert prompt is not None and prompt.kind == "step-closer"
+    gate.clock.advance(9)
+    gate.checkpoint.tick()
+    assert decision(gate) == ("hold", ("too-far",))
+    (passage, _hold) = gate.events()
+    assert isinstance(passage, Passage) and passage.reasons == ("too-far",)
+
+
+def test_checkpoint__a_code_read_in_part_asks_to_scan_again(gate: Gate) -> None:
+    gate.checkpoint.on_reading(ScanFailed("scanner", gate.clock.mono, "pause mid-code"))
+    prompt = gate.checkpoint.update().prompt
+    assert prompt is not None and prompt.kind == "scan-again"
+    assert gate.events() == []
+
+
 def test_checkpoint__no_temperature_within_the_window_is_a_hold_to_measure(gate: Gate) -> None:
     gate.scan(gate.kit.code("green", now=gate.clock.wall))
     gate.clock.advance(9)
@@ -159,8 +231,9 @@ def test_checkpoint__no_temperature_within_the_window_is_a_hold_to_measure(gate:
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
-        # Decided without waiting, so the missing temperature is said too.
-        ("red", ("deny", ("red-code", "measure-temperature"))),
+        # Decided without waiting: a red code is stopped measured or not; a refused
+        # code is held, and its missing temperature is said too.
+        ("red", ("deny", ("red-code",))),
         ("forged", ("hold", ("bad-signature", "measure-temperature"))),
         ("expired", ("hold", ("expired", "measure-temperature"))),
     ],
@@ -257,11 +330,62 @@ def test_checkpoint__vehicle_with_a_feverish_occupant_is_held(gate: Gate) -> Non
 def test_checkpoint__a_full_outbox_holds_the_person_and_opens_nothing(gate: Gate) -> None:
     for _ in range(50):
         gate.checkpoint.log_disinfection(DisinfectionRound(volunteer_id="v017"))
-    gate.temperature(36.6)
+    gate.temperature(38.6)
     gate.scan(gate.kit.code("green", now=gate.clock.wall))
-    assert decision(gate) == ("hold", ("outbox-full",))
+    # The volunteer handles this person by hand, and must see why: a fever.
+    assert decision(gate) == ("hold", ("outbox-full", "fever"))
     assert gate.relay_history() == [False]
     assert len(gate.events()) == 50
+
+
+def test_checkpoint__the_exit_button_opens_with_a_full_outbox_and_the_exit_is_recorded_later(
+    gate: Gate, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(50):
+        gate.checkpoint.log_disinfection(DisinfectionRound(volunteer_id="v017"))
+    with caplog.at_level(logging.WARNING):
+        gate.checkpoint.on_exit_button()
+    assert gate.relay_history()[:2] == [False, True]  # leaving never waits for the outbox
+    assert "Traceback" not in caplog.text
+    assert "1 exit(s) wait for room" in caplog.text
+    assert gate.kinds().count("passage") == 0
+    gate.checkpoint.tick()
+    assert gate.kinds().count("passage") == 0  # still no room: kept
+    gate.outbox.confirm(10)  # the gateway stored ten events: room again
+    gate.checkpoint.tick()
+    exits = [e for e in gate.events() if isinstance(e, Passage)]
+    assert [(e.direction, e.outcome, e.credential) for e in exits] == [("out", "allow", "none")]
+
+
+def test_checkpoint__device_faults_do_not_take_room_from_passages(gate: Gate) -> None:
+    for _ in range(20):  # a flapping scanner
+        gate.checkpoint.record_fault("scanner", "garbage", "raised", "junk")
+        gate.checkpoint.record_fault("scanner", "garbage", "cleared", None)
+    for _ in range(50):
+        gate.checkpoint.log_disinfection(DisinfectionRound(volunteer_id="v017"))
+    assert gate.kinds().count("disinfection") == 50
+
+
+def test_checkpoint__a_fault_is_raised_once_and_cleared_once_across_a_restart(
+    tmp_path: Path, gate: Gate
+) -> None:
+    gate.checkpoint.record_fault("thermometer", "timeout", "raised", "silent 3 s")
+    gate.checkpoint.record_fault("scanner", "unplugged", "raised", "gone")
+    gate.outbox.close()
+    gate.io.close()
+    again = start_gate(tmp_path, gate.kit, gate.clock)
+    # The thermometer is still silent after the restart: its link raises timeout again.
+    again.checkpoint.record_fault("thermometer", "timeout", "raised", "silent 3 s")
+    # The scanner came back while the node was down: nothing raises it; reconciling clears it.
+    again.checkpoint.reconcile_faults({("thermometer", "timeout")})
+    faults = [(e.device, e.fault, e.state) for e in again.events() if isinstance(e, DeviceFault)]
+    assert faults == [
+        ("thermometer", "timeout", "raised"),
+        ("scanner", "unplugged", "raised"),
+        ("scanner", "unplugged", "cleared"),
+    ]
+    assert again.checkpoint.reported_faults == {("thermometer", "timeout")}
+    again.io.close()
 
 
 def test_checkpoint__daily_report_at_the_cut_off_then_a_zero_report(gate: Gate) -> None:
@@ -307,9 +431,11 @@ def test_checkpoint__household_exits_are_counted_per_week_and_kept_across_a_rest
 ) -> None:
     household = gate.kit.code("household", weekly_exits=2, now=gate.clock.wall)
     for _ in range(2):
+        gate.clock.advance(5)
         gate.temperature(36.5)
         gate.scan(household)
         assert decision(gate) == ("allow", ())
+        assert gate.checkpoint.update().waiting is None
     gate.outbox.close()
     gate.io.close()
     again = start_gate(tmp_path, gate.kit, gate.clock)
