@@ -12,6 +12,8 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
     "re-measure": ("体温偏高：请复测", "Temperature high: measure again"),
     "measure-temperature": ("未测体温：请测温", "No temperature: take it now"),
     "temperature-implausible": ("体温读数异常：请复测", "Implausible reading: measure again"),
+    "too-far": ("请靠近测温", "Too far: step closer and measure again"),
+    "too-close": ("请稍后退再测温", "Too close: step back and measure again"),
     "no-code": ("无健康码：请人工登记", "No code: register by hand"),
     "household-quota": ("本周出门次数已用完", "Household pass: weekly exits used up"),
     "code-reused": ("此码刚在其他卡口使用", "Code just used at another gate"),

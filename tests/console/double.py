@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from edge.contract.base import new_event_id
+from edge.contract.base import Colour, new_event_id
 from edge.gate.views import (
     ConsoleUpdate,
     DecisionView,
@@ -44,16 +44,20 @@ def open_hold(
     temperature_c: float | None = 38.4,
     masked_name: str | None = "张*丰",
     at: datetime | None = None,
+    colour: Colour | None = "green",
+    vehicle_plate: str | None = None,
 ) -> OpenHold:
-    """A person waiting at the gate (since `at`, default now)."""
+    """A person (or, with a plate, a vehicle) waiting at the gate since `at`, default now."""
     return OpenHold(
         hold_id=hold_id,
         passage_id=f"P-{hold_id}",
         at=at or datetime.now(UTC),
         reasons=reasons,
-        colour="green",
+        colour=colour,
         temperature_c=temperature_c,
         masked_name=masked_name,
+        subject="vehicle" if vehicle_plate else "person",
+        vehicle_plate=vehicle_plate,
     )
 
 
@@ -65,25 +69,32 @@ def held(hold: OpenHold) -> DecisionView:
         outcome="hold",
         colour=hold.colour,
         reasons=hold.reasons,
-        credential="health-code",
+        credential="none" if hold.subject == "vehicle" else "health-code",
         temperature_c=hold.temperature_c,
         masked_name=hold.masked_name,
+        subject=hold.subject,
+        vehicle_plate=hold.vehicle_plate,
     )
 
 
 def node_view(
-    *, volunteers: tuple[str, ...] = ("V001",), broker_connected: bool = True
+    *,
+    volunteers: tuple[str, ...] = ("V001",),
+    broker_connected: bool = True,
+    zone: str = "Asia/Shanghai",
+    outbox_depth: int = 3,
 ) -> NodeView:
-    """A healthy node with a full device set."""
+    """A healthy node with a full device set, at a site in `zone`."""
     return NodeView(
         site="east-village",
         node="gate-01",
         broker_connected=broker_connected,
-        devices={"scanner": "ok", "thermometer": "ok", "barrier": "ok"},
-        outbox_depth=3,
+        devices={"scanner": "ok", "thermometer": "ok", "barrier": "ok", "outbox": "ok"},
+        outbox_depth=outbox_depth,
         outbox_capacity=100_000,
         volunteers_on_duty=volunteers,
         trust_list_age_s=420.0,
+        zone=zone,
     )
 
 

@@ -53,12 +53,16 @@ RESOLUTIONS: list[dict[str, Any]] = [
     {"resolution": "referred", "volunteer_id": "V001"},
     {"resolution": "turned-back", "volunteer_id": "V001", "note": "回家隔离"},
 ]
+# A reason each resolution fits: registering stands in for a missing or yellow code.
+FITTING = {"registered": ("yellow-code",)}
 
 
 @pytest.mark.parametrize("body", RESOLUTIONS, ids=[b["resolution"] for b in RESOLUTIONS])
 def test_resolve_hold__valid(
     client: TestClient, checkpoint: RecordingCheckpoint, body: dict[str, Any]
 ) -> None:
+    reasons = FITTING.get(body["resolution"], ("fever",))
+    checkpoint.change(holds=(open_hold("H1", reasons=reasons),))
     response = client.post("/api/holds/H1/resolve", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["holds"] == []  # the state after the action
@@ -101,6 +105,38 @@ def test_resolve_hold__invalid(
 ) -> None:
     found = problems(client.post("/api/holds/H1/resolve", json=body))
     assert words in found[field]
+    assert checkpoint.calls == []
+
+
+@pytest.mark.parametrize(
+    ("reasons", "body"),
+    [
+        (("bad-signature",), RESOLUTIONS[0]),  # a forged code is never released
+        (("revoked",), RESOLUTIONS[1]),
+        (("yellow-code",), RESOLUTIONS[0]),  # no re-measure for a yellow code
+        (("expired",), RESOLUTIONS[0]),
+        (("fever",), RESOLUTIONS[1]),  # a fever is not registered away
+        (("yellow-code", "fever"), RESOLUTIONS[1]),
+    ],
+    ids=[
+        "forged-released",
+        "revoked-registered",
+        "yellow-released",
+        "expired-released",
+        "fever-registered",
+        "yellow-fever-registered",
+    ],
+)
+def test_resolve_hold__not_offered_is_409(
+    client: TestClient,
+    checkpoint: RecordingCheckpoint,
+    reasons: tuple[str, ...],
+    body: dict[str, Any],
+) -> None:
+    checkpoint.change(holds=(open_hold("H1", reasons=reasons),))
+    response = client.post("/api/holds/H1/resolve", json=body)
+    assert response.status_code == 409
+    assert response.json()["reason"] == "action-not-offered"
     assert checkpoint.calls == []
 
 
@@ -230,7 +266,7 @@ def test_shift__valid(client: TestClient, checkpoint: RecordingCheckpoint) -> No
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
-        ({"badge_text": "BADGE-V002", "action": "start"}, "badge_text", "must start with HC1:"),
+        ({"badge_text": "BADGE-V002", "action": "start"}, "badge_text", "not a badge's QR code"),
         ({"badge_text": "", "action": "start"}, "badge_text", "Badge:"),
         ({"badge_text": "HC1:BADGE-V002", "action": "pause"}, "action", "must be one of"),
     ],
@@ -321,8 +357,8 @@ def test_page__both_languages_and_nothing_from_outside(client: TestClient) -> No
     for zh, en in [
         ("转留观室", "Observation room"),
         ("劝返", "Turn back"),
-        ("只保存身份证号的加密摘要和后4位", "Only a keyed hash and the last 4 characters are kept"),
-        ("离线：事件已保存，恢复后发送", "Offline, events are kept and sent later"),
+        ("只保存证件号码的加密摘要和后4位", "Only a keyed hash and the last 4 characters are kept"),
+        ("离线：记录已保存，恢复后上传", "Offline: records are kept and uploaded later"),
     ]:
         assert zh in page and en in page
     # An offline gate: no CDN, no web fonts, everything in this one response.

@@ -113,7 +113,7 @@ def test_registration_marks_a_wrong_id_number_and_sends_a_right_one(
     page: Page,
     serve: Serve,
 ) -> None:
-    checkpoint = RecordingCheckpoint()
+    checkpoint = RecordingCheckpoint(holds=(open_hold("H1", reasons=("yellow-code",)),))
     page.goto(serve(checkpoint, "en").url)
     by_id(page, "tab-register").click()
     form = by_id(page, "form-registration")
@@ -226,7 +226,7 @@ def test_disinfection_round_is_logged(page: Page, serve: Serve) -> None:
     by_id(page, "form-disinfection").get_by_text("Observation room", exact=True).click()
     by_id(page, "field-agent").fill("84 disinfectant 1:100")
     by_id(page, "disinfection-submit").click()
-    shows(by_id(page, "message"), "Disinfection logged: observation room")
+    shows(by_id(page, "message"), "Disinfection logged: Observation room")
     expected = DisinfectionRound(
         volunteer_id="V001", area="observation-room", agent="84 disinfectant 1:100"
     )
@@ -237,8 +237,8 @@ def test_broker_offline_and_lost_node_are_said_in_words(page: Page, serve: Serve
     checkpoint = RecordingCheckpoint()
     server = serve(checkpoint, "en")
     page.goto(server.url)
-    shows(by_id(page, "broker-state"), "Broker: connected")
-    shows(by_id(page, "outbox"), "Outbox 3 / 100,000")
+    shows(by_id(page, "broker-state"), "Server: connected")
+    shows(by_id(page, "outbox"), "3 waiting to upload")
     shows(by_id(page, "devices"), "Thermometer ok")
 
     node = checkpoint.update().node
@@ -247,8 +247,8 @@ def test_broker_offline_and_lost_node_are_said_in_words(page: Page, serve: Serve
             update={"broker_connected": False, "devices": {**node.devices, "scanner": "unplugged"}}
         )
     )
-    shows(by_id(page, "broker-state"), "Offline, events are kept and sent later")
-    shows(by_id(page, "alerts"), "Offline, events are kept and sent later")
+    shows(by_id(page, "broker-state"), "Offline: records are kept and uploaded later")
+    shows(by_id(page, "alerts"), "Offline: records are kept and uploaded later")
     shows(by_id(page, "devices"), "Scanner unplugged")
     # The page still acts while the broker is away: the node keeps the event.
     by_id(page, "resolve-turned-back-H1").click()

@@ -10,10 +10,10 @@ Words = tuple[str, str]
 # The last name in an error's location -> how the form labels that field.
 FIELD_LABELS: dict[str, Words] = {
     "name": ("姓名", "Name"),
-    "id_number": ("身份证号", "ID number"),
+    "id_number": ("证件号码", "ID number"),
     "phone": ("手机号", "Phone"),
-    "origin": ("来自", "Coming from"),
-    "destination": ("去往", "Going to"),
+    "origin": ("出发地", "Coming from"),
+    "destination": ("目的地", "Going to"),
     "reason": ("事由", "Reason"),
     "vehicle_plate": ("车牌号", "Vehicle plate"),
     "volunteer_id": ("值班志愿者", "Volunteer on duty"),
@@ -22,9 +22,9 @@ FIELD_LABELS: dict[str, Words] = {
     "temperature_c": ("复测体温", "Re-measured temperature"),
     "note": ("备注", "Note"),
     "direction": ("方向", "Direction"),
-    "occupant_temperatures_c": ("车内人员体温", "Occupant temperatures"),
+    "occupant_temperatures_c": ("乘车人体温", "Occupant temperatures"),
     "badge_text": ("工作证", "Badge"),
-    "action": ("上岗/下岗", "Start/end"),
+    "action": ("上岗/离岗", "Start/end"),
     "area": ("消毒区域", "Area"),
     "agent": ("消毒剂", "Disinfectant"),
 }
@@ -41,8 +41,8 @@ PATTERN_HINTS: dict[str, Words] = {
     "volunteer_id": ("请先扫工作证上岗", "scan a badge to start a shift first"),
     "area": ("请选择一个区域", "choose one of the areas"),
     "badge_text": (
-        "应以 HC1: 开头，请重新扫描工作证",
-        "must start with HC1: (scan the badge again)",
+        "不是工作证二维码，请重新扫描工作证",
+        "not a badge's QR code: scan the badge again",
     ),
 }
 
@@ -98,7 +98,7 @@ def label(path: str) -> Words:
     parts = path.split(".") if path else []
     if len(parts) >= 2 and parts[-1].isdigit() and parts[-2] == "occupant_temperatures_c":
         n = int(parts[-1]) + 1
-        return (f"第{n}位车内人员体温", f"Occupant {n} temperature")
+        return (f"乘车人{n}体温", f"Occupant {n} temperature")
     names = [part for part in parts if not part.isdigit()]
     if not names:
         return WHOLE_FORM
@@ -133,7 +133,7 @@ def _words_for(kind: str, key: str, ctx: dict[str, Any], msg: str) -> Words:
             return ("不能为空", "must not be empty")
         return (f"至少{ctx['min_length']}个字符", f"at least {ctx['min_length']} characters")
     if kind == "too_short" and key == "occupant_temperatures_c":
-        return ("请至少添加一位车内人员", "add at least one occupant")
+        return ("请至少添加一位乘车人", "add at least one occupant")
     if kind == "value_error":
         # A model validator's own sentence; pydantic prefixes it with "Value error, ".
         text = msg.removeprefix("Value error, ")

@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 
 from edge.gate.console.context import CheckpointDep
 from edge.gate.console.errors import ACTION_RESPONSES, problem
-from edge.gate.views import ConsoleUpdate, HoldResolution
+from edge.gate.console.hold_rules import offered
+from edge.gate.views import ConsoleUpdate, HoldResolution, Refusal
 
 router = APIRouter(prefix="/api/holds", tags=["holds"])
 
@@ -30,6 +31,14 @@ def resolve_hold(
         # The model only says so in words; refuse it here so the page marks the form.
         raise RequestValidationError(
             [problem(("body", "registration"), "missing", "registration is required")]
+        )
+    hold = next((h for h in checkpoint.update().holds if h.hold_id == hold_id), None)
+    # The page offers only these; a request for another (an old page, a script) is refused
+    # here too, so a forged code is never "released" from the console.
+    if hold is not None and resolution.resolution not in offered(hold.reasons):
+        raise Refusal(
+            "action-not-offered",
+            f"{resolution.resolution} does not fit a hold for {', '.join(hold.reasons)}",
         )
     checkpoint.resolve_hold(hold_id, resolution)
     return checkpoint.update()

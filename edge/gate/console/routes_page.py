@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from edge.gate.console.catalogue import page_catalogue, script_json
 from edge.gate.console.context import ContextDep, Language
 from edge.web.page import inline_page
 
@@ -18,8 +19,9 @@ SCRIPTS = ("words.js", "actions.js", "forms.js", "console.js")
 
 
 def render_page(language: Language) -> str:
-    """The page with `language` as its default and the CSS and JS inlined."""
-    return inline_page(STATIC, "console.css", SCRIPTS, language=language)
+    """The page with `language` as its default, its catalogue, and the CSS and JS inlined."""
+    catalogue = script_json(page_catalogue())
+    return inline_page(STATIC, "console.css", SCRIPTS, language=language, catalogue=catalogue)
 
 
 @router.get("/", response_class=HTMLResponse)

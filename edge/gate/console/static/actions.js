@@ -2,7 +2,7 @@
 "use strict";
 (() => {
   const gp = window.gatepost;
-  const { T, $, $$, both, say, reasonPair, setContent, element } = gp;
+  const { $, $$, both, say, word, reasonPair, setContent, element } = gp;
   const LANGUAGE_KEY = "gatepost.console.language";
   const VOLUNTEER_KEY = "gatepost.console.volunteer";
 
@@ -18,7 +18,7 @@
     const root = document.documentElement;
     root.dataset.lang = lang;
     root.lang = lang === "zh" ? "zh-CN" : "en";
-    document.title = lang === "zh" ? "卡口 · Gatepost" : "Gate · Gatepost";
+    document.title = word("title")[lang === "zh" ? 0 : 1];
   }
 
   $("#language").addEventListener("click", () => {
@@ -92,7 +92,7 @@
     if (result.kind === "refused") {
       const detail = result.detail ? ` (${result.detail})` : "";
       const reason = reasonPair(result.reason);
-      words = both(T.refused, { reason: [reason[0] + detail, reason[1] + detail] });
+      words = both(word("refused"), { reason: [reason[0] + detail, reason[1] + detail] });
     } else {
       words = say(result.kind, { status: result.status });
     }

@@ -3,56 +3,154 @@
 "use strict";
 (() => {
   const gp = window.gatepost;
-  const { T, $, $$, both, say, word, reasonPair, agePair, celsius, clockTime } = gp;
+  const { $, $$, both, say, word, fillWords, reasonPair, agePair, celsius, clockTime } = gp;
   const { setContent, element, message, showTab, act, needVolunteer, clearProblems } = gp;
   const { problemSlot, onDuty, volunteer, renderDuty } = gp;
+  const rules = gp.holdRules;
   const OLD_DECISION_S = 60;
+  const PROMPT_S = 5;  // how long "scan again", "step closer"… stay up
 
-  // --- the decision ------------------------------------------------------------------
+  // --- what a hold or decision looks like ----------------------------------------------
+
+  // "deny" for a refused (forged, revoked…) or red code even when the gate holds the
+  // person: officers expect ✕ there. The event's outcome is not changed.
+  function lookOf(outcome, reasons) {
+    if (outcome === "deny" || reasons.some((code) => rules.stop.includes(code))) return "deny";
+    return outcome;
+  }
+
+  const isUrgent = (reasons) => reasons.some((code) => rules.urgent.includes(code));
+
+  // The same rule as hold_rules.offered(): passing ways need every reason to allow them,
+  // the others one reason to ask for them; turning back is always possible.
+  function offeredFor(reasons) {
+    const relevant = reasons.filter((code) => !rules.neutral.includes(code));
+    const allowed = relevant.map((code) => rules.offered[code] || ["referred", "turned-back"]);
+    return rules.order.filter((way) => (rules.passing.includes(way)
+      ? allowed.every((ways) => ways.includes(way))
+      : way === "turned-back" || allowed.some((ways) => ways.includes(way))));
+  }
+
+  function who(node, item) {
+    if (item.subject === "vehicle" && item.vehicle_plate) {
+      node.append(element("small", {}, say("plate")), item.vehicle_plate);
+    } else if (item.masked_name) {
+      node.append(element("small", {}, say("compareId")), item.masked_name);
+    }
+  }
+
+  // --- the big panel: a code waiting for its temperature, or the latest decision --------
+
+  let waitingSeen = null;  // {key, receivedAt, live}: the wait on screen and when it came
+
+  function renderNow() {
+    const waiting = gp.state && gp.state.waiting;
+    if (waiting) renderWaiting(waiting);
+    else { waitingSeen = null; renderDecision(); }
+  }
+
+  function renderWaiting(waiting) {
+    const panel = $("#decision");
+    const key = waiting.scanned_at;
+    if (!waitingSeen || waitingSeen.key !== key) {
+      waitingSeen = { key, receivedAt: Date.now(), live: !firstFrame };
+    }
+    panel.dataset.outcome = "waiting";
+    panel.dataset.look = "waiting";
+    panel.dataset.old = "false";
+    setContent($(".outcome", panel), say("outcome.waiting"));
+    $(".urgent", panel).hidden = true;
+    const reasons = setContent($(".reasons", panel));
+    if (waiting.colour) reasons.append(element("li", {}, say("codeColour"), " ", say(`colour.${waiting.colour}`)));
+    setContent($(".temperature", panel));
+    who(setContent($(".who", panel)), waiting);
+    renderWaitingLeft();
+  }
+
+  // Seconds left, counted from when the wait reached this page (a wait pushed live is
+  // seconds old at most), so a tablet whose clock is off still counts right. A page that
+  // opens during a wait has only the tablet's clock to go by.
+  function renderWaitingLeft() {
+    const waiting = gp.state && gp.state.waiting;
+    if (!waiting || !waitingSeen) return;
+    const deadline = new Date(waiting.deadline).getTime();
+    const total = (deadline - new Date(waiting.scanned_at).getTime()) / 1000;
+    const left = waitingSeen.live
+      ? total - (Date.now() - waitingSeen.receivedAt) / 1000
+      : Math.min(total, (deadline - Date.now()) / 1000);
+    const meta = setContent($("#decision .meta"));
+    meta.dataset.secondsLeft = String(Math.max(0, Math.ceil(left)));
+    meta.append(say("secondsLeft", { n: Math.max(0, Math.ceil(left)) }));
+  }
 
   function renderDecision() {
     const panel = $("#decision");
     const decision = gp.state && gp.state.decision;
     panel.dataset.outcome = decision ? decision.outcome : "none";
-    setContent($(".outcome", panel), say(decision ? decision.outcome : "none"));
+    panel.dataset.look = decision ? lookOf(decision.outcome, decision.reasons) : "none";
+    setContent($(".outcome", panel), say(`outcome.${panel.dataset.look}`));
+    const urgent = $(".urgent", panel);
+    urgent.hidden = !(decision && isUrgent(decision.reasons));
+    setContent(urgent, say("urgent"));
     const reasons = setContent($(".reasons", panel));
     const temperature = setContent($(".temperature", panel));
-    const who = setContent($(".who", panel));
+    const name = setContent($(".who", panel));
     if (!decision) { renderDecisionAge(); return; }
     for (const code of decision.reasons) reasons.append(element("li", {}, both(reasonPair(code))));
     temperature.textContent = celsius(decision.temperature_c);
-    if (decision.subject === "vehicle" && decision.vehicle_plate) {
-      who.append(element("small", {}, say("plate")), decision.vehicle_plate);
-    } else if (decision.masked_name) {
-      who.append(element("small", {}, say("compareId")), decision.masked_name);
-    }
+    who(name, decision);
     renderDecisionAge();
   }
 
   function renderDecisionAge() {
+    if (gp.state && gp.state.waiting) return;
     const panel = $("#decision");
     const meta = setContent($(".meta", panel));
+    delete meta.dataset.secondsLeft;
     const decision = gp.state && gp.state.decision;
     if (!decision) { panel.dataset.old = "false"; return; }
     const age = (Date.now() - new Date(decision.at).getTime()) / 1000;
     panel.dataset.old = String(age > OLD_DECISION_S);
-    meta.append(both(T.at, { time: clockTime(decision.at), age: agePair(age) }));
-    if (decision.colour) meta.append(" · ", say("codeColour"), " ", say(decision.colour));
+    meta.append(say("at", { time: clockTime(decision.at), age: agePair(age) }));
+    if (decision.colour) meta.append(" · ", say("codeColour"), " ", say(`colour.${decision.colour}`));
   }
 
-  // --- the holds ---------------------------------------------------------------------
+  // --- prompts: "scan again", "step closer", "step back" for a few seconds ------------
+
+  let promptSeen = { key: null, until: 0 };
+
+  function renderPrompt() {
+    const prompt = gp.state && gp.state.prompt;
+    const box = $("#prompt");
+    if (prompt) {
+      const key = `${prompt.kind} ${prompt.at}`;
+      if (promptSeen.key !== key) {
+        // Pushed live: fresh. In the first frame (a page opened later) it may be old.
+        const age = firstFrame ? (Date.now() - new Date(prompt.at).getTime()) / 1000 : 0;
+        promptSeen = { key, until: Date.now() + (PROMPT_S - Math.max(0, age)) * 1000 };
+        box.dataset.kind = prompt.kind;
+        setContent(box, say(`prompt.${prompt.kind}`));
+      }
+    }
+    box.hidden = !prompt || Date.now() >= promptSeen.until;
+  }
+
+  // --- the holds: the newest, most likely the person at the gate, first ---------------
 
   function renderHolds() {
     const list = $("#hold-list");
-    const holds = gp.state ? gp.state.holds : [];
+    const holds = gp.state ? [...gp.state.holds] : [];
+    holds.sort((a, b) => new Date(b.at).getTime() - new Date(a.at).getTime());
     const wanted = new Set(holds.map((hold) => hold.hold_id));
     // Keyed by hold id: a card being typed into (re-measure) survives other updates.
     for (const card of $$(".hold", list)) {
       if (!wanted.has(card.dataset.holdId)) card.remove();
     }
-    for (const hold of holds) {
-      if (!list.querySelector(`[data-hold-id="${CSS.escape(hold.hold_id)}"]`)) list.append(holdCard(hold));
-    }
+    holds.forEach((hold, i) => {
+      const card = list.querySelector(`[data-hold-id="${CSS.escape(hold.hold_id)}"]`) || holdCard(hold);
+      // Only a card out of place moves (moving one would take the focus from its input).
+      if (list.children[i] !== card) list.insertBefore(card, list.children[i] || null);
+    });
     $("#no-holds").hidden = holds.length > 0;
     const count = $("#hold-count");
     count.hidden = holds.length === 0;
@@ -66,20 +164,28 @@
 
   function holdCard(hold) {
     const card = $("#hold-template").content.firstElementChild.cloneNode(true);
+    fillWords(card);
     const id = hold.hold_id;
     card.dataset.holdId = id;
     card.dataset.testid = `hold-${id}`;
+    card.dataset.look = lookOf("hold", hold.reasons);
+    setContent($(".look", card), say(`outcome.${card.dataset.look}`));
+    const urgent = $(".urgent", card);
+    urgent.hidden = !isUrgent(hold.reasons);
+    setContent(urgent, say("urgent"));
     for (const code of hold.reasons) $(".reasons", card).append(element("li", {}, both(reasonPair(code))));
     $(".temperature", card).textContent = celsius(hold.temperature_c);
-    if (hold.masked_name) $(".who", card).append(element("small", {}, say("compareId")), hold.masked_name);
+    who($(".who", card), hold);
     const meta = $(".meta", card);
     meta.append(clockTime(hold.at));
-    if (hold.colour) meta.append(" · ", say("codeColour"), " ", say(hold.colour));
+    if (hold.colour) meta.append(" · ", say("codeColour"), " ", say(`colour.${hold.colour}`));
     const remeasure = $(".remeasure", card);
     const input = $("input", remeasure);
     input.dataset.testid = `remeasure-temperature-${id}`;
+    const offered = offeredFor(hold.reasons);
     for (const button of $$("[data-resolution]", card)) {
       const resolution = button.dataset.resolution;
+      if (!offered.includes(resolution)) { button.remove(); continue; }
       button.dataset.testid = `resolve-${resolution}-${id}`;
       button.addEventListener("click", () => {
         if (resolution === "released") {
@@ -119,7 +225,7 @@
     const path = `/api/holds/${encodeURIComponent(hold.hold_id)}/resolve`;
     return act(button, root, path, body, (update) => {
       render(update);
-      message("ok", both(word(fields.resolution)));
+      message("ok", say(`resolution.${fields.resolution}`));
     });
   }
 
@@ -129,7 +235,7 @@
 
   function renderAlerts() {
     const box = setContent($("#alerts"));
-    if (link === "lost") box.append(element("p", { className: "bad" }, say("linkLost")));
+    if (link === "lost") box.append(element("p", { className: "bad" }, say("link.lost")));
     if (!gp.state) return;
     if (!gp.state.node.broker_connected) box.append(element("p", { className: "warn" }, say("brokerDown")));
     if (onDuty().length === 0) {
@@ -151,13 +257,13 @@
     const devices = setContent($("#status-devices"));
     for (const [name, deviceState] of Object.entries(node.devices)) {
       const item = element("span", { className: deviceState === "ok" ? "ok" : "bad" },
-        both(word(name)), " ", say(deviceState), " ");
+        say(`device.${name}`), " ", say(`state.${deviceState}`));
       devices.append(item, " ");
     }
     const outbox = setContent($("#status-outbox"));
-    outbox.className = node.outbox_depth > 0.8 * node.outbox_capacity ? "bad" : "";
-    const count = (n) => n.toLocaleString("en-US");
-    outbox.append(say("outbox", { depth: count(node.outbox_depth), capacity: count(node.outbox_capacity) }));
+    const nearlyFull = node.outbox_depth > 0.8 * node.outbox_capacity;
+    outbox.className = nearlyFull ? "bad" : "";
+    outbox.append(say(nearlyFull ? "outboxNearlyFull" : "outbox", { depth: node.outbox_depth.toLocaleString("en-US") }));
     const ids = node.volunteers_on_duty.length ? node.volunteers_on_duty.join(", ") : word("nobody");
     setContent($("#status-volunteers"), say("volunteers", { ids }));
     const trust = setContent($("#status-trust"));
@@ -170,14 +276,17 @@
     link = mode;
     const indicator = $("#link");
     indicator.dataset.link = mode;
-    setContent(indicator, say(mode === "lost" ? "linkLost" : mode));
+    setContent(indicator, say(`link.${mode}`));
     $("#decision").dataset.live = String(mode === "live");
     renderAlerts();
   }
 
+  let firstFrame = true;  // the frame a page gets on (re)connecting, not a live change
+
   function render(update) {
     gp.state = update;
-    renderDecision();
+    renderNow();
+    renderPrompt();
     renderHolds();
     renderDuty();
     renderStatus();
@@ -186,40 +295,33 @@
 
   // --- start -------------------------------------------------------------------------
 
-  async function loadReasons() {
-    try {
-      const response = await fetch("/api/reasons");
-      if (!response.ok) throw new Error(String(response.status));
-      gp.reasonWords = await response.json();
-      if (gp.state) {
-        // Cards drawn before the words arrived show codes; redraw them (this happens at
-        // start, before anyone types into a card).
-        $$("#hold-list .hold").forEach((card) => card.remove());
-        render(gp.state);
-      }
-    } catch (error) {
-      setTimeout(loadReasons, 5000);
-    }
-  }
-
   function connect() {
     const source = new EventSource("/api/events");
+    firstFrame = true;
     source.onopen = () => setLink("live");
     source.onmessage = (event) => {
       setLink("live");
       render(JSON.parse(event.data));
+      firstFrame = false;
     };
     source.onerror = () => {
       setLink("lost");
+      firstFrame = true;
       // EventSource retries by itself unless the server answered with an error.
       if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
     };
   }
 
-  Object.assign(gp, { render, renderAlerts });
+  function tick() {
+    renderWaitingLeft();
+    renderPrompt();
+  }
+
+  Object.assign(gp, { render, renderAlerts, offeredFor });
+  fillWords();
   gp.applyLanguage(gp.language());
   setLink("connecting");
-  loadReasons();
   connect();
   setInterval(renderDecisionAge, 1000);
+  setInterval(tick, 250);
 })();

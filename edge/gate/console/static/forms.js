@@ -115,9 +115,11 @@
     result.hidden = true;
     act($('[type="submit"]', form), form, "/api/vehicle-checks", body, (decision) => {
       result.dataset.outcome = decision.outcome;
-      setContent(result, say(decision.outcome), " ", decision.vehicle_plate || "");
+      setContent(result, say(`outcome.${decision.outcome}`), " ",
+        element("span", { className: "plate", dataset: { testid: "vehicle-result-plate" } }, decision.vehicle_plate || ""));
       for (const code of decision.reasons) result.append(element("div", {}, both(reasonPair(code))));
       result.hidden = false;
+      result.scrollIntoView({ block: "nearest" });  // below the fold on a 7-inch panel
     });
   });
 
@@ -151,7 +153,7 @@
     const body = { volunteer_id: volunteerId, area, ...(agent ? { agent } : {}) };
     act($('[type="submit"]', form), form, "/api/disinfections", body, (update) => {
       gp.render(update);
-      message("ok", say("logged", { area: word(area) }));
+      message("ok", say("logged", { area: word(`area.${area}`) }));
     });
   });
 

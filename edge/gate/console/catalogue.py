@@ -1,0 +1,61 @@
+"""Every word the console page shows, in one catalogue the node puts into the page.
+
+Three tables, each key -> (简体中文, English): the page's own words
+(static/words.json, the file a site edits to change its wording), the reason codes of
+decisions and refusals (edge/gate/reasons.py, shared with the dashboard), and the field
+problems of a form (plain_words.py, sent with each 422). The page also gets the hold
+rules (hold_rules.py), so it offers only the actions that fit a hold's reasons.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edge.gate.console import hold_rules
+from edge.gate.reasons import REASON_TEXT
+
+WORDS_FILE = Path(__file__).with_name("static") / "words.json"
+Words = tuple[str, str]
+
+
+def page_words(path: Path = WORDS_FILE) -> dict[str, Words]:
+    """The page's words from `path`; a malformed entry is an error naming its key.
+
+    Raises:
+        ValueError: an entry is not a pair of non-empty strings.
+    """
+    table: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    words: dict[str, Words] = {}
+    for key, pair in table.items():
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(p, str) and p for p in pair)
+        ):
+            raise ValueError(f"{path}: {key!r} must be [简体中文, English], not {pair!r}")
+        words[key] = (pair[0], pair[1])
+    return words
+
+
+def page_catalogue(words: Mapping[str, Words] | None = None) -> dict[str, Any]:
+    """What the page reads at start: its words, the reason words and the hold rules."""
+    return {
+        "words": dict(words if words is not None else page_words()),
+        "reasons": {str(code): {"zh": zh, "en": en} for code, (zh, en) in REASON_TEXT.items()},
+        "holds": {
+            "offered": {str(code): list(ways) for code, ways in hold_rules.OFFERED.items()},
+            "neutral": sorted(hold_rules.NEUTRAL),
+            "stop": sorted(str(code) for code in hold_rules.STOP),
+            "urgent": sorted(hold_rules.URGENT),
+            "passing": sorted(hold_rules.PASSING),
+            "order": list(hold_rules.RESOLUTIONS),
+        },
+    }
+
+
+def script_json(value: Any) -> str:
+    """`value` as JSON safe inside an HTML <script> element (no "</" can end it early)."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")

@@ -1,0 +1,86 @@
+"""Which ways of ending a hold fit its reasons, and which holds the console shows as urgent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import get_args
+
+from edge.credentials.reasons import Reason
+from edge.gate.views import Resolution
+
+RESOLUTIONS: tuple[Resolution, ...] = get_args(Resolution)
+# These let the person through; the rest do not.
+PASSING: frozenset[Resolution] = frozenset({"released", "registered"})
+
+_TEMPERATURE: tuple[Resolution, ...] = ("released", "referred", "turned-back")
+_MEASURE: tuple[Resolution, ...] = ("released", "turned-back")
+_BY_HAND: tuple[Resolution, ...] = ("registered", "turned-back")
+_STOPPED: tuple[Resolution, ...] = ("referred", "turned-back")
+
+# reason code -> how a hold for that reason alone may end. "released" is the re-measure
+# button: only a temperature reason is solved by measuring again. "registered" is a
+# registration by hand: it stands in for a code that is missing, yellow, stale or
+# unreadable, never for a forged, revoked or red one, nor for a fever.
+OFFERED: dict[str, tuple[Resolution, ...]] = {
+    "fever": _TEMPERATURE,
+    "re-measure": _TEMPERATURE,
+    "temperature-implausible": _TEMPERATURE,
+    "vehicle-fever": _TEMPERATURE,
+    "measure-temperature": _MEASURE,
+    "too-far": _MEASURE,
+    "too-close": _MEASURE,
+    "yellow-code": _BY_HAND,
+    "no-code": _BY_HAND,
+    "not-a-pass": _BY_HAND,
+    "code-reused": _BY_HAND,
+    "household-quota": _BY_HAND,
+    "test-proof-missing": _BY_HAND,
+    "test-proof-expired": _BY_HAND,
+    Reason.EXPIRED: _BY_HAND,
+    Reason.NOT_YET_VALID: _BY_HAND,
+    Reason.RULE_FAILED: _BY_HAND,
+    Reason.TOO_LARGE: _BY_HAND,
+    Reason.BAD_PREFIX: _BY_HAND,
+    Reason.BASE45: _BY_HAND,
+    Reason.ZLIB: _BY_HAND,
+    Reason.CBOR: _BY_HAND,
+    Reason.COSE: _BY_HAND,
+    Reason.SCHEMA_INVALID: _BY_HAND,
+    "red-code": _STOPPED,
+    Reason.UNKNOWN_KID: _STOPPED,
+    Reason.BAD_SIGNATURE: _STOPPED,
+    Reason.KEY_USAGE: _STOPPED,
+    Reason.REVOKED: _STOPPED,
+}
+# Reasons that say nothing about the person: they neither limit nor add a way out.
+NEUTRAL = frozenset({"outbox-full"})
+# A code the gate refused as not genuine: the console says "stop" although the gate holds
+# the person (so a volunteer, not the barrier, deals with them).
+STOP = frozenset(
+    {Reason.UNKNOWN_KID, Reason.BAD_SIGNATURE, Reason.KEY_USAGE, Reason.REVOKED, "red-code"}
+)
+# Reported upward at once (a red code, an abnormal temperature): shown as 紧急, in red.
+URGENT = frozenset({"red-code", "fever", "vehicle-fever"})
+
+
+def offered(reasons: Iterable[str]) -> tuple[Resolution, ...]:
+    """The resolutions the console offers for a hold with `reasons`, in button order.
+
+    A passing resolution needs every reason to allow it (a fever and a yellow code: no
+    re-measure, no registration); a non-passing one needs one reason to ask for it.
+    Turning back is always possible. An unknown reason allows no passing resolution; a
+    hold for neutral reasons alone (the outbox is full) allows every one.
+
+    The console page applies the same rule (console.js `offeredFor`); a test compares them.
+    """
+    relevant = [str(code) for code in reasons if str(code) not in NEUTRAL]
+    allowed = [set(OFFERED.get(code, _STOPPED)) for code in relevant]
+    result: list[Resolution] = []
+    for resolution in RESOLUTIONS:
+        if resolution in PASSING:
+            fits = all(resolution in each for each in allowed)
+        else:
+            fits = resolution == "turned-back" or any(resolution in each for each in allowed)
+        if fits:
+            result.append(resolution)
+    return tuple(result)
