@@ -6,6 +6,7 @@ import queue
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -16,6 +17,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.mqtt import BrokerUrl, new_client
+from gateway.config import (
+    AlarmSection,
+    BrokerSection,
+    GatewayConfig,
+    HttpSection,
+    SiteSection,
+    StoreSection,
+)
+from gateway.service import Gateway
 from simulators.broker import PrivateBroker
 from simulators.pty import PseudoTerminal
 
@@ -24,6 +34,36 @@ from simulators.pty import PseudoTerminal
 pytest_plugins = ["tests.browser"]
 
 BROKER_FIXTURES = {"broker", "mqtt_subscriber"}
+
+
+@contextmanager
+def gateway_running(
+    broker_url: BrokerUrl, store: Path, site: str, gates: tuple[str, ...]
+) -> Iterator[Gateway]:
+    """The real gateway, in this process, storing what the gates of `site` send.
+
+    Nodes delete outbox rows only on its receipts, so a test that waits for an empty
+    outbox needs one running.
+    """
+    config = GatewayConfig(
+        sites=(SiteSection(name=site, gates=gates),),
+        broker=BrokerSection(url=str(broker_url), client_id=f"gw-{store.stem}"),
+        store=StoreSection(path=store),
+        http=HttpSection(port=0),
+        alarms=AlarmSection(check_every_s=0.2),
+    )
+    gateway = Gateway(config)
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=gateway.run, args=(stop, lambda _g: ready.set()))
+    thread.start()
+    try:
+        assert ready.wait(30), "the gateway did not start"
+        assert gateway.ingest.wait_connected(15), "the gateway did not subscribe"
+        yield gateway
+    finally:
+        stop.set()
+        thread.join(30)
+        assert not thread.is_alive(), "the gateway did not stop"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -213,18 +213,25 @@ class GateCheckpoint:
         self.record_fault(change.device, change.fault, change.state, change.detail)
 
     def record_fault(
-        self, device: str, fault: str, state: Literal["raised", "cleared"], detail: str | None
-    ) -> None:
+        self, device: str, fault: str, state: Literal["raised", "cleared"], detail: str | None,
+        *, each_incident: bool = False,
+    ) -> None:  # fmt: skip
         """One device-fault event per change: raised once and cleared once, across restarts.
 
         The faults reported are kept in the book (committed with their events), so a
         node that crashed neither raises a fault it reported again nor forgets to clear
         it (see `reconcile_faults`).
+
+        Args:
+            each_incident: a raise with another `detail` is reported although the fault
+                is raised already (each refused document is its own incident).
         """
         key = f"{device}/{fault}"
         now = self.clock()
         with self._lock:
-            if (state == "raised") == (key in self._book.faults):
+            known = self._book.faults.get(key)
+            new_incident = each_incident and known is not None and known != (detail or "")
+            if (state == "raised") == (known is not None) and not new_incident:
                 return  # already reported so
             try:
                 with self._transaction(reserved=True) as batch:

@@ -322,7 +322,7 @@ class GateNode:
 
     def _document_fault(self, device: str, detail: str) -> None:
         log.warning("%s", detail)
-        self.checkpoint.record_fault(device, "refused", "raised", detail)
+        self.checkpoint.record_fault(device, "refused", "raised", detail, each_incident=True)
 
     def _refresh_console(self) -> None:
         """Push the node's own state to the consoles when it changed (not only on events)."""

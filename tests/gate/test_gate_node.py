@@ -30,13 +30,14 @@ from edge.credentials.trust import revocation_entry
 from edge.credentials.verifier import Verifier
 from edge.gate.config import load_config
 from edge.gate.node import GateNode
+from gateway.store.records import EventQuery
 from simulators.broker import PrivateBroker
 from simulators.devices.scanner import SimulatedScanner
 from simulators.devices.thermal_array import SimulatedThermalArray
 from simulators.devices.thermometer import SimulatedThermometer
 from simulators.processes import python_module, spawn, stop
 from simulators.site import SiteKit
-from tests.conftest import Subscriber
+from tests.conftest import Subscriber, gateway_running
 
 RELAY_PIN = 17
 
@@ -225,24 +226,24 @@ def test_gate_node__killed_outright_restarts_and_every_committed_event_arrives_w
 
 
 def test_gate_node__keeps_deciding_through_a_broker_outage_and_loses_nothing(
-    kit: SiteKit, broker: PrivateBroker, devices: Devices, node_in_process: GateNode
-) -> None:
-    gateway = Subscriber.connect(broker.url, "gateway", session_expiry_s=600)
-    gateway.subscribe(topics.event(node_in_process.node, EventKind.PASSAGE))
-    broker.stop()
-    wait_until(lambda: not node_in_process.uplink.connected)
-    relay = node_in_process.io.pin_factory.pin(RELAY_PIN)  # type: ignore[union-attr]
-    for _ in range(3):
-        devices.person(36.4, kit.code("green"))
-    # The barrier does not wait for the network.
-    wait_until(lambda: [s.state for s in relay.states].count(True) == 3)
-    assert node_in_process.outbox.depth >= 3
-    assert not node_in_process.checkpoint.update().node.broker_connected
-    broker.start()
-    passages = events_of(gateway, EventKind.PASSAGE, 3, timeout_s=20)
-    assert [p.outcome for p in passages] == ["allow"] * 3
-    wait_until(lambda: node_in_process.outbox.depth == 0)
-    gateway.close()
+    tmp_path: Path, kit: SiteKit, broker: PrivateBroker, devices: Devices,
+    node_in_process: GateNode,
+) -> None:  # fmt: skip
+    with gateway_running(broker.url, tmp_path / "gateway.db", kit.site, ("g01",)) as gateway:
+        broker.stop()
+        wait_until(lambda: not node_in_process.uplink.connected)
+        relay = node_in_process.io.pin_factory.pin(RELAY_PIN)  # type: ignore[union-attr]
+        for _ in range(3):
+            devices.person(36.4, kit.code("green"))
+        # The barrier does not wait for the network.
+        wait_until(lambda: [s.state for s in relay.states].count(True) == 3)
+        assert node_in_process.outbox.depth >= 3
+        assert not node_in_process.checkpoint.update().node.broker_connected
+        broker.start()
+        # Rows leave the outbox once the gateway has stored them, not before.
+        wait_until(lambda: node_in_process.outbox.depth == 0, timeout_s=30)
+        passages = gateway.store.passages(EventQuery(site=kit.site))
+        assert [p.outcome for p in passages] == ["allow"] * 3
 
 
 @pytest.mark.browser
