@@ -3,23 +3,120 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import cache
+
+from pydantic import BaseModel, Field
 
 from edge.contract.base import new_event_id
 from edge.contract.command import Alert
 from edge.contract.topics import AlertKind
 from gateway.live import LiveFeed
 from gateway.store import Store
-from gateway.store.records import AlarmDraft, AlarmRecord
+from gateway.store.records import AlarmDraft, AlarmRecord, Severity
 
 log = logging.getLogger(__name__)
 
 GATEWAY = "gateway"  # who clears an alarm whose condition ended by itself
 
 
+# Each alarm's message (plain English, for MQTT and the log) by its wording key. The key
+# names the catalogue entry `alarm.<key>` (gateway/web/static/words.json) that the
+# dashboard shows in its language, filled with the values read back from the message:
+# the message is made only here, so what it holds is known exactly.
+MESSAGES: dict[str, str] = {
+    "fever": "fever {temperature} °C held at {where}",
+    "fever.unmeasured": "fever held at {where}",
+    "red-code": "red code stopped at {where}",
+    "node-offline.lost": "{where} lost its connection",
+    "node-offline.shutdown": "{where} was shut down",
+    "node-offline.silent": "{where} silent for {silent_s} s ({missed} heartbeats missed)",
+    "clock-skew": "{where} clock is off by {skew_s} s",
+    "data-loss.hole": "{where} events missing after seq {contiguous} (have up to {seq_max}; "
+    "first missing {first_missing})",
+    "data-loss.tail": "{where} events {first} to {last} never arrived (the node reports them "
+    "delivered to the broker)",
+    "trust-stale.none": "{where} has no trust list",
+    "trust-stale.old": "{where} trust list is {age_h} h old",
+    "gate-unattended": "{where} is open with nobody on shift",
+    "report-missing": "{where} sent no daily report for {day}",
+    "disinfection-low.count": "{where} disinfected {count} times on {day} (at least {minimum})",
+}
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def where(site: str, node: str | None) -> str:
+    return f"{site}/{node}" if node else site
+
+
+def draft(
+    kind: AlertKind,
+    key: str,
+    site: str,
+    node: str | None,
+    severity: Severity,
+    *,
+    subject: str = "",
+    **values: object,
+) -> AlarmDraft:
+    """An alarm to raise, its message made from `MESSAGES[key]` and `values`."""
+    message = MESSAGES[key].format(where=where(site, node), **values)
+    return AlarmDraft(kind, site, node, subject, severity, message)
+
+
+class AlarmWords(BaseModel):
+    """What an alarm says, for a page to put in its own language."""
+
+    key: str = Field(
+        description="the catalogue entry is alarm.<key>: the message's (a kind, or kind.variant), "
+        "or `other` for a message no template matches, said as the place and the kind's name"
+    )
+    values: dict[str, str] = Field(description="fill the entry's {slots}: node, place, …")
+
+
+def words_of(alarm: AlarmRecord) -> AlarmWords:
+    """The alarm's wording key and values, read from its message.
+
+    A message no template matches (written by an older gateway, or by hand) gets `other`:
+    the place and the kind's name, which every alarm has.
+    """
+    place = {"site": alarm.site, "node": alarm.node or "", "place": alarm.node or alarm.site}
+    for key, pattern in _patterns(str(alarm.kind)):
+        found = pattern.fullmatch(alarm.message)
+        if found and found.group("where") == where(alarm.site, alarm.node):
+            values = {name: value for name, value in found.groupdict().items() if name != "where"}
+            return AlarmWords(key=key, values=place | values)
+    return AlarmWords(key="other", values=place)
+
+
+class AlarmView(AlarmRecord):
+    """An alarm as the API and the dashboard show it: the record and its words."""
+
+    words: AlarmWords
+
+    @classmethod
+    def of(cls, alarm: AlarmRecord) -> AlarmView:
+        return cls(**alarm.model_dump(), words=words_of(alarm))
+
+
+@cache
+def _patterns(kind: str) -> list[tuple[str, re.Pattern[str]]]:
+    made = []
+    for key, template in MESSAGES.items():
+        if key == kind or key.startswith(f"{kind}."):
+            parts = _SLOT.split(template)  # literal, name, literal, name, …, literal
+            regex = "".join(
+                re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)"
+                for i, part in enumerate(parts)
+            )
+            made.append((key, re.compile(regex, re.DOTALL)))
+    return made
 
 
 def alert_of(alarm: AlarmRecord) -> Alert:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import html
 import io
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
@@ -17,8 +16,9 @@ from edge.gate.daily import ReportPeriod, report_period
 from gateway.config import SiteSection
 from gateway.store import Store
 from gateway.store.records import DailyReportRecord
+from gateway.web.words import Language, date_parts, say, zone_name
 
-GateReportStatus = Literal["reported", "zero-report", "missing"]
+GateReportStatus = Literal["reported", "zero-report", "missing", "open"]
 COUNT_FIELDS: tuple[str, ...] = tuple(CheckpointCounts.model_fields)
 
 
@@ -27,7 +27,10 @@ class GateDailyReport(BaseModel):
 
     node: str
     expected: bool = Field(description="in the site's inventory; false: reported but not listed")
-    status: GateReportStatus = Field(description="missing: the gate sent no report for the day")
+    status: GateReportStatus = Field(
+        description="missing: the period closed and the gate sent no report for it; open: "
+        "the period has not reached its cut-off (gates report at the cut-off)"
+    )
     reported: CheckpointCounts | None = Field(None, description="the gate's own counts, as sent")
     computed: CheckpointCounts = Field(
         description="what the gateway counted from the events it stored, same period"
@@ -39,10 +42,21 @@ class GateDailyReport(BaseModel):
     event_id: str | None = Field(None, description="the daily-report event")
 
 
+class ReportWording(BaseModel):
+    """The report's name and period in the words people read, each [简体中文, English]."""
+
+    title: tuple[str, str] = Field(description="e.g. 卡口日报（12月5日）")
+    period: tuple[str, str] = Field(description="e.g. 统计时段：2026年12月5日0时至24时（北京时间）")
+
+
 class SiteDailyReport(BaseModel):
     """Every gate of a site for one day, up to the hour-precise cut-off."""
 
     site: str
+    report_date: date = Field(
+        description="the date the report is named by: the last day its period covers (with a "
+        "midnight cut-off, the day before `day`)"
+    )
     day: date = Field(description="the local date the period closes, as in DailyReport.day")
     timezone: str
     cutoff_hour: int
@@ -54,9 +68,10 @@ class SiteDailyReport(BaseModel):
     reported_totals: CheckpointCounts = Field(description="sum of what the gates sent")
     computed_totals: CheckpointCounts = Field(description="sum of what the gateway counted")
     expected_gates: int
-    missing: int = Field(description="expected gates that sent nothing")
+    missing: int = Field(description="expected gates that sent nothing for a closed period")
     zero_reports: int
     mismatches: int
+    wording: ReportWording
 
 
 def sum_counts(counts: Iterable[CheckpointCounts]) -> CheckpointCounts:
@@ -66,6 +81,9 @@ def sum_counts(counts: Iterable[CheckpointCounts]) -> CheckpointCounts:
         for name, value in each.model_dump().items():
             total[name] += value
     return CheckpointCounts(**total)
+
+
+# --- which period ------------------------------------------------------------------------------
 
 
 def period_of_day(day: date, cutoff_hour: int, tz: ZoneInfo) -> ReportPeriod:
@@ -83,6 +101,28 @@ def last_closed_day(site: SiteSection, now: datetime) -> date:
     return report_period(now, site.cutoff_hour, site.zone).start.date()
 
 
+def open_day(site: SiteSection, now: datetime) -> date:
+    """The day of the period `now` is in: it has not reached its cut-off yet."""
+    return report_period(now, site.cutoff_hour, site.zone).end.date()
+
+
+def report_date_of(day: date, cutoff_hour: int) -> date:
+    """The date people name a period by, from the date it closes (`DailyReport.day`).
+
+    A period closing at midnight covers the day before, 0时至24时; one closing at 17:00
+    covers up to 17时 of its closing day.
+    """
+    return day - timedelta(days=1) if cutoff_hour == 0 else day
+
+
+def day_of_report_date(report_date: date, cutoff_hour: int) -> date:
+    """The closing date (`DailyReport.day`) of the period named `report_date`."""
+    return report_date + timedelta(days=1) if cutoff_hour == 0 else report_date
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
 def site_daily_report(store: Store, site: SiteSection, day: date, now: datetime) -> SiteDailyReport:
     """The site's daily report for `day`: every gate of the inventory, reported or not.
 
@@ -94,24 +134,31 @@ def site_daily_report(store: Store, site: SiteSection, day: date, now: datetime)
 
     Returns:
         One line per inventory gate, in inventory order, then gates that reported
-        without being listed, marked unexpected.
+        without being listed, marked unexpected. Before the cut-off a gate without a
+        report is `open`, not missing: gates report at the cut-off.
     """
     period = period_of_day(day, site.cutoff_hour, site.zone)
+    closed = period.end <= now
     sent = {report.node: report for report in store.daily_reports(site.name, day)}
     nodes = [*site.gates, *sorted(set(sent) - set(site.gates))]
     gates = [
-        _gate_line(store, site, node, period, sent.get(node), expected=node in site.gates)
+        _gate_line(
+            store, site, node, period, sent.get(node), expected=node in site.gates, closed=closed
+        )
         for node in nodes
     ]
     expected = [gate for gate in gates if gate.expected]
+    report_date = report_date_of(day, site.cutoff_hour)
+    title = date_parts(datetime.combine(report_date, time()))
     return SiteDailyReport(
         site=site.name,
+        report_date=report_date,
         day=day,
         timezone=site.timezone,
         cutoff_hour=site.cutoff_hour,
         period_start=period.start,
         period_end=period.end,
-        closed=period.end <= now,
+        closed=closed,
         generated_at=now,
         gates=gates,
         reported_totals=sum_counts(g.reported for g in gates if g.reported is not None),
@@ -120,6 +167,13 @@ def site_daily_report(store: Store, site: SiteSection, day: date, now: datetime)
         missing=sum(g.status == "missing" for g in expected),
         zero_reports=sum(g.status == "zero-report" for g in gates),
         mismatches=sum(g.mismatch for g in gates),
+        wording=ReportWording(
+            title=(say("report.title", "zh", **title), say("report.title", "en", **title)),
+            period=(
+                period_words(period, site.timezone, "zh"),
+                period_words(period, site.timezone, "en"),
+            ),
+        ),
     )
 
 
@@ -131,12 +185,14 @@ def _gate_line(
     report: DailyReportRecord | None,
     *,
     expected: bool,
+    closed: bool,
 ) -> GateDailyReport:
     computed = store.counts(site.name, node, period.start, period.end)
     if report is None:
         return GateDailyReport(
-            node=node, expected=expected, status="missing", computed=computed, mismatch=False
-        )
+            node=node, expected=expected, status="missing" if closed else "open",
+            computed=computed, mismatch=False,
+        )  # fmt: skip
     return GateDailyReport(
         node=node,
         expected=expected,
@@ -149,28 +205,35 @@ def _gate_line(
     )
 
 
-# --- renderers ------------------------------------------------------------------------------
+def period_words(period: ReportPeriod, zone: str, lang: Language) -> str:
+    """The period as people say it: "统计时段：2026年12月5日0时至24时（北京时间）".
+
+    The end is said as briefly as it reads unambiguously: the hour alone on the start's
+    day, 24时 for the midnight ending the start's day, else with its date (…4日17时至12月
+    5日17时).
+    """
+    tz = ZoneInfo(zone)
+    start, end = period.start.astimezone(tz), period.end.astimezone(tz)
+    if end.date() == start.date():
+        end_key = "format.hour"
+    elif end.date() == start.date() + timedelta(days=1) and (end.hour, end.minute) == (0, 0):
+        end_key = "format.midnight"
+    elif end.year == start.year:
+        end_key = "format.monthDayHour"
+    else:
+        end_key = "format.dateHour"
+    return say(
+        "report.period", lang,
+        start=say("format.dateHour", lang, **date_parts(start)),
+        end=say(end_key, lang, **date_parts(end)),
+        zone=zone_name(zone, end, lang),
+    )  # fmt: skip
+
+
+# --- CSV ---------------------------------------------------------------------------------------
 
 BOM = "\ufeff"  # Excel reads a CSV without it in the local code page and garbles Chinese
 TOTAL = "TOTAL"
-COUNT_WORDS: dict[str, tuple[str, str]] = {
-    "person_checks": ("人次", "Person checks"),
-    "vehicle_checks": ("车次", "Vehicle checks"),
-    "temperature_readings": ("测温人数", "Temperatures taken"),
-    "allowed": ("通行", "Allowed"),
-    "held": ("暂留", "Held"),
-    "turned_back": ("劝返", "Turned back"),
-    "fever": ("体温异常", "Fever"),
-    "green": ("绿码", "Green"),
-    "yellow": ("黄码", "Yellow"),
-    "red": ("红码", "Red"),
-    "disinfections": ("消毒", "Disinfections"),
-}
-STATUS_WORDS: dict[GateReportStatus, tuple[str, str]] = {
-    "reported": ("已报告", "Reported"),
-    "zero-report": ("零报告", "Zero report"),
-    "missing": ("✕ 未报告", "✕ MISSING"),
-}
 
 
 def report_csv(report: SiteDailyReport) -> str:
@@ -183,12 +246,15 @@ def report_csv(report: SiteDailyReport) -> str:
     writer = csv.writer(out)
     writer.writerow(
         [
-            "site", "day", "period_start", "period_end", "gate", "expected", "status",
-            "mismatch", "received_at", *COUNT_FIELDS,
+            "site", "report_date", "day", "period_start", "period_end", "gate", "expected",
+            "status", "mismatch", "received_at", *COUNT_FIELDS,
             *(f"gateway_{name}" for name in COUNT_FIELDS),
         ]
     )  # fmt: skip
-    head = [report.site, report.day, report.period_start.isoformat(), report.period_end.isoformat()]
+    head = [
+        report.site, report.report_date, report.day,
+        report.period_start.isoformat(), report.period_end.isoformat(),
+    ]  # fmt: skip
     for gate in report.gates:
         reported = gate.reported.model_dump() if gate.reported else {}
         writer.writerow(
@@ -207,110 +273,3 @@ def report_csv(report: SiteDailyReport) -> str:
         ]
     )  # fmt: skip
     return BOM + out.getvalue()
-
-
-def report_html(report: SiteDailyReport) -> str:
-    """A printable page (A4 landscape), labels in Chinese and English, every value escaped."""
-    e = html.escape
-    zone = ZoneInfo(report.timezone)
-    heads = "".join(
-        f"<th>{e(zh)}<br><small>{e(en)}</small></th>" for zh, en in COUNT_WORDS.values()
-    )
-    rows = "".join(_html_row(gate, zone) for gate in report.gates)
-    totals = "".join(
-        _html_cell(reported, computed)
-        for reported, computed in zip(
-            report.reported_totals.model_dump().values(),
-            report.computed_totals.model_dump().values(),
-            strict=True,
-        )
-    )
-    title = f"{report.site} · {report.day.isoformat()}"
-    period = (
-        f"{report.period_start:%Y-%m-%d %H:%M} → {report.period_end:%Y-%m-%d %H:%M} "
-        f"({report.timezone})"
-    )
-    summary = (
-        f"应报 Expected <b>{report.expected_gates}</b> · "
-        f"未报告 Missing <b>{report.missing}</b> · "
-        f"零报告 Zero reports <b>{report.zero_reports}</b> · "
-        f"与网关不符 Differ from gateway <b>{report.mismatches}</b>"
-    )
-    still_open = "" if report.closed else '<p class="open">尚未截止 Period not closed yet</p>'
-    return _PAGE.format(
-        title=e(title), period=e(period), summary=summary, still_open=still_open,
-        heads=heads, rows=rows, totals=totals,
-        generated=e(f"{report.generated_at.astimezone(zone):%Y-%m-%d %H:%M:%S}"),
-    )  # fmt: skip
-
-
-def _html_row(gate: GateDailyReport, zone: ZoneInfo) -> str:
-    e = html.escape
-    zh, en = STATUS_WORDS[gate.status]
-    status = f"{e(zh)}<br><small>{e(en)}</small>"
-    if gate.mismatch:
-        status += "<br><b>≠ 与网关不符 differs</b>"
-    if not gate.expected:
-        status += "<br><b>清单外 not in inventory</b>"
-    received = f"{gate.received_at.astimezone(zone):%m-%d %H:%M}" if gate.received_at else "—"
-    reported = gate.reported.model_dump() if gate.reported else dict.fromkeys(COUNT_FIELDS)
-    cells = "".join(
-        _html_cell(reported[name], value) for name, value in gate.computed.model_dump().items()
-    )
-    return (
-        f'<tr class="{e(gate.status)}" data-gate="{e(gate.node)}">'
-        f"<th>{e(gate.node)}</th><td>{status}</td><td>{received}</td>{cells}</tr>"
-    )
-
-
-def _html_cell(reported: int | None, computed: int) -> str:
-    """The gate's number; the gateway's beneath it when they differ, or when the gate sent
-    nothing and the gateway counted something."""
-    if reported is None:
-        return f"<td>—<br><small>网关 {computed}</small></td>" if computed else "<td>—</td>"
-    if reported == computed:
-        return f"<td>{reported}</td>"
-    return f'<td class="differs">{reported}<br><small>网关 {computed}</small></td>'
-
-
-_PAGE = """<!doctype html>
-<html lang="zh-CN">
-<head>
-<meta charset="utf-8">
-<title>日报告 Daily report · {title}</title>
-<style>
-@page {{ size: A4 landscape; margin: 12mm; }}
-body {{ font-family: "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
-  "Microsoft YaHei", sans-serif; color: #000; margin: 16px; }}
-h1 {{ font-size: 20pt; margin: 0 0 4px; }}
-p {{ margin: 4px 0; }}
-table {{ border-collapse: collapse; width: 100%; margin-top: 12px; font-size: 11pt; }}
-th, td {{ border: 1px solid #000; padding: 4px 6px; text-align: right; vertical-align: top; }}
-thead th, tbody th, tfoot th, td:nth-child(2) {{ text-align: left; }}
-small {{ font-size: 8pt; font-weight: normal; }}
-tr.missing {{ background: #fdd; font-weight: bold; outline: 3px solid #b00; }}
-tr.missing td:nth-child(2) {{ color: #b00; }}
-tr.zero-report td:nth-child(2) {{ font-style: italic; }}
-td.differs {{ background: #ffe9a8; }}
-tfoot th, tfoot td {{ font-weight: bold; border-top: 3px double #000; }}
-.open {{ font-weight: bold; color: #b00; }}
-.generated {{ font-size: 9pt; color: #444; }}
-* {{ -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
-@media print {{ body {{ margin: 0; }} thead {{ display: table-header-group; }} }}
-</style>
-</head>
-<body>
-<h1>日报告 Daily report · {title}</h1>
-<p>截止时段 Period: {period}</p>
-<p>{summary}</p>
-{still_open}
-<table>
-<thead><tr><th>卡口<br><small>Gate</small></th><th>状态<br><small>Status</small></th>
-<th>收到<br><small>Received</small></th>{heads}</tr></thead>
-<tbody>{rows}</tbody>
-<tfoot><tr><th>合计<br><small>Total</small></th><td></td><td></td>{totals}</tr></tfoot>
-</table>
-<p class="generated">生成 Generated {generated} · Gatepost</p>
-</body>
-</html>
-"""

@@ -10,8 +10,9 @@ from edge.contract.events import DailyReport, Hold, HoldResolved, Passage
 from edge.contract.presence import Death
 from edge.contract.topics import AlertKind, Role
 from edge.gate.daily import FEVER_REASONS, ReportPeriod, report_period
-from gateway.alarms import AlarmBook
+from gateway.alarms import AlarmBook, draft
 from gateway.config import GatewayConfig, SiteSection
+from gateway.reports import report_date_of
 from gateway.store import Store
 from gateway.store.records import AlarmDraft, InboundEvent, InboundPresence, NodeRecord, Written
 
@@ -23,10 +24,6 @@ TAIL_HEARTBEATS = 6  # heartbeats a missing tail must last before it is data los
 # before the broker has delivered the retained trust list it subscribes to then, so a
 # birth says "none" (or the age of the list kept from before a restart) on every start.
 TRUST_HEARTBEATS = 2
-
-
-def where(site: str, node: str | None) -> str:
-    return f"{site}/{node}" if node else site
 
 
 class AlarmRules:
@@ -104,10 +101,9 @@ class AlarmRules:
         if isinstance(payload, Death):
             lost = payload.reason == "lost"
             self._book.raise_alarm(
-                AlarmDraft(
-                    AlertKind.NODE_OFFLINE, site, node, "", "critical" if lost else "warning",
-                    f"{where(site, node)} "
-                    + ("lost its connection" if lost else "was shut down"),
+                draft(
+                    AlertKind.NODE_OFFLINE, f"node-offline.{'lost' if lost else 'shutdown'}",
+                    site, node, "critical" if lost else "warning",
                 )
             )  # fmt: skip
             return
@@ -117,11 +113,10 @@ class AlarmRules:
             return
         if abs(skew) > self._limits.clock_skew_max_s:
             self._book.raise_alarm(
-                AlarmDraft(
-                    AlertKind.CLOCK_SKEW, site, node, "", "warning",
-                    f"{where(site, node)} clock is off by {skew:+.0f} s",
+                draft(
+                    AlertKind.CLOCK_SKEW, "clock-skew", site, node, "warning", skew_s=f"{skew:+.0f}"
                 )
-            )  # fmt: skip
+            )
         elif abs(skew) < self._limits.clock_skew_max_s / 2:
             # Half the limit to clear, so a clock hovering at the limit does not flap.
             self._book.clear_condition(AlertKind.CLOCK_SKEW, site, node)
@@ -159,9 +154,9 @@ class AlarmRules:
         # Only now: a failure above leaves the cut-off to be checked again next time.
         self._closed_checked.update(self._closing)
 
-    def _raise(self, draft: AlarmDraft) -> None:
-        if _key(draft.kind, draft.site, draft.node, draft.subject) not in self._live:
-            self._raising.append(draft)
+    def _raise(self, alarm: AlarmDraft) -> None:
+        if _key(alarm.kind, alarm.site, alarm.node, alarm.subject) not in self._live:
+            self._raising.append(alarm)
 
     def _clear(self, kind: AlertKind, site: str, node: str | None, subject: str = "") -> None:
         if _key(kind, site, node, subject) in self._live:
@@ -175,10 +170,9 @@ class AlarmRules:
         if silent_s > node.heartbeat_s * self._limits.heartbeats_missed:
             self._silent.append((node.site, node.node, node.last_seen))
             self._raise(
-                AlarmDraft(
-                    AlertKind.NODE_OFFLINE, node.site, node.node, "", "critical",
-                    f"{where(node.site, node.node)} silent for {silent_s:.0f} s "
-                    f"({self._limits.heartbeats_missed} heartbeats missed)",
+                draft(
+                    AlertKind.NODE_OFFLINE, "node-offline.silent", node.site, node.node, "critical",
+                    silent_s=f"{silent_s:.0f}", missed=self._limits.heartbeats_missed,
                 )
             )  # fmt: skip
 
@@ -193,26 +187,26 @@ class AlarmRules:
         else:
             self._tail_since.pop(key, None)
         if node.gap_since is not None and (now - node.gap_since).total_seconds() >= grace_s:
-            said = (f"events missing after seq {node.seq_contiguous} (have up to "
-                    f"{node.seq_max}; first missing {node.seq_contiguous + 1})")  # fmt: skip
+            loss = draft(
+                AlertKind.DATA_LOSS, "data-loss.hole", node.site, node.node, "critical",
+                contiguous=node.seq_contiguous, seq_max=node.seq_max,
+                first_missing=node.seq_contiguous + 1,
+            )  # fmt: skip
         elif tail_since is not None and (now - tail_since).total_seconds() >= max(
             # Longer than for a hole: a backlog being drained looks the same for a while.
             grace_s,
             TAIL_HEARTBEATS * (node.heartbeat_s or 10),
         ):
-            said = (f"events {node.seq_max + 1} to {node.last_seq} never arrived (the node "
-                    "reports them delivered to the broker)")  # fmt: skip
+            loss = draft(
+                AlertKind.DATA_LOSS, "data-loss.tail", node.site, node.node, "critical",
+                first=node.seq_max + 1, last=node.last_seq,
+            )  # fmt: skip
         elif node.gap_since is None and tail_since is None:
             self._clear(AlertKind.DATA_LOSS, node.site, node.node)
             return
         else:
             return  # still within the grace
-        self._raise(
-            AlarmDraft(
-                AlertKind.DATA_LOSS, node.site, node.node, "", "critical",
-                f"{where(node.site, node.node)} {said}",
-            )
-        )  # fmt: skip
+        self._raise(loss)
 
     def _trust(self, node: NodeRecord, now: datetime) -> None:
         key = (node.site, node.node)
@@ -228,13 +222,16 @@ class AlarmRules:
         since = self._untrusted_since.setdefault(key, now)
         if (now - since).total_seconds() < TRUST_HEARTBEATS * (node.heartbeat_s or 10):
             return  # the retained list may be on its way: the next heartbeat will say
-        said = "has no trust list" if age is None else f"trust list is {age / 3600:.0f} h old"
-        self._raise(
-            AlarmDraft(
-                AlertKind.TRUST_STALE, node.site, node.node, "", "warning",
-                f"{where(node.site, node.node)} {said}",
+        if age is None:
+            stale = draft(
+                AlertKind.TRUST_STALE, "trust-stale.none", node.site, node.node, "warning"
             )
-        )  # fmt: skip
+        else:
+            stale = draft(
+                AlertKind.TRUST_STALE, "trust-stale.old", node.site, node.node, "warning",
+                age_h=f"{age / 3600:.0f}",
+            )  # fmt: skip
+        self._raise(stale)
 
     def _attended(self, node: NodeRecord, now: datetime) -> None:
         key = (node.site, node.node)
@@ -245,11 +242,8 @@ class AlarmRules:
         since = self._unattended_since.setdefault(key, now)
         if (now - since).total_seconds() >= self._limits.unattended_after_s:
             self._raise(
-                AlarmDraft(
-                    AlertKind.GATE_UNATTENDED, node.site, node.node, "", "warning",
-                    f"{where(node.site, node.node)} is open with nobody on shift",
-                )
-            )  # fmt: skip
+                draft(AlertKind.GATE_UNATTENDED, "gate-unattended", node.site, node.node, "warning")
+            )
 
     def _cutoff(self, site: SiteSection, nodes: list[NodeRecord], now: datetime) -> None:
         closed = last_closed_period(site, now - timedelta(minutes=self._limits.report_grace_min))
@@ -259,24 +253,25 @@ class AlarmRules:
         if not known or min(known) >= closed.end:
             return  # the gateway did not know this site before that cut-off
         self._closing[site.name] = closed.end
-        day = closed.end.date()
+        day = closed.end.date()  # as the gates' reports say it; people name it `named`
+        named = report_date_of(day, site.cutoff_hour).isoformat()
         reported = {r.node for r in self._store.daily_reports(site.name, day)}
         for gate in site.gates:
             counts = self._store.counts(site.name, gate, closed.start, closed.end)
             if gate not in reported:
                 self._raise(
-                    AlarmDraft(
-                        AlertKind.REPORT_MISSING, site.name, gate, day.isoformat(), "warning",
-                        f"{where(site.name, gate)} sent no daily report for {day}",
+                    draft(
+                        AlertKind.REPORT_MISSING, "report-missing", site.name, gate, "warning",
+                        subject=day.isoformat(), day=named,
                     )
                 )  # fmt: skip
             active = gate in reported or not counts.is_zero
             if active and counts.disinfections < self._limits.disinfections_min:
                 self._raise(
-                    AlarmDraft(
-                        AlertKind.DISINFECTION_LOW, site.name, gate, day.isoformat(), "warning",
-                        f"{where(site.name, gate)} disinfected {counts.disinfections} times "
-                        f"on {day} (at least {self._limits.disinfections_min})",
+                    draft(
+                        AlertKind.DISINFECTION_LOW, "disinfection-low.count", site.name, gate,
+                        "warning", subject=day.isoformat(), count=counts.disinfections,
+                        day=named, minimum=self._limits.disinfections_min,
                     )
                 )  # fmt: skip
 
@@ -299,22 +294,22 @@ def alarm_cases(item: InboundEvent) -> list[AlarmDraft]:
     if FEVER_REASONS & set(event.reasons):
         cases.append(_fever(site, node, event.event_id, event.temperature_c))
     if event.colour == "red":
+        # Reported at once in epidemic control (紧急), as a fever is.
         cases.append(
-            AlarmDraft(
-                # Reported at once in epidemic control (紧急), as a fever is.
-                AlertKind.RED_CODE, site, node, event.event_id, "critical",
-                f"red code stopped at {where(site, node)}",
-            )
-        )  # fmt: skip
+            draft(AlertKind.RED_CODE, "red-code", site, node, "critical", subject=event.event_id)
+        )
     return cases
 
 
 def _fever(site: str, node: str, passage_id: str, temperature_c: float | None) -> AlarmDraft:
     # The passage and its hold both report the case; both name it by the passage.
-    reading = f" {temperature_c:.1f} °C" if temperature_c is not None else ""
-    return AlarmDraft(
-        AlertKind.FEVER, site, node, passage_id, "critical",
-        f"fever{reading} held at {where(site, node)}",
+    if temperature_c is None:
+        return draft(
+            AlertKind.FEVER, "fever.unmeasured", site, node, "critical", subject=passage_id
+        )
+    return draft(
+        AlertKind.FEVER, "fever", site, node, "critical", subject=passage_id,
+        temperature=f"{temperature_c:.1f}",
     )  # fmt: skip
 
 

@@ -6,10 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from gateway.alarms import AlarmView
 from gateway.api.auth import Caller, ContextDep, require
 from gateway.api.errors import ApiError, responses
 from gateway.store import UnknownAlarm
-from gateway.store.records import AlarmRecord, AlarmState
+from gateway.store.records import AlarmState
 
 router = APIRouter(prefix="/api/alarms", tags=["alarms"])
 
@@ -32,7 +33,7 @@ def _unknown(alarm_id: str) -> ApiError:
 
 @router.get(
     "",
-    response_model=list[AlarmRecord],
+    response_model=list[AlarmView],
     summary="Alarms, live ones by default",
     responses=responses(),
     dependencies=[Depends(require("command"))],
@@ -43,40 +44,41 @@ def list_alarms(
         StateFilter, Query(description="live = raised or acknowledged; all includes cleared")
     ] = "live",
     limit: Annotated[int, Query(ge=1, le=1000, description="newest first, at most")] = 200,
-) -> list[AlarmRecord]:
-    """Alarms, newest raised first."""
-    return ctx.store.alarms(_STATES[state], limit)
+) -> list[AlarmView]:
+    """Alarms, newest raised first, each with its words (`words.key` names the catalogue
+    entry `alarm.<key>`, `words.values` fill it)."""
+    return [AlarmView.of(alarm) for alarm in ctx.store.alarms(_STATES[state], limit)]
 
 
 @router.get(
     "/{alarm_id}",
-    response_model=AlarmRecord,
+    response_model=AlarmView,
     summary="One alarm",
     responses=responses(404),
     dependencies=[Depends(require("command"))],
 )
-def get_alarm(ctx: ContextDep, alarm_id: AlarmId) -> AlarmRecord:
+def get_alarm(ctx: ContextDep, alarm_id: AlarmId) -> AlarmView:
     """One alarm in its current state; 404 `unknown-alarm`."""
     try:
-        return ctx.store.alarm(alarm_id)
+        return AlarmView.of(ctx.store.alarm(alarm_id))
     except UnknownAlarm:
         raise _unknown(alarm_id) from None
 
 
 @router.post(
     "/{alarm_id}/acknowledge",
-    response_model=AlarmRecord,
+    response_model=AlarmView,
     summary="Acknowledge an alarm",
     responses=responses(404, 409),
 )
-def acknowledge_alarm(ctx: ContextDep, caller: Operator, alarm_id: AlarmId) -> AlarmRecord:
+def acknowledge_alarm(ctx: ContextDep, caller: Operator, alarm_id: AlarmId) -> AlarmView:
     """Say someone has seen it; the token's name is recorded as who.
 
     Acknowledging an acknowledged alarm changes nothing (the first one counts). A cleared
     alarm is 409 `alarm-cleared`: its condition is over, there is nothing left to see to.
     """
     try:
-        return ctx.alarms.acknowledge(alarm_id, caller.name)
+        return AlarmView.of(ctx.alarms.acknowledge(alarm_id, caller.name))
     except UnknownAlarm:
         raise _unknown(alarm_id) from None
     except ValueError as exc:
@@ -85,16 +87,16 @@ def acknowledge_alarm(ctx: ContextDep, caller: Operator, alarm_id: AlarmId) -> A
 
 @router.post(
     "/{alarm_id}/clear",
-    response_model=AlarmRecord,
+    response_model=AlarmView,
     summary="Clear an alarm",
     responses=responses(404),
 )
-def clear_alarm(ctx: ContextDep, caller: Operator, alarm_id: AlarmId) -> AlarmRecord:
+def clear_alarm(ctx: ContextDep, caller: Operator, alarm_id: AlarmId) -> AlarmView:
     """End the alarm by hand; clearing a cleared alarm returns it unchanged.
 
     The gateway also clears alarms whose condition ended by itself (as "gateway").
     """
     try:
-        return ctx.alarms.clear(alarm_id, caller.name)
+        return AlarmView.of(ctx.alarms.clear(alarm_id, caller.name))
     except UnknownAlarm:
         raise _unknown(alarm_id) from None

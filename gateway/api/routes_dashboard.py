@@ -22,13 +22,15 @@ from edge.gate.console.stream import UpdateStream, attach_stream
 from edge.gate.daily import report_period
 from edge.gate.reasons import REASON_TEXT
 from edge.web.page import inline_page
+from gateway.alarms import AlarmView
 from gateway.api.auth import ContextDep, require
 from gateway.api.context import GatewayContext
 from gateway.api.errors import responses
 from gateway.api.routes_nodes import NEVER_SEEN
 from gateway.config import SiteSection
 from gateway.reports import sum_counts
-from gateway.store.records import AlarmRecord, EventQuery, NodeRecord, PassageRecord
+from gateway.store.records import EventQuery, NodeRecord, PassageRecord
+from gateway.web.words import catalogue
 
 router = APIRouter(tags=["dashboard"])
 
@@ -100,7 +102,7 @@ class DashboardSnapshot(BaseModel):
 
     at: datetime
     sites: list[DashboardSite]
-    alarms: list[AlarmRecord] = Field(description="raised and acknowledged, newest first")
+    alarms: list[AlarmView] = Field(description="raised and acknowledged, newest first")
     passages: list[PassageTick] = Field(description=f"the newest {TICKER_LENGTH}")
 
 
@@ -111,7 +113,7 @@ def dashboard_snapshot(ctx: GatewayContext) -> DashboardSnapshot:
     return DashboardSnapshot(
         at=now,
         sites=[_site(ctx, site, now) for site in ctx.config.sites],
-        alarms=ctx.store.alarms(),
+        alarms=[AlarmView.of(alarm) for alarm in ctx.store.alarms()],
         passages=[PassageTick.of(passage) for passage in recent],
     )
 
@@ -249,13 +251,19 @@ async def stream(request: Request) -> EventStreamResponse:
 
 @cache
 def render_page() -> str:
-    """The page with its CSS, scripts and the reason words inlined: one response, offline."""
+    """The page with its CSS, scripts and words (the catalogue, the gates' reasons)
+    inlined: one response, offline."""
     reasons = {code: {"zh": zh, "en": en} for code, (zh, en) in REASON_TEXT.items()}
-    # "<" escaped: the JSON sits inside a <script> element.
-    words = json.dumps(reasons, ensure_ascii=False).replace("<", "\\u003c")
-    return inline_page(
-        STATIC, "dashboard.css", SCRIPTS, reasons=f"window.gatepostReasons = {words};"
+    words = (
+        f"window.gatepostWords = {_script_json(dict(catalogue()))};\n"
+        f"window.gatepostReasons = {_script_json(reasons)};"
     )
+    return inline_page(STATIC, "dashboard.css", SCRIPTS, words=words)
+
+
+def _script_json(value: object) -> str:
+    # "<" escaped: the JSON sits inside a <script> element.
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -12,14 +12,15 @@ from pydantic import AfterValidator
 
 from edge.contract.base import SLUG_PATTERN
 from gateway.api.auth import ContextDep, require
-from gateway.api.errors import ApiError, responses
+from gateway.api.errors import ApiError, field_error, responses
 from gateway.reports import (
     SiteDailyReport,
-    last_closed_day,
+    day_of_report_date,
+    open_day,
     report_csv,
-    report_html,
     site_daily_report,
 )
+from gateway.web.printable import report_html
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
@@ -53,26 +54,39 @@ Day = Annotated[date, AfterValidator(_plausible)]
 async def daily_report(
     ctx: ContextDep,
     site: Annotated[str, Query(pattern=SLUG, description="the site")],
+    report_date: Annotated[
+        Day | None,
+        Query(
+            description="the date the report is named by (YYYY-MM-DD), 卡口日报（12月5日）: "
+            "the last day its period covers; with a midnight cut-off, 0时至24时 of that date. "
+            "Default: the period not closed yet (today so far)"
+        ),
+    ] = None,
     day: Annotated[
         Day | None,
         Query(
-            description="the local date the period closes (YYYY-MM-DD); "
-            "default: the last closed period"
+            description="instead of report_date: the local date the period closes, as in the "
+            "gates' DailyReport.day (with a midnight cut-off, the day after report_date)"
         ),
     ] = None,
     format: Annotated[Format, Query(description="json, csv or html")] = "json",
 ) -> Response:
     """Every gate of the site's inventory for one day up to the cut-off hour.
 
-    A gate that sent nothing is `missing`; one whose counts differ from what the
-    gateway counted from its stored events is flagged `mismatch`. 404 `unknown-site`.
+    A gate that sent nothing for a closed period is `missing`; before the cut-off it is
+    `open` (gates report at the cut-off). One whose counts differ from what the gateway
+    counted from its stored events is flagged `mismatch`. 404 `unknown-site`.
     """
+    if report_date is not None and day is not None:
+        raise field_error(("query", "day"), "give report_date or day, not both")
     section = ctx.config.site(site)
     if section is None:
         raise ApiError(404, "unknown-site", f"no site is named {site!r} in the gateway's config")
     now = ctx.clock()
+    if report_date is not None:
+        day = day_of_report_date(report_date, section.cutoff_hour)
     report = await to_thread.run_sync(
-        site_daily_report, ctx.store, section, day or last_closed_day(section, now), now
+        site_daily_report, ctx.store, section, day or open_day(section, now), now
     )
     if format == "csv":
         return Response(
@@ -80,7 +94,7 @@ async def daily_report(
             media_type="text/csv; charset=utf-8",
             headers={
                 "Content-Disposition": (
-                    f'attachment; filename="gatepost-{report.site}-{report.day.isoformat()}.csv"'
+                    f'attachment; filename="gatepost-{report.site}-{report.report_date}.csv"'
                 )
             },
         )

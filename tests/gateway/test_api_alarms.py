@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from fastapi.testclient import TestClient
 
 from edge.contract.command import Alert
 from edge.contract.topics import AlertKind
+from gateway.alarms import MESSAGES, draft, words_of
 from gateway.api.context import GatewayContext
-from gateway.store.records import AlarmDraft
+from gateway.store.records import AlarmDraft, AlarmRecord
 from tests.gateway.test_api_access import bearer, open_api
+
+# Values for every alarm message the rules make, by wording key.
+SAMPLES: dict[str, dict[str, str]] = {
+    "fever": {"temperature": "38.4"},
+    "fever.unmeasured": {},
+    "red-code": {},
+    "node-offline.lost": {},
+    "node-offline.shutdown": {},
+    "node-offline.silent": {"silent_s": "31", "missed": "3"},
+    "clock-skew": {"skew_s": "+95"},
+    "data-loss.hole": {"contiguous": "41", "seq_max": "57", "first_missing": "42"},
+    "data-loss.tail": {"first": "58", "last": "60"},
+    "trust-stale.none": {},
+    "trust-stale.old": {"age_h": "50"},
+    "gate-unattended": {},
+    "report-missing": {"day": "2026-12-05"},
+    "disinfection-low.count": {"count": "2", "day": "2026-12-05", "minimum": "4"},
+}
+
+
+def sample(key: str, node: str = "g02") -> AlarmDraft:
+    """The alarm the rules raise for `key`, at north/`node`, with the sample values."""
+    kind = AlertKind(key.partition(".")[0])
+    return draft(kind, key, "north", node, "warning", subject=f"s-{key}", **SAMPLES[key])
+
+
+def record_of(alarm: AlarmDraft) -> AlarmRecord:
+    return AlarmRecord(
+        alarm_id="a1", kind=alarm.kind, site=alarm.site, node=alarm.node, subject=alarm.subject,
+        severity=alarm.severity, state="raised", message=alarm.message,
+        raised_at=datetime(2026, 12, 5, 8, tzinfo=UTC),
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -121,3 +156,47 @@ def test_alarms__state_filter__invalid(api: TestClient, params: dict[str, object
     response = api.get("/api/alarms", params=params, headers=bearer("command"))
     assert response.status_code == 422
     assert response.json()["reason"] == "invalid-input"
+
+
+# --- words -------------------------------------------------------------------------------------
+
+
+def test_samples__cover_every_message() -> None:
+    assert set(SAMPLES) == set(MESSAGES)
+
+
+@pytest.mark.parametrize("key", sorted(MESSAGES))
+def test_words__a_message_reads_back_as_its_key_and_values(key: str) -> None:
+    words = words_of(record_of(sample(key)))
+    assert words.key == key
+    assert words.values == {"site": "north", "node": "g02", "place": "g02", **SAMPLES[key]}
+
+
+def test_words__a_message_made_elsewhere_gets_its_kinds_words() -> None:
+    # Written by an older gateway, or by hand: no template matches it.
+    made = AlarmDraft(AlertKind.FEVER, "north", "g01", "h1", "critical", "fever hold open at g01")
+    words = words_of(record_of(made))
+    assert (words.key, words.values["place"]) == ("other", "g01")
+
+
+def test_words__a_message_naming_another_place_is_not_read_as_this_one() -> None:
+    alarm = AlarmDraft(
+        AlertKind.TRUST_STALE, "north", "g01", "", "warning", "north/g02 has no trust list"
+    )
+    assert words_of(record_of(alarm)).key == "other"
+
+
+def test_alarms__listed_and_acknowledged_with_their_words(
+    api: TestClient, gateway_context: GatewayContext
+) -> None:
+    alarm = gateway_context.alarms.raise_alarm(sample("fever"))
+    assert alarm is not None
+    (listed,) = api.get("/api/alarms", headers=bearer("command")).json()
+    assert listed["words"] == {
+        "key": "fever", "values": {"site": "north", "node": "g02", "place": "g02", "temperature": "38.4"},
+    }  # fmt: skip
+    assert listed["message"] == "fever 38.4 °C held at north/g02"  # MQTT and logs keep English
+    acknowledged = api.post(
+        f"/api/alarms/{alarm.alarm_id}/acknowledge", headers=bearer("command")
+    ).json()
+    assert acknowledged["words"]["key"] == "fever"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -15,16 +17,20 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from edge.contract.events import HoldResolved
+from edge.contract.base import Colour
+from edge.contract.events import Direction, HoldResolved, Outcome
 from edge.contract.presence import Birth
 from edge.contract.topics import AlertKind, Role
 from edge.gate.console.server import ConsoleServer
 from gateway.access import hash_token
+from gateway.alarms import MESSAGES
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.api.routes_dashboard import DashboardView, dashboard_stream
+from gateway.api.routes_dashboard import STATIC, DashboardView, GateStatus, dashboard_stream
+from gateway.reports import COUNT_FIELDS, GateReportStatus
 from gateway.store import SqliteStore
-from gateway.store.records import AccessRole, AlarmDraft, InboundPresence
+from gateway.store.records import AccessRole, AlarmDraft, InboundPresence, Severity
+from gateway.web.words import catalogue, date_parts, read_catalogue, slots
 from tests.console.sse import EventReader, Frame
 from tests.gateway.factory import ID_HASH, Gates
 
@@ -296,3 +302,72 @@ def test_stream__ends_when_the_server_stops(dash_context: GatewayContext) -> Non
         assert reader.ended.wait(2), "stream still open after stop()"
         assert reader.error is None, "the stream broke instead of ending"
     assert time.monotonic() - started < 2.0
+
+
+# --- words -----------------------------------------------------------------------------------
+
+# The families of keys the scripts make from data (`say(\`kind.${alarm.kind}\`)`): every
+# value the data can take, so each must be in the catalogue.
+DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
+    "gate": get_args(GateStatus),
+    "severity": get_args(Severity),
+    "kind": tuple(AlertKind),
+    "alarm": (*MESSAGES, "other"),
+    "outcome": get_args(Outcome),
+    "colour": get_args(Colour),
+    "subject": ("person", "vehicle"),
+    "direction": get_args(Direction),
+    "link": ("live", "connecting", "lost"),
+    "report": get_args(GateReportStatus),
+    "error": ("alarm-cleared", "unknown-alarm", "unknown-site"),  # what the page's calls refuse
+    "count": COUNT_FIELDS,
+    "reason": (),  # only for a reason the gates' own words do not have
+    "zone": (),  # a zone without a name of its own is said by its offset (zone.other)
+}
+
+
+HAN = re.compile(r"[\u3400-\u9fff]")
+NOT_CHINESE = {"page.otherLanguage"}  # the language button names the other language
+
+
+@pytest.mark.parametrize(("key", "zh", "en"), [(k, *pair) for k, pair in catalogue().items()])
+def test_words__valid(key: str, zh: str, en: str) -> None:
+    # Chinese, unless the entry has no words at all ("{hh}:{mi}", "{place} {kind}").
+    wordless = not re.search(r"[A-Za-z]", re.sub(r"\{\w+\}", "", zh))
+    assert HAN.search(zh) or wordless or key in NOT_CHINESE, f"{key}: no Chinese in {zh!r}"
+    assert en.strip(), f"{key}: no English"
+    # A date is written with other parts in each language (5日, 05): those may differ.
+    dates = set(date_parts(NOW))
+    assert slots(zh) - dates == slots(en) - dates, f"{key}: {zh!r} and {en!r} differ"
+
+
+def test_words__invalid_entry_is_named(tmp_path: Path) -> None:
+    broken = tmp_path / "words.json"
+    broken.write_text(json.dumps({"page.title": ["指挥中心", ""]}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"'page\.title' must be"):
+        read_catalogue(broken)
+
+
+def test_words__every_key_the_page_shows_is_in_the_catalogue() -> None:
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    scripts = "\n".join(
+        (STATIC / name).read_text(encoding="utf-8")
+        for name in ("words.js", "dashboard.js", "reports.js")
+    )
+    used = set(re.findall(r'data-word="([^"]+)"', html))
+    # Every quoted key-shaped text ("gate.since"), whichever function it is passed to.
+    namespaces = "|".join({key.split(".", 1)[0] for key in catalogue()})
+    used |= set(re.findall(rf'"((?:{namespaces})\.[\w./-]+)"', scripts))
+    families = set(re.findall(r"`(\w+)\.\$\{", scripts))
+    assert families <= set(DYNAMIC_KEYS), f"keys made from data, unknown here: {families}"
+    used |= {f"{family}.{value}" for family in families for value in DYNAMIC_KEYS[family]}
+    assert len(used) > 80  # the scan found the page's words
+    missing = sorted(used - set(catalogue()))
+    assert not missing, f"shown on the page, not in words.json: {missing}"
+
+
+def test_words__alarm_entries_take_only_what_their_message_has() -> None:
+    for key, message in MESSAGES.items():
+        offered = slots(message) - {"where"} | {"site", "node", "place", "kind"}
+        zh, _ = catalogue()[f"alarm.{key}"]
+        assert slots(zh) <= offered, f"alarm.{key} asks for {slots(zh) - offered}"

@@ -3,7 +3,8 @@
 "use strict";
 (() => {
   const gp = window.gatepost;
-  const { $, say, both, kindPair, reasonPair, agePair, clockTime, siteTime, number } = gp;
+  const { $, say, both, pairOf, reasonWords, fillWords, agePair, number } = gp;
+  const { partsIn, clockIn, whenIn, zoneName, zoneOf } = gp;
   const { setContent, element, message, api, failureWords } = gp;
   const RECONNECT_MS = 3000;
 
@@ -13,9 +14,10 @@
     const box = setContent($("#sites"));
     for (const site of gp.state.sites) {
       const section = element("section", { className: "site", dataset: { testid: `site-${site.site}` } });
+      const start = partsIn(site.timezone, site.period_start);
       section.append(element("header", {},
         element("h3", {}, site.site),
-        element("span", { className: "since" }, say("since", { time: siteTime(site.period_start).slice(11) })),
+        element("span", { className: "since" }, say("gate.since", { time: `${start.hh}:${start.mi}` })),
       ));
       section.append(totals(site));
       const grid = element("div", { className: "gates" });
@@ -31,21 +33,22 @@
       element("b", {}, number(value)), say(key));
     const t = site.totals;
     return element("div", { className: "totals", dataset: { testid: `totals-${site.site}` } },
-      element("span", { className: "label" }, say("siteTotals")),
-      figure("personChecks", t.person_checks, `total-persons-${site.site}`),
-      figure("vehicleChecks", t.vehicle_checks, `total-vehicles-${site.site}`),
-      figure("fever", t.fever, `total-fever-${site.site}`, true),
-      figure("turnedBack", t.turned_back, `total-turned-back-${site.site}`),
-      figure("openHolds", site.open_holds, `total-holds-${site.site}`, true));
+      element("span", { className: "label" }, say("gate.siteTotals")),
+      figure("gate.personChecks", t.person_checks, `total-persons-${site.site}`),
+      figure("gate.vehicleChecks", t.vehicle_checks, `total-vehicles-${site.site}`),
+      figure("gate.fever", t.fever, `total-fever-${site.site}`, true),
+      figure("gate.turnedBack", t.turned_back, `total-turned-back-${site.site}`),
+      figure("gate.openHolds", site.open_holds, `total-holds-${site.site}`, true));
   }
 
   function gateCard(site, gate) {
     const card = $("#gate-template").content.firstElementChild.cloneNode(true);
+    fillWords(card);
     card.dataset.testid = `gate-${site.site}-${gate.node}`;
     card.dataset.status = gate.status;
     $(".name", card).textContent = gate.node;
-    setContent($(".status", card), say(gate.status));
-    if (!gate.expected) $(".status", card).append(" · ", say("notListed"));
+    setContent($(".status", card), say(`gate.${gate.status}`));
+    if (!gate.expected) $(".status", card).append(" · ", say("gate.notListed"));
     $(".persons", card).textContent = number(gate.counts.person_checks);
     $(".vehicles", card).textContent = number(gate.counts.vehicle_checks);
     $(".fever-count", card).textContent = number(gate.counts.fever);
@@ -53,20 +56,29 @@
     $(".hold-count", card).textContent = number(gate.open_holds);
     $(".holds", card).classList.toggle("alert", gate.open_holds > 0);
     const meta = $(".meta", card);
-    meta.append(gate.volunteers_on_duty.length ? say("onDuty", { id: gate.volunteers_on_duty.join(", ") }) : say("nobodyOnDuty"));
+    meta.append(gate.volunteers_on_duty.length ? say("gate.onDuty", { id: gate.volunteers_on_duty.join(", ") }) : say("gate.nobodyOnDuty"));
     meta.append(" · ", element("span", { className: "seen", dataset: { seen: gate.last_seen || "" } }));
     return card;
   }
 
-  // Ages move on between frames: redrawn every second from data-seen.
+  // Ages and the clock move on between frames: redrawn every second.
   function renderAges() {
     for (const span of document.querySelectorAll(".gate .seen")) {
       const seen = span.dataset.seen;
       setContent(span, seen
-        ? say("lastSeen", { age: agePair((Date.now() - new Date(seen).getTime()) / 1000) })
-        : say("neverSeen"));
+        ? say("gate.lastSeen", { age: agePair((Date.now() - new Date(seen).getTime()) / 1000) })
+        : say("gate.neverSeen"));
     }
-    $("#clock").textContent = new Date().toLocaleTimeString("zh-CN", { hour12: false });
+    renderClock();
+  }
+
+  // The sites' own time, named ("北京时间 08:00:00"): one clock per zone the sites are in.
+  function renderClock() {
+    const zones = [...new Set(((gp.state && gp.state.sites) || []).map((site) => site.timezone))];
+    const clock = setContent($("#clock"));
+    clock.dataset.zones = zones.join(" ");
+    zones.forEach((zone, i) => clock.append(i ? " · " : "",
+      say("page.clock", { zone: zoneName(zone), time: clockIn(zone) })));
   }
 
   // --- alarms ------------------------------------------------------------------------
@@ -82,27 +94,36 @@
     count.textContent = String(raised);
   }
 
+  // An alarm's text from the catalogue, by its words' key (kind or kind.variant) and values;
+  // one the catalogue does not have is said as the place and the kind's name.
+  function alarmText(alarm) {
+    const { key, values } = alarm.words;
+    const vars = { ...values, kind: pairOf(`kind.${alarm.kind}`) };
+    return say(gp.T[`alarm.${key}`] ? `alarm.${key}` : "alarm.other", vars);
+  }
+
   function alarmItem(alarm) {
+    const zone = zoneOf(alarm.site);
     const place = alarm.node ? `${alarm.site} · ${alarm.node}` : alarm.site;
     const item = element("li", {
       className: "alarm",
-      dataset: { testid: `alarm-${alarm.alarm_id}`, severity: alarm.severity, state: alarm.state },
+      dataset: { testid: `alarm-${alarm.alarm_id}`, severity: alarm.severity, state: alarm.state, kind: alarm.kind },
     },
       element("div", { className: "what" },
-        element("b", { className: "severity" }, say(alarm.severity)), " ",
-        element("strong", {}, both(kindPair(alarm.kind))), " ",
+        element("b", { className: "severity" }, say(`severity.${alarm.severity}`)), " ",
+        element("strong", {}, say(`kind.${alarm.kind}`)), " ",
         element("span", { className: "place" }, place)),
-      element("div", { className: "text" }, alarm.message),
-      element("div", { className: "meta" }, clockTime(alarm.raised_at)));
+      element("div", { className: "text" }, alarmText(alarm)),
+      element("div", { className: "meta" }, both(whenIn(zone, alarm.raised_at))));
     if (alarm.state === "raised") {
       const button = element("button", {
         type: "button", className: "primary", dataset: { testid: `acknowledge-${alarm.alarm_id}` },
-      }, say("acknowledge"));
+      }, say("alarm.acknowledge"));
       button.addEventListener("click", () => acknowledge(button, alarm));
       item.append(button);
     } else {
-      $(".meta", item).append(" · ", say("acknowledgedBy", {
-        who: alarm.acknowledged_by || "", time: clockTime(alarm.acknowledged_at),
+      $(".meta", item).append(" · ", say("alarm.acknowledgedBy", {
+        who: alarm.acknowledged_by || "", time: whenIn(zone, alarm.acknowledged_at),
       }));
     }
     return item;
@@ -112,7 +133,7 @@
     button.disabled = true;
     try {
       await api(`/api/alarms/${encodeURIComponent(alarm.alarm_id)}/acknowledge`, { method: "POST" });
-      message("ok", say("acknowledged"));
+      message("ok", say("alarm.acknowledged"));
       // The stream brings the alarm's new state; nothing to redraw here.
     } catch (failure) {
       button.disabled = false;
@@ -127,18 +148,18 @@
     for (const passage of gp.state.passages) {
       const temperature = passage.temperature_c === null ? "" : `${passage.temperature_c.toFixed(1)} °C`;
       const reasons = element("span", { className: "reasons" });
-      passage.reasons.forEach((code, i) => reasons.append(i ? "；" : "", both(reasonPair(code))));
+      passage.reasons.forEach((code, i) => reasons.append(i ? "；" : "", reasonWords(code)));
       list.append(element("li", {
         className: "passage",
         dataset: { testid: `passage-${passage.event_id}`, outcome: passage.outcome, fever: String(passage.fever) },
       },
-        element("span", { className: "time" }, clockTime(passage.node_time)),
+        element("span", { className: "time" }, both(whenIn(zoneOf(passage.site), passage.node_time))),
         element("span", { className: "where" }, passage.node),
-        element("b", { className: "outcome" }, say(passage.outcome)),
+        element("b", { className: "outcome" }, say(`outcome.${passage.outcome}`)),
         element("span", { className: "colour", dataset: { colour: passage.colour || "" } },
-          passage.colour ? say(passage.colour) : ""),
+          passage.colour ? say(`colour.${passage.colour}`) : ""),
         element("span", { className: "temperature" }, temperature),
-        element("span", { className: "subject" }, say(passage.subject), " ", say(passage.direction)),
+        element("span", { className: "subject" }, say(`subject.${passage.subject}`), " ", say(`direction.${passage.direction}`)),
         reasons));
     }
     $("#no-passages").hidden = gp.state.passages.length > 0;
@@ -160,7 +181,7 @@
   function setLink(mode) {
     const indicator = $("#link");
     indicator.dataset.link = mode;
-    setContent(indicator, say(mode));
+    setContent(indicator, say(`link.${mode}`));
     document.body.dataset.link = mode;
   }
 
@@ -169,7 +190,7 @@
     if (failure.status !== 401 && failure.status !== 403) return false;
     if (source) source.close();
     source = null;
-    showTokenForm(failure.status === 403 ? "roleRefused" : gp.token() ? "tokenRefused" : "noToken");
+    showTokenForm(failure.status === 403 ? "error.roleRefused" : gp.token() ? "error.tokenRefused" : "error.noToken");
     return true;
   }
 
@@ -181,7 +202,7 @@
 
   // One snapshot first: EventSource cannot tell a refused token from a dropped line.
   async function connect() {
-    if (!gp.token()) { showTokenForm("noToken"); return; }
+    if (!gp.token()) { showTokenForm("error.noToken"); return; }
     try {
       render(await (await api("/api/dashboard")).json());
     } catch (failure) {

@@ -1,11 +1,13 @@
 // The daily report view: a site and a day, the gates' lines, CSV and a printable page.
+// It opens on the day not closed yet, so far; a closed day is chosen by its date.
 "use strict";
 (() => {
   const gp = window.gatepost;
-  const { $, say, number, dateTime, siteTime, setContent, element, message, api, failureWords } = gp;
+  const { $, say, both, number, whenIn, clockIn, setContent, element, message, api, failureWords } = gp;
   let shown = null;  // the SiteDailyReport on screen
 
-  // The site list follows the snapshots; the choice made survives them.
+  // The site list follows the snapshots; the choice made survives them. The first list
+  // brings up today's report so far.
   function reportSites(names) {
     const select = $("#report-site");
     const have = Array.from(select.options).map((option) => option.value);
@@ -13,11 +15,13 @@
     const chosen = select.value;
     setContent(select, ...names.map((name) => element("option", { value: name }, name)));
     if (names.includes(chosen)) select.value = chosen;
+    if (!have.length && names.length) load();
   }
 
-  function query(format, site, day) {
+  // No date: the period not closed yet.
+  function query(format, site, reportDate) {
     const params = new URLSearchParams({ site, format });
-    if (day) params.set("day", day);
+    if (reportDate) params.set("report_date", reportDate);
     return `/api/reports/daily?${params}`;
   }
 
@@ -32,18 +36,27 @@
 
   function render(report) {
     shown = report;
-    $("#report-day").value = report.day;
-    setContent($("#report-summary"), say("reportSummary", {
-      site: report.site, day: report.day, start: siteTime(report.period_start),
-      end: siteTime(report.period_end), expected: report.expected_gates, missing: report.missing,
-      zero: report.zero_reports, mismatches: report.mismatches,
-    }), report.closed ? "" : say("notClosed"));
+    $("#report-day").value = report.report_date;
+    const summary = setContent($("#report-summary"),
+      element("h3", { dataset: { testid: "report-title" } }, both(report.wording.title)),
+      element("p", { className: "period", dataset: { testid: "report-period" } },
+        both(report.wording.period)));
+    summary.dataset.closed = String(report.closed);
+    summary.append(report.closed
+      ? element("p", { className: "closed" }, say("report.closed"))
+      : element("p", { className: "open", dataset: { testid: "report-open" } },
+        say("report.soFar", { time: clockIn(report.timezone, report.generated_at).slice(0, 5) })));
+    summary.append(element("p", {}, say("report.summary", {
+      expected: report.expected_gates, missing: report.missing, zero: report.zero_reports,
+      mismatches: report.mismatches,
+    })));
     const rows = setContent($("#report-rows"));
-    for (const gate of report.gates) rows.append(row(gate));
+    for (const gate of report.gates) rows.append(row(gate, report));
     const totals = row({
-      node: "total", status: "", received_at: null, reported: report.reported_totals,
+      node: "total", status: report.closed ? "" : "open", received_at: null,
+      reported: report.closed ? report.reported_totals : null,
       computed: report.computed_totals, mismatch: false, expected: true,
-    }, say("siteTotals"));
+    }, report, say("report.total"));
     totals.classList.add("total");
     rows.append(totals);
     $("#report-table").hidden = false;
@@ -53,22 +66,27 @@
 
   const COLUMNS = ["person_checks", "vehicle_checks", "temperature_readings", "turned_back", "fever", "disinfections"];
 
-  function row(gate, label = gate.node) {
+  function row(gate, report, label = gate.node) {
     const status = element("td", { className: "status" });
-    if (gate.status) status.append(say(gate.status));
-    if (gate.mismatch) status.append(element("div", { className: "differs" }, say("differs")));
-    if (!gate.expected) status.append(element("div", {}, say("notListed")));
+    if (gate.status && gate.node !== "total") status.append(say(`report.${gate.status}`));
+    if (gate.mismatch) status.append(element("div", { className: "differs" }, say("report.differs")));
+    if (!gate.expected) status.append(element("div", {}, say("gate.notListed")));
     const tr = element("tr", { dataset: { testid: `report-gate-${gate.node}`, status: gate.status } },
       element("th", {}, label), status,
-      element("td", {}, gate.received_at ? dateTime(gate.received_at) : "—"));
+      element("td", {}, gate.received_at ? both(whenIn(report.timezone, gate.received_at)) : "—"));
     for (const name of COLUMNS) {
       const value = gate.reported ? gate.reported[name] : null;
       const computed = gate.computed[name];
+      if (gate.status === "open" && value === null) {
+        // Not closed yet: the gate reports at the cut-off; this is the count so far.
+        tr.append(element("td", {}, number(computed)));
+        continue;
+      }
       const cell = element("td", {}, number(value));
-      // Beside the gate's number, the gateway's when they differ; for a gate that sent
-      // nothing, the gateway's only when it counted something.
+      // Beside the gate's number, the system's when they differ; for a gate that sent
+      // nothing, the system's only when it counted something.
       if (value === null ? computed > 0 : value !== computed) {
-        cell.append(element("small", {}, say("gatewayCount", { n: number(computed) })));
+        cell.append(element("small", {}, say("report.counted", { n: number(computed) })));
         if (value !== null) cell.className = "differs";
       }
       tr.append(cell);
@@ -80,10 +98,10 @@
   async function download(format) {
     if (!shown) return;
     try {
-      const blob = await (await api(query(format, shown.site, shown.day))).blob();
+      const blob = await (await api(query(format, shown.site, shown.report_date))).blob();
       const url = URL.createObjectURL(blob);
       if (format === "csv") {
-        const link = element("a", { href: url, download: `gatepost-${shown.site}-${shown.day}.csv` });
+        const link = element("a", { href: url, download: `gatepost-${shown.site}-${shown.report_date}.csv` });
         document.body.append(link);
         link.click();
         link.remove();

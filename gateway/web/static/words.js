@@ -1,70 +1,10 @@
-// Words of the dashboard in both languages, the language switch, the token and fetch.
-// Loaded first; the other scripts take what they need from window.gatepost.
+// The dashboard's words from the catalogue, times in the site's zone, the language switch,
+// the token and fetch. Loaded first; the other scripts take what they need from
+// window.gatepost.
 "use strict";
 (() => {
-  // Words the page needs beyond the static HTML: key -> [简体中文, English].
-  const T = {
-    live: ["● 实时", "● Live"],
-    connecting: ["正在连接…", "Connecting…"],
-    lost: ["连接中断，正在重连…", "Connection lost, reconnecting…"],
-    online: ["● 在线", "● Online"],
-    offline: ["✕ 离线", "✕ Offline"],
-    unattended: ["⚠ 无人值守", "⚠ Unattended"],
-    notListed: ["清单外", "not in inventory"],
-    onDuty: ["值班：{id}", "On duty: {id}"],
-    nobodyOnDuty: ["无人值班", "Nobody on duty"],
-    lastSeen: ["{age}前", "{age} ago"],
-    neverSeen: ["从未上线", "Never seen"],
-    since: ["自 {time} 起", "Since {time}"],
-    siteTotals: ["合计", "Total"],
-    personChecks: ["人次", "persons"],
-    vehicleChecks: ["车次", "vehicles"],
-    fever: ["体温异常", "fever"],
-    turnedBack: ["劝返", "turned back"],
-    openHolds: ["待处理", "open holds"],
-    allow: ["✓ 通行", "✓ PASS"],
-    hold: ["⚠ 暂留", "⚠ HOLD"],
-    deny: ["✕ 禁止", "✕ STOP"],
-    green: ["绿码", "green"], yellow: ["黄码", "yellow"], red: ["红码", "red"],
-    person: ["人员", "person"], vehicle: ["车辆", "vehicle"],
-    in: ["进", "in"], out: ["出", "out"],
-    critical: ["紧急", "CRITICAL"], warning: ["警告", "warning"], info: ["提示", "info"],
-    acknowledge: ["确认", "Acknowledge"],
-    acknowledgedBy: ["{who} 已确认 {time}", "Acknowledged by {who} at {time}"],
-    acknowledged: ["已确认告警", "Alarm acknowledged"],
-    reported: ["已报告", "Reported"],
-    "zero-report": ["零报告", "Zero report"],
-    missing: ["✕ 未报告", "✕ MISSING"],
-    differs: ["≠ 与网关计数不符", "≠ differs from the gateway"],
-    gatewayCount: ["网关 {n}", "gateway {n}"],
-    reportSummary: [
-      "{site} · {day} · {start} → {end} · 应报 {expected} · 未报告 {missing} · 零报告 {zero} · 不符 {mismatches}",
-      "{site} · {day} · {start} → {end} · expected {expected} · missing {missing} · zero reports {zero} · differing {mismatches}",
-    ],
-    notClosed: ["（尚未截止）", "(not closed yet)"],
-    noToken: ["请输入访问令牌，或用带 ?token= 的链接打开本页", "Enter an access token, or open this page with ?token= in the link"],
-    tokenRefused: ["令牌无效或已撤销", "The token is unknown or revoked"],
-    roleRefused: ["此令牌无权查看指挥中心", "This token may not see the command center"],
-    network: ["无法连接网关，请重试", "Cannot reach the gateway, try again"],
-    server: ["网关出错（{status}）", "The gateway failed ({status})"],
-    "alarm-cleared": ["该告警已解除", "That alarm is already cleared"],
-    "unknown-alarm": ["该告警不存在", "No such alarm"],
-    "unknown-site": ["没有该站点", "No such site"],
-    s: ["{n}秒", "{n} s"], min: ["{n}分钟", "{n} min"], h: ["{n}小时", "{n} h"], d: ["{n}天", "{n} days"],
-  };
-  // Alarm kinds (AlertKind): kind -> [简体中文, English].
-  const KINDS = {
-    fever: ["体温异常", "Fever"],
-    "red-code": ["红码", "Red code"],
-    "node-offline": ["节点离线", "Node offline"],
-    "gate-unattended": ["卡口无人值守", "Gate unattended"],
-    "report-missing": ["日报未报", "Daily report missing"],
-    "disinfection-low": ["消毒次数不足", "Too few disinfections"],
-    "trust-stale": ["信任列表过期", "Trust list stale"],
-    "clock-skew": ["时钟偏差", "Clock off"],
-    "data-loss": ["数据缺失", "Data missing"],
-    "depot-climate": ["仓库温湿度异常", "Depot climate"],
-  };
+  // The catalogue, words.json, inlined by the gateway: key -> [简体中文, English].
+  const T = window.gatepostWords || {};
   const REASONS = window.gatepostReasons || {};
   const LANGUAGE_KEY = "gatepost.dashboard.language";
   const TOKEN_KEY = "gatepost.dashboard.token";
@@ -76,26 +16,104 @@
 
   const { $, $$, fill, both, setContent, element } = window.gatepostText;
 
-  const word = (key) => T[key] || [key, key];
-  const say = (key, vars) => both(word(key), vars);
-  const kindPair = (kind) => KINDS[kind] || [kind, kind];
-  const reasonPair = (code) => (REASONS[code] ? [REASONS[code].zh, REASONS[code].en] : word(code));
+  const complete = (pair) => Array.isArray(pair) && Boolean(pair[0]) && Boolean(pair[1]);
+
+  // The words of `key` in both languages. A key the catalogue lacks, or has without one
+  // of its languages, shows the key itself, marked data-missing-word for the tests.
+  function say(key, vars = {}) {
+    const pair = T[key];
+    if (complete(pair)) return both(pair, vars);
+    const fragment = both([(pair && pair[0]) || key, (pair && pair[1]) || key], vars);
+    for (const span of fragment.children) span.dataset.missingWord = key;
+    return fragment;
+  }
+
+  // [zh, en] of `key`, filled: a value inside other words (say's vars take pairs).
+  function pairOf(key, vars = {}) {
+    const pair = complete(T[key]) ? T[key] : [key, key];
+    return [0, 1].map((i) => fill(pair[i], Object.fromEntries(
+      Object.entries(vars).map(([name, value]) => [name, Array.isArray(value) ? value[i] : value]))));
+  }
+
+  function reasonWords(code) {
+    return REASONS[code] ? both([REASONS[code].zh, REASONS[code].en]) : say(`reason.${code}`);
+  }
+
+  // Every [data-word] element under `root` gets its entry's words.
+  function fillWords(root) {
+    for (const node of $$("[data-word]", root)) setContent(node, say(node.dataset.word));
+  }
 
   function agePair(seconds) {
     const s = Math.max(0, Math.round(seconds));
-    const pick = (key, n) => [fill(T[key][0], { n }), fill(T[key][1], { n })];
-    if (s < 90) return pick("s", s);
-    if (s < 5400) return pick("min", Math.round(s / 60));
-    if (s < 172800) return pick("h", Math.round(s / 3600));
-    return pick("d", Math.round(s / 86400));
+    if (s < 90) return pairOf("age.s", { n: s });
+    if (s < 5400) return pairOf("age.min", { n: Math.round(s / 60) });
+    if (s < 172800) return pairOf("age.h", { n: Math.round(s / 3600) });
+    return pairOf("age.d", { n: Math.round(s / 86400) });
   }
 
-  const clockTime = (iso) => new Date(iso).toLocaleTimeString("zh-CN", { hour12: false });
-  const dateTime = (iso) => new Date(iso).toLocaleString("zh-CN", { hour12: false });
-  // A time the server wrote with the site's own offset (a cut-off), shown as the site's
-  // wall clock whatever zone the browser is in: "2024-03-05 17:00".
-  const siteTime = (iso) => iso.slice(0, 16).replace("T", " ");
   const number = (n) => (n === null || n === undefined ? "—" : n.toLocaleString("en-US"));
+
+  // --- the site's time -----------------------------------------------------------------
+  // Every time is shown in the site's zone (its config), never the browser's: an office
+  // PC set to UTC still shows the gate's 08:00 as 08:00.
+
+  const formats = new Map();
+  function formatFor(zone) {
+    if (!formats.has(zone)) {
+      let made;
+      try {
+        made = new Intl.DateTimeFormat("en-GB", {
+          timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+          hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "longOffset",
+        });
+      } catch (error) {
+        made = formatFor("UTC");
+      }
+      formats.set(zone, made);
+    }
+    return formats.get(zone);
+  }
+
+  // The parts the catalogue's format.* entries take, of `when` (ISO text or Date) in `zone`.
+  function partsIn(zone, when = new Date()) {
+    const p = {};
+    for (const { type, value } of formatFor(zone).formatToParts(new Date(when))) p[type] = value;
+    return {
+      y: p.year, mm: p.month, dd: p.day, hh: p.hour, mi: p.minute, ss: p.second,
+      m: String(Number(p.month)), d: String(Number(p.day)), h: String(Number(p.hour)),
+      offset: (p.timeZoneName || "").replace("GMT", ""),
+    };
+  }
+
+  const clockIn = (zone, when) => {
+    const p = partsIn(zone, when);
+    return `${p.hh}:${p.mi}:${p.ss}`;
+  };
+
+  // A time of today (the site's today) as HH:MM:SS; an older one with its date: [zh, en].
+  function whenIn(zone, when) {
+    const p = partsIn(zone, when);
+    const today = partsIn(zone);
+    if (p.y === today.y && p.mm === today.mm && p.dd === today.dd) {
+      const time = `${p.hh}:${p.mi}:${p.ss}`;
+      return [time, time];
+    }
+    return pairOf("format.monthDayTime", p);
+  }
+
+  // The zone as people there call it (北京时间), else its UTC offset: [zh, en].
+  function zoneName(zone) {
+    if (complete(T[`zone.${zone}`])) return T[`zone.${zone}`];
+    return pairOf("zone.other", { offset: partsIn(zone).offset });
+  }
+
+  // The zone of a site in the newest snapshot (the first site's for one not listed).
+  function zoneOf(site) {
+    const sites = (gp.state && gp.state.sites) || [];
+    const found = sites.find((each) => each.site === site) || sites[0];
+    return found ? found.timezone : "UTC";
+  }
 
   // --- language ----------------------------------------------------------------------
 
@@ -103,7 +121,7 @@
     const root = document.documentElement;
     root.dataset.lang = lang;
     root.lang = lang === "zh" ? "zh-CN" : "en";
-    document.title = lang === "zh" ? "指挥中心 · Gatepost" : "Command center · Gatepost";
+    document.title = pairOf("page.title")[lang === "zh" ? 0 : 1];
   }
 
   $("#language").addEventListener("click", () => {
@@ -111,6 +129,7 @@
     localStorage.setItem(LANGUAGE_KEY, next);
     applyLanguage(next);
   });
+  fillWords(document);
   applyLanguage(localStorage.getItem(LANGUAGE_KEY) === "en" ? "en" : "zh");
 
   // --- messages ----------------------------------------------------------------------
@@ -172,13 +191,14 @@
 
   // Words for a failure: the token ones show the token form instead.
   function failureWords(failure) {
-    if (failure.status === 0) return say("network");
-    if (T[failure.reason]) return say(failure.reason);
-    return say("server", { status: failure.status });
+    if (failure.status === 0) return say("error.network");
+    if (complete(T[`error.${failure.reason}`])) return say(`error.${failure.reason}`);
+    return say("error.server", { status: failure.status });
   }
 
   Object.assign(gp, {
-    T, $, $$, fill, both, say, word, kindPair, reasonPair, agePair, clockTime, dateTime, siteTime, number,
+    T, $, $$, fill, both, say, pairOf, reasonWords, fillWords, agePair, number,
+    partsIn, clockIn, whenIn, zoneName, zoneOf,
     setContent, element, applyLanguage, message, token, setToken, api, ApiFailure, failureWords,
   });
 })();
