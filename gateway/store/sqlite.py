@@ -318,7 +318,8 @@ class SqliteStore(Reads, AlarmsAndAccess):
                 key,
             )
         if isinstance(payload, Birth) and payload.outbox_id is not None:
-            self._anchor(conn, item, payload.outbox_id, payload.confirmed_seq or 0)
+            first = known_outbox is None or new_outbox
+            self._anchor(conn, item, payload.outbox_id, payload.confirmed_seq or 0, first=first)
         seen = utc_text(item.received_at)
         if isinstance(payload, Death):
             conn.execute(
@@ -353,17 +354,21 @@ class SqliteStore(Reads, AlarmsAndAccess):
         return True
 
     def _anchor(
-        self, conn: sqlite3.Connection, item: InboundPresence, outbox_id: str, confirmed: int
-    ) -> None:
+        self, conn: sqlite3.Connection, item: InboundPresence, outbox_id: str, confirmed: int,
+        *, first: bool,
+    ) -> None:  # fmt: skip
         """A birth names the node's outbox and says what it no longer holds.
 
         Events at or below `confirmed` were confirmed stored (by this store, or one
         before it) and are gone from the node: there is nothing to wait for below it.
+        Everything above it the node still holds, so where the outbox is named for the
+        first time the mark starts exactly there (a guess made from the first events
+        seen would confirm events that went to nobody), and walks over what is stored.
         """
         key = (item.site, item.node)
         conn.execute("UPDATE nodes SET outbox_id=? WHERE site=? AND node=?", (outbox_id, *key))
         state = _seq_state(conn, *key)
-        if confirmed > state.contiguous:
+        if first or confirmed > state.contiguous:
             self._set_mark(conn, key, state._replace(contiguous=confirmed), item.received_at,
                            walk=True)  # fmt: skip
 
