@@ -54,6 +54,7 @@ def open_page(
     *,
     env: Mapping[str, str] | None = None,
     viewport: ViewportSize = VIEWPORT,
+    timezone_id: str | None = None,
 ) -> Iterator[Page]:
     """A page in a chromium with the empty profile folder `profile`.
 
@@ -62,10 +63,13 @@ def open_page(
         profile: a folder of the test's own (no localStorage from other tests).
         env: the browser's whole environment, when a test needs another one (fonts).
         viewport: the screen size the page is laid out for.
+        timezone_id: the zone the browser's clock is set to (IANA name); default the machine's.
 
     Fails the test if the page's script raised an uncaught exception.
     """
     options: dict[str, Any] = {"env": dict(env)} if env is not None else {}
+    if timezone_id is not None:
+        options["timezone_id"] = timezone_id
     context = driver.chromium.launch_persistent_context(
         user_data_dir=profile,
         executable_path=str(CHROMIUM),

@@ -2,55 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
-from edge.gate.console.app import create_app
-from edge.gate.console.context import Language
-from edge.gate.console.server import ConsoleServer
 from edge.gate.views import DisinfectionRound, HoldResolution, Registration
 from tests.browser import assert_chinese_renders
 from tests.console.double import Call, RecordingCheckpoint, node_view, open_hold
+from tests.console.pages import Serve, by_id, eventually, shows
 
 pytestmark = pytest.mark.browser
-
-Serve = Callable[..., ConsoleServer]
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    """Start a console for a checkpoint on a free port."""
-    servers: list[ConsoleServer] = []
-
-    def start(checkpoint: RecordingCheckpoint, language: Language = "zh") -> ConsoleServer:
-        server = ConsoleServer(create_app(checkpoint, language=language), port=0)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def by_id(on: Page, testid: str) -> Locator:
-    return on.locator(f'[data-testid="{testid}"]')
-
-
-def shows(locator: Locator, text: str) -> None:
-    """The text as rendered (innerText): the other language's hidden spans do not count."""
-    expect(locator).to_contain_text(text, use_inner_text=True)
 
 
 def test_a_hold_in_words_then_referred_and_the_queue_follows_live(

@@ -90,9 +90,10 @@
     }
     let words;
     if (result.kind === "refused") {
+      // The detail is the node's English note for technicians: the Chinese view omits it.
       const detail = result.detail ? ` (${result.detail})` : "";
       const reason = reasonPair(result.reason);
-      words = both(word("refused"), { reason: [reason[0] + detail, reason[1] + detail] });
+      words = both(word("refused"), { reason: [reason[0], reason[1] + detail] });
     } else {
       words = say(result.kind, { status: result.status });
     }

@@ -63,6 +63,7 @@
     const reasons = setContent($(".reasons", panel));
     if (waiting.colour) reasons.append(element("li", {}, say("codeColour"), " ", say(`colour.${waiting.colour}`)));
     setContent($(".temperature", panel));
+    setContent($(".meta", panel));
     who(setContent($(".who", panel)), waiting);
     renderWaitingLeft();
   }
@@ -78,14 +79,21 @@
     const left = waitingSeen.live
       ? total - (Date.now() - waitingSeen.receivedAt) / 1000
       : Math.min(total, (deadline - Date.now()) / 1000);
-    const meta = setContent($("#decision .meta"));
-    meta.dataset.secondsLeft = String(Math.max(0, Math.ceil(left)));
-    meta.append(say("secondsLeft", { n: Math.max(0, Math.ceil(left)) }));
+    const seconds = Math.max(0, Math.ceil(left));
+    const countdown = $("#decision .countdown");
+    countdown.hidden = false;
+    if (countdown.dataset.secondsLeft !== String(seconds)) {
+      countdown.dataset.secondsLeft = String(seconds);
+      setContent(countdown, say("secondsLeft", { n: seconds }));
+    }
   }
 
   function renderDecision() {
     const panel = $("#decision");
     const decision = gp.state && gp.state.decision;
+    const countdown = $(".countdown", panel);
+    countdown.hidden = true;
+    delete countdown.dataset.secondsLeft;
     panel.dataset.outcome = decision ? decision.outcome : "none";
     panel.dataset.look = decision ? lookOf(decision.outcome, decision.reasons) : "none";
     setContent($(".outcome", panel), say(`outcome.${panel.dataset.look}`));
@@ -106,7 +114,6 @@
     if (gp.state && gp.state.waiting) return;
     const panel = $("#decision");
     const meta = setContent($(".meta", panel));
-    delete meta.dataset.secondsLeft;
     const decision = gp.state && gp.state.decision;
     if (!decision) { panel.dataset.old = "false"; return; }
     const age = (Date.now() - new Date(decision.at).getTime()) / 1000;
