@@ -153,6 +153,16 @@ class Driver(Protocol):
         """
         ...
 
+    def revive(self) -> None:
+        """Try to wake a part that went silent with its port still open.
+
+        The link calls this while the part is in `timeout`, at most once a second.
+        A module that restarted (power lost while the USB-serial adapter stayed
+        powered) comes back with its saved settings and may wait for a start command
+        the node sent only at open; the driver sends it again here. Drivers of parts
+        that need nothing do nothing.
+        """
+
     def stuck_key(self, reading: Reading) -> object | None:
         """The raw value that must change over time, or None where sameness is normal."""
         ...

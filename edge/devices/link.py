@@ -23,6 +23,7 @@ from edge.devices.base import (
     FrameFault,
     RawSample,
     Reading,
+    ScanFailed,
     SerialStream,
 )
 
@@ -34,6 +35,10 @@ DeviceState = Literal["ok", "fault", "unplugged", "disabled"]
 # (drivers read what is waiting), so this sets only the idle wake-ups and the stop delay.
 READ_TIMEOUT_S = 0.1
 REOPEN_EVERY_S = 1.0
+# While a part is in timeout its driver's revive() runs this often: a module that
+# restarted with the port open may wait for its start command (a few bytes a second
+# cost the line nothing, and a part that is truly gone ignores them).
+REVIVE_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ class DeviceLink(SupervisedDevice):
         self._stuck_value: object | None = None
         self._stuck_since = 0.0
         self._stuck_seen = 0.0
+        self._last_revive = float("-inf")
 
     def run(self, stop: threading.Event) -> None:
         """Open, set up and read the part until `stop` is set, reopening after every loss."""
@@ -159,9 +165,18 @@ class DeviceLink(SupervisedDevice):
                     self._raise(item.kind, item.detail)
                 elif isinstance(item, RawSample):
                     self._alive(item.key)
+                elif isinstance(item, ScanFailed):
+                    self._on_reading(item)  # the person must scan again; no sign of life
                 else:
                     self._good(driver, item)
             self.check_timers()
+            self._revive(driver)
+
+    def _revive(self, driver: Driver) -> None:
+        now = self._clock()
+        if "timeout" in self.faults and now - self._last_revive >= REVIVE_EVERY_S:
+            self._last_revive = now
+            driver.revive()
 
     def _good(self, driver: Driver, reading: Reading) -> None:
         self._alive(driver.stuck_key(reading))

@@ -35,23 +35,32 @@ class Faults:
         split_frames: send every frame in two writes with a pause between them.
         corrupt_next: frames to send with a broken checksum or corrupted byte.
         stuck: repeat the last frame's value instead of a fresh one.
+        split_at: where split_frames cuts a frame (bytes before the pause); None: the middle.
+        split_pause_s: how long split_frames pauses inside a frame.
         slow_factor: multiply the streaming interval (a slow or overloaded part).
         silent: send nothing at all (a part that hangs but stays plugged in).
+        power_cycle: the module loses power and restarts while the USB-serial adapter
+            stays open: it hears and sends nothing for its `power_up_s`, then runs with
+            its saved settings (then back to False).
     """
 
     garbage: int = 0
     split_frames: bool = False
+    split_at: int | None = None
+    split_pause_s: float = 0.03
     corrupt_next: int = 0
     stuck: bool = False
     slow_factor: float = 1.0
     silent: bool = False
+    power_cycle: bool = False
 
 
 class SimulatedPart:
     """Base of every simulated serial part.
 
     Subclasses override `next_frame` (streaming parts), `reply` (parts that answer
-    commands) and `corrupt` (how a bad frame looks for this protocol).
+    commands), `corrupt` (how a bad frame looks for this protocol) and `power_up`
+    (what the module runs with after a restart).
 
     Args:
         path: where the symlink to the pty goes.
@@ -59,6 +68,9 @@ class SimulatedPart:
         interval_s: period of streamed frames; None for a part that only answers or
             sends when told (a scanner).
     """
+
+    # From power-on to the module's first byte; each part sets its own.
+    power_up_s: float = 0.5
 
     def __init__(self, path: Path, baudrate: int, interval_s: float | None = None) -> None:
         self.path = path
@@ -71,6 +83,7 @@ class SimulatedPart:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_stream = time.monotonic()
+        self._booting_until: float | None = None
 
     # What a subclass defines.
     def next_frame(self) -> bytes | None:
@@ -89,6 +102,9 @@ class SimulatedPart:
     def corrupt(self, frame: bytes) -> bytes:
         """The frame as a line fault would damage it (default: last byte flipped)."""
         return frame[:-1] + bytes([frame[-1] ^ 0xFF])
+
+    def power_up(self) -> None:
+        """Forget what the host set at runtime: back to the saved (flash) settings."""
 
     # Running.
     def start(self) -> Self:
@@ -140,10 +156,15 @@ class SimulatedPart:
     def plugged(self) -> bool:
         return self._pty is not None
 
+    @property
+    def powered(self) -> bool:
+        """False while a power cycle lasts: the module neither hears nor sends."""
+        return self._booting_until is None and not self.faults.power_cycle
+
     def send(self, frame: bytes) -> None:
         """Send one frame as the part would, applying the current faults."""
         with self._lock:
-            if not self._pty or self.faults.silent:
+            if not self._pty or self.faults.silent or not self.powered:
                 return
             if self.faults.garbage:
                 self._write(os.urandom(self.faults.garbage))
@@ -152,10 +173,10 @@ class SimulatedPart:
                 frame = self.corrupt(frame)
                 self.faults.corrupt_next -= 1
             if self.faults.split_frames and len(frame) > 1:
-                half = len(frame) // 2
-                self._write(frame[:half])
-                time.sleep(0.03)
-                frame = frame[half:]
+                cut = self.faults.split_at or len(frame) // 2
+                self._write(frame[:cut])
+                time.sleep(self.faults.split_pause_s)
+                frame = frame[cut:]
             self._write(frame)
 
     def _write(self, data: bytes) -> None:
@@ -179,6 +200,8 @@ class SimulatedPart:
                     self._receive(os.read(fd, 4096))
             except OSError:
                 continue  # unplugged under us; the next loop sees it
+            if not self._booted():
+                continue
             if self.interval_s is not None and time.monotonic() >= self._next_stream:
                 self._next_stream = time.monotonic() + self.interval_s * self.faults.slow_factor
                 frame = self.next_frame()
@@ -190,7 +213,28 @@ class SimulatedPart:
             return 0.05
         return max(0.0, self._next_stream - time.monotonic())
 
+    def _booted(self) -> bool:
+        """Run a power cycle the test asked for; False until the module is up again."""
+        with self._lock:
+            now = time.monotonic()
+            if self.faults.power_cycle and self._booting_until is None:
+                log.debug("%s power cycle, port kept open", type(self).__name__)
+                self._booting_until = now + self.power_up_s
+                self.received.clear()
+                return False
+            if self._booting_until is None:
+                return True
+            if now < self._booting_until:
+                return False
+            self._booting_until = None
+            self.power_up()
+            self.faults.power_cycle = False
+            self._next_stream = now
+            return True
+
     def _receive(self, data: bytes) -> None:
+        if not self.powered:
+            return  # a module without power hears nothing
         self.received += data
         answer = self.reply(bytes(self.received))
         if answer:

@@ -33,23 +33,29 @@ class SimulatedThermometer(SimulatedPart):
         skin_offset_c: body minus forehead skin temperature, so `present(body_c)` shows
             body_c - skin_offset_c to the sensor.
         seed: for the noise, so a scenario replays the same.
+        auto_output_at_power_up: the stored setting (`A5 51` / `A5 52`): false, and the
+            module stays silent after power-up until told `A5 45`.
 
     Attributes:
-        streaming: sends frames every interval (the module's power-up default).
+        streaming: sends frames every interval.
         instructions: every valid A5 instruction received, in order.
-        auto_output_at_power_up, baud_at_power_up: what the stored settings would be.
+        auto_output_at_power_up, baud_at_power_up: the stored settings.
     """
+
+    # MLX90614 datasheet: the first measurement is ready about 0.25 s after power-on.
+    power_up_s = 0.3
 
     def __init__(
         self, path: Path, baudrate: int = 9600, interval_s: float = 0.1, *,
         ambient_c: float = 22.0, skin_offset_c: float = 0.0, seed: int = 0,
+        auto_output_at_power_up: bool = True,
     ) -> None:  # fmt: skip
         super().__init__(path, baudrate, interval_s)
         self.ambient_c = ambient_c
         self.skin_offset_c = skin_offset_c
-        self.streaming = True
+        self.auto_output_at_power_up = auto_output_at_power_up
+        self.streaming = auto_output_at_power_up
         self.instructions: list[int] = []
-        self.auto_output_at_power_up = True
         self.baud_at_power_up = baudrate
         self._rng = random.Random(seed)
         self._person_c: float | None = None
@@ -87,6 +93,10 @@ class SimulatedThermometer(SimulatedPart):
                 object_raw = ambient_raw + self._rng.randint(-IDLE_NOISE_RAW, IDLE_NOISE_RAW)
             self._last_frame = encode_frame(object_raw, ambient_raw)
             return self._last_frame
+
+    def power_up(self) -> None:
+        """Streaming or silent as stored: an `A5 45` sent before the restart is forgotten."""
+        self.streaming = self.auto_output_at_power_up
 
     def corrupt(self, frame: bytes) -> bytes:
         """Bit 6 of the object's high byte flipped: a +163.84 °C error the sum must catch."""

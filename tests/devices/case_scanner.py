@@ -12,12 +12,20 @@ from simulators.devices.scanner import SimulatedScanner
 from tests.devices.cases import ContractCase
 
 CODE = "HC1:NCFOXN%TS3DH3ZSUZK+.V0ETD%65NL-AH-R6IOOK.IR9B+9D-ZC1JU3GMOGDPQE.4CB2"
-PROFILE = ScannerProfile(clean_after_s=0.5)
+# A code as the gate reads it: a signed health code of 351 characters (simulators/site.py).
+REAL_CODE = (
+    "HC1:NCFQA0Z00FFWTWGSLKC 4-89:8L..QK/C 0SS8BV%K.PD0$CL2E+8DAECAWEWY07OD7QLFN08OD *VR-0Q "
+    "J+GJA67D*55L1P%A6I0NW7/E7V50T30LVC%FF/ C+8DAECAWE9X5V3E% CUPC*VD6%E* CZKE1$CN3DZ$ECKDZPCF"
+    "6B4FJE9S0D64+OXCTB.2 NTSKQP:QJZA7VNMZJQ9O-F1KWBKCCFVCBEC* C.1T7BK7-S9DM5982ABD9QU33 GQ-K"
+    "SHHUXC25SDYUSOD08+H9B1*ORR-RUK9XN3PP42%KI268OJH8TQQ3+A8E+DXV7FKDONG8C5 MB+94QSAXJDV4GI0"
+)
+PROFILE = ScannerProfile(clean_after_s=0.5, settings_check_s=0.3)
 
 
 def simulator(path: Path) -> SimulatedPart:
-    # Shipped sending CRLF: only a setup that writes the profile's CR makes codes readable.
-    return SimulatedScanner(path, PROFILE.baudrate, suffix="crlf")
+    # Saved with CRLF and manual mode: only a setup that writes the profile's CR and
+    # sensing mode makes codes readable, after every open and after every restart.
+    return SimulatedScanner(path, PROFILE.baudrate, suffix="crlf", read_mode="manual")
 
 
 def provoke(part: SimulatedPart) -> None:

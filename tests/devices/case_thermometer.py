@@ -16,7 +16,10 @@ PROFILE = ThermometerProfile(silence_fault_s=0.5, stuck_after_s=1.0, clean_after
 
 
 def simulator(path: Path) -> SimulatedPart:
-    return SimulatedThermometer(path, PROFILE.baudrate, interval_s=0.1)
+    # Stored not to stream after power-up: it streams only when told A5 45 EA.
+    return SimulatedThermometer(
+        path, PROFILE.baudrate, interval_s=0.1, auto_output_at_power_up=False
+    )
 
 
 def provoke(part: SimulatedPart) -> None:

@@ -21,6 +21,7 @@ from edge.devices.base import (
     FrameFault,
     RawSample,
     Reading,
+    ScanFailed,
     SerialStream,
 )
 from edge.devices.link import DeviceLink, FaultChange
@@ -53,6 +54,9 @@ class AnnouncingDriver:
         items = self._driver.poll()
         self._bench.on_valid(sum(not isinstance(item, FrameFault) for item in items))
         return items
+
+    def revive(self) -> None:
+        self._driver.revive()
 
     def stuck_key(self, reading: Reading) -> object | None:
         return self._driver.stuck_key(reading)
@@ -109,6 +113,11 @@ class Bench:
 
     def cleared(self, fault: str) -> Callable[[], bool]:
         return lambda: bool(self.times(fault, "cleared"))
+
+    def all_cleared(self) -> bool:
+        """Every fault ever raised has been cleared since (the link reports each change)."""
+        last = {change.fault: change.state for _, change in self.changes}
+        return all(state == "cleared" for state in last.values())
 
     def provoke_until_expected(self, deadline_s: float = 4.0, attempt_s: float = 1.0) -> Reading:
         """Provoke, again after each `attempt_s` without the expected reading; that reading."""
@@ -235,3 +244,37 @@ def test_slow_part(bench: Bench) -> None:
     bench.part.faults.slow_factor = 2.0
     bench.provoke_until_expected()
     assert bench.changes == []
+
+
+def test_pause_inside_a_frame(bench: Bench) -> None:
+    # Issue 10, A.6: a pause longer than the scanner's gap inside one frame. A part with
+    # fixed-length frames waits for the rest; a scanner drops the code, says so
+    # (ScanFailed: the person scans again) and never passes a part of it on.
+    bench.part.faults.split_frames = True
+    bench.part.faults.split_pause_s = 0.3
+    if bench.case.streaming:
+        bench.provoke_until_expected()
+        assert bench.changes == []
+    else:
+        bench.case.provoke(bench.part)
+        bench.wait(
+            "ScanFailed", lambda: any(isinstance(r, ScanFailed) for r in bench.readings), 1.0
+        )
+        bench.part.faults.split_frames = False
+        bench.provoke_until_expected()
+    wrong = [r for r in bench.readings if not (isinstance(r, ScanFailed) or bench.case.expected(r))]
+    assert wrong == []
+
+
+def test_power_cycle_with_port_open(bench: Bench) -> None:
+    # Issue 10, A.4 and A.5: the module loses power and restarts with its saved settings
+    # while the USB-serial adapter keeps the port open, so the node sees no unplug. It
+    # must come back into service by itself, every fault raised on the way cleared.
+    bench.part.faults.power_cycle = True
+    deadline = time.monotonic() + bench.part.power_up_s + 1.0
+    while bench.part.faults.power_cycle:
+        assert time.monotonic() < deadline, f"{bench.case.name}: simulator did not restart"
+        time.sleep(0.02)
+    reading = bench.provoke_until_expected(deadline_s=8.0)
+    assert bench.case.expected(reading)
+    bench.wait("every fault cleared", bench.all_cleared, 3.0)

@@ -41,9 +41,11 @@ def test_every_part_has_a_profile_file(part: str) -> None:
         ("part: gm65-scanner\nsilence_fault_s: 3\n", "silence_fault_s: Input should be None"),
         (
             "part: gm65-scanner\nsuffix: lf\n",
-            "suffix: Input should be 'cr', 'crlf', 'tab' or 'none'",
+            "suffix: Input should be 'cr', 'crlf' or 'tab'",
         ),
-        ("part: gm65-scanner\nbaudrate: 1200\nframe_gap_s: 0.02\n", "shorter than 4 bytes"),
+        ("part: gm65-scanner\nsuffix: none\n", "suffix: Input should be 'cr', 'crlf' or 'tab'"),
+        ("part: gm65-scanner\nbaudrate: 1200\n", "frame_gap_s 0.1 is too short for baudrate 1200"),
+        ("part: gm65-scanner\nadapter_latency_s: 0.05\n", "and adapter_latency_s 0.05"),
         ("part: hal9000\n", "part: 'hal9000' is not a known part (gm65-scanner"),
         ("model: GM65\n", "part: None is not a known part"),
         (

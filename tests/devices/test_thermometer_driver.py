@@ -140,6 +140,15 @@ def test_setup_starts_continuous_output(
     assert pty_pair.read(16, timeout_s=0.2) == sent
 
 
+@pytest.mark.parametrize(("configure", "sent"), [(True, command(CONTINUOUS_OUTPUT)), (False, b"")])
+def test_revive_starts_continuous_output(
+    pty_pair: PseudoTerminal, port: serial.Serial, configure: bool, sent: bytes
+) -> None:
+    # The link calls revive() while in timeout: a module that restarted silent waits for it.
+    ThermometerDriver(port, PROFILE.model_copy(update={"configure_on_start": configure})).revive()
+    assert pty_pair.read(16, timeout_s=0.2) == sent
+
+
 def test_simulated_person_is_measured_once(tmp_path: Path) -> None:
     # The simulator's forehead is 1.5 °C below body; the profile's offset calibrates it back.
     profile = PROFILE.model_copy(update={"body_offset_c": 1.5})

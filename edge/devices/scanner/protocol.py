@@ -1,4 +1,4 @@
-"""GM65 framing: text ended by a suffix, `7E 00` zone-bit commands and `02 00` replies."""
+"""GM65 wire format: `7E 00` zone-bit commands, `02 00` replies and the zone bytes they carry."""
 
 # Wire format (GM65 Bar Code Reader Module User Manual, Hangzhou Grow Technology, V1.3;
 # hardware/protocols/gm65-scanner.md has the tables and a worked CRC example):
@@ -10,7 +10,9 @@
 # type 08 writes zone bytes, 07 reads them (data = how many), 09 saves them to flash.
 # The CRC is CRC-16/XMODEM (poly 0x1021, init 0, no reflection, no final xor) over
 # type..data of a command and status..data of a reply; a command may send AB CD instead.
-# A successful write is answered 02 00 00 01 00 33 31.
+# A successful write is answered 02 00 00 01 00 33 31; a read of one byte, e.g.
+# 7E 00 07 01 00 60 01 <crc>, with 02 00 00 01 <the byte> <crc>. Codes are framed in
+# framing.py.
 
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ import binascii
 from dataclasses import dataclass
 from typing import Literal
 
-from edge.devices.base import FrameFault
-
-Suffix = Literal["cr", "crlf", "tab", "none"]
-ReadMode = Literal["sensing", "continuous"]
+Suffix = Literal["cr", "crlf", "tab", "none"]  # what a module may send
+NodeSuffix = Literal["cr", "crlf", "tab"]  # what the node sets: "none" cannot be resynced
+ModuleReadMode = Literal["manual", "command", "continuous", "sensing"]
+ReadMode = Literal["sensing", "continuous"]  # the modes that read without a trigger
 
 COMMAND_HEAD = b"\x7e\x00"
 REPLY_HEAD = b"\x02\x00"
@@ -39,14 +41,20 @@ SUFFIX_BYTES: dict[Suffix, bytes] = {"cr": b"\r", "crlf": b"\r\n", "tab": b"\t",
 # prefix, code id, suffix string and read-fail message (bits 4-1) stay off.
 OUTPUT_ZONE: dict[Suffix, int] = {"cr": 0x01, "crlf": 0x21, "tab": 0x41, "none": 0x60}
 # Zone 0x0000 bits 1-0: 00 manual, 01 command-triggered, 10 continuous, 11 sensing.
-READ_MODE_BITS: dict[ReadMode, int] = {"continuous": 0b10, "sensing": 0b11}
+READ_MODE_BITS: dict[ModuleReadMode, int] = {
+    "manual": 0b00,
+    "command": 0b01,
+    "continuous": 0b10,
+    "sensing": 0b11,
+}
 MODE_LED = 0x80  # bit 7: decode-success LED
 MODE_SOUND = 0x40  # bit 6: beep on a successful read
 MODE_LIGHTS = 0x14  # bits 5-4 aiming, 3-2 illumination: 01 = "standard" (on while reading)
 
 _TAILS: tuple[Suffix, ...] = ("cr", "crlf", "tab", "none")  # bits 6-5 of zone 0x0060
+_MODES: tuple[ModuleReadMode, ...] = ("manual", "command", "continuous", "sensing")
 STX = 0x02
-_REPLY_OVERHEAD = 6  # 02 00 status len .. crc crc
+REPLY_OVERHEAD = 6  # 02 00 status len .. crc crc
 
 
 def crc16_xmodem(data: bytes) -> int:
@@ -61,11 +69,12 @@ def crc16_xmodem(data: bytes) -> int:
     return binascii.crc_hqx(data, 0)
 
 
-def mode_zone(read_mode: ReadMode, beep: bool = True) -> int:
+def mode_zone(read_mode: ModuleReadMode, beep: bool = True) -> int:
     """The zone 0x0000 byte the node writes: LED on, standard aiming and illumination.
 
     Args:
-        read_mode: sensing (reads when something moves in front) or continuous.
+        read_mode: sensing (reads when something moves in front) or continuous; a
+            simulator may also hold manual or command mode.
         beep: whether the module beeps on a read.
 
     Returns:
@@ -86,6 +95,18 @@ def suffix_of_zone(value: int) -> Suffix:
     if not value & 0x01:
         return "none"
     return _TAILS[(value >> 5) & 0b11]
+
+
+def read_mode_of_zone(value: int) -> ModuleReadMode:
+    """The read mode a zone 0x0000 byte selects (bits 1-0).
+
+    Args:
+        value: the zone byte.
+
+    Returns:
+        manual, command, continuous or sensing.
+    """
+    return _MODES[value & 0b11]
 
 
 def write_command(address: int, data: bytes) -> bytes:
@@ -196,129 +217,11 @@ def parse_reply(frame: bytes) -> SettingReply:
     Raises:
         ValueError: wrong head, a length that does not match, or a bad CRC.
     """
-    if frame[:2] != REPLY_HEAD or len(frame) < _REPLY_OVERHEAD:
+    if frame[:2] != REPLY_HEAD or len(frame) < REPLY_OVERHEAD:
         raise ValueError(f"not a reply frame: {frame.hex(' ')}")
-    if len(frame) != _REPLY_OVERHEAD + frame[3]:
+    if len(frame) != REPLY_OVERHEAD + frame[3]:
         raise ValueError(f"reply length byte {frame[3]} does not match {len(frame)} bytes")
     body, crc = frame[2:-2], int.from_bytes(frame[-2:], "big")
     if crc != crc16_xmodem(body):
         raise ValueError(f"crc {crc:04X} should be {crc16_xmodem(body):04X}: {frame.hex(' ')}")
     return SettingReply(body[0], bytes(body[2:]))
-
-
-ScanItem = str | SettingReply | FrameFault
-
-
-class ScanFramer:
-    """Turns the scanner's bytes into codes, setting replies and frame faults.
-
-    A line holding any byte that is not printable UTF-8 is dropped whole: line noise
-    may also have printable bytes, and a code with a stray prefix must never reach the
-    verifier as if it were read. The person simply scans again.
-
-    Args:
-        suffix: what ends a code; with "none", only `flush` (a quiet line) ends one.
-        max_code_chars: longest code in bytes (one per character for the ASCII codes
-            the node reads); a longer line is an overflow fault.
-    """
-
-    def __init__(self, suffix: Suffix = "cr", max_code_chars: int = 4296) -> None:
-        self.suffix = suffix
-        self.max_code_chars = max_code_chars
-        self._line = bytearray()
-        self._reply: bytearray | None = None
-        self._skipping = False  # after an overflow or stray 02, until the line ends
-
-    def feed(self, data: bytes) -> list[ScanItem]:
-        """Take the next bytes from the wire.
-
-        Args:
-            data: any number of bytes, split anywhere.
-
-        Returns:
-            The codes, setting replies and frame faults they complete, in order;
-            a partial line waits for more bytes.
-        """
-        out: list[ScanItem] = []
-        for byte in data:
-            if self._reply is not None and self._reply_byte(byte, out):
-                continue
-            if byte == STX and not self._line and not self._skipping:
-                self._reply = bytearray([byte])
-            elif self._ends_line(byte):
-                self._end_line(out)
-            elif not self._skipping:
-                self._line.append(byte)
-                if len(self._line) > self.max_code_chars:
-                    out.append(FrameFault("overflow", f"line longer than {self.max_code_chars}"))
-                    self._line.clear()
-                    self._skipping = True
-        return out
-
-    def flush(self) -> list[ScanItem]:
-        """The line went quiet: end a code without suffix, or drop what never got one."""
-        out: list[ScanItem] = []
-        if self._reply is not None:
-            out.append(FrameFault("garbage", f"reply cut off after {len(self._reply)} bytes"))
-            self._reply = None
-        if self._skipping:
-            self._skipping = False
-            self._line.clear()
-        elif self._line and self.suffix == "none":
-            self._end_line(out)
-        elif self._line:
-            out.append(FrameFault("garbage", f"{len(self._line)} bytes without a suffix"))
-            self._line.clear()
-        return out
-
-    def _ends_line(self, byte: int) -> bool:
-        match self.suffix:
-            case "cr":
-                return byte == 0x0D
-            case "crlf":
-                return byte == 0x0A
-            case "tab":
-                return byte == 0x09
-            case "none":
-                return False
-
-    def _end_line(self, out: list[ScanItem]) -> None:
-        line, self._line = bytes(self._line), bytearray()
-        if self._skipping:
-            self._skipping = False  # the fault was reported when skipping began
-            return
-        if self.suffix == "crlf":
-            if not line.endswith(b"\r"):
-                out.append(FrameFault("garbage", "LF without CR"))
-                return
-            line = line[:-1]
-        if line:
-            out.append(_text(line))
-
-    def _reply_byte(self, byte: int, out: list[ScanItem]) -> bool:
-        """Add a byte to the reply being read; False if it shows this is no reply."""
-        assert self._reply is not None
-        if len(self._reply) == 1 and byte != REPLY_HEAD[1]:
-            # No reply after all: a line starting with a control byte, dropped whole.
-            out.append(FrameFault("garbage", "line starts with a stray 02 byte"))
-            self._reply = None
-            self._skipping = True
-            return False
-        self._reply.append(byte)
-        if len(self._reply) >= 4 and len(self._reply) == _REPLY_OVERHEAD + self._reply[3]:
-            frame, self._reply = bytes(self._reply), None
-            try:
-                out.append(parse_reply(frame))
-            except ValueError as exc:
-                out.append(FrameFault("checksum", str(exc)))
-        return True
-
-
-def _text(line: bytes) -> str | FrameFault:
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        return FrameFault("garbage", f"{len(line)}-byte line is not UTF-8")
-    if not text.isprintable():
-        return FrameFault("garbage", f"{len(line)}-byte line has control characters")
-    return text

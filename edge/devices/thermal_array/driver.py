@@ -134,13 +134,8 @@ class ThermalArrayDriver:
         """
         self._framer = ThermalArrayFramer()
         self._stream.reset_input_buffer()
-        for command in (
-            emissivity_command(self.profile.emissivity),
-            rate_command(self.profile.rate_hz),
-            STREAM_COMMAND,
-            EMISSIVITY_QUERY,
-        ):
-            self._stream.write(command)
+        self.revive()
+        self._stream.write(EMISSIVITY_QUERY)
         reply = self._await_reply()
         if reply is None:
             log.warning("thermal array did not answer the emissivity query; frames flow")
@@ -149,6 +144,19 @@ class ThermalArrayDriver:
                 f"thermal array kept emissivity {reply.emissivity:.2f} "
                 f"after being set to {self.profile.emissivity:.2f}"
             )
+
+    def revive(self) -> None:
+        """Send emissivity, rate and continuous output, as at open (none gets a reply).
+
+        A module that restarted with query mode saved waits for them, though its port
+        never closed.
+        """
+        for command in (
+            emissivity_command(self.profile.emissivity),
+            rate_command(self.profile.rate_hz),
+            STREAM_COMMAND,
+        ):
+            self._stream.write(command)
 
     def poll(self) -> Sequence[Item]:
         """Readings, raw samples and frame faults that arrived since the last call."""

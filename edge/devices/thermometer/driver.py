@@ -103,6 +103,15 @@ class ThermometerDriver:
         if self.profile.configure_on_start:
             self._stream.write(command(CONTINUOUS_OUTPUT))
 
+    def revive(self) -> None:
+        """Start continuous output again (`A5 45 EA`), as at open.
+
+        A module that restarted, set to stay silent at power-up (`A5 52 F7` stored),
+        waits for it, though its port never closed.
+        """
+        if self.profile.configure_on_start:
+            self._stream.write(command(CONTINUOUS_OUTPUT))
+
     def poll(self) -> Sequence[Reading | FrameFault | RawSample]:
         """Raw samples, readings and frame faults from the bytes that arrived ([] if none)."""
         data = self._stream.read(max(1, self._stream.in_waiting))
