@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,8 +73,8 @@ class LoadedNode:
             time.sleep(1 / EVENTS_PER_S)
 
     @staticmethod
-    def _passage(ids: dict[str, object]) -> Passage:
-        return Passage(**ids, direction="in", outcome="allow", credential="none")  # type: ignore[arg-type]
+    def _passage(ids: dict[str, Any]) -> Passage:
+        return Passage(**ids, direction="in", outcome="allow", credential="none")
 
     def close(self) -> None:
         self.stop.set()
@@ -104,8 +105,7 @@ def stop_feeding(nodes: list[LoadedNode]) -> None:
 def assert_all_stored_once(gateway: Gateway, nodes: list[LoadedNode], drain_s: float) -> None:
     """Every committed event is at the gateway exactly once, and no outbox holds any."""
     started = time.monotonic()
-    for node in nodes:
-        wait_until(lambda n=node: n.outbox.depth == 0, drain_s, f"{node.node} drained")
+    wait_until(lambda: all(n.outbox.depth == 0 for n in nodes), drain_s, "every outbox drained")
     print(f"drained {time.monotonic() - started:.1f} s after the load stopped")
     for node in nodes:
         seqs = gateway.store.event_seqs(SITE.name, node.node.name)

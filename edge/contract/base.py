@@ -24,6 +24,11 @@ ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,47}$")
 # Keyed hash (HMAC-SHA256, hex) of an identity number: joinable, never reversible.
 KeyedHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 VolunteerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+# Any identity document a person shows at a gate: a resident ID card (18, the last may be
+# X), a passport ("G1234567A"), a travel permit. One rule for the form and the event.
+IdNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{6,18}$")]
+# Its last four characters, kept so a volunteer can find a registration again.
+IdLast4 = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{4}$")]
 # An IR forehead reading outdoors can sit well below core temperature; outside this
 # range it is a sensor fault, not a person.
 BodyTemperature = Annotated[float, Field(ge=25.0, le=45.0)]

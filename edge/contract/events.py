@@ -13,6 +13,7 @@ from edge.contract.base import (
     Colour,
     Event,
     EventId,
+    IdLast4,
     KeyedHash,
     ReasonCode,
     ShortText,
@@ -83,7 +84,7 @@ class Registration(Event):
     kind: Literal["registration"] = "registration"
     name: Annotated[str, StringConstraints(min_length=1, max_length=64)] = personal()
     id_hash: KeyedHash = personal(description="keyed hash of the ID number, never the number")
-    id_last4: Annotated[str, StringConstraints(pattern=r"^[0-9Xx]{4}$")] = personal()
+    id_last4: IdLast4 = personal(description="last four characters of the ID number")
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{5,15}$")] | None = personal(
         default=None
     )

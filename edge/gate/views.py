@@ -11,11 +11,18 @@ from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from edge.contract.base import BodyTemperature, Colour, ReasonCode, ShortText, Slug, VolunteerId
+from edge.contract.base import (
+    BodyTemperature,
+    Colour,
+    IdNumber,
+    ReasonCode,
+    ShortText,
+    Slug,
+    VolunteerId,
+)
 from edge.contract.events import Outcome, PlateNumber
 
 Resolution = Literal["released", "registered", "referred", "turned-back"]
-IdNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{6,18}$")]
 
 
 class _View(BaseModel):
