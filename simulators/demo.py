@@ -11,14 +11,17 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import yaml
 
 from edge.contract import topics
 from gateway.access import hash_token, new_token
 from gateway.store import SqliteStore
+from simulators import sweeper
 from simulators.broker import PrivateBroker, free_port
 from simulators.crowd import Crowd, CrowdMix
+from simulators.demo_status import DemoStatus, StatusScreen
 from simulators.devices.base import SimulatedPart
 from simulators.devices.scanner import SimulatedScanner
 from simulators.devices.thermometer import SimulatedThermometer
@@ -26,6 +29,8 @@ from simulators.processes import python_module, spawn, stop, wait_for_http
 from simulators.site import SiteKit
 
 SITE = "demo"
+# With the raw view, the counts and addresses are printed again this often.
+SUMMARY_EVERY_S = 60.0
 
 
 @dataclass
@@ -38,12 +43,29 @@ class Demo:
     """A private broker, a watcher, the gateway, and gate nodes on simulated devices with crowds.
 
     Startup is a flat list of steps; shutdown runs them backwards: crowds first, then
-    the nodes (they publish a clean offline that the watcher still prints), their
+    the nodes (they publish a clean offline that the watcher still sees), their
     simulated devices, the gateway, the watcher, the broker, and the temporary folder.
+
+    On a terminal the demo shows a live status (counts per gate, open alarms, every
+    address and the token) and writes every message to messages.log in its folder; with
+    `raw` (the default when the output is not a terminal) it prints every message instead.
+    The folder holds the site's private keys: a sweeper process deletes it once the demo
+    is gone, even if the demo was killed outright.
+
+    Args:
+        port: the broker's port, or None for a free one.
+        gates: how many gate nodes.
+        arrivals_per_min: people arriving at each gate per minute.
+        raw: print every message (True), show the live status (False), or decide by
+            whether standard output is a terminal (None).
     """
 
-    def __init__(self, port: int | None, gates: int, arrivals_per_min: float) -> None:
+    def __init__(
+        self, port: int | None, gates: int, arrivals_per_min: float, raw: bool | None = None
+    ) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="gatepost-demo-"))
+        self.sweeper = sweeper.start(self.workdir)
+        self.raw = not sys.stdout.isatty() if raw is None else raw
         self.broker = PrivateBroker(self.workdir / "broker", port)
         self.gates = [f"g{n:02d}" for n in range(1, gates + 1)]
         self.mix = CrowdMix(arrivals_per_min=arrivals_per_min)
@@ -51,16 +73,28 @@ class Demo:
         self.parts: list[SimulatedPart] = []
         self.crowds: list[threading.Thread] = []
         self.crowd_stop = threading.Event()
+        self.messages_log = self.workdir / "messages.log"
+        # Off the terminal when the status is on it: warnings would scribble over it.
+        self.process_log = self.workdir / "processes.log"
+        self._stderr: IO[bytes] | None = None if self.raw else self.process_log.open("ab")
+        self.status = DemoStatus(
+            f"Gatepost demo: site {SITE}, {gates} gates, {arrivals_per_min:g} arrivals/min each",
+            raw_hint="Every message (`gatepost demo | cat` prints them instead of this screen):\n"
+            f"  tail -f {self.messages_log}",
+        )
+        self.screen = StatusScreen(self.status, sys.stdout)
+        self._reader: threading.Thread | None = None
 
     def run(self, stop_event: threading.Event) -> int:
         """Run until `stop_event` is set or a component dies; 0 on a clean stop."""
         try:
+            say(f"folder   {self.workdir}  (deleted when the demo ends)")
             self.init_broker()
             self.init_site()
             self.init_watcher()
             self.init_gateway()
             self.init_gates()
-            say("Ctrl-C stops everything.")
+            self.init_status()
             return self.supervise(stop_event)
         finally:
             self.shutdown()
@@ -68,6 +102,8 @@ class Demo:
     def init_broker(self) -> None:
         self.broker.start()
         assert self.broker.process is not None
+        sweeper.watch(self.sweeper, self.broker.process.pid)
+        self.status.add_address("Broker (MQTT)", str(self.broker.url))
         say(f"broker   {self.broker.url}  mosquitto pid {self.broker.process.pid}, "
             f"config {self.broker.config_path}")  # fmt: skip
 
@@ -99,13 +135,20 @@ class Demo:
         self._start("gateway", "--log-level", "warning", "gateway", "run", "--config", str(config))
         url = f"http://127.0.0.1:{port}"
         wait_for_http(f"{url}/metrics")
+        self.status.add_address("Dashboard (command center)", f"{url}/?token={token}")
+        self.status.add_address("Command-center token (API: Authorization: Bearer)", token)
         say(f"gateway  dashboard {url}/?token={token}  pid {self.children[-1].process.pid}")
         say(f"gateway  command-center token (no personal data): {token}  "
             f"API {url}/api/nodes, OpenAPI {url}/openapi.json")  # fmt: skip
 
     def init_watcher(self) -> None:
-        self._start("watch", "watch", "--broker", str(self.broker.url))
-        say(f"watcher  printing every message under {topics.DEFAULT_PREFIX}/#  "
+        self._start("watch", "watch", "--broker", str(self.broker.url), stdout=subprocess.PIPE)
+        self._reader = threading.Thread(
+            target=self._read_messages, args=(self.children[-1].process.stdout,), daemon=True
+        )
+        self._reader.start()
+        where = "printing" if self.raw else f"writing to {self.messages_log}"
+        say(f"watcher  {where} every message under {topics.DEFAULT_PREFIX}/#  "
             f"pid {self.children[-1].process.pid}")  # fmt: skip
         time.sleep(0.5)  # let it subscribe before the nodes' births
 
@@ -127,6 +170,7 @@ class Demo:
                 f"gate {gate}", "--log-level", "warning", "edge", "run", "--config", str(config)
             )
             url = f"http://127.0.0.1:{console}"
+            self.status.add_gate(gate, url)
             say(f"gate     {SITE}/{gate}  console {url}  scanner {scanner.path}, "
                 f"thermometer {thermometer.path}  pid {self.children[-1].process.pid}")  # fmt: skip
             crowd = Crowd(self.kit, scanner, thermometer, mix=self.mix, console_url=url,
@@ -136,34 +180,89 @@ class Demo:
         for thread in self.crowds:
             thread.start()
 
+    def init_status(self) -> None:
+        say("Ctrl-C stops everything.")
+        if not self.raw:
+            self.screen.start()
+
     def supervise(self, stop_event: threading.Event) -> int:
+        next_summary = time.monotonic() + SUMMARY_EVERY_S
         while not stop_event.wait(0.2):
             for child in self.children:
                 if child.process.poll() is not None:
-                    say(f"{child.name} exited with {child.process.returncode}; stopping the demo")
+                    self.say(f"{child.name} exited with {child.process.returncode}; "
+                             "stopping the demo")  # fmt: skip
                     return 1
             if not self.broker.running:
-                say("the broker exited; stopping the demo")
+                self.say("the broker exited; stopping the demo")
                 return 1
-        say("stopping…")
+            if self.raw and time.monotonic() >= next_summary:
+                next_summary += SUMMARY_EVERY_S
+                for line in self.status.summary():
+                    say(line)
+        self.say("stopping…")
         return 0
 
     def shutdown(self) -> None:
+        self.screen.close()
         self.crowd_stop.set()
         for thread in self.crowds:
             thread.join(5)
+        failed = False
         for child in reversed(self.children):
             if child.name == "watch":
-                time.sleep(0.3)  # the nodes' last words reach the screen
+                time.sleep(0.3)  # the nodes' last words reach the watcher
                 for part in self.parts:
                     part.stop()
-            stop(child.process, child.name)
+            failed |= stop(child.process, child.name) not in (0, None)
+        if self._reader is not None:
+            self._reader.join(5)  # every line the watcher printed is counted and logged
         self.broker.stop()
+        for line in self.status.summary():
+            say(line)
+        if self._stderr is not None:
+            self._stderr.close()
+            if failed:
+                self._show_process_log()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        self._end_sweeper()
         say("stopped: no process left behind")
 
-    def _start(self, name: str, *args: str) -> None:
-        self.children.append(Child(name, spawn(python_module("edge.cli", *args))))
+    def say(self, line: str) -> None:
+        """A line on the terminal; the live status gives the terminal back first."""
+        self.screen.close()
+        say(line)
+
+    def _start(self, name: str, *args: str, stdout: int | None = None) -> None:
+        process = spawn(python_module("edge.cli", *args), stdout=stdout, stderr=self._stderr)
+        sweeper.watch(self.sweeper, process.pid)
+        self.children.append(Child(name, process))
+
+    def _read_messages(self, stream: IO[bytes]) -> None:
+        with self.messages_log.open("a", encoding="utf-8") as log:
+            for raw in stream:
+                line = raw.decode(errors="replace").rstrip("\n")
+                log.write(line + "\n")
+                log.flush()
+                self.status.take(line)
+                if self.raw:
+                    print(line, flush=True)
+
+    def _show_process_log(self) -> None:
+        """What the processes said, for a run that ended with a failure (the log goes too)."""
+        lines = self.process_log.read_text(errors="replace").splitlines()[-30:]
+        say(f"the last {len(lines)} lines the processes wrote to {self.process_log}:")
+        for line in lines:
+            print(f"    {line}", flush=True)
+
+    def _end_sweeper(self) -> None:
+        assert self.sweeper.stdin is not None
+        self.sweeper.stdin.close()  # the sweeper finds every process gone and the folder too
+        try:
+            self.sweeper.wait(sweeper.GRACE_S + 5)
+        except subprocess.TimeoutExpired:
+            self.sweeper.kill()
+            self.sweeper.wait()
 
 
 def say(line: str) -> None:

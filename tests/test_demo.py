@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import re
 import signal
 import socket
+import struct
 import subprocess
+import termios
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,13 +25,43 @@ from tests.conftest import OutputLines
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
+DEMO = python_module("edge.cli", "demo", "--gates", "2", "--arrivals", "150")
 
-def start_demo() -> tuple[subprocess.Popen[bytes], OutputLines]:
-    process = spawn(
-        python_module("edge.cli", "demo", "--gates", "2", "--arrivals", "150"),
-        stdout=subprocess.PIPE,
-    )
+
+def start_demo(tmp: Path) -> tuple[subprocess.Popen[bytes], OutputLines]:
+    """The demo with its output read line by line (not a terminal: every message printed).
+
+    Its temporary folder goes under `tmp` (TMPDIR), a folder this test owns.
+    """
+    process = spawn(DEMO, stdout=subprocess.PIPE, env={**os.environ, "TMPDIR": str(tmp)})
     return process, OutputLines(process)
+
+
+def demo_folder(output: OutputLines) -> Path:
+    [line] = output.wait_for("[demo] folder ")
+    return Path(line.split()[2])
+
+
+def processes_naming(text: str) -> list[int]:
+    """Processes whose command line mentions `text` (the sweeper, mosquitto, nodes…)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(os.getpid()):
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes() and alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def pids_and_port(output: OutputLines) -> tuple[list[int], int]:
@@ -57,9 +94,12 @@ def port_open(port: int) -> bool:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_demo__shows_live_contract_messages_and_stops_cleanly(signum: signal.Signals) -> None:
-    process, output = start_demo()
+def test_demo__shows_live_contract_messages_and_stops_cleanly(
+    signum: signal.Signals, tmp_path: Path
+) -> None:
+    process, output = start_demo(tmp_path)
     try:
+        folder = demo_folder(output)
         pids, port = pids_and_port(output)
         for gate in ("g01", "g02"):
             output.wait_for(f"gatepost/v1/demo/gate/{gate}/status")
@@ -95,15 +135,117 @@ def test_demo__shows_live_contract_messages_and_stops_cleanly(signum: signal.Sig
     assert lines[-1] == "[demo] stopped: no process left behind"
     assert wait_gone(pids) == []
     assert not port_open(port)
+    assert not folder.exists()
+    assert processes_naming(str(folder)) == []
 
 
-def test_demo__killed_outright_still_leaves_no_process() -> None:
-    process, output = start_demo()
+def test_demo__killed_outright_still_leaves_no_process_and_no_folder(tmp_path: Path) -> None:
+    process, output = start_demo(tmp_path)
     try:
+        folder = demo_folder(output)
         pids, port = pids_and_port(output)
+        assert (folder / "site" / "id-hash.key").exists()  # a secret, among others
         process.send_signal(signal.SIGKILL)
         process.wait(5)
         assert wait_gone(pids) == []
         assert not port_open(port)
+        # The sweeper deletes the folder once the processes that use it are gone, and ends.
+        assert wait_for(lambda: not folder.exists(), 30), f"{folder} left behind"
+        assert wait_for(lambda: processes_naming(str(folder)) == [], 5)
+        assert list(tmp_path.iterdir()) == []
     finally:
         stop(process, "demo")
+
+
+class Terminal:
+    """A pseudo-terminal of 80 x 24 a process writes to, as a newcomer's terminal is."""
+
+    COLUMNS, ROWS = 80, 24
+
+    def __init__(self) -> None:
+        self.main, self.side = pty.openpty()
+        size = struct.pack("HHHH", self.ROWS, self.COLUMNS, 0, 0)
+        fcntl.ioctl(self.side, termios.TIOCSWINSZ, size)
+        self.written = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+
+    def start(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        process = spawn(argv, stdin=self.side, stdout=self.side, stderr=self.side, env=env)
+        os.close(self.side)
+        self._reader.start()
+        return process
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.main, 65536)
+            except OSError:  # the other side closed
+                return
+            if not chunk:
+                return
+            self.written.extend(chunk)
+
+    def screen(self) -> list[str]:
+        """The last full frame the live status drew (it redraws from the top-left corner)."""
+        text = self.written.decode(errors="replace")
+        frames = text.split("\x1b[H")
+        frame = frames[-2] if len(frames) > 2 else frames[-1]  # the last one may be partial
+        frame = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", frame)
+        return frame.replace("\r", "").split("\n")
+
+    def close(self) -> None:
+        os.close(self.main)
+
+
+def test_demo__a_terminal_shows_addresses_and_counts_instead_of_raw_messages(
+    tmp_path: Path,
+) -> None:
+    terminal = Terminal()
+    process = terminal.start(DEMO, {**os.environ, "TMPDIR": str(tmp_path), "TERM": "xterm"})
+    began = time.monotonic()
+    try:
+        # What a newcomer sees after a while, not only at the start.
+        def busy() -> bool:
+            screen = "\n".join(terminal.screen())
+            return len(re.findall(r"online +[1-9]", screen)) == 2
+
+        assert wait_for(busy, 45), "\n".join(terminal.screen())
+        time.sleep(max(0.0, 12 - (time.monotonic() - began)))  # the issue: gone within 10 s
+        screen = terminal.screen()
+        text = "\n".join(screen)
+        assert len(screen) <= Terminal.ROWS
+        assert all(len(line) <= Terminal.COLUMNS for line in screen), screen
+        assert '{"' not in text  # no raw JSON on the terminal
+        dashboard = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(gpt_\S+)", text)
+        assert dashboard, text
+        assert re.search(rf"^  {re.escape(dashboard.group(2))}$", text, re.MULTILINE)
+        consoles = re.findall(r"^g0[12] +(http://\S+)", text, re.MULTILINE)
+        assert len(consoles) == 2, text
+        assert "Ctrl-C stops everything." in text
+        # The addresses work, with the token shown.
+        request = urllib.request.Request(
+            f"{dashboard.group(1)}/api/nodes",
+            headers={"Authorization": f"Bearer {dashboard.group(2)}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert {n["node"] for n in json.load(response)} >= {"g01", "g02"}
+        for url in consoles:
+            with urllib.request.urlopen(f"{url}/api/state", timeout=5) as response:
+                assert json.load(response)["node"]["site"] == "demo"
+        # Every message is a file away, as the screen says.
+        hint = re.search(r"^  tail -f (\S+)\n((?:  \S+\n)*)", text + "\n", re.MULTILINE)
+        assert hint, text
+        log = Path(hint.group(1) + hint.group(2).replace(" ", "").replace("\n", ""))
+        assert "gatepost/v1/demo/gate/g01/status" in log.read_text()
+
+        os.kill(process.pid, signal.SIGINT)
+        assert process.wait(30) == 0
+        assert wait_for(lambda: b"stopped: no process left behind" in terminal.written, 5)
+        assert not log.exists()
+    finally:
+        stop(process, "demo")
+        terminal.close()
+    after = terminal.written.decode(errors="replace").rsplit("\x1b[?1049l", 1)[-1]
+    # The terminal's own screen is given back, with the addresses said again at the end.
+    assert dashboard.group(2) in after
+    assert after.rstrip().endswith("[demo] stopped: no process left behind")
