@@ -7,12 +7,15 @@ import re
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from edge.gate.console import hold_rules, plain_words
+from edge.gate.console.app import create_app
 from edge.gate.console.catalogue import WORDS_FILE, page_catalogue, page_words
 from edge.gate.console.hold_rules import offered
 from edge.gate.console.routes_page import SCRIPTS, STATIC
 from edge.gate.reasons import REASON_TEXT
+from tests.console.double import RecordingCheckpoint
 
 HAN = re.compile(r"[\u3400-\u9fff]")
 # Keys whose Chinese entry is rightly not Chinese: the toggle names the other language.
@@ -145,3 +148,23 @@ def test_offered__every_reason_a_hold_can_have_is_ruled() -> None:
     not_on_holds = {"unknown-hold", "registration-missing", "not-a-badge"}
     ruled = set(hold_rules.OFFERED) | hold_rules.NEUTRAL
     assert {str(code) for code in REASON_TEXT} - not_on_holds - ruled == set()
+
+
+def test_site_words__replace_the_page_and_reason_words(
+    tmp_path: Path, checkpoint: RecordingCheckpoint
+) -> None:
+    site = tmp_path / "site-words.json"
+    site.write_text(
+        json.dumps({"tab.shift": ["签到/签退", "Sign in/out"], "fever": ["发热：请留观", "Fever"]}),
+        encoding="utf-8",
+    )
+    page = TestClient(create_app(checkpoint, words_file=site)).get("/").text
+    assert "签到/签退" in page and "上岗/离岗" not in page
+    assert "发热：请留观" in page
+
+
+def test_site_words__invalid_key_is_named(tmp_path: Path, checkpoint: RecordingCheckpoint) -> None:
+    site = tmp_path / "site-words.json"
+    site.write_text(json.dumps({"tab.shfit": ["签到/签退", "Sign in/out"]}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"'tab\.shfit'"):
+        create_app(checkpoint, words_file=site)

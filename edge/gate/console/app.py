@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 
 from edge.gate.console import (
@@ -21,13 +23,19 @@ from edge.gate.views import Checkpoint
 
 
 def create_app(
-    checkpoint: Checkpoint, *, language: Language = "zh", keepalive_s: float = 15.0
+    checkpoint: Checkpoint,
+    *,
+    language: Language = "zh",
+    keepalive_s: float = 15.0,
+    words_file: Path | None = None,
 ) -> FastAPI:
     """The volunteer console for `checkpoint`.
 
     Args:
         checkpoint: the gate, as the console sees it.
         language: the page's language until a volunteer picks one on that device.
+        words_file: the site's own wording for some of the page's words or reasons
+            (words.json's format); a key the console does not have is an error.
         keepalive_s: seconds of silence after which an event stream sends a comment, so
             proxies and phones in power-saving mode keep the connection.
 
@@ -48,7 +56,7 @@ def create_app(
         checkpoint=checkpoint,
         language=language,
         stream=attach_stream(app, UpdateStream(checkpoint, keepalive_s=keepalive_s)),
-        page=routes_page.render_page(language),
+        page=routes_page.render_page(language, words_file),
     )
     errors.install(app)
     for module in (

@@ -40,11 +40,29 @@ def page_words(path: Path = WORDS_FILE) -> dict[str, Words]:
     return words
 
 
-def page_catalogue(words: Mapping[str, Words] | None = None) -> dict[str, Any]:
-    """What the page reads at start: its words, the reason words and the hold rules."""
+def page_catalogue(site_words: Mapping[str, Words] | None = None) -> dict[str, Any]:
+    """What the page reads at start: its words, the reason words and the hold rules.
+
+    Args:
+        site_words: a site's own wording (a file like words.json, read with page_words):
+            each key replaces a page word or a reason code's words.
+
+    Raises:
+        ValueError: a key of `site_words` is neither a page word nor a reason code (a
+            misspelt key would otherwise change nothing, silently).
+    """
+    words = page_words()
+    reasons = {str(code): pair for code, pair in REASON_TEXT.items()}
+    for key, pair in (site_words or {}).items():
+        if key in words:
+            words[key] = pair
+        elif key in reasons:
+            reasons[key] = pair
+        else:
+            raise ValueError(f"the site's console words name {key!r}, which the console has not")
     return {
-        "words": dict(words if words is not None else page_words()),
-        "reasons": {str(code): {"zh": zh, "en": en} for code, (zh, en) in REASON_TEXT.items()},
+        "words": words,
+        "reasons": {code: {"zh": zh, "en": en} for code, (zh, en) in reasons.items()},
         "holds": {
             "offered": {str(code): list(ways) for code, ways in hold_rules.OFFERED.items()},
             "neutral": sorted(hold_rules.NEUTRAL),
