@@ -1,155 +1,139 @@
-"""A simulated GY-MCU90640 thermal array: a room at ambient, and people stepping in front of it."""
+"""A simulated GY-MCU90640 thermal array: wire protocol, settings, and a scene in front of it."""
+
+# Written from the module manual's tables (hardware/protocols/gy-mcu90640-thermal-array.md),
+# not from the driver: nothing here comes from edge/devices/thermal_array, so frames, replies
+# and pictures are an independent emulation the driver is tested against.
+#
+#   frame     5A 5A 02 06 | 768 x int16 pixels °C x 100 | int16 Ta x 100 | uint16 sum of words
+#   reply     5A 5A EE SS   (emissivity x 100, SS = low byte of 5A + 5A + EE)
+#   command   A5 CC PP SS   (SS = low byte of A5 + CC + PP)
 
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.devices.thermal_array import protocol
-from edge.devices.thermal_array.forehead import skin_temperature
-from edge.devices.thermal_array.profile import RATE_CODES, ThermalArrayProfile
-from edge.devices.thermal_array.protocol import COLS, HEADER, ROWS, encode_frame
 from simulators.devices.base import SimulatedPart
+from simulators.devices.thermal_scene import Person, Sensor, ThermalScene
 
 log = logging.getLogger(__name__)
 
 Distance = Literal["ok", "far", "near"]
-SUPERSAMPLE = 8  # sub-pixels per pixel side: a pixel sees the mean of its field of view
-# Head half-width and half-height in pixels (55° lens): ~0.5 m, ~1.5 m and ~0.2 m away.
-HEAD_AXES: dict[Distance, tuple[float, float]] = {
-    "ok": (4.6, 6.2),
-    "far": (2.5, 3.3),
-    "near": (13.0, 17.5),
-}
-HAIRLINE = 0.18  # share of the head's height covered by hair, from the top
-FOREHEAD_END = 0.42  # the forehead runs from the hairline to here; the face below is cooler
-FACE_BELOW_FOREHEAD_C = 0.8
-NECK_BELOW_FOREHEAD_C = 1.2
-SELF_HEATING_C = 2.0  # the sensor's own temperature runs this much above the room's walls
+DISTANCE_M: dict[Distance, float] = {"ok": 0.5, "far": 1.5, "near": 0.2}
+RATES_HZ = {0x00: 0.5, 0x01: 1.0, 0x02: 2.0, 0x03: 4.0, 0x04: 8.0}  # A5 25 xx
+HEAD = b"\x5a\x5a"
 
 
-@dataclass(frozen=True)
-class Person:
-    """Someone in front of the array until `until` (monotonic seconds)."""
-
-    body_c: float
-    distance: Distance
-    until: float
-    dx: float = 0.0
-    dy: float = 0.0
+def frame_bytes(pixels: NDArray[np.floating], ta_c: float) -> bytes:
+    """The 1544 bytes the module sends for a picture (row 0 first, 32 pixels a row)."""
+    values = np.append(np.asarray(pixels, dtype=np.float64).reshape(-1), ta_c)
+    words = np.clip(np.rint(values * 100), -32768, 32767).astype("<i2").tobytes()
+    body = HEAD + b"\x02\x06" + bytes(words)
+    checked: tuple[int, ...] = struct.unpack(f"<{len(body) // 2}H", body)
+    return body + (sum(checked) & 0xFFFF).to_bytes(2, "little")
 
 
-def head_scene(
-    ambient_c: float, person: Person | None, rng: np.random.Generator, *,
-    profile: ThermalArrayProfile | None = None, noise_c: float = 0.1,
-) -> NDArray[np.float32]:  # fmt: skip
-    """One 24x32 picture: walls just below the sensor's temperature, a head if someone is there.
-
-    The forehead is drawn at the skin temperature that `profile`'s compensation model
-    maps to `person.body_c`, so a correct reader gets the body temperature back.
-
-    Args:
-        ambient_c: the sensor's own temperature (Ta), as the frame reports it.
-        person: who stands there, or None for an empty scene.
-        rng: noise source.
-        profile: the compensation model (defaults: ThermalArrayProfile()).
-        noise_c: per-pixel noise sigma (the MLX90640 gives ~0.1 °C at low rates).
-
-    Returns:
-        Temperatures in °C, row 0 at the top.
-    """
-    wall_c = ambient_c - SELF_HEATING_C
-    size = (ROWS * SUPERSAMPLE, COLS * SUPERSAMPLE)
-    yy, xx = np.mgrid[0 : size[0], 0 : size[1]].astype(np.float32)
-    yy, xx = (yy + 0.5) / SUPERSAMPLE, (xx + 0.5) / SUPERSAMPLE  # in pixel units
-    fine = wall_c + np.float32(0.5) * yy / ROWS  # walls are not one flat value: a 0.5 °C slope
-    if person is not None:
-        skin_c = skin_temperature(person.body_c, ambient_c, profile or ThermalArrayProfile())
-        fine = _draw_head(fine, (xx, yy), person, skin_c=skin_c, wall_c=wall_c)
-    picture = cv2.resize(fine.astype(np.float32), (COLS, ROWS), interpolation=cv2.INTER_AREA)
-    noise = rng.normal(0.0, noise_c, picture.shape).astype(np.float32)
-    return np.asarray(picture + noise, dtype=np.float32)
+def command_ok(command: bytes) -> bool:
+    """A four-byte command whose check byte adds up."""
+    return len(command) == 4 and command[0] == 0xA5 and sum(command[:3]) & 0xFF == command[3]
 
 
-def _draw_head(
-    fine: NDArray[np.float32], grid: tuple[NDArray[np.float32], NDArray[np.float32]],
-    person: Person, *, skin_c: float, wall_c: float,
-) -> NDArray[np.float32]:  # fmt: skip
-    xx, yy = grid
-    a, b = HEAD_AXES[person.distance]
-    cx, cy = COLS / 2 + person.dx, (ROWS / 2 if person.distance == "near" else b + 1.8)
-    cy += person.dy
-    inside = ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 <= 1
-    v = (yy - (cy - b)) / (2 * b)  # 0 at the top of the head, 1 at the chin
-    face = np.where(v < FOREHEAD_END, skin_c, skin_c - FACE_BELOW_FOREHEAD_C)
-    head = np.where(v < HAIRLINE, wall_c + 0.4 * (skin_c - wall_c), face)
-    out = np.where(inside, head, fine)
-    if person.distance == "ok":
-        # A neck down to the frame's bottom edge: a real head is not an island.
-        neck = (np.abs(xx - cx) <= a * 0.55) & (yy >= cy + 0.8 * b)
-        out = np.where(neck & ~inside, skin_c - NECK_BELOW_FOREHEAD_C, out)
-    return np.asarray(out, dtype=np.float32)
+@dataclass
+class Settings:
+    """What the module runs with: the host sets them, a save command stores them."""
+
+    emissivity: float = 0.95  # the factory setting
+    rate_hz: float = 4.0
+    streaming: bool = True  # continuous output after power-up, as shipped
 
 
 class SimulatedThermalArray(SimulatedPart):
-    """Streams frames like the module (continuous output at 4 Hz after power-up).
+    """Streams frames like the module; `present` puts a person in front of it.
 
     Args:
         path: where the pty symlink goes.
         baudrate: line speed; a frame is 1544 bytes (134 ms at 115200).
         rate_hz: frames per second until the host sets another rate.
-        ambient_c: the sensor temperature reported in every frame.
-        seed: noise seed.
-        profile: the compensation model `present` draws foreheads with.
+        room_c: the room's air and walls; the module reports Ta a little above it.
+        seed: noise, fixed pattern and where people stand.
+        person_sd_c: how much people's skin differs from the average person's (0: all
+            alike, so a test can compare readings with body temperatures).
+        unit_offset_c: this module's calibration error, the same on every pixel.
     """
+
+    # The STM32 starts at once; the MLX90640 needs a few frames to settle its readings.
+    power_up_s = 0.6
 
     def __init__(
         self, path: Path, baudrate: int = 115200, *, rate_hz: float = 4.0,
-        ambient_c: float = 23.0, seed: int = 0, profile: ThermalArrayProfile | None = None,
+        room_c: float = 21.0, seed: int = 0, person_sd_c: float = 0.0,
+        unit_offset_c: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__(path, baudrate, interval_s=1 / rate_hz)
-        self.ambient_c = ambient_c
-        self.profile = profile or ThermalArrayProfile()
-        self.emissivity = 0.95  # the module's factory setting
-        self.streaming = True
-        self.commands: list[bytes] = []
         self._rng = np.random.default_rng(seed)
-        self._person: Person | None = None
+        sensor = Sensor(self._rng, rate_hz=rate_hz, offset_c=unit_offset_c)
+        self.scene = ThermalScene(room_c, sensor)
+        self.person_sd_c = person_sd_c
+        self.saved = Settings(rate_hz=rate_hz)
+        self.settings = Settings(**vars(self.saved))
+        self.commands: list[bytes] = []
+        self._until = 0.0
         self._frozen: bytes | None = None
 
-    def present(self, body_c: float, distance: Distance = "ok", duration_s: float = 3.0) -> None:
-        """Someone at `body_c` stands in front of the array for `duration_s`."""
-        dx, dy = self._rng.uniform(-2.5, 2.5), self._rng.uniform(-0.5, 0.5)
-        self._person = Person(body_c, distance, time.monotonic() + duration_s, dx, dy)
+    @property
+    def emissivity(self) -> float:
+        return self.settings.emissivity
+
+    def present(
+        self, body_c: float, distance: Distance | float = "ok", duration_s: float = 3.0
+    ) -> None:
+        """Someone with this core temperature stands in front of the array for `duration_s`.
+
+        Args:
+            body_c: core temperature (what a clinical thermometer would say).
+            distance: "ok" (0.5 m), "far" (1.5 m), "near" (0.2 m) or metres.
+            duration_s: then they walk on.
+        """
+        metres = DISTANCE_M[distance] if isinstance(distance, str) else distance
+        dx, dy = self._rng.uniform(-0.05, 0.05), self._rng.uniform(-0.03, 0.03)
+        shift = self._rng.normal(0.0, self.person_sd_c) if self.person_sd_c else 0.0
+        with self._lock:
+            self.scene.person = Person(body_c, metres, dx, dy, shift)
+            self._until = time.monotonic() + duration_s
 
     def leave(self) -> None:
         """The person walks on now."""
-        self._person = None
+        with self._lock:
+            self.scene.person = None
 
-    def picture(self) -> NDArray[np.float32]:
-        """The scene as it is now."""
-        person = self._person
-        if person is not None and time.monotonic() >= person.until:
-            person = self._person = None
-        return head_scene(self.ambient_c, person, self._rng, profile=self.profile)
+    def picture(self) -> NDArray[np.float64]:
+        """The pixels the module would report now."""
+        with self._lock:
+            if self.scene.person is not None and time.monotonic() >= self._until:
+                self.scene.person = None
+            return self.scene.picture(self.settings.emissivity)
+
+    def frame(self) -> bytes:
+        """The frame the module would send now."""
+        return frame_bytes(self.picture(), self.scene.ta_c)
 
     def next_frame(self) -> bytes | None:
-        if not self.streaming:
+        if not self.settings.streaming:
             return None
         if not self.faults.stuck:
             self._frozen = None
-            return encode_frame(self.picture(), self.ambient_c)
+            return self.frame()
         # A stuck sensor freezes on the picture it takes as it fails, not on one it
         # already sent: the same bytes start arriving once the fault began.
         if self._frozen is None:
-            self._frozen = encode_frame(self.picture(), self.ambient_c)
+            self._frozen = self.frame()
         return self._frozen
 
     def corrupt(self, frame: bytes) -> bytes:
@@ -157,8 +141,14 @@ class SimulatedThermalArray(SimulatedPart):
         middle = len(frame) // 2
         return frame[:middle] + bytes([frame[middle] ^ 0x10]) + frame[middle + 1 :]
 
+    def power_up(self) -> None:
+        """Back to the stored settings: an emissivity set but not saved is gone."""
+        self.settings = Settings(**vars(self.saved))
+        self.interval_s = 1 / self.settings.rate_hz
+
     def reply(self, command: bytes) -> bytes | None:
         """Carry out every complete A5 command received; answer the emissivity query."""
+        del command  # the same bytes as self.received, which is consumed as it is used
         answer = b""
         while len(self.received) >= 4:
             start = self.received.find(0xA5)
@@ -170,27 +160,28 @@ class SimulatedThermalArray(SimulatedPart):
                 break
             cmd = bytes(self.received[:4])
             del self.received[:4]
-            if protocol.command(cmd[1], cmd[2]) != cmd:
+            if not command_ok(cmd):
                 log.info("thermal array ignores %s: bad sum", cmd.hex(" "))
                 continue
             self.commands.append(cmd)
-            answer += self._obey(cmd)
-        del command  # the same bytes as self.received, which is consumed as it is used
+            answer += self._obey(cmd[1], cmd[2])
         return answer or None
 
-    def _obey(self, cmd: bytes) -> bytes:
-        code, parameter = cmd[1], cmd[2]
-        if cmd == protocol.STREAM_COMMAND:
-            self.streaming = True
-        elif cmd == protocol.QUERY_MODE_COMMAND:
-            self.streaming = False
-            return encode_frame(self.picture(), self.ambient_c)
-        elif code == 0x25 and parameter in RATE_CODES.values():
-            rate = next(hz for hz, p in RATE_CODES.items() if p == parameter)
-            self.interval_s = 1 / rate
-        elif code == 0x45 and parameter <= 100:
-            self.emissivity = parameter / 100
-        elif cmd == protocol.EMISSIVITY_QUERY:
-            value = round(self.emissivity * 100)
-            return HEADER + bytes((value, (sum(HEADER) + value) & 0xFF))
+    def _obey(self, code: int, parameter: int) -> bytes:
+        settings = self.settings
+        if (code, parameter) == (0x35, 0x02):
+            settings.streaming = True
+        elif (code, parameter) == (0x35, 0x01):
+            settings.streaming = False
+            return self.frame()
+        elif code == 0x25 and parameter in RATES_HZ:
+            settings.rate_hz = RATES_HZ[parameter]
+            self.interval_s = 1 / settings.rate_hz
+        elif code == 0x45 and 1 <= parameter <= 100:
+            settings.emissivity = parameter / 100
+        elif (code, parameter) == (0x55, 0x01):
+            value = round(settings.emissivity * 100)
+            return HEAD + bytes((value, (sum(HEAD) + value) & 0xFF))
+        elif (code, parameter) == (0x65, 0x01):
+            self.saved = Settings(**vars(settings))
         return b""

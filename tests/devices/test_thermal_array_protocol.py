@@ -277,3 +277,46 @@ def test_setup__invalid(
 ) -> None:
     with pytest.raises(error, match=message):
         ThermalArrayDriver(FakeStream(answer), QUICK).setup()
+
+
+class TestClock:
+    __test__ = False
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_revive_sends_the_settings_again() -> None:
+    stream = FakeStream(lambda data: b"")
+    ThermalArrayDriver(stream, QUICK).revive()
+    assert stream.written == [emissivity_command(0.98), rate_command(4.0), STREAM_COMMAND]
+
+
+@pytest.mark.parametrize(
+    ("reply", "lost"),
+    [(REPLY_098, False), (bytes.fromhex("5A 5A 5F 13"), True)],  # 0.98 kept, 0.95 again
+    ids=["settings kept", "restarted with 0.95"],
+)
+def test_emissivity_is_checked_every_settings_check_s(reply: bytes, lost: bool) -> None:
+    # A module that restarts while its port stays open is back on its stored emissivity
+    # (0.95 as shipped), and every pixel reads ~0.6 °C warm for a 0.98 forehead.
+    answers = [REPLY_098, reply]
+    stream = FakeStream(lambda data: answers.pop(0) if data == EMISSIVITY_QUERY else b"")
+    clock = TestClock()
+    driver = ThermalArrayDriver(stream, QUICK.model_copy(update={"settings_check_s": 5.0}), clock)
+    driver.setup()
+    stream.written.clear()
+    clock.now += 4.9
+    assert driver.poll() == []
+    assert stream.written == []  # not due yet
+    clock.now += 0.2
+    driver.poll()
+    assert stream.written == [EMISSIVITY_QUERY]
+    if lost:
+        with pytest.raises(DeviceRefused, match=r"emissivity is 0\.95, set 0\.98: restarted"):
+            driver.poll()
+    else:
+        assert driver.poll() == []

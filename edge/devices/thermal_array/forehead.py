@@ -1,7 +1,9 @@
 """Forehead skin temperature in a 32x24 thermal picture, and the body temperature it implies."""
 
 # Method (hardware/protocols/gy-mcu90640-thermal-array.md, "Forehead"):
-#  1. pixels >= skin_min_c, grouped into 8-connected blobs (cv2.connectedComponentsWithStats);
+#  1. pixels >= skin_min_c, and at least skin_above_background_c above the background (the
+#     lower of the frame's 20th percentile and Ta: in a warm room hair and walls pass 30 °C),
+#     grouped into 8-connected blobs (cv2.connectedComponentsWithStats);
 #  2. blobs that cannot be a head are dropped: fewer than min_blob_px pixels (a lamp, a
 #     match, a hot pixel), hotter than skin_max_c (a cup of tea, a heater) or wider than
 #     max_aspect x their height while wholly in view (a forearm on the counter, a radiator);
@@ -62,7 +64,7 @@ def measure(pixels: Pixels, ambient_c: float, profile: ThermalArrayProfile) -> F
     """
     if profile.upside_down:
         pixels = pixels[::-1, ::-1]
-    face = _face_mask(pixels, profile)
+    face = _face_mask(pixels, ambient_c, profile)
     if face is None:
         return FaceMeasure("no-face")
     area = int(face.sum())
@@ -86,13 +88,25 @@ def measure(pixels: Pixels, ambient_c: float, profile: ThermalArrayProfile) -> F
     return FaceMeasure(None, skin_c=skin_c, body_c=body_c, area_px=area)
 
 
-def _face_mask(pixels: Pixels, profile: ThermalArrayProfile) -> np.ndarray | None:
+def skin_threshold(pixels: Pixels, ambient_c: float, profile: ThermalArrayProfile) -> float:
+    """The coolest pixel that may be skin in this picture.
+
+    In a room of 27 °C or more, hair (a layer between scalp and room) and then the walls
+    pass a fixed 30 °C and would join the face, making the "forehead" band hair. The
+    background is the lower of the picture's 20th percentile (mostly room, unless a face
+    fills the frame) and Ta (a little above the room).
+    """
+    background = min(float(np.percentile(pixels, 20)), ambient_c)
+    return max(profile.skin_min_c, background + profile.skin_above_background_c)
+
+
+def _face_mask(pixels: Pixels, ambient_c: float, profile: ThermalArrayProfile) -> np.ndarray | None:
     """Boolean mask of the largest warm blob that could be a head, or None."""
     # OpenCV costs a node ~30 MB: loaded when a thermal array first sends a frame, not
     # by every node that imports the device registry.
     import cv2
 
-    warm = np.asarray(pixels >= profile.skin_min_c, dtype=np.uint8)
+    warm = np.asarray(pixels >= skin_threshold(pixels, ambient_c, profile), dtype=np.uint8)
     count, labels, stats, _centroids = cv2.connectedComponentsWithStats(warm, connectivity=8)
     best, best_area = 0, 0
     for label in range(1, count):

@@ -41,11 +41,21 @@ class ThermalArrayProfile(DeviceProfile):
     reply_timeout_s: float = Field(
         1.0, gt=0, le=10, description="how long setup waits for the emissivity reply"
     )
+    settings_check_s: float | None = Field(
+        5.0, ge=0.2, le=3600,
+        description="ask the module for its emissivity this often; another than the one set "
+        "means it restarted with its stored settings, and it is set up again (none: never)",
+    )  # fmt: skip
     upside_down: bool = Field(False, description="module mounted rotated by 180°")
 
     skin_min_c: float = Field(
         30.0, ge=20, le=36, description="pixels at least this warm may be skin (face blob)"
     )
+    skin_above_background_c: float = Field(
+        4.0, ge=0, le=15,
+        description="skin is at least this much warmer than the background (the lower of "
+        "the picture's 20th percentile and Ta), so warm-room hair and walls are no face",
+    )  # fmt: skip
     skin_max_c: float = Field(
         40.0, ge=36, le=50, description="a blob hotter than this is not skin (cup, lamp, heater)"
     )
