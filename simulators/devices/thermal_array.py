@@ -89,6 +89,7 @@ class SimulatedThermalArray(SimulatedPart):
 
     @property
     def emissivity(self) -> float:
+        """The emissivity the module converts with now."""
         return self.settings.emissivity
 
     def present(

@@ -1,6 +1,6 @@
 """What a 32x24 MLX90640 behind a 55° lens reports for a room with, or without, a person in it."""
 
-# Modelled from physics and published physiology, never from the driver's compensation
+# Modelled from physics and stated physiological assumptions, never from the driver's model
 # (edge/devices/thermal_array), so the accuracy a test measures against this scene is a
 # measurement, not an echo. Nothing here imports the driver. The chain:
 #
@@ -8,7 +8,7 @@
 #     through tissue and blood flow (conductance K, W/m²K), and the room, by convection
 #     and radiation (h ~ 8 W/m²K in still indoor air):
 #         T_skin = T_core - (T_core - T_room) * h / (h + K)
-#     A well-perfused forehead (K ~ 50) sits ~2.2 °C below core in a 22 °C room and
+#     A well-perfused forehead (K ~ 50) sits ~2.2 °C below core in a 21 °C room and
 #     follows the room by 0.14 °C per °C; a nose (K ~ 12) is far cooler and colder rooms
 #     cool it much more. Hair and clothes insulate: their surface lies between the skin
 #     below and the room.
@@ -47,6 +47,8 @@ CROSSTALK = 0.044  # share a pixel gets from each side neighbour (Gaussian PSF, 
 # A head seen from the front, metres: 15 cm wide, 23 cm crown to chin.
 HEAD_HALF_WIDTH, HEAD_HALF_HEIGHT = 0.075, 0.115
 NECK_HALF_WIDTH, NECK_LENGTH, SHOULDER_HALF_WIDTH = 0.055, 0.09, 0.22
+
+Pixels = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Sensor:
 
     @property
     def noise_c(self) -> float:
+        """Per-pixel noise sigma: ~0.1 °C at 1 Hz (datasheet), growing as the rate's root."""
         return 0.1 * float(np.sqrt(self.rate_hz))
 
     def report(self, radiance: NDArray[np.float64], ta_c: float, emissivity: float) -> Pixels:
@@ -100,9 +103,6 @@ class Sensor:
         seen = np.maximum(radiance - (1 - emissivity) * t_reflected, 1.0) / emissivity
         noise = self.rng.normal(0.0, self.noise_c, (ROWS, COLS))
         return np.asarray(seen**0.25 - KELVIN + self.offset_c + self.pattern + noise)
-
-
-Pixels = NDArray[np.float64]
 
 
 def skin_c(core_c: float, room_c: float, conductance: float) -> float:
