@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from edge.credentials.trust import revocation_entry
 from edge.credentials.verifier import Verifier
 from edge.gate.config import load_config
 from edge.gate.node import GateNode
+from edge.gate.views import HoldResolution
 from gateway.store.records import EventQuery
 from simulators.broker import PrivateBroker
 from simulators.devices.scanner import SimulatedScanner
@@ -334,17 +336,9 @@ def test_gate_node__a_revoked_code_is_held_once_the_revocation_list_arrives(
     assert (passage.outcome, passage.reasons) == ("hold", ("revoked",))
 
 
-def test_gate_node__a_thermal_array_in_place_of_the_thermometer(
-    kit: SiteKit, broker: PrivateBroker, devices: Devices, tmp_path: Path,
-    mqtt_subscriber: Subscriber,
-) -> None:  # fmt: skip
-    array = SimulatedThermalArray(tmp_path / "thermal-array").start()
-    config = kit.gate_config(
-        "g01", broker.url,
-        {"scanner": {"url": str(devices.scanner.path), "profile": "gm65-scanner"},
-         "thermal_array": {"url": str(array.path), "profile": "gy-mcu90640"}},
-        console={"enabled": False},
-    )  # fmt: skip
+@contextmanager
+def running_node(config: Path) -> Iterator[GateNode]:
+    """A gate node on its own thread, connected and holding the trust list."""
     node = GateNode(load_config(config), pin_factory=MockFactory())
     stop_event = threading.Event()
     runner = threading.Thread(target=node.run, args=(stop_event,))
@@ -352,6 +346,103 @@ def test_gate_node__a_thermal_array_in_place_of_the_thermometer(
     try:
         wait_until(lambda: hasattr(node, "uplink") and node.uplink.connected)
         wait_until(lambda: node.trust.trust_list.serial == 1)
+        yield node
+    finally:
+        stop_event.set()
+        runner.join(15)
+        assert not runner.is_alive()
+
+
+def relay_pulses(node: GateNode) -> int:
+    relay = node.io.pin_factory.pin(RELAY_PIN)  # type: ignore[union-attr]
+    return [s.state for s in relay.states].count(True)
+
+
+@pytest.fixture
+def array(tmp_path: Path) -> Iterator[SimulatedThermalArray]:
+    running = SimulatedThermalArray(tmp_path / "thermal-array").start()
+    yield running
+    running.stop()
+
+
+def array_config(kit: SiteKit, broker: PrivateBroker, devices: Devices,
+                 array: SimulatedThermalArray, **sections: Any) -> Path:  # fmt: skip
+    return kit.gate_config(
+        "g01", broker.url,
+        {"scanner": {"url": str(devices.scanner.path), "profile": "gm65-scanner"},
+         "thermal_array": {"url": str(array.path), "profile": "gy-mcu90640"}},
+        console={"enabled": False},
+        gpio={"pin_factory": "mock", "barrier": {"relay_pin": RELAY_PIN, "pulse_s": 0.1}},
+        **sections,
+    )  # fmt: skip
+
+
+# One reading, one person (A.1): after a measured person, an unmeasured one is held, for
+# every source of temperature.
+SHORT_WINDOW = {"policy": {"temperature_window_s": 4.0}}
+
+
+def test_gate_node__an_unmeasured_person_after_a_measured_one_is_held__thermometer(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, mqtt_subscriber: Subscriber
+) -> None:
+    with running_node(config_for(kit, broker, devices, **SHORT_WINDOW)) as node:
+        mqtt_subscriber.subscribe(topics.event(node.node, EventKind.PASSAGE))
+        devices.person(36.6, kit.code("green"))  # A: measured, passes
+        time.sleep(1.0)
+        devices.scanner.scan(kit.code("green"))  # B: 3 s after A's reading, never measured
+        first, second = events_of(mqtt_subscriber, EventKind.PASSAGE, 2)
+        assert (first.outcome, first.temperature_c) == ("allow", 36.6)
+        assert (second.outcome, second.reasons, second.temperature_c) == (
+            "hold", ("measure-temperature",), None,
+        )  # fmt: skip
+        assert relay_pulses(node) == 1
+
+
+def test_gate_node__an_unmeasured_person_after_a_measured_one_is_held__typed_in(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, mqtt_subscriber: Subscriber
+) -> None:
+    with running_node(config_for(kit, broker, devices, **SHORT_WINDOW)) as node:
+        mqtt_subscriber.subscribe(topics.event(node.node, EventKind.PASSAGE))
+        node.checkpoint.change_shift(kit.code("badge", volunteer="v017"), "start")
+        devices.person(37.5, kit.code("green"))  # A: held to measure again
+        events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+        (hold,) = node.checkpoint.update().holds
+        node.checkpoint.resolve_hold(
+            hold.hold_id,
+            HoldResolution(resolution="released", volunteer_id="v017", temperature_c=36.8),
+        )  # the volunteer typed A's re-measured 36.8
+        devices.scanner.scan(kit.code("green"))  # B, never measured
+        (second,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+        assert (second.outcome, second.reasons) == ("hold", ("measure-temperature",))
+        assert relay_pulses(node) == 1  # A's release only
+
+
+def test_gate_node__an_unmeasured_person_after_a_measured_one_is_held__thermal_array(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, array: SimulatedThermalArray,
+    mqtt_subscriber: Subscriber,
+) -> None:  # fmt: skip
+    with running_node(array_config(kit, broker, devices, array, **SHORT_WINDOW)) as node:
+        mqtt_subscriber.subscribe(topics.event(node.node, EventKind.PASSAGE))
+        array.present(36.6, duration_s=2.5)  # A
+        time.sleep(2.0)
+        devices.scanner.scan(kit.code("green"))
+        (first,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+        assert first.outcome == "allow"
+        time.sleep(1.0)
+        # B has a fever and stands too far to be measured: never A's reading.
+        array.present(39.2, distance="far", duration_s=5.0)
+        time.sleep(1.5)
+        devices.scanner.scan(kit.code("green"))
+        (second,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
+        assert (second.outcome, second.reasons) == ("hold", ("too-far",))
+        assert relay_pulses(node) == 1
+
+
+def test_gate_node__a_thermal_array_in_place_of_the_thermometer(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, array: SimulatedThermalArray,
+    mqtt_subscriber: Subscriber,
+) -> None:  # fmt: skip
+    with running_node(array_config(kit, broker, devices, array)) as node:
         mqtt_subscriber.subscribe(topics.event(node.node, EventKind.PASSAGE))
         array.present(38.3, duration_s=3.0)
         time.sleep(2.0)
@@ -361,7 +452,3 @@ def test_gate_node__a_thermal_array_in_place_of_the_thermometer(
         assert passage.reasons == ("fever",)
         assert abs(passage.temperature_c - 38.3) <= 0.3
         assert node.devices()["thermal-array"] == "ok"
-    finally:
-        stop_event.set()
-        runner.join(15)
-        array.stop()
