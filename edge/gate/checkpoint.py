@@ -51,6 +51,7 @@ from edge.gate.decision import (
     masked_name,
     usable_reading,
 )
+from edge.gate.hold_rules import offered
 from edge.gate.views import (
     ConsoleUpdate,
     DecisionView,
@@ -433,12 +434,18 @@ class GateCheckpoint:
     def _check_resolution(self, hold: OpenHold, resolution: HoldResolution) -> None:
         if resolution.resolution == "registered" and resolution.registration is None:
             raise Refusal("registration-missing", "fill in the registration form first")
+        if resolution.resolution not in offered(hold.reasons):
+            # A forged or revoked code is never released, a fever never registered.
+            raise Refusal(
+                "action-not-offered",
+                f"{resolution.resolution} does not fit a hold for {', '.join(hold.reasons)}",
+            )
         if resolution.resolution != "released":
             return
-        if "yellow-code" in hold.reasons or "no-code" in hold.reasons:
-            raise Refusal("registration-missing", "register this person instead of releasing")
         temperature = resolution.temperature_c
-        fever_like = {"fever", "re-measure", "temperature-implausible", *MISSING_READING}
+        fever_like = {
+            "fever", "vehicle-fever", "re-measure", "temperature-implausible", *MISSING_READING,
+        }  # fmt: skip
         if fever_like & set(hold.reasons) and temperature is None:
             raise Refusal("measure-temperature", "enter the re-measured temperature")
         if temperature is not None and temperature >= self.policy.fever_c:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from edge.contract.base import Colour, new_event_id
+from edge.gate.hold_rules import offered
 from edge.gate.views import (
     ConsoleUpdate,
     DecisionView,
@@ -164,9 +165,12 @@ class RecordingCheckpoint:
     def resolve_hold(self, hold_id: str, resolution: HoldResolution) -> None:
         self._record("resolve_hold", hold_id, resolution)
         holds = self.update().holds
-        if hold_id not in {hold.hold_id for hold in holds}:
+        hold = next((h for h in holds if h.hold_id == hold_id), None)
+        if hold is None:
             raise Refusal("unknown-hold", f"no open hold {hold_id}")
-        self.change(holds=tuple(hold for hold in holds if hold.hold_id != hold_id))
+        if resolution.resolution not in offered(hold.reasons):  # as the real checkpoint
+            raise Refusal("action-not-offered", f"{resolution.resolution} does not fit")
+        self.change(holds=tuple(h for h in holds if h.hold_id != hold_id))
 
     def register(self, registration: Registration, volunteer_id: str) -> str:
         self._record("register", registration, volunteer_id)

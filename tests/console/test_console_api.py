@@ -137,7 +137,7 @@ def test_resolve_hold__not_offered_is_409(
     response = client.post("/api/holds/H1/resolve", json=body)
     assert response.status_code == 409
     assert response.json()["reason"] == "action-not-offered"
-    assert checkpoint.calls == []
+    assert [hold.hold_id for hold in checkpoint.update().holds] == ["H1"]  # still open
 
 
 def test_resolve_hold__unknown_hold_is_409(client: TestClient) -> None:

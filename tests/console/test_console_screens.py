@@ -14,7 +14,7 @@ from playwright.sync_api import Locator, Page, Playwright, expect
 
 from edge.contract.base import Colour
 from edge.contract.events import Outcome
-from edge.gate.console.hold_rules import offered
+from edge.gate.hold_rules import offered
 from edge.gate.reasons import REASON_TEXT
 from edge.gate.views import DecisionView, Prompt, PromptKind, WaitingView
 from tests.browser import PANEL_7_INCH, TABLET_PORTRAIT, assert_chinese_renders, open_page

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from edge.gate.console import hold_rules, plain_words
+from edge.gate import hold_rules
+from edge.gate.console import plain_words
 from edge.gate.console.app import create_app
 from edge.gate.console.catalogue import WORDS_FILE, page_catalogue, page_words
-from edge.gate.console.hold_rules import offered
 from edge.gate.console.routes_page import SCRIPTS, STATIC
+from edge.gate.hold_rules import offered
 from edge.gate.reasons import REASON_TEXT
 from tests.console.double import RecordingCheckpoint
 

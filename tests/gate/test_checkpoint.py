@@ -276,7 +276,7 @@ def test_checkpoint__a_yellow_code_is_registered_and_the_id_number_is_never_stor
     gate.temperature(36.5)
     gate.scan(gate.kit.code("yellow", now=gate.clock.wall))
     (hold,) = gate.checkpoint.update().holds
-    with pytest.raises(Refusal, match="registration-missing"):
+    with pytest.raises(Refusal, match="action-not-offered"):
         gate.checkpoint.resolve_hold(
             hold.hold_id,
             HoldResolution(resolution="released", volunteer_id="v017", temperature_c=36.5),
@@ -293,6 +293,47 @@ def test_checkpoint__a_yellow_code_is_registered_and_the_id_number_is_never_stor
     registration = gate.events()[2]
     assert registration.id_last4 == "123X"  # type: ignore[attr-defined]
     assert registration.hold_id == hold.hold_id  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kind", "temperature", "resolution"),
+    [
+        ("forged", 36.5, "released"),  # a forged code is never let through
+        ("forged", 36.5, "registered"),  # not even by registering the person
+        ("red", 36.5, "released"),
+        ("green", None, "registered"),  # never measured: registering is no measurement
+    ],
+)
+def test_checkpoint__a_hold_ends_only_in_a_way_that_fits_its_reasons(
+    gate: Gate, kind: str, temperature: float | None, resolution: str
+) -> None:
+    if temperature is not None:
+        gate.temperature(temperature)
+    gate.scan(gate.kit.code(kind, now=gate.clock.wall))  # type: ignore[arg-type]
+    gate.clock.advance(10)
+    gate.checkpoint.tick()
+    if kind == "red":
+        assert gate.checkpoint.update().holds == ()  # denied, no hold to release
+        return
+    (hold,) = gate.checkpoint.update().holds
+    form = Registration(name="王芳", id_number="11010119900101123X")
+    with pytest.raises(Refusal, match="action-not-offered"):
+        gate.checkpoint.resolve_hold(hold.hold_id, HoldResolution(
+            resolution=resolution, volunteer_id="v017", temperature_c=36.5,
+            registration=form if resolution == "registered" else None,
+        ))  # fmt: skip
+    assert gate.relay_history() == [False]
+
+
+def test_checkpoint__a_vehicle_fever_is_released_only_with_a_re_measure(gate: Gate) -> None:
+    gate.checkpoint.check_vehicle(
+        VehicleCheck(vehicle_plate="京A12345", occupant_temperatures_c=(38.5,), volunteer_id="v017")
+    )
+    (hold,) = gate.checkpoint.update().holds
+    with pytest.raises(Refusal, match="measure-temperature"):
+        gate.checkpoint.resolve_hold(
+            hold.hold_id, HoldResolution(resolution="released", volunteer_id="v017")
+        )
 
 
 def test_checkpoint__unknown_holds_are_refused(gate: Gate) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edge.gate.console import hold_rules
+from edge.gate import hold_rules
 from edge.gate.reasons import REASON_TEXT
 
 WORDS_FILE = Path(__file__).with_name("static") / "words.json"

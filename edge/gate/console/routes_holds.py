@@ -9,8 +9,7 @@ from fastapi.exceptions import RequestValidationError
 
 from edge.gate.console.context import CheckpointDep
 from edge.gate.console.errors import ACTION_RESPONSES, problem
-from edge.gate.console.hold_rules import offered
-from edge.gate.views import ConsoleUpdate, HoldResolution, Refusal
+from edge.gate.views import ConsoleUpdate, HoldResolution
 
 router = APIRouter(prefix="/api/holds", tags=["holds"])
 
@@ -32,13 +31,7 @@ def resolve_hold(
         raise RequestValidationError(
             [problem(("body", "registration"), "missing", "registration is required")]
         )
-    hold = next((h for h in checkpoint.update().holds if h.hold_id == hold_id), None)
-    # The page offers only these; a request for another (an old page, a script) is refused
-    # here too, so a forged code is never "released" from the console.
-    if hold is not None and resolution.resolution not in offered(hold.reasons):
-        raise Refusal(
-            "action-not-offered",
-            f"{resolution.resolution} does not fit a hold for {', '.join(hold.reasons)}",
-        )
+    # The page offers only the ways that fit the hold's reasons; the checkpoint refuses
+    # any other (an old page, a script), so a forged code is never "released".
     checkpoint.resolve_hold(hold_id, resolution)
     return checkpoint.update()

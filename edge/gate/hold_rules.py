@@ -1,4 +1,4 @@
-"""Which ways of ending a hold fit its reasons, and which holds the console shows as urgent."""
+"""Which ways of ending a hold fit its reasons (the checkpoint enforces them); which are urgent."""
 
 from __future__ import annotations
 
