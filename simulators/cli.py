@@ -36,13 +36,20 @@ def add_demo(commands: Any) -> None:
         metavar="N",
         help="people arriving at each gate per minute (default: 20)",
     )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        default=None,
+        help="print every message instead of the live status screen (the default when the "
+        "output is not a terminal)",
+    )
     parser.set_defaults(run=_run_demo)  # fmt: skip
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from simulators.demo import Demo
 
-    return Demo(args.port, args.gates, args.arrivals).run(stop_on_signals())
+    return Demo(args.port, args.gates, args.arrivals, raw=args.raw).run(stop_on_signals())
 
 
 def add_sim(commands: Any) -> None:

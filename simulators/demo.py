@@ -79,7 +79,7 @@ class Demo:
         self._stderr: IO[bytes] | None = None if self.raw else self.process_log.open("ab")
         self.status = DemoStatus(
             f"Gatepost demo: site {SITE}, {gates} gates, {arrivals_per_min:g} arrivals/min each",
-            raw_hint="Every message (`gatepost demo | cat` prints them instead of this screen):\n"
+            raw_hint="Every message (`gatepost demo --raw` prints them instead of this screen):\n"
             f"  tail -f {self.messages_log}",
         )
         self.screen = StatusScreen(self.status, sys.stdout)

@@ -141,6 +141,10 @@ class ConsoleSection(Section):
     host: str = Field("0.0.0.0", description="where the volunteer console listens")  # noqa: S104
     port: int = Field(8080, ge=0, le=65535, description="0: any free port")
     language: Literal["zh", "en"] = "zh"
+    words_file: Path | None = Field(
+        None, description="the site's own wording for some of the console's words or reasons "
+        "(JSON, key -> [简体中文, English]); relative to the config file",
+    )  # fmt: skip
 
 
 class ReportSection(Section):
@@ -233,6 +237,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     secrets = data.get("secrets")
     if isinstance(secrets, dict) and isinstance(secrets.get("id_hash_key_file"), str):
         secrets["id_hash_key_file"] = str(base / secrets["id_hash_key_file"])
+    console = data.get("console")
+    if isinstance(console, dict) and isinstance(console.get("words_file"), str):
+        console["words_file"] = str(base / console["words_file"])
     devices = data.get("devices")
     if isinstance(devices, dict):
         for section in devices.values():

@@ -196,7 +196,12 @@ class GateNode:
         from edge.gate.console.app import create_app
         from edge.gate.console.server import ConsoleServer
 
-        app = create_app(self.checkpoint, language=settings.language)
+        try:
+            app = create_app(
+                self.checkpoint, language=settings.language, words_file=settings.words_file
+            )
+        except (OSError, ValueError) as exc:  # the site's own wording file
+            raise ConfigError(f"console.words_file: {exc}") from None
         self.console = ConsoleServer(app, settings.host, settings.port)
         self.console.start()
         self.console_url = self.console.url
