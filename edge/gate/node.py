@@ -22,7 +22,7 @@ from edge.contract.topics import Role
 from edge.credentials.store import TrustStore
 from edge.credentials.trust import DocumentRefused, root_keys_for
 from edge.credentials.verifier import Verifier
-from edge.devices.link import DeviceLink
+from edge.devices.link import REOPEN_EVERY_S, DeviceLink
 from edge.devices.registry import DRIVERS
 from edge.gate.checkpoint import GateCheckpoint
 from edge.gate.config import GateConfig
@@ -41,9 +41,9 @@ log = logging.getLogger(__name__)
 # A code waiting for a temperature and the report cut-off are checked this often.
 TICK_S = 0.25
 OUTBOX_CHECKPOINT_S = 2.0
-# Faults reported before a restart and not raised again by then are cleared: long
-# enough for ports to open, a silent part to time out and the broker to resend documents.
-FAULT_RECONCILE_S = 20.0
+# Faults reported before a restart and not raised again by then are cleared: this long
+# after the slowest part would have timed out, so ports have opened and parts spoken.
+FAULT_RECONCILE_MARGIN_S = 5.0
 # A worker thread that died is started again after this long (a fault while it is down).
 WORKER_RESTART_S = 2.0
 
@@ -90,7 +90,7 @@ class GateNode:
             self.init_console()
             log.info("gate %s running", self.node)
             next_checkpoint = 0.0
-            reconcile_at = time.monotonic() + FAULT_RECONCILE_S
+            reconcile_at = time.monotonic() + self._fault_settle_s()
             while not stop.wait(TICK_S):
                 self.checkpoint.tick()
                 self._watch_outbox()
@@ -256,6 +256,11 @@ class GateNode:
         for worker in self._worker_faults:
             states[worker] = "fault"
         return states
+
+    def _fault_settle_s(self) -> float:
+        links = [link for link in self.links if isinstance(link, DeviceLink)]
+        silences = [link.profile.silence_fault_s or 0.0 for link in links]
+        return max([REOPEN_EVERY_S, *silences]) + FAULT_RECONCILE_MARGIN_S
 
     def present_faults(self) -> set[tuple[str, str]]:
         """(device, fault) of every fault raised now, by whatever watches it."""

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from edge.contract.documents import (
 )
 from edge.contract.events import DeviceFault
 from edge.contract.presence import Birth
-from edge.contract.topics import EventKind
+from edge.contract.topics import EventKind, Role, Site
 from edge.credentials.trust import revocation_entry
 from edge.credentials.verifier import Verifier
 from edge.gate.config import load_config
@@ -225,6 +225,110 @@ def test_gate_node__killed_outright_restarts_and_every_committed_event_arrives_w
     assert seqs, "no events at all"
     assert seqs == set(range(1, max(seqs) + 1)), f"gap in {sorted(seqs)}"
     assert max(seqs) >= 8
+
+
+def test_gate_node__faults_are_raised_once_and_cleared_once_across_a_kill(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, mqtt_subscriber: Subscriber
+) -> None:
+    g01 = Site(kit.site).node(Role.GATE, "g01")
+    mqtt_subscriber.subscribe(topics.event(g01, EventKind.DEVICE_FAULT))
+    config = config_for(kit, broker, devices)
+
+    def start() -> subprocess.Popen[bytes]:
+        return spawn(python_module("edge.cli", "edge", "run", "--config", str(config)))
+
+    seen: set[str] = set()
+
+    def faults(count: int, timeout_s: float = 20) -> list[tuple[str, str, str]]:
+        # At least once: with no gateway to confirm them, a restarted node sends its
+        # earlier events again; each event counts once, by its id.
+        found: list[tuple[str, str, str]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(found) < count:
+            (fault,) = events_of(
+                mqtt_subscriber, EventKind.DEVICE_FAULT, 1, max(0.1, deadline - time.monotonic())
+            )
+            if fault.event_id not in seen:
+                seen.add(fault.event_id)
+                found.append((fault.device, fault.fault, fault.state))
+        return found
+
+    node = start()
+    try:
+        devices.thermometer.faults.silent = True  # hangs, and stays so
+        devices.scanner.unplug()  # gone, and comes back while the node is down
+        assert sorted(faults(2)) == [
+            ("scanner", "unplugged", "raised"), ("thermometer", "timeout", "raised"),
+        ]  # fmt: skip
+        node.send_signal(signal.SIGKILL)
+        node.wait(5)
+        devices.scanner.plug()
+        node = start()
+        # The scanner is back: its fault is cleared once. The thermometer is still
+        # silent: its fault, reported before the kill, is not raised a second time.
+        assert faults(1) == [("scanner", "unplugged", "cleared")]
+        with pytest.raises(AssertionError, match="no message"):
+            faults(1, timeout_s=4)
+        devices.thermometer.faults.silent = False
+        assert faults(1) == [("thermometer", "timeout", "cleared")]
+    finally:
+        stop(node, "gate node")
+
+
+def test_gate_node__a_clock_stepped_back_after_boot_keeps_the_uplink_alive(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, mqtt_subscriber: Subscriber
+) -> None:
+    # A wrong real-time clock an hour ahead, corrected by NTP once the node runs.
+    offset = [timedelta(hours=1)]
+    node = GateNode(
+        load_config(config_for(kit, broker, devices)), pin_factory=MockFactory(),
+        clock=lambda: datetime.now(UTC) + offset[0],
+    )  # fmt: skip
+    mqtt_subscriber.subscribe(topics.health(node.node))
+    stop_event = threading.Event()
+    runner = threading.Thread(target=node.run, args=(stop_event,))
+    runner.start()
+    try:
+        wait_until(lambda: hasattr(node, "uplink") and node.uplink.connected)
+        offset[0] = timedelta(0)
+        heartbeats = []
+        while len(heartbeats) < 3:
+            message = mqtt_subscriber.next(5)
+            heartbeats.append(catalogue.decode(message.topic, message.payload).payload)
+        assert all(h.uptime_s >= 0 for h in heartbeats)  # type: ignore[attr-defined]
+        assert node.uplink.connected
+        assert "uplink" not in node.devices()
+    finally:
+        stop_event.set()
+        runner.join(15)
+
+
+def test_gate_node__a_worker_that_dies_is_a_fault_and_is_started_again(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices, mqtt_subscriber: Subscriber
+) -> None:
+    node = GateNode(load_config(config_for(kit, broker, devices)), pin_factory=MockFactory())
+    mqtt_subscriber.subscribe(topics.event(node.node, EventKind.DEVICE_FAULT))
+    real_health, calls = node.health, [0]
+
+    def health_failing_once(session: int) -> Any:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise RuntimeError("a bug in the heartbeat")
+        return real_health(session)
+
+    node.health = health_failing_once  # type: ignore[method-assign]
+    stop_event = threading.Event()
+    runner = threading.Thread(target=node.run, args=(stop_event,))
+    runner.start()
+    try:
+        raised, cleared = events_of(mqtt_subscriber, EventKind.DEVICE_FAULT, 2, timeout_s=20)
+        assert (raised.device, raised.fault, raised.state) == ("uplink", "crashed", "raised")
+        assert "a bug in the heartbeat" in raised.detail
+        assert (cleared.device, cleared.state) == ("uplink", "cleared")
+        wait_until(lambda: node.uplink.connected)
+    finally:
+        stop_event.set()
+        runner.join(15)
 
 
 def test_gate_node__keeps_deciding_through_a_broker_outage_and_loses_nothing(
