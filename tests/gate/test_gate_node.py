@@ -291,7 +291,7 @@ def test_gate_node__a_clock_stepped_back_after_boot_keeps_the_uplink_alive(
     try:
         wait_until(lambda: hasattr(node, "uplink") and node.uplink.connected)
         offset[0] = timedelta(0)
-        heartbeats = []
+        heartbeats: list[Any] = []
         while len(heartbeats) < 3:
             message = mqtt_subscriber.next(5)
             heartbeats.append(catalogue.decode(message.topic, message.payload).payload)
