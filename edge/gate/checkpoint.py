@@ -9,8 +9,6 @@ committed together, and only then does the barrier move.
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 import logging
 import threading
 import time
@@ -19,52 +17,39 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from edge.contract.events import (
     CheckpointCounts,
     DailyReport,
-    DeviceFault,
-    Disinfection,
     Hold,
-    HoldResolved,
-    Outcome,
     Passage,
-    Shift,
 )
-from edge.contract.events import Registration as RegistrationEvent
 from edge.credentials.native import Badge
 from edge.credentials.verifier import Verdict, Verifier
 from edge.devices.base import CodeScan, Reading, ScanFailed, TemperatureReading
 from edge.devices.link import FaultChange
 from edge.gate.book import LocalBook
+from edge.gate.console_actions import ConsoleActions, GateActions
 from edge.gate.daily import daily_report_fields, report_period, tally
 from edge.gate.decision import (
-    MISSING_READING,
     Attempt,
     Decision,
     GatePolicy,
     LocalState,
     decide,
-    decide_vehicle,
     masked_name,
     usable_reading,
 )
-from edge.gate.hold_rules import offered
+from edge.gate.fault_log import FaultLog
 from edge.gate.views import (
     ConsoleUpdate,
     DecisionView,
-    DisinfectionRound,
-    HoldResolution,
     NodeView,
     OpenHold,
     Prompt,
     PromptKind,
-    Refusal,
-    Registration,
-    ShiftChange,
-    VehicleCheck,
     WaitingView,
 )
 from edge.outbox import Batch, Outbox, OutboxError
@@ -73,19 +58,10 @@ log = logging.getLogger(__name__)
 
 # Temperatures older than this are never used, whatever the policy says.
 READINGS_KEPT_S = 120.0
-PASSING_RESOLUTIONS = {"released", "registered"}
 # What a thermal array's refusal asks of the person in front of it.
 PROBLEM_PROMPTS: dict[str, PromptKind] = {"too-far": "step-closer", "too-close": "step-back"}
 # Exit-button passages waiting for room in the outbox (the barrier opened for each).
 UNRECORDED_EXITS_KEPT = 10_000
-
-
-class GateActions(Protocol):
-    """What the checkpoint moves: the barrier and the lamps/buzzer."""
-
-    def open_barrier(self) -> None: ...
-
-    def show(self, outcome: Outcome) -> None: ...
 
 
 @dataclass
@@ -97,7 +73,7 @@ class _Pending:
     at: float
 
 
-class GateCheckpoint:
+class GateCheckpoint(ConsoleActions, FaultLog):
     """The gate: implements the console's Checkpoint and takes the devices' readings.
 
     Args:
@@ -212,58 +188,6 @@ class GateCheckpoint:
     def on_fault(self, change: FaultChange) -> None:
         """A device fault raised or cleared: one device-fault event, and the console told."""
         self.record_fault(change.device, change.fault, change.state, change.detail)
-
-    def record_fault(
-        self, device: str, fault: str, state: Literal["raised", "cleared"], detail: str | None,
-        *, each_incident: bool = False,
-    ) -> None:  # fmt: skip
-        """One device-fault event per change: raised once and cleared once, across restarts.
-
-        The faults reported are kept in the book (committed with their events), so a
-        node that crashed neither raises a fault it reported again nor forgets to clear
-        it (see `reconcile_faults`).
-
-        Args:
-            each_incident: a raise with another `detail` is reported although the fault
-                is raised already (each refused document is its own incident).
-        """
-        key = f"{device}/{fault}"
-        now = self.clock()
-        with self._lock:
-            known = self._book.faults.get(key)
-            new_incident = each_incident and known is not None and known != (detail or "")
-            if (state == "raised") == (known is not None) and not new_incident:
-                return  # already reported so
-            try:
-                with self._transaction(reserved=True) as batch:
-                    batch.add(
-                        DeviceFault(
-                            **batch.ids(now), device=device, fault=fault,
-                            state=state, detail=detail[:200] if detail else None,
-                        )
-                    )  # fmt: skip
-                    if state == "raised":
-                        self._book.faults[key] = detail or ""
-                    else:
-                        del self._book.faults[key]
-            except OutboxError as exc:
-                log.error("could not record %s %s %s: %s", device, fault, state, exc)
-
-    @property
-    def reported_faults(self) -> set[tuple[str, str]]:
-        """(device, fault) of every fault raised and not yet cleared, as reported."""
-        with self._lock:
-            return {tuple(key.split("/", 1)) for key in self._book.faults}  # type: ignore[misc]
-
-    def reconcile_faults(self, present: set[tuple[str, str]]) -> None:
-        """After a restart, clear every reported fault that is not `present` any more.
-
-        Call once the devices, outbox and documents have had time to raise again what
-        is still wrong: a fault reported before a crash is then either still present
-        (and was not raised twice) or gone, and cleared here.
-        """
-        for device, fault in self.reported_faults - present:
-            self.record_fault(device, fault, "cleared", "not present after a restart")
 
     def on_exit_button(self) -> None:
         """Someone leaving pressed the exit button: the barrier opens and it is counted.
@@ -404,135 +328,6 @@ class GateCheckpoint:
     @property
     def on_duty(self) -> tuple[str, ...]:
         return tuple(self._book.on_duty)
-
-    def resolve_hold(self, hold_id: str, resolution: HoldResolution) -> None:
-        now = self.clock()
-        with self._lock:
-            hold = self._book.holds.get(hold_id)
-            if hold is None:
-                raise Refusal("unknown-hold", f"no open hold {hold_id}")
-            self._check_resolution(hold, resolution)
-            with self._transaction() as batch:
-                registration_id = None
-                if resolution.registration is not None:
-                    registration_id = self._registration(
-                        batch, resolution.registration, resolution.volunteer_id, hold_id, now
-                    )
-                batch.add(
-                    HoldResolved(
-                        **batch.ids(now), hold_id=hold_id, resolution=resolution.resolution,
-                        volunteer_id=resolution.volunteer_id,
-                        temperature_c=resolution.temperature_c,
-                        registration_id=registration_id, note=resolution.note,
-                    )
-                )  # fmt: skip
-                del self._book.holds[hold_id]
-        if resolution.resolution in PASSING_RESOLUTIONS:
-            self.actions.open_barrier()
-            self.actions.show("allow")
-
-    def _check_resolution(self, hold: OpenHold, resolution: HoldResolution) -> None:
-        if resolution.resolution == "registered" and resolution.registration is None:
-            raise Refusal("registration-missing", "fill in the registration form first")
-        if resolution.resolution not in offered(hold.reasons):
-            # A forged or revoked code is never released, a fever never registered.
-            raise Refusal(
-                "action-not-offered",
-                f"{resolution.resolution} does not fit a hold for {', '.join(hold.reasons)}",
-            )
-        if resolution.resolution != "released":
-            return
-        temperature = resolution.temperature_c
-        fever_like = {
-            "fever", "vehicle-fever", "re-measure", "temperature-implausible", *MISSING_READING,
-        }  # fmt: skip
-        if fever_like & set(hold.reasons) and temperature is None:
-            raise Refusal("measure-temperature", "enter the re-measured temperature")
-        if temperature is not None and temperature >= self.policy.fever_c:
-            raise Refusal("fever", f"{temperature:.1f} °C: refer or turn back")
-
-    def register(self, registration: Registration, volunteer_id: str) -> str:
-        now = self.clock()
-        with self._transaction() as batch:
-            return self._registration(batch, registration, volunteer_id, None, now)
-
-    def _registration(
-        self, batch: Batch, form: Registration, volunteer_id: str, hold_id: str | None,
-        at: datetime,
-    ) -> str:  # fmt: skip
-        id_number = form.id_number.upper()
-        event = batch.add(
-            RegistrationEvent(
-                **batch.ids(at), name=form.name,
-                id_hash=hmac.new(self._id_key, id_number.encode(), hashlib.sha256).hexdigest(),
-                id_last4=id_number[-4:], phone=form.phone, origin=form.origin,
-                destination=form.destination, reason=form.reason,
-                vehicle_plate=form.vehicle_plate, hold_id=hold_id, volunteer_id=volunteer_id,
-            )
-        )  # fmt: skip
-        return event.event_id
-
-    def check_vehicle(self, check: VehicleCheck) -> DecisionView:
-        now = self.clock()
-        outcome, reasons = decide_vehicle(check.occupant_temperatures_c, self.policy)
-        highest = max(check.occupant_temperatures_c)
-        with self._lock:
-            with self._transaction() as batch:
-                passage = batch.add(
-                    Passage(
-                        **batch.ids(now), direction=check.direction, subject="vehicle",
-                        outcome=outcome, colour=None, credential="none", reasons=reasons,
-                        temperature_c=highest, vehicle_plate=check.vehicle_plate,
-                        occupants=len(check.occupant_temperatures_c),
-                    )
-                )  # fmt: skip
-                if outcome == "hold":
-                    self._open_hold(batch, passage, None)
-            view = DecisionView(
-                passage_id=passage.event_id, at=now, outcome=outcome, colour=None,
-                reasons=reasons, credential="none", temperature_c=highest,
-                subject="vehicle", vehicle_plate=check.vehicle_plate,
-            )  # fmt: skip
-            self._show(view)
-        if outcome == "allow":
-            self.actions.open_barrier()
-        self.actions.show(outcome)
-        return view
-
-    def change_shift(self, badge_text: str, action: Literal["start", "end"]) -> ShiftChange:
-        verdict = self.verifier.verify(badge_text.strip(), self.clock())
-        if not verdict.ok:
-            raise Refusal(verdict.reasons[0], verdict.detail)
-        if not isinstance(verdict.credential, Badge):
-            raise Refusal("not-a-badge", "scan a volunteer badge")
-        return self._shift(verdict, action)
-
-    def _shift(self, verdict: Verdict, action: Literal["start", "end"]) -> ShiftChange:
-        badge = verdict.credential
-        assert isinstance(badge, Badge)
-        now = self.clock()
-        with self._transaction() as batch:
-            on_duty = [v for v in self._book.on_duty if v != badge.volunteer]
-            self._book.on_duty = [*on_duty, badge.volunteer] if action == "start" else on_duty
-            batch.add(
-                Shift(
-                    **batch.ids(now), action=action, volunteer_id=badge.volunteer,
-                    role=badge.role,
-                )
-            )  # fmt: skip
-        return ShiftChange(
-            action=action, volunteer_id=badge.volunteer, masked_name=badge.name, at=now
-        )
-
-    def log_disinfection(self, round_: DisinfectionRound) -> None:
-        now = self.clock()
-        with self._transaction() as batch:
-            batch.add(
-                Disinfection(
-                    **batch.ids(now), volunteer_id=round_.volunteer_id, area=round_.area,
-                    agent=round_.agent,
-                )
-            )  # fmt: skip
 
     # Daily report.
     def _daily_report(self) -> None:
