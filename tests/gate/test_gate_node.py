@@ -275,6 +275,23 @@ def test_gate_node__faults_are_raised_once_and_cleared_once_across_a_kill(
         stop(node, "gate node")
 
 
+def test_gate_node__the_door_is_a_device_in_births_health_and_the_console(
+    kit: SiteKit, broker: PrivateBroker, devices: Devices
+) -> None:
+    config = config_for(
+        kit, broker, devices,
+        gpio={"pin_factory": "mock", "door": {"pin": 25, "held_open_fault_s": 0.3}},
+    )  # fmt: skip
+    with running_node(config) as node:
+        assert node.devices()["door"] in ("ok", "fault")
+        assert node.io is not None and node.io.door is not None
+        node.io.pin_factory.pin(25).drive_low()  # type: ignore[union-attr]
+        node.io.pin_factory.pin(25).drive_high()  # type: ignore[union-attr]
+        wait_until(lambda: node.devices()["door"] == "fault")
+        assert node.checkpoint.update().node.devices["door"] == "fault"
+        assert node.health(1).devices["door"] == "fault"
+
+
 def test_gate_node__a_clock_stepped_back_after_boot_keeps_the_uplink_alive(
     kit: SiteKit, broker: PrivateBroker, devices: Devices, mqtt_subscriber: Subscriber
 ) -> None:
@@ -345,11 +362,18 @@ def test_gate_node__keeps_deciding_through_a_broker_outage_and_loses_nothing(
         wait_until(lambda: [s.state for s in relay.states].count(True) == 3)
         assert node_in_process.outbox.depth >= 3
         assert not node_in_process.checkpoint.update().node.broker_connected
+        # What the consoles were last pushed: the outbox counter goes with it.
+        version = node_in_process.checkpoint.wait_for_change(0, 0)
+        assert node_in_process.checkpoint.update().node.outbox_depth >= 3
         broker.start()
         # Rows leave the outbox once the gateway has stored them, not before.
         wait_until(lambda: node_in_process.outbox.depth == 0, timeout_s=30)
         passages = gateway.store.passages(EventQuery(site=kit.site))
         assert [p.outcome for p in passages] == ["allow"] * 3
+        # No event changed the gate, yet the consoles are pushed the empty outbox.
+        wait_until(lambda: node_in_process.checkpoint.wait_for_change(version, 0.1) > version)
+        update = node_in_process.checkpoint.update()
+        assert (update.node.outbox_depth, update.node.broker_connected) == (0, True)
 
 
 @pytest.mark.browser
