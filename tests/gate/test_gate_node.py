@@ -285,8 +285,8 @@ def test_gate_node__the_door_is_a_device_in_births_health_and_the_console(
     with running_node(config) as node:
         assert node.devices()["door"] in ("ok", "fault")
         assert node.io is not None and node.io.door is not None
-        node.io.pin_factory.pin(25).drive_low()  # type: ignore[union-attr]
-        node.io.pin_factory.pin(25).drive_high()  # type: ignore[union-attr]
+        node.io.pin_factory.pin(25).drive_low()
+        node.io.pin_factory.pin(25).drive_high()
         wait_until(lambda: node.devices()["door"] == "fault")
         assert node.checkpoint.update().node.devices["door"] == "fault"
         assert node.health(1).devices["door"] == "fault"
