@@ -10,13 +10,14 @@ missing-glyph boxes ("tofu"), which is what a machine without a CJK font shows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Playwright, ViewportSize, sync_playwright
+from playwright.sync_api import Locator, Page, Playwright, ViewportSize, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -194,3 +195,19 @@ def _platform_fonts(page: Page, selector: str) -> str:
         )
     finally:
         session.detach()
+
+
+def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def by_id(on: Page | Locator, testid: str) -> Locator:
+    return on.locator(f'[data-testid="{testid}"]')
+
+
+def shows(locator: Locator, text: str) -> None:
+    """The text as rendered (innerText): the other language's hidden spans do not count."""
+    expect(locator).to_contain_text(text, use_inner_text=True)

@@ -6,13 +6,14 @@ entry is `key: [简体中文, English]`; `{name}` marks a value filled in when s
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
+
+from edge.web.words import read_words
 
 CATALOGUE = Path(__file__).with_name("static") / "words.json"
 Language = Literal["zh", "en"]
@@ -23,26 +24,7 @@ _SLOT = re.compile(r"\{(\w+)\}")
 @cache
 def catalogue() -> Mapping[str, tuple[str, str]]:
     """Every key with its Chinese and English text, read once."""
-    return read_catalogue(CATALOGUE)
-
-
-def read_catalogue(path: Path) -> dict[str, tuple[str, str]]:
-    """The entries of a catalogue file.
-
-    Raises:
-        ValueError: an entry is not a pair of non-empty texts; the message names its key.
-    """
-    entries: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    words: dict[str, tuple[str, str]] = {}
-    for key, pair in entries.items():
-        if not (
-            isinstance(pair, list)
-            and len(pair) == 2
-            and all(isinstance(p, str) and p for p in pair)
-        ):
-            raise ValueError(f"{path}: {key!r} must be [简体中文, English], not {pair!r}")
-        words[key] = (pair[0], pair[1])
-    return words
+    return read_words(CATALOGUE)
 
 
 def slots(text: str) -> set[str]:

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page
 
 from edge.gate.console.server import ConsoleServer
 
 Serve = Callable[..., ConsoleServer]
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def by_id(on: Page | Locator, testid: str) -> Locator:
-    return on.locator(f'[data-testid="{testid}"]')
-
-
-def shows(locator: Locator, text: str) -> None:
-    """The text as rendered (innerText): the other language's hidden spans do not count."""
-    expect(locator).to_contain_text(text, use_inner_text=True)
 
 
 # What the Chinese view may show in Latin letters: the toggle to English, and data the node

@@ -8,9 +8,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from edge.gate.views import DisinfectionRound, HoldResolution, Registration
-from tests.browser import assert_chinese_renders
+from tests.browser import assert_chinese_renders, by_id, eventually, shows
 from tests.console.double import Call, RecordingCheckpoint, node_view, open_hold
-from tests.console.pages import Serve, by_id, eventually, shows
+from tests.console.pages import Serve
 
 pytestmark = pytest.mark.browser
 

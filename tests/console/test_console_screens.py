@@ -17,9 +17,17 @@ from edge.contract.events import Outcome
 from edge.gate.hold_rules import offered
 from edge.gate.reasons import REASON_TEXT
 from edge.gate.views import DecisionView, Prompt, PromptKind, WaitingView
-from tests.browser import PANEL_7_INCH, TABLET_PORTRAIT, assert_chinese_renders, open_page
+from tests.browser import (
+    PANEL_7_INCH,
+    TABLET_PORTRAIT,
+    assert_chinese_renders,
+    by_id,
+    eventually,
+    open_page,
+    shows,
+)
 from tests.console.double import RecordingCheckpoint, node_view, open_hold
-from tests.console.pages import Serve, by_id, english_in_chinese_view, eventually, shows
+from tests.console.pages import Serve, english_in_chinese_view
 
 pytestmark = pytest.mark.browser
 

@@ -105,16 +105,8 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
 
 @pytest.fixture
 def node_in_process(kit: SiteKit, broker: PrivateBroker, devices: Devices) -> Iterator[GateNode]:
-    node = GateNode(load_config(config_for(kit, broker, devices)), pin_factory=MockFactory())
-    stop_event = threading.Event()
-    runner = threading.Thread(target=node.run, args=(stop_event,))
-    runner.start()
-    wait_until(lambda: hasattr(node, "uplink") and node.uplink.connected)
-    wait_until(lambda: node.trust.trust_list.serial == 1)
-    yield node
-    stop_event.set()
-    runner.join(15)
-    assert not runner.is_alive()
+    with running_node(config_for(kit, broker, devices)) as node:
+        yield node
 
 
 def test_gate_node__green_passes_red_is_stopped_fever_is_held(

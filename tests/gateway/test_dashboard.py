@@ -22,6 +22,7 @@ from edge.contract.events import Direction, HoldResolved, Outcome
 from edge.contract.presence import Birth
 from edge.contract.topics import AlertKind, Role
 from edge.gate.console.server import ConsoleServer
+from edge.web.words import read_words
 from gateway.access import hash_token
 from gateway.alarms import MESSAGES
 from gateway.api.app import create_app
@@ -30,7 +31,7 @@ from gateway.api.routes_dashboard import STATIC, DashboardView, GateStatus, dash
 from gateway.reports import COUNT_FIELDS, GateReportStatus
 from gateway.store import SqliteStore
 from gateway.store.records import AccessRole, AlarmDraft, InboundPresence, Severity
-from gateway.web.words import catalogue, date_parts, read_catalogue, slots
+from gateway.web.words import catalogue, date_parts, slots
 from tests.console.sse import EventReader, Frame
 from tests.gateway.factory import ID_HASH, Gates
 
@@ -345,7 +346,7 @@ def test_words__invalid_entry_is_named(tmp_path: Path) -> None:
     broken = tmp_path / "words.json"
     broken.write_text(json.dumps({"page.title": ["指挥中心", ""]}), encoding="utf-8")
     with pytest.raises(ValueError, match=r"'page\.title' must be"):
-        read_catalogue(broken)
+        read_words(broken)
 
 
 def test_words__every_key_the_page_shows_is_in_the_catalogue() -> None:

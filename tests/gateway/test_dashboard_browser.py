@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import CDPSession, Locator, Page, expect
+from playwright.sync_api import CDPSession, Page, expect
 
 from edge.contract.events import CheckpointCounts
 from edge.contract.topics import AlertKind
@@ -24,7 +23,7 @@ from gateway.reports import BOM, day_of_report_date, period_of_day
 from gateway.store import SqliteStore
 from gateway.store.records import AlarmDraft
 from gateway.web import words
-from tests.browser import assert_chinese_renders
+from tests.browser import assert_chinese_renders, by_id, eventually, shows
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_alarms import SAMPLES, sample
 
@@ -45,22 +44,6 @@ def server(gateway_context: GatewayContext) -> Iterator[ConsoleServer]:
     running.start()
     yield running
     running.stop()
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def by_id(on: Page | Locator, testid: str) -> Locator:
-    return on.locator(f'[data-testid="{testid}"]')
-
-
-def shows(locator: Locator, text: str) -> None:
-    """The text as rendered (innerText): the other language's hidden spans do not count."""
-    expect(locator).to_contain_text(text, use_inner_text=True)
 
 
 def no_missing_words(page: Page) -> None:

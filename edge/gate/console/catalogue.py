@@ -16,28 +16,18 @@ from typing import Any
 
 from edge.gate import hold_rules
 from edge.gate.reasons import REASON_TEXT
+from edge.web.words import Words, read_words
 
 WORDS_FILE = Path(__file__).with_name("static") / "words.json"
-Words = tuple[str, str]
 
 
 def page_words(path: Path = WORDS_FILE) -> dict[str, Words]:
-    """The page's words from `path`; a malformed entry is an error naming its key.
+    """The page's words from `path` (words.json, or a site's own wording).
 
     Raises:
-        ValueError: an entry is not a pair of non-empty strings.
+        ValueError: an entry is not a pair of non-empty strings; the message names its key.
     """
-    table: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    words: dict[str, Words] = {}
-    for key, pair in table.items():
-        if not (
-            isinstance(pair, list)
-            and len(pair) == 2
-            and all(isinstance(p, str) and p for p in pair)
-        ):
-            raise ValueError(f"{path}: {key!r} must be [简体中文, English], not {pair!r}")
-        words[key] = (pair[0], pair[1])
-    return words
+    return read_words(path)
 
 
 def page_catalogue(site_words: Mapping[str, Words] | None = None) -> dict[str, Any]:
