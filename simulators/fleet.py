@@ -13,6 +13,7 @@ import contextlib
 import json
 import queue
 import random
+import secrets
 import select
 import subprocess
 import sys
@@ -191,7 +192,9 @@ def births(plan: FleetPlan, worker: int) -> list[Message]:
         (topics.status(node), encode(Birth(
             session=1, node_time=datetime.now(UTC), role=Role.GATE, version="fleet",
             config_hash=f"{plan.seed:016x}", devices={"scanner": "ok", "thermometer": "ok"},
-            heartbeat_s=10,
+            # Named as a real node's outbox is, so the gateway keeps and publishes its
+            # receipts as it would for a fleet (the load generator needs none of them).
+            heartbeat_s=10, outbox_id=secrets.token_hex(16), confirmed_seq=0,
         )))
         for node in nodes
     ]  # fmt: skip
