@@ -294,11 +294,7 @@ def test_gate_node__a_clock_stepped_back_after_boot_keeps_the_uplink_alive(
         clock=lambda: datetime.now(UTC) + offset[0],
     )  # fmt: skip
     mqtt_subscriber.subscribe(topics.health(node.node))
-    stop_event = threading.Event()
-    runner = threading.Thread(target=node.run, args=(stop_event,))
-    runner.start()
-    try:
-        wait_until(lambda: hasattr(node, "uplink") and node.uplink.connected)
+    with node_running(node):
         offset[0] = timedelta(0)
         heartbeats: list[Any] = []
         while len(heartbeats) < 3:
@@ -307,9 +303,6 @@ def test_gate_node__a_clock_stepped_back_after_boot_keeps_the_uplink_alive(
         assert all(h.uptime_s >= 0 for h in heartbeats)
         assert node.uplink.connected
         assert "uplink" not in node.devices()
-    finally:
-        stop_event.set()
-        runner.join(15)
 
 
 def test_gate_node__a_worker_that_dies_is_a_fault_and_is_started_again(
@@ -326,18 +319,12 @@ def test_gate_node__a_worker_that_dies_is_a_fault_and_is_started_again(
         return real_health(session)
 
     node.health = health_failing_once  # type: ignore[method-assign]
-    stop_event = threading.Event()
-    runner = threading.Thread(target=node.run, args=(stop_event,))
-    runner.start()
-    try:
+    with node_running(node, ready=False):
         raised, cleared = events_of(mqtt_subscriber, EventKind.DEVICE_FAULT, 2, timeout_s=20)
         assert (raised.device, raised.fault, raised.state) == ("uplink", "crashed", "raised")
         assert "a bug in the heartbeat" in raised.detail
         assert (cleared.device, cleared.state) == ("uplink", "cleared")
         wait_until(lambda: node.uplink.connected)
-    finally:
-        stop_event.set()
-        runner.join(15)
 
 
 def test_gate_node__keeps_deciding_through_a_broker_outage_and_loses_nothing(
@@ -459,13 +446,20 @@ def test_gate_node__a_revoked_code_is_held_once_the_revocation_list_arrives(
 @contextmanager
 def running_node(config: Path) -> Iterator[GateNode]:
     """A gate node on its own thread, connected and holding the trust list."""
-    node = GateNode(load_config(config), pin_factory=MockFactory())
+    with node_running(GateNode(load_config(config), pin_factory=MockFactory())) as node:
+        yield node
+
+
+@contextmanager
+def node_running(node: GateNode, *, ready: bool = True) -> Iterator[GateNode]:
+    """`node` on its own thread; with `ready`, once connected and holding the trust list."""
     stop_event = threading.Event()
     runner = threading.Thread(target=node.run, args=(stop_event,))
     runner.start()
     try:
-        wait_until(lambda: hasattr(node, "uplink") and node.uplink.connected)
-        wait_until(lambda: node.trust.trust_list.serial == 1)
+        if ready:
+            wait_until(lambda: hasattr(node, "uplink") and node.uplink.connected)
+            wait_until(lambda: node.trust.trust_list.serial == 1)
         yield node
     finally:
         stop_event.set()
