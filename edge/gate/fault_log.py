@@ -71,7 +71,7 @@ class FaultLog:
     def reported_faults(self) -> set[tuple[str, str]]:
         """(device, fault) of every fault raised and not yet cleared, as reported."""
         with self._lock:
-            return {tuple(key.split("/", 1)) for key in self._book.faults}  # type: ignore[misc]
+            return {(device, fault) for device, _, fault in map(_split, self._book.faults)}
 
     def reconcile_faults(self, present: set[tuple[str, str]]) -> None:
         """After a restart, clear every reported fault that is not `present` any more.
@@ -82,3 +82,7 @@ class FaultLog:
         """
         for device, fault in self.reported_faults - present:
             self.record_fault(device, fault, "cleared", "not present after a restart")
+
+
+def _split(key: str) -> tuple[str, str, str]:
+    return key.partition("/")
