@@ -44,8 +44,10 @@ OUTBOX_CHECKPOINT_S = 2.0
 # Faults reported before a restart and not raised again by then are cleared: this long
 # after the slowest part would have timed out, so ports have opened and parts spoken.
 FAULT_RECONCILE_MARGIN_S = 5.0
-# A worker thread that died is started again after this long (a fault while it is down).
+# A worker thread that died is started again after this long; its fault is cleared once
+# it has run this much longer without dying (one that dies at once stays in fault).
 WORKER_RESTART_S = 2.0
+WORKER_HEALTHY_S = 10.0
 
 
 class GateNode:
@@ -75,6 +77,7 @@ class GateNode:
         self._stop = threading.Event()
         self._outbox_faults: set[str] = set()
         self._worker_faults: set[str] = set()
+        self._restarted: dict[str, float] = {}  # worker -> when it was started again
         self._shown: tuple[object, ...] = ()
 
     def run(self, stop: threading.Event) -> None:
@@ -94,6 +97,7 @@ class GateNode:
             while not stop.wait(TICK_S):
                 self.checkpoint.tick()
                 self._watch_outbox()
+                self._watch_workers()
                 self._refresh_console()
                 if time.monotonic() >= next_checkpoint:
                     self.outbox.checkpoint()
@@ -238,14 +242,22 @@ class GateNode:
                 return
             except Exception as exc:
                 log.exception("%s worker died; starting it again", name)
+                self._restarted.pop(name, None)
                 self._worker_faults.add(name)
                 self.checkpoint.record_fault(
                     name, "crashed", "raised", f"{type(exc).__name__}: {exc}"
                 )
             if stop.wait(WORKER_RESTART_S):
                 return
-            self._worker_faults.discard(name)
-            self.checkpoint.record_fault(name, "crashed", "cleared", None)
+            self._restarted[name] = time.monotonic()
+
+    def _watch_workers(self) -> None:
+        """Clear the fault of a worker that has run WORKER_HEALTHY_S since it was restarted."""
+        for name, since in list(self._restarted.items()):
+            if time.monotonic() - since >= WORKER_HEALTHY_S:
+                self._restarted.pop(name, None)
+                self._worker_faults.discard(name)
+                self.checkpoint.record_fault(name, "crashed", "cleared", None)
 
     # Presence.
     def devices(self) -> dict[str, DeviceState]:
