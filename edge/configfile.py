@@ -11,10 +11,10 @@ from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import GatepostError
-from edge.mqtt import BrokerUrl
+from edge.mqtt import BrokerUrl, Endpoint
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,6 +44,56 @@ def _zone(value: str) -> str:
 
 BrokerUrlText = Annotated[str, AfterValidator(_broker_url)]
 ZoneName = Annotated[str, AfterValidator(_zone)]
+
+
+class BrokerFields(Section):
+    """Where the broker is and who we are to it: the start of every `broker` section."""
+
+    url: BrokerUrlText = Field(
+        "mqtts://127.0.0.1:8883", description="mqtts://host:port (mqtt:// only on a test bench)"
+    )
+    ca: Path | None = Field(None, description="the site CA (PEM); relative to the config file")
+    cert: Path | None = Field(
+        None, description="this client's certificate (PEM): its name is the client's identity"
+    )
+    key: Path | None = Field(None, description="the certificate's private key (PEM, mode 0600)")
+    username: str | None = Field(None, min_length=1, max_length=64)
+    password_file: Path | None = Field(None, description="a file holding the password")
+
+    @model_validator(mode="after")
+    def _usable(self) -> BrokerFields:
+        Endpoint(BrokerUrl.parse(self.url), self.ca, self.cert, self.key, self.username)
+        if self.password_file is not None and self.username is None:
+            raise ValueError("a password_file needs a username")
+        return self
+
+    def endpoint(self) -> Endpoint:
+        """The broker endpoint this section describes.
+
+        Raises:
+            ConfigError: the password file cannot be read.
+        """
+        password = None
+        if self.password_file is not None:
+            try:
+                password = self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"broker.password_file: {exc}") from None
+        return Endpoint(
+            BrokerUrl.parse(self.url), ca=self.ca, cert=self.cert, key=self.key,
+            username=self.username, password=password,
+        )  # fmt: skip
+
+
+BROKER_PATHS = ("ca", "cert", "key", "password_file")
+
+
+def resolve_paths(section: Any, keys: tuple[str, ...], base: Path) -> None:
+    """Make the relative paths under `keys` of a raw config section relative to `base`."""
+    if isinstance(section, dict):
+        for key in keys:
+            if isinstance(section.get(key), str):
+                section[key] = str(base / section[key])
 
 
 def read_mapping(path: Path) -> dict[str, Any]:

@@ -1,11 +1,16 @@
-"""Broker addresses and paho-mqtt clients set up the same way by every Gatepost process."""
+"""Broker endpoints and paho-mqtt clients set up the same way by every Gatepost process."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.contract import catalogue
@@ -44,14 +49,100 @@ class BrokerUrl:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
-def new_client(client_id: str, broker: BrokerUrl) -> paho.Client:
-    """An MQTT 5 client with the paho 2.x callback API; TLS with system CAs for mqtts://.
+@functools.cache
+def certificate_name(cert: Path) -> str:
+    """The common name of the PEM certificate in `cert`: the identity the broker sees.
 
-    Not yet connected: the caller sets its Last Will and callbacks first.
+    Raises:
+        ValueError: the file is not a PEM certificate with exactly one common name.
+        OSError: it cannot be read.
     """
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-    if broker.tls:
-        client.tls_set()
+    certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(names) != 1:
+        raise ValueError(f"{cert}: a client certificate names exactly one common name")
+    return str(names[0].value)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Everything a client needs to reach the broker as itself.
+
+    On a locked site broker (docs/security.md) the client certificate is the identity:
+    the broker takes its common name as the user name and as the client id, so a
+    client's id is its certificate's name, whatever it asks for.
+
+    Args:
+        url: mqtt:// (tests of the plain protocol only) or mqtts://.
+        ca: the site CA that signed the broker's certificate; None: the system's CAs.
+        cert, key: this client's certificate and private key (PEM), given together.
+        username, password: where a site also wants them (sent as given).
+    """
+
+    url: BrokerUrl
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("a client certificate and its key are given together")
+        if not self.url.tls and (self.ca or self.cert):
+            raise ValueError(f"certificates need an mqtts:// broker, not {self.url}")
+        if self.password is not None and self.username is None:
+            raise ValueError("a password needs a user name")
+
+    @property
+    def host(self) -> str:
+        return self.url.host
+
+    @property
+    def port(self) -> int:
+        return self.url.port
+
+    def client_id(self, fallback: str) -> str:
+        """The certificate's name when there is one (the broker enforces it), else `fallback`."""
+        return certificate_name(self.cert) if self.cert is not None else fallback
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A TLS context verifying the broker against the CA and presenting our certificate.
+
+        Raises:
+            OSError, ssl.SSLError: a file is missing or is not what it should be.
+        """
+        if not self.url.tls:
+            return None
+        context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.cert is not None and self.key is not None:
+            context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def __str__(self) -> str:
+        who = f" as {certificate_name(self.cert)}" if self.cert is not None else ""
+        return f"{self.url}{who}"
+
+
+def new_client(fallback_id: str, endpoint: Endpoint) -> paho.Client:
+    """An MQTT 5 client with the paho 2.x callback API, set up to reach `endpoint` as itself.
+
+    Its client id is the certificate's name, or `fallback_id` without a certificate.
+    Not yet connected: the caller sets its Last Will and callbacks first, then connects
+    to `endpoint.host` and `endpoint.port`.
+
+    Raises:
+        OSError, ssl.SSLError: a certificate, key or CA file cannot be used.
+    """
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=endpoint.client_id(fallback_id),
+        protocol=paho.MQTTv5,
+    )  # fmt: skip
+    if (context := endpoint.ssl_context()) is not None:
+        client.tls_set_context(context)
+    if endpoint.username is not None:
+        client.username_pw_set(endpoint.username, endpoint.password)
     # Backoff between reconnects, so a fleet does not stampede a broker that restarts,
     # short enough that receipts and alerts resume within seconds of its return.
     client.reconnect_delay_set(min_delay=1, max_delay=5)

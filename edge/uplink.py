@@ -33,7 +33,7 @@ from edge.contract.presence import Birth, Death, Health
 from edge.contract.receipt import Receipt
 from edge.contract.topics import Node
 from edge.errors import ContractError
-from edge.mqtt import BrokerUrl, new_client, publish
+from edge.mqtt import Endpoint, new_client, publish
 from edge.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ IDLE_WAIT_S = 0.5
 class UplinkSettings:
     """How the node talks to its broker (the `broker` section of a node's config)."""
 
-    broker: BrokerUrl
+    broker: Endpoint
     keepalive_s: int = 10
     heartbeat_s: int = 10
     reconnect_min_s: float = 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Self
@@ -9,10 +10,18 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 
-from edge.configfile import BrokerUrlText, Section, ZoneName, read_mapping, validate
+from edge.configfile import (
+    BROKER_PATHS,
+    BrokerFields,
+    Section,
+    ZoneName,
+    read_mapping,
+    resolve_paths,
+    validate,
+)
 from edge.contract.base import Slug
 from edge.contract.topics import DEFAULT_PREFIX, Role, Site
-from edge.mqtt import BrokerUrl
+from edge.mqtt import Endpoint
 
 
 class SiteSection(Section):
@@ -44,8 +53,12 @@ class SiteSection(Section):
         return self
 
 
-class BrokerSection(Section):
-    url: BrokerUrlText = Field("mqtt://127.0.0.1:1883", description="mqtt:// or mqtts://")
+class BrokerSection(BrokerFields):
+    """The broker, and the gateway's two identities on it: `cert` for ingest (it reads the
+    site) and `publisher_cert` for what it publishes (alerts, summaries, receipts)."""
+
+    publisher_cert: Path | None = Field(None, description="the publisher's certificate (PEM)")
+    publisher_key: Path | None = Field(None, description="its private key (PEM)")
     prefix: Slug = Field(DEFAULT_PREFIX, description="topic prefix")
     client_id: str = Field(
         "gatepost-gateway", min_length=1, max_length=64,
@@ -57,9 +70,18 @@ class BrokerSection(Section):
     )
     keepalive_s: int = Field(30, ge=5, le=600)
 
-    @property
-    def broker(self) -> BrokerUrl:
-        return BrokerUrl.parse(self.url)
+    @model_validator(mode="after")
+    def _two_identities(self) -> Self:
+        if (self.cert is None) != (self.publisher_cert is None):
+            raise ValueError(
+                "the broker binds a client id to each certificate: give cert and "
+                "publisher_cert together (ingest and publisher are two connections)"
+            )
+        return self
+
+    def publisher_endpoint(self) -> Endpoint:
+        """The publisher's endpoint: the same broker, its own certificate."""
+        return replace(self.endpoint(), cert=self.publisher_cert, key=self.publisher_key)
 
 
 class StoreSection(Section):
@@ -152,4 +174,7 @@ def load_config(path: Path) -> GatewayConfig:
     if isinstance(store, dict) and isinstance(store.get("path", ""), str):
         # Relative paths, the default included, are taken from the config's folder.
         store["path"] = str(path.parent / store.get("path", StoreSection().path))
+    resolve_paths(
+        data.get("broker"), (*BROKER_PATHS, "publisher_cert", "publisher_key"), path.parent
+    )
     return validate(path, GatewayConfig, data)

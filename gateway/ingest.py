@@ -308,18 +308,24 @@ class Ingest:
 
 
 def subscriber_settings(config: GatewayConfig) -> SessionSettings:
-    """The ingest session: status unshared (retained births), the rest through `$share/`."""
+    """The ingest session: status unshared (retained births), the rest through `$share/`.
+
+    One set of filters per configured site: the broker's ACL grants a gateway its sites,
+    and a filter reaching past them would be refused.
+    """
     broker = config.broker
-    root = f"{broker.prefix}/v1/+"
     group = broker.share_group
-    return SessionSettings(
-        host=broker.broker.host, port=broker.broker.port, tls=broker.broker.tls,
-        client_id=broker.client_id, session_expiry_s=broker.session_expiry_s,
-        keepalive_s=broker.keepalive_s,
-        subscriptions=(
+    subscriptions = []
+    for site in config.sites:
+        root = config.topic_site(site.name).root
+        subscriptions += [
             (f"{root}/+/+/status", 1),
             (topics.shared(group, f"{root}/+/+/health"), 1),
             (topics.shared(group, f"{root}/+/+/event/+"), 1),
             (topics.shared(group, f"{root}/depot/+/reading"), 1),
-        ),
+        ]
+    return SessionSettings(
+        endpoint=broker.endpoint(), client_id=broker.client_id,
+        session_expiry_s=broker.session_expiry_s, keepalive_s=broker.keepalive_s,
+        subscriptions=tuple(subscriptions),
     )  # fmt: skip

@@ -80,8 +80,9 @@ class Gateway:
     def init_publisher(self) -> None:
         """Alerts and summaries are few: paho publishes them, queueing while the broker is away."""
         broker = self.config.broker
-        self.publisher = new_client(f"{broker.client_id}-out", broker.broker)
-        self.publisher.connect_async(broker.broker.host, broker.broker.port, broker.keepalive_s)
+        endpoint = broker.publisher_endpoint()
+        self.publisher = new_client(f"{broker.client_id}-out", endpoint)
+        self.publisher.connect_async(endpoint.host, endpoint.port, broker.keepalive_s)
         self.publisher.loop_start()
         self._undo.append(self.publisher.loop_stop)
         self._undo.append(self.publisher.disconnect)

@@ -10,9 +10,9 @@ Everything the gateway publishes still goes through paho.
 
 # Wire format. Every packet: byte 0 = type << 4 | flags, then the Remaining Length as a
 # variable byte integer (7 bits a byte, high bit = more), then the rest.
-#   CONNECT     0x10  "MQTT", level 5, flags (0x02 clean start), keep alive u16,
-#                     properties (0x11 session expiry u32, 0x21 receive maximum u16),
-#                     client id (no user name, password or will: flags 0x02 only)
+#   CONNECT     0x10  "MQTT", level 5, flags (0x80 user name, 0x40 password; never a
+#                     will; clean start off), keep alive u16, properties (0x11 session
+#                     expiry u32, 0x21 receive maximum u16), client id, user name, password
 #   CONNACK     0x20  flags (bit 0: session present), reason code, properties
 #   SUBSCRIBE   0x82  packet id, properties (none), (filter, options = max QoS)...
 #   SUBACK      0x90  packet id, properties, one reason code per filter (< 0x80 granted)
@@ -28,7 +28,6 @@ import contextlib
 import logging
 import random
 import socket
-import ssl
 import struct
 import threading
 import time
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from edge.errors import GatepostError
+from edge.mqtt import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,9 @@ class Delivery:
 class SessionSettings:
     """Where to connect and what to ask for."""
 
-    host: str
-    port: int
+    endpoint: Endpoint
     client_id: str
     subscriptions: tuple[tuple[str, int], ...]
-    tls: bool = False
     session_expiry_s: int = 86_400
     keepalive_s: int = 30
     receive_maximum: int = 65_535
@@ -100,9 +98,16 @@ def connect_packet(settings: SessionSettings) -> bytes:
     properties = struct.pack(
         "!BIBH", 0x11, settings.session_expiry_s, 0x21, settings.receive_maximum
     )
+    endpoint = settings.endpoint
+    flags, credentials = 0x00, b""
+    if endpoint.username is not None:
+        flags, credentials = 0x80, _utf8(endpoint.username)
+        if endpoint.password is not None:
+            flags, credentials = 0xC0, credentials + _utf8(endpoint.password)
     body = (
-        _utf8("MQTT") + bytes([5, 0x00]) + struct.pack("!H", settings.keepalive_s)
-        + encode_length(len(properties)) + properties + _utf8(settings.client_id)
+        _utf8("MQTT") + bytes([5, flags]) + struct.pack("!H", settings.keepalive_s)
+        + encode_length(len(properties)) + properties
+        + _utf8(endpoint.client_id(settings.client_id)) + credentials
     )  # fmt: skip
     return bytes([CONNECT << 4]) + encode_length(len(body)) + body
 
@@ -245,8 +250,7 @@ class MqttSubscriber:
                 self._read(sock)
             except (OSError, ProtocolError) as exc:
                 if not self._stop.is_set():
-                    log.warning("ingest connection to %s:%d: %s", self.settings.host,
-                                self.settings.port, exc)  # fmt: skip
+                    log.warning("ingest connection to %s: %s", self.settings.endpoint, exc)
             finally:
                 self._close()
             # Jitter, so a fleet of replicas does not return to a restarted broker at once.
@@ -256,11 +260,12 @@ class MqttSubscriber:
 
     def _open(self) -> socket.socket:
         settings = self.settings
-        sock = socket.create_connection((settings.host, settings.port), timeout=10)
+        endpoint = settings.endpoint
+        context = endpoint.ssl_context()
+        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=10)
         try:  # until it is self._sock, _close cannot close it: a refusal must not leak it
-            if settings.tls:
-                context = ssl.create_default_context()
-                sock = context.wrap_socket(sock, server_hostname=settings.host)
+            if context is not None:
+                sock = context.wrap_socket(sock, server_hostname=endpoint.host)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             buffer = bytearray()
             sock.sendall(connect_packet(settings))

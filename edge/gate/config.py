@@ -19,7 +19,16 @@ from pydantic import (
     model_validator,
 )
 
-from edge.configfile import BrokerUrlText, ConfigError, Section, ZoneName, read_mapping, validate
+from edge.configfile import (
+    BROKER_PATHS,
+    BrokerFields,
+    ConfigError,
+    Section,
+    ZoneName,
+    read_mapping,
+    resolve_paths,
+    validate,
+)
 from edge.contract.base import Slug
 from edge.contract.topics import DEFAULT_PREFIX, Node, Role, Site
 from edge.credentials.dcc import DccRules
@@ -28,7 +37,6 @@ from edge.devices.registry import load_profile
 from edge.errors import GatepostError
 from edge.gate.decision import GatePolicy
 from edge.gate.gpio.config import GpioConfig
-from edge.mqtt import BrokerUrl
 from edge.uplink import UplinkSettings
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "hardware" / "profiles"
@@ -47,10 +55,7 @@ class NodeSection(Section):
     )
 
 
-class BrokerSection(Section):
-    url: BrokerUrlText = Field(
-        "mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://host:port"
-    )
+class BrokerSection(BrokerFields):
     keepalive_s: int = Field(10, ge=2, le=600, description="the broker declares us lost after 1.5x")
     heartbeat_s: int = Field(10, ge=1, le=3600, description="seconds between health messages")
     reconnect_max_s: float = Field(5.0, ge=0.1, le=600, description="longest wait between tries")
@@ -62,7 +67,7 @@ class BrokerSection(Section):
 
     def settings(self) -> UplinkSettings:
         return UplinkSettings(
-            BrokerUrl.parse(self.url), keepalive_s=self.keepalive_s,
+            self.endpoint(), keepalive_s=self.keepalive_s,
             heartbeat_s=self.heartbeat_s, reconnect_min_s=min(1.0, self.reconnect_max_s),
             reconnect_max_s=self.reconnect_max_s, window=self.window,
             unconfirmed_window=self.unconfirmed_window,
@@ -226,6 +231,7 @@ def load_config(path: Path) -> GateConfig:
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     # Relative paths are relative to the config file, not to wherever the node started.
+    resolve_paths(data.get("broker"), BROKER_PATHS, base)
     node = data.get("node")
     if isinstance(node, dict) and isinstance(node.get("state_dir"), str):
         node["state_dir"] = str(base / node["state_dir"])
