@@ -7,10 +7,11 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 from edge.contract.topics import DEFAULT_PREFIX, check_slug
 from edge.errors import GatepostError
-from edge.mqtt import BrokerUrl
+from edge.mqtt import BrokerUrl, Endpoint
 
 
 def broker_arg(value: str) -> BrokerUrl:
@@ -45,15 +46,42 @@ def instant_arg(text: str) -> datetime:
 
 
 def add_broker_options(parser: argparse.ArgumentParser) -> None:
-    """--broker and --prefix, the same for every command that talks MQTT."""
+    """The broker, who we are to it, and the prefix: the same for every command that talks MQTT.
+
+    `endpoint(args)` makes the Endpoint of what was given.
+    """
     parser.add_argument(
-        "--broker", type=broker_arg, default=BrokerUrl("127.0.0.1", 1883),
-        help="mqtt://host:port or mqtts://host:port (default: mqtt://127.0.0.1:1883)",
+        "--broker", type=broker_arg, default=BrokerUrl("127.0.0.1", 8883, tls=True),
+        help="mqtts://host:port, or mqtt://host:port on a test bench "
+        "(default: mqtts://127.0.0.1:8883)",
     )  # fmt: skip
+    parser.add_argument("--ca", type=Path, help="the site CA (PEM), from `gatepost fw site`")
+    parser.add_argument("--cert", type=Path, help="this client's certificate (PEM)")
+    parser.add_argument("--key", type=Path, help="the certificate's private key (PEM)")
     parser.add_argument(
         "--prefix", type=slug_arg("prefix"), default=DEFAULT_PREFIX,
         help=f"topic prefix (default: {DEFAULT_PREFIX})",
     )  # fmt: skip
+
+
+def endpoint(args: argparse.Namespace) -> Endpoint:
+    """The Endpoint of --broker, --ca, --cert and --key.
+
+    Raises:
+        GatepostError: they do not fit together (a certificate without its key, or
+            certificates with an mqtt:// broker).
+    """
+    try:
+        return Endpoint(args.broker, ca=args.ca, cert=args.cert, key=args.key)
+    except ValueError as exc:
+        raise GatepostError(f"--broker/--ca/--cert/--key: {exc}") from None
+
+
+def endpoint_args(endpoint: Endpoint) -> list[str]:
+    """The options that give a child process `endpoint` (the inverse of `endpoint`)."""
+    files = {"--ca": endpoint.ca, "--cert": endpoint.cert, "--key": endpoint.key}
+    given = [arg for flag, path in files.items() if path for arg in (flag, str(path))]
+    return ["--broker", str(endpoint.url), *given]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -88,6 +88,15 @@ class BrokerFields(Section):
 BROKER_PATHS = ("ca", "cert", "key", "password_file")
 
 
+def broker_section(endpoint: Endpoint) -> dict[str, str]:
+    """The start of a `broker` config section that reaches `endpoint` (no password)."""
+    files = {"ca": endpoint.ca, "cert": endpoint.cert, "key": endpoint.key}
+    section = {"url": str(endpoint.url)} | {k: str(v) for k, v in files.items() if v}
+    if endpoint.username is not None:
+        section["username"] = endpoint.username
+    return section
+
+
 def resolve_paths(section: Any, keys: tuple[str, ...], base: Path) -> None:
     """Make the relative paths under `keys` of a raw config section relative to `base`."""
     if isinstance(section, dict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edge.cli import add_broker_options, slug_arg
+from edge.cli import add_broker_options, endpoint, slug_arg
 from edge.contract.topics import Site
 from edge.lifecycle import stop_on_signals
 
@@ -87,7 +87,7 @@ def _run_sim_node(args: argparse.Namespace) -> int:
 
     stop = stop_on_signals()
     SimulatedGateNode(
-        args.broker, Site(args.site, args.prefix), args.node,
+        endpoint(args), Site(args.site, args.prefix), args.node,
         heartbeat_s=args.heartbeat, event_interval_s=args.event_interval, seed=args.seed,
     ).run(stop)  # fmt: skip
     return 0

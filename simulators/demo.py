@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import IO
 
 import yaml
+from firmware_tools.site_pki import IdentityRole, SitePki
 
+from edge.cli import endpoint_args
+from edge.configfile import broker_section
 from edge.contract import topics
+from edge.mqtt import Endpoint
 from gateway.access import hash_token, new_token
 from gateway.store import SqliteStore
 from simulators import sweeper
@@ -40,7 +44,11 @@ class Child:
 
 
 class Demo:
-    """A private broker, a watcher, the gateway, and gate nodes on simulated devices with crowds.
+    """A locked broker, a watcher, the gateway, and gate nodes on simulated devices with crowds.
+
+    The site runs as it would be deployed: a site CA, a broker that takes TLS with a
+    client certificate only and holds every identity to its ACL, and one certificate per
+    process (docs/security.md).
 
     Startup is a flat list of steps; shutdown runs them backwards: crowds first, then
     the nodes (they publish a clean offline that the watcher still sees), their
@@ -66,7 +74,8 @@ class Demo:
         self.workdir = Path(tempfile.mkdtemp(prefix="gatepost-demo-"))
         self.sweeper = sweeper.start(self.workdir)
         self.raw = not sys.stdout.isatty() if raw is None else raw
-        self.broker = PrivateBroker(self.workdir / "broker", port)
+        self.pki = SitePki.init(self.workdir / "pki", SITE)
+        self.broker = PrivateBroker(self.workdir / "broker", port, pki=self.pki)
         self.gates = [f"g{n:02d}" for n in range(1, gates + 1)]
         self.mix = CrowdMix(arrivals_per_min=arrivals_per_min)
         self.children: list[Child] = []
@@ -99,17 +108,25 @@ class Demo:
         finally:
             self.shutdown()
 
+    def endpoint(self, role: IdentityRole, name: str) -> Endpoint:
+        """A new identity of the demo site, and the endpoint it reaches the broker by."""
+        return self.pki.issue(role, name).endpoint(self.broker.url)
+
     def init_broker(self) -> None:
+        self.command_center = self.endpoint(IdentityRole.COMMAND, "center")
         self.broker.start()
         assert self.broker.process is not None
         sweeper.watch(self.sweeper, self.broker.process.pid)
         self.status.add_address("Broker (MQTT)", str(self.broker.url))
         say(f"broker   {self.broker.url}  mosquitto pid {self.broker.process.pid}, "
             f"config {self.broker.config_path}")  # fmt: skip
+        center = self.command_center
+        say(f"broker   TLS with client certificates only; site CA {center.ca}; the command "
+            f"center's certificate {center.cert}, key {center.key}")  # fmt: skip
 
     def init_site(self) -> None:
         self.kit = SiteKit(self.workdir / "site", SITE)
-        self.kit.publish_trust_list(self.broker.url)
+        self.kit.publish_trust_list(self.endpoint(IdentityRole.ADMIN, "provisioning"))
         say(f"site     {SITE}: root key, code signer and a signed trust list (retained)")
 
     def init_gateway(self) -> None:
@@ -122,7 +139,11 @@ class Demo:
             yaml.safe_dump(
                 {
                     "sites": [{"name": SITE, "gates": self.gates}],
-                    "broker": {"url": str(self.broker.url)},
+                    "broker": broker_section(self.endpoint(IdentityRole.GATEWAY, "gw1"))
+                    | {
+                        "publisher_cert": str(self.pki.files("gateway-gw1-out").cert),
+                        "publisher_key": str(self.pki.files("gateway-gw1-out").key),
+                    },
                     "store": {"path": "gateway.db"},
                     "http": {"host": "127.0.0.1", "port": port},
                 }
@@ -142,7 +163,8 @@ class Demo:
             f"API {url}/api/nodes, OpenAPI {url}/openapi.json")  # fmt: skip
 
     def init_watcher(self) -> None:
-        self._start("watch", "watch", "--broker", str(self.broker.url), stdout=subprocess.PIPE)
+        watch = self.endpoint(IdentityRole.ADMIN, "watch")
+        self._start("watch", "watch", *endpoint_args(watch), stdout=subprocess.PIPE)
         self._reader = threading.Thread(
             target=self._read_messages, args=(self.children[-1].process.stdout,), daemon=True
         )
@@ -160,7 +182,7 @@ class Demo:
             self.parts += [scanner, thermometer]
             console = free_port()
             config = self.kit.gate_config(
-                gate, self.broker.url,
+                gate, self.endpoint(IdentityRole.GATE, gate),
                 {"scanner": {"url": str(scanner.path), "profile": "gm65-scanner"},
                  "thermometer": {"url": str(thermometer.path), "profile": "gy-mcu90614"}},
                 node={"direction": "in" if seed % 2 else "out"},

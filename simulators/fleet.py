@@ -18,11 +18,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import IO
 
+from edge.cli import broker_arg, endpoint_args
 from edge.contract.topics import DEFAULT_PREFIX, Site
 from edge.errors import GatepostError
-from edge.mqtt import BrokerUrl
+from edge.mqtt import Endpoint
 from simulators.processes import python_module, spawn, stop
 
 # (topic, payload bytes): what a publisher sends, built before the clock starts.
@@ -137,21 +139,26 @@ READY, GO, REPORT = "ready", "go", "report"
 # --- the fleet ---------------------------------------------------------------------
 
 
-def run_fleet(plan: FleetPlan, broker_url: BrokerUrl, timeout_s: float = 300.0) -> FleetResult:
+def run_fleet(
+    plan: FleetPlan, endpoints: Sequence[Endpoint], timeout_s: float = 300.0
+) -> FleetResult:
     """Start the publisher processes, start them together once all are ready, wait for all.
 
     Args:
         plan: what to send.
-        broker_url: where to send it.
+        endpoints: where to send it, one per publisher process: on a locked broker each
+            is a connection of its own, so each needs its own (simulator) certificate.
         timeout_s: each publisher gives up after this long (building included).
 
     Returns:
         The acknowledged count, seconds from the start signal to the last PUBACK, and
         each publisher's report (errors included; a failed publisher does not raise).
     """
+    if len(endpoints) != plan.processes:
+        raise FleetError(f"{plan.processes} publishers, {len(endpoints)} endpoints: one each")
     lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
     processes = [
-        _start_worker(plan, i, broker_url, timeout_s, lines) for i in range(plan.processes)
+        _start_worker(plan, i, endpoint, timeout_s, lines) for i, endpoint in enumerate(endpoints)
     ]
     deadline = time.monotonic() + timeout_s + 30
     try:
@@ -175,10 +182,10 @@ def run_fleet(plan: FleetPlan, broker_url: BrokerUrl, timeout_s: float = 300.0) 
 
 
 def _start_worker(
-    plan: FleetPlan, index: int, broker: BrokerUrl, timeout_s: float,
+    plan: FleetPlan, index: int, endpoint: Endpoint, timeout_s: float,
     lines: queue.Queue[tuple[int, str | None]],
 ) -> subprocess.Popen[bytes]:  # fmt: skip
-    argv = python_module("simulators.fleet", "--worker", str(index), "--broker", str(broker),
+    argv = python_module("simulators.fleet", "--worker", str(index), *endpoint_args(endpoint),
                          "--timeout", str(timeout_s), *_plan_args(plan))  # fmt: skip
     process = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert process.stdout is not None
@@ -247,7 +254,13 @@ def _plan_args(plan: FleetPlan) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m simulators.fleet`: run a fleet against a broker and print the result."""
     parser = argparse.ArgumentParser(prog="python -m simulators.fleet", description=__doc__)
-    parser.add_argument("--broker", type=BrokerUrl.parse, required=True, help="mqtt://host:port")
+    parser.add_argument("--broker", type=broker_arg, required=True, help="mqtts://host:port")
+    parser.add_argument("--ca", type=Path, help="the site CA (PEM)")
+    parser.add_argument(
+        "--cert", type=Path, action="append", default=[],
+        help="a simulator certificate (PEM), once per publisher process",
+    )  # fmt: skip
+    parser.add_argument("--key", type=Path, action="append", default=[], help="its key, as often")
     parser.add_argument("--site", default=FleetPlan.site)
     parser.add_argument("--prefix", default=FleetPlan.prefix)
     parser.add_argument("--nodes", type=int, default=FleetPlan.nodes)
@@ -264,13 +277,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         processes=args.processes, window=args.window, prefix=args.prefix,
         births=args.births, seed=args.seed,
     )  # fmt: skip
+    identities = list(zip(args.cert, args.key, strict=True)) or [(None, None)]
+    endpoints = [Endpoint(args.broker, args.ca, cert, key) for cert, key in identities]
     if args.worker is not None:
         from simulators.fleet_worker import work  # the child's side, only in the child
 
-        report = work(plan, args.worker, args.broker, args.timeout)
+        report = work(plan, args.worker, endpoints[0], args.timeout)
         print(REPORT, json.dumps(asdict(report)), flush=True)
         return 0
-    result = run_fleet(plan, args.broker, timeout_s=args.timeout)
+    if len(endpoints) == 1:  # a plain broker: every publisher connects the same way
+        endpoints *= plan.processes
+    result = run_fleet(plan, endpoints, timeout_s=args.timeout)
     print(result.summary())
     return 1 if result.errors or result.published != plan.total else 0
 

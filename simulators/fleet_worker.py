@@ -26,7 +26,7 @@ from edge.contract.catalogue import encode
 from edge.contract.events import Passage
 from edge.contract.presence import Birth
 from edge.contract.topics import EventKind, Node, Role, Site
-from edge.mqtt import BrokerUrl, new_client
+from edge.mqtt import Endpoint, new_client
 from simulators.fleet import (
     GO,
     MQTT_RECEIVE_MAXIMUM,
@@ -111,7 +111,7 @@ class _Publisher:
     messages/s against 9,000 with `loop_start()` and a semaphore for the window.
     """
 
-    def __init__(self, broker: BrokerUrl, client_id: str, window: int, deadline: float) -> None:
+    def __init__(self, broker: Endpoint, client_id: str, window: int, deadline: float) -> None:
         self.window = window
         self.deadline = deadline
         self.acknowledged = 0
@@ -184,7 +184,7 @@ class _Publisher:
             pass  # going away anyway; the report says what matters
 
 
-def work(plan: FleetPlan, index: int, broker: BrokerUrl, timeout_s: float) -> WorkerReport:
+def work(plan: FleetPlan, index: int, broker: Endpoint, timeout_s: float) -> WorkerReport:
     """Build, connect, say ready, wait for go, send; any failure becomes the report's error."""
     deadline = time.monotonic() + timeout_s
     publisher: _Publisher | None = None

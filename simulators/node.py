@@ -36,7 +36,7 @@ from edge.contract.events import (
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import EventKind, Role, Site
 from edge.lifecycle import ProcessUsage
-from edge.mqtt import BrokerUrl, new_client, publish
+from edge.mqtt import Endpoint, new_client, publish
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class SimulatedGateNode:
     """
 
     def __init__(
-        self, broker: BrokerUrl, site: Site, name: str, *,
+        self, broker: Endpoint, site: Site, name: str, *,
         heartbeat_s: int = 5, event_interval_s: float = 2.0, seed: int = 1,
     ) -> None:  # fmt: skip
         self.broker = broker

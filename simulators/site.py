@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
+from edge.configfile import broker_section
 from edge.contract import topics
 from edge.contract.base import Payload
 from edge.contract.documents import SignedTrustList, TrustListBody
@@ -28,7 +29,7 @@ from edge.credentials.hcert import decompress, unprefix, wrap
 from edge.credentials.issuer import Signer, issue, mask_name, subject_ref
 from edge.credentials.native import Badge, HealthCode, HouseholdPass
 from edge.credentials.trust import SignedT, new_signed
-from edge.mqtt import BrokerUrl, new_client, publish
+from edge.mqtt import Endpoint, new_client, publish
 
 SUBJECT_SECRET = b"demo-site-subject-secret-32bytes"
 CodeKind = Literal["green", "yellow", "red", "expired", "forged", "household", "badge"]
@@ -76,7 +77,7 @@ class SiteKit:
             SignedTrustList, body, self.serial, now - timedelta(minutes=1), self.root_key
         )
 
-    def publish_trust_list(self, broker: BrokerUrl) -> None:
+    def publish_trust_list(self, broker: Endpoint) -> None:
         """Publish a newly signed trust list retained, as provisioning does."""
         self.publish(broker, topics.trust(self.topic_site), self.trust_list())
 
@@ -85,7 +86,7 @@ class SiteKit:
         issued = datetime.now(UTC) - timedelta(minutes=1)
         return new_signed(model, body, serial, issued, self.root_key)
 
-    def publish(self, broker: BrokerUrl, topic: str, document: Payload) -> None:
+    def publish(self, broker: Endpoint, topic: str, document: Payload) -> None:
         """Publish `document` as the contract says (retained), waiting for the broker's ack."""
         client = new_client(f"provisioning-{self.site}", broker)
         client.connect(broker.host, broker.port)
@@ -97,12 +98,12 @@ class SiteKit:
             client.loop_stop()
 
     def gate_config(
-        self, name: str, broker_url: BrokerUrl, devices: dict[str, Any], **sections: Any
+        self, name: str, broker: Endpoint, devices: dict[str, Any], **sections: Any
     ) -> Path:
         """Write a gate config file for node `name`; `sections` override whole sections."""
         config: dict[str, Any] = {
             "node": {"site": self.site, "name": name, "state_dir": f"state-{name}"},
-            "broker": {"url": str(broker_url), "heartbeat_s": 5, "reconnect_max_s": 2},
+            "broker": {**broker_section(broker), "heartbeat_s": 5, "reconnect_max_s": 2},
             "devices": devices,
             # Simulated pins: no door contact is fitted (a mock input would read "open").
             "gpio": {"pin_factory": "mock", "door": None},

@@ -1,4 +1,10 @@
-"""Shared fixtures: a private Mosquitto per test, pseudo-terminal pairs, MQTT clients."""
+"""Shared fixtures: a private Mosquitto per test, pseudo-terminal pairs, MQTT clients.
+
+The suite's broker takes TLS with a client certificate only and binds each client id to
+its certificate, as a site's broker does; it leaves out the site's ACL, so that a test
+may publish what a node, the gateway or an attacker would. tests/test_broker_security.py
+holds the ACL to account on brokers started from the generated config.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import paho.mqtt.client as paho
 import pytest
+from firmware_tools.site_pki import IdentityRole, SitePki
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.mqtt import BrokerUrl, new_client
+from edge.configfile import broker_section
+from edge.mqtt import Endpoint, new_client
 from gateway.config import (
     AlarmSection,
     BrokerSection,
@@ -36,9 +44,33 @@ pytest_plugins = ["tests.browser"]
 BROKER_FIXTURES = {"broker", "mqtt_subscriber"}
 
 
+def identity(broker: PrivateBroker, name: str) -> Endpoint:
+    """An endpoint on `broker` with a certificate of its own, issued on first use.
+
+    The broker takes the certificate's name as the client id: two calls with one name
+    are one client (a persistent session resumes), two names are two clients.
+    """
+    pki = broker.pki
+    if pki is None:
+        return Endpoint(broker.url)
+    cn = f"{IdentityRole.ADMIN}-{name}"
+    if cn not in {known.cn for known in pki.identities()}:
+        pki.issue(IdentityRole.ADMIN, name)
+    return broker.endpoint(cn)
+
+
+def gateway_broker(broker: PrivateBroker, client_id: str, **settings: Any) -> BrokerSection:
+    """The gateway's broker section: its two identities (ingest, publisher) on `broker`."""
+    ingest, publisher = identity(broker, client_id), identity(broker, f"{client_id}-out")
+    return BrokerSection(
+        **broker_section(ingest), publisher_cert=publisher.cert, publisher_key=publisher.key,
+        client_id=client_id, **settings,
+    )  # fmt: skip
+
+
 @contextmanager
 def gateway_running(
-    broker_url: BrokerUrl, store: Path, site: str, gates: tuple[str, ...]
+    broker: PrivateBroker, store: Path, site: str, gates: tuple[str, ...]
 ) -> Iterator[Gateway]:
     """The real gateway, in this process, storing what the gates of `site` send.
 
@@ -47,7 +79,7 @@ def gateway_running(
     """
     config = GatewayConfig(
         sites=(SiteSection(name=site, gates=gates),),
-        broker=BrokerSection(url=str(broker_url), client_id=f"gw-{store.stem}"),
+        broker=gateway_broker(broker, f"gw-{store.stem}"),
         store=StoreSection(path=store),
         http=HttpSection(port=0),
         alarms=AlarmSection(check_every_s=0.2),
@@ -77,10 +109,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
+@pytest.fixture(scope="session")
+def site_pki(tmp_path_factory: pytest.TempPathFactory) -> SitePki:
+    """The suite's site CA; tests issue their clients' certificates from it as they need them."""
+    return SitePki.init(tmp_path_factory.mktemp("pki"), "suite")
+
+
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    """A private Mosquitto on a free port, with persistence and a large per-client queue."""
-    with PrivateBroker(tmp_path / "broker") as running:
+def broker(tmp_path: Path, site_pki: SitePki) -> Iterator[PrivateBroker]:
+    """A private Mosquitto on a free port, with persistence and a large per-client queue.
+
+    TLS and a client certificate are required; see the module's docstring for the ACL.
+    """
+    with PrivateBroker(tmp_path / "broker", pki=site_pki, acl=False) as running:
         yield running
     assert not running.running
 
@@ -106,10 +147,12 @@ class Subscriber:
         assert done.wait(5), f"no SUBACK for {topic_filter}"
 
     @classmethod
-    def connect(cls, url: BrokerUrl, client_id: str, session_expiry_s: int = 0) -> Subscriber:
+    def connect(
+        cls, endpoint: Endpoint, client_id: str = "subscriber", session_expiry_s: int = 0
+    ) -> Subscriber:
         messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
         # Set before connecting: a resumed session's queued messages arrive at once.
-        client = connect(url, client_id, session_expiry_s, on_message=messages.put)
+        client = connect(endpoint, client_id, session_expiry_s, on_message=messages.put)
         return cls(client, messages)
 
     def close(self) -> None:
@@ -124,8 +167,8 @@ class Subscriber:
 
 
 def connect(
-    url: BrokerUrl,
-    client_id: str,
+    endpoint: Endpoint,
+    client_id: str = "client",
     session_expiry_s: int = 0,
     on_message: Callable[[paho.MQTTMessage], None] | None = None,
 ) -> paho.Client:
@@ -134,23 +177,25 @@ def connect(
     With `session_expiry_s`, the broker keeps the session (and queues for it) that long
     after a disconnect.
     """
-    client = new_client(client_id, url)
+    client = new_client(client_id, endpoint)
     if on_message is not None:
         client.on_message = lambda _c, _u, message: on_message(message)
     connected = threading.Event()
     client.on_connect = lambda *_: connected.set()
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = session_expiry_s
-    client.connect(url.host, url.port, clean_start=session_expiry_s == 0, properties=props)
+    client.connect(
+        endpoint.host, endpoint.port, clean_start=session_expiry_s == 0, properties=props
+    )
     client.loop_start()
-    assert connected.wait(5), f"{client_id} could not connect to {url}"
+    assert connected.wait(5), f"{client_id} could not connect to {endpoint}"
     return client
 
 
 @pytest.fixture
 def mqtt_subscriber(broker: PrivateBroker) -> Iterator[Subscriber]:
     """A client on the private broker that records what it receives."""
-    sub = Subscriber.connect(broker.url, "test-subscriber")
+    sub = Subscriber.connect(identity(broker, "test-subscriber"))
     yield sub
     sub.close()
 

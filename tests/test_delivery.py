@@ -25,7 +25,7 @@ from edge.outbox import Outbox, OutboxError
 from edge.uplink import Uplink, UplinkSettings
 from gateway.service import Gateway
 from simulators.broker import PrivateBroker
-from tests.conftest import gateway_running
+from tests.conftest import gateway_running, identity
 
 SITE = Site("north")
 GATES = ("g01", "g02", "g03")
@@ -41,7 +41,9 @@ class LoadedNode:
         self.node = SITE.node(Role.GATE, name)
         self.outbox = Outbox(folder / name / "outbox.db", self.node)
         self.uplink = Uplink(
-            UplinkSettings(broker.url, heartbeat_s=1, reconnect_min_s=0.2, reconnect_max_s=0.5),
+            UplinkSettings(
+                identity(broker, name), heartbeat_s=1, reconnect_min_s=0.2, reconnect_max_s=0.5
+            ),
             self.node, self.outbox, birth=self._birth, health=self._health,
         )  # fmt: skip
         self.stop = threading.Event()
@@ -119,7 +121,7 @@ def test_delivery__a_broker_restarted_under_load_loses_nothing_and_stores_nothin
 ) -> None:  # fmt: skip
     with (
         caplog.at_level(logging.INFO, logger="gateway.receipts"),
-        gateway_running(broker.url, tmp_path / "gateway.db", SITE.name, GATES) as gateway,
+        gateway_running(broker, tmp_path / "gateway.db", SITE.name, GATES) as gateway,
     ):
         time.sleep(3)
         broker.stop()  # a restart with an outage: the nodes buffer
@@ -140,7 +142,7 @@ def test_delivery__a_broker_restarted_while_the_gateway_is_down_loses_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     store = tmp_path / "gateway.db"
-    with gateway_running(broker.url, store, SITE.name, GATES):
+    with gateway_running(broker, store, SITE.name, GATES):
         time.sleep(2)
     # The gateway is down; its session waits on the broker, which then restarts and
     # forgets the shared subscription that would have queued the events.
@@ -150,7 +152,7 @@ def test_delivery__a_broker_restarted_while_the_gateway_is_down_loses_nothing(
     time.sleep(3)
     with (
         caplog.at_level(logging.INFO, logger="gateway.receipts"),
-        gateway_running(broker.url, store, SITE.name, GATES) as gateway,
+        gateway_running(broker, store, SITE.name, GATES) as gateway,
     ):
         time.sleep(2)
         stop_feeding(nodes)

@@ -11,9 +11,15 @@ from edge.contract import catalogue, topics
 from edge.contract.events import Passage
 from edge.contract.presence import Birth
 from edge.contract.topics import Role, Site
+from edge.mqtt import Endpoint
 from simulators.broker import PrivateBroker
 from simulators.fleet import FleetPlan, run_fleet
-from tests.conftest import Subscriber
+from tests.conftest import Subscriber, identity
+
+
+def fleet_endpoints(broker: PrivateBroker, plan: FleetPlan) -> list[Endpoint]:
+    """One identity per publisher process: each is a connection of its own."""
+    return [identity(broker, f"fleet-{i}") for i in range(plan.processes)]
 
 
 def drain(sub: Subscriber, count: int) -> list[catalogue.Message]:
@@ -31,7 +37,7 @@ def test_fleet__every_node_sends_seq_1_to_n_once_as_valid_passages(
     site = Site(plan.site)
     mqtt_subscriber.subscribe(topics.everything())
 
-    result = run_fleet(plan, broker.url, timeout_s=30)
+    result = run_fleet(plan, fleet_endpoints(broker, plan), timeout_s=30)
 
     assert result.errors == {}
     assert result.published == plan.total == 60
@@ -60,7 +66,7 @@ def test_fleet__a_broker_that_is_not_there_is_a_reported_error_not_a_hang(
     broker.stop()
     plan = FleetPlan(nodes=2, events_per_node=5, processes=2, births=False)
 
-    result = run_fleet(plan, broker.url, timeout_s=10)
+    result = run_fleet(plan, fleet_endpoints(broker, plan), timeout_s=10)
 
     assert result.published == 0
     assert set(result.errors) == {0, 1}

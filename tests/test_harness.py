@@ -9,11 +9,11 @@ import serial
 
 from simulators.broker import PrivateBroker
 from simulators.pty import PseudoTerminal
-from tests.conftest import Subscriber, connect
+from tests.conftest import Subscriber, connect, identity
 
 
 def test_broker__delivers_and_keeps_retained_across_restart(broker: PrivateBroker) -> None:
-    publisher = connect(broker.url, "pub")
+    publisher = connect(identity(broker, "pub"))
     publisher.publish("harness/retained", b"kept", qos=1, retain=True).wait_for_publish(5)
     publisher.disconnect()
     publisher.loop_stop()
@@ -21,7 +21,7 @@ def test_broker__delivers_and_keeps_retained_across_restart(broker: PrivateBroke
     broker.stop()
     broker.start()
 
-    sub = Subscriber.connect(broker.url, "sub")
+    sub = Subscriber.connect(identity(broker, "sub"))
     sub.subscribe("harness/#")
     message = sub.next()
     assert (message.topic, message.payload, message.retain) == ("harness/retained", b"kept", True)
@@ -32,18 +32,18 @@ def test_broker__queues_more_than_mosquittos_default_for_an_offline_session(
     broker: PrivateBroker,
 ) -> None:
     """An offline persistent session gets every one of 5,000 QoS 1 messages (default cap: 1,000)."""
-    reader = Subscriber.connect(broker.url, "offline-reader", session_expiry_s=600)
+    reader = Subscriber.connect(identity(broker, "offline-reader"), session_expiry_s=600)
     reader.subscribe("queue/#")
     reader.close()
 
-    publisher = connect(broker.url, "pub")
+    publisher = connect(identity(broker, "pub"))
     infos = [publisher.publish("queue/n", str(n).encode(), qos=1) for n in range(5000)]
     for info in infos:
         info.wait_for_publish(30)
     publisher.disconnect()
     publisher.loop_stop()
 
-    reader = Subscriber.connect(broker.url, "offline-reader", session_expiry_s=600)
+    reader = Subscriber.connect(identity(broker, "offline-reader"), session_expiry_s=600)
     received = [int(reader.next().payload) for _ in range(5000)]
     assert received == list(range(5000))
     reader.close()

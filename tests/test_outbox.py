@@ -21,7 +21,7 @@ from edge.mqtt import publish
 from edge.outbox import Outbox, OutboxError, OutboxFull
 from edge.uplink import Uplink, UplinkSettings
 from simulators.broker import PrivateBroker
-from tests.conftest import Subscriber, connect
+from tests.conftest import Subscriber, connect, identity
 
 NODE = Site("north").node(Role.GATE, "g01")
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -167,7 +167,7 @@ def uplink_for(broker: PrivateBroker) -> Iterator[Any]:
 
     def start(outbox: Outbox, **settings: Any) -> RunningUplink:
         uplink = Uplink(
-            UplinkSettings(broker.url, reconnect_min_s=0.2, reconnect_max_s=0.5, **settings),
+            UplinkSettings(identity(broker, NODE.name), reconnect_min_s=0.2, reconnect_max_s=0.5, **settings),
             NODE, outbox,
             birth=lambda session: Birth(
                 session=session, node_time=datetime.now(UTC), role=Role.GATE,
@@ -229,7 +229,7 @@ def send_receipt(
         outbox_id=outbox_id or outbox.outbox_id, stored_seq=stored_seq, resend=resend,
         at=datetime.now(UTC),
     )  # fmt: skip
-    client = connect(broker.url, "gateway-receipts")
+    client = connect(identity(broker, "gateway-receipts"))
     publish(client, topics.receipt(NODE.site, NODE.name), receipt).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
@@ -308,7 +308,7 @@ def test_uplink__sends_at_most_the_unconfirmed_window_past_the_last_receipt(
 def test_uplink__keeps_events_through_a_broker_outage_and_sends_them_when_it_returns(
     tmp_path: Path, broker: PrivateBroker, uplink_for: Any
 ) -> None:
-    subscriber = Subscriber.connect(broker.url, "gateway", session_expiry_s=300)
+    subscriber = Subscriber.connect(identity(broker, "gateway"), session_expiry_s=300)
     subscriber.subscribe(topics.event(NODE, topics.EventKind.DISINFECTION))
     outbox = Outbox(tmp_path / "o.db", NODE)
     running = uplink_for(outbox)
@@ -344,7 +344,7 @@ def _message(message: Any) -> tuple[str, bytes]:
 
 
 def _last_status(broker: PrivateBroker) -> tuple[str, bytes | bytearray]:
-    reader = Subscriber.connect(broker.url, "status-reader")
+    reader = Subscriber.connect(identity(broker, "status-reader"))
     reader.subscribe(topics.status(NODE))
     message = reader.next()
     reader.close()

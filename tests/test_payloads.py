@@ -24,7 +24,7 @@ from edge.contract.events import (
 from edge.contract.presence import Birth, Health
 from edge.contract.topics import EventKind, Role, Site
 from edge.errors import ContractError, PayloadInvalid, UnknownTopic
-from edge.mqtt import BrokerUrl, new_client, publish
+from edge.mqtt import BrokerUrl, Endpoint, new_client, publish
 
 T0 = datetime(2026, 11, 22, 8, 15, tzinfo=UTC)
 GATE = Site("north").node(Role.GATE, "g01")
@@ -142,7 +142,7 @@ def test_event_ids__sort_by_time() -> None:
 
 
 def test_publish__refuses_a_payload_its_topic_does_not_carry() -> None:
-    client = new_client("unconnected", BrokerUrl("127.0.0.1", 1))
+    client = new_client("unconnected", Endpoint(BrokerUrl("127.0.0.1", 1)))
     health = Health(node_time=T0, session=1, uptime_s=1, last_seq=0, outbox_depth=0,
                     outbox_capacity=10)  # fmt: skip
     with pytest.raises(ContractError, match="does not carry a Health"):
@@ -256,7 +256,7 @@ def test_depot_node_cannot_publish_gate_events() -> None:
 
 
 def test_publish__refuses_a_payload_that_contradicts_its_topic() -> None:
-    client = new_client("unconnected", BrokerUrl("127.0.0.1", 1))
+    client = new_client("unconnected", Endpoint(BrokerUrl("127.0.0.1", 1)))
     event = catalogue.decode(PASSAGE_TOPIC, json.dumps(passage())).payload
     with pytest.raises(PayloadInvalid, match="kind: 'passage' is not the topic's"):
         publish(client, topics.event(GATE, EventKind.HOLD), event)

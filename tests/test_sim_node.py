@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from edge.cli import endpoint_args
 from edge.contract import catalogue, topics
 from edge.contract.events import Hold, HoldResolved, Passage
 from edge.contract.presence import Birth, Death, Health
@@ -15,7 +16,7 @@ from edge.contract.topics import Role, Site, TopicKind
 from simulators.broker import PrivateBroker
 from simulators.node import SimulatedGateNode
 from simulators.processes import python_module, spawn, stop
-from tests.conftest import Subscriber
+from tests.conftest import Subscriber, identity
 
 SITE = Site("north")
 
@@ -28,7 +29,9 @@ def test_sim_node__births_then_publishes_gap_free_events_then_dies_cleanly(
     broker: PrivateBroker, mqtt_subscriber: Subscriber
 ) -> None:
     mqtt_subscriber.subscribe(topics.everything())
-    node = SimulatedGateNode(broker.url, SITE, "g01", heartbeat_s=1, event_interval_s=0.02)
+    node = SimulatedGateNode(
+        identity(broker, "g01"), SITE, "g01", heartbeat_s=1, event_interval_s=0.02
+    )
     stop_event = threading.Event()
     runner = threading.Thread(target=node.run, args=(stop_event,))
     runner.start()
@@ -60,7 +63,7 @@ def test_sim_node__births_then_publishes_gap_free_events_then_dies_cleanly(
 def start_sim_node(broker: PrivateBroker, name: str) -> subprocess.Popen[bytes]:
     """`gatepost sim node` as its own process, as the demo runs it."""
     return spawn(python_module(
-        "edge.cli", "sim", "node", "--broker", str(broker.url), "--site", "north", "--node", name,
+        "edge.cli", "sim", "node", *endpoint_args(identity(broker, name)), "--site", "north", "--node", name,
     ))  # fmt: skip
 
 

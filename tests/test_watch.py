@@ -7,6 +7,7 @@ import signal
 import subprocess
 from datetime import UTC, datetime
 
+from edge.cli import endpoint_args
 from edge.contract import topics
 from edge.contract.base import new_event_id
 from edge.contract.catalogue import encode
@@ -15,7 +16,7 @@ from edge.contract.topics import EventKind, Role, Site
 from firmware_tools.watch import describe
 from simulators.broker import PrivateBroker
 from simulators.processes import python_module, spawn, stop
-from tests.conftest import OutputLines, connect
+from tests.conftest import OutputLines, connect, identity
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 GATE = Site("north").node(Role.GATE, "g01")
@@ -43,12 +44,13 @@ def test_describe__unknown_topic_says_why() -> None:
 
 def test_watch_command__prints_good_bad_and_unknown_and_keeps_going(broker: PrivateBroker) -> None:
     process = spawn(
-        python_module("edge.cli", "watch", "--broker", str(broker.url)), stdout=subprocess.PIPE
+        python_module("edge.cli", "watch", *endpoint_args(identity(broker, "watch"))),
+        stdout=subprocess.PIPE,
     )
     try:
         output = OutputLines(process)
         output.wait_for("-- watching gatepost/#")
-        publisher = connect(broker.url, "pub")
+        publisher = connect(identity(broker, "pub"))
         publisher.publish("gatepost/v2/north/gate/g01/status", b"{}", qos=1).wait_for_publish(5)
         publisher.publish(topics.event(GATE, EventKind.SHIFT), b"garbage", qos=1).wait_for_publish(
             5

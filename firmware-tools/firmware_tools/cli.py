@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from edge.cli import add_broker_options
+from edge.cli import add_broker_options, endpoint
 from edge.lifecycle import stop_on_signals
 from firmware_tools.issue import add_fw_commands
 from firmware_tools.watch import Watcher
@@ -31,5 +31,5 @@ def add_fw(commands: Any) -> None:
 
 def _run_watch(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
-    Watcher(args.broker, sys.stdout, args.prefix).run(stop)
+    Watcher(endpoint(args), sys.stdout, args.prefix).run(stop)
     return 0

@@ -17,7 +17,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.contract import catalogue
 from edge.contract.topics import DEFAULT_PREFIX
 from edge.errors import PayloadInvalid, UnknownTopic
-from edge.mqtt import BrokerUrl, new_client
+from edge.mqtt import Endpoint, new_client
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def describe(
 class Watcher:
     """Subscribes to `<prefix>/#` and writes one line per message to `out`."""
 
-    def __init__(self, broker: BrokerUrl, out: TextIO, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, broker: Endpoint, out: TextIO, prefix: str = DEFAULT_PREFIX) -> None:
         self.broker = broker
         self.out = out
         self.prefix = prefix

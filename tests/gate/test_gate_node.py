@@ -39,7 +39,7 @@ from simulators.devices.thermal_array import SimulatedThermalArray
 from simulators.devices.thermometer import SimulatedThermometer
 from simulators.processes import python_module, spawn, stop
 from simulators.site import SiteKit
-from tests.conftest import Subscriber, gateway_running
+from tests.conftest import Subscriber, gateway_running, identity
 
 RELAY_PIN = 17
 
@@ -58,7 +58,7 @@ class Devices:
 @pytest.fixture
 def kit(tmp_path: Path, broker: PrivateBroker) -> SiteKit:
     kit = SiteKit(tmp_path / "site")
-    kit.publish_trust_list(broker.url)
+    kit.publish_trust_list(identity(broker, "provisioning"))
     return kit
 
 
@@ -78,7 +78,7 @@ def config_for(kit: SiteKit, broker: PrivateBroker, devices: Devices, **sections
         "console": {"enabled": False},
     }
     return kit.gate_config(
-        "g01", broker.url,
+        "g01", identity(broker, "g01"),
         {"scanner": {"url": str(devices.scanner.path), "profile": "gm65-scanner"},
          "thermometer": {"url": str(devices.thermometer.path), "profile": "gy-mcu90614"}},
         **{**settings, **sections},
@@ -171,7 +171,7 @@ def test_gate_node__a_forged_trust_list_is_refused_and_reported(
     mqtt_subscriber.subscribe(topics.event(node_in_process.node, EventKind.DEVICE_FAULT))
     impostor = SiteKit(kit.folder.parent / "impostor", kit.site)
     impostor.serial = 5
-    impostor.publish_trust_list(broker.url)
+    impostor.publish_trust_list(identity(broker, "provisioning"))
     (fault,) = events_of(mqtt_subscriber, EventKind.DEVICE_FAULT, 1)
     assert isinstance(fault, DeviceFault)
     assert (fault.device, fault.fault, fault.state) == ("trust-list", "refused", "raised")
@@ -182,7 +182,7 @@ def test_gate_node__a_forged_trust_list_is_refused_and_reported(
 def test_gate_node__killed_outright_restarts_and_every_committed_event_arrives_without_gaps(
     kit: SiteKit, broker: PrivateBroker, devices: Devices
 ) -> None:
-    gateway = Subscriber.connect(broker.url, "gateway", session_expiry_s=600)
+    gateway = Subscriber.connect(identity(broker, "gateway"), session_expiry_s=600)
     gateway.subscribe(topics.everything())
     config = config_for(kit, broker, devices)
 
@@ -342,7 +342,7 @@ def test_gate_node__keeps_deciding_through_a_broker_outage_and_loses_nothing(
     tmp_path: Path, kit: SiteKit, broker: PrivateBroker, devices: Devices,
     node_in_process: GateNode,
 ) -> None:  # fmt: skip
-    with gateway_running(broker.url, tmp_path / "gateway.db", kit.site, ("g01",)) as gateway:
+    with gateway_running(broker, tmp_path / "gateway.db", kit.site, ("g01",)) as gateway:
         broker.stop()
         wait_until(lambda: not node_in_process.uplink.connected)
         relay = node_in_process.io.pin_factory.pin(RELAY_PIN)  # type: ignore[union-attr]
@@ -419,7 +419,7 @@ def test_gate_node__a_signed_config_changes_the_fever_line_live_and_a_forged_one
     mqtt_subscriber.subscribe(topics.event(node_in_process.node, EventKind.DEVICE_FAULT))
     topic = topics.config(kit.topic_site, "g01")
     body = NodeConfigBody(node="g01", config={"policy": {"fever_c": 38.5}})
-    kit.publish(broker.url, topic, kit.sign(SignedNodeConfig, body, serial=1))
+    kit.publish(identity(broker, "provisioning"), topic, kit.sign(SignedNodeConfig, body, serial=1))
     wait_until(lambda: node_in_process.checkpoint.policy.fever_c == 38.5)
     devices.person(38.2, kit.code("green"))
     (passage,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)
@@ -427,9 +427,11 @@ def test_gate_node__a_signed_config_changes_the_fever_line_live_and_a_forged_one
 
     impostor = SiteKit(kit.folder.parent / "impostor", kit.site)
     lowered = NodeConfigBody(node="g01", config={"policy": {"fever_c": 36.0}})
-    kit.publish(broker.url, topic, impostor.sign(SignedNodeConfig, lowered, serial=2))
+    kit.publish(
+        identity(broker, "provisioning"), topic, impostor.sign(SignedNodeConfig, lowered, serial=2)
+    )
     pins = NodeConfigBody(node="g01", config={"gpio": {"barrier": {"relay_pin": 5}}})
-    kit.publish(broker.url, topic, kit.sign(SignedNodeConfig, pins, serial=3))
+    kit.publish(identity(broker, "provisioning"), topic, kit.sign(SignedNodeConfig, pins, serial=3))
     faults = events_of(mqtt_subscriber, EventKind.DEVICE_FAULT, 2)
     assert [f.fault for f in faults] == ["refused", "refused"]
     assert "unknown-signer" in faults[0].detail
@@ -446,7 +448,7 @@ def test_gate_node__a_revoked_code_is_held_once_the_revocation_list_arrives(
     cti = Verifier(node_in_process.trust).verify(code, datetime.now(UTC)).cti
     assert cti is not None
     body = RevocationListBody(entries=(revocation_entry("cti", cti),))
-    kit.publish(broker.url, topics.revocations(kit.topic_site),
+    kit.publish(identity(broker, "provisioning"), topics.revocations(kit.topic_site),
                 kit.sign(SignedRevocationList, body, serial=1))  # fmt: skip
     wait_until(lambda: node_in_process.trust.revocations.serial == 1)
     devices.person(36.6, code)
@@ -493,7 +495,7 @@ def array(tmp_path: Path) -> Iterator[SimulatedThermalArray]:
 def array_config(kit: SiteKit, broker: PrivateBroker, devices: Devices,
                  array: SimulatedThermalArray, **sections: Any) -> Path:  # fmt: skip
     return kit.gate_config(
-        "g01", broker.url,
+        "g01", identity(broker, "g01"),
         {"scanner": {"url": str(devices.scanner.path), "profile": "gm65-scanner"},
          "thermal_array": {"url": str(array.path), "profile": "gy-mcu90640"}},
         console={"enabled": False},

@@ -22,7 +22,7 @@ from edge.contract.catalogue import encode
 from edge.contract.topics import EventKind, Role, Site
 from simulators.broker import PrivateBroker, free_port
 from simulators.processes import python_module, spawn, stop
-from tests.conftest import OutputLines, connect
+from tests.conftest import OutputLines, connect, gateway_broker, identity
 from tests.gateway.factory import Gates
 
 G01 = Site("north").node(Role.GATE, "g01")
@@ -36,10 +36,12 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20, what: str =
         time.sleep(0.05)
 
 
-def settings(broker_url: str, http_port: int) -> dict[str, Any]:
+def settings(broker: PrivateBroker, http_port: int) -> dict[str, Any]:
     return {
         "sites": [{"name": "north", "gates": ["g01"]}],
-        "broker": {"url": broker_url, "client_id": "gw-process", "session_expiry_s": 600},
+        "broker": gateway_broker(broker, "gw-process", session_expiry_s=600).model_dump(
+            mode="json", exclude_none=True
+        ),
         "store": {"path": "gateway.db"},  # relative: next to the config
         "http": {"port": http_port},
         "alarms": {"check_every_s": 0.2},
@@ -58,7 +60,7 @@ def http_port() -> int:
 
 @pytest.fixture
 def config(tmp_path: Path, broker: PrivateBroker, http_port: int) -> Path:
-    return write_config(tmp_path / "gateway.yaml", settings(str(broker.url), http_port))
+    return write_config(tmp_path / "gateway.yaml", settings(broker, http_port))
 
 
 def gatepost(*args: str) -> subprocess.CompletedProcess[str]:
@@ -155,7 +157,7 @@ def test_gateway_process__killed_outright_while_events_flow_loses_none(
 ) -> None:
     store = StoredEvents(tmp_path / "gateway.db")
     made = passages(2000)
-    node = connect(broker.url, "node-g01")
+    node = connect(identity(broker, "node-g01"))
     sent = threading.Event()
     failures: list[BaseException] = []
 
@@ -207,7 +209,7 @@ def test_gateway_process__a_broker_outage_loses_nothing_and_ingest_reconnects(
     made = passages(200)
     with gateway_running(config, "new"):
         wait_until(lambda: connected_metric(http_port) == "1.0", what="ingest connected")
-        node = connect(broker.url, "node-g01", session_expiry_s=600)
+        node = connect(identity(broker, "node-g01"), session_expiry_s=600)
         try:
             publish_all(node, made[:100])
             wait_until(lambda: store.count() == 100, what="the first 100 stored")

@@ -22,7 +22,6 @@ from edge.contract.topics import AlertKind, EventKind, Role, Site
 from gateway.alarms import AlarmBook
 from gateway.config import (
     AlarmSection,
-    BrokerSection,
     GatewayConfig,
     IngestSection,
     SiteSection,
@@ -36,7 +35,7 @@ from gateway.store import SqliteStore
 from gateway.store.records import EventQuery, InboundEvent, Written
 from gateway.subscriber import Delivery
 from simulators.broker import PrivateBroker
-from tests.conftest import connect
+from tests.conftest import connect, gateway_broker, identity
 from tests.gateway.factory import Gates
 
 NORTH = Site("north")
@@ -53,7 +52,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
 def config_for(broker: PrivateBroker, tmp_path: Path, **alarms: float) -> GatewayConfig:
     return GatewayConfig(
         sites=(SiteSection(name="north", gates=("g01", "g02")),),
-        broker=BrokerSection(url=str(broker.url), client_id="gw-test", session_expiry_s=600),
+        broker=gateway_broker(broker, "gw-test", session_expiry_s=600),
         store=StoreSection(path=tmp_path / "gateway.db"),
         ingest=IngestSection(batch_wait_ms=5),
         alarms=AlarmSection(**alarms),
@@ -95,7 +94,7 @@ def running(config: GatewayConfig) -> Iterator[Running]:
 @pytest.fixture
 def node(broker: PrivateBroker) -> Iterator[paho.Client]:
     """A publisher standing in for gate g01."""
-    client = connect(broker.url, "node-g01")
+    client = connect(identity(broker, "node-g01"))
     yield client
     client.disconnect()
     client.loop_stop()

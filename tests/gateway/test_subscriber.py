@@ -30,7 +30,7 @@ from gateway.subscriber import (
     split_packets,
 )
 from simulators.broker import PrivateBroker
-from tests.conftest import connect
+from tests.conftest import connect, identity
 
 # --- Remaining Length ------------------------------------------------------------------
 
@@ -387,7 +387,7 @@ def inbox(broker: PrivateBroker, client_id: str) -> Iterator[Inbox]:
 
 
 def publish(broker: PrivateBroker, payloads: list[bytes], topic: str = "test/x") -> None:
-    client = connect(broker.url, f"pub-{time.monotonic_ns()}")
+    client = connect(identity(broker, f"pub-{time.monotonic_ns()}"))
     try:
         for payload in payloads:
             client.publish(topic, payload, qos=1).wait_for_publish(5)

@@ -17,7 +17,7 @@ from gateway.config import GatewayConfig, SiteSection, StoreSection, SummarySect
 from gateway.store import SqliteStore
 from gateway.summaries import SummaryPublisher
 from simulators.broker import PrivateBroker
-from tests.conftest import Subscriber, connect
+from tests.conftest import Subscriber, connect, identity
 from tests.gateway.factory import Gates
 
 NORTH = Site("north")
@@ -45,7 +45,7 @@ def test_summaries__a_late_subscriber_gets_each_gates_and_the_sites_counts_retai
                           outcome="allow", credential="none"),
         ]
     )  # fmt: skip
-    client = connect(broker.url, "gateway-pub")
+    client = connect(identity(broker, "gateway-pub"))
     sent: list[str] = []
 
     def send(topic: str, payload: Payload) -> None:
@@ -64,7 +64,7 @@ def test_summaries__a_late_subscriber_gets_each_gates_and_the_sites_counts_retai
     client.disconnect()
     client.loop_stop()
 
-    late = Subscriber.connect(broker.url, "command-center-tool")
+    late = Subscriber.connect(identity(broker, "command-center-tool"))
     late.subscribe(f"{NORTH.root}/summary/#")
     late.subscribe(topics.site_summary(NORTH))
     got: dict[str, Summary] = {}
