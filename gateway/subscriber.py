@@ -24,10 +24,13 @@ Everything the gateway publishes still goes through paho.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import random
+import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -185,6 +188,10 @@ def parse_publish(flags: int, body: bytes) -> tuple[str, bytes, int, int, bool]:
 class MqttSubscriber:
     """Keeps one persistent session, hands over deliveries in chunks, acks when told.
 
+    Every read and write of the socket happens on one thread, the reader's: other
+    threads only queue what is to be sent (PUBACKs) and wake it. CPython's `ssl` does
+    not make a read on one thread and a write on another safe on one TLS socket.
+
     Args:
         settings: broker, client id, filters, session expiry.
         on_deliveries: called on the reader thread with each chunk of PUBLISHes as read;
@@ -202,9 +209,14 @@ class MqttSubscriber:
         self._on_deliveries = on_deliveries
         self._on_connected = on_connected
         self._stop = threading.Event()
-        self._send_lock = threading.Lock()
         self._sock: socket.socket | None = None
         self.connection = 0
+        # (connection, bytes) to send, queued by any thread and sent by the reader's.
+        self._outgoing: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self._last_sent = 0.0
         self._thread = threading.Thread(target=self._run, name="ingest-reader", daemon=True)
 
     def start(self) -> None:
@@ -213,12 +225,11 @@ class MqttSubscriber:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Disconnect normally (the session stays on the broker) and join the reader."""
         self._stop.set()
-        self._send(bytes([DISCONNECT << 4, 0]), self.connection)
-        sock = self._sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self._wake()
         self._thread.join(timeout_s)
+        if not self._thread.is_alive():
+            self._wake_reader.close()
+            self._wake_writer.close()
 
     def ack(self, packet_ids: Sequence[int], connection: int) -> None:
         """PUBACK these, if they came on the current connection (from any thread).
@@ -227,17 +238,12 @@ class MqttSubscriber:
         broker sends such a message again, and the store drops it as a duplicate.
         """
         if packet_ids:
-            self._send(puback_packets(packet_ids), connection)
+            self._outgoing.append((connection, puback_packets(packet_ids)))
+            self._wake()
 
-    def _send(self, data: bytes, connection: int) -> None:
-        with self._send_lock:
-            if self._sock is None or connection != self.connection:
-                return
-            try:
-                self._sock.sendall(data)
-                self._last_sent = time.monotonic()
-            except OSError as exc:
-                log.debug("send failed (%s); the reader reconnects", exc)
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # full: the reader is awake already
+            self._wake_writer.send(b"\0")
 
     # --- reader thread ----------------------------------------------------------------
 
@@ -279,10 +285,9 @@ class MqttSubscriber:
         except BaseException:
             sock.close()
             raise
-        with self._send_lock:
-            self.connection += 1
-            self._sock = sock
-            self._last_sent = time.monotonic()
+        self.connection += 1
+        self._sock = sock
+        self._last_sent = time.monotonic()
         self._pending = buffer
         self._resumed = resumed
         return sock
@@ -307,15 +312,13 @@ class MqttSubscriber:
 
     def _read(self, sock: socket.socket) -> None:
         keepalive = self.settings.keepalive_s
-        sock.settimeout(min(1.0, keepalive / 2))
+        sock.settimeout(min(1.0, keepalive / 2))  # a send to a broker that reads nothing
         buffer, connection = self._pending, self.connection
         self._handle(split_packets(buffer), connection)  # what came in with the CONNACK
         last_heard = time.monotonic()
         while not self._stop.is_set():
-            try:
-                data = sock.recv(READ_SIZE)
-            except TimeoutError:
-                data = None
+            self._flush(sock, connection)
+            data = self._receive(sock, timeout_s=min(1.0, keepalive / 2))
             now = time.monotonic()
             if data == b"":
                 raise ProtocolError("the broker closed the connection")
@@ -326,7 +329,42 @@ class MqttSubscriber:
             elif now - last_heard > 1.5 * keepalive:
                 raise ProtocolError(f"nothing from the broker for {now - last_heard:.0f} s")
             if now - self._last_sent >= keepalive / 2:
-                self._send(PINGREQ_PACKET, connection)
+                self._outgoing.append((connection, PINGREQ_PACKET))
+        self._flush(sock, connection)
+        sock.sendall(bytes([DISCONNECT << 4, 0]))
+
+    def _flush(self, sock: socket.socket, connection: int) -> None:
+        """Send what other threads queued for this connection; drop what was for an earlier one."""
+        parts = []
+        while self._outgoing:
+            queued_for, data = self._outgoing.popleft()
+            if queued_for == connection:
+                parts.append(data)
+        if parts:
+            sock.sendall(b"".join(parts))
+            self._last_sent = time.monotonic()
+
+    def _receive(self, sock: socket.socket, timeout_s: float) -> bytes | None:
+        """What the broker sent, up to READ_SIZE; None if nothing came within `timeout_s`.
+
+        A TLS socket hands out one record (at most 16 KiB) per recv: reading on while
+        more is ready makes one chunk of what one plain read would have given.
+        """
+        if not _buffered(sock):
+            ready, _, _ = select.select([sock, self._wake_reader], [], [], timeout_s)
+            if self._wake_reader in ready:
+                with contextlib.suppress(OSError):
+                    self._wake_reader.recv(4096)
+            if sock not in ready:
+                return None
+        data = sock.recv(READ_SIZE)
+        chunks = [data]
+        size = len(data)
+        while data and size < READ_SIZE and (_buffered(sock) or _readable(sock)):
+            data = sock.recv(READ_SIZE - size)
+            chunks.append(data)
+            size += len(data)
+        return b"".join(chunks)
 
     def _handle(self, packets: list[tuple[int, int, bytes]], connection: int) -> None:
         received_at = datetime.now(UTC)
@@ -356,8 +394,16 @@ class MqttSubscriber:
             self._on_deliveries(deliveries)
 
     def _close(self) -> None:
-        with self._send_lock:
-            sock, self._sock = self._sock, None
+        sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
             self._on_connected(False, False)
+
+
+def _buffered(sock: socket.socket) -> bool:
+    """Decrypted bytes a TLS socket holds that a select on its descriptor cannot see."""
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+
+
+def _readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])

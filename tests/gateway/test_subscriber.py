@@ -9,10 +9,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 
+from edge.mqtt import BrokerUrl, Endpoint
 from gateway.subscriber import (
     CONNECT,
     DISCONNECT,
@@ -214,8 +214,8 @@ def test_puback_packets__valid(packet_ids: list[int], expected: bytes) -> None:
 
 def test_connect_packet__valid() -> None:
     settings = SessionSettings(
-        host="127.0.0.1", port=1883, client_id="gw-1", subscriptions=(("a/#", 1),),
-        session_expiry_s=600, keepalive_s=30, receive_maximum=100,
+        endpoint=Endpoint(BrokerUrl("127.0.0.1", 1883)), client_id="gw-1",
+        subscriptions=(("a/#", 1),), session_expiry_s=600, keepalive_s=30, receive_maximum=100,
     )  # fmt: skip
     packet = connect_packet(settings)
     assert packet == (
@@ -240,6 +240,15 @@ def test_connect_packet__valid() -> None:
     (id_length,) = struct.unpack_from("!H", body, 11 + properties_length)
     assert body[13 + properties_length :] == b"gw-1"
     assert id_length == 4
+
+
+def test_connect_packet__valid_with_user_name_and_password() -> None:
+    endpoint = Endpoint(BrokerUrl("gw", 8883, tls=True), username="ingest", password="s3cret")
+    settings = SessionSettings(endpoint, "gw-1", (("a/#", 1),))
+    [(_, _, body)] = split_packets(bytearray(connect_packet(settings)))
+    connect_flags = body[7]
+    assert connect_flags == 0xC0, "user name and password flags, clean start off, no will"
+    assert body.endswith(b"\x00\x04gw-1\x00\x06ingest\x00\x06s3cret")
 
 
 # --- a fake broker: byte-exact control over what arrives together -----------------------
@@ -302,7 +311,7 @@ def test_subscriber__valid_when_queued_messages_come_in_the_same_read_as_the_con
     deliveries: queue.Queue[Delivery] = queue.Queue()
     resumed: list[bool] = []
     with fake_broker(script) as port:
-        settings = SessionSettings("127.0.0.1", port, "gw-fake", (("a/#", 1),))
+        settings = SessionSettings(Endpoint(BrokerUrl("127.0.0.1", port)), "gw-fake", (("a/#", 1),))
 
         def on_deliveries(chunk: list[Delivery]) -> None:
             for item in chunk:
@@ -345,7 +354,7 @@ class Inbox:
         self.deliveries: queue.Queue[Delivery] = queue.Queue()
         self.up = threading.Event()
         settings = SessionSettings(
-            "127.0.0.1", broker.port, client_id, (("test/#", 1),), session_expiry_s=600
+            identity(broker, client_id), client_id, (("test/#", 1),), session_expiry_s=600
         )
         self.subscriber = MqttSubscriber(
             settings,
@@ -430,21 +439,6 @@ def test_subscriber__unacked_messages_come_again_in_the_next_session_acked_ones_
         box.subscriber.ack([1], box.subscriber.connection)  # tidy: any id, acked or not
 
 
-class SpySocket:
-    """A socket that records what the subscriber sends on it."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self.sent: list[bytes] = []
-
-    def sendall(self, data: bytes) -> None:
-        self.sent.append(bytes(data))
-        self._sock.sendall(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
 def test_subscriber__an_ack_from_an_earlier_connection_is_ignored(
     broker: PrivateBroker,
 ) -> None:
@@ -459,16 +453,23 @@ def test_subscriber__an_ack_from_an_earlier_connection_is_ignored(
         assert box.subscriber.connection == 2
         [again] = box.take(1)  # the unacked message, on the new connection
         assert (again.payload, again.connection) == (b"one", 2)
-        with box.subscriber._send_lock:
-            assert box.subscriber._sock is not None
-            spy = SpySocket(box.subscriber._sock)
-            box.subscriber._sock = spy  # type: ignore[assignment]
+        sock = box.subscriber._sock
+        assert sock is not None
+        sent: list[bytes] = []
+        real_sendall = sock.sendall
+
+        def spy(data: bytes) -> None:
+            sent.append(bytes(data))
+            real_sendall(data)
+
+        sock.sendall = spy  # type: ignore[method-assign]  # the TLS socket the reader uses
+        box.subscriber.ack([first.packet_id], first.connection)  # queued, then dropped
         publish(broker, [b"two"])
         [second] = box.take(1)
-        box.subscriber.ack([second.packet_id], second.connection)  # the spy sees this one
-        assert spy.sent == [puback_packets([second.packet_id])]
-        box.subscriber.ack([first.packet_id], first.connection)  # no exception, nothing sent
-        assert spy.sent == [puback_packets([second.packet_id])]
+        box.subscriber.ack([second.packet_id], second.connection)
+        wait_until(lambda: bool(sent))
+        # One send: the ack queued first, for connection 1, was dropped, not sent.
+        assert sent == [puback_packets([second.packet_id])]
     # Not acknowledged, so the broker still has it for the next session; "two" it does not.
     with inbox(broker, "ingest-old-ack") as box:
         [third] = box.take(1)
