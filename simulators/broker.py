@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import getpass
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from edge.errors import GatepostError
-from edge.mqtt import BrokerUrl
+from edge.mqtt import BrokerUrl, Endpoint
 from simulators.processes import spawn, stop
 
+if TYPE_CHECKING:
+    from firmware_tools.site_pki import SitePki
+
 MOSQUITTO = "mosquitto"
+# What mosquitto logs (log_type information) when SIGHUP has it reread its config; the
+# reload runs in the same loop pass, before it reads from any client again.
+RELOADED = "Reloading config."
 
 
 class BrokerError(GatepostError):
@@ -36,26 +44,52 @@ class PrivateBroker:
     The per-client queue is large so that tests of a long outage are limited by what
     they test, not by Mosquitto's default of 1,000 queued messages.
 
+    Without a PKI it is plain MQTT and anonymous. With one it is locked as a site's
+    broker is: the listener settings `SitePki.mosquitto_conf` makes (TLS, a client
+    certificate of the site CA, the certificate's name as user name and client id,
+    and the site's ACL unless `acl` is False).
+
     Args:
         workdir: folder for the config, the persistence file and the log.
         port: fixed port, or None for a free one (kept across restarts).
         max_queued_messages: per-client queue for offline persistent sessions.
+        pki: the site whose CA, broker certificate, CRL and ACL the broker uses.
+        acl: with a PKI, hold each identity to the site's ACL; False lets every client
+            with a site certificate read and write everything.
     """
 
     def __init__(
-        self, workdir: Path, port: int | None = None, max_queued_messages: int = 1_000_000
+        self,
+        workdir: Path,
+        port: int | None = None,
+        max_queued_messages: int = 1_000_000,
+        pki: SitePki | None = None,
+        acl: bool = True,
     ) -> None:
         if shutil.which(MOSQUITTO) is None:
             raise BrokerError("mosquitto is not installed (Debian: apt-get install mosquitto)")
         self.workdir = workdir
         self.port = port or free_port()
         self.max_queued_messages = max_queued_messages
+        self.pki = pki
+        self.acl = acl
         self.process: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
     @property
     def url(self) -> BrokerUrl:
-        return BrokerUrl("127.0.0.1", self.port)
+        return BrokerUrl("127.0.0.1", self.port, tls=self.pki is not None)
+
+    def endpoint(self, cn: str) -> Endpoint:
+        """How the identity `cn` of the broker's site reaches it.
+
+        Raises:
+            BrokerError: the broker has no PKI (it is anonymous: use `url`).
+            SiteError: the site has no such identity in force.
+        """
+        if self.pki is None:
+            raise BrokerError("this broker has no site PKI, so no identities: connect to its url")
+        return self.pki.files(cn).endpoint(self.url)
 
     @property
     def config_path(self) -> Path:
@@ -66,13 +100,15 @@ class PrivateBroker:
         return self.workdir / "mosquitto.log"
 
     def write_config(self) -> None:
+        if self.pki is None:
+            listener = f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        else:
+            listener = self.pki.mosquitto_conf(self.port, "127.0.0.1", acl=self.acl)
         # `user` keeps mosquitto from dropping root privileges to a user that could
         # not write to our folder.
         self.config_path.write_text(
             f"""\
-listener {self.port} 127.0.0.1
-allow_anonymous true
-user {getpass.getuser()}
+{listener}user {getpass.getuser()}
 persistence true
 persistence_location {self.workdir}/
 autosave_interval 1
@@ -83,6 +119,7 @@ log_dest file {self.log_path}
 log_type error
 log_type warning
 log_type notice
+log_type information
 connection_messages true
 """,
             encoding="utf-8",
@@ -122,6 +159,32 @@ connection_messages true
         if self.process is not None:
             stop(self.process, "mosquitto")
             self.process = None
+
+    def reload(self, timeout_s: float = 5.0) -> None:
+        """Make mosquitto reread its ACL and its CRL (SIGHUP), as after `issue` or `revoke`.
+
+        Mosquitto 2.0.11 rereads both on SIGHUP: a revoked certificate is refused at its
+        next handshake, and a connection already open under it keeps its socket but
+        loses every ACL grant at once. Returns once the reload has happened.
+
+        Raises:
+            BrokerError: the broker is not running, or did not reload within `timeout_s`.
+        """
+        if self.process is None or not self.running:
+            raise BrokerError("the broker is not running")
+        before = self._log_text().count(RELOADED)
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout_s
+        while self._log_text().count(RELOADED) == before:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"mosquitto did not reload: {self._log_tail()}")
+            time.sleep(0.01)
+
+    def _log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,525 @@
+"""A site's PKI: its CA, the broker's certificate, one client certificate per identity, the ACL."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from edge.contract.topics import CONTRACT_VERSION, DEFAULT_PREFIX, check_slug
+from edge.errors import GatepostError
+from edge.mqtt import BrokerUrl, Endpoint
+
+# A clock a little behind ours still accepts a certificate made just now.
+CLOCK_SLACK = timedelta(hours=1)
+# X.509's upper bound on a common name (RFC 5280, ub-common-name).
+MAX_CN = 64
+GATEWAY_PUBLISHER_SUFFIX = "-out"
+
+
+class SiteError(GatepostError):
+    """A site folder, identity or name that the PKI cannot use as asked."""
+
+
+class IdentityRole(StrEnum):
+    """What an identity may do on the site's broker; the ACL follows from it alone."""
+
+    GATE = "gate"
+    DEPOT = "depot"
+    GATEWAY = "gateway"
+    COMMAND = "command"
+    ADMIN = "admin"
+    SIMULATOR = "simulator"
+
+
+@dataclass(frozen=True)
+class ClientFiles:
+    """What one client needs to reach the broker as itself (copy its folder to the machine)."""
+
+    cn: str
+    role: IdentityRole
+    ca: Path
+    cert: Path
+    key: Path
+
+    def endpoint(self, url: BrokerUrl) -> Endpoint:
+        return Endpoint(url, ca=self.ca, cert=self.cert, key=self.key)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An issued certificate: its name, role, serial, validity and, once revoked, when."""
+
+    cn: str
+    role: IdentityRole
+    serial: int
+    not_after: datetime
+    revoked_at: datetime | None = None
+
+
+def acl_rules(role: IdentityRole, cn: str, root: str) -> list[tuple[str, str]]:
+    """(access, topic filter) pairs of one identity under the site root `P/v1/S`."""
+    signed = [("read", f"{root}/trust"), ("read", f"{root}/revocations")]
+    summaries = [f"{root}/summary", f"{root}/summary/+"]
+    match role:
+        case IdentityRole.GATE | IdentityRole.DEPOT:
+            node = cn.removeprefix(f"{role}-")
+            return [
+                ("write", f"{root}/{role}/{node}/#"),
+                ("read", f"{root}/config/{node}"), *signed,
+                ("read", f"{root}/receipt/{node}"),
+            ]  # fmt: skip
+        case IdentityRole.GATEWAY:
+            writes = [f"{root}/alert/+", *summaries, f"{root}/receipt/+"]
+            return [("read", f"{root}/#"), *(("write", topic) for topic in writes)]
+        case IdentityRole.COMMAND:
+            return [("read", topic) for topic in (f"{root}/alert/+", *summaries)]
+        case IdentityRole.ADMIN:
+            writes = [f"{root}/trust", f"{root}/revocations", f"{root}/config/+"]
+            return [("read", f"{root}/#"), *(("write", topic) for topic in writes)]
+        case IdentityRole.SIMULATOR:
+            return [
+                ("write", f"{root}/gate/+/#"), ("write", f"{root}/depot/+/#"),
+                ("read", f"{root}/receipt/+"), ("read", f"{root}/config/+"), *signed,
+            ]  # fmt: skip
+    raise AssertionError(role)
+
+
+class SitePki:
+    """One site's CA folder; every file a broker or client needs is under it.
+
+    Layout: `site.yaml`; `ca/` (ca.key, ca.crt, crl.pem); `broker/` (server.crt,
+    server.key, acl, gatepost.conf); `clients/<cn>/` (ca.crt, cert.pem, key.pem) per
+    identity in force; `revoked/<serial>.pem`, the record of each revoked certificate.
+    The ACL is rewritten from the certificates in `clients/` after every change.
+    """
+
+    def __init__(self, folder: Path, site: str, prefix: str = DEFAULT_PREFIX) -> None:
+        self.folder = folder.resolve()
+        self.site = check_slug(site, "site")
+        self.prefix = check_slug(prefix, "prefix")
+        self.root = f"{self.prefix}/{CONTRACT_VERSION}/{self.site}"
+        self.ca_cert_path = self.folder / "ca" / "ca.crt"
+        self.ca_key_path = self.folder / "ca" / "ca.key"
+        self.crl_path = self.folder / "ca" / "crl.pem"
+        self.server_cert_path = self.folder / "broker" / "server.crt"
+        self.server_key_path = self.folder / "broker" / "server.key"
+        self.acl_path = self.folder / "broker" / "acl"
+        self.broker_config_path = self.folder / "broker" / "gatepost.conf"
+
+    # --- making and opening a site --------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        folder: Path,
+        site: str,
+        prefix: str = DEFAULT_PREFIX,
+        hosts: Sequence[str] = ("localhost", "127.0.0.1"),
+        days: int = 3650,
+    ) -> SitePki:
+        """Make a site CA, its empty CRL, the broker's certificate and an empty ACL.
+
+        Args:
+            hosts: the names and IP addresses clients reach the broker by; each goes
+                into the broker certificate's subject alternative names.
+            days: how long the CA and the broker certificate are valid.
+
+        Raises:
+            SiteError: `folder` already holds a CA, or a name is not a topic slug.
+        """
+        try:
+            pki = cls(folder, site, prefix)
+        except ValueError as exc:
+            raise SiteError(str(exc)) from None
+        if pki.ca_cert_path.exists() or pki.ca_key_path.exists():
+            raise SiteError(f"{pki.folder} already holds a site CA; use it or choose a new folder")
+        if not hosts:
+            raise SiteError("the broker needs at least one host name or address")
+        now = datetime.now(UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = _name(f"Gatepost site CA {site}", site)
+        ca_cert = (
+            _builder(ca_name, ca_key.public_key(), ca_name, ca_key.public_key(),
+                     start=now - CLOCK_SLACK, end=now + timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )  # fmt: skip
+        for sub in ("ca", "broker", "clients", "revoked"):
+            (pki.folder / sub).mkdir(parents=True, exist_ok=True)
+        _write_key(pki.ca_key_path, ca_key)
+        _write_cert(pki.ca_cert_path, ca_cert)
+        (pki.folder / "site.yaml").write_text(
+            yaml.safe_dump({"site": site, "prefix": prefix}), encoding="utf-8"
+        )
+        pki._write_crl([])
+        server_key = ec.generate_private_key(ec.SECP256R1())
+        server = (
+            pki._signed_by_ca(_name(hosts[0], site), server_key, now - CLOCK_SLACK,
+                              now + timedelta(days=days), ExtendedKeyUsageOID.SERVER_AUTH)
+            .add_extension(x509.SubjectAlternativeName([_alt_name(h) for h in hosts]),
+                           critical=False)
+        )  # fmt: skip
+        _write_key(pki.server_key_path, server_key)
+        _write_cert(pki.server_cert_path, pki._sign(server))
+        pki.write_acl()
+        return pki
+
+    @classmethod
+    def open(cls, folder: Path) -> SitePki:
+        """The site in `folder`.
+
+        Raises:
+            SiteError: `folder` is not a site folder made by `init`.
+        """
+        try:
+            settings = yaml.safe_load((folder / "site.yaml").read_text(encoding="utf-8"))
+            pki = cls(folder, settings["site"], settings["prefix"])
+        except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError):
+            raise SiteError(
+                f"{folder} is not a site folder (no readable site.yaml; "
+                "make one with `gatepost fw site init`)"
+            ) from None
+        if not (pki.ca_cert_path.is_file() and pki.ca_key_path.is_file()):
+            raise SiteError(f"{folder} is not a site folder (its CA is missing)")
+        return pki
+
+    # --- identities -----------------------------------------------------------
+
+    def issue(
+        self,
+        role: IdentityRole,
+        name: str,
+        *,
+        days: int = 825,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+    ) -> ClientFiles:
+        """Issue the identity `<role>-<name>` and rewrite the ACL.
+
+        A gateway gets two: `gateway-<name>` for its ingest and `gateway-<name>-out` for
+        its publisher, since the broker binds one client id to each certificate.
+
+        Args:
+            name: a topic slug; for a gate or depot, the node's name.
+            not_before, not_after: the validity, when not from now for `days`.
+
+        Returns:
+            The files of `<role>-<name>` (for a gateway, its ingest identity).
+
+        Raises:
+            SiteError: a bad role or name, or that identity is issued and not revoked.
+        """
+        try:
+            role = IdentityRole(role)
+            check_slug(name, "name")
+        except ValueError as exc:
+            raise SiteError(str(exc)) from None
+        cn = f"{role}-{name}"
+        cns = [cn, cn + GATEWAY_PUBLISHER_SUFFIX] if role is IdentityRole.GATEWAY else [cn]
+        for each in cns:
+            if len(each) > MAX_CN:
+                raise SiteError(f"{each!r} is longer than {MAX_CN} characters; use a shorter name")
+            if self._client_dir(each).exists():
+                raise SiteError(f"{each} is already issued; revoke it first to issue it again")
+        start = not_before or datetime.now(UTC) - CLOCK_SLACK
+        end = not_after or start + CLOCK_SLACK + timedelta(days=days)
+        if end <= start:
+            raise SiteError(f"{cn}: the certificate would end ({end}) before it starts ({start})")
+        for each in cns:
+            self._issue_one(each, role, start, end)
+        self.write_acl()
+        return self.files(cn)
+
+    def _issue_one(self, cn: str, role: IdentityRole, start: datetime, end: datetime) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = _name(cn, self.site, role)
+        cert = self._signed_by_ca(subject, key, start, end, ExtendedKeyUsageOID.CLIENT_AUTH)
+        folder = self._client_dir(cn)
+        folder.mkdir(parents=True)
+        _write_key(folder / "key.pem", key)
+        _write_cert(folder / "cert.pem", self._sign(cert))
+        shutil.copyfile(self.ca_cert_path, folder / "ca.crt")
+
+    def files(self, cn: str) -> ClientFiles:
+        """The files of the identity `cn`.
+
+        Raises:
+            SiteError: no such identity is issued and in force.
+        """
+        folder = self._client_dir(cn)
+        if not (folder / "cert.pem").is_file():
+            raise SiteError(f"no identity {cn!r} is issued and in force at {self.folder}")
+        role = _role(_load_cert(folder / "cert.pem"))
+        return ClientFiles(cn, role, folder / "ca.crt", folder / "cert.pem", folder / "key.pem")
+
+    def revoke(self, cn: str) -> list[str]:
+        """Revoke `cn`: add its serial to the CRL, drop it from the ACL, delete its key.
+
+        A gateway's two identities are revoked together. Its certificate is kept under
+        `revoked/`. The broker sees the change once reloaded (see `gatepost fw site`).
+
+        Returns:
+            The names revoked.
+
+        Raises:
+            SiteError: no such identity is in force.
+        """
+        files = self.files(cn)
+        names = [cn]
+        if files.role is IdentityRole.GATEWAY:
+            ingest = cn.removesuffix(GATEWAY_PUBLISHER_SUFFIX)
+            pair = [ingest, ingest + GATEWAY_PUBLISHER_SUFFIX]
+            names = [name for name in pair if (self._client_dir(name) / "cert.pem").is_file()]
+        now = datetime.now(UTC)
+        revoked = list(self._crl())
+        for name in names:
+            folder = self._client_dir(name)
+            cert = _load_cert(folder / "cert.pem")
+            revoked.append(
+                x509.RevokedCertificateBuilder()
+                .serial_number(cert.serial_number)
+                .revocation_date(now)
+                .build()
+            )
+            (self.folder / "revoked").mkdir(exist_ok=True)
+            shutil.copyfile(
+                folder / "cert.pem", self.folder / "revoked" / f"{cert.serial_number:x}.pem"
+            )
+            shutil.rmtree(folder)
+        self._write_crl(revoked)
+        self.write_acl()
+        return names
+
+    def identities(self) -> list[Identity]:
+        """Every identity issued and not revoked, by name."""
+        return [_identity(cert) for cert in self._certs("clients/*/cert.pem")]
+
+    def revoked(self) -> list[Identity]:
+        """Every revoked certificate, with the time of its revocation."""
+        when = {entry.serial_number: entry.revocation_date_utc for entry in self._crl()}
+        return [
+            _identity(cert, when.get(cert.serial_number)) for cert in self._certs("revoked/*.pem")
+        ]
+
+    # --- broker ---------------------------------------------------------------
+
+    def acl(self) -> str:
+        """The Mosquitto acl_file: one `user` block per identity in force, nothing else."""
+        lines = [
+            f"# Mosquitto ACL of site {self.site} (topics {self.root}/…), written by",
+            "# `gatepost fw site` from the certificates in force; edits here are overwritten.",
+            "# No line comes before the first `user`: anonymous clients get nothing.",
+        ]
+        for identity in self.identities():
+            lines += ["", f"user {identity.cn}"]
+            lines += [f"topic {access} {topic}" for access, topic in
+                      acl_rules(identity.role, identity.cn, self.root)]  # fmt: skip
+        return "\n".join(lines) + "\n"
+
+    def write_acl(self) -> Path:
+        """Write the ACL file the broker config names (done by `issue` and `revoke`)."""
+        self.acl_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.acl_path.with_suffix(".tmp")
+        temporary.write_text(self.acl(), encoding="utf-8")
+        temporary.replace(self.acl_path)
+        return self.acl_path
+
+    def mosquitto_conf(self, port: int, bind: str = "0.0.0.0", *, acl: bool = True) -> str:  # noqa: S104
+        """The broker's listener and security settings.
+
+        Args:
+            acl: False still requires TLS and a client certificate of this CA and binds
+                client ids to certificates, but lets every such client read and write
+                everything (for test suites that are not about the ACL).
+        """
+        lines = [
+            f"# Gatepost site {self.site}: TLS with a client certificate of the site CA only.",
+            "# allow_anonymous and acl_file hold for the whole broker: add no other listener.",
+            f"listener {port} {bind}",
+            f"cafile {self.ca_cert_path}",
+            f"certfile {self.server_cert_path}",
+            f"keyfile {self.server_key_path}",
+            f"crlfile {self.crl_path}",
+            "tls_version tlsv1.2",
+            "require_certificate true",
+            "use_identity_as_username true",
+            "use_username_as_clientid true",
+            "allow_anonymous false",
+        ]
+        if acl:
+            lines.append(f"acl_file {self.acl_path}")
+        return "\n".join(lines) + "\n"
+
+    def write_broker_config(self, port: int, bind: str = "0.0.0.0") -> Path:  # noqa: S104
+        """Write `broker/gatepost.conf` and the ACL it names; returns the config's path."""
+        self.write_acl()
+        self.broker_config_path.write_text(self.mosquitto_conf(port, bind), encoding="utf-8")
+        return self.broker_config_path
+
+    # --- internals ------------------------------------------------------------
+
+    def _client_dir(self, cn: str) -> Path:
+        # Names are slugs with a role in front: no '/' or '..' reaches the path.
+        return self.folder / "clients" / cn
+
+    def _ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return _load_cert(self.ca_cert_path), key
+
+    def _signed_by_ca(
+        self,
+        subject: x509.Name,
+        key: ec.EllipticCurvePrivateKey,
+        start: datetime,
+        end: datetime,
+        usage: x509.ObjectIdentifier,
+    ) -> x509.CertificateBuilder:
+        ca_cert, ca_key = self._ca()
+        return (
+            _builder(
+                subject,
+                key.public_key(),
+                ca_cert.subject,
+                ca_key.public_key(),
+                start=start,
+                end=end,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(cert_sign=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+
+    def _sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        return builder.sign(self._ca()[1], hashes.SHA256())
+
+    def _crl(self) -> x509.CertificateRevocationList:
+        return x509.load_pem_x509_crl(self.crl_path.read_bytes())
+
+    def _write_crl(self, revoked: list[x509.RevokedCertificate]) -> None:
+        ca_cert, ca_key = self._ca()
+        number = 1
+        if self.crl_path.exists():
+            number = (
+                self._crl().extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+            )
+        now = datetime.now(UTC)
+        # An expired CRL makes OpenSSL refuse every client: it runs until the CA ends.
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now - CLOCK_SLACK)
+            .next_update(max(ca_cert.not_valid_after_utc, now + timedelta(days=1)))
+            .add_extension(x509.CRLNumber(number), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+        )
+        for entry in revoked:
+            builder = builder.add_revoked_certificate(entry)
+        crl = builder.sign(ca_key, hashes.SHA256())
+        temporary = self.crl_path.with_suffix(".tmp")
+        temporary.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        temporary.replace(self.crl_path)
+
+    def _certs(self, pattern: str) -> Iterator[x509.Certificate]:
+        certs = [_load_cert(path) for path in self.folder.glob(pattern)]
+        yield from sorted(certs, key=lambda cert: (_cn(cert), cert.serial_number))
+
+
+def _name(cn: str, site: str, role: IdentityRole | None = None) -> x509.Name:
+    parts = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"Gatepost site {site}")]
+    if role is not None:
+        parts.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role.value))
+    parts.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(parts)
+
+
+def _builder(
+    subject: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePublicKey,
+    *,
+    start: datetime,
+    end: datetime,
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False
+        )
+    )
+
+
+def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=cert_sign,
+        crl_sign=cert_sign, encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+
+
+def _alt_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # Created 0600 from the start: never readable by others, not even for a moment.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(pem)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _load_cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _cn(cert: x509.Certificate) -> str:
+    return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+def _role(cert: x509.Certificate) -> IdentityRole:
+    units = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    if len(units) != 1:
+        raise SiteError(f"certificate {_cn(cert)!r} names no role (OU)")
+    return IdentityRole(str(units[0].value))
+
+
+def _identity(cert: x509.Certificate, revoked_at: datetime | None = None) -> Identity:
+    return Identity(
+        _cn(cert), _role(cert), cert.serial_number, cert.not_valid_after_utc, revoked_at
+    )
