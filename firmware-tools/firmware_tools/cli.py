@@ -9,6 +9,7 @@ from typing import Any
 from edge.cli import add_broker_options, endpoint
 from edge.lifecycle import stop_on_signals
 from firmware_tools.issue import add_fw_commands
+from firmware_tools.site_cli import add_site_commands
 from firmware_tools.watch import Watcher
 
 
@@ -26,7 +27,9 @@ def add_watch(commands: Any) -> None:
 
 def add_fw(commands: Any) -> None:
     parser = commands.add_parser("fw", help="site keys, codes and trust lists for technicians")
-    add_fw_commands(parser.add_subparsers(dest="tool", required=True, metavar="TOOL"))
+    tools = parser.add_subparsers(dest="tool", required=True, metavar="TOOL")
+    add_fw_commands(tools)
+    add_site_commands(tools)
 
 
 def _run_watch(args: argparse.Namespace) -> int:

@@ -147,6 +147,8 @@ class SitePki:
             raise SiteError(f"{pki.folder} already holds a site CA; use it or choose a new folder")
         if not hosts:
             raise SiteError("the broker needs at least one host name or address")
+        if days < 1:
+            raise SiteError(f"a site CA valid for {days} days would be of no use")
         now = datetime.now(UTC)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = _name(f"Gatepost site CA {site}", site)
