@@ -36,12 +36,16 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20, what: str =
         time.sleep(0.05)
 
 
-def settings(broker: PrivateBroker, http_port: int) -> dict[str, Any]:
+def broker_config(broker: PrivateBroker) -> dict[str, Any]:
+    """The gateway's broker section as a config file holds it, with its two identities."""
+    section = gateway_broker(broker, "gw-process", session_expiry_s=600)
+    return section.model_dump(mode="json", exclude_none=True)
+
+
+def settings(broker: dict[str, Any], http_port: int) -> dict[str, Any]:
     return {
         "sites": [{"name": "north", "gates": ["g01"]}],
-        "broker": gateway_broker(broker, "gw-process", session_expiry_s=600).model_dump(
-            mode="json", exclude_none=True
-        ),
+        "broker": broker,
         "store": {"path": "gateway.db"},  # relative: next to the config
         "http": {"port": http_port},
         "alarms": {"check_every_s": 0.2},
@@ -60,7 +64,7 @@ def http_port() -> int:
 
 @pytest.fixture
 def config(tmp_path: Path, broker: PrivateBroker, http_port: int) -> Path:
-    return write_config(tmp_path / "gateway.yaml", settings(broker, http_port))
+    return write_config(tmp_path / "gateway.yaml", settings(broker_config(broker), http_port))
 
 
 def gatepost(*args: str) -> subprocess.CompletedProcess[str]:
@@ -227,7 +231,7 @@ def test_gateway_process__a_broker_outage_loses_nothing_and_ingest_reconnects(
             node.loop_stop()
 
 
-NO_BROKER = "mqtt://127.0.0.1:1883"  # `check` does not connect
+NO_BROKER = {"url": "mqtts://127.0.0.1:8883"}  # `check` does not connect
 
 
 def test_gateway_check__valid(tmp_path: Path, http_port: int) -> None:
