@@ -1,0 +1,429 @@
+"""The site PKI: CA, broker and client certificates, CRL, ACL and broker config; `gatepost fw site`."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from edge.cli import main
+from edge.mqtt import BrokerUrl
+from firmware_tools.site_pki import ClientFiles, IdentityRole, SiteError, SitePki
+
+ROOT = "gatepost/v1/north"
+NAMES = {
+    IdentityRole.GATE: "g01", IdentityRole.DEPOT: "d01", IdentityRole.GATEWAY: "main",
+    IdentityRole.COMMAND: "center", IdentityRole.ADMIN: "tech", IdentityRole.SIMULATOR: "load",
+}  # fmt: skip
+
+
+def cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def crl(pki: SitePki) -> x509.CertificateRevocationList:
+    return x509.load_pem_x509_crl(pki.crl_path.read_bytes())
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def names(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> list[str]:
+    return [str(attribute.value) for attribute in certificate.subject.get_attributes_for_oid(oid)]
+
+
+def usages(certificate: x509.Certificate) -> list[x509.ObjectIdentifier]:
+    return list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+
+def acl_blocks(text: str) -> dict[str, list[str]]:
+    """The ACL's `user` blocks: user name to its `topic` lines, in order."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("user "):
+            current = blocks.setdefault(line.removeprefix("user "), [])
+        elif line.strip() and not line.startswith("#"):
+            assert current is not None, f"a line before the first user block: {line!r}"
+            current.append(line)
+    return blocks
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> SitePki:
+    """A site with one identity of each role."""
+    pki = SitePki.init(tmp_path_factory.mktemp("site") / "north", "north")
+    for role, name in NAMES.items():
+        pki.issue(role, name)
+    return pki
+
+
+# --- init and open --------------------------------------------------------------
+
+
+def test_init__valid(site: SitePki) -> None:
+    ca = cert(site.ca_cert_path)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    public = ca.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert public.curve.name == "secp256r1"
+    assert isinstance(ca.signature_hash_algorithm, hashes.SHA256)
+    assert mode(site.ca_key_path) == 0o600
+    assert mode(site.server_key_path) == 0o600
+    assert yaml.safe_load((site.folder / "site.yaml").read_text()) == {
+        "site": "north",
+        "prefix": "gatepost",
+    }
+
+    server = cert(site.server_cert_path)
+    server.verify_directly_issued_by(ca)
+    alt = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert alt.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert alt.get_values_for_type(x509.IPAddress) == [ip_address("127.0.0.1")]
+    assert usages(server) == [ExtendedKeyUsageOID.SERVER_AUTH]
+
+    empty = crl(SitePki.init(site.folder.parent / "fresh", "north"))
+    assert len(empty) == 0
+    assert empty.next_update_utc is not None
+    assert empty.next_update_utc > datetime.now(UTC) + timedelta(days=365)
+
+
+def test_init_hosts__valid(tmp_path: Path) -> None:
+    pki = SitePki.init(tmp_path, "south", "district", hosts=["broker.south", "10.0.0.5", "::1"])
+    alt = cert(pki.server_cert_path).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert alt.value.get_values_for_type(x509.DNSName) == ["broker.south"]
+    assert alt.value.get_values_for_type(x509.IPAddress) == [
+        ip_address("10.0.0.5"),
+        ip_address("::1"),
+    ]
+    assert SitePki.open(tmp_path).root == "district/v1/south"
+
+
+def test_init__invalid(site: SitePki, tmp_path: Path) -> None:
+    with pytest.raises(SiteError, match="already holds a site CA"):
+        SitePki.init(site.folder, "north")
+    with pytest.raises(SiteError, match="site 'North'"):
+        SitePki.init(tmp_path / "a", "North")
+    with pytest.raises(SiteError, match="host"):
+        SitePki.init(tmp_path / "b", "north", hosts=[])
+
+
+def test_open__invalid(tmp_path: Path) -> None:
+    with pytest.raises(SiteError, match="not a site folder"):
+        SitePki.open(tmp_path)
+    (tmp_path / "site.yaml").write_text("site: north\nprefix: gatepost\n")
+    with pytest.raises(SiteError, match="CA is missing"):
+        SitePki.open(tmp_path)
+
+
+# --- identities -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", list(IdentityRole))
+def test_issue__valid(site: SitePki, role: IdentityRole) -> None:
+    files = site.files(f"{role}-{NAMES[role]}")
+    client = cert(files.cert)
+    assert names(client, NameOID.COMMON_NAME) == [files.cn]
+    assert names(client, NameOID.ORGANIZATIONAL_UNIT_NAME) == [role.value]
+    assert files.role is role
+    assert usages(client) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert not client.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    client.verify_directly_issued_by(cert(site.ca_cert_path))
+    assert files.ca.read_bytes() == site.ca_cert_path.read_bytes()
+    assert mode(files.key) == 0o600
+    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    assert key.public_key() == client.public_key()
+    endpoint = files.endpoint(BrokerUrl("broker", 8883, tls=True))
+    assert (endpoint.ca, endpoint.cert, endpoint.key) == (files.ca, files.cert, files.key)
+    assert endpoint.client_id("ignored") == files.cn
+
+
+def test_issue_gateway__valid(site: SitePki) -> None:
+    ingest, publisher = site.files("gateway-main"), site.files("gateway-main-out")
+    assert (ingest.role, publisher.role) == (IdentityRole.GATEWAY, IdentityRole.GATEWAY)
+    assert cert(ingest.cert).serial_number != cert(publisher.cert).serial_number
+    assert ingest.key.read_bytes() != publisher.key.read_bytes()
+
+
+def test_issue_validity__valid(tmp_path: Path) -> None:
+    pki = SitePki.init(tmp_path, "north")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    files = pki.issue(
+        IdentityRole.GATE, "g01", not_before=start, not_after=start + timedelta(days=2)
+    )
+    client = cert(files.cert)
+    assert (client.not_valid_before_utc, client.not_valid_after_utc) == (
+        start,
+        start + timedelta(days=2),
+    )
+    # From now for `days`; it starts an hour early for a clock a little behind.
+    issued = cert(pki.issue(IdentityRole.GATE, "g02", days=30).cert)
+    left = issued.not_valid_after_utc - datetime.now(UTC)
+    assert timedelta(days=30, seconds=-5) <= left <= timedelta(days=30)
+    assert issued.not_valid_before_utc <= datetime.now(UTC) - timedelta(minutes=59)
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "problem"),
+    [
+        (IdentityRole.GATE, "G01", "not a valid topic segment"),
+        (IdentityRole.GATE, "g/01", "not a valid topic segment"),
+        (IdentityRole.GATE, "+", "not a valid topic segment"),
+        (IdentityRole.GATE, "#", "not a valid topic segment"),
+        (IdentityRole.GATE, "", "not a valid topic segment"),
+        ("wizard", "x", "not a valid IdentityRole"),
+        (IdentityRole.SIMULATOR, "x" * 60, "longer than 64"),
+        (IdentityRole.GATE, "g01", "already issued"),
+        (IdentityRole.GATEWAY, "main", "already issued"),
+    ],
+)
+def test_issue__invalid(site: SitePki, role: IdentityRole, name: str, problem: str) -> None:
+    before = site.acl()
+    with pytest.raises(SiteError, match=problem):
+        site.issue(role, name)
+    assert site.acl() == before
+
+
+def test_issue_gateway_publisher_taken__invalid(tmp_path: Path) -> None:
+    # gateway "a-out" would be gateway-a-out, which gateway "a" already holds.
+    pki = SitePki.init(tmp_path, "north")
+    pki.issue(IdentityRole.GATEWAY, "a")
+    with pytest.raises(SiteError, match="gateway-a-out is already issued"):
+        pki.issue(IdentityRole.GATEWAY, "a-out")
+    with pytest.raises(SiteError, match="no identity 'gate-x'"):
+        pki.files("gate-x")
+
+
+def test_revoke__valid(tmp_path: Path) -> None:
+    pki = SitePki.init(tmp_path, "north")
+    kept = pki.issue(IdentityRole.GATE, "g01")
+    lost = pki.issue(IdentityRole.GATE, "g02")
+    serial = cert(lost.cert).serial_number
+    number = crl(pki).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+    assert pki.revoke("gate-g02") == ["gate-g02"]
+
+    revocations = crl(pki)
+    assert [entry.serial_number for entry in revocations] == [serial]
+    ca_public = cert(pki.ca_cert_path).public_key()
+    assert isinstance(ca_public, ec.EllipticCurvePublicKey)
+    assert revocations.is_signature_valid(ca_public)
+    assert revocations.next_update_utc is not None
+    assert revocations.next_update_utc > datetime.now(UTC) + timedelta(days=365)
+    assert (
+        revocations.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        == number + 1
+    )
+    assert [i.cn for i in pki.identities()] == [kept.cn]
+    [record] = pki.revoked()
+    assert (record.cn, record.role, record.serial) == ("gate-g02", IdentityRole.GATE, serial)
+    assert record.revoked_at is not None
+    assert not lost.key.exists()
+    assert "gate-g02" not in acl_blocks(pki.acl_path.read_text())
+    assert "gate-g01" in acl_blocks(pki.acl_path.read_text())
+
+    again = pki.issue(IdentityRole.GATE, "g02")  # the name is free again, with a new serial
+    assert cert(again.cert).serial_number != serial
+    assert len(crl(pki)) == 1
+
+
+def test_revoke_gateway__valid(tmp_path: Path) -> None:
+    pki = SitePki.init(tmp_path, "north")
+    pki.issue(IdentityRole.GATEWAY, "main")
+    assert pki.revoke("gateway-main-out") == ["gateway-main", "gateway-main-out"]
+    assert pki.identities() == []
+    assert len(crl(pki)) == 2
+
+
+def test_revoke__invalid(site: SitePki) -> None:
+    with pytest.raises(SiteError, match="no identity 'gate-nobody'"):
+        site.revoke("gate-nobody")
+    with pytest.raises(SiteError, match="no identity"):
+        site.revoke("../ca")
+
+
+def test_identities__valid(site: SitePki) -> None:
+    identities = {i.cn: i for i in site.identities()}
+    assert set(identities) == {f"{role}-{name}" for role, name in NAMES.items()} | {
+        "gateway-main-out"
+    }
+    assert identities["depot-d01"].role is IdentityRole.DEPOT
+    assert identities["depot-d01"].revoked_at is None
+    assert identities["depot-d01"].not_after > datetime.now(UTC) + timedelta(days=800)
+
+
+# --- ACL and broker config ---------------------------------------------------------
+
+
+EXPECTED_ACL = {
+    "gate-g01": [
+        f"topic write {ROOT}/gate/g01/#", f"topic read {ROOT}/config/g01",
+        f"topic read {ROOT}/trust", f"topic read {ROOT}/revocations",
+        f"topic read {ROOT}/receipt/g01",
+    ],
+    "depot-d01": [
+        f"topic write {ROOT}/depot/d01/#", f"topic read {ROOT}/config/d01",
+        f"topic read {ROOT}/trust", f"topic read {ROOT}/revocations",
+        f"topic read {ROOT}/receipt/d01",
+    ],
+    "gateway-main": [
+        f"topic read {ROOT}/#", f"topic write {ROOT}/alert/+", f"topic write {ROOT}/summary",
+        f"topic write {ROOT}/summary/+", f"topic write {ROOT}/receipt/+",
+    ],
+    "command-center": [
+        f"topic read {ROOT}/alert/+", f"topic read {ROOT}/summary",
+        f"topic read {ROOT}/summary/+",
+    ],
+    "admin-tech": [
+        f"topic read {ROOT}/#", f"topic write {ROOT}/trust", f"topic write {ROOT}/revocations",
+        f"topic write {ROOT}/config/+",
+    ],
+    "simulator-load": [
+        f"topic write {ROOT}/gate/+/#", f"topic write {ROOT}/depot/+/#",
+        f"topic read {ROOT}/receipt/+", f"topic read {ROOT}/config/+",
+        f"topic read {ROOT}/trust", f"topic read {ROOT}/revocations",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("cn", sorted(EXPECTED_ACL))
+def test_acl__valid(site: SitePki, cn: str) -> None:
+    assert acl_blocks(site.acl())[cn] == EXPECTED_ACL[cn]
+
+
+def test_acl_file__valid(site: SitePki) -> None:
+    text = site.acl_path.read_text()
+    assert text == site.acl()
+    blocks = acl_blocks(text)  # also: nothing before the first user block (anonymous)
+    assert blocks["gateway-main-out"] == blocks["gateway-main"]
+    assert set(blocks) == {i.cn for i in site.identities()}
+    assert not [line for line in text.splitlines() if line.startswith("pattern")]
+
+
+def test_mosquitto_conf__valid(site: SitePki) -> None:
+    lines = site.mosquitto_conf(8883).splitlines()
+    assert "listener 8883 0.0.0.0" in lines
+    for setting in [
+        f"cafile {site.ca_cert_path}", f"certfile {site.server_cert_path}",
+        f"keyfile {site.server_key_path}", f"crlfile {site.crl_path}",
+        "require_certificate true", "use_identity_as_username true",
+        "use_username_as_clientid true", "allow_anonymous false", "tls_version tlsv1.2",
+        f"acl_file {site.acl_path}",
+    ]:  # fmt: skip
+        assert setting in lines
+    files = [line.split()[1] for line in lines if line.split()[0].endswith("file")]
+    assert len(files) == 5
+    assert all(Path(file).is_absolute() for file in files)
+    open_lines = site.mosquitto_conf(1883, "127.0.0.1", acl=False).splitlines()
+    assert "listener 1883 127.0.0.1" in open_lines
+    assert "require_certificate true" in open_lines
+    assert not [line for line in open_lines if line.startswith("acl_file")]
+
+
+def test_write_broker_config__valid(tmp_path: Path) -> None:
+    pki = SitePki.init(tmp_path, "north")
+    path = pki.write_broker_config(8884, "10.0.0.1")
+    assert path == tmp_path.resolve() / "broker" / "gatepost.conf"
+    assert path.read_text() == pki.mosquitto_conf(8884, "10.0.0.1")
+    assert pki.acl_path.read_text() == pki.acl()
+
+
+# --- gatepost fw site -------------------------------------------------------------------
+
+
+def gatepost(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True)
+
+
+def test_cli__valid(tmp_path: Path) -> None:
+    folder = tmp_path / "site"
+    made = gatepost("fw", "site", "init", str(folder), "--site", "north", "--host", "broker.north",
+                    "--host", "10.1.2.3", "--port", "8884")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "gatepost.conf" in made.stdout
+    assert "gatepost fw site add" in made.stdout  # the next step
+    pki = SitePki.open(folder)
+    assert "listener 8884 0.0.0.0" in (folder / "broker" / "gatepost.conf").read_text()
+    alt = cert(pki.server_cert_path).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert alt.value.get_values_for_type(x509.DNSName) == ["broker.north"]
+
+    added = gatepost("fw", "site", "add", str(folder), "gateway", "main", "--days", "10")
+    assert added.returncode == 0, added.stderr
+    assert "gateway-main " in added.stdout and "gateway-main-out " in added.stdout
+    assert "SIGHUP" in added.stdout
+    assert {i.cn for i in pki.identities()} == {"gateway-main", "gateway-main-out"}
+    assert "user gateway-main-out" in pki.acl_path.read_text()
+
+    listed = gatepost("fw", "site", "list", str(folder))
+    assert listed.returncode == 0, listed.stderr
+    expires = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    assert any(
+        line.split()[:4] == ["gateway-main", "gateway", expires, "in"]
+        for line in listed.stdout.splitlines()
+    )
+
+
+def test_cli_revoke__valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fw", "site", "init", str(tmp_path), "--site", "north"]) == 0
+    assert main(["fw", "site", "add", str(tmp_path), "gate", "g01"]) == 0
+    assert main(["fw", "site", "add", str(tmp_path), "command", "center"]) == 0
+    capsys.readouterr()
+    assert main(["fw", "site", "revoke", str(tmp_path), "gate-g01"]) == 0
+    out = capsys.readouterr().out
+    assert "revoked gate-g01" in out and "reload" in out
+    pki = SitePki.open(tmp_path)
+    assert len(crl(pki)) == 1
+    assert set(acl_blocks(pki.acl_path.read_text())) == {"command-center"}
+    assert main(["fw", "site", "list", str(tmp_path)]) == 0
+    rows = {line.split()[0]: line.split()[3:] for line in capsys.readouterr().out.splitlines()[2:]}
+    assert rows["gate-g01"][0] == "revoked"
+    assert rows["command-center"] == ["in", "force"]
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["init", "{site}", "--site", "north"], "already holds a site CA"),
+        (["init", "{tmp}/new", "--site", "North"], "site 'North' is not a valid topic segment"),
+        (["add", "{site}", "gate", "G 1"], "name 'G 1' is not a valid topic segment"),
+        (["add", "{site}", "gate", "g01"], "gate-g01 is already issued"),
+        (["add", "{tmp}", "gate", "g01"], "is not a site folder"),
+        (["revoke", "{site}", "gate-nobody"], "no identity 'gate-nobody'"),
+        (["list", "{tmp}/missing"], "is not a site folder"),
+    ],
+)
+def test_cli__invalid(
+    site: SitePki, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], problem: str
+) -> None:
+    argv = [arg.format(site=site.folder, tmp=tmp_path) for arg in args]
+    assert main(["fw", "site", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith(f"gatepost fw site {args[0]}: error: ")
+    assert problem in captured.err
+
+
+def test_cli_error__no_traceback(tmp_path: Path) -> None:
+    result = gatepost("fw", "site", "list", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.startswith("gatepost fw site list: error: ")
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_client_files__valid(site: SitePki) -> None:
+    assert site.files("gate-g01") == ClientFiles(
+        "gate-g01", IdentityRole.GATE, site.folder / "clients" / "gate-g01" / "ca.crt",
+        site.folder / "clients" / "gate-g01" / "cert.pem", site.folder / "clients" / "gate-g01" / "key.pem",
+    )  # fmt: skip
