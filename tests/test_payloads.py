@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from edge.contract import catalogue, topics
-from edge.contract.base import new_event_id
+from edge.contract.base import DEVICES_MAX, REASONS_MAX, new_event_id
 from edge.contract.documents import (
+    CONFIG_MAX_BYTES,
+    CONFIG_SECTIONS_MAX,
+    REVOCATIONS_MAX,
+    TRUST_ENTRIES_MAX,
     Revocation,
     RevocationListBody,
     SignedRevocationList,
@@ -17,6 +24,7 @@ from edge.contract.documents import (
 )
 from edge.contract.events import (
     EVENT_MODELS,
+    READINGS_MAX,
     CheckpointCounts,
     DailyReport,
     Passage,
@@ -260,3 +268,162 @@ def test_publish__refuses_a_payload_that_contradicts_its_topic() -> None:
     event = catalogue.decode(PASSAGE_TOPIC, json.dumps(passage())).payload
     with pytest.raises(PayloadInvalid, match="kind: 'passage' is not the topic's"):
         publish(client, topics.event(GATE, EventKind.HOLD), event)
+
+
+# --- bounds: every list and string that crosses a boundary has one ---------------------------
+
+# Strings, lists and maps a payload may carry without a bound of their own in the schema.
+UNBOUNDED_ON_PURPOSE = {
+    # The sections of a node config: the node checks each against its own config model, and
+    # the whole is at most CONFIG_MAX_BYTES of JSON (a rule the schema cannot state).
+    "SignedNodeConfig.body.config.*",
+}
+_QUANTIFIER_WITHOUT_END = re.compile(r"(?<!\\)[*+]|\{\d+,\}")
+
+
+def unbounded(schema: dict[str, Any], defs: dict[str, Any], path: str) -> list[str]:
+    """Paths in a JSON schema to a string, array or object of no bounded size."""
+    if "$ref" in schema:
+        return unbounded(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, path)
+    found: list[str] = []
+    for option in schema.get("anyOf", []) + schema.get("oneOf", []):
+        found += unbounded(option, defs, path)
+    kind = schema.get("type")
+    if kind == "string" and not ({"const", "enum", "format", "maxLength"} & set(schema)):
+        pattern = schema.get("pattern")
+        if pattern is None or _QUANTIFIER_WITHOUT_END.search(pattern):
+            found.append(path)
+    if kind == "array":
+        if "maxItems" not in schema:
+            found.append(path)
+        items = schema.get("items")
+        found += unbounded(items, defs, f"{path}.0") if isinstance(items, dict) else []
+        for index, item in enumerate(schema.get("prefixItems", [])):
+            found += unbounded(item, defs, f"{path}.{index}")
+    if kind == "object":
+        for name, field in schema.get("properties", {}).items():
+            found += unbounded(field, defs, f"{path}.{name}")
+        values = [schema.get("additionalProperties"), *schema.get("patternProperties", {}).values()]
+        values = [v for v in values if v not in (None, False)]
+        if values and "maxProperties" not in schema:
+            found.append(path)
+        for value in values:
+            found += unbounded(value if isinstance(value, dict) else {}, defs, f"{path}.*")
+            if value is True:
+                found.append(f"{path}.*")
+    return [p for p in found if p not in UNBOUNDED_ON_PURPOSE]
+
+
+def test_every_string_list_and_map_of_every_payload_has_a_bound() -> None:
+    models = {model for spec in catalogue.CATALOGUE.values() for model in spec.models}
+    found = []
+    for model in sorted(models, key=lambda m: m.__name__):
+        schema = model.model_json_schema()
+        found += unbounded(schema, schema.get("$defs", {}), model.__name__)
+    assert not found, f"no bound on: {found}"
+
+
+DEPOT = NORTH.node(Role.DEPOT, "d01")
+READING = {"sensor": "cold-1", "bus_address": 1, "at": T0.isoformat(), "status": "timeout"}
+TRUST_ENTRY = {"kid": "a2lk", "issuer": "North CDC", "uses": ["health-code"],
+               "public_key": "MCowBQYDK2VwAyEA", "not_before": T0.isoformat(),
+               "not_after": (T0 + timedelta(days=1)).isoformat()}  # fmt: skip
+ENVELOPE = {"serial": 2, "issued_at": T0.isoformat(), "signer_kid": "a2lk", "signature": SIG}
+CODES = [f"reason-{i}" for i in range(REASONS_MAX + 1)]
+USES = ["health-code", "dcc-test", "dcc-vaccination", "dcc-recovery", "household-pass", "badge"]
+
+
+def _event(kind: str, **fields: object) -> dict[str, object]:
+    return {"event_id": new_event_id(T0), "seq": 3, "node_time": T0.isoformat(), "kind": kind,
+            **fields}  # fmt: skip
+
+
+def _devices(count: int) -> dict[str, str]:
+    return {f"device-{i}": "ok" for i in range(count)}
+
+
+def _trust(count: int = 1, **entry: object) -> dict[str, object]:
+    return {
+        **ENVELOPE,
+        "document": "trust",
+        "body": {"entries": [{**TRUST_ENTRY, **entry}] * count},
+    }
+
+
+def _revocations(count: int) -> dict[str, object]:
+    entries = [{"by": "cti", "sha256": f"{i:064x}"} for i in range(count)]
+    return {**ENVELOPE, "document": "revocations", "body": {"entries": entries}}
+
+
+def _config(config: dict[str, object]) -> dict[str, object]:
+    return {**CONFIG, "body": {"node": "g01", "config": config}}
+
+
+HEALTH = {"node_time": T0.isoformat(), "session": 1, "uptime_s": 5.0, "last_seq": 3,
+          "outbox_depth": 0, "outbox_capacity": 100}  # fmt: skip
+# (topic, what fits the bound, what is one past it, the problem named)
+BOUNDS: dict[str, tuple[str, Callable[[int], dict[str, object]], int, str]] = {
+    "passage reasons": (PASSAGE_TOPIC, lambda n: passage(reasons=CODES[:n]), REASONS_MAX,
+                        "reasons: Tuple should have at most 16 items"),
+    "hold reasons": (topics.event(GATE, EventKind.HOLD),
+                     lambda n: _event("hold", passage_id=new_event_id(T0), reasons=CODES[:n]),
+                     REASONS_MAX, "reasons: Tuple should have at most 16 items"),
+    "registration name": (topics.event(GATE, EventKind.REGISTRATION),
+                          lambda n: _event("registration", name="王" * n, id_hash="ab" * 32,
+                                           id_last4="123X", volunteer_id="v1"),
+                          64, "name: String should have at most 64 characters"),
+    "registration trip": (topics.event(GATE, EventKind.REGISTRATION),
+                          lambda n: _event("registration", name="王五", id_hash="ab" * 32,
+                                           id_last4="123X", volunteer_id="v1", origin="海" * n),
+                          200, "origin: String should have at most 200 characters"),
+    "hold note": (topics.event(GATE, EventKind.HOLD_RESOLVED),
+                  lambda n: _event("hold-resolved", hold_id=new_event_id(T0),
+                                   resolution="referred", volunteer_id="v1", note="x" * n),
+                  200, "note: String should have at most 200 characters"),
+    "fault detail": (topics.event(GATE, EventKind.DEVICE_FAULT),
+                     lambda n: _event("device-fault", device="scanner", fault="timeout",
+                                      state="raised", detail="x" * n),
+                     200, "detail: String should have at most 200 characters"),
+    "birth devices": (topics.status(GATE), lambda n: {**BIRTH, "devices": _devices(n)},
+                      DEVICES_MAX, "online.devices: Dictionary should have at most 64 items"),
+    "health devices": (topics.health(GATE), lambda n: {**HEALTH, "devices": _devices(n)},
+                       DEVICES_MAX, "devices: Dictionary should have at most 64 items"),
+    "depot readings": (topics.reading(DEPOT),
+                       lambda n: {**_event("reading"), "readings": [READING] * n},
+                       READINGS_MAX, "readings: Tuple should have at most 247 items"),
+    "trust entries": (topics.trust(NORTH), _trust, TRUST_ENTRIES_MAX,
+                      "body.entries: Tuple should have at most 2000 items"),
+    "trust uses": (topics.trust(NORTH), lambda n: _trust(uses=(USES * 2)[:n]), len(USES),
+                   "body.entries.0.uses: Tuple should have at most 6 items"),
+    "trust kid": (topics.trust(NORTH), lambda n: _trust(kid="a2lk" * (n // 4)), 44,
+                  "body.entries.0.kid: String should have at most 44 characters"),
+    "trust key": (topics.trust(NORTH), lambda n: _trust(public_key="MCow" * (n // 4)), 2048,
+                  "body.entries.0.public_key: String should have at most 2048 characters"),
+    "trust certificate": (topics.trust(NORTH),
+                          lambda n: _trust(public_key=None, certificate="MIIB" * (n // 4)),
+                          16_384, "certificate: String should have at most 16384 characters"),
+    "revocations": (topics.revocations(NORTH), _revocations, REVOCATIONS_MAX,
+                    "body.entries: Tuple should have at most 100000 items"),
+    "config sections": (topics.config(NORTH, "g01"),
+                        lambda n: _config({f"section_{i}": {} for i in range(n)}),
+                        CONFIG_SECTIONS_MAX, "body.config: Dictionary should have at most 32"),
+    "config size": (topics.config(NORTH, "g01"),
+                    lambda n: _config({"console": {"note": "x" * (n - len('{"console":{"note":""}}'))}}),
+                    CONFIG_MAX_BYTES, f"config is {CONFIG_MAX_BYTES + 4} bytes of JSON"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("bound", BOUNDS)
+def test_bounds__valid(bound: str) -> None:
+    topic, body, limit, _ = BOUNDS[bound]
+    catalogue.decode(topic, json.dumps(body(limit), ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize("bound", BOUNDS)
+def test_bounds__invalid(bound: str) -> None:
+    topic, body, limit, problem = BOUNDS[bound]
+    over = limit + (4 if bound in {"trust kid", "trust key", "trust certificate",
+                                   "config size"} else 1)  # fmt: skip
+    with pytest.raises(PayloadInvalid) as caught:
+        catalogue.decode(topic, json.dumps(body(over), ensure_ascii=False).encode())
+    assert any(problem in line for line in caught.value.problems), caught.value.problems

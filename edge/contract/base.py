@@ -34,6 +34,27 @@ IdLast4 = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{4}$")]
 BodyTemperature = Annotated[float, Field(ge=25.0, le=45.0)]
 Colour = Literal["green", "yellow", "red"]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+# Every list and string that crosses a boundary has a bound: what a real gate, depot or
+# provisioning sends, with room, and no more. An unbounded list in a valid payload is a
+# way to fill a store (ten 1 MB passages of 120,000 reason codes each were "valid").
+# A decision lists a handful of distinct reasons (a deny, a credential's, the temperature's).
+REASONS_MAX = 16
+ReasonCodes = Annotated[tuple[ReasonCode, ...], Field(max_length=REASONS_MAX)]
+# A node's devices and workers in its birth and heartbeat (a gate has about ten).
+DEVICES_MAX = 64
+# A name as on an ID card (Chinese names are 2-4 characters; foreign ones longer).
+PersonName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{5,15}$")]
+# Standard base64 with padding; bounded per use: a key id (8 bytes in a COSE header, up to
+# 32 here), a public key (SubjectPublicKeyInfo: 44 bytes for Ed25519, 550 for RSA-4096)
+# and a certificate (a DSC is 1-2 KB of DER).
+_BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+KeyId = Annotated[str, StringConstraints(pattern=_BASE64, min_length=4, max_length=44)]
+PublicKeyText = Annotated[str, StringConstraints(pattern=_BASE64, min_length=4, max_length=2048)]
+CertificateText = Annotated[
+    str, StringConstraints(pattern=_BASE64, min_length=4, max_length=16_384)
+]
 # Counters (seq, session): JSON readers keep integers exact up to 2**53 - 1, and SQLite
 # stores at most 2**63 - 1; a larger one is refused here rather than failing in a store.
 COUNTER_MAX = 2**53 - 1

@@ -9,16 +9,20 @@ the contract fixes what is signed.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
 
-from edge.contract.base import STRICT, Payload, ShortText, Slug
+from edge.contract.base import (
+    STRICT,
+    CertificateText,
+    KeyId,
+    Payload,
+    PublicKeyText,
+    ShortText,
+    Slug,
+)
 
-Base64 = Annotated[
-    str,
-    StringConstraints(pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"),
-]
 # An Ed25519 signature is 64 bytes: 86 base64url characters without padding, the last
 # one with its spare bits zero, so one signature has one spelling.
 Ed25519Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{85}[AQgw]$")]
@@ -26,6 +30,16 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 KeyUse = Literal[
     "health-code", "dcc-test", "dcc-vaccination", "dcc-recovery", "household-pass", "badge"
 ]
+# A site trusts its health-code service's keys and, for EU DCCs, the document signers of
+# the countries it accepts (the EU gateway listed well under 2,000 in all).
+TRUST_ENTRIES_MAX = 2_000
+# One site's revoked codes, each a 64-character hash: 100,000 is about 9 MB of JSON, as
+# much as a node should parse and hold at once.
+REVOCATIONS_MAX = 100_000
+# A node config's sections and its JSON size; the node checks each section against its own
+# config model, which bounds every value in it.
+CONFIG_SECTIONS_MAX = 32
+CONFIG_MAX_BYTES = 64 * 1024
 
 
 class _Body(BaseModel):
@@ -35,11 +49,11 @@ class _Body(BaseModel):
 class TrustEntry(_Body):
     """A signer the nodes accept: its kid, key (or certificate) and what it may sign."""
 
-    kid: Base64 = Field(description="key id as it appears in the COSE header, base64")
+    kid: KeyId = Field(description="key id as it appears in the COSE header, base64")
     issuer: ShortText
-    uses: tuple[KeyUse, ...] = Field(min_length=1)
-    public_key: Base64 | None = Field(None, description="DER SubjectPublicKeyInfo, base64")
-    certificate: Base64 | None = Field(None, description="DER X.509 certificate, base64")
+    uses: tuple[KeyUse, ...] = Field(min_length=1, max_length=len(get_args(KeyUse)))
+    public_key: PublicKeyText | None = Field(None, description="DER SubjectPublicKeyInfo, base64")
+    certificate: CertificateText | None = Field(None, description="DER X.509 certificate, base64")
     not_before: AwareDatetime
     not_after: AwareDatetime
 
@@ -53,7 +67,7 @@ class TrustEntry(_Body):
 
 
 class TrustListBody(_Body):
-    entries: tuple[TrustEntry, ...]
+    entries: tuple[TrustEntry, ...] = Field(max_length=TRUST_ENTRIES_MAX)
 
 
 class Revocation(_Body):
@@ -64,14 +78,22 @@ class Revocation(_Body):
 
 
 class RevocationListBody(_Body):
-    entries: tuple[Revocation, ...]
+    entries: tuple[Revocation, ...] = Field(max_length=REVOCATIONS_MAX)
 
 
 class NodeConfigBody(_Body):
     """A node's configuration; the node validates `config` against its own config model."""
 
     node: Slug
-    config: dict[str, Any]
+    config: dict[str, Any] = Field(max_length=CONFIG_SECTIONS_MAX)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        text = json.dumps(self.config, ensure_ascii=False, separators=(",", ":"), default=str)
+        size = len(text.encode())
+        if size > CONFIG_MAX_BYTES:
+            raise ValueError(f"config is {size} bytes of JSON, at most {CONFIG_MAX_BYTES}")
+        return self
 
 
 class SignedDocument(Payload):
@@ -81,7 +103,7 @@ class SignedDocument(Payload):
     serial: int = Field(ge=1, description="grows with every issue; a node refuses an older one")
     issued_at: AwareDatetime
     expires_at: AwareDatetime | None = None
-    signer_kid: Base64
+    signer_kid: KeyId
     alg: Literal["Ed25519"] = "Ed25519"
     signature: Ed25519Signature = Field(description="over signing_bytes(), base64url")
 

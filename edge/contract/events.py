@@ -15,7 +15,9 @@ from edge.contract.base import (
     EventId,
     IdLast4,
     KeyedHash,
-    ReasonCode,
+    PersonName,
+    Phone,
+    ReasonCodes,
     ShortText,
     Slug,
     VolunteerId,
@@ -26,6 +28,8 @@ from edge.contract.topics import EventKind
 Outcome = Literal["allow", "hold", "deny"]
 Direction = Literal["in", "out"]
 PlateNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z\u4e00-\u9fff·-]{2,12}$")]
+# One sample per sensor on a depot's Modbus RTU bus, whose slave ids run from 1 to 247.
+READINGS_MAX = 247
 
 
 class Passage(Event):
@@ -37,7 +41,7 @@ class Passage(Event):
     outcome: Outcome
     colour: Colour | None = Field(None, description="health colour; none when no code was read")
     credential: Literal["health-code", "dcc", "household-pass", "registration", "none"]
-    reasons: tuple[ReasonCode, ...] = Field((), description="why, as reason codes")
+    reasons: ReasonCodes = Field((), description="why, as reason codes")
     temperature_c: BodyTemperature | None = None
     subject_ref: KeyedHash | None = personal(default=None)
     vehicle_plate: PlateNumber | None = personal(default=None)
@@ -57,7 +61,7 @@ class Hold(Event):
 
     kind: Literal["hold"] = "hold"
     passage_id: EventId = Field(description="event_id of the passage that was held")
-    reasons: tuple[ReasonCode, ...] = Field(min_length=1)
+    reasons: ReasonCodes = Field(min_length=1)
     colour: Colour | None = None
     temperature_c: BodyTemperature | None = None
     subject_ref: KeyedHash | None = personal(default=None)
@@ -82,12 +86,10 @@ class Registration(Event):
     """A person registered by hand at the gate (no smartphone, or a yellow code)."""
 
     kind: Literal["registration"] = "registration"
-    name: Annotated[str, StringConstraints(min_length=1, max_length=64)] = personal()
+    name: PersonName = personal()
     id_hash: KeyedHash = personal(description="keyed hash of the ID number, never the number")
     id_last4: IdLast4 = personal(description="last four characters of the ID number")
-    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{5,15}$")] | None = personal(
-        default=None
-    )
+    phone: Phone | None = personal(default=None)
     origin: ShortText | None = personal(default=None)
     destination: ShortText | None = personal(default=None)
     reason: ShortText | None = personal(default=None)
@@ -192,7 +194,7 @@ class DepotReadingBatch(Event):
     """Readings of every sensor on a depot node's bus, batched through the outbox."""
 
     kind: Literal["reading"] = "reading"
-    readings: tuple[DepotReading, ...] = Field(min_length=1, max_length=500)
+    readings: tuple[DepotReading, ...] = Field(min_length=1, max_length=READINGS_MAX)
 
 
 EVENT_MODELS: dict[EventKind, type[Event]] = {

@@ -6,12 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, TypeAdapter
 
-from edge.contract.base import COUNTER_MAX, Payload, Slug
+from edge.contract.base import COUNTER_MAX, DEVICES_MAX, Payload, Slug
 from edge.contract.receipt import OutboxId
 from edge.contract.topics import Role
 
 DeviceState = Literal["ok", "fault", "unplugged", "disabled"]
 ConfigHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,64}$")]
+DeviceStates = Annotated[dict[Slug, DeviceState], Field(max_length=DEVICES_MAX)]
 
 
 class Birth(Payload):
@@ -25,7 +26,7 @@ class Birth(Payload):
     role: Role
     version: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     config_hash: ConfigHash
-    devices: dict[Slug, DeviceState] = Field(default_factory=dict)
+    devices: DeviceStates = Field(default_factory=dict)
     trust_list_age_s: float | None = Field(None, ge=0, description="none: no trust list yet")
     heartbeat_s: int = Field(ge=1, le=3600, description="health interval the gateway expects")
     outbox_id: OutboxId | None = Field(
@@ -65,7 +66,7 @@ class Health(Payload):
         ge=0, le=COUNTER_MAX, description="events the gateway has not yet confirmed storing"
     )
     outbox_capacity: int = Field(ge=1, le=COUNTER_MAX)
-    devices: dict[Slug, DeviceState] = Field(default_factory=dict)
+    devices: DeviceStates = Field(default_factory=dict)
     trust_list_age_s: float | None = Field(None, ge=0)
     rss_bytes: int | None = Field(None, ge=0, le=COUNTER_MAX)
     cpu_percent: float | None = Field(None, ge=0)
