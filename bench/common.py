@@ -1,20 +1,30 @@
-"""What every benchmark shares: the machine it ran on, a printed table, a results file."""
+"""What every benchmark shares: the machine, a table, a results file, a broker and its site."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import socket
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
+import yaml
+
+from edge.configfile import broker_section
 from edge.contract.presence import Birth, Health
-from edge.contract.topics import Node
-from edge.mqtt import BrokerUrl
+from edge.contract.topics import DEFAULT_PREFIX, Node
+from edge.mqtt import Endpoint
 from edge.outbox import Outbox
 from edge.uplink import Uplink, UplinkSettings
+from firmware_tools.site_pki import GATEWAY_PUBLISHER_SUFFIX, IdentityRole, SiteError, SitePki
+from simulators.broker import PrivateBroker, free_port
+from simulators.processes import python_module, spawn, stop, wait_for_http
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -75,7 +85,7 @@ def record(name: str, rows: list[dict[str, Any]], **extra: Any) -> Path:
     return path
 
 
-def bench_uplink(broker: BrokerUrl, node: Node, outbox: Outbox) -> Uplink:
+def bench_uplink(broker: Endpoint, node: Node, outbox: Outbox) -> Uplink:
     """The node's real uplink over `outbox`, with a fixed birth and a plain heartbeat."""
     return Uplink(
         UplinkSettings(broker), node, outbox,
@@ -85,3 +95,125 @@ def bench_uplink(broker: BrokerUrl, node: Node, outbox: Outbox) -> Uplink:
                                 last_seq=outbox.last_seq, outbox_depth=outbox.depth,
                                 outbox_capacity=outbox.capacity),
     )  # fmt: skip
+
+
+# --- the broker and who reaches it -------------------------------------------------
+
+SITE = "bench"
+PLAIN = "plain"  # before: anonymous MQTT, no TLS
+TLS = "tls+cert"  # after: the locked site broker, as deployed
+TRANSPORTS = (PLAIN, TLS)
+GATEWAY = "gw1"  # the gateway's identities: gateway-gw1 (ingest), gateway-gw1-out (publisher)
+
+
+def transport_arg(parser: argparse.ArgumentParser, default: str) -> None:
+    """`--transport plain|tls+cert|both`; read it back with `transports(args)`."""
+    parser.add_argument(
+        "--transport", choices=[*TRANSPORTS, "both"], default=default,
+        help=f"{PLAIN}: anonymous MQTT (before TLS); {TLS}: the locked site broker with "
+        f"TLS, client certificates and the site ACL, as deployed; both: each in turn "
+        f"(default: {default})",
+    )  # fmt: skip
+
+
+def transports(args: argparse.Namespace) -> tuple[str, ...]:
+    return TRANSPORTS if args.transport == "both" else (args.transport,)
+
+
+class BenchSite:
+    """A private Mosquitto for one bench run, and the identities its clients reach it by.
+
+    `plain` is the broker before TLS: anonymous MQTT, every client the same endpoint.
+    `tls+cert` is the broker as `make demo` and a site run it: a site PKI, TLS with a
+    client certificate of the site CA required, the certificate's name as user name and
+    client id, the site's ACL, and one identity per client (docs/security.md). The
+    gateway's pair is issued at once; take every other endpoint before the broker starts
+    (`with site:`), so that no reload happens while a client is away (see `endpoint`).
+
+    Args:
+        work: a folder of its own (broker data and, locked, the PKI with private keys).
+        transport: PLAIN or TLS.
+        site, prefix: the only site the ACL grants anything on.
+    """
+
+    def __init__(
+        self, work: Path, transport: str, site: str = SITE, prefix: str = DEFAULT_PREFIX
+    ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport {transport!r} is not one of {', '.join(TRANSPORTS)}")
+        self.transport, self.site, self.prefix = transport, site, prefix
+        self.pki = SitePki.init(work / "pki", site, prefix) if transport == TLS else None
+        self.broker = PrivateBroker(work / "broker", pki=self.pki)
+        self.endpoint(IdentityRole.GATEWAY, GATEWAY)
+
+    def endpoint(self, role: IdentityRole, name: str) -> Endpoint:
+        """How `<role>-<name>` reaches the broker; plain: anonymously.
+
+        Locked, the identity is issued on first use. Mosquitto reads its ACL only at its
+        start and on a reload (SIGHUP), so a running broker is reloaded; but 2.0.11's
+        reload also ends the persistent session of every certificate client that is
+        offline at that moment, queue and all (a gateway stopped to queue its stream
+        would come back to nothing). Hence: issue before the broker starts.
+        """
+        if self.pki is None:
+            return Endpoint(self.broker.url)
+        try:
+            files = self.pki.files(f"{role}-{name}")
+        except SiteError:
+            files = self.pki.issue(role, name)
+            if self.broker.running:
+                self.broker.reload()
+        return files.endpoint(self.broker.url)
+
+    def simulators(self, count: int) -> list[Endpoint]:
+        """One endpoint per fleet publisher process: a connection, so an identity, each."""
+        return [self.endpoint(IdentityRole.SIMULATOR, f"fleet{i}") for i in range(count)]
+
+    def gateway_broker(self) -> dict[str, str]:
+        """The gateway config's broker section, with both its identities when locked."""
+        section = broker_section(self.endpoint(IdentityRole.GATEWAY, GATEWAY))
+        if self.pki is not None:
+            out = self.pki.files(f"{IdentityRole.GATEWAY}-{GATEWAY}{GATEWAY_PUBLISHER_SUFFIX}")
+            section |= {"publisher_cert": str(out.cert), "publisher_key": str(out.key)}
+        return section | {"prefix": self.prefix}
+
+    def __enter__(self) -> BenchSite:
+        self.broker.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.broker.stop()
+
+
+class GatewayProcess:
+    """`gatepost gateway run` on a bench site's broker as itself, `gates` its inventory."""
+
+    def __init__(self, site: BenchSite, workdir: Path, gates: Sequence[str]) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        config = workdir / "gateway.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "sites": [{"name": site.site, "gates": list(gates)}],
+                    "broker": site.gateway_broker(),
+                    "store": {"path": "gateway.db"},
+                    "http": {"port": self.port},
+                }
+            )
+        )
+        self.db = workdir / "gateway.db"
+        self.process = spawn(
+            python_module("edge.cli", "--log-level", "warning", "gateway", "run",
+                          "--config", str(config))
+        )  # fmt: skip
+        if not wait_for_http(f"http://127.0.0.1:{self.port}/metrics"):
+            self.stop()
+            raise RuntimeError("the gateway did not come up")
+        time.sleep(0.5)  # its SUBACK
+
+    def stop(self) -> None:
+        stop(self.process, "gateway")

@@ -19,6 +19,12 @@ An API latency is stamped when the response that first holds the event arrives, 
 is an upper bound: the resolution is one poll interval plus one request's round trip
 (the "API poll round trip" row). Events seen by no observer within 10 s are lost. The
 first 50 events (the gateway's and the outbox's first writes) are not counted.
+
+Each transport runs in turn on a broker of its own (issue #11, the cost of TLS):
+`plain`, anonymous MQTT, and `tls+cert`, the locked site broker as deployed, where the
+gate, the gateway's two connections and the paho subscriber (an admin) each connect
+with their own certificate under the site ACL. "p50 vs plain" and "p99 vs plain" are
+the differences in ms from the same path on plain MQTT in the same run.
 """
 
 from __future__ import annotations
@@ -37,18 +43,26 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from bench.common import bench_uplink, record
-from bench.gateway_ingest import GatewayProcess
+from bench.common import (
+    PLAIN,
+    SITE,
+    BenchSite,
+    GatewayProcess,
+    bench_uplink,
+    record,
+    transport_arg,
+    transports,
+)
 from edge.contract import topics
 from edge.contract.events import Passage
 from edge.contract.topics import EventKind, Node, Role, Site
-from edge.mqtt import BrokerUrl, new_client
+from edge.mqtt import Endpoint, new_client
 from edge.outbox import Outbox
+from firmware_tools.site_pki import IdentityRole
 from gateway.access import hash_token, new_token
 from gateway.store import SqliteStore
-from simulators.broker import PrivateBroker
-from simulators.fleet import FleetPlan
 
+GATE = "g0001"
 RATE = 50.0
 SECONDS = 30.0
 SKIP = 50  # first events, not counted
@@ -63,7 +77,7 @@ Stamps = dict[str, float]  # event_id -> time.monotonic() when first decided / s
 class Gate:
     """The gate's side: the real outbox and uplink, committing a passage per decision."""
 
-    def __init__(self, work: Path, broker: BrokerUrl, node: Node) -> None:
+    def __init__(self, work: Path, broker: Endpoint, node: Node) -> None:
         self.outbox = Outbox(work / "outbox.db", node)
         self.uplink = bench_uplink(broker, node, self.outbox)
         self._stop = threading.Event()
@@ -101,7 +115,7 @@ class Gate:
 class BrokerWatch:
     """A paho subscriber on the gate's passage topic: when each event_id reached it."""
 
-    def __init__(self, broker: BrokerUrl, topic: str) -> None:
+    def __init__(self, broker: Endpoint, topic: str) -> None:
         self.seen: Stamps = {}
         self._subscribed = threading.Event()
         self.client = new_client("bench-decision-watch", broker)
@@ -190,13 +204,14 @@ def wait_seen(watches: list[Stamps], wanted: list[str]) -> None:
         time.sleep(0.1)
 
 
-def start_gateway(broker: BrokerUrl, work: Path, plan: FleetPlan) -> tuple[GatewayProcess, str]:
+def start_gateway(site: BenchSite, work: Path, gate: str) -> tuple[GatewayProcess, str]:
     """The gateway with a command-role token in its store, added before it starts."""
     token = new_token()
+    work.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(work / "gateway.db")
     store.add_token(hash_token(token), "bench", "command", datetime.now(UTC))
     store.close()
-    return GatewayProcess(broker, work, plan), token
+    return GatewayProcess(site, work, [gate]), token
 
 
 def latency_row(path: str, decided: Stamps, seen: Stamps, measured: list[str]) -> dict[str, Any]:
@@ -214,15 +229,19 @@ def _stats_row(path: str, ms: list[float], lost: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def measure(work: Path, seconds: float, rate: float, poll_s: float) -> list[dict[str, Any]]:
-    """Run gate, broker, gateway and both observers; one row per path."""
-    plan = FleetPlan(nodes=1, events_per_node=1, processes=1)
-    node = Site(plan.site, plan.prefix).node(Role.GATE, plan.node_names[0])
+def measure(
+    work: Path, transport: str, seconds: float, rate: float, poll_s: float
+) -> list[dict[str, Any]]:
+    """Run gate, broker, gateway and both observers over `transport`; one row per path."""
+    node = Site(SITE).node(Role.GATE, GATE)
     total = SKIP + round(seconds * rate)
-    with PrivateBroker(work / "broker") as broker:
-        gateway, token = start_gateway(broker.url, work / "gateway", plan)
-        gate = Gate(work / "gate", broker.url, node)
-        watch = BrokerWatch(broker.url, topics.event(node, EventKind.PASSAGE))
+    site = BenchSite(work / "site", transport, node.site.name, node.site.prefix)
+    gate_endpoint = site.endpoint(IdentityRole.GATE, node.name)
+    watch_endpoint = site.endpoint(IdentityRole.ADMIN, "decision-watch")
+    with site:
+        gateway, token = start_gateway(site, work / "gateway", node.name)
+        gate = Gate(work / "gate", gate_endpoint, node)
+        watch = BrokerWatch(watch_endpoint, topics.event(node, EventKind.PASSAGE))
         api = ApiWatch(gateway.port, token, node.name, poll_s)
         try:
             gate.start()
@@ -235,7 +254,7 @@ def measure(work: Path, seconds: float, rate: float, poll_s: float) -> list[dict
             gate.close()
             gateway.stop()
     if api.errors:
-        print(f"API poll errors: {api.errors}")
+        print(f"{transport}: API poll errors: {api.errors}")
     return [
         latency_row("decision → broker (subscriber)", decided, watch.seen, measured),
         latency_row("decision → REST API (poll)", decided, api.seen, measured),
@@ -249,16 +268,33 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=SECONDS, help="measured seconds")
     parser.add_argument("--rate", type=float, default=RATE, help="passages per second")
     parser.add_argument("--poll-ms", type=float, default=POLL_S * 1000, help="API poll period")
+    transport_arg(parser, default="both")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="gatepost-d2api-"))
-    try:
-        rows = measure(work, args.seconds, args.rate, args.poll_ms / 1000)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    rows: list[dict[str, Any]] = []
+    for transport in transports(args):
+        work = Path(tempfile.mkdtemp(prefix=f"gatepost-d2api-{transport}-"))
+        try:
+            rows += [
+                {"transport": transport} | row
+                for row in measure(work, transport, args.seconds, args.rate, args.poll_ms / 1000)
+            ]
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    compare_with_plain(rows)
     record(
         "decision_to_api", rows, rate=args.rate, seconds=args.seconds, skipped=SKIP,
         poll_ms=args.poll_ms, lost_after_s=LOST_AFTER_S,
     )  # fmt: skip
+
+
+def compare_with_plain(rows: list[dict[str, Any]]) -> None:
+    """Each row's p50 and p99 minus the same path's on plain MQTT in this run, in ms."""
+    plain = {row["path"]: row for row in rows if row["transport"] == PLAIN}
+    for row in rows:
+        base = plain.get(row["path"])
+        for q in ("p50", "p99"):
+            diff = f"{row[f'{q} ms'] - base[f'{q} ms']:+.1f}" if base else "-"
+            row[f"{q} vs plain"] = diff
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ only prints what it receives. Every receiver is counted on the same stream in th
 run, so the gateway's rate can be read as a share of what the broker can deliver
 (the target is >= 0.9x mosquitto_sub and >= 20,000 events/s). The fleet's own row
 runs from its start signal to its last PUBACK.
+
+Each transport runs in turn on a broker of its own (issue #11, the cost of TLS):
+`plain`, anonymous MQTT, and `tls+cert`, the locked site broker as deployed, where
+every client (each publisher process, mosquitto_sub, the gateway's two connections)
+has its own certificate and the site ACL holds. "vs plain" is a row's rate over the
+same row's rate on plain MQTT in the same run.
 """
 
 from __future__ import annotations
@@ -22,51 +28,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bench.common import record
+from bench.common import PLAIN, BenchSite, GatewayProcess, record, transport_arg, transports
 from edge.contract.topics import CONTRACT_VERSION, Role
-from edge.mqtt import BrokerUrl
-from simulators.broker import PrivateBroker, free_port
+from edge.mqtt import Endpoint
+from firmware_tools.site_pki import IdentityRole
 from simulators.fleet import FleetPlan, FleetResult, run_fleet
-from simulators.processes import python_module, spawn, stop, wait_for_http
+from simulators.processes import spawn, stop
 
 FLEET_TIMEOUT_S = 300.0
 # A receiver that got nothing new for this long has got all it will get.
 IDLE_S = 10.0
-
-
-class GatewayProcess:
-    """`gatepost gateway run` on the bench broker, with the fleet's nodes as its inventory."""
-
-    def __init__(self, broker_url: BrokerUrl, workdir: Path, plan: FleetPlan) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        config = workdir / "gateway.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "sites": [{"name": plan.site, "gates": plan.node_names}],
-                    "broker": {"url": str(broker_url), "prefix": plan.prefix},
-                    "store": {"path": "gateway.db"},
-                    "http": {"port": self.port},
-                }
-            )
-        )
-        self.db = workdir / "gateway.db"
-        self.process = spawn(
-            python_module("edge.cli", "--log-level", "warning", "gateway", "run",
-                          "--config", str(config))
-        )  # fmt: skip
-        if not wait_for_http(f"http://127.0.0.1:{self.port}/metrics"):
-            raise RuntimeError("the gateway did not come up")
-        time.sleep(0.5)  # its SUBACK
-
-    def received(self) -> int:
-        return stored_in(self.db)
-
-    def stop(self) -> None:
-        stop(self.process, "gateway")
 
 
 def stored_in(db: Path) -> int:
@@ -76,13 +47,20 @@ def stored_in(db: Path) -> int:
     return int(row[0])
 
 
+def mosquitto_args(endpoint: Endpoint, fallback_id: str) -> list[str]:
+    """Options that make a mosquitto_* client reach `endpoint` as its certificate's identity."""
+    args = ["-h", endpoint.host, "-p", str(endpoint.port), "-i", endpoint.client_id(fallback_id)]
+    files = {"--cafile": endpoint.ca, "--cert": endpoint.cert, "--key": endpoint.key}
+    return args + [arg for flag, path in files.items() if path for arg in (flag, str(path))]
+
+
 class SubReceiver:
     """A `mosquitto_sub` printing receive time, topic and payload of every event."""
 
-    def __init__(self, broker: BrokerUrl, topic_filter: str, expected: int) -> None:
+    def __init__(self, broker: Endpoint, topic_filter: str, expected: int) -> None:
         self.lines: list[str] = []
         self.process = spawn(
-            ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-i", "bench-sub",
+            ["mosquitto_sub", *mosquitto_args(broker, "bench-sub"),
              "-q", "1", "-t", topic_filter, "-F", "%U %t %p", "-C", str(expected),
              "-W", str(int(FLEET_TIMEOUT_S + 60))],
             stdout=subprocess.PIPE,
@@ -170,19 +148,25 @@ def _row(receiver: str, received: int, lost: int, duplicated: Any, span: float) 
     }  # fmt: skip
 
 
-def measure(plan: FleetPlan, work: Path) -> tuple[FleetResult, list[dict[str, Any]]]:
+def measure(
+    plan: FleetPlan, work: Path, transport: str
+) -> tuple[FleetResult, list[dict[str, Any]]]:
     """Run the fleet at a private broker with every receiver listening; one row per receiver."""
-    topic_filter = f"{plan.prefix}/{CONTRACT_VERSION}/+/{Role.GATE}/+/event/+"
+    # The site, not +: a locked broker grants a subscription only within the ACL's site.
+    topic_filter = f"{plan.prefix}/{CONTRACT_VERSION}/{plan.site}/{Role.GATE}/+/event/+"
     expected = {(name, seq) for name in plan.node_names
                 for seq in range(1, plan.events_per_node + 1)}  # fmt: skip
-    with PrivateBroker(work / "broker") as broker:
-        sub = SubReceiver(broker.url, topic_filter, plan.total)
-        gateway = GatewayProcess(broker.url, work / "gateway", plan)
-        watch = GatewayWatch(gateway.received)
+    site = BenchSite(work / "live", transport, plan.site, plan.prefix)
+    publishers = site.simulators(plan.processes)
+    ceiling = site.endpoint(IdentityRole.ADMIN, "bench-sub")
+    with site:
+        sub = SubReceiver(ceiling, topic_filter, plan.total)
+        gateway = GatewayProcess(site, work / "gateway", plan.node_names)
+        watch = GatewayWatch(lambda: stored_in(gateway.db))
         try:
             # mosquitto_sub subscribes within milliseconds; the fleet takes a second or
             # more to start its processes and build its payloads, so nothing is missed.
-            result = run_fleet(plan, broker.url, timeout_s=FLEET_TIMEOUT_S)
+            result = run_fleet(plan, publishers, timeout_s=FLEET_TIMEOUT_S)
             sub.wait(plan.total)
             watch.wait(plan.total)
         finally:
@@ -194,13 +178,13 @@ def measure(plan: FleetPlan, work: Path) -> tuple[FleetResult, list[dict[str, An
     live = watch.row(plan.total)
     live["receiver"] = "gateway, live beside the fleet"
     rows = [fleet, sub.row(expected), live]
-    ceiling = rows[1]["events/s"]
+    rate = rows[1]["events/s"]
     for row in rows:
-        row["vs mosquitto_sub"] = f"{row['events/s'] / ceiling:.2f}" if ceiling else "-"
+        row["vs mosquitto_sub"] = f"{row['events/s'] / rate:.2f}" if rate else "-"
     return result, rows
 
 
-def measure_drain(plan: FleetPlan, work: Path) -> dict[str, Any]:
+def measure_drain(plan: FleetPlan, work: Path, transport: str) -> dict[str, Any]:
     """The gateway's own capacity: the fleet's stream queued in its session, then drained.
 
     The gateway subscribes once and stops; the broker keeps its persistent session and
@@ -208,12 +192,14 @@ def measure_drain(plan: FleetPlan, work: Path) -> dict[str, Any]:
     cores to itself (the broker aside). Live, three publisher processes share two cores
     with it, so the live row measures the machine as much as the gateway.
     """
-    with PrivateBroker(work / "drain-broker") as broker:
-        GatewayProcess(broker.url, work / "drain", plan).stop()
-        run_fleet(plan, broker.url, timeout_s=FLEET_TIMEOUT_S)
+    site = BenchSite(work / "queued", transport, plan.site, plan.prefix)
+    publishers = site.simulators(plan.processes)
+    with site:
+        GatewayProcess(site, work / "drain", plan.node_names).stop()
+        run_fleet(plan, publishers, timeout_s=FLEET_TIMEOUT_S)
         # Watched from before the start: it stores while its HTTP side still comes up.
         watch = GatewayWatch(lambda: stored_in(work / "drain" / "gateway.db"))
-        gateway = GatewayProcess(broker.url, work / "drain", plan)
+        gateway = GatewayProcess(site, work / "drain", plan.node_names)
         try:
             watch.wait(plan.total)
         finally:
@@ -230,25 +216,42 @@ def main() -> None:
     parser.add_argument("--events-per-node", type=int, default=500)
     parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--window", type=int, default=1000, help="max unacked per publisher")
+    transport_arg(parser, default="both")
     args = parser.parse_args()
     plan = FleetPlan(nodes=args.nodes, events_per_node=args.events_per_node,
                      processes=args.processes, window=args.window)  # fmt: skip
-    work = Path(tempfile.mkdtemp(prefix="gatepost-ingest-"))
-    try:
-        result, rows = measure(plan, work)
-        drain = measure_drain(plan, work)
+    rows: list[dict[str, Any]] = []
+    windows_used: dict[str, list[int]] = {}
+    fleet_errors: dict[str, dict[int, str]] = {}
+    for transport in transports(args):
+        work = Path(tempfile.mkdtemp(prefix=f"gatepost-ingest-{transport}-"))
+        try:
+            result, live = measure(plan, work, transport)
+            drain = measure_drain(plan, work, transport)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         drain["vs mosquitto_sub"] = "-"
-        rows.append(drain)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    for worker, error in result.errors.items():
-        print(f"publisher {worker}: {error}")
+        rows += [{"transport": transport} | row for row in [*live, drain]]
+        windows_used[transport] = [w.window for w in result.workers]
+        if result.errors:
+            fleet_errors[transport] = result.errors
+        for worker, error in result.errors.items():
+            print(f"{transport} publisher {worker}: {error}")
+    compare_with_plain(rows)
     record(
         "gateway_ingest", rows, nodes=plan.nodes, events_per_node=plan.events_per_node,
-        processes=plan.processes, window=plan.window,
-        windows_used=[w.window for w in result.workers], fleet_errors=result.errors,
+        processes=plan.processes, window=plan.window, windows_used=windows_used,
+        fleet_errors=fleet_errors,
         target="gateway >= 20,000 events/s and >= 0.9x mosquitto_sub",
     )  # fmt: skip
+
+
+def compare_with_plain(rows: list[dict[str, Any]]) -> None:
+    """Each row's rate over the same receiver's on plain MQTT in this run (the TLS cost)."""
+    plain = {row["receiver"]: row["events/s"] for row in rows if row["transport"] == PLAIN}
+    for row in rows:
+        base = plain.get(row["receiver"])
+        row["vs plain"] = f"{row['events/s'] / base:.2f}" if base else "-"
 
 
 if __name__ == "__main__":

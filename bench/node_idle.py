@@ -3,18 +3,26 @@
 The node runs as `gatepost edge run` against a private Mosquitto, a simulated GM65
 scanner and a GY-MCU90614 thermometer streaming its ~14 frames a second, with the
 console serving. Nothing is scanned; heartbeats go out every 10 s.
+
+The broker is the locked site broker, as deployed: the node connects over TLS with its
+own certificate under the site ACL. `--transport plain` or `both` adds anonymous MQTT.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from bench.common import record
-from simulators.broker import PrivateBroker, free_port
+import yaml
+
+from bench.common import SITE, TLS, BenchSite, record, transport_arg, transports
+from firmware_tools.site_pki import IdentityRole
+from simulators.broker import free_port
 from simulators.devices.scanner import SimulatedScanner
 from simulators.devices.thermometer import SimulatedThermometer
 from simulators.processes import python_module, spawn, stop
@@ -22,6 +30,7 @@ from simulators.site import SiteKit
 
 WARMUP_S = 15.0
 MEASURE_S = 60.0
+HEARTBEAT_S = 10  # as deployed
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -37,42 +46,70 @@ def rss_mb(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
-def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="gatepost-idle-"))
-    try:
-        with PrivateBroker(work / "broker") as broker:
-            kit = SiteKit(work / "site")
-            kit.publish_trust_list(broker.url)
-            scanner = SimulatedScanner(work / "scanner").start()
-            thermometer = SimulatedThermometer(work / "thermometer").start()
+def heartbeat_every(config: Path, seconds: int) -> None:
+    """Set the node's heartbeat in its config (the kit writes its own broker section)."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["broker"]["heartbeat_s"] = seconds
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def measure(work: Path, transport: str, warmup_s: float, measure_s: float) -> list[dict[str, Any]]:
+    """One idle node over `transport`: its memory (max, mean) and CPU share."""
+    site = BenchSite(work / "broker", transport)
+    provisioning = site.endpoint(IdentityRole.ADMIN, "provisioning")
+    gate = site.endpoint(IdentityRole.GATE, "g01")
+    with site:
+        kit = SiteKit(work / "site", SITE)
+        kit.publish_trust_list(provisioning)
+        scanner = SimulatedScanner(work / "scanner").start()
+        thermometer = SimulatedThermometer(work / "thermometer").start()
+        try:
             config = kit.gate_config(
-                "g01", broker.url,
+                "g01", gate,
                 {"scanner": {"url": str(scanner.path), "profile": "gm65-scanner"},
                  "thermometer": {"url": str(thermometer.path), "profile": "gy-mcu90614"}},
-                broker={"heartbeat_s": 10}, console={"host": "127.0.0.1", "port": free_port()},
+                console={"host": "127.0.0.1", "port": free_port()},
             )  # fmt: skip
+            heartbeat_every(config, HEARTBEAT_S)
             node = spawn(python_module("edge.cli", "--log-level", "warning", "edge", "run",
                                        "--config", str(config)))  # fmt: skip
             try:
-                time.sleep(WARMUP_S)
+                time.sleep(warmup_s)
                 cpu0, t0 = cpu_seconds(node.pid), time.monotonic()
                 samples = []
-                while time.monotonic() - t0 < MEASURE_S:
+                while time.monotonic() - t0 < measure_s:
                     samples.append(rss_mb(node.pid))
                     time.sleep(1)
                 cpu = 100 * (cpu_seconds(node.pid) - cpu0) / (time.monotonic() - t0)
             finally:
                 stop(node, "gate node")
-                scanner.stop()
-                thermometer.stop()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        finally:
+            scanner.stop()
+            thermometer.stop()
+    return [
+        {"transport": transport, "measure": "resident memory, MB (max)",
+         "value": round(max(samples), 1)},
+        {"transport": transport, "measure": "resident memory, MB (mean)",
+         "value": round(sum(samples) / len(samples), 1)},
+        {"transport": transport, "measure": "CPU, % of one core", "value": round(cpu, 2)},
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds before measuring")
+    parser.add_argument("--seconds", type=float, default=MEASURE_S, help="measured seconds")
+    transport_arg(parser, default=TLS)
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+    for transport in transports(args):
+        work = Path(tempfile.mkdtemp(prefix=f"gatepost-idle-{transport}-"))
+        try:
+            rows += measure(work, transport, args.warmup, args.seconds)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     record(
-        "node_idle",
-        [{"measure": "resident memory, MB (max)", "value": round(max(samples), 1)},
-         {"measure": "resident memory, MB (mean)", "value": round(sum(samples) / len(samples), 1)},
-         {"measure": "CPU, % of one core", "value": round(cpu, 2)}],
-        warmup_s=WARMUP_S, measure_s=MEASURE_S,
+        "node_idle", rows, warmup_s=args.warmup, measure_s=args.seconds,
         targets={"rss_mb": 80, "cpu_percent": 2},
     )  # fmt: skip
 
