@@ -22,6 +22,7 @@ from edge.configfile import (
 from edge.contract.base import Slug
 from edge.contract.topics import DEFAULT_PREFIX, Role, Site
 from edge.mqtt import Endpoint
+from gateway.store.records import DEAD_LETTER_KEEP_BYTES, DEAD_LETTERS_MAX
 
 
 class SiteSection(Section):
@@ -86,6 +87,14 @@ class BrokerSection(BrokerFields):
 
 class StoreSection(Section):
     path: Path = Field(Path("gateway.db"), description="the SQLite file (relative: to the config)")
+    dead_letters_max: int = Field(
+        DEAD_LETTERS_MAX, ge=100, le=10_000_000,
+        description="refused messages kept; past it the oldest are dropped (and counted)",
+    )  # fmt: skip
+    dead_letter_keep_bytes: int = Field(
+        DEAD_LETTER_KEEP_BYTES, ge=0, le=65_536,
+        description="how much of a refused payload is kept, beside its size and SHA-256",
+    )  # fmt: skip
 
 
 class IngestSection(Section):
@@ -99,6 +108,11 @@ class IngestSection(Section):
         64, ge=2, le=4096,
         description="reads (of up to 256 KiB) received and not yet stored; beyond it the "
         "gateway stops reading and the broker holds the rest",
+    )  # fmt: skip
+    payload_max_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024,
+        description="a node message larger than this is a dead letter, not decoded; the "
+        "largest valid one (a depot batch of 247 readings) is about 54 KB",
     )  # fmt: skip
 
 

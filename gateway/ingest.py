@@ -26,7 +26,13 @@ from gateway.config import GatewayConfig
 from gateway.stats import IngestStats
 from gateway.store import Store
 from gateway.store.base import Cases
-from gateway.store.records import DeadLetter, InboundEvent, InboundPresence, Written
+from gateway.store.records import (
+    DeadLetter,
+    InboundEvent,
+    InboundPresence,
+    IngestLimits,
+    Written,
+)
 from gateway.subscriber import Delivery, MqttSubscriber, SessionSettings
 
 log = logging.getLogger(__name__)
@@ -45,13 +51,20 @@ class Triage:
 
 
 def triage(config: GatewayConfig, batch: Sequence[Delivery]) -> Triage:
-    """Decode each message; refuse unknown topics, invalid payloads and unknown nodes.
+    """Decode each message; refuse oversized ones, unknown topics, invalid payloads and
+    unknown nodes.
 
     A refusal is a dead letter with the reason, never an exception: one bad node must
     not stop everyone else's messages.
     """
     sorted_ = Triage([], [], [])
+    largest = config.ingest.payload_max_bytes
     for item in batch:
+        if len(item.payload) > largest:
+            # Refused before parsing: no valid node message is this large.
+            reason = f"too large: {len(item.payload)} bytes (ingest.payload_max_bytes {largest})"
+            sorted_.dead.append(DeadLetter(item.topic, item.payload, reason, item.received_at))
+            continue
         try:
             message = catalogue.decode(item.topic, item.payload, config.broker.prefix)
         except ContractError as exc:
@@ -127,6 +140,10 @@ class Ingest:
         self._store = store
         self._stats = stats
         self._on_stored = on_stored
+        self._limits = IngestLimits(
+            dead_letters_max=config.store.dead_letters_max,
+            dead_letter_keep_bytes=config.store.dead_letter_keep_bytes,
+        )
         # Chunks as the reader read them: at most queue_max reads of 256 KiB wait here.
         self._queue: queue.Queue[list[Delivery]] = queue.Queue(maxsize=config.ingest.queue_max)
         self._accepting = threading.Event()
@@ -272,7 +289,7 @@ class Ingest:
         while True:
             try:
                 return self._store.write(
-                    sorted_.events, sorted_.presence, sorted_.dead, self._cases
+                    sorted_.events, sorted_.presence, sorted_.dead, self._cases, self._limits
                 )
             except sqlite3.OperationalError:  # a full disk, a locked or broken file: retry
                 log.exception("could not store a batch; retrying in %.1f s", delay)

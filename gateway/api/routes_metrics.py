@@ -36,6 +36,11 @@ class GatewayCollector(Collector):
             "gatepost_dead_letters", "Refused messages kept in the store",
             value=store.dead_letter_count(),
         )  # fmt: skip
+        yield CounterMetricFamily(
+            "gatepost_dead_letters_dropped",
+            "Dead letters dropped, oldest first, past store.dead_letters_max (kept in the store)",
+            value=store.dead_letters_dropped(),
+        )
         yield self._alarms()
         online = sum(1 for node in store.nodes() if node.online)
         yield GaugeMetricFamily("gatepost_nodes_online", "Nodes online now", value=online)

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from edge.contract.events import CheckpointCounts
 from gateway.store.records import (
+    DEFAULT_LIMITS,
     AccessRole,
     AlarmDraft,
     AlarmRecord,
@@ -25,6 +26,7 @@ from gateway.store.records import (
     HoldRecord,
     InboundEvent,
     InboundPresence,
+    IngestLimits,
     NodeRecord,
     PassageFilter,
     PassageRecord,
@@ -54,6 +56,7 @@ class Store(Protocol):
         presence: Sequence[InboundPresence] = (),
         dead: Sequence[DeadLetter] = (),
         cases: Cases | None = None,
+        limits: IngestLimits = DEFAULT_LIMITS,
     ) -> Written:
         """Store one batch in one transaction.
 
@@ -63,6 +66,8 @@ class Store(Protocol):
         applied). The seq bookkeeping (contiguous, max, since when a gap is open) of
         every node in the batch is updated; a node's first events set its start. The
         alarms `cases` gives for each new event are opened in the same transaction.
+        Dead letters keep a prefix of their payload with its size and hash, and the
+        oldest are dropped past `limits.dead_letters_max` (and counted).
         """
         ...
 
@@ -120,6 +125,10 @@ class Store(Protocol):
     def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]: ...
 
     def dead_letter_count(self) -> int: ...
+
+    def dead_letters_dropped(self) -> int:
+        """How many dead letters were dropped past the cap, ever (oldest first)."""
+        ...
 
     # --- alarms ---------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 from datetime import UTC, datetime
@@ -172,6 +173,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE nodes ADD COLUMN outbox_id TEXT;
         """,
     ),
+    Migration(
+        "0006-dead-letter-bounds",
+        """
+        -- A dead letter keeps the first KiB of its payload, with the whole one's size and
+        -- hash; the letters kept before this keep no more than new ones do.
+        ALTER TABLE dead_letters ADD COLUMN size INTEGER;
+        ALTER TABLE dead_letters ADD COLUMN sha256 TEXT;
+        UPDATE dead_letters SET size = length(payload), sha256 = sha256_hex(payload),
+            payload = substr(payload, 1, 1024);
+        -- Counts that outlive the rows they count (dead letters dropped past the cap).
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO counters (name, value) VALUES ('dead_letters_dropped', 0);
+        """,
+    ),
 )
 
 
@@ -189,6 +204,7 @@ def apply_migrations(
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
+    conn.create_function("sha256_hex", 1, sha256_hex, deterministic=True)
     done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
     applied = []
     for migration in migrations:
@@ -210,6 +226,13 @@ def apply_migrations(
         log.info("applied migration %s", migration.name)
         applied.append(migration.name)
     return applied
+
+
+def sha256_hex(data: bytes | str | None) -> str | None:
+    """SHA-256 of a payload as hex (SQL `sha256_hex()`, for migrations)."""
+    if data is None:
+        return None
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
 def _statements(sql: str) -> list[str]:

@@ -91,12 +91,34 @@ class StoredMark:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A message the gateway could not accept, kept with the reason."""
+    """A message the gateway could not accept, kept with the reason.
+
+    `payload` is the whole message; the store keeps a prefix of it, with its size and
+    SHA-256 (`IngestLimits.dead_letter_keep_bytes`).
+    """
 
     topic: str
     payload: bytes
     reason: str
     received_at: datetime
+
+
+# A dead letter is evidence, not an archive: 65 MB of junk once grew the store by 150 MB.
+# The first KiB of a payload shows what it was (a passage is about 400 bytes), its size and
+# hash identify it, and at most this many are kept, the oldest dropped first.
+DEAD_LETTER_KEEP_BYTES = 1024
+DEAD_LETTERS_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """How much the store keeps of what it refuses (ingest passes the config's values)."""
+
+    dead_letters_max: int = DEAD_LETTERS_MAX
+    dead_letter_keep_bytes: int = DEAD_LETTER_KEEP_BYTES
+
+
+DEFAULT_LIMITS = IngestLimits()
 
 
 # --- rows ------------------------------------------------------------------------
@@ -243,7 +265,12 @@ class DeadLetterRecord(Record):
     id: int
     received_at: datetime
     topic: str
-    payload: str = Field(description="as received, decoded as UTF-8 with replacement")
+    payload: str = Field(
+        description="its first bytes (store.dead_letter_keep_bytes), decoded as UTF-8 with "
+        "replacement"
+    )
+    size: int = Field(description="the whole payload's size in bytes")
+    sha256: str = Field(description="SHA-256 of the whole payload, hex")
     reason: str
 
 

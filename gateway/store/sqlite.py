@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -19,9 +20,11 @@ from edge.contract.presence import Birth, Death, Health
 from gateway.store.base import Cases
 from gateway.store.migrations import apply_migrations
 from gateway.store.records import (
+    DEFAULT_LIMITS,
     DeadLetter,
     InboundEvent,
     InboundPresence,
+    IngestLimits,
     StoredMark,
     Written,
     utc_text,
@@ -32,6 +35,10 @@ from gateway.store.sqlite_reads import Reads
 
 # Ids asked for in one `IN (...)`: well under SQLite's default limit of 32,766 variables.
 _ID_CHUNK = 900
+# A topic is at most a few hundred characters in the contract, but MQTT allows 64 KiB of
+# one; and a reason names every failing field, which a 64 KiB payload can make thousands.
+TOPIC_KEEP_CHARS = 512
+REASON_KEEP_CHARS = 2000
 
 
 class _SeqState(NamedTuple):
@@ -148,6 +155,7 @@ class SqliteStore(Reads, AlarmsAndAccess):
         presence: Sequence[InboundPresence] = (),
         dead: Sequence[DeadLetter] = (),
         cases: Cases | None = None,
+        limits: IngestLimits = DEFAULT_LIMITS,
     ) -> Written:
         now = datetime.now(UTC)
         with self._transaction() as conn:
@@ -164,10 +172,7 @@ class SqliteStore(Reads, AlarmsAndAccess):
                 (i.site, i.node) for i in applied if isinstance(i.payload, Birth)
             }
             marks = self._marks(conn, touched)
-            conn.executemany(
-                "INSERT INTO dead_letters (received_at, topic, payload, reason) VALUES (?,?,?,?)",
-                [(utc_text(d.received_at), d.topic, d.payload, d.reason) for d in dead],
-            )
+            self._keep_dead_letters(conn, dead, limits)
             # Alarms of new events commit with them: once acknowledged, a fever case is
             # never redelivered, so a crash between the two would lose its alarm for good.
             drafts = [
@@ -175,6 +180,34 @@ class SqliteStore(Reads, AlarmsAndAccess):
             ]
             opened = self._open_alarms(conn, drafts, now)
         return Written(new, applied, self._alarms_by_id(opened), marks)
+
+    def _keep_dead_letters(
+        self, conn: sqlite3.Connection, dead: Sequence[DeadLetter], limits: IngestLimits
+    ) -> None:
+        """Keep each letter's first bytes, size and hash; drop the oldest past the cap."""
+        if not dead:
+            return
+        keep = limits.dead_letter_keep_bytes
+        conn.executemany(
+            "INSERT INTO dead_letters (received_at, topic, payload, size, sha256, reason) "
+            "VALUES (?,?,?,?,?,?)",
+            [
+                (utc_text(d.received_at), d.topic[:TOPIC_KEEP_CHARS], d.payload[:keep],
+                 len(d.payload), hashlib.sha256(d.payload).hexdigest(),
+                 d.reason[:REASON_KEEP_CHARS])
+                for d in dead
+            ],
+        )  # fmt: skip
+        dropped = conn.execute(
+            "DELETE FROM dead_letters WHERE id <= "
+            "(SELECT id FROM dead_letters ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (limits.dead_letters_max,),
+        ).rowcount
+        if dropped:
+            conn.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'dead_letters_dropped'",
+                (dropped,),
+            )
 
     def _marks(self, conn: sqlite3.Connection, nodes: set[tuple[str, str]]) -> list[StoredMark]:
         marks = []

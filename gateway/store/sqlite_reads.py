@@ -264,6 +264,14 @@ class Reads:
     def dead_letter_count(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
 
+    def dead_letters_dropped(self) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT value FROM counters WHERE name = 'dead_letters_dropped'")
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
 
 _NODE_FIELDS = frozenset(NodeRecord.model_fields)
 
