@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import IO
 
 import yaml
-from firmware_tools.site_pki import IdentityRole, SitePki
 
 from edge.cli import endpoint_args
 from edge.configfile import broker_section
 from edge.contract import topics
 from edge.mqtt import Endpoint
+from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.access import hash_token, new_token
 from gateway.store import SqliteStore
 from simulators import sweeper
@@ -108,25 +108,31 @@ class Demo:
         finally:
             self.shutdown()
 
-    def endpoint(self, role: IdentityRole, name: str) -> Endpoint:
-        """A new identity of the demo site, and the endpoint it reaches the broker by."""
-        return self.pki.issue(role, name).endpoint(self.broker.url)
+    def endpoint(self, cn: str) -> Endpoint:
+        """How the demo identity `cn` reaches the broker."""
+        return self.broker.endpoint(cn)
 
     def init_broker(self) -> None:
-        self.command_center = self.endpoint(IdentityRole.COMMAND, "center")
+        # Every identity before the broker starts: it reads the ACL at its start, and a
+        # reload for a late one would end the persistent sessions of clients then away.
+        identities = [(IdentityRole.COMMAND, "center"), (IdentityRole.ADMIN, "provisioning"),
+                      (IdentityRole.ADMIN, "watch"), (IdentityRole.GATEWAY, "gw1"),
+                      *((IdentityRole.GATE, gate) for gate in self.gates)]  # fmt: skip
+        for role, name in identities:
+            self.pki.issue(role, name)
         self.broker.start()
         assert self.broker.process is not None
         sweeper.watch(self.sweeper, self.broker.process.pid)
         self.status.add_address("Broker (MQTT)", str(self.broker.url))
         say(f"broker   {self.broker.url}  mosquitto pid {self.broker.process.pid}, "
             f"config {self.broker.config_path}")  # fmt: skip
-        center = self.command_center
+        center = self.endpoint("command-center")
         say(f"broker   TLS with client certificates only; site CA {center.ca}; the command "
             f"center's certificate {center.cert}, key {center.key}")  # fmt: skip
 
     def init_site(self) -> None:
         self.kit = SiteKit(self.workdir / "site", SITE)
-        self.kit.publish_trust_list(self.endpoint(IdentityRole.ADMIN, "provisioning"))
+        self.kit.publish_trust_list(self.endpoint("admin-provisioning"))
         say(f"site     {SITE}: root key, code signer and a signed trust list (retained)")
 
     def init_gateway(self) -> None:
@@ -139,7 +145,7 @@ class Demo:
             yaml.safe_dump(
                 {
                     "sites": [{"name": SITE, "gates": self.gates}],
-                    "broker": broker_section(self.endpoint(IdentityRole.GATEWAY, "gw1"))
+                    "broker": broker_section(self.endpoint("gateway-gw1"))
                     | {
                         "publisher_cert": str(self.pki.files("gateway-gw1-out").cert),
                         "publisher_key": str(self.pki.files("gateway-gw1-out").key),
@@ -163,8 +169,8 @@ class Demo:
             f"API {url}/api/nodes, OpenAPI {url}/openapi.json")  # fmt: skip
 
     def init_watcher(self) -> None:
-        watch = self.endpoint(IdentityRole.ADMIN, "watch")
-        self._start("watch", "watch", *endpoint_args(watch), stdout=subprocess.PIPE)
+        watch = self.endpoint("admin-watch")
+        self._start("watch", "watch", *endpoint_args(watch), "--site", SITE, stdout=subprocess.PIPE)
         self._reader = threading.Thread(
             target=self._read_messages, args=(self.children[-1].process.stdout,), daemon=True
         )
@@ -182,7 +188,7 @@ class Demo:
             self.parts += [scanner, thermometer]
             console = free_port()
             config = self.kit.gate_config(
-                gate, self.endpoint(IdentityRole.GATE, gate),
+                gate, self.endpoint(f"gate-{gate}"),
                 {"scanner": {"url": str(scanner.path), "profile": "gm65-scanner"},
                  "thermometer": {"url": str(thermometer.path), "profile": "gy-mcu90614"}},
                 node={"direction": "in" if seed % 2 else "out"},

@@ -98,12 +98,12 @@ class SiteKit:
             client.loop_stop()
 
     def gate_config(
-        self, name: str, broker: Endpoint, devices: dict[str, Any], **sections: Any
+        self, name: str, endpoint: Endpoint, devices: dict[str, Any], **sections: Any
     ) -> Path:
         """Write a gate config file for node `name`; `sections` override whole sections."""
         config: dict[str, Any] = {
             "node": {"site": self.site, "name": name, "state_dir": f"state-{name}"},
-            "broker": {**broker_section(broker), "heartbeat_s": 5, "reconnect_max_s": 2},
+            "broker": {**broker_section(endpoint), "heartbeat_s": 5, "reconnect_max_s": 2},
             "devices": devices,
             # Simulated pins: no door contact is fitted (a mock input would read "open").
             "gpio": {"pin_factory": "mock", "door": None},

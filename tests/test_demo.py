@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.mqtt import BrokerUrl, Endpoint, new_client
 from simulators.processes import python_module, spawn, stop
 from tests.conftest import OutputLines
 
@@ -68,9 +69,24 @@ def pids_and_port(output: OutputLines) -> tuple[list[int], int]:
     output.wait_for("Ctrl-C stops everything.")
     started = "\n".join(line for line in output.lines if line.startswith("[demo]"))
     pids = [int(pid) for pid in re.findall(r"pid (\d+)", started)]
-    port = re.search(r"mqtt://127\.0\.0\.1:(\d+)", started)
+    port = re.search(r"mqtts://127\.0\.0\.1:(\d+)", started)
     assert len(pids) == 5 and port  # broker, gateway, watcher, two gates
     return pids, int(port.group(1))
+
+
+def connects(endpoint: Endpoint) -> bool:
+    """Whether a client without a certificate gets a successful CONNACK within 3 s."""
+    accepted = threading.Event()
+    client = new_client("stranger", endpoint)
+    client.on_connect = lambda _c, _u, _f, reason, _p: None if reason.is_failure else accepted.set()
+    try:
+        client.connect(endpoint.host, endpoint.port)
+        client.loop_start()
+        return accepted.wait(3)
+    except OSError:  # a TLS handshake refused outright
+        return False
+    finally:
+        client.loop_stop()
 
 
 def alive(pid: int) -> bool:
@@ -123,6 +139,11 @@ def test_demo__shows_live_contract_messages_and_stops_cleanly(
             nodes = {n["node"]: n for n in json.load(response)}
         assert {"g01", "g02"} <= set(nodes)
         assert all(nodes[g]["online"] for g in ("g01", "g02"))
+        # The broker is locked as a site's is: without a client certificate, nothing.
+        ca = re.search(r"site CA (\S+);", "\n".join(output.lines))
+        assert ca
+        assert not connects(Endpoint(BrokerUrl("127.0.0.1", port, tls=True), ca=Path(ca[1])))
+        assert not connects(Endpoint(BrokerUrl("127.0.0.1", port)))
         os.kill(process.pid, signum)
         assert process.wait(20) == 0
         lines = output.finish()

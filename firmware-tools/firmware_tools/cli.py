@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from edge.cli import add_broker_options, endpoint
+from edge.cli import add_broker_options, endpoint, slug_arg
 from edge.lifecycle import stop_on_signals
 from firmware_tools.issue import add_fw_commands
 from firmware_tools.site_cli import add_site_commands
@@ -22,6 +22,10 @@ def add_watch(commands: Any) -> None:
         "and the reason; watching goes on.",
     )
     add_broker_options(parser)
+    parser.add_argument(
+        "--site", type=slug_arg("site"),
+        help="watch this site's branch only (what a site's broker lets an admin read)",
+    )  # fmt: skip
     parser.set_defaults(run=_run_watch)
 
 
@@ -34,5 +38,5 @@ def add_fw(commands: Any) -> None:
 
 def _run_watch(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
-    Watcher(endpoint(args), sys.stdout, args.prefix).run(stop)
+    Watcher(endpoint(args), sys.stdout, args.prefix, args.site).run(stop)
     return 0

@@ -15,7 +15,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.contract import catalogue
-from edge.contract.topics import DEFAULT_PREFIX
+from edge.contract.topics import DEFAULT_PREFIX, Site
 from edge.errors import PayloadInvalid, UnknownTopic
 from edge.mqtt import Endpoint, new_client
 
@@ -38,15 +38,24 @@ def describe(
 
 
 class Watcher:
-    """Subscribes to `<prefix>/#` and writes one line per message to `out`."""
+    """Subscribes to `<prefix>/#` (or one site's branch) and writes a line per message to `out`.
 
-    def __init__(self, broker: Endpoint, out: TextIO, prefix: str = DEFAULT_PREFIX) -> None:
+    A site's broker grants an identity its site's branch only (docs/security.md) and
+    refuses a subscription reaching past it: watch with `site` there. A refused
+    subscription is printed with `!!`, never met with silence.
+    """
+
+    def __init__(
+        self, broker: Endpoint, out: TextIO, prefix: str = DEFAULT_PREFIX, site: str | None = None
+    ) -> None:
         self.broker = broker
         self.out = out
         self.prefix = prefix
+        self.topic_filter = f"{Site(site, prefix).root}/#" if site else f"{prefix}/#"
         self._lock = threading.Lock()
         self.client = new_client(f"gatepost-watch-{threading.get_native_id()}", broker)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
     def run(self, stop: threading.Event) -> None:
@@ -66,8 +75,16 @@ class Watcher:
             self._emit(f"!! broker {self.broker} refused the connection: {reason}")
             return
         # The whole prefix, not only v1: foreign topics under it are worth reporting.
-        client.subscribe(f"{self.prefix}/#", qos=1)
-        self._emit(f"-- watching {self.prefix}/# on {self.broker}")
+        client.subscribe(self.topic_filter, qos=1)
+
+    def _on_subscribe(
+        self, _c: paho.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any
+    ) -> None:
+        if reasons and reasons[0].is_failure:
+            self._emit(f"!! the broker refused the subscription to {self.topic_filter}: "
+                       f"{reasons[0]} (watch one site with --site)")  # fmt: skip
+        else:
+            self._emit(f"-- watching {self.topic_filter} on {self.broker}")
 
     def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         self._emit(describe(msg.topic, msg.payload, bool(msg.retain), self.prefix))
