@@ -38,6 +38,12 @@ MESSAGES: dict[str, str] = {
     "first missing {first_missing})",
     "data-loss.tail": "{where} events {first} to {last} never arrived (the node reports them "
     "delivered to the broker)",
+    "seq-jump.event": "{where} sent seq {seq}, {jump} past its mark {mark}: quarantined, "
+    "not counted",
+    "seq-jump.heartbeat": "{where} heartbeat claims seq {seq}, {jump} past its mark {mark}: "
+    "ignored",
+    "seq-jump.birth": "{where} birth claims seq {seq} confirmed, {jump} past its mark {mark}: "
+    "ignored",
     "trust-stale.none": "{where} has no trust list",
     "trust-stale.old": "{where} trust list is {age_h} h old",
     "gate-unattended": "{where} is open with nobody on shift",

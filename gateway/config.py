@@ -19,10 +19,10 @@ from edge.configfile import (
     resolve_paths,
     validate,
 )
-from edge.contract.base import Slug
+from edge.contract.base import COUNTER_MAX, Slug
 from edge.contract.topics import DEFAULT_PREFIX, Role, Site
 from edge.mqtt import Endpoint
-from gateway.store.records import DEAD_LETTER_KEEP_BYTES, DEAD_LETTERS_MAX
+from gateway.store.records import DEAD_LETTER_KEEP_BYTES, DEAD_LETTERS_MAX, SEQ_JUMP_MAX
 
 
 class SiteSection(Section):
@@ -113,6 +113,11 @@ class IngestSection(Section):
         64 * 1024, ge=1024, le=16 * 1024 * 1024,
         description="a node message larger than this is a dead letter, not decoded; the "
         "largest valid one (a depot batch of 247 readings) is about 54 KB",
+    )  # fmt: skip
+    seq_jump_max: int = Field(
+        SEQ_JUMP_MAX, ge=1000, le=COUNTER_MAX,
+        description="a seq more than this past its node's contiguous mark is quarantined and "
+        "alarms (seq-jump); keep it above the nodes' outbox capacity",
     )  # fmt: skip
 
 

@@ -143,6 +143,7 @@ class Ingest:
         self._limits = IngestLimits(
             dead_letters_max=config.store.dead_letters_max,
             dead_letter_keep_bytes=config.store.dead_letter_keep_bytes,
+            seq_jump_max=config.ingest.seq_jump_max,
         )
         # Chunks as the reader read them: at most queue_max reads of 256 KiB wait here.
         self._queue: queue.Queue[list[Delivery]] = queue.Queue(maxsize=config.ingest.queue_max)
@@ -268,10 +269,11 @@ class Ingest:
         for connection, packet_ids in by_connection.items():
             self._subscriber.ack(packet_ids, connection)
         lag = (datetime.now(UTC) - batch[0].received_at).total_seconds()
+        events = [q for q in written.quarantined if q.what == "event"]
         self._stats.batch_done(
             received=len(batch), stored=len(written.events),
-            duplicates=len(sorted_.events) - len(written.events), dead=len(sorted_.dead),
-            lag_s=lag,
+            duplicates=len(sorted_.events) - len(written.events) - len(events),
+            dead=len(sorted_.dead) + len(events), lag_s=lag,
         )  # fmt: skip
         try:
             self._on_stored(written)
@@ -321,6 +323,8 @@ class Ingest:
             written.events.extend(one.events)
             written.presence.extend(one.presence)
             written.alarms.extend(one.alarms)
+            written.marks.extend(one.marks)
+            written.quarantined.extend(one.quarantined)
         return written
 
 

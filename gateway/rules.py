@@ -14,7 +14,14 @@ from gateway.alarms import AlarmBook, draft
 from gateway.config import GatewayConfig, SiteSection
 from gateway.reports import report_date_of
 from gateway.store import Store
-from gateway.store.records import AlarmDraft, InboundEvent, InboundPresence, NodeRecord, Written
+from gateway.store.records import (
+    AlarmDraft,
+    InboundEvent,
+    InboundPresence,
+    NodeRecord,
+    Quarantined,
+    Written,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,7 @@ class AlarmRules:
         they are announced, and what the batch ended is cleared.
         """
         self._book.announce(written.alarms)
+        self._quarantined(written.quarantined)
         for item in written.events:
             event = item.event
             if isinstance(event, HoldResolved):
@@ -86,6 +94,18 @@ class AlarmRules:
                 )
         for update in written.presence:
             self._presence(update)
+
+    def _quarantined(self, quarantined: list[Quarantined]) -> None:
+        # One alarm per node until the command center clears it: a forger sending seqs
+        # far ahead, or a node broken enough to, is for a person to look at.
+        first = {(q.site, q.node): q for q in reversed(quarantined)}
+        self._book.raise_alarms([
+            draft(
+                AlertKind.SEQ_JUMP, f"seq-jump.{q.what}", q.site, q.node, "critical",
+                seq=q.seq, jump=q.seq - q.mark, mark=q.mark,
+            )
+            for q in first.values()
+        ])  # fmt: skip
 
     def _resolved(self, site: str, node: str, resolved: HoldResolved) -> None:
         # A normal re-measure ends the case; a referral or a turn-back is for the command

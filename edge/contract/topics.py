@@ -72,6 +72,7 @@ class AlertKind(StrEnum):
     CLOCK_SKEW = "clock-skew"
     DATA_LOSS = "data-loss"
     DEPOT_CLIMATE = "depot-climate"
+    SEQ_JUMP = "seq-jump"
 
 
 class TopicKind(StrEnum):

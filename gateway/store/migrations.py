@@ -187,6 +187,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         INSERT INTO counters (name, value) VALUES ('dead_letters_dropped', 0);
         """,
     ),
+    Migration(
+        "0007-accepted-gaps",
+        """
+        -- The contiguous mark before a person accepted a gap as lost: an event the node
+        -- sends later inside the range accepted moves the mark back to it.
+        ALTER TABLE nodes ADD COLUMN accepted_from INTEGER;
+        """,
+    ),
 )
 
 

@@ -76,6 +76,7 @@ class Written:
     presence: list[InboundPresence]  # applied (a will of an ended session is not here)
     alarms: list[AlarmRecord]  # opened by the new events, in the same transaction
     marks: list[StoredMark] = field(default_factory=list)  # receipts now due
+    quarantined: list[Quarantined] = field(default_factory=list)  # seqs not believed
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,52 @@ class DeadLetter:
     received_at: datetime
 
 
+@dataclass(frozen=True)
+class Quarantined:
+    """A seq too far past its node's contiguous mark to be believed: kept apart as a dead
+    letter (`letter`), never counted nor moving the mark, and alarmed (`seq-jump`)."""
+
+    site: str
+    node: str
+    what: Literal["event", "heartbeat", "birth"]
+    seq: int
+    mark: int
+    letter: DeadLetter
+    item: InboundEvent | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of_event(cls, item: InboundEvent, mark: int, jump_max: int) -> Quarantined:
+        seq = item.event.seq
+        reason = (
+            f"implausible seq: {seq} is {seq - mark} past the contiguous mark {mark} of "
+            f"{item.site}/{item.node} (ingest.seq_jump_max {jump_max}); quarantined, not stored"
+        )
+        letter = DeadLetter(item.topic, item.raw, reason, item.received_at)
+        return cls(item.site, item.node, "event", seq, mark, letter, item)
+
+    @classmethod
+    def of_claim(
+        cls, item: InboundPresence, what: Literal["heartbeat", "birth"], seq: int, mark: int,
+        jump_max: int,
+    ) -> Quarantined:  # fmt: skip
+        reason = (
+            f"implausible seq: the {what} claims {seq}, {seq - mark} past the contiguous mark "
+            f"{mark} of {item.site}/{item.node} (ingest.seq_jump_max {jump_max}); ignored"
+        )
+        letter = DeadLetter(item.topic, item.raw, reason, item.received_at)
+        return cls(item.site, item.node, what, seq, mark, letter)
+
+
 # A dead letter is evidence, not an archive: 65 MB of junk once grew the store by 150 MB.
 # The first KiB of a payload shows what it was (a passage is about 400 bytes), its size and
 # hash identify it, and at most this many are kept, the oldest dropped first.
 DEAD_LETTER_KEEP_BYTES = 1024
 DEAD_LETTERS_MAX = 10_000
+# How far past a node's contiguous mark a seq may be and still be believed. A node that
+# speaks receipts sends at most its unconfirmed_window (10,000 by default) past the last
+# receipt, and no node holds more than its outbox's capacity plus its fault headroom
+# (100,100 by default) unsent: twice that leaves room; 900,001 after 11 was a forgery.
+SEQ_JUMP_MAX = 200_000
 
 
 @dataclass(frozen=True)
@@ -116,6 +158,7 @@ class IngestLimits:
 
     dead_letters_max: int = DEAD_LETTERS_MAX
     dead_letter_keep_bytes: int = DEAD_LETTER_KEEP_BYTES
+    seq_jump_max: int = SEQ_JUMP_MAX
 
 
 DEFAULT_LIMITS = IngestLimits()

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 
 import sqlite_utils
 
@@ -25,12 +24,14 @@ from gateway.store.records import (
     InboundEvent,
     InboundPresence,
     IngestLimits,
+    Quarantined,
     StoredMark,
     Written,
     utc_text,
 )
 from gateway.store.rows import TABLES, insert_sql
 from gateway.store.sqlite_alarms import AlarmsAndAccess
+from gateway.store.sqlite_marks import SeqMarks
 from gateway.store.sqlite_reads import Reads
 
 # Ids asked for in one `IN (...)`: well under SQLite's default limit of 32,766 variables.
@@ -41,26 +42,7 @@ TOPIC_KEEP_CHARS = 512
 REASON_KEEP_CHARS = 2000
 
 
-class _SeqState(NamedTuple):
-    """A node's seq bookkeeping, as the nodes table has it."""
-
-    epoch: int
-    contiguous: int
-    seq_max: int
-    gap_since: str | None
-    outbox_id: str | None
-
-
-def _seq_state(conn: sqlite3.Connection, site: str, node: str) -> _SeqState:
-    row = conn.execute(
-        "SELECT epoch, seq_contiguous, seq_max, gap_since, outbox_id FROM nodes "
-        "WHERE site=? AND node=?",
-        (site, node),
-    ).fetchone()
-    return _SeqState(*row)
-
-
-class SqliteStore(Reads, AlarmsAndAccess):
+class SqliteStore(Reads, AlarmsAndAccess, SeqMarks):
     """The Store on one SQLite file, shared by the ingest thread and the API's threads.
 
     Each thread has its own connection (sqlite3 connections are not shared across
@@ -158,10 +140,14 @@ class SqliteStore(Reads, AlarmsAndAccess):
         limits: IngestLimits = DEFAULT_LIMITS,
     ) -> Written:
         now = datetime.now(UTC)
+        jumped: list[Quarantined] = []
         with self._transaction() as conn:
-            applied = [update for update in presence if self._presence(conn, update)]
+            applied = [u for u in presence if self._presence(conn, u, limits, jumped)]
             known = self._known_nodes(conn)
-            new = self._new_only(conn, events)
+            new, quarantined = self._plausible(
+                conn, self._new_only(conn, events), known, limits.seq_jump_max
+            )
+            jumped += quarantined
             self._insert(conn, new)
             by_node: dict[tuple[str, str], list[InboundEvent]] = defaultdict(list)
             for item in new:
@@ -172,14 +158,14 @@ class SqliteStore(Reads, AlarmsAndAccess):
                 (i.site, i.node) for i in applied if isinstance(i.payload, Birth)
             }
             marks = self._marks(conn, touched)
-            self._keep_dead_letters(conn, dead, limits)
+            self._keep_dead_letters(conn, [*dead, *(q.letter for q in jumped)], limits)
             # Alarms of new events commit with them: once acknowledged, a fever case is
             # never redelivered, so a crash between the two would lose its alarm for good.
             drafts = [
                 (d, new_event_id(now)) for item in new for d in (cases(item) if cases else ())
             ]
             opened = self._open_alarms(conn, drafts, now)
-        return Written(new, applied, self._alarms_by_id(opened), marks)
+        return Written(new, applied, self._alarms_by_id(opened), marks, jumped)
 
     def _keep_dead_letters(
         self, conn: sqlite3.Connection, dead: Sequence[DeadLetter], limits: IngestLimits
@@ -275,58 +261,15 @@ class SqliteStore(Reads, AlarmsAndAccess):
             table_name, columns, _ = TABLES[kind]
             conn.executemany(insert_sql(table_name, columns), kind_rows)
 
-    def _advance_seq(
-        self,
-        conn: sqlite3.Connection,
-        site: str,
-        node: str,
-        items: list[InboundEvent],
-        *,
-        first: bool,
-    ) -> None:
-        seqs = [item.event.seq for item in items]
-        # A gap opens when its events arrived, by the gateway's clock of receipt.
-        arrived = max(item.received_at for item in items)
-        state = _seq_state(conn, site, node)
-        contiguous = state.contiguous
-        if first and state.epoch == 0 and state.outbox_id is None:
-            # A node that does not name its outbox (one from before receipts, or a load
-            # generator) and was already running: what came before is not a gap of
-            # ours. A node that names it says in its birth what it holds instead.
-            contiguous = min(seqs) - 1
-        state = state._replace(contiguous=contiguous, seq_max=max(state.seq_max, *seqs))
-        self._set_mark(conn, (site, node), state, arrived, walk=contiguous + 1 in seqs)
+    def _presence(
+        self, conn: sqlite3.Connection, item: InboundPresence, limits: IngestLimits,
+        jumped: list[Quarantined],
+    ) -> bool:  # fmt: skip
+        """Apply a birth, death or heartbeat; False for one of a session already ended.
 
-    def _set_mark(
-        self, conn: sqlite3.Connection, key: tuple[str, str], state: _SeqState,
-        now: datetime, *, walk: bool,
-    ) -> None:  # fmt: skip
-        """Store a node's contiguous mark, first walking it over what arrived beyond it."""
-        site, node = key
-        epoch, contiguous, seq_max, gap_since, _ = state
-        # Only an arrival right after the contiguous run can extend it; the scan then
-        # walks forward over what had arrived out of order.
-        if walk:
-            for (seq,) in conn.execute(
-                "SELECT seq FROM events WHERE site=? AND node=? AND epoch=? AND seq>? ORDER BY seq",
-                (site, node, epoch, contiguous),
-            ):
-                if seq == contiguous + 1:
-                    contiguous = seq
-                elif seq > contiguous + 1:
-                    break
-        seq_max = max(seq_max, contiguous)
-        if contiguous >= seq_max:
-            gap_since = None
-        elif gap_since is None:
-            gap_since = utc_text(now)
-        conn.execute(
-            "UPDATE nodes SET seq_contiguous=?, seq_max=?, gap_since=? WHERE site=? AND node=?",
-            (contiguous, seq_max, gap_since, site, node),
-        )
-
-    def _presence(self, conn: sqlite3.Connection, item: InboundPresence) -> bool:
-        """Apply a birth, death or heartbeat; False for one of a session already ended."""
+        A seq it claims far past the node's mark (`limits.seq_jump_max`) is not applied,
+        and is added to `jumped`.
+        """
         conn.execute(
             "INSERT OR IGNORE INTO nodes (site, node, role, first_seen) VALUES (?, ?, ?, ?)",
             (item.site, item.node, str(item.role), utc_text(item.received_at)),
@@ -347,12 +290,16 @@ class SqliteStore(Reads, AlarmsAndAccess):
             # from 1 again.
             conn.execute(
                 "UPDATE nodes SET epoch = epoch + 1, seq_contiguous = 0, seq_max = 0, "
-                "gap_since = NULL, last_seq = NULL WHERE site=? AND node=?",
+                "gap_since = NULL, last_seq = NULL, accepted_from = NULL WHERE site=? AND node=?",
                 key,
             )
         if isinstance(payload, Birth) and payload.outbox_id is not None:
             first = known_outbox is None or new_outbox
-            self._anchor(conn, item, payload.outbox_id, payload.confirmed_seq or 0, first=first)
+            claim = self._anchor(
+                conn, item, payload.outbox_id, payload.confirmed_seq or 0, first=first,
+                jump_max=limits.seq_jump_max,
+            )  # fmt: skip
+            jumped += [claim] if claim else []
         seen = utc_text(item.received_at)
         if isinstance(payload, Death):
             conn.execute(
@@ -378,32 +325,17 @@ class SqliteStore(Reads, AlarmsAndAccess):
                 "heartbeat_s": payload.heartbeat_s,
             }  # fmt: skip
         elif isinstance(payload, Health):
-            fields |= {"outbox_depth": payload.outbox_depth, "last_seq": payload.last_seq}
+            claim = self._plausible_last_seq(conn, item, payload.last_seq, limits.seq_jump_max)
+            if claim is None:
+                fields |= {"outbox_depth": payload.outbox_depth, "last_seq": payload.last_seq}
+            else:
+                jumped.append(claim)
         assignments = ", ".join(f"{name}=?" for name in fields)
         conn.execute(
             f"UPDATE nodes SET {assignments} WHERE site=? AND node=?",  # noqa: S608
             (*fields.values(), *key),
         )
         return True
-
-    def _anchor(
-        self, conn: sqlite3.Connection, item: InboundPresence, outbox_id: str, confirmed: int,
-        *, first: bool,
-    ) -> None:  # fmt: skip
-        """A birth names the node's outbox and says what it no longer holds.
-
-        Events at or below `confirmed` were confirmed stored (by this store, or one
-        before it) and are gone from the node: there is nothing to wait for below it.
-        Everything above it the node still holds, so where the outbox is named for the
-        first time the mark starts exactly there (a guess made from the first events
-        seen would confirm events that went to nobody), and walks over what is stored.
-        """
-        key = (item.site, item.node)
-        conn.execute("UPDATE nodes SET outbox_id=? WHERE site=? AND node=?", (outbox_id, *key))
-        state = _seq_state(conn, *key)
-        if first or confirmed > state.contiguous:
-            self._set_mark(conn, key, state._replace(contiguous=confirmed), item.received_at,
-                           walk=True)  # fmt: skip
 
     def mark_offline(
         self, nodes: Sequence[tuple[str, str, datetime | None]], reason: str
@@ -421,12 +353,3 @@ class SqliteStore(Reads, AlarmsAndAccess):
                 if cursor.rowcount:
                     marked.append((site, node))
         return marked
-
-    def accept_gap(self, site: str, node: str) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE nodes SET seq_max = MAX(seq_max, IFNULL(last_seq, 0)), "
-                "seq_contiguous = MAX(seq_max, IFNULL(last_seq, 0)), gap_since = NULL "
-                "WHERE site=? AND node=?",
-                (site, node),
-            )

@@ -163,6 +163,26 @@ def test_ingest__a_seq_gap_raises_data_loss_and_filling_it_clears_the_alarm(
         ]
 
 
+def test_ingest__a_seq_past_the_configured_jump_is_quarantined_and_counted_as_refused(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+) -> None:
+    config = config_for(broker, tmp_path).model_copy(
+        update={"ingest": IngestSection(batch_wait_ms=5, seq_jump_max=1000)}
+    )
+    with running(config) as gateway:
+        for item in (gates.passage(seq=1), gates.passage(seq=2), gates.passage(seq=5000)):
+            send(node, item)
+        send(node, gates.passage(seq=3))
+        wait_until(lambda: gateway.stats.received == 4)
+        assert gateway.seqs() == [1, 2, 3]
+        stats = gateway.stats
+        assert (stats.stored, stats.duplicates, stats.dead_letters) == (3, 0, 1)
+        (letter,) = gateway.store.dead_letters()
+        assert letter.reason.startswith("implausible seq: 5000 is ")
+        assert "(ingest.seq_jump_max 1000)" in letter.reason
+        assert [a.kind for a in gateway.alerts] == [AlertKind.SEQ_JUMP]
+
+
 @pytest.mark.parametrize(
     "case",
     [

@@ -18,7 +18,7 @@ from gateway.config import AlarmSection, GatewayConfig, SiteSection, StoreSectio
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules, alarm_cases, last_closed_period
 from gateway.store import SqliteStore
-from gateway.store.records import InboundPresence
+from gateway.store.records import EventQuery, InboundEvent, InboundPresence, IngestLimits
 from tests.gateway.factory import Gates
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -394,3 +394,126 @@ def test_rules__events_still_in_the_nodes_outbox_are_no_loss(rig: Rig) -> None:
     rig.clock.advance(600)
     rig.rules.check()
     assert rig.states(AlertKind.DATA_LOSS) == []
+
+
+# --- seqs that cannot be believed, and clearing data loss by hand ---------------------------
+
+OUTBOX = "0f" * 16
+
+
+def passages(rig: Rig, *seqs: int) -> list[InboundEvent]:
+    return [rig.gates.passage(seq=seq) for seq in seqs]
+
+
+def mark_of(rig: Rig, node: str = "g01") -> tuple[int, int, bool]:
+    """(contiguous, seq_max, a gap open) of the node, as the store has it."""
+    record = rig.store.node("north", node)
+    assert record is not None
+    return record.seq_contiguous, record.seq_max, record.gap_since is not None
+
+
+def after_the_grace(rig: Rig) -> None:
+    rig.rules.check()
+    rig.clock.advance(60)
+    rig.rules.check()
+
+
+def clear_by_hand(rig: Rig, kind: AlertKind = AlertKind.DATA_LOSS) -> None:
+    alarm = rig.store.live_alarm(kind, "north", "g01", "")
+    assert alarm is not None
+    rig.book.clear(alarm.alarm_id, "duty-desk")
+
+
+def test_rules__a_seq_far_past_the_mark_is_quarantined_not_counted_and_alarms(rig: Rig) -> None:
+    rig.arrive(*passages(rig, *range(1, 12)))
+    forged = rig.gates.passage(seq=900_001, outcome="hold", reasons=("fever",))
+    rig.arrive(forged)
+    rig.arrive(rig.gates.passage(seq=900_002))  # the same forger again: still one alarm
+    after_the_grace(rig)
+    assert mark_of(rig) == (11, 11, False), "the mark moved"
+    assert len(rig.store.passages(EventQuery())) == 11, "counted as a passage"
+    assert rig.states(AlertKind.DATA_LOSS) == []
+    assert rig.states(AlertKind.FEVER) == [], "a quarantined event opened its alarms"
+    assert rig.states(AlertKind.SEQ_JUMP) == ["raised"]
+    jump = next(a for a in rig.alerts if a.kind == AlertKind.SEQ_JUMP)
+    assert jump.severity == "critical"
+    assert jump.message == (
+        "north/g01 sent seq 900001, 899990 past its mark 11: quarantined, not counted"
+    )
+    letters = rig.store.dead_letters()
+    assert [letter.reason.split(":")[0] for letter in letters] == ["implausible seq"] * 2
+    assert forged.event.event_id in letters[1].payload
+    rig.arrive(*passages(rig, 12, 14))  # and a real loss after it still shows
+    after_the_grace(rig)
+    assert rig.states(AlertKind.DATA_LOSS) == ["raised"]
+
+
+def test_rules__a_backlog_in_one_batch_is_plausible_however_long(rig: Rig) -> None:
+    rig.arrive(rig.birth(outbox_id=OUTBOX, confirmed_seq=0))
+    rig.store.write(passages(rig, *range(1, 3001)), limits=IngestLimits(seq_jump_max=1000))
+    assert mark_of(rig) == (3000, 3000, False)
+    assert rig.store.dead_letters() == []
+
+
+def test_rules__a_heartbeat_claiming_a_seq_far_ahead_is_not_believed(rig: Rig) -> None:
+    rig.arrive(rig.birth(outbox_id=OUTBOX, confirmed_seq=0), *passages(rig, 1, 2, 3))
+    forged = Health(node_time=rig.clock.now, session=1, uptime_s=9, last_seq=3_000_018,
+                    outbox_depth=0, outbox_capacity=100)  # fmt: skip
+    rig.arrive(rig.presence(forged))
+    after_the_grace(rig)
+    after_the_grace(rig)  # longer than six heartbeats: no "events never arrived"
+    assert rig.states(AlertKind.DATA_LOSS) == []
+    assert rig.store.node("north", "g01").last_seq is None  # type: ignore[union-attr]
+    (jump,) = [a for a in rig.alerts if a.kind == AlertKind.SEQ_JUMP]
+    assert (
+        jump.message == "north/g01 heartbeat claims seq 3000018, 3000015 past its mark 3: ignored"
+    )
+
+
+def test_rules__a_birth_claiming_far_more_confirmed_than_stored_is_not_believed(
+    rig: Rig,
+) -> None:
+    rig.arrive(rig.birth(outbox_id=OUTBOX, confirmed_seq=0), *passages(rig, 1, 2, 3))
+    rig.arrive(rig.birth(session=2, outbox_id=OUTBOX, confirmed_seq=900_000))
+    assert mark_of(rig) == (3, 3, False)
+    assert rig.states(AlertKind.SEQ_JUMP) == ["raised"]
+    rig.arrive(*passages(rig, 4, 6))
+    after_the_grace(rig)
+    assert rig.states(AlertKind.DATA_LOSS) == ["raised"]
+
+
+def test_rules__after_a_hand_clear_a_later_gap_raises_again(rig: Rig) -> None:
+    rig.arrive(*passages(rig, 1, 2, 4))
+    after_the_grace(rig)
+    clear_by_hand(rig)
+    rig.arrive(*passages(rig, 5, 6, 8))  # 7 is lost
+    after_the_grace(rig)
+    assert rig.states(AlertKind.DATA_LOSS) == ["raised", "cleared", "raised"]
+
+
+def test_rules__a_hand_clear_over_a_forged_seq_does_not_hide_later_losses(rig: Rig) -> None:
+    # A forged seq within the limit opens a hole nothing real fills; the duty desk,
+    # believing the events lost, clears it, and the mark jumps to the forged seq.
+    rig.arrive(*passages(rig, *range(1, 12)))
+    rig.arrive(rig.gates.passage(seq=150_011))
+    after_the_grace(rig)
+    clear_by_hand(rig)
+    assert mark_of(rig) == (150_011, 150_011, False)
+    # The real node goes on from 12, and loses 14: that must still alarm.
+    rig.arrive(*passages(rig, 12, 13, 15))
+    assert mark_of(rig) == (13, 15, True)
+    after_the_grace(rig)
+    assert rig.states(AlertKind.DATA_LOSS) == ["raised", "cleared", "raised"]
+    assert "first missing 14" in rig.alerts[-1].message
+
+
+def test_rules__events_arriving_after_they_were_accepted_as_lost_raise_nothing(
+    rig: Rig,
+) -> None:
+    rig.arrive(*passages(rig, 1, 2, *range(4, 11)))
+    after_the_grace(rig)
+    clear_by_hand(rig)
+    rig.arrive(*passages(rig, 3))  # it was not lost after all
+    after_the_grace(rig)
+    assert mark_of(rig) == (10, 10, False)
+    assert rig.states(AlertKind.DATA_LOSS) == ["raised", "cleared"]

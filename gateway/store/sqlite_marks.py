@@ -1,0 +1,195 @@
+"""Each node's seq marks in the SQLite store: how far it has arrived, gaps, implausible seqs.
+
+Per node and epoch the store keeps `seq_contiguous` (every seq up to it has arrived, or a
+person accepted the missing ones as lost), `seq_max` and since when a hole has been open.
+A seq far past the contiguous mark is not a gap but a forgery or a broken node: one event
+at seq 900,001 once opened a hole no real event could fill, and clearing its alarm by hand
+moved the mark where no later loss showed. Such seqs are quarantined instead, and a mark a
+person moved is moved back as soon as the node shows it still had what was given up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import NamedTuple
+
+from gateway.store.records import InboundEvent, InboundPresence, Quarantined, utc_text
+
+
+class SeqState(NamedTuple):
+    """A node's seq bookkeeping, as the nodes table has it."""
+
+    epoch: int
+    contiguous: int
+    seq_max: int
+    gap_since: str | None
+    outbox_id: str | None
+    # The contiguous mark before a person accepted a gap as lost; None once the node has
+    # shown what it still had (or nobody accepted anything).
+    accepted_from: int | None
+
+    @property
+    def established(self) -> bool:
+        """Whether the mark is known: from a birth naming the outbox, or from events."""
+        return self.outbox_id is not None or self.seq_max > 0 or self.epoch > 0
+
+
+def seq_state(conn: sqlite3.Connection, site: str, node: str) -> SeqState:
+    row = conn.execute(
+        "SELECT epoch, seq_contiguous, seq_max, gap_since, outbox_id, accepted_from FROM nodes "
+        "WHERE site=? AND node=?",
+        (site, node),
+    ).fetchone()
+    return SeqState(*row)
+
+
+class SeqMarks:
+    """Seq marks of SqliteStore (mixed in; runs inside the store's write transaction)."""
+
+    def _conn(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _plausible(
+        self, conn: sqlite3.Connection, new: list[InboundEvent], known: set[tuple[str, str]],
+        jump_max: int,
+    ) -> tuple[list[InboundEvent], list[Quarantined]]:  # fmt: skip
+        """Split off the events whose seq is more than `jump_max` past their node's mark.
+
+        The mark grows with the batch's own run, so a backlog drained in one batch is
+        plausible however long. A node whose mark is not known yet (not in `known`, no
+        outbox named) starts where its first events are, as `_advance_seq` has it.
+        """
+        by_node: dict[tuple[str, str], list[InboundEvent]] = defaultdict(list)
+        for item in new:
+            by_node[(item.site, item.node)].append(item)
+        quarantined: list[Quarantined] = []
+        for (site, node), items in by_node.items():
+            row = conn.execute(
+                "SELECT seq_contiguous, epoch, outbox_id FROM nodes WHERE site=? AND node=?",
+                (site, node),
+            ).fetchone()
+            if row is None or ((site, node) not in known and row[1] == 0 and row[2] is None):
+                mark = min(item.event.seq for item in items) - 1
+            else:
+                mark = row[0]
+            for item in sorted(items, key=lambda i: i.event.seq):
+                seq = item.event.seq
+                if seq > mark + jump_max:
+                    quarantined.append(Quarantined.of_event(item, mark, jump_max))
+                elif seq == mark + 1:
+                    mark = seq
+        if not quarantined:
+            return new, []
+        out = {id(q.item) for q in quarantined}
+        return [item for item in new if id(item) not in out], quarantined
+
+    def _advance_seq(
+        self,
+        conn: sqlite3.Connection,
+        site: str,
+        node: str,
+        items: list[InboundEvent],
+        *,
+        first: bool,
+    ) -> None:
+        seqs = [item.event.seq for item in items]
+        # A gap opens when its events arrived, by the gateway's clock of receipt.
+        arrived = max(item.received_at for item in items)
+        state = seq_state(conn, site, node)
+        contiguous, seq_max = state.contiguous, max(state.seq_max, *seqs)
+        accepted_from = state.accepted_from
+        if first and state.epoch == 0 and state.outbox_id is None:
+            # A node that does not name its outbox (one from before receipts, or a load
+            # generator) and was already running: what came before is not a gap of
+            # ours. A node that names it says in its birth what it holds instead.
+            contiguous = min(seqs) - 1
+        if accepted_from is not None and (
+            inside := [seq for seq in seqs if accepted_from < seq <= contiguous]
+        ):
+            # A person accepted these seqs as lost, and the node is still sending them:
+            # the mark was moved past events that exist (a forged seq far ahead made the
+            # "gap", or it was cleared too soon). It goes back to them, and what the node
+            # sends from here counts again, new gaps included.
+            contiguous, seq_max, accepted_from = min(inside) - 1, max(seqs), None
+        state = state._replace(contiguous=contiguous, seq_max=seq_max, accepted_from=accepted_from)
+        self._set_mark(conn, (site, node), state, arrived, walk=contiguous + 1 in seqs)
+
+    def _set_mark(
+        self, conn: sqlite3.Connection, key: tuple[str, str], state: SeqState,
+        now: datetime, *, walk: bool,
+    ) -> None:  # fmt: skip
+        """Store a node's contiguous mark, first walking it over what arrived beyond it."""
+        site, node = key
+        epoch, contiguous, seq_max, gap_since, _, accepted_from = state
+        # Only an arrival right after the contiguous run can extend it; the scan then
+        # walks forward over what had arrived out of order.
+        if walk:
+            for (seq,) in conn.execute(
+                "SELECT seq FROM events WHERE site=? AND node=? AND epoch=? AND seq>? ORDER BY seq",
+                (site, node, epoch, contiguous),
+            ):
+                if seq == contiguous + 1:
+                    contiguous = seq
+                elif seq > contiguous + 1:
+                    break
+        seq_max = max(seq_max, contiguous)
+        if contiguous >= seq_max:
+            gap_since = None
+        elif gap_since is None:
+            gap_since = utc_text(now)
+        conn.execute(
+            "UPDATE nodes SET seq_contiguous=?, seq_max=?, gap_since=?, accepted_from=? "
+            "WHERE site=? AND node=?",
+            (contiguous, seq_max, gap_since, accepted_from, site, node),
+        )
+
+    def _anchor(
+        self, conn: sqlite3.Connection, item: InboundPresence, outbox_id: str, confirmed: int,
+        *, first: bool, jump_max: int,
+    ) -> Quarantined | None:  # fmt: skip
+        """A birth names the node's outbox and says what it no longer holds.
+
+        Events at or below `confirmed` were confirmed stored (by this store, or one
+        before it) and are gone from the node: there is nothing to wait for below it.
+        Everything above it the node still holds, so where the outbox is named for the
+        first time the mark starts exactly there (a guess made from the first events
+        seen would confirm events that went to nobody), and walks over what is stored.
+        A known outbox whose birth claims far more than this store ever confirmed is
+        not believed: the claim is quarantined and the mark stays.
+        """
+        key = (item.site, item.node)
+        conn.execute("UPDATE nodes SET outbox_id=? WHERE site=? AND node=?", (outbox_id, *key))
+        state = seq_state(conn, *key)
+        if not first and confirmed > state.contiguous + jump_max:
+            return Quarantined.of_claim(item, "birth", confirmed, state.contiguous, jump_max)
+        if first or confirmed > state.contiguous:
+            self._set_mark(conn, key, state._replace(contiguous=confirmed), item.received_at,
+                           walk=True)  # fmt: skip
+        return None
+
+    def _plausible_last_seq(
+        self, conn: sqlite3.Connection, item: InboundPresence, last_seq: int, jump_max: int
+    ) -> Quarantined | None:
+        """A heartbeat's newest seq far past the mark is not believed (nor kept)."""
+        state = seq_state(conn, item.site, item.node)
+        if state.established and last_seq > state.contiguous + jump_max:
+            return Quarantined.of_claim(item, "heartbeat", last_seq, state.contiguous, jump_max)
+        return None
+
+    def accept_gap(self, site: str, node: str) -> None:
+        # The mark before is kept: an event the node sends later inside the accepted
+        # range moves the mark back (see _advance_seq), so a clear never hides a loss.
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE nodes SET accepted_from = COALESCE(MIN(accepted_from, seq_contiguous), "
+                "seq_contiguous), seq_max = MAX(seq_max, IFNULL(last_seq, 0)), "
+                "seq_contiguous = MAX(seq_max, IFNULL(last_seq, 0)), gap_since = NULL "
+                "WHERE site=? AND node=? AND seq_contiguous < MAX(seq_max, IFNULL(last_seq, 0))",
+                (site, node),
+            )
