@@ -165,7 +165,10 @@ connection_messages true
 
         Mosquitto 2.0.11 rereads both on SIGHUP: a revoked certificate is refused at its
         next handshake, and a connection already open under it keeps its socket but
-        loses every ACL grant at once. Returns once the reload has happened.
+        loses every ACL grant at once. A reload costs clients that are away with a
+        persistent session the messages queued for them: after a restart all of them,
+        otherwise once one more arrives before the client is back
+        (tests/test_broker_security.py). Returns once the reload has happened.
 
         Raises:
             BrokerError: the broker is not running, or did not reload within `timeout_s`.
