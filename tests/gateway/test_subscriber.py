@@ -462,7 +462,7 @@ def test_subscriber__an_ack_from_an_earlier_connection_is_ignored(
             sent.append(bytes(data))
             real_sendall(data)
 
-        sock.sendall = spy  # type: ignore[method-assign]  # the TLS socket the reader uses
+        sock.sendall = spy  # type: ignore[method-assign,assignment]  # the reader's TLS socket
         box.subscriber.ack([first.packet_id], first.connection)  # queued, then dropped
         publish(broker, [b"two"])
         [second] = box.take(1)
