@@ -361,7 +361,7 @@ def test_cli__valid(tmp_path: Path) -> None:
     added = gatepost("fw", "site", "add", str(folder), "gateway", "main", "--days", "10")
     assert added.returncode == 0, added.stderr
     assert "gateway-main " in added.stdout and "gateway-main-out " in added.stdout
-    assert "SIGHUP" in added.stdout
+    assert "systemctl restart mosquitto" in added.stdout
     assert {i.cn for i in pki.identities()} == {"gateway-main", "gateway-main-out"}
     assert "user gateway-main-out" in pki.acl_path.read_text()
 
@@ -381,7 +381,7 @@ def test_cli_revoke__valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     capsys.readouterr()
     assert main(["fw", "site", "revoke", str(tmp_path), "gate-g01"]) == 0
     out = capsys.readouterr().out
-    assert "revoked gate-g01" in out and "reload" in out
+    assert "revoked gate-g01" in out and "systemctl restart mosquitto" in out
     pki = SitePki.open(tmp_path)
     assert len(crl(pki)) == 1
     assert set(acl_blocks(pki.acl_path.read_text())) == {"command-center"}

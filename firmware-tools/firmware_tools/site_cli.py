@@ -11,7 +11,13 @@ from typing import Any
 
 from firmware_tools.site_pki import IdentityRole, SiteError, SitePki
 
-RELOAD = "reload the broker (SIGHUP: `systemctl reload mosquitto`) to apply it"
+# Mosquitto 2.0.11 applies a new ACL and CRL on SIGHUP too, but that reload can drop
+# what is queued for clients away with a persistent session (tests/test_broker_security.py);
+# a restart keeps it in the persistence file.
+APPLY = (
+    "the broker applies it once restarted (`systemctl restart mosquitto`); a reload "
+    "(SIGHUP) does too, but can drop messages queued for clients that are away"
+)
 
 
 def add_site_commands(tools: Any) -> None:
@@ -120,7 +126,8 @@ def _run_add(args: argparse.Namespace) -> int:
         print(f"  certificate {each.cert}\n  key         {each.key}\n  site CA     {each.ca}")
     if files.role is IdentityRole.GATEWAY:
         print(f"  the gateway's ingest uses {files.cn}, its publisher {files.cn}-out")
-    print(f"ACL rewritten: {pki.acl_path}; {RELOAD}")
+    print(f"ACL rewritten: {pki.acl_path}")
+    print(APPLY)
     print(f"copy {files.cert.parent}/ to that machine and nothing else")
     return 0
 
@@ -129,7 +136,8 @@ def _run_revoke(args: argparse.Namespace) -> int:
     pki = SitePki.open(args.dir)
     names = pki.revoke(args.cn)
     print(f"revoked {', '.join(names)}: CRL {pki.crl_path}, ACL {pki.acl_path} rewritten")
-    print(f"{RELOAD}; connections already open lose every grant at once, new ones are refused")
+    print(APPLY)
+    print("then the broker refuses it; a connection still open after a reload can do nothing")
     return 0
 
 
