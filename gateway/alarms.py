@@ -44,6 +44,11 @@ MESSAGES: dict[str, str] = {
     "ignored",
     "seq-jump.birth": "{where} birth claims seq {seq} confirmed, {jump} past its mark {mark}: "
     "ignored",
+    "document-refused.trust-list": "{where} refused a trust list ({reason}) and keeps the "
+    "one it had",
+    "document-refused.revocations": "{where} refused a revocation list ({reason}) and keeps "
+    "the one it had",
+    "document-refused.config": "{where} refused a node config ({reason}) and keeps the one it had",
     "trust-stale.none": "{where} has no trust list",
     "trust-stale.old": "{where} trust list is {age_h} h old",
     "gate-unattended": "{where} is open with nobody on shift",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from edge.contract.events import DailyReport, Hold, HoldResolved, Passage
+from edge.contract.events import DailyReport, DeviceFault, Hold, HoldResolved, Passage
 from edge.contract.presence import Death
 from edge.contract.topics import AlertKind, Role
 from edge.gate.daily import FEVER_REASONS, ReportPeriod, report_period
@@ -31,6 +32,10 @@ TAIL_HEARTBEATS = 6  # heartbeats a missing tail must last before it is data los
 # before the broker has delivered the retained trust list it subscribes to then, so a
 # birth says "none" (or the age of the list kept from before a restart) on every start.
 TRUST_HEARTBEATS = 2
+# The signed documents a node reports refusing as a device fault, as the devices it names.
+DOCUMENTS = frozenset({"trust-list", "revocations", "config"})
+# The one-word reason in a node's refusal ("trust list serial 5 refused as bad-signature: …").
+_REFUSED_AS = re.compile(r"refused as ([a-z-]+)")
 
 
 class AlarmRules:
@@ -88,6 +93,8 @@ class AlarmRules:
             event = item.event
             if isinstance(event, HoldResolved):
                 self._resolved(item.site, item.node, event)
+            elif isinstance(event, DeviceFault) and _refusal(event):
+                self._refusal_over(item.site, item.node, event.device)
             elif isinstance(event, DailyReport):
                 self._book.clear_condition(
                     AlertKind.REPORT_MISSING, item.site, item.node, event.day.isoformat()
@@ -106,6 +113,14 @@ class AlarmRules:
             )
             for q in first.values()
         ])  # fmt: skip
+
+    def _refusal_over(self, site: str, node: str, device: str) -> None:
+        # The node clears its refusal when a valid document replaces the refused one. Asked
+        # of the store, not of this event: a clear that overtook its raise still counts.
+        if (device, "refused") not in {
+            (f.device, f.fault) for f in self._store.node_faults(site, node)
+        }:
+            self._book.clear_condition(AlertKind.DOCUMENT_REFUSED, site, node, device)
 
     def _resolved(self, site: str, node: str, resolved: HoldResolved) -> None:
         # A normal re-measure ends the case; a referral or a turn-back is for the command
@@ -301,13 +316,16 @@ def _key(kind: str, site: str, node: str | None, subject: str) -> tuple[str, str
 
 
 def alarm_cases(item: InboundEvent) -> list[AlarmDraft]:
-    """The alarms a newly stored event opens: fever (by passage or hold) and red code.
+    """The alarms a newly stored event opens: fever (by passage or hold), red code, and a
+    signed document a node refused.
 
     The store opens them in the transaction that stores the event (see `Store.write`).
     """
     event, site, node = item.event, item.site, item.node
     if isinstance(event, Hold) and FEVER_REASONS & set(event.reasons):
         return [_fever(site, node, event.passage_id, event.temperature_c)]
+    if isinstance(event, DeviceFault):
+        return [_document_refused(site, node, event)] if _refusal(event) == "raised" else []
     if not isinstance(event, Passage):
         return []
     cases = []
@@ -319,6 +337,24 @@ def alarm_cases(item: InboundEvent) -> list[AlarmDraft]:
             draft(AlertKind.RED_CODE, "red-code", site, node, "critical", subject=event.event_id)
         )
     return cases
+
+
+def _refusal(fault: DeviceFault) -> str:
+    """ "raised" or "cleared" for a node's refusal of a signed document; "" for other faults."""
+    return fault.state if fault.device in DOCUMENTS and fault.fault == "refused" else ""
+
+
+def _document_refused(site: str, node: str, fault: DeviceFault) -> AlarmDraft:
+    # Critical: the refused document is the retained one on the broker, so every node
+    # that subscribes gets it instead of the real one, and none gets what provisioning
+    # issues until it is published again: a newly revoked code keeps passing, and a stale
+    # trust list ends in gates that cannot check codes. Someone wrote a topic only
+    # provisioning may write (a broken ACL, a stolen key), or provisioning erred.
+    found = _REFUSED_AS.search(fault.detail or "")
+    return draft(
+        AlertKind.DOCUMENT_REFUSED, f"document-refused.{fault.device}", site, node, "critical",
+        subject=fault.device, reason=found.group(1) if found else "invalid",
+    )  # fmt: skip
 
 
 def _fever(site: str, node: str, passage_id: str, temperature_c: float | None) -> AlarmDraft:

@@ -73,6 +73,7 @@ class AlertKind(StrEnum):
     DATA_LOSS = "data-loss"
     DEPOT_CLIMATE = "depot-climate"
     SEQ_JUMP = "seq-jump"
+    DOCUMENT_REFUSED = "document-refused"
 
 
 class TopicKind(StrEnum):

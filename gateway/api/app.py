@@ -10,6 +10,7 @@ from gateway.api import (
     routes_alarms,
     routes_dashboard,
     routes_disinfections,
+    routes_faults,
     routes_holds,
     routes_metrics,
     routes_nodes,
@@ -41,6 +42,7 @@ def create_app(context: GatewayContext) -> FastAPI:
     errors.install(app)
     for module in (
         routes_nodes,
+        routes_faults,
         routes_passages,
         routes_holds,
         routes_registrations,

@@ -29,7 +29,7 @@ from gateway.api.errors import responses
 from gateway.api.routes_nodes import NEVER_SEEN
 from gateway.config import SiteSection
 from gateway.reports import sum_counts
-from gateway.store.records import EventQuery, NodeRecord, PassageRecord
+from gateway.store.records import EventQuery, NodeFaultRecord, NodeRecord, PassageRecord
 from gateway.web.words import catalogue
 
 router = APIRouter(tags=["dashboard"])
@@ -58,6 +58,9 @@ class DashboardGate(BaseModel):
     volunteers_on_duty: list[str] = Field(default_factory=list)
     counts: CheckpointCounts = Field(description="since the last cut-off")
     open_holds: int
+    faults: list[NodeFaultRecord] = Field(
+        default_factory=list, description="device faults raised and not cleared"
+    )
 
 
 class DashboardSite(BaseModel):
@@ -122,10 +125,13 @@ def _site(ctx: GatewayContext, site: SiteSection, now: datetime) -> DashboardSit
     period = report_period(now, site.cutoff_hour, site.zone)
     seen = {n.node: n for n in ctx.store.nodes(site.name) if n.role == Role.GATE}
     open_holds = ctx.store.open_holds(site.name)
+    faults: dict[str, list[NodeFaultRecord]] = {}
+    for fault in ctx.store.node_faults(site.name):
+        faults.setdefault(fault.node, []).append(fault)
     gates = [
         _gate(
             node, seen.get(node), node in site.gates, open_holds.get(node, 0),
-            ctx.store.counts(site.name, node, period.start),
+            ctx.store.counts(site.name, node, period.start), faults=faults.get(node, []),
         )
         for node in [*site.gates, *sorted(set(seen) - set(site.gates))]
     ]  # fmt: skip
@@ -142,8 +148,9 @@ def _site(ctx: GatewayContext, site: SiteSection, now: datetime) -> DashboardSit
 
 
 def _gate(
-    node: str, record: NodeRecord | None, expected: bool, open_holds: int, counts: CheckpointCounts
-) -> DashboardGate:
+    node: str, record: NodeRecord | None, expected: bool, open_holds: int,
+    counts: CheckpointCounts, *, faults: list[NodeFaultRecord],
+) -> DashboardGate:  # fmt: skip
     online = record is not None and record.online
     status: GateStatus = "offline"
     if record is not None and record.online:
@@ -153,7 +160,7 @@ def _gate(
         last_seen=record.last_seen if record else None,
         offline_reason=record.offline_reason if record else NEVER_SEEN,
         volunteers_on_duty=record.volunteers_on_duty if record else [],
-        counts=counts, open_holds=open_holds,
+        counts=counts, open_holds=open_holds, faults=faults,
     )  # fmt: skip
 
 
@@ -217,8 +224,8 @@ class EventStreamResponse(StreamingResponse):
     dependencies=[Depends(require("command"))],
 )
 async def snapshot(ctx: ContextDep) -> DashboardSnapshot:
-    """Per site: gates with status and counts since the cut-off, open holds, totals; the
-    live alarms; the newest passages (no personal fields)."""
+    """Per site: gates with status, counts since the cut-off, open holds and open device
+    faults, totals; the live alarms; the newest passages (no personal fields)."""
     return await to_thread.run_sync(dashboard_snapshot, ctx)
 
 

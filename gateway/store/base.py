@@ -27,6 +27,7 @@ from gateway.store.records import (
     InboundEvent,
     InboundPresence,
     IngestLimits,
+    NodeFaultRecord,
     NodeRecord,
     PassageFilter,
     PassageRecord,
@@ -90,6 +91,12 @@ class Store(Protocol):
     def holds(self, query: EventQuery, open_only: bool = False) -> list[HoldRecord]: ...
 
     def hold(self, event_id: str) -> HoldRecord | None: ...
+
+    def node_faults(
+        self, site: str | None = None, node: str | None = None
+    ) -> list[NodeFaultRecord]:
+        """Device faults the nodes raised and have not cleared, by site, node, device, fault."""
+        ...
 
     def open_holds(self, site: str) -> dict[str, int]:
         """How many holds are still open at each node of the site (nodes with none left out)."""

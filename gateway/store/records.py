@@ -274,6 +274,18 @@ class DisinfectionRecord(Record):
     agent: str | None
 
 
+class NodeFaultRecord(Record):
+    """A device fault a node raised and has not cleared (the newest raise of it)."""
+
+    site: str
+    node: str
+    device: str = Field(description="scanner, thermometer, outbox, trust-list, config, …")
+    fault: str = Field(description="timeout, unplugged, full, refused, …")
+    detail: str | None = Field(None, description="the node's words for a technician")
+    raised_at: datetime = Field(description="node time of its newest raise")
+    seq: int
+
+
 class DailyReportRecord(Record):
     """A gate's own daily report as it sent it."""
 

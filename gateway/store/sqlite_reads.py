@@ -14,6 +14,7 @@ from gateway.store.records import (
     DisinfectionRecord,
     EventQuery,
     HoldRecord,
+    NodeFaultRecord,
     NodeRecord,
     PassageFilter,
     PassageRecord,
@@ -35,6 +36,22 @@ _ON_DUTY = """
          AND (later.node_time > s.node_time
               OR (later.node_time = s.node_time AND later.seq > s.seq)))
        ORDER BY s.volunteer_id))
+"""
+
+# Each (device, fault) whose newest event in the node's current epoch is a raise: a node
+# that lost its state (a new epoch) lost the faults it had raised, and raises again what
+# is still wrong. Within an epoch seq gives the order (node clocks can step).
+_OPEN_FAULTS = """
+SELECT f.site, f.node, f.device, f.fault, f.detail, f.node_time AS raised_at, f.seq
+FROM device_faults f
+JOIN events e ON e.event_id = f.event_id
+JOIN nodes n ON n.site = e.site AND n.node = e.node AND n.epoch = e.epoch
+WHERE f.state = 'raised'{where}
+AND NOT EXISTS (
+  SELECT 1 FROM device_faults later JOIN events le ON le.event_id = later.event_id
+  WHERE later.site = f.site AND later.node = f.node AND later.device = f.device
+  AND later.fault = f.fault AND le.epoch = e.epoch AND later.seq > f.seq)
+ORDER BY f.site, f.node, f.device, f.fault
 """
 
 _COUNTS = """
@@ -102,6 +119,17 @@ class Reads:
                 (site, node),
             )
         ]
+
+    def node_faults(
+        self, site: str | None = None, node: str | None = None
+    ) -> list[NodeFaultRecord]:
+        where, params = "", []
+        for column, value in (("site", site), ("node", node)):
+            if value is not None:
+                where += f" AND f.{column} = ?"
+                params.append(value)
+        rows = self._rows(_OPEN_FAULTS.format(where=where), params)
+        return [NodeFaultRecord(**row) for row in rows]
 
     # --- event lists ----------------------------------------------------------------
 

@@ -76,6 +76,7 @@ EVERYONE_BUT_ADMIN: tuple[AccessRole, ...] = ("command", "depot", "registrar")
 ROLE_TABLE: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/nodes", {"command", "depot"}),
     ("GET", "/api/nodes/north/g01", {"command", "depot"}),
+    ("GET", "/api/faults", {"command", "depot"}),
     ("GET", "/api/passages", {"command", "registrar"}),
     ("GET", "/api/vehicle-checks", {"command", "registrar"}),
     ("GET", "/api/holds", {"command", "registrar"}),
@@ -121,7 +122,8 @@ def test_roles__admin_is_let_in_everywhere(
 
 def test_roles__the_table_covers_every_api_route_of_this_package(api: TestClient) -> None:
     # A new route must get a line in ROLE_TABLE (the dashboard and reports test their own).
-    mine = {"nodes", "passages", "holds", "registrations", "disinfections", "alarms", "admin"}
+    mine = {"nodes", "faults", "passages", "holds", "registrations", "disinfections", "alarms",
+            "admin"}  # fmt: skip
     paths = api.get("/openapi.json").json()["paths"]
     routes = {
         (

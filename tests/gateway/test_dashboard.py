@@ -323,6 +323,9 @@ DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
     "error": ("alarm-cleared", "unknown-alarm", "unknown-site"),  # what the page's calls refuse
     "count": COUNT_FIELDS,
     "reason": (),  # only for a reason the gates' own words do not have
+    # Open sets, the nodes' own slugs: one without an entry is shown as the node sent it.
+    "device": (),
+    "fault": (),
     "zone": (),  # a zone without a name of its own is said by its offset (zone.other)
 }
 

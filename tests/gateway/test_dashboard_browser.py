@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import CDPSession, Page, expect
 
-from edge.contract.events import CheckpointCounts
+from edge.contract.events import CheckpointCounts, DeviceFault
 from edge.contract.topics import AlertKind
 from edge.gate.console.server import ConsoleServer
 from edge.gate.daily import daily_report_fields
@@ -21,7 +21,7 @@ from gateway.api.context import GatewayContext
 from gateway.api.routes_dashboard import render_page
 from gateway.reports import BOM, day_of_report_date, period_of_day
 from gateway.store import SqliteStore
-from gateway.store.records import AlarmDraft
+from gateway.store.records import AlarmDraft, InboundEvent
 from gateway.web import words
 from tests.browser import assert_chinese_renders, by_id, eventually, shows
 from tests.gateway.factory import Gates
@@ -168,6 +168,36 @@ def test_every_alarm_kind_is_worded_in_the_chinese_view(
     for key, alarm_id in ids.items():
         shown = by_id(page, f"alarm-{alarm_id}").locator(".text").inner_text()
         assert not HAN.search(shown), f"{key}: Chinese in the English view: {shown!r}"
+
+
+def test_a_gates_open_device_faults_show_on_its_card_in_both_languages(
+    page: Page, server: ConsoleServer, gateway_context: GatewayContext, gates: Gates
+) -> None:
+    store = gateway_context.store
+
+    def fault(device: str, name: str, state: str = "raised") -> InboundEvent:
+        return gates.inbound("g01", DeviceFault, device=device, fault=name, state=state,
+                             detail="no frame for 3 s" if device == "scanner" else None)  # fmt: skip
+
+    store.write([fault("scanner", "timeout"), fault("trust-list", "refused"),
+                 fault("lidar", "dazzled")])  # fmt: skip
+    open_dashboard(page, server)
+    card = by_id(page, "gate-north-g01")
+    scanner = by_id(card, "fault-north-g01-scanner-timeout")
+    shows(scanner, "扫码器：无响应")
+    expect(scanner).to_have_attribute("title", "no frame for 3 s")
+    shows(by_id(card, "fault-north-g01-trust-list-refused"), "验码名单：拒收（伪造或无效）")
+    shows(by_id(card, "fault-north-g01-lidar-dazzled"), "lidar：dazzled")  # as the node said
+    expect(by_id(page, "gate-north-g02").locator(".faults")).to_be_hidden()
+    no_missing_words(page)
+    assert_chinese_renders(page, '[data-testid="gate-north-g01"]')
+
+    by_id(page, "language-toggle").click()
+    shows(scanner, "Scanner: no answer")
+    store.write([fault("scanner", "timeout", "cleared")])
+    gateway_context.live.changed()
+    expect(by_id(card, "fault-north-g01-scanner-timeout")).to_have_count(0)
+    shows(by_id(card, "fault-north-g01-trust-list-refused"), "Trust list: refused")
 
 
 def test_a_key_without_chinese_is_marked_on_the_page(

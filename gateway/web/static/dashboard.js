@@ -55,10 +55,27 @@
     $(".fever", card).classList.toggle("alert", gate.counts.fever > 0);
     $(".hold-count", card).textContent = number(gate.open_holds);
     $(".holds", card).classList.toggle("alert", gate.open_holds > 0);
+    const faults = $(".faults", card);
+    faults.hidden = gate.faults.length === 0;
+    for (const fault of gate.faults) faults.append(faultItem(site, gate, fault));
     const meta = $(".meta", card);
     meta.append(gate.volunteers_on_duty.length ? say("gate.onDuty", { id: gate.volunteers_on_duty.join(", ") }) : say("gate.nobodyOnDuty"));
     meta.append(" · ", element("span", { className: "seen", dataset: { seen: gate.last_seen || "" } }));
     return card;
+  }
+
+  // A device fault the node has not cleared: the part and the fault in words (a part or
+  // fault the catalogue does not name is shown as the node sent it), the node's detail
+  // for a technician on hover.
+  function faultItem(site, gate, fault) {
+    const term = (key, slug) => (gp.T[key] ? pairOf(key) : [slug, slug]);
+    return element("li", {
+      className: "fault", title: fault.detail || "",
+      dataset: { testid: `fault-${site.site}-${gate.node}-${fault.device}-${fault.fault}`, device: fault.device },
+    }, say("gate.fault", {
+      device: term(`device.${fault.device}`, fault.device),
+      fault: term(`fault.${fault.fault}`, fault.fault),
+    }));
   }
 
   // Ages and the clock move on between frames: redrawn every second.
