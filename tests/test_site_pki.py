@@ -142,6 +142,7 @@ def test_issue__valid(site: SitePki, role: IdentityRole) -> None:
     client.verify_directly_issued_by(cert(site.ca_cert_path))
     assert files.ca.read_bytes() == site.ca_cert_path.read_bytes()
     assert mode(files.key) == 0o600
+    assert mode(files.cert.parent) == 0o700
     key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
     assert key.public_key() == client.public_key()
     endpoint = files.endpoint(BrokerUrl("broker", 8883, tls=True))
@@ -244,6 +245,10 @@ def test_revoke_gateway__valid(tmp_path: Path) -> None:
     assert pki.revoke("gateway-main-out") == ["gateway-main", "gateway-main-out"]
     assert pki.identities() == []
     assert len(crl(pki)) == 2
+    # A gateway whose own name ends in -out: its pair is gateway-a-out and gateway-a-out-out.
+    pki.issue(IdentityRole.GATEWAY, "a-out")
+    assert pki.revoke("gateway-a-out") == ["gateway-a-out", "gateway-a-out-out"]
+    assert pki.identities() == []
 
 
 def test_revoke__invalid(site: SitePki) -> None:

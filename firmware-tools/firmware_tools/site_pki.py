@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +27,7 @@ from edge.mqtt import BrokerUrl, Endpoint
 CLOCK_SLACK = timedelta(hours=1)
 # X.509's upper bound on a common name (RFC 5280, ub-common-name).
 MAX_CN = 64
+_CN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 GATEWAY_PUBLISHER_SUFFIX = "-out"
 
 
@@ -234,7 +237,7 @@ class SitePki:
         for each in cns:
             if len(each) > MAX_CN:
                 raise SiteError(f"{each!r} is longer than {MAX_CN} characters; use a shorter name")
-            if self._client_dir(each).exists():
+            if (self._client_dir(each) / "cert.pem").exists():
                 raise SiteError(f"{each} is already issued; revoke it first to issue it again")
         start = not_before or datetime.now(UTC) - CLOCK_SLACK
         end = not_after or start + CLOCK_SLACK + timedelta(days=days)
@@ -248,12 +251,19 @@ class SitePki:
     def _issue_one(self, cn: str, role: IdentityRole, start: datetime, end: datetime) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = _name(cn, self.site, role)
-        cert = self._signed_by_ca(subject, key, start, end, ExtendedKeyUsageOID.CLIENT_AUTH)
-        folder = self._client_dir(cn)
-        folder.mkdir(parents=True)
-        _write_key(folder / "key.pem", key)
-        _write_cert(folder / "cert.pem", self._sign(cert))
-        shutil.copyfile(self.ca_cert_path, folder / "ca.crt")
+        cert = self._sign(
+            self._signed_by_ca(subject, key, start, end, ExtendedKeyUsageOID.CLIENT_AUTH)
+        )
+        # Made aside (mode 0700) and renamed into place: a folder under clients/ is whole.
+        (self.folder / "clients").mkdir(exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{cn}.", dir=self.folder / "clients"))
+        try:
+            _write_key(staging / "key.pem", key)
+            _write_cert(staging / "cert.pem", cert)
+            shutil.copyfile(self.ca_cert_path, staging / "ca.crt")
+            staging.rename(self._client_dir(cn))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def files(self, cn: str) -> ClientFiles:
         """The files of the identity `cn`.
@@ -262,7 +272,7 @@ class SitePki:
             SiteError: no such identity is issued and in force.
         """
         folder = self._client_dir(cn)
-        if not (folder / "cert.pem").is_file():
+        if not _CN.fullmatch(cn) or not (folder / "cert.pem").is_file():
             raise SiteError(f"no identity {cn!r} is issued and in force at {self.folder}")
         role = _role(_load_cert(folder / "cert.pem"))
         return ClientFiles(cn, role, folder / "ca.crt", folder / "cert.pem", folder / "key.pem")
@@ -279,31 +289,35 @@ class SitePki:
         Raises:
             SiteError: no such identity is in force.
         """
-        files = self.files(cn)
         names = [cn]
-        if files.role is IdentityRole.GATEWAY:
-            ingest = cn.removesuffix(GATEWAY_PUBLISHER_SUFFIX)
-            pair = [ingest, ingest + GATEWAY_PUBLISHER_SUFFIX]
-            names = [name for name in pair if (self._client_dir(name) / "cert.pem").is_file()]
+        if self.files(cn).role is IdentityRole.GATEWAY:
+            names = self._gateway_pair(cn)
+        certs = [_load_cert(self._client_dir(name) / "cert.pem") for name in names]
+        # The CRL first: whatever happens next, these certificates are refused.
+        known = list(self._crl())
+        listed = {entry.serial_number for entry in known}
         now = datetime.now(UTC)
-        revoked = list(self._crl())
-        for name in names:
-            folder = self._client_dir(name)
-            cert = _load_cert(folder / "cert.pem")
-            revoked.append(
-                x509.RevokedCertificateBuilder()
-                .serial_number(cert.serial_number)
-                .revocation_date(now)
-                .build()
-            )
-            (self.folder / "revoked").mkdir(exist_ok=True)
-            shutil.copyfile(
-                folder / "cert.pem", self.folder / "revoked" / f"{cert.serial_number:x}.pem"
-            )
-            shutil.rmtree(folder)
-        self._write_crl(revoked)
+        self._write_crl(known + [
+            x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+            .revocation_date(now).build()
+            for cert in certs if cert.serial_number not in listed
+        ])  # fmt: skip
+        (self.folder / "revoked").mkdir(exist_ok=True)
+        for name, cert in zip(names, certs, strict=True):
+            record = self.folder / "revoked" / f"{cert.serial_number:x}.pem"
+            shutil.copyfile(self._client_dir(name) / "cert.pem", record)
+            shutil.rmtree(self._client_dir(name))
         self.write_acl()
         return names
+
+    def _gateway_pair(self, cn: str) -> list[str]:
+        """A gateway's ingest and publisher names, given either."""
+        if (self._client_dir(cn + GATEWAY_PUBLISHER_SUFFIX) / "cert.pem").is_file():
+            return [cn, cn + GATEWAY_PUBLISHER_SUFFIX]
+        ingest = cn.removesuffix(GATEWAY_PUBLISHER_SUFFIX)
+        if ingest != cn and (self._client_dir(ingest) / "cert.pem").is_file():
+            return [ingest, cn]
+        return [cn]
 
     def identities(self) -> list[Identity]:
         """Every identity issued and not revoked, by name."""
@@ -439,7 +453,8 @@ class SitePki:
         temporary.replace(self.crl_path)
 
     def _certs(self, pattern: str) -> Iterator[x509.Certificate]:
-        certs = [_load_cert(path) for path in self.folder.glob(pattern)]
+        paths = self.folder.glob(pattern)
+        certs = [_load_cert(path) for path in paths if not path.parent.name.startswith(".")]
         yield from sorted(certs, key=lambda cert: (_cn(cert), cert.serial_number))
 
 
