@@ -105,12 +105,15 @@ class Uplink:
         health: builds a heartbeat for a session number.
         downlink: topics to subscribe to (signed config, trust list, revocations).
         on_document: called with each valid message on a downlink topic.
+        on_refused: called with the topic and the error of a message on a downlink topic
+            that the contract refuses (malformed, or past a bound).
     """
 
     def __init__(
         self, settings: UplinkSettings, node: Node, outbox: Outbox, *,
         birth: Callable[[int], Birth], health: Callable[[int], Health],
         downlink: Sequence[str] = (), on_document: Callable[[Message], None] | None = None,
+        on_refused: Callable[[str, ContractError], None] | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.node = node
@@ -119,6 +122,7 @@ class Uplink:
         self._health = health
         self._downlink = tuple(downlink)
         self._on_document = on_document
+        self._on_refused = on_refused
         self._wake = threading.Event()
         self._current: _Connection | None = None
         self.session = int(outbox.get_meta("session", 0))
@@ -272,6 +276,8 @@ class Uplink:
             decoded = decode(message.topic, message.payload, prefix=self.node.site.prefix)
         except ContractError as exc:
             log.warning("ignored %s: %s", message.topic, exc)
+            if self._on_refused and message.topic in self._downlink:
+                self._on_refused(message.topic, exc)
             return
         if isinstance(decoded.payload, Receipt):
             self._received(decoded.payload)

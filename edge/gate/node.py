@@ -18,12 +18,13 @@ from edge.contract import topics
 from edge.contract.catalogue import Message
 from edge.contract.documents import SignedNodeConfig, SignedRevocationList, SignedTrustList
 from edge.contract.presence import Birth, DeviceState, Health
-from edge.contract.topics import Role
+from edge.contract.topics import Role, TopicKind
 from edge.credentials.store import TrustStore
 from edge.credentials.trust import DocumentRefused, root_keys_for
 from edge.credentials.verifier import Verifier
 from edge.devices.link import REOPEN_EVERY_S, DeviceLink
 from edge.devices.registry import DRIVERS
+from edge.errors import ContractError
 from edge.gate.checkpoint import GateCheckpoint
 from edge.gate.config import GateConfig
 from edge.gate.gpio.gateio import GateIO
@@ -118,7 +119,7 @@ class GateNode:
             birth=self.birth, health=self.health,
             downlink=(topics.config(site, self.node.name), topics.trust(site),
                       topics.revocations(site)),
-            on_document=self.on_document,
+            on_document=self.on_document, on_refused=self.on_bad_document,
         )  # fmt: skip
 
     def init_trust(self) -> None:
@@ -342,6 +343,12 @@ class GateNode:
         # A valid document ends its kind's refusal, also one reported before a restart.
         self.checkpoint.record_fault(_device_of(document), "refused", "cleared", None)
 
+    def on_bad_document(self, topic: str, error: ContractError) -> None:
+        """A document the contract refuses (malformed, past a bound) is a refusal too."""
+        kind = topics.parse(topic, self.node.site.prefix).kind
+        refused = DocumentRefused(str(kind), None, "invalid", str(error))
+        self._document_fault(_DOCUMENT_DEVICES[kind], str(refused))
+
     def _document_fault(self, device: str, detail: str) -> None:
         log.warning("%s", detail)
         self.checkpoint.record_fault(device, "refused", "raised", detail, each_incident=True)
@@ -375,6 +382,12 @@ class GateNode:
                 self.checkpoint.record_fault(
                     "outbox", fault, state, f"{depth} of {capacity} unsent"
                 )
+
+
+_DOCUMENT_DEVICES = {
+    TopicKind.CONFIG: "config", TopicKind.TRUST: "trust-list",
+    TopicKind.REVOCATIONS: "revocations",
+}  # fmt: skip
 
 
 def _device_of(document: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
@@ -39,7 +40,7 @@ from simulators.devices.thermal_array import SimulatedThermalArray
 from simulators.devices.thermometer import SimulatedThermometer
 from simulators.processes import python_module, spawn, stop
 from simulators.site import SiteKit
-from tests.conftest import Subscriber, gateway_running, identity
+from tests.conftest import Subscriber, connect, gateway_running, identity
 
 RELAY_PIN = 17
 
@@ -176,6 +177,29 @@ def test_gate_node__a_forged_trust_list_is_refused_and_reported(
     assert isinstance(fault, DeviceFault)
     assert (fault.device, fault.fault, fault.state) == ("trust-list", "refused", "raised")
     assert "unknown-signer" in (fault.detail or "")
+    assert node_in_process.trust.trust_list.serial == 1
+
+
+def test_gate_node__a_trust_list_the_contract_refuses_is_reported_too(
+    kit: SiteKit, broker: PrivateBroker, node_in_process: GateNode, mqtt_subscriber: Subscriber
+) -> None:
+    # Past a bound (more key uses than there are): decode() refuses it before any signature
+    # is checked, and the node used to only log it.
+    mqtt_subscriber.subscribe(topics.event(node_in_process.node, EventKind.DEVICE_FAULT))
+    payload = json.loads(catalogue.encode(kit.trust_list()))
+    payload["body"]["entries"][0]["uses"] = ["health-code"] * 7
+    provisioning = connect(identity(broker, "provisioning"), "provisioning-raw")
+    try:
+        provisioning.publish(
+            topics.trust(kit.topic_site), json.dumps(payload), qos=1, retain=True
+        ).wait_for_publish(5)
+    finally:
+        provisioning.disconnect()
+        provisioning.loop_stop()
+    (fault,) = events_of(mqtt_subscriber, EventKind.DEVICE_FAULT, 1)
+    assert isinstance(fault, DeviceFault)
+    assert (fault.device, fault.fault, fault.state) == ("trust-list", "refused", "raised")
+    assert (fault.detail or "").startswith("trust list of unknown serial refused as invalid: ")
     assert node_in_process.trust.trust_list.serial == 1
 
 
