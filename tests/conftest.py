@@ -19,12 +19,12 @@ from typing import IO, Any
 
 import paho.mqtt.client as paho
 import pytest
-from firmware_tools.site_pki import IdentityRole, SitePki
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.configfile import broker_section
 from edge.mqtt import Endpoint, new_client
+from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.config import (
     AlarmSection,
     BrokerSection,
@@ -44,24 +44,28 @@ pytest_plugins = ["tests.browser"]
 BROKER_FIXTURES = {"broker", "mqtt_subscriber"}
 
 
-def identity(broker: PrivateBroker, name: str) -> Endpoint:
+def identity(broker: PrivateBroker, name: str, role: IdentityRole = IdentityRole.ADMIN) -> Endpoint:
     """An endpoint on `broker` with a certificate of its own, issued on first use.
 
-    The broker takes the certificate's name as the client id: two calls with one name
-    are one client (a persistent session resumes), two names are two clients.
+    The broker takes the certificate's name (`<role>-<name>`) as the client id: two calls
+    with one name are one client (a persistent session resumes), two names are two
+    clients. A broker holding clients to the site's ACL reads it when it starts: issue
+    its identities before (see tests/test_delivery.py).
     """
     pki = broker.pki
     if pki is None:
         return Endpoint(broker.url)
-    cn = f"{IdentityRole.ADMIN}-{name}"
+    cn = f"{role}-{name}"
     if cn not in {known.cn for known in pki.identities()}:
-        pki.issue(IdentityRole.ADMIN, name)
+        assert not (broker.acl and broker.running), f"{cn}: issue it before the broker starts"
+        pki.issue(role, name)
     return broker.endpoint(cn)
 
 
 def gateway_broker(broker: PrivateBroker, client_id: str, **settings: Any) -> BrokerSection:
     """The gateway's broker section: its two identities (ingest, publisher) on `broker`."""
-    ingest, publisher = identity(broker, client_id), identity(broker, f"{client_id}-out")
+    ingest = identity(broker, client_id, IdentityRole.GATEWAY)
+    publisher = broker.endpoint(f"{ingest.client_id('')}-out")
     return BrokerSection(
         **broker_section(ingest), publisher_cert=publisher.cert, publisher_key=publisher.key,
         client_id=client_id, **settings,

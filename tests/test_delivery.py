@@ -23,6 +23,7 @@ from edge.contract.presence import Birth, Health
 from edge.contract.topics import Role, Site
 from edge.outbox import Outbox, OutboxError
 from edge.uplink import Uplink, UplinkSettings
+from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.service import Gateway
 from simulators.broker import PrivateBroker
 from tests.conftest import gateway_running, identity
@@ -42,7 +43,7 @@ class LoadedNode:
         self.outbox = Outbox(folder / name / "outbox.db", self.node)
         self.uplink = Uplink(
             UplinkSettings(
-                identity(broker, name), heartbeat_s=1, reconnect_min_s=0.2, reconnect_max_s=0.5
+                identity(broker, name, IdentityRole.GATE), heartbeat_s=1, reconnect_min_s=0.2, reconnect_max_s=0.5
             ),
             self.node, self.outbox, birth=self._birth, health=self._health,
         )  # fmt: skip
@@ -82,6 +83,20 @@ class LoadedNode:
         self.stop.set()
         for thread in self.threads:
             thread.join(15)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """The site's broker as deployed: TLS, client certificates and the site's ACL.
+
+    Every identity is issued before it starts: Mosquitto reads the ACL at its start.
+    """
+    pki = SitePki.init(tmp_path / "pki", SITE.name)
+    for gate in GATES:
+        pki.issue(IdentityRole.GATE, gate)
+    pki.issue(IdentityRole.GATEWAY, "gw-gateway")  # gateway_running's, for gateway.db
+    with PrivateBroker(tmp_path / "broker", pki=pki) as running:
+        yield running
 
 
 @pytest.fixture
