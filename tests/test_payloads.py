@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ from edge.contract.presence import Birth, Health
 from edge.contract.topics import EventKind, Role, Site
 from edge.errors import ContractError, PayloadInvalid, UnknownTopic
 from edge.mqtt import BrokerUrl, Endpoint, new_client, publish
+from firmware_tools.site_pki import IdentityRole, SitePki
 
 T0 = datetime(2026, 11, 22, 8, 15, tzinfo=UTC)
 GATE = Site("north").node(Role.GATE, "g01")
@@ -200,6 +202,28 @@ def test_broker_url__valid(url: str, parsed: BrokerUrl) -> None:
 def test_broker_url__invalid(url: str) -> None:
     with pytest.raises(ValueError, match="broker URL"):
         BrokerUrl.parse(url)
+
+
+def test_endpoint__the_client_id_is_the_certificates_name(site_pki: SitePki) -> None:
+    files = site_pki.issue(IdentityRole.GATE, "endpoint-id")
+    endpoint = files.endpoint(BrokerUrl("gw", 8883, tls=True))
+    assert endpoint.client_id("asked-for") == "gate-endpoint-id"
+    assert new_client("asked-for", endpoint)._client_id == b"gate-endpoint-id"
+    assert Endpoint(BrokerUrl("gw", 1883)).client_id("asked-for") == "asked-for"
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"cert": Path("c.pem")}, "certificate and its key are given together"),
+        ({"ca": Path("ca.crt"), "plain": True}, "certificates need an mqtts:// broker"),
+        ({"password": "x"}, "a password needs a user name"),
+    ],
+)
+def test_endpoint__invalid(files: dict[str, Any], message: str) -> None:
+    url = BrokerUrl("gw", 1883) if files.pop("plain", False) else BrokerUrl("gw", 8883, tls=True)
+    with pytest.raises(ValueError, match=message):
+        Endpoint(url, **files)
 
 
 SIG = "A" * 86

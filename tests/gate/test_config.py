@@ -55,6 +55,9 @@ def test_config__the_documented_example_is_valid(tmp_path: Path) -> None:
         ({"devices.scanner.settings": {"baudrate": 7}}, "devices.scanner.profile: "),
         ({"devices.scanner.profile": "no-such-part"}, "devices.scanner.profile: "),
         ({"trust": None}, "trust: Field required"),
+        ({"broker.key": None}, "broker: Value error, a client certificate and its key are given"),
+        ({"broker.url": "mqtt://gw:1883"}, "broker: Value error, certificates need an mqtts://"),
+        ({"broker.password_file": "pw"}, "broker: Value error, a password_file needs a username"),
     ],
 )  # fmt: skip
 def test_config__invalid(tmp_path: Path, change: dict[str, object], message: str) -> None:
@@ -99,3 +102,23 @@ def test_edge_run__a_missing_root_key_is_named_and_nothing_is_left_running(
     )  # fmt: skip
     assert run.returncode == 1
     assert f"trust.root_keys: {tmp_path / 'missing.pem'}" in run.stderr
+
+
+def test_config__broker_files_are_taken_from_the_config_folder(tmp_path: Path) -> None:
+    path = write(tmp_path, {"broker.ca": "pki/ca.crt", "broker.cert": "pki/cert.pem",
+                            "broker.key": "/etc/gatepost/key.pem"})  # fmt: skip
+    endpoint = load_config(path).broker.endpoint()
+    assert (endpoint.ca, endpoint.cert) == (tmp_path / "pki/ca.crt", tmp_path / "pki/cert.pem")
+    assert endpoint.key == Path("/etc/gatepost/key.pem")
+    assert endpoint.url.tls
+
+
+def test_config__a_password_file_is_read_when_the_node_connects(tmp_path: Path) -> None:
+    path = write(tmp_path, {"broker.username": "gate-g01", "broker.password_file": "pw"})
+    config = load_config(path)
+    with pytest.raises(ConfigError, match="broker.password_file"):
+        config.broker.endpoint()
+    (tmp_path / "pw").write_text("s3cret\n")
+    endpoint = config.broker.endpoint()
+    assert (endpoint.username, endpoint.password) == ("gate-g01", "s3cret")
+    assert "s3cret" not in repr(endpoint)

@@ -34,6 +34,10 @@ def test_load_config__the_documented_example__valid() -> None:
         ("sites: [{name: n}, {name: n}]", "sites listed twice: n"),
         ("sites: [{name: n}]\nbroker: {url: http://x}", "broker.url"),
         ("sites: [{name: n}]\nstore: {pth: x.db}", "store.pth: Extra inputs are not permitted"),
+        (
+            "sites: [{name: n}]\nbroker: {ca: ca.crt, cert: c.pem, key: k.pem}",
+            "give cert and publisher_cert together",
+        ),
         ("- just a list", "a config is a mapping of sections"),
     ],
 )
@@ -51,6 +55,21 @@ def test_load_config__a_relative_store_path_is_taken_from_the_config_folder(
     path = tmp_path / "gateway.yaml"
     path.write_text("sites: [{name: n}]\nstore: {path: data/gateway.db}")
     assert load_config(path).store.path == tmp_path / "data" / "gateway.db"
+
+
+def test_load_config__the_publisher_has_its_own_certificate_on_the_same_broker(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        "sites: [{name: n}]\nbroker: {url: 'mqtts://gw:8883', ca: pki/ca.crt, cert: in.pem, "
+        "key: in.key, publisher_cert: out.pem, publisher_key: out.key}"
+    )
+    broker = load_config(path).broker
+    ingest, publisher = broker.endpoint(), broker.publisher_endpoint()
+    assert (ingest.cert, publisher.cert) == (tmp_path / "in.pem", tmp_path / "out.pem")
+    assert (ingest.key, publisher.key) == (tmp_path / "in.key", tmp_path / "out.key")
+    assert ingest.url == publisher.url and ingest.ca == publisher.ca == tmp_path / "pki/ca.crt"
 
 
 def test_load_config__the_default_store_path_is_beside_the_config(tmp_path: Path) -> None:
