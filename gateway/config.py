@@ -105,9 +105,9 @@ class IngestSection(Section):
         "commit (batches grow with the load, and nothing waits when it is quiet)",
     )  # fmt: skip
     queue_max: int = Field(
-        64, ge=2, le=4096,
-        description="reads (of up to 256 KiB) received and not yet stored; beyond it the "
-        "gateway stops reading and the broker holds the rest",
+        20_000, ge=1, le=1_000_000,
+        description="messages received and not yet stored; beyond it the gateway stops "
+        "reading and the broker holds the rest",
     )  # fmt: skip
     payload_max_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024,

@@ -8,6 +8,7 @@ the rest when it comes back, and the store drops what it already has by event_id
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import sqlite3
@@ -106,6 +107,47 @@ def _not_ours(config: GatewayConfig, parsed: ParsedTopic) -> str:
     return f"{parsed.role} {parsed.node!r} is not in site {parsed.site.name!r}'s inventory"
 
 
+class DeliveryQueue:
+    """Chunks of deliveries from the reader to the decoder, bounded in messages, not chunks.
+
+    A chunk is what one read gave: a few messages or thousands. Bounding the count of
+    chunks would bound nothing (over TLS, before reads were merged, a chunk was one
+    message and 64 chunks starved the batches). A chunk larger than the bound is let
+    in alone, so no chunk waits forever.
+    """
+
+    def __init__(self, max_messages: int) -> None:
+        self.max_messages = max_messages
+        self.size = 0
+        self._chunks: collections.deque[list[Delivery]] = collections.deque()
+        self._changed = threading.Condition()
+
+    def put(self, chunk: list[Delivery], timeout_s: float) -> bool:
+        """Queue `chunk`; False if there was no room for it within `timeout_s`."""
+        with self._changed:
+            room = self._changed.wait_for(
+                lambda: self.size == 0 or self.size + len(chunk) <= self.max_messages, timeout_s
+            )
+            if room:
+                self._chunks.append(chunk)
+                self.size += len(chunk)
+                self._changed.notify_all()
+            return room
+
+    def get(self, timeout_s: float) -> list[Delivery]:
+        """The oldest chunk, or [] if none came within `timeout_s`."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: bool(self._chunks), timeout_s):
+                return []
+            chunk = self._chunks.popleft()
+            self.size -= len(chunk)
+            self._changed.notify_all()
+            return chunk
+
+    def empty(self) -> bool:
+        return not self._chunks
+
+
 class Ingest:
     """Subscribes to every node topic and stores what arrives, in batches.
 
@@ -145,8 +187,8 @@ class Ingest:
             dead_letter_keep_bytes=config.store.dead_letter_keep_bytes,
             seq_jump_max=config.ingest.seq_jump_max,
         )
-        # Chunks as the reader read them: at most queue_max reads of 256 KiB wait here.
-        self._queue: queue.Queue[list[Delivery]] = queue.Queue(maxsize=config.ingest.queue_max)
+        # Chunks as the reader read them, at most queue_max messages in all.
+        self._queue = DeliveryQueue(config.ingest.queue_max)
         self._accepting = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
@@ -209,11 +251,8 @@ class Ingest:
         # Waits while the queue is full: the reader stops, TCP pushes back on the broker.
         # A stop meanwhile drops the chunk: it was never acknowledged.
         while self._accepting.is_set():
-            try:
-                self._queue.put(chunk, timeout=0.2)
+            if self._queue.put(chunk, timeout_s=0.2):
                 return
-            except queue.Full:
-                continue
 
     # --- decoder and writer threads ---------------------------------------------------
 
@@ -226,20 +265,19 @@ class Ingest:
                 # to the next session, so stopping does not wait to store a backlog.
                 self._hand_over(None)
                 return
-            try:
-                batch = list(self._queue.get(timeout=0.2))
-            except queue.Empty:
+            batch = list(self._queue.get(timeout_s=0.2))
+            if not batch:
                 continue
             deadline = time.monotonic() + wait_s
             while len(batch) < section.batch_max:
-                try:
-                    batch += self._queue.get_nowait()
-                except queue.Empty:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or self._stopping.is_set():
-                        break
-                    time.sleep(min(left, 0.002))
-            self._stats.queue_depth = self._queue.qsize()
+                if more := self._queue.get(timeout_s=0):
+                    batch += more
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopping.is_set():
+                    break
+                time.sleep(min(left, 0.002))
+            self._stats.queue_depth = self._queue.size
             if not self._hand_over((batch, triage(self.config, batch))):
                 return
 

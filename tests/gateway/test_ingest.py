@@ -27,7 +27,7 @@ from gateway.config import (
     SiteSection,
     StoreSection,
 )
-from gateway.ingest import Ingest, triage
+from gateway.ingest import DeliveryQueue, Ingest, triage
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules, alarm_cases
 from gateway.stats import IngestStats
@@ -436,3 +436,28 @@ def test_triage__a_decoder_failure_costs_one_message_not_the_batch(
     assert [letter.reason for letter in sorted_.dead] == [
         "could not be decoded: RuntimeError: a bug in the decoder"
     ]
+
+
+def deliveries(count: int) -> list[Delivery]:
+    at = datetime.now(UTC)
+    return [Delivery("t", b"{}", n + 1, 1, False, at, 1) for n in range(count)]
+
+
+def test_delivery_queue__is_bounded_in_messages_not_chunks() -> None:
+    bounded = DeliveryQueue(max_messages=100)
+    assert bounded.put(deliveries(60), timeout_s=0)
+    assert bounded.put(deliveries(40), timeout_s=0)
+    # Full at 100 messages, though it holds two chunks only: the reader waits.
+    assert not bounded.put(deliveries(1), timeout_s=0.05)
+    assert bounded.size == 100
+    assert len(bounded.get(timeout_s=0)) == 60
+    assert bounded.put(deliveries(50), timeout_s=0)
+    assert [len(bounded.get(timeout_s=0)) for _ in range(3)] == [40, 50, 0]
+
+
+def test_delivery_queue__a_chunk_larger_than_the_bound_goes_in_alone() -> None:
+    bounded = DeliveryQueue(max_messages=10)
+    assert bounded.put(deliveries(25), timeout_s=0)  # else a large read would wait forever
+    assert not bounded.put(deliveries(1), timeout_s=0.05)
+    assert len(bounded.get(timeout_s=0)) == 25
+    assert bounded.empty()

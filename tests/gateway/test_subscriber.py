@@ -477,3 +477,32 @@ def test_subscriber__an_ack_from_an_earlier_connection_is_ignored(
         box.subscriber.ack([third.packet_id], third.connection)
         publish(broker, [b"marker"])
         assert [d.payload for d in box.take(1)] == [b"marker"]
+
+
+def test_subscriber__over_tls_what_is_ready_comes_in_one_chunk_not_a_record_each(
+    broker: PrivateBroker,
+) -> None:
+    # A TLS recv gives one record (often one PUBLISH): without reading on while more is
+    # ready, every chunk was one message and ingest's batches shrank to the queue's bound.
+    assert broker.url.tls
+    chunks: list[int] = []
+    release = threading.Event()
+    up = threading.Event()
+
+    def on_deliveries(chunk: list[Delivery]) -> None:
+        release.wait(10)  # the first chunk holds the reader: the rest piles up in the socket
+        chunks.append(len(chunk))
+
+    settings = SessionSettings(
+        identity(broker, "ingest-merge"), "ingest-merge", (("test/#", 1),), session_expiry_s=600
+    )
+    subscriber = MqttSubscriber(settings, on_deliveries, lambda connected, _: up.set())
+    subscriber.start()
+    try:
+        assert up.wait(10), "no SUBACK"
+        publish(broker, numbered(1, 400))
+        release.set()
+        wait_until(lambda: sum(chunks) == 400)
+    finally:
+        subscriber.stop()
+    assert max(chunks) >= 100, chunks
