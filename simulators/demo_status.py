@@ -1,8 +1,10 @@
 """The demo's live status: what the watcher's messages add up to, and the addresses to open.
 
 The watcher prints one line per MQTT message (`HH:MM:SS.mmm <topic>[ (retained)] <json>`,
-or `!! …` for a contract violation). `DemoStatus.take` reads those lines and keeps
-counts per gate and the open alarms; `frame` draws them, with every address and the
+or `!! …` for a contract violation). It watches as a technician does, so it reads no
+events (they carry personal data): the counts per gate are the gateway's retained gate
+summaries, the device faults the gates' heartbeats. `DemoStatus.take` reads those lines
+and keeps counts per gate and the open alarms; `frame` draws them, with every address and the
 token, in a terminal's size; `StatusScreen` redraws that frame in place every second.
 """
 
@@ -12,7 +14,6 @@ import json
 import re
 import shutil
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
@@ -23,18 +24,17 @@ from edge.errors import UnknownTopic
 _LINE = re.compile(r"^\S+ (?P<topic>\S+)(?: \(retained\))? (?P<body>\{.*\})$")
 _ALT_SCREEN_ON, _ALT_SCREEN_OFF = "\x1b[?1049h\x1b[?25l", "\x1b[?25h\x1b[?1049l"
 _HOME, _CLEAR_LINE, _CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
-_ROW = "{:<5} {:<23} {:<8} {:>6} {:>5} {:>7} {:>10}"
+_ROW = "{:<5} {:<23} {:<8} {:>6} {:>5} {:>7} {:>6}"
 
 
 @dataclass
 class GateStatus:
-    """One gate as its messages tell it."""
+    """One gate as its messages tell it: its status, heartbeat and the gateway's summary."""
 
     console_url: str
     state: str = "starting"
-    outcomes: Counter[str] = field(default_factory=Counter)
-    open_holds: set[str] = field(default_factory=set)
-    faults: dict[str, str] = field(default_factory=dict)  # device -> fault raised
+    counts: dict[str, int] = field(default_factory=dict)  # the gate summary's counts
+    faults: dict[str, str] = field(default_factory=dict)  # device -> its state, when not ok
     outbox_depth: int | None = None
 
 
@@ -94,25 +94,19 @@ class DemoStatus:
             if topic.kind is TopicKind.ALERT:
                 self._alert(body)
             elif topic.node in self.gates:
-                self._gate(self.gates[topic.node], topic.kind, str(topic.event_kind), body)
+                self._gate(self.gates[topic.node], topic.kind, body)
 
-    def _gate(self, gate: GateStatus, kind: TopicKind, event: str, body: dict[str, Any]) -> None:
+    def _gate(self, gate: GateStatus, kind: TopicKind, body: dict[str, Any]) -> None:
         if kind is TopicKind.STATUS:
             gate.state = str(body.get("state", gate.state))
         elif kind is TopicKind.HEALTH:
             gate.outbox_depth = body.get("outbox_depth")
-        elif event == "passage":
-            gate.outcomes[str(body.get("outcome"))] += 1
-        elif event == "hold":
-            gate.open_holds.add(str(body.get("hold_id")))
-        elif event == "hold-resolved":
-            gate.open_holds.discard(str(body.get("hold_id")))
-        elif event == "device-fault":
-            device = str(body.get("device"))
-            if body.get("state") == "raised":
-                gate.faults[device] = str(body.get("fault"))
-            else:
-                gate.faults.pop(device, None)
+            devices = body.get("devices") or {}
+            gate.faults = {
+                str(d): str(s) for d, s in devices.items() if s not in ("ok", "disabled")
+            }
+        elif kind is TopicKind.GATE_SUMMARY:
+            gate.counts = dict(body.get("counts") or {})
 
     def _alert(self, body: dict[str, Any]) -> None:
         alert_id = str(body.get("alert_id"))
@@ -135,7 +129,7 @@ class DemoStatus:
             for label, address in self.addresses:
                 top += [f"{label}:", *_wrap(f"  {address}", width)]
             gates = [_ROW.format("gate", "console", "state", "passed", "held", "stopped",
-                                 "open holds")]  # fmt: skip
+                                 "fever")]  # fmt: skip
             gates += [self._gate_line(name, gate) for name, gate in self.gates.items()]
             alarms = [self._alarm_line()]
             bottom = [self._messages_line()]
@@ -163,18 +157,19 @@ class DemoStatus:
             return [f"gates: {gates}", self._alarm_line().strip(), addresses]
 
     def _gate_line(self, name: str, gate: GateStatus) -> str:
-        outcomes = gate.outcomes
-        line = _ROW.format(name, gate.console_url, gate.state, outcomes["allow"], outcomes["hold"],
-                           outcomes["deny"], len(gate.open_holds))  # fmt: skip
+        counts = gate.counts
+        line = _ROW.format(name, gate.console_url, gate.state, counts.get("allowed", 0),
+                           counts.get("held", 0), counts.get("turned_back", 0),
+                           counts.get("fever", 0))  # fmt: skip
         faults = ", ".join(f"{device} {fault}" for device, fault in gate.faults.items())
         return f"{line}  {faults}" if faults else line
 
     @staticmethod
     def _counts(gate: GateStatus) -> str:
-        outcomes = gate.outcomes
+        counts = gate.counts
         return (
-            f"(passed {outcomes['allow']}, held {outcomes['hold']}, stopped {outcomes['deny']}, "
-            f"open holds {len(gate.open_holds)})"
+            f"(passed {counts.get('allowed', 0)}, held {counts.get('held', 0)}, "
+            f"stopped {counts.get('turned_back', 0)}, fever {counts.get('fever', 0)})"
         )
 
     def _alarm_line(self) -> str:
