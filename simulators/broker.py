@@ -47,15 +47,17 @@ class PrivateBroker:
     Without a PKI it is plain MQTT and anonymous. With one it is locked as a site's
     broker is: the listener settings `SitePki.mosquitto_conf` makes (TLS, a client
     certificate of the site CA, the certificate's name as user name and client id,
-    and the site's ACL unless `acl` is False).
+    and the site's grants through the dynamic security plugin unless `acl` is False).
+    The plugin reads the grants when the broker starts: issue every identity first, or
+    `restart()` after issuing or revoking one.
 
     Args:
         workdir: folder for the config, the persistence file and the log.
         port: fixed port, or None for a free one (kept across restarts).
         max_queued_messages: per-client queue for offline persistent sessions.
-        pki: the site whose CA, broker certificate, CRL and ACL the broker uses.
-        acl: with a PKI, hold each identity to the site's ACL; False lets every client
-            with a site certificate read and write everything.
+        pki: the site whose CA, broker certificate, CRL and grants the broker uses.
+        acl: with a PKI, hold each identity to the site's grants; False loads no plugin,
+            which lets every client with a site certificate read and write everything.
     """
 
     def __init__(
@@ -160,14 +162,23 @@ connection_messages true
             stop(self.process, "mosquitto")
             self.process = None
 
-    def reload(self, timeout_s: float = 5.0) -> None:
-        """Make mosquitto reread its ACL and its CRL (SIGHUP), as after `issue` or `revoke`.
+    def restart(self) -> None:
+        """Stop and start mosquitto on the same port, as after `issue` or `revoke`.
 
-        Mosquitto 2.0.11 rereads both on SIGHUP: a revoked certificate is refused at its
-        next handshake, and a connection already open under it keeps its socket but
-        loses every ACL grant at once. A reload costs clients that are away with a
-        persistent session the messages queued for them: after a restart all of them,
-        otherwise once one more arrives before the client is back
+        The only way the dynamic security plugin rereads the site's grants. Clients are
+        disconnected and reconnect; persistent sessions and their queues survive in the
+        persistence file (tests/test_broker_security.py).
+        """
+        self.stop()
+        self.start()
+
+    def reload(self, timeout_s: float = 5.0) -> None:
+        """Send SIGHUP: mosquitto rereads its config and its CRL, not the plugin's grants.
+
+        On Mosquitto 2.0.11 a revoked certificate is then refused at its next handshake,
+        but a connection already open under it keeps its grants, and a new identity is
+        let in with none, until a `restart()`. A reload after a restart also costs
+        clients that are away with a persistent session the messages queued for them
         (tests/test_broker_security.py). Returns once the reload has happened.
 
         Raises:

@@ -1,13 +1,15 @@
-"""The site PKI: CA, broker and client certificates, CRL, ACL and broker config; `gatepost fw site`."""
+"""The site PKI: CA, broker and client certificates, CRL, grants and broker config; `gatepost fw site`."""
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,6 +20,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge.cli import main
 from edge.mqtt import BrokerUrl
+from firmware_tools import site_pki
+from firmware_tools.site_broker import find_plugin
 from firmware_tools.site_pki import ClientFiles, IdentityRole, SiteError, SitePki
 
 ROOT = "gatepost/v1/north"
@@ -47,17 +51,27 @@ def usages(certificate: x509.Certificate) -> list[x509.ObjectIdentifier]:
     return list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
 
 
-def acl_blocks(text: str) -> dict[str, list[str]]:
-    """The ACL's `user` blocks: user name to its `topic` lines, in order."""
-    blocks: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.splitlines():
-        if line.startswith("user "):
-            current = blocks.setdefault(line.removeprefix("user "), [])
-        elif line.strip() and not line.startswith("#"):
-            assert current is not None, f"a line before the first user block: {line!r}"
-            current.append(line)
-    return blocks
+def dynsec(pki: SitePki) -> dict[str, Any]:
+    """The plugin's file as the broker reads it."""
+    loaded: dict[str, Any] = json.loads(pki.dynsec_path.read_text())
+    return loaded
+
+
+def granted(pki: SitePki) -> dict[str, set[tuple[str, str]]]:
+    """Each client's (acltype, topic) pairs, read back from the plugin's file.
+
+    Also checks what the plugin makes of the file: each client has its one role, of its
+    own name, and every ACL allows (a deny would be the defaults' job).
+    """
+    roles = {role["rolename"]: role["acls"] for role in dynsec(pki)["roles"]}
+    found = {}
+    for client in dynsec(pki)["clients"]:
+        assert client["roles"] == [{"rolename": client["username"]}]
+        acls = roles[client["username"]]
+        assert all(acl["allow"] is True and acl["priority"] == 0 for acl in acls)
+        found[client["username"]] = {(acl["acltype"], acl["topic"]) for acl in acls}
+        assert len(found[client["username"]]) == len(acls), "an ACL twice"
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +98,8 @@ def test_init__valid(site: SitePki) -> None:
     assert yaml.safe_load((site.folder / "site.yaml").read_text()) == {
         "site": "north",
         "prefix": "gatepost",
+        "share_group": "gateway",
+        "plugin": str(find_plugin()),
     }
 
     server = cert(site.server_cert_path)
@@ -117,6 +133,45 @@ def test_init__invalid(site: SitePki, tmp_path: Path) -> None:
         SitePki.init(tmp_path / "a", "North")
     with pytest.raises(SiteError, match="host"):
         SitePki.init(tmp_path / "b", "north", hosts=[])
+
+
+def test_init_share_group_and_plugin__valid(tmp_path: Path) -> None:
+    plugin = Path("/opt/mosquitto/lib/mosquitto_dynamic_security.so")  # the broker's, not ours
+    pki = SitePki.init(tmp_path, "north", share_group="replicas", plugin=plugin)
+    pki.issue(IdentityRole.GATEWAY, "main")
+    opened = SitePki.open(tmp_path)  # a later `site add` keeps both
+    assert (opened.share_group, opened.plugin) == ("replicas", plugin)
+    assert ("subscribePattern", f"$share/replicas/{ROOT}/#") in granted(opened)["gateway-main"]
+    assert f"plugin {plugin}" in opened.mosquitto_conf(8883).splitlines()
+
+
+def test_init_share_group_and_plugin__invalid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SiteError, match="share group 'a/b' is not a valid topic segment"):
+        SitePki.init(tmp_path / "a", "north", share_group="a/b")
+    with pytest.raises(SiteError, match="absolute path"):
+        SitePki.init(tmp_path / "b", "north", plugin=Path("mosquitto_dynamic_security.so"))
+    monkeypatch.setattr(site_pki, "find_plugin", lambda: None)
+    with pytest.raises(SiteError, match="dynamic security plugin is not installed here"):
+        SitePki.init(tmp_path / "c", "north")
+    assert not (tmp_path / "c").exists()
+
+
+def test_find_plugin__valid(tmp_path: Path) -> None:
+    (tmp_path / "lib" / "x86_64-linux-gnu").mkdir(parents=True)
+    plugin = tmp_path / "lib" / "x86_64-linux-gnu" / "mosquitto_dynamic_security.so"
+    plugin.write_bytes(b"")
+    places = [f"{tmp_path}/nowhere/*.so", f"{tmp_path}/lib/*/mosquitto_dynamic_security.so"]
+    assert find_plugin(places) == plugin
+    assert find_plugin(places[:1]) is None
+
+
+def test_open_folder_before_plugin__valid(tmp_path: Path) -> None:
+    SitePki.init(tmp_path, "north").issue(IdentityRole.GATEWAY, "main")
+    (tmp_path / "site.yaml").write_text("site: north\nprefix: gatepost\n")
+    pki = SitePki.open(tmp_path)
+    assert (pki.share_group, pki.plugin) == ("gateway", find_plugin())
 
 
 def test_open__invalid(tmp_path: Path) -> None:
@@ -190,10 +245,10 @@ def test_issue_validity__valid(tmp_path: Path) -> None:
     ],
 )
 def test_issue__invalid(site: SitePki, role: IdentityRole, name: str, problem: str) -> None:
-    before = site.acl()
+    before = site.dynsec_path.read_bytes()
     with pytest.raises(SiteError, match=problem):
         site.issue(role, name)
-    assert site.acl() == before
+    assert site.dynsec_path.read_bytes() == before
 
 
 def test_issue_gateway_publisher_taken__invalid(tmp_path: Path) -> None:
@@ -231,8 +286,7 @@ def test_revoke__valid(tmp_path: Path) -> None:
     assert (record.cn, record.role, record.serial) == ("gate-g02", IdentityRole.GATE, serial)
     assert record.revoked_at is not None
     assert not lost.key.exists()
-    assert "gate-g02" not in acl_blocks(pki.acl_path.read_text())
-    assert "gate-g01" in acl_blocks(pki.acl_path.read_text())
+    assert set(granted(pki)) == {"gate-g01"}
 
     again = pki.issue(IdentityRole.GATE, "g02")  # the name is free again, with a new serial
     assert cert(again.cert).serial_number != serial
@@ -268,52 +322,63 @@ def test_identities__valid(site: SitePki) -> None:
     assert identities["depot-d01"].not_after > datetime.now(UTC) + timedelta(days=800)
 
 
-# --- ACL and broker config ---------------------------------------------------------
+# --- grants and broker config -----------------------------------------------------
 
 
-EXPECTED_ACL = {
-    "gate-g01": [
-        f"topic write {ROOT}/gate/g01/#", f"topic read {ROOT}/config/g01",
-        f"topic read {ROOT}/trust", f"topic read {ROOT}/revocations",
-        f"topic read {ROOT}/receipt/g01",
-    ],
-    "depot-d01": [
-        f"topic write {ROOT}/depot/d01/#", f"topic read {ROOT}/config/d01",
-        f"topic read {ROOT}/trust", f"topic read {ROOT}/revocations",
-        f"topic read {ROOT}/receipt/d01",
-    ],
-    "gateway-main": [
-        f"topic read {ROOT}/#", f"topic write {ROOT}/alert/+", f"topic write {ROOT}/summary",
-        f"topic write {ROOT}/summary/+", f"topic write {ROOT}/receipt/+",
-    ],
-    "command-center": [
-        f"topic read {ROOT}/alert/+", f"topic read {ROOT}/summary",
-        f"topic read {ROOT}/summary/+",
-    ],
-    "admin-tech": [
-        f"topic read {ROOT}/#", f"topic write {ROOT}/trust", f"topic write {ROOT}/revocations",
-        f"topic write {ROOT}/config/+",
-    ],
-    "simulator-load": [
-        f"topic write {ROOT}/gate/+/#", f"topic write {ROOT}/depot/+/#",
-        f"topic read {ROOT}/receipt/+", f"topic read {ROOT}/config/+",
-        f"topic read {ROOT}/trust", f"topic read {ROOT}/revocations",
-    ],
-}  # fmt: skip
+def grants(
+    reads: list[str], writes: list[str], subscribes: tuple[str, ...] = ()
+) -> set[tuple[str, str]]:
+    """What the plugin should hold: a read is a receive and a subscribe grant."""
+    return (
+        {("publishClientReceive", f"{ROOT}/{topic}") for topic in reads}
+        | {("subscribePattern", f"{ROOT}/{topic}") for topic in reads}
+        | {("publishClientSend", f"{ROOT}/{topic}") for topic in writes}
+        | {("subscribePattern", topic) for topic in subscribes}
+    )
 
 
-@pytest.mark.parametrize("cn", sorted(EXPECTED_ACL))
-def test_acl__valid(site: SitePki, cn: str) -> None:
-    assert acl_blocks(site.acl())[cn] == EXPECTED_ACL[cn]
+SIGNED = ["trust", "revocations"]
+SUMMARIES = ["summary", "summary/+"]
+# docs/security.md's table, role by role.
+EXPECTED = {
+    "gate-g01": grants(["config/g01", *SIGNED, "receipt/g01"], ["gate/g01/#"]),
+    "depot-d01": grants(["config/d01", *SIGNED, "receipt/d01"], ["depot/d01/#"]),
+    "gateway-main": grants(
+        ["#"], ["alert/+", *SUMMARIES, "receipt/+"], (f"$share/gateway/{ROOT}/#",)
+    ),
+    "command-center": grants(["alert/+", *SUMMARIES], []),
+    "admin-tech": grants(["#"], [*SIGNED, "config/+"]),
+    "simulator-load": grants(["receipt/+", "config/+", *SIGNED], ["gate/+/#", "depot/+/#"]),
+}
 
 
-def test_acl_file__valid(site: SitePki) -> None:
-    text = site.acl_path.read_text()
-    assert text == site.acl()
-    blocks = acl_blocks(text)  # also: nothing before the first user block (anonymous)
-    assert blocks["gateway-main-out"] == blocks["gateway-main"]
-    assert set(blocks) == {i.cn for i in site.identities()}
-    assert not [line for line in text.splitlines() if line.startswith("pattern")]
+@pytest.mark.parametrize("cn", sorted(EXPECTED))
+def test_grants__valid(site: SitePki, cn: str) -> None:
+    assert granted(site)[cn] == EXPECTED[cn]
+
+
+def test_dynsec_file__valid(site: SitePki) -> None:
+    config = dynsec(site)
+    assert config == site.dynsec()
+    # Nothing unless granted; unsubscribing can only take away.
+    assert config["defaultACLAccess"] == {
+        "publishClientSend": False, "publishClientReceive": False,
+        "subscribe": False, "unsubscribe": True,
+    }  # fmt: skip
+    assert config["groups"] == []
+    assert [client["username"] for client in config["clients"]] == [i.cn for i in site.identities()]
+    # No password: the certificate is the identity (use_identity_as_username).
+    assert not [c for c in config["clients"] if {"password", "salt", "clientid"} & set(c)]
+    assert granted(site)["gateway-main-out"] == granted(site)["gateway-main"]
+    assert "$CONTROL" not in site.dynsec_path.read_text()
+    assert mode(site.dynsec_path) == 0o644  # the broker's user reads it
+
+
+def test_acl_text__valid(site: SitePki) -> None:
+    text = site.acl()
+    assert "\ngate-g01 (gate)\n" in text
+    assert f"  write     {ROOT}/gate/g01/#" in text.splitlines()
+    assert f"  subscribe $share/gateway/{ROOT}/#" in text.splitlines()
 
 
 def test_mosquitto_conf__valid(site: SitePki) -> None:
@@ -324,16 +389,25 @@ def test_mosquitto_conf__valid(site: SitePki) -> None:
         f"keyfile {site.server_key_path}", f"crlfile {site.crl_path}",
         "require_certificate true", "use_identity_as_username true",
         "use_username_as_clientid true", "allow_anonymous false", "tls_version tlsv1.2",
-        f"acl_file {site.acl_path}",
+        f"plugin {find_plugin()}", f"plugin_opt_config_file {site.dynsec_path}",
     ]:  # fmt: skip
         assert setting in lines
-    files = [line.split()[1] for line in lines if line.split()[0].endswith("file")]
-    assert len(files) == 5
+    files = [line.split()[1] for line in lines if line.split()[0].endswith(("file", "plugin"))]
+    assert len(files) == 6
     assert all(Path(file).is_absolute() for file in files)
+    assert not [line for line in lines if line.startswith("acl_file")]
     open_lines = site.mosquitto_conf(1883, "127.0.0.1", acl=False).splitlines()
     assert "listener 1883 127.0.0.1" in open_lines
     assert "require_certificate true" in open_lines
-    assert not [line for line in open_lines if line.startswith("acl_file")]
+    assert not [line for line in open_lines if line.startswith(("acl_file", "plugin"))]
+
+
+def test_mosquitto_conf__invalid(tmp_path: Path) -> None:
+    pki = SitePki(tmp_path, "north", plugin=None)  # an old folder, no plugin here either
+    with pytest.raises(SiteError, match="names no dynamic security plugin"):
+        pki.mosquitto_conf(8883)
+    assert not [line for line in pki.mosquitto_conf(8883, acl=False).splitlines()
+                if line.startswith("plugin")]  # fmt: skip
 
 
 def test_write_broker_config__valid(tmp_path: Path) -> None:
@@ -341,7 +415,8 @@ def test_write_broker_config__valid(tmp_path: Path) -> None:
     path = pki.write_broker_config(8884, "10.0.0.1")
     assert path == tmp_path.resolve() / "broker" / "gatepost.conf"
     assert path.read_text() == pki.mosquitto_conf(8884, "10.0.0.1")
-    assert pki.acl_path.read_text() == pki.acl()
+    assert dynsec(pki) == pki.dynsec()
+    assert dynsec(pki)["clients"] == []
 
 
 # --- gatepost fw site -------------------------------------------------------------------
@@ -354,12 +429,16 @@ def gatepost(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli__valid(tmp_path: Path) -> None:
     folder = tmp_path / "site"
     made = gatepost("fw", "site", "init", str(folder), "--site", "north", "--host", "broker.north",
-                    "--host", "10.1.2.3", "--port", "8884")  # fmt: skip
+                    "--host", "10.1.2.3", "--port", "8884", "--share-group", "ingest",
+                    "--plugin", "/opt/lib/mosquitto_dynamic_security.so")  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert "gatepost.conf" in made.stdout
+    assert "dynamic-security.json" in made.stdout
     assert "gatepost fw site add" in made.stdout  # the next step
     pki = SitePki.open(folder)
-    assert "listener 8884 0.0.0.0" in (folder / "broker" / "gatepost.conf").read_text()
+    conf = (folder / "broker" / "gatepost.conf").read_text().splitlines()
+    assert "listener 8884 0.0.0.0" in conf
+    assert "plugin /opt/lib/mosquitto_dynamic_security.so" in conf
     alt = cert(pki.server_cert_path).extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert alt.value.get_values_for_type(x509.DNSName) == ["broker.north"]
 
@@ -368,15 +447,16 @@ def test_cli__valid(tmp_path: Path) -> None:
     assert "gateway-main " in added.stdout and "gateway-main-out " in added.stdout
     assert "systemctl restart mosquitto" in added.stdout
     assert {i.cn for i in pki.identities()} == {"gateway-main", "gateway-main-out"}
-    assert "user gateway-main-out" in pki.acl_path.read_text()
+    assert ("subscribePattern", f"$share/ingest/{ROOT}/#") in granted(pki)["gateway-main-out"]
 
-    listed = gatepost("fw", "site", "list", str(folder))
+    listed = gatepost("fw", "site", "list", str(folder), "--grants")
     assert listed.returncode == 0, listed.stderr
     expires = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
     assert any(
         line.split()[:4] == ["gateway-main", "gateway", expires, "in"]
         for line in listed.stdout.splitlines()
     )
+    assert f"  subscribe $share/ingest/{ROOT}/#" in listed.stdout.splitlines()
 
 
 def test_cli_revoke__valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -389,7 +469,7 @@ def test_cli_revoke__valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "revoked gate-g01" in out and "systemctl restart mosquitto" in out
     pki = SitePki.open(tmp_path)
     assert len(crl(pki)) == 1
-    assert set(acl_blocks(pki.acl_path.read_text())) == {"command-center"}
+    assert set(granted(pki)) == {"command-center"}
     assert main(["fw", "site", "list", str(tmp_path)]) == 0
     rows = {line.split()[0]: line.split()[3:] for line in capsys.readouterr().out.splitlines()[2:]}
     assert rows["gate-g01"][0] == "revoked"
@@ -401,6 +481,11 @@ def test_cli_revoke__valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     [
         (["init", "{site}", "--site", "north"], "already holds a site CA"),
         (["init", "{tmp}/new", "--site", "North"], "site 'North' is not a valid topic segment"),
+        (
+            ["init", "{tmp}/new", "--site", "north", "--share-group", "$share"],
+            "share group '$share'",
+        ),
+        (["init", "{tmp}/new", "--site", "north", "--plugin", "dynsec.so"], "absolute path"),
         (["add", "{site}", "gate", "G 1"], "name 'G 1' is not a valid topic segment"),
         (["add", "{site}", "gate", "g01"], "gate-g01 is already issued"),
         (["add", "{tmp}", "gate", "g01"], "is not a site folder"),

@@ -1,4 +1,4 @@
-"""`gatepost fw site init|add|revoke|list`: the site CA, its identities and the broker's ACL."""
+"""`gatepost fw site init|add|revoke|list`: the site CA, its identities and their grants."""
 
 from __future__ import annotations
 
@@ -9,21 +9,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from firmware_tools.site_pki import IdentityRole, SiteError, SitePki
+from firmware_tools.site_pki import SHARE_GROUP, IdentityRole, SiteError, SitePki
 
-# Mosquitto 2.0.11 applies a new ACL and CRL on SIGHUP too, but that reload can drop
-# what is queued for clients away with a persistent session (tests/test_broker_security.py);
-# a restart keeps it in the persistence file.
+# Mosquitto 2.0.11's dynamic security plugin reads its file only when the broker starts;
+# SIGHUP rereads the CRL but not the grants (tests/test_broker_security.py). A restart
+# keeps persistent sessions and their queues in the persistence file.
 APPLY = (
     "the broker applies it once restarted (`systemctl restart mosquitto`); a reload "
-    "(SIGHUP) does too, but can drop messages queued for clients that are away"
+    "(SIGHUP) rereads the CRL but not the grants"
 )
 
 
 def add_site_commands(tools: Any) -> None:
     site = tools.add_parser(
         "site",
-        help="the site CA, MQTT identities and the broker's locked config",
+        help="the site CA, MQTT identities and the broker's locked config and grants",
         description="Every MQTT client of a site is an identity: a client certificate of "
         "the site CA whose name is its user name and client id on the broker, and whose role "
         "decides what it may read and write (docs/security.md).",
@@ -34,8 +34,8 @@ def add_site_commands(tools: Any) -> None:
         "init",
         help="make a site CA, the broker's certificate and its locked config",
         description="Create DIR with the site CA (key mode 0600), an empty CRL, the broker's "
-        "certificate for every --host, an empty ACL and broker/gatepost.conf. Refuses a DIR "
-        "that already holds a CA.",
+        "certificate for every --host, empty grants for Mosquitto's dynamic security plugin "
+        "and broker/gatepost.conf. Refuses a DIR that already holds a CA.",
     )
     init.add_argument("dir", type=Path, metavar="DIR")
     init.add_argument("--site", required=True, help="the site's name in topics")
@@ -47,11 +47,21 @@ def add_site_commands(tools: Any) -> None:
     )  # fmt: skip
     init.add_argument("--port", type=int, default=8883, help="the broker's TLS port")
     init.add_argument("--days", type=int, default=3650, help="validity of the CA")
+    init.add_argument(
+        "--share-group", default=SHARE_GROUP, metavar="G",
+        help="the $share group of the gateway's replicas, its config's broker.share_group; "
+        f"no other identity may join it (default: {SHARE_GROUP})",
+    )  # fmt: skip
+    init.add_argument(
+        "--plugin", type=Path, metavar="PATH",
+        help="mosquitto_dynamic_security.so on the broker's machine, when it is not where "
+        "this machine has it (default: found under /usr/lib and /usr/local/lib)",
+    )  # fmt: skip
     init.set_defaults(run=_guarded(_run_init))
 
     add = actions.add_parser(
         "add",
-        help="issue an identity (client certificate) and rewrite the ACL",
+        help="issue an identity (client certificate) and rewrite the grants",
         description="Issue <ROLE>-<NAME> (a gateway also gets <NAME>-out for its publisher) "
         "into DIR/clients/<cn>/. For a gate or depot, NAME is the node's name.",
     )
@@ -64,8 +74,8 @@ def add_site_commands(tools: Any) -> None:
 
     revoke = actions.add_parser(
         "revoke",
-        help="revoke an identity: into the CRL, out of the ACL",
-        description="Add CN's serial to the CRL, drop it from the ACL and delete its key "
+        help="revoke an identity: into the CRL, out of the grants",
+        description="Add CN's serial to the CRL, drop its grants and delete its key "
         "(a gateway's two identities go together). The certificate stays in DIR/revoked/.",
     )
     revoke.add_argument("dir", type=Path, metavar="DIR")
@@ -78,6 +88,10 @@ def add_site_commands(tools: Any) -> None:
         description="One line per certificate issued: name, role, expiry, and when revoked.",
     )
     show.add_argument("dir", type=Path, metavar="DIR")
+    show.add_argument(
+        "--grants", action="store_true",
+        help="also what each identity in force may read, write and subscribe to",
+    )  # fmt: skip
     show.set_defaults(run=_guarded(_run_list))
 
 
@@ -99,14 +113,15 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 
 def _run_init(args: argparse.Namespace) -> int:
     hosts = args.host or ["localhost", "127.0.0.1"]
-    pki = SitePki.init(args.dir, args.site, args.prefix, hosts, args.days)
+    pki = SitePki.init(args.dir, args.site, args.prefix, hosts, args.days,
+                       share_group=args.share_group, plugin=args.plugin)  # fmt: skip
     conf = pki.write_broker_config(args.port)
     print(f"site {pki.site} (topics {pki.root}/…) in {pki.folder}")
     print(f"  CA         {pki.ca_cert_path}, key {pki.ca_key_path} (keep it off the LAN)")
     print(f"  CRL        {pki.crl_path} (empty)")
     print(f"  broker     {pki.server_cert_path}, key {pki.server_key_path} for {', '.join(hosts)}")
     print(f"  config     {conf} (TLS on port {args.port}, client certificates only)")
-    print(f"  ACL        {pki.acl_path} (no identities yet)")
+    print(f"  grants     {pki.dynsec_path} (no identities yet; plugin {pki.plugin})")
     print("next:")
     print(f"  gatepost fw site add {args.dir} gateway <name>   (and gate, depot, command, admin)")
     print(f"  include {conf} in mosquitto's config, or run: mosquitto -c {conf}")
@@ -126,7 +141,7 @@ def _run_add(args: argparse.Namespace) -> int:
         print(f"  certificate {each.cert}\n  key         {each.key}\n  site CA     {each.ca}")
     if files.role is IdentityRole.GATEWAY:
         print(f"  the gateway's ingest uses {files.cn}, its publisher {files.cn}-out")
-    print(f"ACL rewritten: {pki.acl_path}")
+    print(f"grants rewritten: {pki.dynsec_path}")
     print(APPLY)
     print(f"copy {files.cert.parent}/ to that machine and nothing else")
     return 0
@@ -135,9 +150,9 @@ def _run_add(args: argparse.Namespace) -> int:
 def _run_revoke(args: argparse.Namespace) -> int:
     pki = SitePki.open(args.dir)
     names = pki.revoke(args.cn)
-    print(f"revoked {', '.join(names)}: CRL {pki.crl_path}, ACL {pki.acl_path} rewritten")
+    print(f"revoked {', '.join(names)}: CRL {pki.crl_path}, grants {pki.dynsec_path} rewritten")
     print(APPLY)
-    print("then the broker refuses it; a connection still open after a reload can do nothing")
+    print("the restart closes its connections and the broker refuses it from then on")
     return 0
 
 
@@ -157,4 +172,7 @@ def _run_list(args: argparse.Namespace) -> int:
             state = "expired" if identity.not_after < now else "in force"
         expires = identity.not_after.date().isoformat()
         print(f"{identity.cn:<40} {identity.role.value:<10} {expires:<11} {state}")
+    if args.grants:
+        print()
+        print(pki.acl(), end="")
     return 0

@@ -1,4 +1,4 @@
-"""A site's PKI: its CA, the broker's certificate, one client certificate per identity, the ACL."""
+"""A site's PKI: its CA, the broker's certificate, a client certificate per identity, the grants."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography import x509
@@ -22,6 +22,23 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from edge.contract.topics import CONTRACT_VERSION, DEFAULT_PREFIX, check_slug
 from edge.errors import GatepostError
 from edge.mqtt import BrokerUrl, Endpoint
+from firmware_tools.site_broker import (
+    SHARE_GROUP,
+    Grant,
+    IdentityRole,
+    acl_rules,
+    dynsec_config,
+    find_plugin,
+    grants_text,
+    listener_conf,
+    write_json,
+)
+
+# IdentityRole and acl_rules live with the broker's side; callers find them here too.
+__all__ = [
+    "GATEWAY_PUBLISHER_SUFFIX", "SHARE_GROUP", "ClientFiles", "Identity", "IdentityRole",
+    "SiteError", "SitePki", "acl_rules",
+]  # fmt: skip
 
 # A clock a little behind ours still accepts a certificate made just now.
 CLOCK_SLACK = timedelta(hours=1)
@@ -33,17 +50,6 @@ GATEWAY_PUBLISHER_SUFFIX = "-out"
 
 class SiteError(GatepostError):
     """A site folder, identity or name that the PKI cannot use as asked."""
-
-
-class IdentityRole(StrEnum):
-    """What an identity may do on the site's broker; the ACL follows from it alone."""
-
-    GATE = "gate"
-    DEPOT = "depot"
-    GATEWAY = "gateway"
-    COMMAND = "command"
-    ADMIN = "admin"
-    SIMULATOR = "simulator"
 
 
 @dataclass(frozen=True)
@@ -71,54 +77,42 @@ class Identity:
     revoked_at: datetime | None = None
 
 
-def acl_rules(role: IdentityRole, cn: str, root: str) -> list[tuple[str, str]]:
-    """(access, topic filter) pairs of one identity under the site root `P/v1/S`."""
-    signed = [("read", f"{root}/trust"), ("read", f"{root}/revocations")]
-    summaries = [f"{root}/summary", f"{root}/summary/+"]
-    match role:
-        case IdentityRole.GATE | IdentityRole.DEPOT:
-            node = cn.removeprefix(f"{role}-")
-            return [
-                ("write", f"{root}/{role}/{node}/#"),
-                ("read", f"{root}/config/{node}"), *signed,
-                ("read", f"{root}/receipt/{node}"),
-            ]  # fmt: skip
-        case IdentityRole.GATEWAY:
-            writes = [f"{root}/alert/+", *summaries, f"{root}/receipt/+"]
-            return [("read", f"{root}/#"), *(("write", topic) for topic in writes)]
-        case IdentityRole.COMMAND:
-            return [("read", topic) for topic in (f"{root}/alert/+", *summaries)]
-        case IdentityRole.ADMIN:
-            writes = [f"{root}/trust", f"{root}/revocations", f"{root}/config/+"]
-            return [("read", f"{root}/#"), *(("write", topic) for topic in writes)]
-        case IdentityRole.SIMULATOR:
-            return [
-                ("write", f"{root}/gate/+/#"), ("write", f"{root}/depot/+/#"),
-                ("read", f"{root}/receipt/+"), ("read", f"{root}/config/+"), *signed,
-            ]  # fmt: skip
-    raise AssertionError(role)
-
-
 class SitePki:
     """One site's CA folder; every file a broker or client needs is under it.
 
     Layout: `site.yaml`; `ca/` (ca.key, ca.crt, crl.pem); `broker/` (server.crt,
-    server.key, acl, gatepost.conf); `clients/<cn>/` (ca.crt, cert.pem, key.pem) per
-    identity in force; `revoked/<serial>.pem`, the record of each revoked certificate.
-    The ACL is rewritten from the certificates in `clients/` after every change.
+    server.key, dynamic-security.json, gatepost.conf); `clients/<cn>/` (ca.crt, cert.pem,
+    key.pem) per identity in force; `revoked/<serial>.pem`, the record of each revoked
+    certificate. The grants are rewritten from the certificates in `clients/` after
+    every change.
+
+    Args:
+        share_group: the `$share/` group the gateway's replicas subscribe in (its
+            config's `broker.share_group`); only gateway identities may join it.
+        plugin: Mosquitto's dynamic security plugin on the broker's machine; None
+            writes no listener config that needs it.
     """
 
-    def __init__(self, folder: Path, site: str, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        site: str,
+        prefix: str = DEFAULT_PREFIX,
+        share_group: str = SHARE_GROUP,
+        plugin: Path | None = None,
+    ) -> None:
         self.folder = folder.resolve()
         self.site = check_slug(site, "site")
         self.prefix = check_slug(prefix, "prefix")
+        self.share_group = check_slug(share_group, "share group")
+        self.plugin = plugin
         self.root = f"{self.prefix}/{CONTRACT_VERSION}/{self.site}"
         self.ca_cert_path = self.folder / "ca" / "ca.crt"
         self.ca_key_path = self.folder / "ca" / "ca.key"
         self.crl_path = self.folder / "ca" / "crl.pem"
         self.server_cert_path = self.folder / "broker" / "server.crt"
         self.server_key_path = self.folder / "broker" / "server.key"
-        self.acl_path = self.folder / "broker" / "acl"
+        self.dynsec_path = self.folder / "broker" / "dynamic-security.json"
         self.broker_config_path = self.folder / "broker" / "gatepost.conf"
 
     # --- making and opening a site --------------------------------------------
@@ -131,21 +125,35 @@ class SitePki:
         prefix: str = DEFAULT_PREFIX,
         hosts: Sequence[str] = ("localhost", "127.0.0.1"),
         days: int = 3650,
+        *,
+        share_group: str = SHARE_GROUP,
+        plugin: Path | None = None,
     ) -> SitePki:
-        """Make a site CA, its empty CRL, the broker's certificate and an empty ACL.
+        """Make a site CA, its empty CRL, the broker's certificate and empty grants.
 
         Args:
             hosts: the names and IP addresses clients reach the broker by; each goes
                 into the broker certificate's subject alternative names.
             days: how long the CA and the broker certificate are valid.
+            share_group: the gateway config's `broker.share_group`.
+            plugin: where the broker's machine has Mosquitto's dynamic security
+                plugin, when not where this machine has it (it is not checked).
 
         Raises:
-            SiteError: `folder` already holds a CA, or a name is not a topic slug.
+            SiteError: `folder` already holds a CA, a name is not a topic slug, or no
+                plugin is given nor installed here.
         """
         try:
-            pki = cls(folder, site, prefix)
+            pki = cls(folder, site, prefix, share_group, plugin or find_plugin())
         except ValueError as exc:
             raise SiteError(str(exc)) from None
+        if pki.plugin is None:
+            raise SiteError(
+                "Mosquitto's dynamic security plugin is not installed here "
+                "(Debian: apt-get install mosquitto); name it with --plugin PATH"
+            )
+        if not pki.plugin.is_absolute():
+            raise SiteError(f"plugin {pki.plugin}: give the plugin's absolute path")
         if pki.ca_cert_path.exists() or pki.ca_key_path.exists():
             raise SiteError(f"{pki.folder} already holds a site CA; use it or choose a new folder")
         if not hosts:
@@ -166,9 +174,9 @@ class SitePki:
             (pki.folder / sub).mkdir(parents=True, exist_ok=True)
         _write_key(pki.ca_key_path, ca_key)
         _write_cert(pki.ca_cert_path, ca_cert)
-        (pki.folder / "site.yaml").write_text(
-            yaml.safe_dump({"site": site, "prefix": prefix}), encoding="utf-8"
-        )
+        settings = {"site": site, "prefix": prefix, "share_group": share_group,
+                    "plugin": str(pki.plugin)}  # fmt: skip
+        (pki.folder / "site.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
         pki._write_crl([])
         server_key = ec.generate_private_key(ec.SECP256R1())
         server = (
@@ -179,7 +187,7 @@ class SitePki:
         )  # fmt: skip
         _write_key(pki.server_key_path, server_key)
         _write_cert(pki.server_cert_path, pki._sign(server))
-        pki.write_acl()
+        pki.write_grants()
         return pki
 
     @classmethod
@@ -191,8 +199,12 @@ class SitePki:
         """
         try:
             settings = yaml.safe_load((folder / "site.yaml").read_text(encoding="utf-8"))
-            pki = cls(folder, settings["site"], settings["prefix"])
-        except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError):
+            # A folder made before the plugin: the gateway's default group, the plugin here.
+            plugin = settings.get("plugin")
+            pki = cls(folder, settings["site"], settings["prefix"],
+                      settings.get("share_group", SHARE_GROUP),
+                      Path(plugin) if plugin else find_plugin())  # fmt: skip
+        except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError, AttributeError):
             raise SiteError(
                 f"{folder} is not a site folder (no readable site.yaml; "
                 "make one with `gatepost fw site init`)"
@@ -212,7 +224,7 @@ class SitePki:
         not_before: datetime | None = None,
         not_after: datetime | None = None,
     ) -> ClientFiles:
-        """Issue the identity `<role>-<name>` and rewrite the ACL.
+        """Issue the identity `<role>-<name>` and rewrite the grants.
 
         A gateway gets two: `gateway-<name>` for its ingest and `gateway-<name>-out` for
         its publisher, since the broker binds one client id to each certificate.
@@ -245,7 +257,7 @@ class SitePki:
             raise SiteError(f"{cn}: the certificate would end ({end}) before it starts ({start})")
         for each in cns:
             self._issue_one(each, role, start, end)
-        self.write_acl()
+        self.write_grants()
         return self.files(cn)
 
     def _issue_one(self, cn: str, role: IdentityRole, start: datetime, end: datetime) -> None:
@@ -278,10 +290,10 @@ class SitePki:
         return ClientFiles(cn, role, folder / "ca.crt", folder / "cert.pem", folder / "key.pem")
 
     def revoke(self, cn: str) -> list[str]:
-        """Revoke `cn`: add its serial to the CRL, drop it from the ACL, delete its key.
+        """Revoke `cn`: add its serial to the CRL, drop its grants, delete its key.
 
         A gateway's two identities are revoked together. Its certificate is kept under
-        `revoked/`. The broker sees the change once reloaded (see `gatepost fw site`).
+        `revoked/`. The broker applies the change once restarted (docs/security.md).
 
         Returns:
             The names revoked.
@@ -307,7 +319,7 @@ class SitePki:
             record = self.folder / "revoked" / f"{cert.serial_number:x}.pem"
             shutil.copyfile(self._client_dir(name) / "cert.pem", record)
             shutil.rmtree(self._client_dir(name))
-        self.write_acl()
+        self.write_grants()
         return names
 
     def _gateway_pair(self, cn: str) -> list[str]:
@@ -332,56 +344,53 @@ class SitePki:
 
     # --- broker ---------------------------------------------------------------
 
-    def acl(self) -> str:
-        """The Mosquitto acl_file: one `user` block per identity in force, nothing else."""
-        lines = [
-            f"# Mosquitto ACL of site {self.site} (topics {self.root}/…), written by",
-            "# `gatepost fw site` from the certificates in force; edits here are overwritten.",
-            "# No line comes before the first `user`: anonymous clients get nothing.",
-        ]
-        for identity in self.identities():
-            lines += ["", f"user {identity.cn}"]
-            lines += [f"topic {access} {topic}" for access, topic in
-                      acl_rules(identity.role, identity.cn, self.root)]  # fmt: skip
-        return "\n".join(lines) + "\n"
+    def grants(self) -> dict[str, tuple[str, list[Grant]]]:
+        """What each identity in force may do: cn → (role, its grants), by name."""
+        return {
+            identity.cn: (identity.role.value,
+                          acl_rules(identity.role, identity.cn, self.root, self.share_group))
+            for identity in self.identities()
+        }  # fmt: skip
 
-    def write_acl(self) -> Path:
-        """Write the ACL file the broker config names (done by `issue` and `revoke`)."""
-        self.acl_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.acl_path.with_suffix(".tmp")
-        temporary.write_text(self.acl(), encoding="utf-8")
-        temporary.replace(self.acl_path)
-        return self.acl_path
+    def acl(self) -> str:
+        """The grants for people to read (the broker reads `dynsec()`)."""
+        return grants_text(self.grants(), self.site)
+
+    def dynsec(self) -> dict[str, Any]:
+        """The dynamic security plugin's JSON: a client and a role per identity in force."""
+        return dynsec_config(self.grants())
+
+    def write_grants(self) -> Path:
+        """Write `broker/dynamic-security.json` (done by `issue` and `revoke`)."""
+        return write_json(self.dynsec_path, self.dynsec())
 
     def mosquitto_conf(self, port: int, bind: str = "0.0.0.0", *, acl: bool = True) -> str:  # noqa: S104
         """The broker's listener and security settings.
 
         Args:
             acl: False still requires TLS and a client certificate of this CA and binds
-                client ids to certificates, but lets every such client read and write
-                everything (for test suites that are not about the ACL).
+                client ids to certificates, but loads no plugin, so Mosquitto lets
+                every such client read and write everything (for test suites that are
+                not about the grants).
+
+        Raises:
+            SiteError: `acl` and no plugin is known (a site folder made before it).
         """
-        lines = [
-            f"# Gatepost site {self.site}: TLS with a client certificate of the site CA only.",
-            "# allow_anonymous and acl_file hold for the whole broker: add no other listener.",
-            f"listener {port} {bind}",
-            f"cafile {self.ca_cert_path}",
-            f"certfile {self.server_cert_path}",
-            f"keyfile {self.server_key_path}",
-            f"crlfile {self.crl_path}",
-            "tls_version tlsv1.2",
-            "require_certificate true",
-            "use_identity_as_username true",
-            "use_username_as_clientid true",
-            "allow_anonymous false",
-        ]
-        if acl:
-            lines.append(f"acl_file {self.acl_path}")
-        return "\n".join(lines) + "\n"
+        if acl and self.plugin is None:
+            raise SiteError(
+                f"{self.folder}/site.yaml names no dynamic security plugin and none is "
+                "installed here; add `plugin: PATH` to it"
+            )
+        tls = {"cafile": self.ca_cert_path, "certfile": self.server_cert_path,
+               "keyfile": self.server_key_path, "crlfile": self.crl_path}  # fmt: skip
+        return listener_conf(
+            site=self.site, port=port, bind=bind, tls=tls,
+            plugin=self.plugin if acl else None, dynsec=self.dynsec_path if acl else None,
+        )  # fmt: skip
 
     def write_broker_config(self, port: int, bind: str = "0.0.0.0") -> Path:  # noqa: S104
-        """Write `broker/gatepost.conf` and the ACL it names; returns the config's path."""
-        self.write_acl()
+        """Write `broker/gatepost.conf` and the grants it names; returns the config's path."""
+        self.write_grants()
         self.broker_config_path.write_text(self.mosquitto_conf(port, bind), encoding="utf-8")
         return self.broker_config_path
 
