@@ -167,7 +167,8 @@ connection_messages true
 
         The only way the dynamic security plugin rereads the site's grants. Clients are
         disconnected and reconnect; persistent sessions and their queues survive in the
-        persistence file (tests/test_broker_security.py).
+        persistence file, but not their shared subscriptions, until each client
+        subscribes again (tests/test_broker_security.py).
         """
         self.stop()
         self.start()
