@@ -149,11 +149,10 @@ class BenchSite:
     def endpoint(self, role: IdentityRole, name: str) -> Endpoint:
         """How `<role>-<name>` reaches the broker; plain: anonymously.
 
-        Locked, the identity is issued on first use. Mosquitto reads its ACL only at its
-        start and on a reload (SIGHUP), so a running broker is reloaded; but 2.0.11's
-        reload also ends the persistent session of every certificate client that is
-        offline at that moment, queue and all (a gateway stopped to queue its stream
-        would come back to nothing). Hence: issue before the broker starts.
+        Locked, the identity is issued on first use. Mosquitto's dynamic security
+        plugin reads its grants only when the broker starts, so a running broker is
+        restarted (it keeps persistent sessions and their queues, and forgets shared
+        subscriptions until their owners subscribe again). Better: issue before the start.
         """
         if self.pki is None:
             return Endpoint(self.broker.url)
@@ -162,7 +161,7 @@ class BenchSite:
         except SiteError:
             files = self.pki.issue(role, name)
             if self.broker.running:
-                self.broker.reload()
+                self.broker.restart()
         return files.endpoint(self.broker.url)
 
     def simulators(self, count: int) -> list[Endpoint]:

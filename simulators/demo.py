@@ -47,7 +47,7 @@ class Demo:
     """A locked broker, a watcher, the gateway, and gate nodes on simulated devices with crowds.
 
     The site runs as it would be deployed: a site CA, a broker that takes TLS with a
-    client certificate only and holds every identity to its ACL, and one certificate per
+    client certificate only and holds every identity to its grants, and one certificate per
     process (docs/security.md).
 
     Startup is a flat list of steps; shutdown runs them backwards: crowds first, then
@@ -113,8 +113,8 @@ class Demo:
         return self.broker.endpoint(cn)
 
     def init_broker(self) -> None:
-        # Every identity before the broker starts: it reads the ACL at its start, and a
-        # reload for a late one would end the persistent sessions of clients then away.
+        # Every identity before the broker starts: Mosquitto's dynamic security plugin
+        # reads the grants only then (docs/security.md).
         identities = [(IdentityRole.COMMAND, "center"), (IdentityRole.ADMIN, "provisioning"),
                       (IdentityRole.ADMIN, "watch"), (IdentityRole.GATEWAY, "gw1"),
                       *((IdentityRole.GATE, gate) for gate in self.gates)]  # fmt: skip

@@ -307,7 +307,7 @@ def test_revoked_reload__open_connection_loses_grants(
 def test_new_identity__granted_after_restart(locked: PrivateBroker, pki: SitePki) -> None:
     pki.issue(IdentityRole.GATE, "late")
     late = SITE.node(Role.GATE, "late")
-    witness = connect(locked.endpoint("admin-tech"))
+    witness = connect(locked.endpoint("gateway-main"))
     assert witness.subscribe(EVERYTHING) == [GRANTED]
     # A reload lets the new certificate in but does not tell the plugin its grants.
     locked.reload()
@@ -323,7 +323,7 @@ def test_new_identity__granted_after_restart(locked: PrivateBroker, pki: SitePki
         peer.close()
 
     locked.restart()
-    witness = connect(locked.endpoint("admin-tech"))
+    witness = connect(locked.endpoint("gateway-main"))
     assert witness.subscribe(EVERYTHING) == [GRANTED]
     after = connect(locked.endpoint("gate-late"))
     assert after.subscribe(topics.config(SITE, "late")) == [GRANTED]
@@ -386,7 +386,8 @@ def test_node_reads_only_its_own_documents(locked: PrivateBroker, witness: Peer)
         ("command-center", ["#", EVERYTHING, f"{SITE.root}/gate/+/event/+",
                             f"{SITE.root}/summary/#", f"{SITE.root}/alert/#"]),
         ("simulator-load", ["#", EVERYTHING, f"{SITE.root}/gate/+/event/+"]),
-        ("admin-tech", ["#", "gatepost/#", "gatepost/v1/south/#",
+        ("admin-tech", ["#", "gatepost/#", "gatepost/v1/south/#", EVERYTHING,
+                        f"{SITE.root}/gate/+/event/+", f"{SITE.root}/gate/g01/event/registration",
                         f"$share/gateway/{SITE.root}/gate/+/event/+",
                         "$CONTROL/dynamic-security/v1/response"]),
     ],
@@ -398,7 +399,7 @@ def test_wildcard_subscription_beyond_grants__refused(
     assert peer.subscribe(*beyond) == [REFUSED] * len(beyond)
     # The same connection is still served: a filter within its grants is granted.
     within = {"depot-d01": topics.config(SITE, "d01"), "command-center": f"{SITE.root}/alert/+",
-              "admin-tech": EVERYTHING}.get(identity, topics.trust(SITE))  # fmt: skip
+              "admin-tech": f"{SITE.root}/+/+/health"}.get(identity, topics.trust(SITE))  # fmt: skip
     assert peer.subscribe(within) == [GRANTED]
 
 

@@ -347,7 +347,19 @@ EXPECTED = {
         ["#"], ["alert/+", *SUMMARIES, "receipt/+"], (f"$share/gateway/{ROOT}/#",)
     ),
     "command-center": grants(["alert/+", *SUMMARIES], []),
-    "admin-tech": grants(["#"], [*SIGNED, "config/+"]),
+    "admin-tech": grants(
+        [
+            "+/+/status",
+            "+/+/health",
+            "depot/+/reading",
+            "alert/+",
+            *SUMMARIES,
+            "config/+",
+            "receipt/+",
+            *SIGNED,
+        ],
+        [*SIGNED, "config/+"],
+    ),
     "simulator-load": grants(["receipt/+", "config/+", *SIGNED], ["gate/+/#", "depot/+/#"]),
 }
 

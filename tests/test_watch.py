@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 from edge.cli import endpoint_args
 from edge.contract import topics
@@ -13,6 +14,7 @@ from edge.contract.base import new_event_id
 from edge.contract.catalogue import encode
 from edge.contract.events import Shift
 from edge.contract.topics import EventKind, Role, Site
+from firmware_tools.site_pki import IdentityRole, SitePki
 from firmware_tools.watch import describe
 from simulators.broker import PrivateBroker
 from simulators.processes import python_module, spawn, stop
@@ -68,3 +70,34 @@ def test_watch_command__prints_good_bad_and_unknown_and_keeps_going(broker: Priv
         assert process.wait(10) == 0
     finally:
         stop(process, "watch")
+
+
+def test_watch_command__a_technician_on_a_site_broker_sees_all_but_events(tmp_path: Path) -> None:
+    pki = SitePki.init(tmp_path / "pki", "north")
+    for role, name in [(IdentityRole.ADMIN, "tech"), (IdentityRole.GATE, "g01")]:
+        pki.issue(role, name)
+    with PrivateBroker(tmp_path / "broker", pki=pki) as locked:
+        tech = locked.endpoint("admin-tech")
+        process = spawn(
+            python_module("edge.cli", "watch", *endpoint_args(tech), "--site", "north"),
+            stdout=subprocess.PIPE,
+        )
+        try:
+            output = OutputLines(process)
+            output.wait_for("-- watching gatepost/v1/north/+/+/status")
+            [refused] = output.wait_for("-- not ours to read:")
+            assert refused.endswith("not ours to read: gatepost/v1/north/+/+/event/+")
+            gate = connect(locked.endpoint("gate-g01"))
+            gate.publish(
+                topics.event(GATE, EventKind.SHIFT), encode(SHIFT), qos=1
+            ).wait_for_publish(5)
+            gate.publish(topics.status(GATE), b"{}", qos=1).wait_for_publish(5)
+            gate.disconnect()
+            gate.loop_stop()
+            output.wait_for("!! INVALID gatepost/v1/north/gate/g01/status")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(10) == 0
+            lines = output.finish()
+        finally:
+            stop(process, "watch")
+    assert not [line for line in lines if "volunteer_id" in line]

@@ -91,8 +91,14 @@ def acl_rules(
         case IdentityRole.COMMAND:
             return [("read", topic) for topic in (f"{root}/alert/+", *summaries)]
         case IdentityRole.ADMIN:
+            # Everything a technician checks, and no event: events carry personal data,
+            # which only the gateway reads (and its API shows, audited, to those allowed).
+            presence = [f"{root}/+/+/status", f"{root}/+/+/health", f"{root}/depot/+/reading"]
+            reads = [*presence, f"{root}/alert/+", *summaries, f"{root}/config/+",
+                     f"{root}/receipt/+"]  # fmt: skip
             writes = [f"{root}/trust", f"{root}/revocations", f"{root}/config/+"]
-            return [("read", f"{root}/#"), *(("write", topic) for topic in writes)]
+            return [*(("read", topic) for topic in reads), *signed,
+                    *(("write", topic) for topic in writes)]  # fmt: skip
         case IdentityRole.SIMULATOR:
             return [
                 ("write", f"{root}/gate/+/#"), ("write", f"{root}/depot/+/#"),

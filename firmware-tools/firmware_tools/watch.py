@@ -37,12 +37,23 @@ def describe(
     return f"{topic}{flag} {body}"
 
 
+def site_filters(site: Site) -> list[str]:
+    """One filter per kind of topic in a site's branch (topics.py's tree)."""
+    root = site.root
+    return [f"{root}/+/+/status", f"{root}/+/+/health", f"{root}/+/+/event/+",
+            f"{root}/depot/+/reading", f"{root}/alert/+", f"{root}/summary",
+            f"{root}/summary/+", f"{root}/config/+", f"{root}/trust", f"{root}/revocations",
+            f"{root}/receipt/+"]  # fmt: skip
+
+
 class Watcher:
     """Subscribes to `<prefix>/#` (or one site's branch) and writes a line per message to `out`.
 
-    A site's broker grants an identity its site's branch only (docs/security.md) and
-    refuses a subscription reaching past it: watch with `site` there. A refused
-    subscription is printed with `!!`, never met with silence.
+    A site's broker grants an identity part of its site's branch only (docs/security.md:
+    a technician reads everything but events) and refuses a subscription reaching past
+    it. With `site`, the watcher subscribes to each kind of topic of that site on its own
+    and says which the broker refuses; with none granted, or refused `<prefix>/#`, it
+    prints `!!`, never silence.
     """
 
     def __init__(
@@ -51,7 +62,8 @@ class Watcher:
         self.broker = broker
         self.out = out
         self.prefix = prefix
-        self.topic_filter = f"{Site(site, prefix).root}/#" if site else f"{prefix}/#"
+        # The whole prefix, not only v1: foreign topics under it are worth reporting.
+        self.filters = site_filters(Site(site, prefix)) if site else [f"{prefix}/#"]
         self._lock = threading.Lock()
         self.client = new_client(f"gatepost-watch-{threading.get_native_id()}", broker)
         self.client.on_connect = self._on_connect
@@ -74,17 +86,21 @@ class Watcher:
         if reason.is_failure:
             self._emit(f"!! broker {self.broker} refused the connection: {reason}")
             return
-        # The whole prefix, not only v1: foreign topics under it are worth reporting.
-        client.subscribe(self.topic_filter, qos=1)
+        client.subscribe([(topic_filter, 1) for topic_filter in self.filters])
 
     def _on_subscribe(
         self, _c: paho.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any
     ) -> None:
-        if reasons and reasons[0].is_failure:
-            self._emit(f"!! the broker refused the subscription to {self.topic_filter}: "
-                       f"{reasons[0]} (watch one site with --site)")  # fmt: skip
-        else:
-            self._emit(f"-- watching {self.topic_filter} on {self.broker}")
+        granted = [f for f, r in zip(self.filters, reasons, strict=False) if not r.is_failure]
+        refused = [f for f, r in zip(self.filters, reasons, strict=False) if r.is_failure]
+        if not granted:
+            hint = "" if len(self.filters) > 1 else " (watch one site with --site)"
+            self._emit(f"!! the broker refused every subscription ({', '.join(refused)}): "
+                       f"{reasons[0] if reasons else 'no answer'}{hint}")  # fmt: skip
+            return
+        self._emit(f"-- watching {', '.join(granted)} on {self.broker}")
+        if refused:
+            self._emit(f"-- not ours to read: {', '.join(refused)}")
 
     def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         self._emit(describe(msg.topic, msg.payload, bool(msg.retain), self.prefix))

@@ -116,7 +116,7 @@ def test_config__broker_files_are_taken_from_the_config_folder(tmp_path: Path) -
 def test_config__a_password_file_is_read_when_the_node_connects(tmp_path: Path) -> None:
     path = write(tmp_path, {"broker.username": "gate-g01", "broker.password_file": "pw"})
     config = load_config(path)
-    with pytest.raises(ConfigError, match="broker.password_file"):
+    with pytest.raises(ConfigError, match=r"broker\.password_file"):
         config.broker.endpoint()
     (tmp_path / "pw").write_text("s3cret\n")
     endpoint = config.broker.endpoint()
