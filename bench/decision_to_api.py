@@ -22,7 +22,8 @@ first 50 events (the gateway's and the outbox's first writes) are not counted.
 
 Each transport runs in turn on a broker of its own (issue #11, the cost of TLS):
 `plain`, anonymous MQTT, and `tls+cert`, the locked site broker as deployed, where the
-gate, the gateway's two connections and the paho subscriber (an admin) each connect
+gate, the gateway's two connections and the paho subscriber (a gateway identity: only
+those may read events) each connect
 with their own certificate under the site ACL. "p50 vs plain" and "p99 vs plain" are
 the differences in ms from the same path on plain MQTT in the same run.
 """
@@ -237,7 +238,8 @@ def measure(
     total = SKIP + round(seconds * rate)
     site = BenchSite(work / "site", transport, node.site.name, node.site.prefix)
     gate_endpoint = site.endpoint(IdentityRole.GATE, node.name)
-    watch_endpoint = site.endpoint(IdentityRole.ADMIN, "decision-watch")
+    # Events are the gateway's to read: the watch is a gateway identity of its own.
+    watch_endpoint = site.endpoint(IdentityRole.GATEWAY, "decision-watch")
     with site:
         gateway, token = start_gateway(site, work / "gateway", node.name)
         gate = Gate(work / "gate", gate_endpoint, node)

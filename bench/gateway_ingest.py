@@ -158,7 +158,8 @@ def measure(
                 for seq in range(1, plan.events_per_node + 1)}  # fmt: skip
     site = BenchSite(work / "live", transport, plan.site, plan.prefix)
     publishers = site.simulators(plan.processes)
-    ceiling = site.endpoint(IdentityRole.ADMIN, "bench-sub")
+    # Events are the gateway's to read: the ceiling is a gateway identity of its own.
+    ceiling = site.endpoint(IdentityRole.GATEWAY, "bench-sub")
     with site:
         sub = SubReceiver(ceiling, topic_filter, plan.total)
         gateway = GatewayProcess(site, work / "gateway", plan.node_names)
