@@ -24,7 +24,7 @@ from edge.contract.documents import KeyUse, TrustEntry
 from edge.credentials import cose
 from edge.credentials.dcc import DCC_KEY
 from edge.credentials.hcert import wrap
-from edge.credentials.keys import kid_for, kid_text
+from edge.credentials.keys import kid_for, kid_text, write_private_key
 from edge.credentials.native import GATEPOST_CLAIM, NativeCredential, native_claim
 from edge.errors import CredentialError
 
@@ -73,14 +73,7 @@ class Signer:
 
     def save(self, path: Path) -> None:
         """Write the private key as PEM, readable by the owner only."""
-        pem = self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
+        write_private_key(path, self.key, replace=True)
 
     def trust_entry(
         self, uses: tuple[KeyUse, ...], not_before: datetime, not_after: datetime

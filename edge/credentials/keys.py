@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
@@ -17,6 +19,7 @@ from edge.credentials import der
 from edge.errors import CredentialError
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 DccType = Literal["dcc-test", "dcc-vaccination", "dcc-recovery"]
 DCC_USES: frozenset[KeyUse] = frozenset({"dcc-test", "dcc-vaccination", "dcc-recovery"})
 
@@ -34,6 +37,18 @@ DCC_EKU: dict[str, DccType] = {
 
 
 EKU_OID = "2.5.29.37"
+
+
+def write_private_key(path: Path, key: PrivateKey, *, replace: bool = False) -> None:
+    """Write `key` as unencrypted PKCS#8 PEM, created mode 0600: never readable by others,
+    not even for a moment. Without `replace`, an existing file is an error (FileExistsError).
+    """
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    with os.fdopen(os.open(path, flags, 0o600), "wb") as out:
+        out.write(pem)
 
 
 def kid_for(public_key: PublicKey) -> bytes:

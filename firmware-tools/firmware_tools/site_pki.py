@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import re
 import shutil
 import tempfile
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge.contract.topics import CONTRACT_VERSION, DEFAULT_PREFIX, check_slug
+from edge.credentials.keys import write_private_key
 from edge.errors import GatepostError
 from edge.mqtt import BrokerUrl, Endpoint
 from firmware_tools.site_broker import (
@@ -32,6 +31,15 @@ from firmware_tools.site_broker import (
     grants_text,
     listener_conf,
     write_json,
+)
+from firmware_tools.site_certs import (
+    alt_name,
+    builder,
+    common_name,
+    distinguished_name,
+    key_usage,
+    load_cert,
+    write_cert,
 )
 
 # IdentityRole and acl_rules live with the broker's side; callers find them here too.
@@ -162,31 +170,31 @@ class SitePki:
             raise SiteError(f"a site CA valid for {days} days would be of no use")
         now = datetime.now(UTC)
         ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = _name(f"Gatepost site CA {site}", site)
+        ca_name = distinguished_name(f"Gatepost site CA {site}", site)
         ca_cert = (
-            _builder(ca_name, ca_key.public_key(), ca_name, ca_key.public_key(),
+            builder(ca_name, ca_key.public_key(), ca_name, ca_key.public_key(),
                      start=now - CLOCK_SLACK, end=now + timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(key_usage(cert_sign=True), critical=True)
             .sign(ca_key, hashes.SHA256())
         )  # fmt: skip
         for sub in ("ca", "broker", "clients", "revoked"):
             (pki.folder / sub).mkdir(parents=True, exist_ok=True)
-        _write_key(pki.ca_key_path, ca_key)
-        _write_cert(pki.ca_cert_path, ca_cert)
+        write_private_key(pki.ca_key_path, ca_key)
+        write_cert(pki.ca_cert_path, ca_cert)
         settings = {"site": site, "prefix": prefix, "share_group": share_group,
                     "plugin": str(pki.plugin)}  # fmt: skip
         (pki.folder / "site.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
         pki._write_crl([])
         server_key = ec.generate_private_key(ec.SECP256R1())
         server = (
-            pki._signed_by_ca(_name(hosts[0], site), server_key, now - CLOCK_SLACK,
+            pki._signed_by_ca(distinguished_name(hosts[0], site), server_key, now - CLOCK_SLACK,
                               now + timedelta(days=days), ExtendedKeyUsageOID.SERVER_AUTH)
-            .add_extension(x509.SubjectAlternativeName([_alt_name(h) for h in hosts]),
+            .add_extension(x509.SubjectAlternativeName([alt_name(h) for h in hosts]),
                            critical=False)
         )  # fmt: skip
-        _write_key(pki.server_key_path, server_key)
-        _write_cert(pki.server_cert_path, pki._sign(server))
+        write_private_key(pki.server_key_path, server_key)
+        write_cert(pki.server_cert_path, pki._sign(server))
         pki.write_grants()
         return pki
 
@@ -262,16 +270,16 @@ class SitePki:
 
     def _issue_one(self, cn: str, role: IdentityRole, start: datetime, end: datetime) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
-        subject = _name(cn, self.site, role)
+        name = distinguished_name(cn, self.site, role)
         cert = self._sign(
-            self._signed_by_ca(subject, key, start, end, ExtendedKeyUsageOID.CLIENT_AUTH)
+            self._signed_by_ca(name, key, start, end, ExtendedKeyUsageOID.CLIENT_AUTH)
         )
         # Made aside (mode 0700) and renamed into place: a folder under clients/ is whole.
         (self.folder / "clients").mkdir(exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{cn}.", dir=self.folder / "clients"))
         try:
-            _write_key(staging / "key.pem", key)
-            _write_cert(staging / "cert.pem", cert)
+            write_private_key(staging / "key.pem", key)
+            write_cert(staging / "cert.pem", cert)
             shutil.copyfile(self.ca_cert_path, staging / "ca.crt")
             staging.rename(self._client_dir(cn))
         finally:
@@ -286,7 +294,7 @@ class SitePki:
         folder = self._client_dir(cn)
         if not _CN.fullmatch(cn) or not (folder / "cert.pem").is_file():
             raise SiteError(f"no identity {cn!r} is issued and in force at {self.folder}")
-        role = _role(_load_cert(folder / "cert.pem"))
+        role = _role(load_cert(folder / "cert.pem"))
         return ClientFiles(cn, role, folder / "ca.crt", folder / "cert.pem", folder / "key.pem")
 
     def revoke(self, cn: str) -> list[str]:
@@ -304,7 +312,7 @@ class SitePki:
         names = [cn]
         if self.files(cn).role is IdentityRole.GATEWAY:
             names = self._gateway_pair(cn)
-        certs = [_load_cert(self._client_dir(name) / "cert.pem") for name in names]
+        certs = [load_cert(self._client_dir(name) / "cert.pem") for name in names]
         # The CRL first: whatever happens next, these certificates are refused.
         known = list(self._crl())
         listed = {entry.serial_number for entry in known}
@@ -403,7 +411,7 @@ class SitePki:
     def _ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return _load_cert(self.ca_cert_path), key
+        return load_cert(self.ca_cert_path), key
 
     def _signed_by_ca(
         self,
@@ -415,7 +423,7 @@ class SitePki:
     ) -> x509.CertificateBuilder:
         ca_cert, ca_key = self._ca()
         return (
-            _builder(
+            builder(
                 subject,
                 key.public_key(),
                 ca_cert.subject,
@@ -424,7 +432,7 @@ class SitePki:
                 end=end,
             )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(cert_sign=False), critical=True)
+            .add_extension(key_usage(cert_sign=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
 
@@ -463,89 +471,18 @@ class SitePki:
 
     def _certs(self, pattern: str) -> Iterator[x509.Certificate]:
         paths = self.folder.glob(pattern)
-        certs = [_load_cert(path) for path in paths if not path.parent.name.startswith(".")]
-        yield from sorted(certs, key=lambda cert: (_cn(cert), cert.serial_number))
-
-
-def _name(cn: str, site: str, role: IdentityRole | None = None) -> x509.Name:
-    parts = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"Gatepost site {site}")]
-    if role is not None:
-        parts.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role.value))
-    parts.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-    return x509.Name(parts)
-
-
-def _builder(
-    subject: x509.Name,
-    public_key: ec.EllipticCurvePublicKey,
-    issuer: x509.Name,
-    issuer_key: ec.EllipticCurvePublicKey,
-    *,
-    start: datetime,
-    end: datetime,
-) -> x509.CertificateBuilder:
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False
-        )
-    )
-
-
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not cert_sign, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=cert_sign,
-        crl_sign=cert_sign, encipher_only=False, decipher_only=False,
-    )  # fmt: skip
-
-
-def _alt_name(host: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        return x509.DNSName(host)
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    # Created 0600 from the start: never readable by others, not even for a moment.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(pem)
-
-
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def _load_cert(path: Path) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(path.read_bytes())
-
-
-def _cn(cert: x509.Certificate) -> str:
-    return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+        certs = [load_cert(path) for path in paths if not path.parent.name.startswith(".")]
+        yield from sorted(certs, key=lambda cert: (common_name(cert), cert.serial_number))
 
 
 def _role(cert: x509.Certificate) -> IdentityRole:
     units = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
     if len(units) != 1:
-        raise SiteError(f"certificate {_cn(cert)!r} names no role (OU)")
+        raise SiteError(f"certificate {common_name(cert)!r} names no role (OU)")
     return IdentityRole(str(units[0].value))
 
 
 def _identity(cert: x509.Certificate, revoked_at: datetime | None = None) -> Identity:
     return Identity(
-        _cn(cert), _role(cert), cert.serial_number, cert.not_valid_after_utc, revoked_at
+        common_name(cert), _role(cert), cert.serial_number, cert.not_valid_after_utc, revoked_at
     )
