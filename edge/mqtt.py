@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.contract import catalogue
 from edge.contract.base import Payload
 from edge.contract.topics import parse
-from edge.errors import ContractError, PayloadInvalid
+from edge.errors import ContractError, GatepostError, PayloadInvalid
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
@@ -119,6 +119,21 @@ class Endpoint:
         if self.cert is not None and self.key is not None:
             context.load_cert_chain(self.cert, self.key)
         return context
+
+    def check(self) -> None:
+        """Load the CA, certificate and key once, so a wrong file stops a process at its
+        start with a message, not each connection attempt for ever.
+
+        Raises:
+            GatepostError: one of them cannot be read or used; the message says which.
+        """
+        try:
+            self.ssl_context()
+            if self.cert is not None:
+                certificate_name(self.cert)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            files = ", ".join(str(f) for f in (self.ca, self.cert, self.key) if f)
+            raise GatepostError(f"broker {self.url}: cannot use {files}: {exc}") from None
 
     def __str__(self) -> str:
         who = f" as {certificate_name(self.cert)}" if self.cert is not None else ""

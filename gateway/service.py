@@ -80,7 +80,9 @@ class Gateway:
     def init_publisher(self) -> None:
         """Alerts and summaries are few: paho publishes them, queueing while the broker is away."""
         broker = self.config.broker
+        broker.endpoint().check()  # a wrong certificate path stops the start, named
         endpoint = broker.publisher_endpoint()
+        endpoint.check()
         self.publisher = new_client(f"{broker.client_id}-out", endpoint)
         self.publisher.connect_async(endpoint.host, endpoint.port, broker.keepalive_s)
         self.publisher.loop_start()

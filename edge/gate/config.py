@@ -166,9 +166,15 @@ class SecretsSection(Section):
 
     def id_hash_key(self) -> bytes:
         if self.id_hash_key_file is not None:
-            key = self.id_hash_key_file.read_bytes().strip()
+            try:
+                key = self.id_hash_key_file.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(f"secrets.id_hash_key_file: {exc}") from None
         else:
-            key = bytes.fromhex(os.environ.get(self.id_hash_key_env, ""))
+            try:
+                key = bytes.fromhex(os.environ.get(self.id_hash_key_env, ""))
+            except ValueError:
+                raise ConfigError(f"${self.id_hash_key_env} is not hex") from None
         if len(key) < 32:
             raise ConfigError(
                 f"the ID hash key must be at least 32 bytes (from {self.id_hash_key_file} "

@@ -192,6 +192,7 @@ class GateNode:
             self.links.append(camera)
 
     def init_uplink(self) -> None:
+        self.uplink.settings.broker.check()  # a wrong certificate path stops the start, named
         self._start_thread("uplink", self.uplink.run)
 
     def init_console(self) -> None:
