@@ -22,6 +22,7 @@ from edge.configfile import (
 from edge.contract.base import COUNTER_MAX, Slug
 from edge.contract.topics import DEFAULT_PREFIX, Role, Site
 from edge.mqtt import Endpoint
+from edge.web.security import HostName, StreamLimits
 from gateway.store.records import DEAD_LETTER_KEEP_BYTES, DEAD_LETTERS_MAX, SEQ_JUMP_MAX
 
 
@@ -141,6 +142,11 @@ class AlarmSection(Section):
 class HttpSection(Section):
     host: str = Field("127.0.0.1", description="where the API and dashboard listen")
     port: int = Field(8000, ge=0, le=65535, description="0: any free port")
+    allowed_hosts: tuple[HostName, ...] = Field(
+        (), max_length=16, description="names the API answers to besides 127.0.0.1, "
+        "localhost and `host`: the command center's name for this machine",
+    )  # fmt: skip
+    streams: StreamLimits = StreamLimits()
 
 
 class SummarySection(Section):

@@ -38,6 +38,7 @@ from edge.errors import GatepostError
 from edge.gate.decision import GatePolicy
 from edge.gate.gpio.config import GpioConfig
 from edge.uplink import UplinkSettings
+from edge.web.security import HostName, StreamLimits
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "hardware" / "profiles"
 
@@ -143,8 +144,16 @@ class OutboxSection(Section):
 
 class ConsoleSection(Section):
     enabled: bool = True
-    host: str = Field("0.0.0.0", description="where the volunteer console listens")  # noqa: S104
+    host: str = Field(
+        "127.0.0.1", description="where the volunteer console listens: the kiosk browser on "
+        "the Pi; a LAN address lets tablets in, which needs HTTPS and pairing (not built yet)",
+    )  # fmt: skip
     port: int = Field(8080, ge=0, le=65535, description="0: any free port")
+    allowed_hosts: tuple[HostName, ...] = Field(
+        (), max_length=16, description="names the console answers to besides 127.0.0.1, "
+        "localhost and `host`: what tablets on the LAN type into the address bar",
+    )  # fmt: skip
+    streams: StreamLimits = StreamLimits()
     language: Literal["zh", "en"] = "zh"
     words_file: Path | None = Field(
         None, description="the site's own wording for some of the console's words or reasons "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from edge.web.security import SecurityHeaders
 from gateway.api import (
     errors,
     routes_admin,
@@ -28,7 +29,9 @@ def create_app(context: GatewayContext) -> FastAPI:
         context: the store, config, alarm book and live feed the routes work on.
 
     Returns:
-        The app; every route but /metrics needs a bearer token.
+        The app; every route but /metrics needs a bearer token. Serve it with
+        ConsoleServer and `allowed_hosts=context.config.http.allowed_hosts`, which
+        refuses requests for other host names.
     """
     # Swagger UI and ReDoc load from a CDN, which an offline command center cannot
     # reach; the schema itself stays at /openapi.json.
@@ -39,6 +42,7 @@ def create_app(context: GatewayContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.gateway = context
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
     for module in (
         routes_nodes,

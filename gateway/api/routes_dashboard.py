@@ -12,16 +12,17 @@ from typing import Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from edge.contract.base import Colour
 from edge.contract.events import CheckpointCounts, Direction, Outcome
 from edge.contract.topics import Role
-from edge.gate.console.stream import UpdateStream, attach_stream
+from edge.gate.console.stream import EventStreamResponse, UpdateStream, attach_stream
 from edge.gate.daily import report_period
 from edge.gate.reasons import REASON_TEXT
 from edge.web.page import inline_page
+from edge.web.security import CSP, page_policy
 from gateway.alarms import AlarmView
 from gateway.api.auth import ContextDep, require
 from gateway.api.context import GatewayContext
@@ -204,16 +205,13 @@ def dashboard_stream(app: FastAPI, *, keepalive_s: float = 15.0) -> UpdateStream
     """
     stream: UpdateStream | None = getattr(app.state, "dashboard_stream", None)
     if stream is None:
-        view = DashboardView(app.state.gateway)
-        stream = UpdateStream(view, keepalive_s=keepalive_s, min_interval_s=1 / FRAMES_PER_S)
+        context: GatewayContext = app.state.gateway
+        stream = UpdateStream(
+            DashboardView(context), keepalive_s=keepalive_s,
+            min_interval_s=1 / FRAMES_PER_S, limits=context.config.http.streams,
+        )  # fmt: skip
         app.state.dashboard_stream = attach_stream(app, stream)
     return stream
-
-
-class EventStreamResponse(StreamingResponse):
-    """A text/event-stream response (also what OpenAPI lists for the route)."""
-
-    media_type = "text/event-stream"
 
 
 @router.get(
@@ -241,16 +239,14 @@ async def snapshot(ctx: ContextDep) -> DashboardSnapshot:
             "comments about every 15 s. EventSource passes the token as `access_token`.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
+        429: {"description": "This client, or all together, have as many streams open as allowed"},
     },
     dependencies=[Depends(require("command"))],
 )
 async def stream(request: Request) -> EventStreamResponse:
     """Live snapshots for the page's EventSource, which reconnects by itself."""
-    return EventStreamResponse(
-        dashboard_stream(request.app).frames(),
-        # Proxies and browsers must neither cache nor buffer a live stream.
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    client = request.client.host if request.client else ""
+    return dashboard_stream(request.app).response(client)
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -276,7 +272,5 @@ def _script_json(value: object) -> str:
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def page() -> HTMLResponse:
     """The dashboard page; it asks the API with the token it was opened with."""
-    return HTMLResponse(
-        render_page(),
-        headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"},
-    )
+    html = render_page()
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache", CSP: page_policy(html)})

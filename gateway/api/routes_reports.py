@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import AfterValidator
 
 from edge.contract.base import SLUG_PATTERN
+from edge.web.security import CSP, page_policy
 from gateway.api.auth import ContextDep, require
 from gateway.api.errors import ApiError, field_error, responses
 from gateway.reports import (
@@ -99,5 +100,7 @@ async def daily_report(
             },
         )
     if format == "html":
-        return HTMLResponse(report_html(report))
+        # Every value in the page is escaped: its one style block is the only one to allow.
+        page = report_html(report)
+        return HTMLResponse(page, headers={CSP: page_policy(page)})
     return Response(report.model_dump_json(), media_type="application/json")

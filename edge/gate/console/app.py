@@ -20,6 +20,7 @@ from edge.gate.console import (
 from edge.gate.console.context import LANGUAGES, ConsoleContext, Language
 from edge.gate.console.stream import UpdateStream, attach_stream
 from edge.gate.views import Checkpoint
+from edge.web.security import SecurityHeaders, StreamLimits
 
 
 def create_app(
@@ -28,6 +29,7 @@ def create_app(
     language: Language = "zh",
     keepalive_s: float = 15.0,
     words_file: Path | None = None,
+    stream_limits: StreamLimits | None = None,
 ) -> FastAPI:
     """The volunteer console for `checkpoint`.
 
@@ -38,6 +40,8 @@ def create_app(
             (words.json's format); a key the console does not have is an error.
         keepalive_s: seconds of silence after which an event stream sends a comment, so
             proxies and phones in power-saving mode keep the connection.
+        stream_limits: how many pages may follow the gate live, per address and in all
+            (console.streams; the defaults when None).
 
     Returns:
         The app; serve it with ConsoleServer, which also ends its event streams on stop.
@@ -52,12 +56,14 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    stream = UpdateStream(checkpoint, keepalive_s=keepalive_s, limits=stream_limits)
     app.state.console = ConsoleContext(
         checkpoint=checkpoint,
         language=language,
-        stream=attach_stream(app, UpdateStream(checkpoint, keepalive_s=keepalive_s)),
+        stream=attach_stream(app, stream),
         page=routes_page.render_page(language, words_file),
     )
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
     for module in (
         routes_page,

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from edge.gate.console.catalogue import page_catalogue, page_words, script_json
 from edge.gate.console.context import ContextDep, Language
 from edge.web.page import inline_page
+from edge.web.security import CSP, page_policy
 
 router = APIRouter(tags=["page"])
 
@@ -33,4 +34,6 @@ def render_page(language: Language, words_file: Path | None = None) -> str:
 @router.get("/", response_class=HTMLResponse)
 def page(context: ContextDep) -> HTMLResponse:
     """The volunteer console (Simplified Chinese and English in one page)."""
-    return HTMLResponse(context.page, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(
+        context.page, headers={"Cache-Control": "no-cache", CSP: page_policy(context.page)}
+    )

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from anyio import to_thread
-from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Request
 
 from edge.gate.console.context import CheckpointDep, ContextDep
+from edge.gate.console.stream import EventStreamResponse
 from edge.gate.views import ConsoleUpdate
 
 router = APIRouter(prefix="/api", tags=["state"])
-
-
-class EventStreamResponse(StreamingResponse):
-    """A text/event-stream response (also what OpenAPI lists for the route)."""
-
-    media_type = "text/event-stream"
 
 
 @router.get("/state", response_model=ConsoleUpdate)
@@ -32,13 +26,10 @@ async def state(checkpoint: CheckpointDep) -> ConsoleUpdate:
             "description": "Server-sent events: `data:` is a ConsoleUpdate as JSON, sent on "
             "connect and after every change; `: keep-alive` comments about every 15 s.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        }
+        },
+        429: {"description": "This client, or all together, have as many streams open as allowed"},
     },
 )
-async def events(context: ContextDep) -> EventStreamResponse:
+async def events(context: ContextDep, request: Request) -> EventStreamResponse:
     """Live updates for the page's EventSource, which reconnects by itself."""
-    return EventStreamResponse(
-        context.stream.frames(),
-        # Proxies and browsers must neither cache nor buffer a live stream.
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return context.stream.response(request.client.host if request.client else "")

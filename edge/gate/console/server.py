@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from edge.gate.console.stream import attached_streams
+from edge.web.security import HostAllowList, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +24,26 @@ class ConsoleServer:
 
     Made for the volunteer console; the gateway's API and dashboard run under it too.
 
+    Only requests whose Host header names this machine's loopback names, `host` or one
+    of `allowed_hosts` are answered (HostAllowList: no DNS rebinding).
+
     The node runs it beside its other threads: start() returns once connections are
     accepted and stop() ends open event streams first (every UpdateStream attached to the
     app with `attach_stream`), so a shutdown never waits for a tablet left open at the gate.
     """
 
     def __init__(
-        self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080, *, grace_s: int = 3
+        self,
+        app: FastAPI,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        allowed_hosts: tuple[str, ...] = (),
+        grace_s: int = 3,
     ) -> None:
         self._app = app
         self._host = host
+        self._allowed_hosts = allowed_hosts
         self._port = port
         self._grace_s = grace_s
         self._server: uvicorn.Server | None = None
@@ -70,8 +81,10 @@ class ConsoleServer:
         self._port = sock.getsockname()[1]
         for stream in attached_streams(self._app):
             stream.reopen()
+        # Wrapped here, where the port is known: a Host must name the port listened on.
+        names = (self._host, *self._allowed_hosts)
         config = uvicorn.Config(
-            self._app,
+            HostAllowList(self._app, names, self._port),
             loop="asyncio",
             ws="none",
             lifespan="auto",
@@ -93,7 +106,14 @@ class ConsoleServer:
                 sock.close()
                 raise RuntimeError(f"console server did not start on {self.url}")
             time.sleep(0.01)
-        log.info("volunteer console at %s", self.url)
+        log.info("serving %s at %s", self._app.title, self.url)
+        if self._host in WILDCARDS or not is_loopback(self._host):
+            log.warning(
+                "%s listens on %s, not only on this machine: anyone on that network reaches "
+                "it without HTTPS or pairing (docs/security.md)",
+                self._app.title,
+                self._host or "*",
+            )
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """End event streams, let requests in progress finish, and join the thread."""

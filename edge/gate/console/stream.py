@@ -5,6 +5,9 @@
 #   id: <version>\ndata: <json>      the view as JSON, on connect and after every change
 #   : keep-alive                     a comment when nothing was sent for `keepalive_s`
 #
+# Open streams are limited per client address and in total (StreamLimits): each waiting
+# stream holds a worker thread of anyio's pool (40), which plain requests need too.
+#
 # Used by the volunteer console (a ConsoleUpdate of the Checkpoint) and by the gateway's
 # dashboard (a snapshot of the store after every LiveFeed change).
 
@@ -13,19 +16,51 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import anyio
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
+
+from edge.web.security import StreamLimits
 
 log = logging.getLogger(__name__)
 
 RETRY_MS = 3000
 KEEPALIVE = b": keep-alive\n\n"
 _APP_STREAMS = "update_streams"  # the app.state attribute servers look for
+
+
+class EventStreamResponse(StreamingResponse):
+    """A text/event-stream response that gives its stream's slot back when it ends.
+
+    Released in __call__, not in the frames' generator: a client gone before the first
+    frame never starts the generator, and its slot must come back all the same.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        release: Callable[[], None] | None = None,
+        status_code: int = 200,  # FastAPI reads the route's status from this signature
+    ) -> None:
+        # Proxies and browsers must neither cache nor buffer a live stream.
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(content, status_code, headers)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self._release is not None:
+                self._release()
 
 
 class LiveView(Protocol):
@@ -60,6 +95,7 @@ class UpdateStream:
         min_interval_s: frames of one stream are at least this far apart; changes that
             come faster are folded into one frame (a burst of ingest must not flood a
             browser). 0 sends a frame for every change.
+        limits: how many streams `response` opens per client address and in total.
     """
 
     def __init__(
@@ -69,6 +105,7 @@ class UpdateStream:
         keepalive_s: float = 15.0,
         poll_s: float = 0.5,
         min_interval_s: float = 0.0,
+        limits: StreamLimits | None = None,
     ) -> None:
         self._view = view
         self._keepalive_s = keepalive_s
@@ -76,7 +113,8 @@ class UpdateStream:
         self._min_interval_s = min_interval_s
         self._closing = threading.Event()
         self._lock = threading.Lock()
-        self._open = 0
+        self._limits = limits or StreamLimits()
+        self._open: dict[str, int] = {}
 
     @property
     def closing(self) -> bool:
@@ -87,7 +125,7 @@ class UpdateStream:
     def open_streams(self) -> int:
         """How many pages are connected right now."""
         with self._lock:
-            return self._open
+            return sum(self._open.values())
 
     def close(self) -> None:
         """End every open stream within `poll_s` (called from any thread)."""
@@ -97,35 +135,54 @@ class UpdateStream:
         """Accept streams again, after a server restart."""
         self._closing.clear()
 
+    def response(self, client: str) -> EventStreamResponse:
+        """The stream for one page at `client` (its address), if a slot is free.
+
+        Raises:
+            HTTPException: 429, that client or all clients together have as many
+                streams open as the limits allow.
+        """
+        per_client, total = self._limits.per_client, self._limits.total
+        with self._lock:
+            if self._open.get(client, 0) >= per_client:
+                refusal = f"{client} has {per_client} event streams open, the most one client may"
+            elif sum(self._open.values()) >= total:
+                refusal = f"{total} event streams are open, the most this server keeps"
+            else:
+                self._open[client] = self._open.get(client, 0) + 1
+                return EventStreamResponse(self.frames(), release=lambda: self._release(client))
+        log.info("event stream refused: %s", refusal)
+        raise HTTPException(429, f"{refusal}; close a page or try again later")
+
+    def _release(self, client: str) -> None:
+        with self._lock:
+            left = self._open.pop(client, 0) - 1
+            if left > 0:
+                self._open[client] = left
+
     async def frames(self) -> AsyncIterator[bytes]:
         """The frames of one page's stream, until close() or the client goes away.
 
         A client disconnect cancels this generator from outside (Starlette's streaming
         response listens for it); the cancellation lands when the current wait returns.
         """
-        with self._lock:
-            self._open += 1
-        try:
-            yield b"retry: %d\n\n" % RETRY_MS
-            version = -1
-            last_frame = last_sent = 0.0
-            while not self.closing:
-                newer = await self._next_version(version, last_frame)
-                if self.closing:
-                    break
-                if newer > version:
-                    # The version is read before the view, so a change in between is sent
-                    # again rather than lost.
-                    version = newer
-                    update = await to_thread.run_sync(self._view.update)
-                    yield update_frame(update, version)
-                    last_frame = last_sent = time.monotonic()
-                elif time.monotonic() - last_sent >= self._keepalive_s:
-                    yield KEEPALIVE
-                    last_sent = time.monotonic()
-        finally:
-            with self._lock:
-                self._open -= 1
+        yield b"retry: %d\n\n" % RETRY_MS
+        version = -1
+        last_frame = last_sent = 0.0
+        while not self.closing:
+            newer = await self._next_version(version, last_frame)
+            if self.closing:
+                break
+            if newer > version:
+                # The version is read before the view, so a change in between is sent
+                # again rather than lost.
+                version = newer
+                update = await to_thread.run_sync(self._view.update)
+                yield update_frame(update, version)
+                last_frame = last_sent = time.monotonic()
+            elif time.monotonic() - last_sent >= self._keepalive_s:
+                yield KEEPALIVE
+                last_sent = time.monotonic()
 
     async def _next_version(self, version: int, last_frame: float) -> int:
         """A version above `version` once the view changes, or `version` after `poll_s`.
