@@ -112,7 +112,9 @@ class Gateway:
             stats=self.stats, clock=self.clock,
         )  # fmt: skip
         http = self.config.http
-        self.http = ConsoleServer(create_app(context), http.host, http.port)
+        self.http = ConsoleServer(
+            create_app(context), http.host, http.port, allowed_hosts=http.allowed_hosts
+        )
         self.http.start()
         self._undo.append(self.http.stop)
         self.url = self.http.url

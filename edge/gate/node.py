@@ -204,11 +204,14 @@ class GateNode:
 
         try:
             app = create_app(
-                self.checkpoint, language=settings.language, words_file=settings.words_file
-            )
+                self.checkpoint, language=settings.language, words_file=settings.words_file,
+                stream_limits=settings.streams,
+            )  # fmt: skip
         except (OSError, ValueError) as exc:  # the site's own wording file
             raise ConfigError(f"console.words_file: {exc}") from None
-        self.console = ConsoleServer(app, settings.host, settings.port)
+        self.console = ConsoleServer(
+            app, settings.host, settings.port, allowed_hosts=settings.allowed_hosts
+        )
         self.console.start()
         self.console_url = self.console.url
         log.info("volunteer console at %s", self.console_url)
