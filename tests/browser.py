@@ -66,7 +66,8 @@ def open_page(
         viewport: the screen size the page is laid out for.
         timezone_id: the zone the browser's clock is set to (IANA name); default the machine's.
 
-    Fails the test if the page's script raised an uncaught exception.
+    Fails the test if the page's script raised an uncaught exception, or if the page's
+    Content-Security-Policy blocked anything.
     """
     options: dict[str, Any] = {"env": dict(env)} if env is not None else {}
     if timezone_id is not None:
@@ -85,10 +86,18 @@ def open_page(
         page = context.pages[0] if context.pages else context.new_page()
         # An exception in the page's own script fails the test, whatever it asserted.
         page.on("pageerror", lambda error: errors.append(str(error)))
+        # So does anything the Content-Security-Policy blocked (a script, a style, a
+        # connection): chromium reports it only as a console message.
+        page.on(
+            "console",
+            lambda message: (
+                errors.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         yield page
     finally:
         context.close()
-    assert not errors, f"the page's script failed: {errors}"
+    assert not errors, f"the page's script failed or was blocked: {errors}"
 
 
 @pytest.fixture
