@@ -78,6 +78,11 @@ class HoldResolved(Event):
     )
     volunteer_id: VolunteerId
     temperature_c: BodyTemperature | None = Field(None, description="re-measured temperature")
+    temperature_source: Literal["sensor", "manual"] | None = Field(
+        None,
+        description="where temperature_c came from: the gate's thermometer, or typed by the "
+        "volunteer (allowed only while the thermometer is faulty); none from older nodes",
+    )
     registration_id: EventId | None = None
     note: ShortText | None = personal(default=None)
 

@@ -14,13 +14,21 @@ from edge.contract.events import Disinfection, HoldResolved, Outcome, Passage, S
 from edge.contract.events import Registration as RegistrationEvent
 from edge.credentials.native import Badge
 from edge.credentials.verifier import Verdict, Verifier
+from edge.devices.base import TemperatureReading
 from edge.gate.book import LocalBook
-from edge.gate.decision import MISSING_READING, GatePolicy, decide_vehicle
-from edge.gate.hold_rules import PASSING, offered
+from edge.gate.decision import (
+    MISSING_READING,
+    GatePolicy,
+    classify_reading,
+    decide_vehicle,
+    usable_reading,
+)
+from edge.gate.hold_rules import PASSING, STOP, offered
 from edge.gate.views import (
     DecisionView,
     DisinfectionRound,
     HoldResolution,
+    NodeView,
     OpenHold,
     Refusal,
     Registration,
@@ -28,6 +36,15 @@ from edge.gate.views import (
     VehicleCheck,
 )
 from edge.outbox import Batch
+
+TemperatureSource = Literal["sensor", "manual"]
+# The node's devices that measure people (DeviceLink names): while none of them is "ok",
+# the volunteer may type a temperature taken with a handheld thermometer.
+TEMPERATURE_DEVICES = ("thermometer", "thermal-array")
+# A hold for any of these is released only on a new temperature below the fever line.
+TEMPERATURE_REASONS = frozenset(
+    {"fever", "vehicle-fever", "re-measure", "temperature-implausible", *MISSING_READING}
+)
 
 
 class GateActions(Protocol):
@@ -49,9 +66,15 @@ class ConsoleActions:
     _book: LocalBook
     _id_key: bytes
     clock: Callable[[], datetime]
+    monotonic: Callable[[], float]
     policy: GatePolicy
     verifier: Verifier
     actions: GateActions
+    _readings_after: float
+    _node_view: Callable[[], NodeView]
+
+    def _fresh_readings(self) -> tuple[TemperatureReading, ...]:
+        raise NotImplementedError
 
     def _transaction(self, *, reserved: bool = False) -> AbstractContextManager[Batch]:
         raise NotImplementedError
@@ -68,7 +91,7 @@ class ConsoleActions:
             hold = self._book.holds.get(hold_id)
             if hold is None:
                 raise Refusal("unknown-hold", f"no open hold {hold_id}")
-            self._check_resolution(hold, resolution)
+            temperature, source = self._check_resolution(hold, resolution)
             with self._transaction() as batch:
                 registration_id = None
                 if resolution.registration is not None:
@@ -78,35 +101,75 @@ class ConsoleActions:
                 batch.add(
                     HoldResolved(
                         **batch.ids(now), hold_id=hold_id, resolution=resolution.resolution,
-                        volunteer_id=resolution.volunteer_id,
-                        temperature_c=resolution.temperature_c,
-                        registration_id=registration_id, note=resolution.note,
+                        volunteer_id=resolution.volunteer_id, temperature_c=temperature,
+                        temperature_source=source, registration_id=registration_id,
+                        note=resolution.note,
                     )
                 )  # fmt: skip
                 del self._book.holds[hold_id]
+            if source == "sensor":
+                # One reading, one person: the re-measure never counts for the next one.
+                self._readings_after = self.monotonic()
         if resolution.resolution in PASSING:
             self.actions.open_barrier()
             self.actions.show("allow")
 
-    def _check_resolution(self, hold: OpenHold, resolution: HoldResolution) -> None:
+    def _check_resolution(
+        self, hold: OpenHold, resolution: HoldResolution
+    ) -> tuple[float | None, TemperatureSource | None]:
+        """Refuse what does not fit the hold; else the temperature to record and its source."""
         if resolution.resolution == "registered" and resolution.registration is None:
             raise Refusal("registration-missing", "fill in the registration form first")
+        refused_code = sorted(STOP & set(hold.reasons))
+        if resolution.resolution in PASSING and refused_code:
+            # No override: a forged, unknown-signer, revoked or red code is only turned back.
+            raise Refusal(
+                "code-refused", f"{', '.join(refused_code)}: never let through, turn back"
+            )
         if resolution.resolution not in offered(hold.reasons):
-            # A forged or revoked code is never released, a fever never registered.
+            # A fever is never registered, a missing code never re-measured away.
             raise Refusal(
                 "action-not-offered",
                 f"{resolution.resolution} does not fit a hold for {', '.join(hold.reasons)}",
             )
-        if resolution.resolution != "released":
-            return
-        temperature = resolution.temperature_c
-        fever_like = {
-            "fever", "vehicle-fever", "re-measure", "temperature-implausible", *MISSING_READING,
-        }  # fmt: skip
-        if fever_like & set(hold.reasons) and temperature is None:
-            raise Refusal("measure-temperature", "enter the re-measured temperature")
-        if temperature is not None and temperature >= self.policy.fever_c:
+        typed = resolution.temperature_c
+        if resolution.resolution != "released" or not TEMPERATURE_REASONS & set(hold.reasons):
+            if resolution.resolution == "released" and typed is not None:
+                self._below_fever(typed)
+            return typed, None if typed is None else "manual"
+        if typed is not None:
+            # A typed number is what the probes forged: taken only with no working sensor.
+            if not self.thermometer_faulty():
+                raise Refusal(
+                    "sensor-reading-required",
+                    "the thermometer works: measure again at it instead of typing",
+                )
+            self._below_fever(typed)
+            return typed, "manual"
+        return self._sensor_remeasure(), "sensor"
+
+    def _sensor_remeasure(self) -> float:
+        """The held person's new reading: taken at the gate after the hold, below the line."""
+        window = self.policy.temperature_window_s
+        reading = usable_reading(self._fresh_readings(), self.monotonic(), window)
+        if reading is None:
+            raise Refusal("measure-temperature", "measure again at the thermometer, then release")
+        shown, reason = classify_reading(reading, self.policy)
+        if reason is not None:
+            # The held person's own reading: used up, so it never counts for the next one.
+            self._readings_after = self.monotonic()
+            code = "temperature-implausible" if reason == "temperature-implausible" else "fever"
+            raise Refusal(code, f"{shown:.1f} °C: refer or turn back")
+        return shown
+
+    def _below_fever(self, temperature: float) -> None:
+        if temperature >= self.policy.fever_c:
             raise Refusal("fever", f"{temperature:.1f} °C: refer or turn back")
+
+    def thermometer_faulty(self) -> bool:
+        """Whether no device that measures people works now (the node's device states)."""
+        devices = self._node_view().devices
+        return not any(devices.get(name) == "ok" for name in TEMPERATURE_DEVICES)
 
     def register(self, registration: Registration, volunteer_id: str) -> str:
         now = self.clock()
@@ -145,6 +208,9 @@ class ConsoleActions:
                 )  # fmt: skip
                 if outcome == "hold":
                     self._open_hold(batch, passage, None)
+            if outcome == "hold":
+                # Readings before the vehicle was held never release its occupants.
+                self._readings_after = self.monotonic()
             view = DecisionView(
                 passage_id=passage.event_id, at=now, outcome=outcome, colour=None,
                 reasons=reasons, credential="none", temperature_c=highest,

@@ -337,6 +337,12 @@ def usable_reading(
     return max(usable, key=lambda r: r.at).body_c
 
 
+def classify_reading(celsius: float, policy: GatePolicy) -> tuple[float, str | None]:
+    """A reading as the volunteer sees it (0.1 °C) and its temperature reason, None if normal."""
+    shown = _tenth(celsius)
+    return shown, _classify(shown, policy, "fever")
+
+
 def _classify(shown: float, policy: GatePolicy, fever_reason: str) -> str | None:
     """The temperature reason for a reading rounded to 0.1 °C, None when it is normal."""
     if not math.isfinite(shown):

@@ -25,6 +25,14 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
     "unknown-hold": ("该留观记录已处理", "This hold was already resolved"),
     "registration-missing": ("请先登记", "Register this person first"),
     "not-a-badge": ("请扫描志愿者工作证", "Scan a volunteer badge"),
+    "sensor-reading-required": (
+        "测温仪正常：请到测温仪前复测，不能手动输入体温",
+        "Thermometer works: measure again at it, a typed temperature is not accepted",
+    ),
+    "code-refused": (
+        "伪造、未知签发者或已撤销的码不能放行：只能劝返",
+        "Forged, unknown-issuer or revoked code: never let through, only turn back",
+    ),
     Reason.TOO_LARGE: ("码过大，无法读取", "Code too large to read"),
     Reason.BAD_PREFIX: ("不是健康码", "Not a health code"),
     Reason.BASE45: ("码已损坏", "Code damaged"),

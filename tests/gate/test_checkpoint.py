@@ -15,7 +15,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from edge.contract.catalogue import decode
-from edge.contract.events import DeviceFault, Passage
+from edge.contract.events import DeviceFault, HoldResolved, Passage
 from edge.contract.topics import Role, Site
 from edge.credentials.store import TrustStore
 from edge.credentials.trust import root_keys_for
@@ -59,6 +59,8 @@ class Gate:
     io: GateIO
     kit: SiteKit
     clock: Clock
+    # The node's device states the checkpoint sees (NodeView.devices): flip to "fault".
+    devices: dict[str, str]
 
     def scan(self, text: str) -> None:
         self.checkpoint.on_reading(CodeScan(text, "scanner", self.clock.mono))
@@ -90,16 +92,17 @@ def start_gate(tmp_path: Path, kit: SiteKit, clock: Clock, **policy: object) -> 
         GpioConfig(barrier=BarrierConfig(relay_pin=RELAY_PIN, pulse_s=0.05)),
         pin_factory=MockFactory(),
     )
+    devices = {"scanner": "ok", "thermometer": "ok"}
     checkpoint = GateCheckpoint(
         gate="g01", outbox=outbox, verifier=Verifier(trust), policy=GatePolicy(**policy),
         actions=io, direction="out", zone=SHANGHAI, cutoff_hour=17,
         id_hash_key=ID_KEY, clock=lambda: clock.wall, monotonic=lambda: clock.mono,
         node_view=lambda: NodeView(
-            site="demo", node="g01", broker_connected=False, devices={}, outbox_depth=0,
+            site="demo", node="g01", broker_connected=False, devices=dict(devices), outbox_depth=0,
             outbox_capacity=50, volunteers_on_duty=(), trust_list_age_s=None,
         ),
     )  # fmt: skip
-    return Gate(checkpoint, outbox, io, kit, clock)
+    return Gate(checkpoint, outbox, io, kit, clock, devices)
 
 
 @pytest.fixture
@@ -246,27 +249,89 @@ def test_checkpoint__refused_and_red_codes_are_decided_at_once_and_never_open(
     assert gate.relay_history() == [False]
 
 
+def release(gate: Gate, hold_id: str, temperature_c: float | None = None) -> None:
+    gate.checkpoint.resolve_hold(
+        hold_id,
+        HoldResolution(resolution="released", volunteer_id="v017", temperature_c=temperature_c),
+    )
+
+
+def resolutions(gate: Gate) -> list[HoldResolved]:
+    return [e for e in gate.events() if isinstance(e, HoldResolved)]
+
+
+def fever_hold(gate: Gate, body_c: float = 38.9) -> str:
+    gate.temperature(body_c)
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    (hold,) = gate.checkpoint.update().holds
+    return hold.hold_id
+
+
 def test_checkpoint__a_held_person_is_released_after_a_normal_re_measure(gate: Gate) -> None:
     gate.temperature(37.5)
     gate.scan(gate.kit.code("green", now=gate.clock.wall))
     assert decision(gate) == ("hold", ("re-measure",))
     (hold,) = gate.checkpoint.update().holds
-    with pytest.raises(Refusal, match="fever"):
-        gate.checkpoint.resolve_hold(
-            hold.hold_id,
-            HoldResolution(resolution="released", volunteer_id="v017", temperature_c=37.4),
-        )
     with pytest.raises(Refusal, match="measure-temperature"):
-        gate.checkpoint.resolve_hold(
-            hold.hold_id, HoldResolution(resolution="released", volunteer_id="v017")
-        )
+        release(gate, hold.hold_id)  # the reading that held them does not release them
+    gate.clock.advance(2)
+    gate.temperature(37.4)
+    with pytest.raises(Refusal, match="fever"):
+        release(gate, hold.hold_id)
+    with pytest.raises(Refusal, match="measure-temperature"):
+        release(gate, hold.hold_id)  # that reading is used up
     assert not gate.relay_energised()
-    gate.checkpoint.resolve_hold(
-        hold.hold_id,
-        HoldResolution(resolution="released", volunteer_id="v017", temperature_c=36.9),
-    )
+    gate.clock.advance(2)
+    gate.temperature(36.94)
+    release(gate, hold.hold_id)
     assert gate.checkpoint.update().holds == ()
     assert gate.kinds() == ["passage", "hold", "hold-resolved"]
+    (resolved,) = resolutions(gate)
+    assert (resolved.temperature_c, resolved.temperature_source) == (36.9, "sensor")
+    assert True in gate.relay_history()
+
+
+def test_checkpoint__a_typed_temperature_never_releases_a_fever_while_the_thermometer_works(
+    gate: Gate,
+) -> None:
+    hold_id = fever_hold(gate)
+    with pytest.raises(Refusal, match="sensor-reading-required"):
+        release(gate, hold_id, 36.5)
+    assert gate.relay_history() == [False]
+    assert resolutions(gate) == []
+    assert [h.hold_id for h in gate.checkpoint.update().holds] == [hold_id]
+
+
+def test_checkpoint__a_reading_another_person_used_does_not_release_a_hold(gate: Gate) -> None:
+    hold_id = fever_hold(gate)
+    gate.clock.advance(2)
+    gate.temperature(36.5)  # the next person in the lane, decided on this reading
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    assert decision(gate) == ("allow", ())
+    with pytest.raises(Refusal, match="measure-temperature"):
+        release(gate, hold_id)
+    assert resolutions(gate) == []
+
+
+def test_checkpoint__a_stale_re_measure_does_not_release_a_hold(gate: Gate) -> None:
+    hold_id = fever_hold(gate)
+    gate.clock.advance(2)
+    gate.temperature(36.5)
+    gate.clock.advance(GatePolicy().temperature_window_s + 1)
+    with pytest.raises(Refusal, match="measure-temperature"):
+        release(gate, hold_id)
+
+
+def test_checkpoint__a_typed_temperature_releases_only_while_the_thermometer_is_faulty(
+    gate: Gate,
+) -> None:
+    hold_id = fever_hold(gate)
+    gate.devices["thermometer"] = "fault"
+    with pytest.raises(Refusal, match="fever"):
+        release(gate, hold_id, 37.5)
+    release(gate, hold_id, 36.5)
+    (resolved,) = resolutions(gate)
+    assert (resolved.temperature_c, resolved.temperature_source) == (36.5, "manual")
     assert True in gate.relay_history()
 
 
@@ -296,16 +361,16 @@ def test_checkpoint__a_yellow_code_is_registered_and_the_id_number_is_never_stor
 
 
 @pytest.mark.parametrize(
-    ("kind", "temperature", "resolution"),
+    ("kind", "temperature", "resolution", "refusal"),
     [
-        ("forged", 36.5, "released"),  # a forged code is never let through
-        ("forged", 36.5, "registered"),  # not even by registering the person
-        ("red", 36.5, "released"),
-        ("green", None, "registered"),  # never measured: registering is no measurement
+        ("forged", 36.5, "released", "code-refused"),  # a forged code is never let through
+        ("forged", 36.5, "registered", "code-refused"),  # not even by registering the person
+        ("red", 36.5, "released", ""),
+        ("green", None, "registered", "action-not-offered"),  # registering is no measurement
     ],
 )
 def test_checkpoint__a_hold_ends_only_in_a_way_that_fits_its_reasons(
-    gate: Gate, kind: str, temperature: float | None, resolution: str
+    gate: Gate, kind: str, temperature: float | None, resolution: str, refusal: str
 ) -> None:
     if temperature is not None:
         gate.temperature(temperature)
@@ -317,7 +382,7 @@ def test_checkpoint__a_hold_ends_only_in_a_way_that_fits_its_reasons(
         return
     (hold,) = gate.checkpoint.update().holds
     form = Registration(name="王芳", id_number="11010119900101123X")
-    with pytest.raises(Refusal, match="action-not-offered"):
+    with pytest.raises(Refusal, match=refusal):
         gate.checkpoint.resolve_hold(hold.hold_id, HoldResolution(
             resolution=resolution, volunteer_id="v017", temperature_c=36.5,
             registration=form if resolution == "registered" else None,
@@ -325,15 +390,53 @@ def test_checkpoint__a_hold_ends_only_in_a_way_that_fits_its_reasons(
     assert gate.relay_history() == [False]
 
 
-def test_checkpoint__a_vehicle_fever_is_released_only_with_a_re_measure(gate: Gate) -> None:
+def test_checkpoint__a_forged_code_is_turned_back_and_never_opens(gate: Gate) -> None:
+    gate.scan(gate.kit.code("forged", now=gate.clock.wall))
+    gate.clock.advance(10)
+    gate.checkpoint.tick()
+    (hold,) = gate.checkpoint.update().holds
+    with pytest.raises(Refusal, match="code-refused"):
+        release(gate, hold.hold_id)  # no temperature at all: the probe's request
+    gate.checkpoint.resolve_hold(
+        hold.hold_id, HoldResolution(resolution="turned-back", volunteer_id="v017")
+    )
+    assert [r.resolution for r in resolutions(gate)] == ["turned-back"]
+    assert gate.relay_history() == [False]
+
+
+def vehicle_hold(gate: Gate) -> str:
     gate.checkpoint.check_vehicle(
         VehicleCheck(vehicle_plate="京A12345", occupant_temperatures_c=(38.5,), volunteer_id="v017")
     )
     (hold,) = gate.checkpoint.update().holds
+    return hold.hold_id
+
+
+def test_checkpoint__a_vehicle_fever_is_released_only_with_a_re_measure(gate: Gate) -> None:
+    gate.temperature(36.5)  # before the vehicle was held: not its occupant's re-measure
+    gate.clock.advance(1)
+    hold_id = vehicle_hold(gate)
     with pytest.raises(Refusal, match="measure-temperature"):
-        gate.checkpoint.resolve_hold(
-            hold.hold_id, HoldResolution(resolution="released", volunteer_id="v017")
-        )
+        release(gate, hold_id)
+    with pytest.raises(Refusal, match="sensor-reading-required"):
+        release(gate, hold_id, 36.5)
+    assert gate.relay_history() == [False]
+    gate.clock.advance(1)
+    gate.temperature(36.6)
+    release(gate, hold_id)
+    (resolved,) = resolutions(gate)
+    assert (resolved.temperature_c, resolved.temperature_source) == (36.6, "sensor")
+    assert True in gate.relay_history()
+
+
+def test_checkpoint__a_vehicle_fever_takes_a_typed_temperature_while_the_thermometer_is_faulty(
+    gate: Gate,
+) -> None:
+    hold_id = vehicle_hold(gate)
+    gate.devices["thermometer"] = "unplugged"
+    release(gate, hold_id, 36.7)
+    (resolved,) = resolutions(gate)
+    assert resolved.temperature_source == "manual"
 
 
 def test_checkpoint__unknown_holds_are_refused(gate: Gate) -> None:

@@ -215,6 +215,8 @@ def test_every_reason_decided_has_words_and_every_word_is_decided() -> None:
         "unknown-hold",
         "registration-missing",
         "not-a-badge",
+        "sensor-reading-required",
+        "code-refused",
     }
     assert REASON_TEXT.keys() - decided == not_decisions, "rules without a table row"
 
