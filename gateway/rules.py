@@ -124,8 +124,9 @@ class AlarmRules:
 
     def _resolved(self, site: str, node: str, resolved: HoldResolved) -> None:
         # A normal re-measure ends the case; a referral or a turn-back is for the command
-        # center to acknowledge and clear.
-        if resolved.resolution != "released":
+        # center to acknowledge and clear, and so is a release on a typed temperature
+        # (the node's thermometer was faulty): nobody's sensor saw the fever end.
+        if resolved.resolution != "released" or resolved.temperature_source == "manual":
             return
         hold = self._store.hold(resolved.hold_id)
         if hold is not None:

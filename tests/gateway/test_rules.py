@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edge.contract.command import Alert
-from edge.contract.events import CheckpointCounts
+from edge.contract.events import CheckpointCounts, HoldResolved
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import AlertKind, Role
 from edge.gate.daily import daily_report_fields, report_period
@@ -98,6 +98,21 @@ def test_rules__a_released_fever_hold_clears_its_alarm_a_referral_does_not(rig: 
     rig.arrive(rig.gates.resolved(hold_1, "released"), rig.gates.resolved(hold_2, "referred"))
     assert rig.store.live_alarm(AlertKind.FEVER, "north", "g01", first.event.event_id) is None
     assert rig.store.live_alarm(AlertKind.FEVER, "north", "g01", second.event.event_id)
+
+
+def test_rules__a_fever_released_on_a_typed_temperature_stays_for_the_command_center(
+    rig: Rig,
+) -> None:
+    passage = rig.gates.passage(outcome="hold", reasons=("fever",), temperature_c=38.9)
+    hold = rig.gates.hold(passage)
+    rig.arrive(passage, hold)
+    manual = rig.gates.inbound(
+        hold.node, HoldResolved, hold_id=hold.event.event_id, resolution="released",
+        volunteer_id="v017", temperature_c=36.5, temperature_source="manual",
+    )  # fmt: skip
+    rig.arrive(manual)
+    assert rig.store.live_alarm(AlertKind.FEVER, "north", "g01", passage.event.event_id)
+    assert rig.states(AlertKind.FEVER) == ["raised"]
 
 
 def test_rules__a_red_code_raises_once_and_a_green_one_nothing(rig: Rig) -> None:
