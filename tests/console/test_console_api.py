@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from edge.contract.events import HoldResolved
 from edge.gate.console.app import create_app
 from edge.gate.reasons import REASON_TEXT
 from edge.gate.views import (
@@ -15,8 +19,10 @@ from edge.gate.views import (
     Registration,
     VehicleCheck,
 )
+from simulators.site import SiteKit
 from tests.console.double import ID_NUMBER, REGISTRATION, Call, RecordingCheckpoint, open_hold
 from tests.console.sse import EventReader
+from tests.gate.test_checkpoint import Clock, Gate, start_gate
 
 
 def problems(response: Any) -> dict[str, str]:
@@ -154,6 +160,115 @@ def test_resolve_hold__bad_hold_id_is_422(client: TestClient) -> None:
         "/api/holds/H%201/resolve", json={"resolution": "referred", "volunteer_id": "V001"}
     )
     assert "hold_id" in problems(response)
+
+
+# --- holds on the real checkpoint: what a volunteer's page gets, and the barrier ----------
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    clock = Clock(datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0))
+    running = start_gate(tmp_path, SiteKit(tmp_path / "site"), clock)
+    yield running
+    running.io.close()
+
+
+@pytest.fixture
+def gate_client(gate: Gate) -> Iterator[TestClient]:
+    app = create_app(gate.checkpoint, keepalive_s=0.3)
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.console.stream.close()
+
+
+def held(gate: Gate, kind: str = "green", body_c: float | None = 38.9) -> str:
+    """A person held at the gate (a fever, or a refused code); the hold's id."""
+    if body_c is not None:
+        gate.temperature(body_c)
+    gate.scan(gate.kit.code(kind, now=gate.clock.wall))  # type: ignore[arg-type]
+    gate.clock.advance(10)
+    gate.checkpoint.tick()
+    (hold,) = gate.checkpoint.update().holds
+    return hold.hold_id
+
+
+def vehicle_held(client: TestClient) -> str:
+    check = {"vehicle_plate": "京A12345", "occupant_temperatures_c": [38.9], "volunteer_id": "V001"}
+    response = client.post("/api/vehicle-checks", json=check)
+    assert response.json()["reasons"] == ["vehicle-fever"]
+    (hold,) = client.get("/api/state").json()["holds"]
+    return str(hold["hold_id"])
+
+
+def release(client: TestClient, hold_id: str, temperature_c: float | None = None) -> Any:
+    body: dict[str, Any] = {"resolution": "released", "volunteer_id": "V001"}
+    if temperature_c is not None:
+        body["temperature_c"] = temperature_c
+    return client.post(f"/api/holds/{hold_id}/resolve", json=body)
+
+
+def assert_refused(gate: Gate, response: Any, reason: str, hold_id: str) -> None:
+    assert response.status_code == 409, response.text
+    assert response.json()["reason"] == reason
+    assert gate.relay_history() == [False]  # the barrier never opened
+    assert hold_id in [hold.hold_id for hold in gate.checkpoint.update().holds]
+
+
+@pytest.mark.parametrize("subject", ["person", "vehicle"])
+def test_release__a_typed_temperature_is_refused_while_the_thermometer_works(
+    gate: Gate, gate_client: TestClient, subject: str
+) -> None:
+    hold_id = held(gate) if subject == "person" else vehicle_held(gate_client)
+    assert_refused(gate, release(gate_client, hold_id, 36.5), "sensor-reading-required", hold_id)
+    words = gate_client.get("/api/reasons").json()["sensor-reading-required"]
+    assert "测温仪" in words["zh"] and "Thermometer works" in words["en"]
+
+
+@pytest.mark.parametrize("subject", ["person", "vehicle"])
+def test_release__needs_a_new_reading_below_the_line(
+    gate: Gate, gate_client: TestClient, subject: str
+) -> None:
+    hold_id = held(gate) if subject == "person" else vehicle_held(gate_client)
+    assert_refused(gate, release(gate_client, hold_id), "measure-temperature", hold_id)
+    gate.clock.advance(1)
+    gate.temperature(38.2)
+    assert_refused(gate, release(gate_client, hold_id), "fever", hold_id)
+    gate.clock.advance(1)
+    gate.temperature(36.6)
+    response = release(gate_client, hold_id)
+    assert response.status_code == 200, response.text
+    assert response.json()["holds"] == []
+    assert True in gate.relay_history()
+    (resolved,) = [e for e in gate.events() if isinstance(e, HoldResolved)]
+    assert (resolved.temperature_c, resolved.temperature_source) == (36.6, "sensor")
+
+
+@pytest.mark.parametrize("subject", ["person", "vehicle"])
+def test_release__a_typed_temperature_while_the_thermometer_is_faulty_is_marked_manual(
+    gate: Gate, gate_client: TestClient, subject: str
+) -> None:
+    hold_id = held(gate) if subject == "person" else vehicle_held(gate_client)
+    gate.devices["thermometer"] = "fault"
+    assert_refused(gate, release(gate_client, hold_id, 37.6), "fever", hold_id)
+    assert release(gate_client, hold_id, 36.5).status_code == 200
+    (resolved,) = [e for e in gate.events() if isinstance(e, HoldResolved)]
+    assert (resolved.temperature_c, resolved.temperature_source) == (36.5, "manual")
+
+
+@pytest.mark.parametrize("body_c", [None, 36.5])
+def test_release__a_forged_code_is_only_turned_back(
+    gate: Gate, gate_client: TestClient, body_c: float | None
+) -> None:
+    hold_id = held(gate, "forged", body_c)
+    assert_refused(gate, release(gate_client, hold_id), "code-refused", hold_id)
+    registered = {"resolution": "registered", "volunteer_id": "V001", "registration": REGISTRATION}
+    response = gate_client.post(f"/api/holds/{hold_id}/resolve", json=registered)
+    assert_refused(gate, response, "code-refused", hold_id)
+    words = gate_client.get("/api/reasons").json()["code-refused"]
+    assert "劝返" in words["zh"] and "turn back" in words["en"]
+    back = {"resolution": "turned-back", "volunteer_id": "V001"}
+    assert gate_client.post(f"/api/holds/{hold_id}/resolve", json=back).status_code == 200
+    assert gate.relay_history() == [False]
 
 
 # --- registrations --------------------------------------------------------------------------
