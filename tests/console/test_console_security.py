@@ -199,7 +199,7 @@ def open_stream(client: httpx.Client, url: str, streams: ExitStack) -> httpx.Res
     if response.status_code == 200:
         # Kept until `streams` closes: a reader dropped early closes its connection.
         reader = frames(response.iter_lines())
-        streams.callback(reader.close)
+        streams.callback(lambda: reader)
         assert any(frame.data for frame in islice(reader, 2))
     return response
 
