@@ -58,6 +58,11 @@ def test_config__the_documented_example_is_valid(tmp_path: Path) -> None:
         ({"broker.key": None}, "broker: Value error, a client certificate and its key are given"),
         ({"broker.url": "mqtt://gw:1883"}, "broker: Value error, certificates need an mqtts://"),
         ({"broker.password_file": "pw"}, "broker: Value error, a password_file needs a username"),
+        ({"console.allowed_hosts": ["gate-01.lan:8080"]}, "console.allowed_hosts.0: String should"),
+        ({"console.allowed_hosts": ["evil.example/x"]}, "console.allowed_hosts.0: String should"),
+        ({"console.streams": {"total": 0}}, "console.streams.total: Input should be greater"),
+        ({"console.streams": {"total": 100}}, "console.streams.total: Input should be less"),
+        ({"console.streams": {"per_client": 0}}, "console.streams.per_client: Input should be"),
     ],
 )  # fmt: skip
 def test_config__invalid(tmp_path: Path, change: dict[str, object], message: str) -> None:
@@ -65,6 +70,15 @@ def test_config__invalid(tmp_path: Path, change: dict[str, object], message: str
         load_config(write(tmp_path, change))
     assert message in str(refused.value)
     assert str(tmp_path / "gate.yaml") in str(refused.value)
+
+
+def test_config__the_console_listens_on_this_machine_unless_told(tmp_path: Path) -> None:
+    assert load_config(EXAMPLE).console.host == "127.0.0.1"
+    console = load_config(
+        write(tmp_path, {"console.host": "0.0.0.0", "console.allowed_hosts": ["gate-01.lan"]})
+    ).console
+    assert (console.host, console.allowed_hosts) == ("0.0.0.0", ("gate-01.lan",))
+    assert (console.streams.per_client, console.streams.total) == (4, 32)
 
 
 def test_config__a_file_that_is_not_yaml_is_named(tmp_path: Path) -> None:
