@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from edge.gate.views import DisinfectionRound, HoldResolution, Registration
+from edge.gate.views import DisinfectionRound, HoldResolution, Refusal, Registration
 from tests.browser import assert_chinese_renders, by_id, eventually, shows
 from tests.console.double import Call, RecordingCheckpoint, node_view, open_hold
 from tests.console.pages import Serve
@@ -139,13 +139,19 @@ def test_no_one_on_duty_asks_for_a_badge_then_re_measure_releases(
 
     by_id(page, "tab-gate").click()
     by_id(page, "resolve-released-H1").click()
-    by_id(page, "remeasure-confirm-H1").click()
-    shows(by_id(page, "hold-H1"), "Enter the re-measured temperature")
     by_id(page, "remeasure-temperature-H1").fill("36.8")
+    checkpoint.refuse_next("resolve_hold", Refusal("sensor-reading-required", "typed"))
+    by_id(page, "remeasure-confirm-H1").click()
+    shows(by_id(page, "hold-H1"), "Thermometer works: measure again at it")
+    by_id(page, "remeasure-temperature-H1").fill("")  # released on the thermometer's reading
     by_id(page, "remeasure-confirm-H1").click()
     expect(by_id(page, "hold-H1")).to_have_count(0)
-    released = HoldResolution(resolution="released", volunteer_id="V002", temperature_c=36.8)
-    assert checkpoint.calls_to("resolve_hold") == [Call("resolve_hold", ("H1", released))]
+    typed = HoldResolution(resolution="released", volunteer_id="V002", temperature_c=36.8)
+    released = HoldResolution(resolution="released", volunteer_id="V002")
+    assert checkpoint.calls_to("resolve_hold") == [
+        Call("resolve_hold", ("H1", typed)),
+        Call("resolve_hold", ("H1", released)),
+    ]
 
 
 def test_vehicle_occupants_are_added_removed_and_marked(

@@ -209,6 +209,12 @@
     const confirm = $('[data-remeasure="confirm"]', card);
     confirm.dataset.testid = `remeasure-confirm-${id}`;
     confirm.addEventListener("click", () => {
+      // Empty: the gate releases on the person's new reading at its thermometer. A typed
+      // temperature is taken only while the thermometer is faulty (the gate says so).
+      if (input.value.trim() === "" && !input.validity.badInput) {
+        resolve(confirm, card, hold, { resolution: "released" });
+        return;
+      }
       const temperature = input.valueAsNumber;
       if (Number.isNaN(temperature)) {
         clearProblems(card);
