@@ -197,6 +197,7 @@ class HostAllowList:
         allowed = sorted(self.names)
         body = json.dumps(
             {
+                "reason": "host-not-allowed",
                 "detail": f"this server does not answer for host {host[:100]!r}; "
                 f"it answers for {', '.join(allowed)} on port {self.port} "
                 "(add a name to allowed_hosts in the config)",

@@ -63,7 +63,7 @@ _DESCRIPTIONS = {
 }
 
 # Codes FastAPI's own 404/405 and friends get, so every error body has a reason.
-_HTTP_REASONS = {404: "not-found", 405: "method-not-allowed"}
+_HTTP_REASONS = {404: "not-found", 405: "method-not-allowed", 429: "too-many-streams"}
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -64,6 +64,7 @@ def test_host__invalid(server: ConsoleServer, host: str) -> None:
         timeout=5,
     )
     assert response.status_code == 421
+    assert response.json()["reason"] == "host-not-allowed"
     assert "does not answer for host" in response.json()["detail"]
     assert_hardened(response)
 
@@ -125,6 +126,7 @@ def test_dashboard_streams__limited_per_client_and_in_all_and_freed_on_close(
             assert open_stream(one, server.url, second).status_code == 200
             too_many = open_stream(one, server.url, second)
             assert too_many.status_code == 429
+            assert too_many.json()["reason"] == "too-many-streams"
             assert "127.0.0.2 has 2 event streams open" in too_many.json()["detail"]
             assert_hardened(too_many)
             assert open_stream(two, server.url, second).status_code == 200
