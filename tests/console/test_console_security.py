@@ -178,6 +178,19 @@ def test_every_response_carries_the_security_headers(
     assert assert_hardened(response) == DEFAULT_POLICY
 
 
+def test_a_failing_route_answers_500_with_the_security_headers() -> None:
+    app = create_app(RecordingCheckpoint())
+
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/boom", boom)
+    with ConsoleServer(app, port=0) as server:
+        response = httpx.get(f"{server.url}/boom", timeout=5)
+    assert response.status_code == 500
+    assert assert_hardened(response) == DEFAULT_POLICY
+
+
 def test_an_event_stream_carries_the_security_headers(server: ConsoleServer) -> None:
     with httpx.stream("GET", f"{server.url}/api/events", timeout=5) as response:
         assert response.status_code == 200

@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from edge.gate.console.stream import attached_streams
-from edge.web.security import HostAllowList, is_loopback
+from edge.web.security import HostAllowList, SecurityHeaders, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,10 @@ class ConsoleServer:
         for stream in attached_streams(self._app):
             stream.reopen()
         # Wrapped here, where the port is known: a Host must name the port listened on.
+        # The headers again outermost: an app's 500 is answered outside its middleware.
         names = (self._host, *self._allowed_hosts)
         config = uvicorn.Config(
-            HostAllowList(self._app, names, self._port),
+            SecurityHeaders(HostAllowList(self._app, names, self._port)),
             loop="asyncio",
             ws="none",
             lifespan="auto",
