@@ -451,3 +451,27 @@ def test_bounds__invalid(bound: str) -> None:
     with pytest.raises(PayloadInvalid) as caught:
         catalogue.decode(topic, json.dumps(body(over), ensure_ascii=False).encode())
     assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+def _hold_resolved(**fields: object) -> dict[str, object]:
+    body = _event(
+        "hold-resolved", hold_id=new_event_id(T0), resolution="released", volunteer_id="v017",
+        temperature_c=36.5, **fields,
+    )  # fmt: skip
+    return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.mark.parametrize("source", [None, "sensor", "manual"])
+def test_hold_resolved__temperature_source__valid(source: str | None) -> None:
+    # Optional: a node from before the field still sends valid events.
+    topic = topics.event(GATE, EventKind.HOLD_RESOLVED)
+    message = catalogue.decode(topic, json.dumps(_hold_resolved(temperature_source=source)))
+    assert message.payload.temperature_source == source  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("source", ["typed", "", 1])
+def test_hold_resolved__temperature_source__invalid(source: object) -> None:
+    topic = topics.event(GATE, EventKind.HOLD_RESOLVED)
+    with pytest.raises(PayloadInvalid) as caught:
+        catalogue.decode(topic, json.dumps(_hold_resolved(temperature_source=source)))
+    assert any("temperature_source" in line for line in caught.value.problems)
