@@ -1,7 +1,8 @@
 """What every Gatepost web app sends and checks: security headers, Host names, stream limits."""
 
 # Both apps (the volunteer console and the gateway's API and dashboard) add
-# SecurityHeaders; ConsoleServer, which serves both, puts HostAllowList in front.
+# SecurityHeaders; ConsoleServer, which serves both, puts HostAllowList in front and the
+# headers once more around everything (Starlette answers a 500 outside the app's middleware).
 # A page's inline <script> and <style> blocks are allowed by their SHA-256 hash
 # (page_policy), never with 'unsafe-inline': the pages are rendered once from files
 # in this tree, so an injected script has no hash in the policy.
@@ -67,8 +68,9 @@ def page_policy(html: str) -> str:
     EventSource reach this origin only; the favicon is a data: URL; no framing.
 
     Args:
-        html: the page as sent (call once per rendered page, not per request, and
-            never on HTML that carries text from a request).
+        html: the page as sent. Every text in it that is not from this tree must be
+            escaped: an injected <script> would be hashed into the policy too. Cached,
+            so a page rendered once is hashed once.
     """
     scripts: list[str] = []
     styles: list[str] = []
