@@ -38,7 +38,7 @@ def test_endpoint_check__invalid_names_the_files(
     paths = {"ca": files.ca, "cert": files.cert, "key": files.key}
     paths[broken] = tmp_path / "missing.pem"
     with pytest.raises(GatepostError, match=f"broker {URL}: cannot use .*missing.pem"):
-        Endpoint(URL, **paths).check()
+        Endpoint(URL, ca=paths["ca"], cert=paths["cert"], key=paths["key"]).check()
 
 
 def test_endpoint_check__a_key_that_is_not_the_certificates_is_refused(
