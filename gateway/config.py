@@ -147,6 +147,13 @@ class HttpSection(Section):
         "localhost and `host`: the command center's name for this machine",
     )  # fmt: skip
     streams: StreamLimits = StreamLimits()
+    auth_failures_max: int = Field(
+        10, ge=1, le=1000, description="wrong tokens from one client address within "
+        "`auth_failure_window_s` after which it is refused (429), live tokens included",
+    )  # fmt: skip
+    auth_failure_window_s: float = Field(
+        60.0, gt=0, le=86400, description="how long a wrong token counts against its address"
+    )
 
 
 class SummarySection(Section):

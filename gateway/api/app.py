@@ -19,6 +19,7 @@ from gateway.api import (
     routes_registrations,
     routes_reports,
 )
+from gateway.api.auth import install_failed_logins
 from gateway.api.context import GatewayContext
 
 
@@ -42,6 +43,7 @@ def create_app(context: GatewayContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.gateway = context
+    install_failed_logins(app, context)
     app.add_middleware(SecurityHeaders)
     errors.install(app)
     for module in (

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from math import ceil
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.access import hash_token
 from gateway.api.context import GatewayContext, context
 from gateway.api.errors import ApiError
+from gateway.api.failed_logins import FailedLogins
 from gateway.store.records import AccessRole
 
 # Roles that may see names, phones, registrations and the personal fields of events.
@@ -34,15 +37,44 @@ QUERY_TOKEN_PATHS = frozenset({"/api/stream"})
 
 @dataclass(frozen=True)
 class Caller:
-    """The holder of a live token: its name (who, in the audit log) and its role."""
+    """The holder of a live token: its name (who, in the audit log) and its role.
+
+    `token_hash` lets a long request (an event stream) ask later whether it is still live.
+    """
 
     name: str
     role: AccessRole
+    token_hash: str = field(default="", repr=False)
 
     @property
     def sees_personal(self) -> bool:
         """Whether personal fields are shown to this caller (and its reads audited)."""
         return self.role in PERSONAL_ROLES
+
+
+def install_failed_logins(app: FastAPI, ctx: GatewayContext) -> FailedLogins:
+    """Give `app` its table of wrong tokens per client address, by `ctx`'s config and clock."""
+    http = ctx.config.http
+    window = timedelta(seconds=http.auth_failure_window_s)
+    table = FailedLogins(http.auth_failures_max, window, ctx.clock)
+    app.state.failed_logins = table
+    return table
+
+
+def _refuse_guessers(request: Request) -> tuple[FailedLogins, str]:
+    """The app's failure table and the caller's address; 429 while that address is blocked."""
+    table: FailedLogins = request.app.state.failed_logins
+    address = request.client.host if request.client else ""
+    wait = table.blocked_for(address)
+    if wait is not None:
+        seconds = max(1, ceil(wait.total_seconds()))
+        raise ApiError(
+            429,
+            "too-many-failed-logins",
+            f"too many wrong tokens from {address}; try again in {seconds} s",
+            {"Retry-After": str(seconds)},
+        )
+    return table, address
 
 
 def _token_of(
@@ -73,7 +105,8 @@ def require(*roles: AccessRole) -> Callable[..., Caller]:
 
     Returns:
         The dependency; it answers the Caller, or raises ApiError 401 (no token, or not a
-        live one) or 403 (a live token of another role).
+        live one, which counts against the caller's address), 403 (a live token of another
+        role) or 429 (the address sent too many wrong tokens lately, whatever it sends now).
     """
     allowed: tuple[AccessRole, ...] = tuple(dict.fromkeys((*roles, "admin")))
 
@@ -83,8 +116,11 @@ def require(*roles: AccessRole) -> Callable[..., Caller]:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         query_token: Annotated[str | None, Security(_query_token)],
     ) -> Caller:
-        token = ctx.store.token(hash_token(_token_of(request, bearer, query_token)))
+        table, address = _refuse_guessers(request)
+        token_hash = hash_token(_token_of(request, bearer, query_token))
+        token = ctx.store.token(token_hash)
         if token is None:
+            table.failed(address)
             raise ApiError(401, "token-invalid", "unknown or revoked token", _CHALLENGE)
         if token.role not in allowed:
             raise ApiError(
@@ -93,6 +129,6 @@ def require(*roles: AccessRole) -> Callable[..., Caller]:
                 f"this needs the role {' or '.join(allowed)}; "
                 f"token {token.name!r} has the role {token.role}",
             )
-        return Caller(name=token.name, role=token.role)
+        return Caller(name=token.name, role=token.role, token_hash=token_hash)
 
     return caller

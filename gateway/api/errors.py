@@ -60,6 +60,7 @@ _DESCRIPTIONS = {
     403: "The token's role may not do this",
     404: "Nothing has that name",
     409: "The action conflicts with the current state",
+    429: "Too many wrong tokens from this address lately (too-many-failed-logins)",
 }
 
 # Codes FastAPI's own 404/405 and friends get, so every error body has a reason.
@@ -67,7 +68,7 @@ _HTTP_REASONS = {404: "not-found", 405: "method-not-allowed", 429: "too-many-str
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI `responses` of a route: 401/403 always, plus the given statuses.
+    """The OpenAPI `responses` of a route: 401/403/429 always, plus the given statuses.
 
     Args:
         statuses: further error statuses the route can answer (404, 409).
@@ -77,7 +78,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """
     answers: dict[int | str, dict[str, Any]] = {
         status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
-        for status in (401, 403, *statuses)
+        for status in (401, 403, 429, *statuses)
     }
     answers[422] = {"model": ValidationBody, "description": "Inputs to correct, by name"}
     return answers

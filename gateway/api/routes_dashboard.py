@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -24,7 +24,7 @@ from edge.gate.reasons import REASON_TEXT
 from edge.web.page import inline_page
 from edge.web.security import CSP, page_policy
 from gateway.alarms import AlarmView
-from gateway.api.auth import ContextDep, require
+from gateway.api.auth import Caller, ContextDep, require
 from gateway.api.context import GatewayContext
 from gateway.api.errors import responses
 from gateway.api.routes_nodes import NEVER_SEEN
@@ -236,17 +236,28 @@ async def snapshot(ctx: ContextDep) -> DashboardSnapshot:
         200: {
             "description": "Server-sent events: `data:` is a DashboardSnapshot, sent on connect "
             f"and after every change (at most {FRAMES_PER_S} a second); `: keep-alive` "
-            "comments about every 15 s. EventSource passes the token as `access_token`.",
+            "comments about every 15 s. EventSource passes the token as `access_token`. "
+            "The stream ends (after a `: access ended` comment) within a few seconds of its "
+            "token being revoked.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        429: {"description": "This client, or all together, have as many streams open as allowed"},
+        429: {
+            "description": "This client, or all together, have as many streams open as "
+            "allowed (too-many-streams); or this address sent too many wrong tokens lately "
+            "(too-many-failed-logins)"
+        },
     },
-    dependencies=[Depends(require("command"))],
 )
-async def stream(request: Request) -> EventStreamResponse:
+async def stream(
+    request: Request, ctx: ContextDep, caller: Annotated[Caller, Depends(require("command"))]
+) -> EventStreamResponse:
     """Live snapshots for the page's EventSource, which reconnects by itself."""
     client = request.client.host if request.client else ""
-    return dashboard_stream(request.app).response(client)
+
+    def token_live() -> bool:
+        return ctx.store.token(caller.token_hash) is not None
+
+    return dashboard_stream(request.app).response(client, still_allowed=token_live)
 
 
 # --- the page ----------------------------------------------------------------------------------

@@ -18,10 +18,11 @@ from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
 from gateway.api.routes_dashboard import dashboard_stream
 from gateway.config import HttpSection
-from tests.console.sse import frames
+from tests.console.sse import EventReader, Frame, frames
 from tests.console.test_console_security import assert_hardened
 
 TOKEN = "gpt_wall-screen"
+OTHER = "gpt_duty-desk"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -30,6 +31,7 @@ def context(gateway_context: GatewayContext) -> GatewayContext:
     """The conftest context with a command token, and two streams per client, three in all."""
     store = gateway_context.store
     store.add_token(hash_token(TOKEN), "wall-screen", "command", datetime.now(UTC))
+    store.add_token(hash_token(OTHER), "duty-desk", "command", datetime.now(UTC))
     http = HttpSection(streams=StreamLimits(per_client=2, total=3))
     config = gateway_context.config.model_copy(update={"http": http})
     return GatewayContext(
@@ -139,3 +141,33 @@ def test_dashboard_streams__limited_per_client_and_in_all_and_freed_on_close(
             time.sleep(0.05)
         assert stream.open_streams == 1
         assert open_stream(two, server.url, streams).status_code == 200
+
+
+def test_dashboard_stream__ends_when_its_token_is_revoked(
+    context: GatewayContext, server: ConsoleServer
+) -> None:
+    url = f"{server.url}/api/stream"
+    with (
+        httpx.stream("GET", url, params={"access_token": TOKEN}, timeout=10) as response,
+        httpx.stream("GET", url, params={"access_token": OTHER}, timeout=10) as other,
+    ):
+        assert (response.status_code, other.status_code) == (200, 200)
+        reader, stays = EventReader(response.iter_lines()), EventReader(other.iter_lines())
+        time.sleep(0.5)  # both past their first snapshot
+        assert not reader.ended.is_set()
+        assert context.store.revoke_token("wall-screen", datetime.now(UTC))  # as the CLI does
+        assert reader.ended.wait(5), "the stream ran on after its token was revoked"
+        assert not stays.ended.is_set()  # another token's stream runs on
+    sent = drained(reader)
+    assert any(frame.data for frame in sent)  # it had been sending snapshots
+    assert sent[-1].comments == ["access ended"]  # and ended by the server, saying why
+
+
+def drained(reader: EventReader) -> list[Frame]:
+    """Every frame an ended stream sent."""
+    sent = []
+    while True:
+        try:
+            sent.append(reader.next(0.1))
+        except AssertionError:
+            return sent

@@ -7,6 +7,8 @@
 #
 # Open streams are limited per client address and in total (StreamLimits): each waiting
 # stream holds a worker thread of anyio's pool (40), which plain requests need too.
+# A stream opened with a `still_allowed` check (the gateway's: its token is not revoked)
+# asks it every `recheck_s` and ends with a `: access ended` comment once it says no.
 #
 # Used by the volunteer console (a ConsoleUpdate of the Checkpoint) and by the gateway's
 # dashboard (a snapshot of the store after every LiveFeed change).
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 RETRY_MS = 3000
 KEEPALIVE = b": keep-alive\n\n"
+ACCESS_ENDED = b": access ended\n\n"
 _APP_STREAMS = "update_streams"  # the app.state attribute servers look for
 
 
@@ -96,6 +99,7 @@ class UpdateStream:
             come faster are folded into one frame (a burst of ingest must not flood a
             browser). 0 sends a frame for every change.
         limits: how many streams `response` opens per client address and in total.
+        recheck_s: how often a stream opened with `still_allowed` asks it again.
     """
 
     def __init__(
@@ -106,11 +110,13 @@ class UpdateStream:
         poll_s: float = 0.5,
         min_interval_s: float = 0.0,
         limits: StreamLimits | None = None,
+        recheck_s: float = 2.0,
     ) -> None:
         self._view = view
         self._keepalive_s = keepalive_s
         self._poll_s = min(poll_s, keepalive_s)
         self._min_interval_s = min_interval_s
+        self._recheck_s = recheck_s
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._limits = limits or StreamLimits()
@@ -135,8 +141,15 @@ class UpdateStream:
         """Accept streams again, after a server restart."""
         self._closing.clear()
 
-    def response(self, client: str) -> EventStreamResponse:
+    def response(
+        self, client: str, still_allowed: Callable[[], bool] | None = None
+    ) -> EventStreamResponse:
         """The stream for one page at `client` (its address), if a slot is free.
+
+        Args:
+            client: the page's address, for the per-client limit.
+            still_allowed: asked from a worker thread every `recheck_s`; the stream ends
+                once it answers False (its token was revoked). None: never asked.
 
         Raises:
             HTTPException: 429, that client or all clients together have as many
@@ -150,7 +163,8 @@ class UpdateStream:
                 refusal = f"{total} event streams are open, the most this server keeps"
             else:
                 self._open[client] = self._open.get(client, 0) + 1
-                return EventStreamResponse(self.frames(), release=lambda: self._release(client))
+                frames = self.frames(still_allowed)
+                return EventStreamResponse(frames, release=lambda: self._release(client))
         log.info("event stream refused: %s", refusal)
         raise HTTPException(429, f"{refusal}; close a page or try again later")
 
@@ -160,8 +174,9 @@ class UpdateStream:
             if left > 0:
                 self._open[client] = left
 
-    async def frames(self) -> AsyncIterator[bytes]:
-        """The frames of one page's stream, until close() or the client goes away.
+    async def frames(self, still_allowed: Callable[[], bool] | None = None) -> AsyncIterator[bytes]:
+        """The frames of one page's stream, until close(), the client goes away or
+        `still_allowed` answers False.
 
         A client disconnect cancels this generator from outside (Starlette's streaming
         response listens for it); the cancellation lands when the current wait returns.
@@ -169,10 +184,17 @@ class UpdateStream:
         yield b"retry: %d\n\n" % RETRY_MS
         version = -1
         last_frame = last_sent = 0.0
+        checked = time.monotonic()
         while not self.closing:
             newer = await self._next_version(version, last_frame)
             if self.closing:
                 break
+            if still_allowed is not None and time.monotonic() - checked >= self._recheck_s:
+                if not await to_thread.run_sync(still_allowed):
+                    log.info("event stream ended: its access was withdrawn")
+                    yield ACCESS_ENDED
+                    break
+                checked = time.monotonic()
             if newer > version:
                 # The version is read before the view, so a change in between is sent
                 # again rather than lost.
