@@ -13,7 +13,6 @@ from typing import Any
 
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -33,11 +32,11 @@ from firmware_tools.site_broker import (
     write_json,
 )
 from firmware_tools.site_certs import (
+    CLOCK_SLACK,
+    SiteCa,
     alt_name,
-    builder,
     common_name,
     distinguished_name,
-    key_usage,
     load_cert,
     write_cert,
 )
@@ -48,8 +47,6 @@ __all__ = [
     "SiteError", "SitePki", "acl_rules",
 ]  # fmt: skip
 
-# A clock a little behind ours still accepts a certificate made just now.
-CLOCK_SLACK = timedelta(hours=1)
 # X.509's upper bound on a common name (RFC 5280, ub-common-name).
 MAX_CN = 64
 _CN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -122,6 +119,7 @@ class SitePki:
         self.server_key_path = self.folder / "broker" / "server.key"
         self.dynsec_path = self.folder / "broker" / "dynamic-security.json"
         self.broker_config_path = self.folder / "broker" / "gatepost.conf"
+        self.ca = SiteCa(self.ca_cert_path, self.ca_key_path, self.crl_path)
 
     # --- making and opening a site --------------------------------------------
 
@@ -168,33 +166,21 @@ class SitePki:
             raise SiteError("the broker needs at least one host name or address")
         if days < 1:
             raise SiteError(f"a site CA valid for {days} days would be of no use")
-        now = datetime.now(UTC)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = distinguished_name(f"Gatepost site CA {site}", site)
-        ca_cert = (
-            builder(ca_name, ca_key.public_key(), ca_name, ca_key.public_key(),
-                     start=now - CLOCK_SLACK, end=now + timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(key_usage(cert_sign=True), critical=True)
-            .sign(ca_key, hashes.SHA256())
-        )  # fmt: skip
         for sub in ("ca", "broker", "clients", "revoked"):
             (pki.folder / sub).mkdir(parents=True, exist_ok=True)
-        write_private_key(pki.ca_key_path, ca_key)
-        write_cert(pki.ca_cert_path, ca_cert)
+        SiteCa.create(pki.ca_cert_path, pki.ca_key_path, pki.crl_path, site, days)
         settings = {"site": site, "prefix": prefix, "share_group": share_group,
                     "plugin": str(pki.plugin)}  # fmt: skip
         (pki.folder / "site.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
-        pki._write_crl([])
+        now = datetime.now(UTC)
         server_key = ec.generate_private_key(ec.SECP256R1())
-        server = (
-            pki._signed_by_ca(distinguished_name(hosts[0], site), server_key, now - CLOCK_SLACK,
-                              now + timedelta(days=days), ExtendedKeyUsageOID.SERVER_AUTH)
-            .add_extension(x509.SubjectAlternativeName([alt_name(h) for h in hosts]),
-                           critical=False)
+        server = pki.ca.sign(
+            distinguished_name(hosts[0], site), server_key, now - CLOCK_SLACK,
+            now + timedelta(days=days), ExtendedKeyUsageOID.SERVER_AUTH,
+            x509.SubjectAlternativeName([alt_name(h) for h in hosts]),
         )  # fmt: skip
         write_private_key(pki.server_key_path, server_key)
-        write_cert(pki.server_cert_path, pki._sign(server))
+        write_cert(pki.server_cert_path, server)
         pki.write_grants()
         return pki
 
@@ -271,9 +257,7 @@ class SitePki:
     def _issue_one(self, cn: str, role: IdentityRole, start: datetime, end: datetime) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         name = distinguished_name(cn, self.site, role)
-        cert = self._sign(
-            self._signed_by_ca(name, key, start, end, ExtendedKeyUsageOID.CLIENT_AUTH)
-        )
+        cert = self.ca.sign(name, key, start, end, ExtendedKeyUsageOID.CLIENT_AUTH)
         # Made aside (mode 0700) and renamed into place: a folder under clients/ is whole.
         (self.folder / "clients").mkdir(exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{cn}.", dir=self.folder / "clients"))
@@ -313,15 +297,7 @@ class SitePki:
         if self.files(cn).role is IdentityRole.GATEWAY:
             names = self._gateway_pair(cn)
         certs = [load_cert(self._client_dir(name) / "cert.pem") for name in names]
-        # The CRL first: whatever happens next, these certificates are refused.
-        known = list(self._crl())
-        listed = {entry.serial_number for entry in known}
-        now = datetime.now(UTC)
-        self._write_crl(known + [
-            x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
-            .revocation_date(now).build()
-            for cert in certs if cert.serial_number not in listed
-        ])  # fmt: skip
+        self.ca.revoke(certs)  # the CRL first: whatever happens next, these are refused
         (self.folder / "revoked").mkdir(exist_ok=True)
         for name, cert in zip(names, certs, strict=True):
             record = self.folder / "revoked" / f"{cert.serial_number:x}.pem"
@@ -345,7 +321,7 @@ class SitePki:
 
     def revoked(self) -> list[Identity]:
         """Every revoked certificate, with the time of its revocation."""
-        when = {entry.serial_number: entry.revocation_date_utc for entry in self._crl()}
+        when = self.ca.revocation_dates()
         return [
             _identity(cert, when.get(cert.serial_number)) for cert in self._certs("revoked/*.pem")
         ]
@@ -407,67 +383,6 @@ class SitePki:
     def _client_dir(self, cn: str) -> Path:
         # Names are slugs with a role in front: no '/' or '..' reaches the path.
         return self.folder / "clients" / cn
-
-    def _ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return load_cert(self.ca_cert_path), key
-
-    def _signed_by_ca(
-        self,
-        subject: x509.Name,
-        key: ec.EllipticCurvePrivateKey,
-        start: datetime,
-        end: datetime,
-        usage: x509.ObjectIdentifier,
-    ) -> x509.CertificateBuilder:
-        ca_cert, ca_key = self._ca()
-        return (
-            builder(
-                subject,
-                key.public_key(),
-                ca_cert.subject,
-                ca_key.public_key(),
-                start=start,
-                end=end,
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(key_usage(cert_sign=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        )
-
-    def _sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
-        return builder.sign(self._ca()[1], hashes.SHA256())
-
-    def _crl(self) -> x509.CertificateRevocationList:
-        return x509.load_pem_x509_crl(self.crl_path.read_bytes())
-
-    def _write_crl(self, revoked: list[x509.RevokedCertificate]) -> None:
-        ca_cert, ca_key = self._ca()
-        number = 1
-        if self.crl_path.exists():
-            number = (
-                self._crl().extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
-            )
-        now = datetime.now(UTC)
-        # An expired CRL makes OpenSSL refuse every client: it runs until the CA ends.
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(ca_cert.subject)
-            .last_update(now - CLOCK_SLACK)
-            .next_update(max(ca_cert.not_valid_after_utc, now + timedelta(days=1)))
-            .add_extension(x509.CRLNumber(number), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-        )
-        for entry in revoked:
-            builder = builder.add_revoked_certificate(entry)
-        crl = builder.sign(ca_key, hashes.SHA256())
-        temporary = self.crl_path.with_suffix(".tmp")
-        temporary.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
-        temporary.replace(self.crl_path)
 
     def _certs(self, pattern: str) -> Iterator[x509.Certificate]:
         paths = self.folder.glob(pattern)
