@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 
 from edge.contract import catalogue, topics
@@ -193,14 +194,20 @@ def wait_until(condition: Any, timeout_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def event_seq(message: paho.MQTTMessage) -> int | None:
+    """The seq of an event; None for any other message (a birth, a heartbeat)."""
+    decoded = catalogue.decode(message.topic, message.payload)
+    if decoded.topic.kind == topics.TopicKind.EVENT:
+        return decoded.payload.seq  # type: ignore[attr-defined, no-any-return]
+    return None
+
+
 def event_seqs(sub: Subscriber, count: int, timeout_s: float = 10.0) -> list[int]:
     seqs: list[int] = []
     deadline = time.monotonic() + timeout_s
     while len(seqs) < count:
-        message = sub.next(max(0.1, deadline - time.monotonic()))
-        decoded = catalogue.decode(message.topic, message.payload)
-        if decoded.topic.kind == topics.TopicKind.EVENT:
-            seqs.append(decoded.payload.seq)  # type: ignore[attr-defined]
+        if (seq := event_seq(sub.next(max(0.1, deadline - time.monotonic())))) is not None:
+            seqs.append(seq)
     return seqs
 
 
@@ -214,9 +221,8 @@ def event_seqs_within(sub: Subscriber, window_s: float) -> list[int]:
             message = sub.next(left)
         except AssertionError:
             break
-        decoded = catalogue.decode(message.topic, message.payload)
-        if decoded.topic.kind == topics.TopicKind.EVENT:
-            seqs.append(decoded.payload.seq)  # type: ignore[attr-defined]
+        if (seq := event_seq(message)) is not None:
+            seqs.append(seq)
     return seqs
 
 
