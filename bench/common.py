@@ -22,7 +22,7 @@ from edge.contract.topics import DEFAULT_PREFIX, Node
 from edge.mqtt import Endpoint
 from edge.outbox import Outbox
 from edge.uplink import Uplink, UplinkSettings
-from firmware_tools.site_pki import GATEWAY_PUBLISHER_SUFFIX, IdentityRole, SiteError, SitePki
+from firmware_tools.site_pki import GATEWAY_PUBLISHER_SUFFIX, IdentityRole, SitePki
 from simulators.broker import PrivateBroker, free_port
 from simulators.processes import python_module, spawn, stop, wait_for_http
 
@@ -156,12 +156,9 @@ class BenchSite:
         """
         if self.pki is None:
             return Endpoint(self.broker.url)
-        try:
-            files = self.pki.files(f"{role}-{name}")
-        except SiteError:
-            files = self.pki.issue(role, name)
-            if self.broker.running:
-                self.broker.restart()
+        files, issued = self.pki.ensure(role, name)
+        if issued and self.broker.running:
+            self.broker.restart()
         return files.endpoint(self.broker.url)
 
     def simulators(self, count: int) -> list[Endpoint]:

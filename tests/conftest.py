@@ -55,11 +55,11 @@ def identity(broker: PrivateBroker, name: str, role: IdentityRole = IdentityRole
     pki = broker.pki
     if pki is None:
         return Endpoint(broker.url)
-    cn = f"{role}-{name}"
-    if cn not in {known.cn for known in pki.identities()}:
-        assert not (broker.acl and broker.running), f"{cn}: issue it before the broker starts"
-        pki.issue(role, name)
-    return broker.endpoint(cn)
+    files, issued = pki.ensure(role, name)
+    assert not (issued and broker.acl and broker.running), (
+        f"{files.cn}: issue it before the broker starts"
+    )
+    return files.endpoint(broker.url)
 
 
 def gateway_broker(broker: PrivateBroker, client_id: str, **settings: Any) -> BrokerSection:

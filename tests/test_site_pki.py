@@ -212,6 +212,16 @@ def test_issue_gateway__valid(site: SitePki) -> None:
     assert ingest.key.read_bytes() != publisher.key.read_bytes()
 
 
+def test_ensure__issues_once_then_gives_the_same_files(tmp_path: Path) -> None:
+    pki = SitePki.init(tmp_path, "north")
+    first, issued = pki.ensure(IdentityRole.GATE, "g07")
+    assert issued
+    again, issued_again = pki.ensure(IdentityRole.GATE, "g07")
+    assert (again, issued_again) == (first, False)
+    assert cert(again.cert).serial_number == cert(first.cert).serial_number
+    assert [i.cn for i in pki.identities()] == ["gate-g07"]
+
+
 def test_issue_validity__valid(tmp_path: Path) -> None:
     pki = SitePki.init(tmp_path, "north")
     start = datetime(2026, 1, 1, tzinfo=UTC)

@@ -254,6 +254,18 @@ class SitePki:
         self.write_grants()
         return self.files(cn)
 
+    def ensure(self, role: IdentityRole, name: str) -> tuple[ClientFiles, bool]:
+        """The files of `<role>-<name>`, issued first if it is not in force; True if it
+        was issued now (a running broker learns of it only when restarted).
+
+        Raises:
+            SiteError: as `issue`.
+        """
+        try:
+            return self.files(f"{IdentityRole(role)}-{name}"), False
+        except SiteError:
+            return self.issue(role, name), True
+
     def _issue_one(self, cn: str, role: IdentityRole, start: datetime, end: datetime) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         name = distinguished_name(cn, self.site, role)
