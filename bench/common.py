@@ -16,13 +16,13 @@ from typing import Any
 
 import yaml
 
-from edge.configfile import broker_section
 from edge.contract.presence import Birth, Health
 from edge.contract.topics import DEFAULT_PREFIX, Node
 from edge.mqtt import Endpoint
 from edge.outbox import Outbox
 from edge.uplink import Uplink, UplinkSettings
-from firmware_tools.site_pki import GATEWAY_PUBLISHER_SUFFIX, IdentityRole, SitePki
+from firmware_tools.site_pki import IdentityRole, SitePki
+from gateway.config import broker_config
 from simulators.broker import PrivateBroker, free_port
 from simulators.processes import python_module, spawn, stop, wait_for_http
 
@@ -167,11 +167,10 @@ class BenchSite:
 
     def gateway_broker(self) -> dict[str, str]:
         """The gateway config's broker section, with both its identities when locked."""
-        section = broker_section(self.endpoint(IdentityRole.GATEWAY, GATEWAY))
+        ingest = publisher = self.endpoint(IdentityRole.GATEWAY, GATEWAY)
         if self.pki is not None:
-            out = self.pki.files(f"{IdentityRole.GATEWAY}-{GATEWAY}{GATEWAY_PUBLISHER_SUFFIX}")
-            section |= {"publisher_cert": str(out.cert), "publisher_key": str(out.key)}
-        return section | {"prefix": self.prefix}
+            publisher = self.pki.gateway_pair(GATEWAY)[1].endpoint(self.broker.url)
+        return broker_config(ingest, publisher) | {"prefix": self.prefix}
 
     def __enter__(self) -> BenchSite:
         self.broker.start()

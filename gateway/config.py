@@ -15,6 +15,7 @@ from edge.configfile import (
     BrokerFields,
     Section,
     ZoneName,
+    broker_section,
     read_mapping,
     resolve_paths,
     validate,
@@ -193,6 +194,15 @@ class GatewayConfig(Section):
 
     def topic_site(self, name: str) -> Site:
         return Site(name, self.broker.prefix)
+
+
+def broker_config(ingest: Endpoint, publisher: Endpoint) -> dict[str, str]:
+    """The start of a gateway's `broker` section for its ingest and publisher endpoints
+    (one broker; the publisher's certificate, when there is one, beside ingest's)."""
+    section = broker_section(ingest)
+    if publisher.cert is not None and publisher.key is not None:
+        section |= {"publisher_cert": str(publisher.cert), "publisher_key": str(publisher.key)}
+    return section
 
 
 def load_config(path: Path) -> GatewayConfig:

@@ -16,11 +16,10 @@ from typing import IO
 import yaml
 
 from edge.cli import endpoint_args
-from edge.configfile import broker_section
 from edge.contract import topics
-from edge.mqtt import Endpoint
 from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.access import hash_token, new_token
+from gateway.config import broker_config
 from gateway.store import SqliteStore
 from simulators import sweeper
 from simulators.broker import PrivateBroker, free_port
@@ -108,10 +107,6 @@ class Demo:
         finally:
             self.shutdown()
 
-    def endpoint(self, cn: str) -> Endpoint:
-        """How the demo identity `cn` reaches the broker."""
-        return self.broker.endpoint(cn)
-
     def init_broker(self) -> None:
         # Every identity before the broker starts: Mosquitto's dynamic security plugin
         # reads the grants only then (docs/security.md).
@@ -126,13 +121,13 @@ class Demo:
         self.status.add_address("Broker (MQTT)", str(self.broker.url))
         say(f"broker   {self.broker.url}  mosquitto pid {self.broker.process.pid}, "
             f"config {self.broker.config_path}")  # fmt: skip
-        center = self.endpoint("command-center")
+        center = self.broker.endpoint("command-center")
         say(f"broker   TLS with client certificates only; site CA {center.ca}; the command "
             f"center's certificate {center.cert}, key {center.key}")  # fmt: skip
 
     def init_site(self) -> None:
         self.kit = SiteKit(self.workdir / "site", SITE)
-        self.kit.publish_trust_list(self.endpoint("admin-provisioning"))
+        self.kit.publish_trust_list(self.broker.endpoint("admin-provisioning"))
         say(f"site     {SITE}: root key, code signer and a signed trust list (retained)")
 
     def init_gateway(self) -> None:
@@ -145,11 +140,9 @@ class Demo:
             yaml.safe_dump(
                 {
                     "sites": [{"name": SITE, "gates": self.gates}],
-                    "broker": broker_section(self.endpoint("gateway-gw1"))
-                    | {
-                        "publisher_cert": str(self.pki.files("gateway-gw1-out").cert),
-                        "publisher_key": str(self.pki.files("gateway-gw1-out").key),
-                    },
+                    "broker": broker_config(
+                        *(files.endpoint(self.broker.url) for files in self.pki.gateway_pair("gw1"))
+                    ),
                     "store": {"path": "gateway.db"},
                     "http": {"host": "127.0.0.1", "port": port},
                 }
@@ -169,7 +162,7 @@ class Demo:
             f"API {url}/api/nodes, OpenAPI {url}/openapi.json")  # fmt: skip
 
     def init_watcher(self) -> None:
-        watch = self.endpoint("admin-watch")
+        watch = self.broker.endpoint("admin-watch")
         self._start("watch", "watch", *endpoint_args(watch), "--site", SITE, stdout=subprocess.PIPE)
         self._reader = threading.Thread(
             target=self._read_messages, args=(self.children[-1].process.stdout,), daemon=True
@@ -188,7 +181,7 @@ class Demo:
             self.parts += [scanner, thermometer]
             console = free_port()
             config = self.kit.gate_config(
-                gate, self.endpoint(f"gate-{gate}"),
+                gate, self.broker.endpoint(f"gate-{gate}"),
                 {"scanner": {"url": str(scanner.path), "profile": "gm65-scanner"},
                  "thermometer": {"url": str(thermometer.path), "profile": "gy-mcu90614"}},
                 node={"direction": "in" if seed % 2 else "out"},

@@ -22,7 +22,6 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.configfile import broker_section
 from edge.mqtt import Endpoint, new_client
 from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.config import (
@@ -32,6 +31,7 @@ from gateway.config import (
     HttpSection,
     SiteSection,
     StoreSection,
+    broker_config,
 )
 from gateway.service import Gateway
 from simulators.broker import PrivateBroker
@@ -64,12 +64,10 @@ def identity(broker: PrivateBroker, name: str, role: IdentityRole = IdentityRole
 
 def gateway_broker(broker: PrivateBroker, client_id: str, **settings: Any) -> BrokerSection:
     """The gateway's broker section: its two identities (ingest, publisher) on `broker`."""
-    ingest = identity(broker, client_id, IdentityRole.GATEWAY)
-    publisher = broker.endpoint(f"{ingest.client_id('')}-out")
-    return BrokerSection(
-        **broker_section(ingest), publisher_cert=publisher.cert, publisher_key=publisher.key,
-        client_id=client_id, **settings,
-    )  # fmt: skip
+    ingest = publisher = identity(broker, client_id, IdentityRole.GATEWAY)
+    if broker.pki is not None:
+        publisher = broker.pki.gateway_pair(client_id)[1].endpoint(broker.url)
+    return BrokerSection(**broker_config(ingest, publisher), client_id=client_id, **settings)
 
 
 @contextmanager

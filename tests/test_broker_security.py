@@ -30,7 +30,7 @@ from edge.contract import topics
 from edge.contract.topics import AlertKind, EventKind, Role
 from edge.mqtt import BrokerUrl, Endpoint, new_client
 from firmware_tools.site_pki import IdentityRole, SitePki
-from gateway.config import BrokerSection, GatewayConfig, SiteSection, StoreSection
+from gateway.config import BrokerSection, GatewayConfig, SiteSection, StoreSection, broker_config
 from gateway.ingest import subscriber_settings
 from gateway.subscriber import SessionSettings
 from simulators.broker import PrivateBroker
@@ -182,13 +182,10 @@ def refused(endpoint: Endpoint) -> bool:
 
 def ingest(broker: PrivateBroker, tmp_path: Path) -> SessionSettings:
     """The real gateway ingest's session settings for site north on `broker`."""
-    ingest_files, publisher = broker.endpoint("gateway-main"), broker.endpoint("gateway-main-out")
+    pair = broker.endpoint("gateway-main"), broker.endpoint("gateway-main-out")
     config = GatewayConfig(
         sites=(SiteSection(name=SITE.name, gates=("g01", "g02"), depots=("d01",)),),
-        broker=BrokerSection(
-            url=str(broker.url), ca=ingest_files.ca, cert=ingest_files.cert,
-            key=ingest_files.key, publisher_cert=publisher.cert, publisher_key=publisher.key,
-        ),
+        broker=BrokerSection(**broker_config(*pair)),
         store=StoreSection(path=tmp_path / "gateway.db"),
     )  # fmt: skip
     return subscriber_settings(config)

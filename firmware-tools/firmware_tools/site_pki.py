@@ -254,6 +254,15 @@ class SitePki:
         self.write_grants()
         return self.files(cn)
 
+    def gateway_pair(self, name: str) -> tuple[ClientFiles, ClientFiles]:
+        """The files of gateway `name`'s two identities: ingest's and its publisher's.
+
+        Raises:
+            SiteError: they are not issued and in force.
+        """
+        cn = f"{IdentityRole.GATEWAY}-{name}"
+        return self.files(cn), self.files(cn + GATEWAY_PUBLISHER_SUFFIX)
+
     def ensure(self, role: IdentityRole, name: str) -> tuple[ClientFiles, bool]:
         """The files of `<role>-<name>`, issued first if it is not in force; True if it
         was issued now (a running broker learns of it only when restarted).
