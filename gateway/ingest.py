@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from edge.contract import catalogue, topics
 from edge.contract.base import Event
 from edge.contract.presence import Birth, Death, Health
-from edge.contract.topics import ParsedTopic
+from edge.contract.topics import ParsedTopic, TopicKind
 from edge.errors import ContractError
 from gateway.config import GatewayConfig
 from gateway.stats import IngestStats
@@ -376,13 +376,10 @@ def subscriber_settings(config: GatewayConfig) -> SessionSettings:
     group = broker.share_group
     subscriptions = []
     for site in config.sites:
-        root = config.topic_site(site.name).root
-        subscriptions += [
-            (f"{root}/+/+/status", 1),
-            (topics.shared(group, f"{root}/+/+/health"), 1),
-            (topics.shared(group, f"{root}/+/+/event/+"), 1),
-            (topics.shared(group, f"{root}/depot/+/reading"), 1),
-        ]
+        kinds = topics.kind_filters(config.topic_site(site.name))
+        shared = (TopicKind.HEALTH, TopicKind.EVENT, TopicKind.READING)
+        subscriptions += [(kinds[TopicKind.STATUS], 1)]
+        subscriptions += [(topics.shared(group, kinds[kind]), 1) for kind in shared]
     return SessionSettings(
         endpoint=broker.endpoint(), client_id=broker.client_id,
         session_expiry_s=broker.session_expiry_s, keepalive_s=broker.keepalive_s,

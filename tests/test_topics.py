@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import paho.mqtt.client as paho
 import pytest
 
 from edge.contract import topics
@@ -93,3 +94,12 @@ def test_custom_prefix_round_trips() -> None:
     topic = topics.status(site.node(Role.GATE, "g01"))
     assert topic == "acme/v1/north/gate/g01/status"
     assert topics.parse(topic, prefix="acme").site == site
+
+
+def test_kind_filters__each_matches_its_kind_and_no_other() -> None:
+    kinds = topics.kind_filters(SITE)
+    assert set(kinds) == set(TopicKind)
+    for topic, parsed in BUILT:
+        matching = {kind for kind, f in kinds.items() if paho.topic_matches_sub(f, topic)}
+        assert matching == {parsed.kind}, topic
+    assert not paho.topic_matches_sub(kinds[TopicKind.STATUS], "gatepost/v1/south/gate/g01/status")

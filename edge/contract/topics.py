@@ -206,6 +206,24 @@ def receipt(site: Site, node: str) -> str:
 # --- subscription filters -------------------------------------------------------
 
 
+def kind_filters(site: Site) -> dict[TopicKind, str]:
+    """One filter per kind of topic in `site`'s branch (every node's status, every alert…)."""
+    root = site.root
+    return {
+        TopicKind.STATUS: f"{root}/+/+/status",
+        TopicKind.HEALTH: f"{root}/+/+/health",
+        TopicKind.EVENT: f"{root}/+/+/event/+",
+        TopicKind.READING: f"{root}/{Role.DEPOT}/+/reading",
+        TopicKind.ALERT: f"{root}/alert/+",
+        TopicKind.SITE_SUMMARY: site_summary(site),
+        TopicKind.GATE_SUMMARY: f"{root}/summary/+",
+        TopicKind.CONFIG: f"{root}/config/+",
+        TopicKind.TRUST: trust(site),
+        TopicKind.REVOCATIONS: revocations(site),
+        TopicKind.RECEIPT: f"{root}/receipt/+",
+    }
+
+
 def everything(prefix: str = DEFAULT_PREFIX) -> str:
     """Filter matching every topic of this contract version under `prefix`."""
     return f"{check_slug(prefix, 'prefix')}/{CONTRACT_VERSION}/#"

@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from edge.contract.topics import shared
+from edge.contract.topics import Site, TopicKind, kind_filters, shared
 
 # (access, topic filter): `read` (receive and subscribe), `write` (publish) or
 # `subscribe` (a filter only: a `$share/` group whose messages `read` grants).
@@ -65,13 +65,14 @@ class IdentityRole(StrEnum):
 
 
 def acl_rules(
-    role: IdentityRole, cn: str, root: str, share_group: str = SHARE_GROUP
+    role: IdentityRole, cn: str, site: Site, share_group: str = SHARE_GROUP
 ) -> list[Grant]:
-    """(access, topic filter) pairs of one identity under the site root `P/v1/S`.
+    """(access, topic filter) pairs of one identity under the site's root `P/v1/S`.
 
     `read` grants both receiving and subscribing; a gateway also subscribes through
     `$share/<share_group>/`, and no one else can join that group.
     """
+    root = site.root
     signed = [("read", f"{root}/trust"), ("read", f"{root}/revocations")]
     summaries = [f"{root}/summary", f"{root}/summary/+"]
     match role:
@@ -93,11 +94,10 @@ def acl_rules(
         case IdentityRole.ADMIN:
             # Everything a technician checks, and no event: events carry personal data,
             # which only the gateway reads (and its API shows, audited, to those allowed).
-            presence = [f"{root}/+/+/status", f"{root}/+/+/health", f"{root}/depot/+/reading"]
-            reads = [*presence, f"{root}/alert/+", *summaries, f"{root}/config/+",
-                     f"{root}/receipt/+"]  # fmt: skip
-            writes = [f"{root}/trust", f"{root}/revocations", f"{root}/config/+"]
-            return [*(("read", topic) for topic in reads), *signed,
+            kinds = kind_filters(site)
+            reads = [f for kind, f in kinds.items() if kind is not TopicKind.EVENT]
+            writes = [kinds[TopicKind.TRUST], kinds[TopicKind.REVOCATIONS], kinds[TopicKind.CONFIG]]
+            return [*(("read", topic) for topic in reads),
                     *(("write", topic) for topic in writes)]  # fmt: skip
         case IdentityRole.SIMULATOR:
             return [

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edge.contract.topics import CONTRACT_VERSION, DEFAULT_PREFIX, check_slug
+from edge.contract.topics import DEFAULT_PREFIX, Site, check_slug
 from edge.credentials.keys import write_private_key
 from edge.errors import GatepostError
 from edge.mqtt import BrokerUrl, Endpoint
@@ -111,7 +111,8 @@ class SitePki:
         self.prefix = check_slug(prefix, "prefix")
         self.share_group = check_slug(share_group, "share group")
         self.plugin = plugin
-        self.root = f"{self.prefix}/{CONTRACT_VERSION}/{self.site}"
+        self.topic_site = Site(self.site, self.prefix)
+        self.root = self.topic_site.root
         self.ca_cert_path = self.folder / "ca" / "ca.crt"
         self.ca_key_path = self.folder / "ca" / "ca.key"
         self.crl_path = self.folder / "ca" / "crl.pem"
@@ -353,7 +354,8 @@ class SitePki:
         """What each identity in force may do: cn → (role, its grants), by name."""
         return {
             identity.cn: (identity.role.value,
-                          acl_rules(identity.role, identity.cn, self.root, self.share_group))
+                          acl_rules(identity.role, identity.cn, self.topic_site,
+                                    self.share_group))
             for identity in self.identities()
         }  # fmt: skip
 

@@ -15,7 +15,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.contract import catalogue
-from edge.contract.topics import DEFAULT_PREFIX, Site
+from edge.contract.topics import DEFAULT_PREFIX, Site, kind_filters
 from edge.errors import PayloadInvalid, UnknownTopic
 from edge.mqtt import Endpoint, new_client
 
@@ -37,15 +37,6 @@ def describe(
     return f"{topic}{flag} {body}"
 
 
-def site_filters(site: Site) -> list[str]:
-    """One filter per kind of topic in a site's branch (topics.py's tree)."""
-    root = site.root
-    return [f"{root}/+/+/status", f"{root}/+/+/health", f"{root}/+/+/event/+",
-            f"{root}/depot/+/reading", f"{root}/alert/+", f"{root}/summary",
-            f"{root}/summary/+", f"{root}/config/+", f"{root}/trust", f"{root}/revocations",
-            f"{root}/receipt/+"]  # fmt: skip
-
-
 class Watcher:
     """Subscribes to `<prefix>/#` (or one site's branch) and writes a line per message to `out`.
 
@@ -63,7 +54,7 @@ class Watcher:
         self.out = out
         self.prefix = prefix
         # The whole prefix, not only v1: foreign topics under it are worth reporting.
-        self.filters = site_filters(Site(site, prefix)) if site else [f"{prefix}/#"]
+        self.filters = list(kind_filters(Site(site, prefix)).values()) if site else [f"{prefix}/#"]
         self._lock = threading.Lock()
         self.client = new_client(f"gatepost-watch-{threading.get_native_id()}", broker)
         self.client.on_connect = self._on_connect
