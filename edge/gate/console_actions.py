@@ -23,7 +23,7 @@ from edge.gate.decision import (
     decide_vehicle,
     usable_reading,
 )
-from edge.gate.hold_rules import PASSING, STOP, offered
+from edge.gate.hold_rules import PASSING, misfit
 from edge.gate.views import (
     DecisionView,
     DisinfectionRound,
@@ -120,18 +120,8 @@ class ConsoleActions:
         """Refuse what does not fit the hold; else the temperature to record and its source."""
         if resolution.resolution == "registered" and resolution.registration is None:
             raise Refusal("registration-missing", "fill in the registration form first")
-        refused_code = sorted(STOP & set(hold.reasons))
-        if resolution.resolution in PASSING and refused_code:
-            # No override: a forged, unknown-signer, revoked or red code is only turned back.
-            raise Refusal(
-                "code-refused", f"{', '.join(refused_code)}: never let through, turn back"
-            )
-        if resolution.resolution not in offered(hold.reasons):
-            # A fever is never registered, a missing code never re-measured away.
-            raise Refusal(
-                "action-not-offered",
-                f"{resolution.resolution} does not fit a hold for {', '.join(hold.reasons)}",
-            )
+        if (refusal := misfit(hold.reasons, resolution.resolution)) is not None:
+            raise refusal
         typed = resolution.temperature_c
         if resolution.resolution != "released" or not TEMPERATURE_REASONS & set(hold.reasons):
             if resolution.resolution == "released" and typed is not None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import get_args
 
 from edge.credentials.reasons import Reason
-from edge.gate.views import Resolution
+from edge.gate.views import Refusal, Resolution
 
 RESOLUTIONS: tuple[Resolution, ...] = get_args(Resolution)
 # These let the person through; the rest do not.
@@ -84,3 +84,20 @@ def offered(reasons: Iterable[str]) -> tuple[Resolution, ...]:
         if fits:
             result.append(resolution)
     return tuple(result)
+
+
+def misfit(reasons: Iterable[str], resolution: Resolution) -> Refusal | None:
+    """Why `resolution` cannot end a hold for `reasons`, or None when it may.
+
+    No override: a forged, unknown-signer, revoked or red code is only turned back or
+    referred, whatever else the hold is for.
+    """
+    reasons = [str(code) for code in reasons]
+    if resolution in PASSING and (refused := sorted(STOP & set(reasons))):
+        return Refusal("code-refused", f"{', '.join(refused)}: never let through, turn back")
+    if resolution not in offered(reasons):
+        # A fever is never registered, a missing code never re-measured away.
+        return Refusal(
+            "action-not-offered", f"{resolution} does not fit a hold for {', '.join(reasons)}"
+        )
+    return None

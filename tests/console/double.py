@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from edge.contract.base import Colour, new_event_id
-from edge.gate.hold_rules import offered
+from edge.gate.hold_rules import misfit
 from edge.gate.views import (
     ConsoleUpdate,
     DecisionView,
@@ -168,8 +168,8 @@ class RecordingCheckpoint:
         hold = next((h for h in holds if h.hold_id == hold_id), None)
         if hold is None:
             raise Refusal("unknown-hold", f"no open hold {hold_id}")
-        if resolution.resolution not in offered(hold.reasons):  # as the real checkpoint
-            raise Refusal("action-not-offered", f"{resolution.resolution} does not fit")
+        if (refusal := misfit(hold.reasons, resolution.resolution)) is not None:
+            raise refusal  # as the real checkpoint
         self.change(holds=tuple(h for h in holds if h.hold_id != hold_id))
 
     def register(self, registration: Registration, volunteer_id: str) -> str:

@@ -115,14 +115,14 @@ def test_resolve_hold__invalid(
 
 
 @pytest.mark.parametrize(
-    ("reasons", "body"),
+    ("reasons", "body", "reason"),
     [
-        (("bad-signature",), RESOLUTIONS[0]),  # a forged code is never released
-        (("revoked",), RESOLUTIONS[1]),
-        (("yellow-code",), RESOLUTIONS[0]),  # no re-measure for a yellow code
-        (("expired",), RESOLUTIONS[0]),
-        (("fever",), RESOLUTIONS[1]),  # a fever is not registered away
-        (("yellow-code", "fever"), RESOLUTIONS[1]),
+        (("bad-signature",), RESOLUTIONS[0], "code-refused"),  # a forged code never passes
+        (("revoked",), RESOLUTIONS[1], "code-refused"),
+        (("yellow-code",), RESOLUTIONS[0], "action-not-offered"),  # no re-measure for yellow
+        (("expired",), RESOLUTIONS[0], "action-not-offered"),
+        (("fever",), RESOLUTIONS[1], "action-not-offered"),  # a fever is not registered away
+        (("yellow-code", "fever"), RESOLUTIONS[1], "action-not-offered"),
     ],
     ids=[
         "forged-released",
@@ -138,11 +138,12 @@ def test_resolve_hold__not_offered_is_409(
     checkpoint: RecordingCheckpoint,
     reasons: tuple[str, ...],
     body: dict[str, Any],
+    reason: str,
 ) -> None:
     checkpoint.change(holds=(open_hold("H1", reasons=reasons),))
     response = client.post("/api/holds/H1/resolve", json=body)
     assert response.status_code == 409
-    assert response.json()["reason"] == "action-not-offered"
+    assert response.json()["reason"] == reason
     assert [hold.hold_id for hold in checkpoint.update().holds] == ["H1"]  # still open
 
 
