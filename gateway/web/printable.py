@@ -37,6 +37,7 @@ def report_html(report: SiteDailyReport) -> str:
     )  # fmt: skip
     title = report.wording.title[0]
     return _PAGE.format(
+        style=STYLE,
         title=e(title), site=e(say("report.unit", "zh", site=report.site)),
         period=e(report.wording.period[0]), summary=e(summary), still_open=still_open,
         gate=e(say("report.gate", "zh")), status=e(say("report.status", "zh")),
@@ -84,32 +85,35 @@ def _cell(reported: int | None, counted: int, *, still_open: bool) -> str:
     return f'<td class="differs">{reported}{note}</td>'
 
 
+# The page's one inline block: the report route allows it, and nothing else, by its hash.
+STYLE = """<style>
+@page { size: A4 landscape; margin: 12mm; }
+body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
+  "Microsoft YaHei", sans-serif; color: #000; margin: 16px; }
+h1 { font-size: 20pt; margin: 0 0 4px; }
+p { margin: 4px 0; }
+table { border-collapse: collapse; width: 100%; margin-top: 12px; font-size: 11pt; }
+th, td { border: 1px solid #000; padding: 4px 6px; text-align: right; vertical-align: top; }
+thead th, tbody th, tfoot th, td:nth-child(2) { text-align: left; }
+small { font-size: 8pt; font-weight: normal; }
+tr.missing { background: #fdd; font-weight: bold; outline: 3px solid #b00; }
+tr.missing td:nth-child(2) { color: #b00; }
+tr.zero-report td:nth-child(2) { font-style: italic; }
+td.differs { background: #ffe9a8; }
+tfoot th, tfoot td { font-weight: bold; border-top: 3px double #000; }
+.still-open { font-weight: bold; border: 2px solid #000; padding: 4px 8px;
+  display: inline-block; }
+.generated { font-size: 9pt; color: #444; }
+* { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+@media print { body { margin: 0; } thead { display: table-header-group; } }
+</style>"""
+
 _PAGE = """<!doctype html>
 <html lang="zh-CN">
 <head>
 <meta charset="utf-8">
 <title>{title}</title>
-<style>
-@page {{ size: A4 landscape; margin: 12mm; }}
-body {{ font-family: "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
-  "Microsoft YaHei", sans-serif; color: #000; margin: 16px; }}
-h1 {{ font-size: 20pt; margin: 0 0 4px; }}
-p {{ margin: 4px 0; }}
-table {{ border-collapse: collapse; width: 100%; margin-top: 12px; font-size: 11pt; }}
-th, td {{ border: 1px solid #000; padding: 4px 6px; text-align: right; vertical-align: top; }}
-thead th, tbody th, tfoot th, td:nth-child(2) {{ text-align: left; }}
-small {{ font-size: 8pt; font-weight: normal; }}
-tr.missing {{ background: #fdd; font-weight: bold; outline: 3px solid #b00; }}
-tr.missing td:nth-child(2) {{ color: #b00; }}
-tr.zero-report td:nth-child(2) {{ font-style: italic; }}
-td.differs {{ background: #ffe9a8; }}
-tfoot th, tfoot td {{ font-weight: bold; border-top: 3px double #000; }}
-.still-open {{ font-weight: bold; border: 2px solid #000; padding: 4px 8px;
-  display: inline-block; }}
-.generated {{ font-size: 9pt; color: #444; }}
-* {{ -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
-@media print {{ body {{ margin: 0; }} thead {{ display: table-header-group; }} }}
-</style>
+{style}
 </head>
 <body>
 <h1>{title}</h1>

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from edge.contract.events import CheckpointCounts
 from edge.gate.daily import ReportPeriod, daily_report_fields
+from edge.web.security import page_policy
 from gateway.access import hash_token
 from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
@@ -388,6 +389,13 @@ def test_route__csv_download_and_printable_html(api: TestClient) -> None:
     )
     assert page.headers["content-type"].startswith("text/html")
     assert '<tr class="missing" data-gate="g03">' in page.text
+    # The page's own style block is allowed, and no script: the policy is the template's,
+    # so what a value might smuggle into the page is never hashed into it.
+    policy = page.headers["content-security-policy"]
+    assert policy == page_policy(page.text)
+    assert "script-src 'none'" in policy
+    injected = page.text.replace("</body>", "<script>alert(1)</script></body>")
+    assert page_policy(injected) != policy
 
 
 @pytest.mark.parametrize(
