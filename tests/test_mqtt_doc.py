@@ -15,7 +15,7 @@ from edge.errors import PayloadInvalid
 DOC = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
 # An example is introduced by: Example (`Model`) on `concrete/topic`:  then a ```json block.
 EXAMPLE = re.compile(r"Example \(`(\w+)`\) on `([^`]+)`:\s*\n```json\n(.*?)\n```", re.S)
-FILTERS = {"everything", "shared", "parse", "check_slug"}
+FILTERS = {"everything", "shared", "kind_filters", "parse", "check_slug"}
 
 
 @pytest.fixture(scope="module")
