@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import random
 import shutil
 import signal
 import socket
@@ -29,11 +30,24 @@ class BrokerError(GatepostError):
     """The private broker could not be started."""
 
 
+# Ports handed to a child to listen on come from below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range, 32768-60999 on Debian): a port the kernel picked with
+# bind(0) is free again once we close it, and any process's next outgoing connection (a
+# node's to the broker, say) may take it before the child binds it.
+LISTEN_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on and no outgoing connection takes."""
+    for _ in range(200):
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise BrokerError(f"no free port in {LISTEN_PORTS.start}-{LISTEN_PORTS.stop - 1}")
 
 
 class PrivateBroker:
