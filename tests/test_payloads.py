@@ -88,7 +88,7 @@ def test_passage__valid_round_trip() -> None:
         (PASSAGE_TOPIC, passage(id_number="110101199001011234"), "id_number: Extra inputs are not permitted"),
         (PASSAGE_TOPIC, passage(direction=None), "direction: Field required"),
         (PASSAGE_TOPIC, passage(outcome="hold"), "a hold outcome needs at least one reason"),
-        (PASSAGE_TOPIC, passage(vehicle_plate="京A12345"), "vehicle_plate and occupants belong to vehicle"),
+        (PASSAGE_TOPIC, passage(vehicle_plate="京A12345"), "vehicle_plate, occupants and volunteer_id belong to vehicle"),
         (topics.event(GATE, EventKind.HOLD), passage(), "kind: Input should be 'hold'"),
         (topics.event(GATE, EventKind.DAILY_REPORT), daily_report(counts={"fever": -1}), "counts.fever: Input should be greater than or equal to 0"),
         (topics.event(GATE, EventKind.DAILY_REPORT), daily_report(counts={"allowed": 3}), "zero_report must be true exactly when every count is zero"),

@@ -46,13 +46,16 @@ class Passage(Event):
     subject_ref: KeyedHash | None = personal(default=None)
     vehicle_plate: PlateNumber | None = personal(default=None)
     occupants: int | None = Field(None, ge=1, le=60)
+    volunteer_id: VolunteerId | None = Field(
+        None, description="the volunteer who checked a vehicle at the console; none for a person"
+    )
 
     @model_validator(mode="after")
     def _outcome_has_reasons(self) -> Self:
         if self.outcome != "allow" and not self.reasons:
             raise ValueError(f"a {self.outcome} outcome needs at least one reason")
-        if self.subject == "person" and (self.vehicle_plate or self.occupants):
-            raise ValueError("vehicle_plate and occupants belong to vehicle passages")
+        if self.subject == "person" and (self.vehicle_plate or self.occupants or self.volunteer_id):
+            raise ValueError("vehicle_plate, occupants and volunteer_id belong to vehicle passages")
         return self
 
 
