@@ -24,6 +24,7 @@ from edge.contract.base import COUNTER_MAX, Slug
 from edge.contract.topics import DEFAULT_PREFIX, Role, Site
 from edge.mqtt import Endpoint
 from edge.web.security import HostName, StreamLimits
+from edge.web.tls import TLS_PATHS, TlsFields
 from gateway.store.records import DEAD_LETTER_KEEP_BYTES, DEAD_LETTERS_MAX, SEQ_JUMP_MAX
 
 
@@ -140,7 +141,9 @@ class AlarmSection(Section):
     check_every_s: float = Field(1.0, gt=0, le=60, description="how often time-based rules run")
 
 
-class HttpSection(Section):
+class HttpSection(TlsFields):
+    """The API and dashboard; with `tls_cert` and `tls_key` over HTTPS only."""
+
     host: str = Field("127.0.0.1", description="where the API and dashboard listen")
     port: int = Field(8000, ge=0, le=65535, description="0: any free port")
     allowed_hosts: tuple[HostName, ...] = Field(
@@ -219,4 +222,5 @@ def load_config(path: Path) -> GatewayConfig:
     resolve_paths(
         data.get("broker"), (*BROKER_PATHS, "publisher_cert", "publisher_key"), path.parent
     )
+    resolve_paths(data.get("http"), TLS_PATHS, path.parent)
     return validate(path, GatewayConfig, data)

@@ -113,8 +113,9 @@ class Gateway:
         )  # fmt: skip
         http = self.config.http
         self.http = ConsoleServer(
-            create_app(context), http.host, http.port, allowed_hosts=http.allowed_hosts
-        )
+            create_app(context), http.host, http.port, allowed_hosts=http.allowed_hosts,
+            tls=http.certificate(),
+        )  # fmt: skip
         self.http.start()
         self._undo.append(self.http.stop)
         self.url = self.http.url

@@ -4,7 +4,7 @@ and PEM files."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge.credentials.keys import write_private_key
 
@@ -70,6 +70,25 @@ class SiteCa:
         for extension in extensions:
             made = made.add_extension(extension, critical=False)
         return made.sign(ca_key, hashes.SHA256())
+
+    def issue_server(
+        self, cert_path: Path, key_path: Path, site: str, hosts: Sequence[str], *,
+        start: datetime, end: datetime,
+    ) -> x509.Certificate:  # fmt: skip
+        """A TLS server certificate for `hosts`, written with its new key (mode 0600).
+
+        Args:
+            hosts: the DNS names and IP addresses clients reach the server by; the first
+                is its common name, each is a subject alternative name (what clients check).
+        """
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self.sign(
+            distinguished_name(hosts[0], site), key, start, end, ExtendedKeyUsageOID.SERVER_AUTH,
+            x509.SubjectAlternativeName([alt_name(h) for h in hosts]),
+        )  # fmt: skip
+        write_private_key(key_path, key)
+        write_cert(cert_path, cert)
+        return cert
 
     def revocation_dates(self) -> dict[int, datetime]:
         """serial → when it was revoked, for every certificate the CRL lists."""

@@ -1,4 +1,5 @@
-"""`gatepost fw site init|add|revoke|list`: the site CA, its identities and their grants."""
+"""`gatepost fw site init|add|add-web|revoke|list`: the site CA, its identities and their
+grants, and web servers' certificates."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from firmware_tools.site_pki import SHARE_GROUP, IdentityRole, SiteError, SitePk
 # Mosquitto 2.0.11's dynamic security plugin reads its file only when the broker starts;
 # SIGHUP rereads the CRL but not the grants (tests/test_broker_security.py). A restart
 # keeps persistent sessions and their queues in the persistence file.
+# Always in a web certificate: the kiosk browser on the gate, a browser on the gateway.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 APPLY = (
     "the broker applies it once restarted (`systemctl restart mosquitto`); a reload "
     "(SIGHUP) rereads the CRL but not the grants"
@@ -71,6 +74,24 @@ def add_site_commands(tools: Any) -> None:
     add.add_argument("name", metavar="NAME", help="a topic slug: a-z, 0-9, '-', '_'")
     add.add_argument("--days", type=int, default=825, help="validity (default: 825)")
     add.set_defaults(run=_guarded(_run_add))
+
+    web = actions.add_parser(
+        "add-web",
+        help="issue a web server's certificate (HTTPS for the gateway or a console)",
+        description="Issue a TLS server certificate of the site CA for every --host into "
+        "DIR/web/NAME/ (cert.pem, key.pem and ca.crt): the gateway's http.tls_cert and "
+        "tls_key, or a gate's console.tls_cert and tls_key. localhost and 127.0.0.1 are "
+        "always in it, for a browser on that machine. Browsers trust it once ca.crt is "
+        "installed as a trusted authority (docs/security.md).",
+    )
+    web.add_argument("dir", type=Path, metavar="DIR")
+    web.add_argument("name", metavar="NAME", help="the machine, a slug: e.g. g01 or gateway")
+    web.add_argument(
+        "--host", action="append", required=True, metavar="H",
+        help="a DNS name or IP address browsers reach it by; repeat for each",
+    )  # fmt: skip
+    web.add_argument("--days", type=int, default=825, help="validity (default: 825)")
+    web.set_defaults(run=_guarded(_run_add_web))
 
     revoke = actions.add_parser(
         "revoke",
@@ -144,6 +165,17 @@ def _run_add(args: argparse.Namespace) -> int:
     print(f"grants rewritten: {pki.dynsec_path}")
     print(APPLY)
     print(f"copy {files.cert.parent}/ to that machine and nothing else")
+    return 0
+
+
+def _run_add_web(args: argparse.Namespace) -> int:
+    pki = SitePki.open(args.dir)
+    hosts = list(dict.fromkeys([*args.host, *LOOPBACK_HOSTS]))
+    files = pki.issue_web(args.name, hosts, days=args.days)
+    print(f"web server {args.name}: {files.cert.parent}/ for {', '.join(hosts)}")
+    print(f"  certificate {files.cert}   (tls_cert)\n  key         {files.key}   (tls_key)")
+    print(f"  site CA     {files.ca}   (browsers and tablets install it as trusted)")
+    print(f"copy {files.cert.parent}/ to that machine; keep the key mode 0600")
     return 0
 
 

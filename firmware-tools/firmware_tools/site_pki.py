@@ -34,7 +34,6 @@ from firmware_tools.site_broker import (
 from firmware_tools.site_certs import (
     CLOCK_SLACK,
     SiteCa,
-    alt_name,
     common_name,
     distinguished_name,
     load_cert,
@@ -44,7 +43,7 @@ from firmware_tools.site_certs import (
 # IdentityRole and acl_rules live with the broker's side; callers find them here too.
 __all__ = [
     "GATEWAY_PUBLISHER_SUFFIX", "SHARE_GROUP", "ClientFiles", "Identity", "IdentityRole",
-    "SiteError", "SitePki", "acl_rules",
+    "SiteError", "SitePki", "WebFiles", "acl_rules",
 ]  # fmt: skip
 
 # X.509's upper bound on a common name (RFC 5280, ub-common-name).
@@ -69,6 +68,16 @@ class ClientFiles:
 
     def endpoint(self, url: BrokerUrl) -> Endpoint:
         return Endpoint(url, ca=self.ca, cert=self.cert, key=self.key)
+
+
+@dataclass(frozen=True)
+class WebFiles:
+    """A web server's certificate and key (its config's tls_cert, tls_key), and the CA
+    that browsers install to trust it."""
+
+    ca: Path
+    cert: Path
+    key: Path
 
 
 @dataclass(frozen=True)
@@ -174,14 +183,8 @@ class SitePki:
                     "plugin": str(pki.plugin)}  # fmt: skip
         (pki.folder / "site.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
         now = datetime.now(UTC)
-        server_key = ec.generate_private_key(ec.SECP256R1())
-        server = pki.ca.sign(
-            distinguished_name(hosts[0], site), server_key, now - CLOCK_SLACK,
-            now + timedelta(days=days), ExtendedKeyUsageOID.SERVER_AUTH,
-            x509.SubjectAlternativeName([alt_name(h) for h in hosts]),
-        )  # fmt: skip
-        write_private_key(pki.server_key_path, server_key)
-        write_cert(pki.server_cert_path, server)
+        pki.ca.issue_server(pki.server_cert_path, pki.server_key_path, site, hosts,
+                            start=now - CLOCK_SLACK, end=now + timedelta(days=days))  # fmt: skip
         pki.write_grants()
         return pki
 
@@ -290,6 +293,41 @@ class SitePki:
             staging.rename(self._client_dir(cn))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def issue_web(self, name: str, hosts: Sequence[str], *, days: int = 825) -> WebFiles:
+        """Issue a web server's certificate (the gateway's HTTPS, a console's) into
+        `web/<name>/`, beside a copy of the site CA that browsers and clients trust.
+
+        Args:
+            name: a topic slug naming the machine, e.g. the gate's name.
+            hosts: the DNS names and IP addresses browsers use, each a subject
+                alternative name; the first is the certificate's common name.
+
+        Raises:
+            SiteError: a bad name, no host, or `web/<name>/` is issued already.
+        """
+        try:
+            check_slug(name, "name")
+        except ValueError as exc:
+            raise SiteError(str(exc)) from None
+        if not hosts:
+            raise SiteError("a web certificate needs at least one host name or address")
+        folder = self.folder / "web" / name
+        if folder.exists():
+            raise SiteError(f"{folder} exists; remove it first to issue {name} again")
+        start = datetime.now(UTC) - CLOCK_SLACK
+        end = start + CLOCK_SLACK + timedelta(days=days)
+        # Made aside and renamed into place, like a client's folder: a folder is whole.
+        folder.parent.mkdir(exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
+        try:
+            self.ca.issue_server(staging / "cert.pem", staging / "key.pem", self.site, hosts,
+                                 start=start, end=end)  # fmt: skip
+            shutil.copyfile(self.ca_cert_path, staging / "ca.crt")
+            staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return WebFiles(folder / "ca.crt", folder / "cert.pem", folder / "key.pem")
 
     def files(self, cn: str) -> ClientFiles:
         """The files of the identity `cn`.

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from edge.gate.console.stream import attached_streams
 from edge.web.security import HostAllowList, SecurityHeaders, is_loopback
+from edge.web.tls import ServerCertificate
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,11 @@ class ConsoleServer:
     Only requests whose Host header names this machine's loopback names, `host` or one
     of `allowed_hosts` are answered (HostAllowList: no DNS rebinding).
 
+    With `tls` it serves HTTPS only (TLS 1.2 at least) and sets `app.state.https` to
+    True before serving (False without), so the app can mark its cookies Secure.
+    `guard` wraps the app once more, inside the Host check (the console's device
+    pairing, edge/gate/console/pairing.py).
+
     The node runs it beside its other threads: start() returns once connections are
     accepted and stop() ends open event streams first (every UpdateStream attached to the
     app with `attach_stream`), so a shutdown never waits for a tablet left open at the gate.
@@ -39,9 +48,13 @@ class ConsoleServer:
         port: int = 8080,
         *,
         allowed_hosts: tuple[str, ...] = (),
+        tls: ServerCertificate | None = None,
+        guard: Callable[[ASGIApp], ASGIApp] | None = None,
         grace_s: int = 3,
     ) -> None:
         self._app = app
+        self._tls = tls
+        self._guard = guard
         self._host = host
         self._allowed_hosts = allowed_hosts
         self._port = port
@@ -55,11 +68,16 @@ class ConsoleServer:
         return self._port
 
     @property
+    def https(self) -> bool:
+        """True when it serves HTTPS (constructed with a certificate)."""
+        return self._tls is not None
+
+    @property
     def url(self) -> str:
         """Where a browser on this machine reaches the console."""
         host = WILDCARDS.get(self._host, self._host)
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self._port}"
+        return f"{'https' if self.https else 'http'}://{host}:{self._port}"
 
     @property
     def running(self) -> bool:
@@ -70,11 +88,15 @@ class ConsoleServer:
         """Bind, serve in a daemon thread, and return once connections are accepted.
 
         Raises:
+            GatepostError: the HTTPS certificate or key cannot be used (the file is named).
             OSError: the address is in use or cannot be bound.
             RuntimeError: already running, or uvicorn did not come up within `timeout_s`.
         """
         if self.running:
             raise RuntimeError("console server already running")
+        # Loaded here, before binding: a wrong file stops the start with its name.
+        context = self._tls.context() if self._tls is not None else None
+        self._app.state.https = context is not None
         # Binding here, not in uvicorn, makes a busy port an OSError in the caller's
         # thread and tells us the picked port before the server thread starts.
         sock = self._bind()
@@ -84,8 +106,10 @@ class ConsoleServer:
         # Wrapped here, where the port is known: a Host must name the port listened on.
         # The headers again outermost: an app's 500 is answered outside its middleware.
         names = (self._host, *self._allowed_hosts)
+        inner = self._guard(self._app) if self._guard is not None else self._app
         config = uvicorn.Config(
-            SecurityHeaders(HostAllowList(self._app, names, self._port)),
+            SecurityHeaders(HostAllowList(inner, names, self._port)),
+            ssl_context_factory=_given(context) if context is not None else None,
             loop="asyncio",
             ws="none",
             lifespan="auto",
@@ -108,10 +132,11 @@ class ConsoleServer:
                 raise RuntimeError(f"console server did not start on {self.url}")
             time.sleep(0.01)
         log.info("serving %s at %s", self._app.title, self.url)
-        if self._host in WILDCARDS or not is_loopback(self._host):
+        if not self.https and (self._host in WILDCARDS or not is_loopback(self._host)):
             log.warning(
-                "%s listens on %s, not only on this machine: anyone on that network reaches "
-                "it without HTTPS or pairing (docs/security.md)",
+                "%s listens on %s, not only on this machine, over plain HTTP: what it "
+                "sends and receives crosses that network in clear; give it a certificate "
+                "(tls_cert, tls_key; docs/security.md)",
                 self._app.title,
                 self._host or "*",
             )
@@ -157,3 +182,11 @@ class ConsoleServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+ContextFactory = Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]
+
+
+def _given(context: ssl.SSLContext) -> ContextFactory:
+    """uvicorn's context factory, answering the context already loaded and checked."""
+    return lambda config, default: context
