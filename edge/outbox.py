@@ -7,7 +7,11 @@ broker restarted without its shared subscriptions drops what it acknowledged. A 
 deleted only when the gateway's receipt says it stored it (`confirm`), so the outbox
 always holds exactly the events after `confirmed`, in seq order. `seq` is assigned
 here, from 1 and without gaps, and never reused: it is kept in the `meta` table, not
-derived from the rows that are left.
+derived from the rows that are left. Each event carries `prev_hash`, the SHA-256 of the
+payload bytes of the event before it (the chain head, kept in `meta` beside `last_seq`
+and committed with the events), so the gateway and an auditor can tell an event removed,
+changed or inserted; the first event of an outbox, or the first after an upgrade from a
+version without the chain, has none.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.contract import topics
-from edge.contract.base import Event, new_event_id
+from edge.contract.base import Event, chain_hash, new_event_id
 from edge.contract.catalogue import encode
 from edge.contract.topics import EventKind, Node
 from edge.errors import GatepostError
@@ -73,23 +77,40 @@ class Batch:
 
     `ids(at)` gives the identity fields of the next event; `add(event)` queues it.
     `meta` holds key/value updates committed in the same transaction (counters the
-    node keeps beside its events, such as the day's report counts).
+    node keeps beside its events, such as the day's report counts). `head` is the hash
+    of the newest event, the one the next event links to (None before a chain's start).
     """
 
     next_seq: int
+    head: str | None = None
     events: list[Event] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def ids(self, at: datetime) -> dict[str, Any]:
-        """`event_id`, `seq` and `node_time` for the next event created at `at`."""
+        """`event_id`, `seq`, `node_time` and `prev_hash` for the next event created at `at`.
+
+        Call it after adding the event before: the next event links to that one's bytes.
+        """
         seq = self.next_seq + len(self.events)
-        return {"event_id": new_event_id(at), "seq": seq, "node_time": at}
+        return {"event_id": new_event_id(at), "seq": seq, "node_time": at, "prev_hash": self.head}
 
     def add(self, event: E) -> E:
+        """Queue `event`, encoded now: its bytes are what is published and what the next
+        event's `prev_hash` is taken from.
+
+        Raises:
+            ValueError: the event is not the next one (its seq, or its link to the chain).
+        """
         expected = self.next_seq + len(self.events)
         if event.seq != expected:
             raise ValueError(f"event seq {event.seq} is not the next one ({expected})")
+        if event.prev_hash != self.head:
+            raise ValueError(f"event seq {event.seq} does not link to the chain head {self.head}")
+        payload = encode(event)
         self.events.append(event)
+        self.payloads.append(payload)
+        self.head = chain_hash(payload)
         return event
 
 
@@ -124,6 +145,9 @@ class Outbox:
         self._checkpointer = _connect(path)
         self._last_seq = int(self.get_meta("last_seq", 0))
         self._confirmed = int(self.get_meta("confirmed_seq", 0))
+        # Absent in a new outbox, and in one written before the chain: the next event
+        # starts a chain (no prev_hash).
+        self._head: str | None = self.get_meta("chain_head")
         self.outbox_id = str(self.get_meta("outbox_id", ""))
         if not self.outbox_id:
             self.outbox_id = secrets.token_hex(16)
@@ -135,6 +159,11 @@ class Outbox:
     @property
     def last_seq(self) -> int:
         return self._last_seq
+
+    @property
+    def chain_head(self) -> str | None:
+        """Hash of the newest event's payload (`last_seq`), or None before the chain starts."""
+        return self._head
 
     @property
     def confirmed(self) -> int:
@@ -173,7 +202,7 @@ class Outbox:
             used, limit = self._room(reserved)
             if used >= limit:
                 raise OutboxFull(f"outbox holds {used} unsent events (capacity {limit})")
-            batch = Batch(next_seq=self._last_seq + 1)
+            batch = Batch(next_seq=self._last_seq + 1, head=self._head)
             yield batch
             if not batch.events:
                 return
@@ -188,20 +217,22 @@ class Outbox:
 
     def _commit(self, batch: Batch, reserved: bool) -> None:
         rows = [
-            (e.seq, topics.event(self.node, EventKind(e.kind)), encode(e), int(reserved))
-            for e in batch.events
+            (e.seq, topics.event(self.node, EventKind(e.kind)), payload, int(reserved))
+            for e, payload in zip(batch.events, batch.payloads, strict=True)
         ]
         last = batch.events[-1].seq
         try:
             with self._db:
                 self._db.executemany("INSERT INTO outbox VALUES (?, ?, ?, ?)", rows)
-                updates = {**batch.meta, "last_seq": last}
+                # The head commits with its events: a restart links to exactly the last one.
+                updates = {**batch.meta, "last_seq": last, "chain_head": batch.head}
                 self._db.executemany(
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)", list(updates.items())
                 )
         except sqlite3.Error as exc:
             raise OutboxError(f"{self.path}: cannot record events: {exc}") from exc
         self._last_seq = last
+        self._head = batch.head
         self.depth += len(rows)
         self._reserved += len(rows) if reserved else 0
 

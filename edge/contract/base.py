@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,8 @@ Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,47}$")]
 # Keyed hash (HMAC-SHA256, hex) of an identity number: joinable, never reversible.
 KeyedHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+# SHA-256 of bytes, lower-case hex: an event's link to the one before it (see Event.prev_hash).
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 VolunteerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
 # Any identity document a person shows at a gate: a resident ID card (18, the last may be
 # X), a passport ("G1234567A"), a travel permit. One rule for the form and the event.
@@ -74,6 +77,11 @@ def new_event_id(at: datetime) -> str:
     return str(ULID.from_datetime(at))
 
 
+def chain_hash(payload: bytes) -> str:
+    """The `prev_hash` of the event after this one: SHA-256 of its exact payload bytes."""
+    return hashlib.sha256(payload).hexdigest()
+
+
 # Strict: "5" is not a seq and a number is not a time; unknown fields are refused.
 STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -95,6 +103,8 @@ class Event(Payload):
 
     `event_id` makes redelivery harmless (consumers store by id); `seq` counts every
     outbox entry of the node from 1 without gaps, so a consumer can see a loss.
+    `prev_hash` chains each entry to the one before it in the same outbox, so a store
+    that lost, changed or gained an entry can be shown to have.
     """
 
     kind: str = Field(description="the event kind, as in the topic")
@@ -103,6 +113,11 @@ class Event(Payload):
         ge=1, le=COUNTER_MAX, description="per-node outbox sequence, from 1, without gaps"
     )
     node_time: AwareDatetime = Field(description="node clock when the event was created")
+    prev_hash: Sha256Hex | None = Field(
+        None,
+        description="SHA-256 (hex) of the exact payload bytes of this outbox's entry seq - 1; "
+        "none for the first entry of an outbox (a chain start)",
+    )
 
 
 def personal_fields(model: type[BaseModel], path: str = "") -> list[str]:
