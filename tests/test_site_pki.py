@@ -513,6 +513,8 @@ def test_cli_revoke__valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         (["add", "{tmp}", "gate", "g01"], "is not a site folder"),
         (["revoke", "{site}", "gate-nobody"], "no identity 'gate-nobody'"),
         (["list", "{tmp}/missing"], "is not a site folder"),
+        (["add-web", "{site}", "G 1", "--host", "g.lan"], "name 'G 1' is not a valid topic"),
+        (["add-web", "{tmp}", "g01", "--host", "g.lan"], "is not a site folder"),
     ],
 )
 def test_cli__invalid(
@@ -539,3 +541,57 @@ def test_client_files__valid(site: SitePki) -> None:
         "gate-g01", IdentityRole.GATE, site.folder / "clients" / "gate-g01" / "ca.crt",
         site.folder / "clients" / "gate-g01" / "cert.pem", site.folder / "clients" / "gate-g01" / "key.pem",
     )  # fmt: skip
+
+
+# --- web server certificates ----------------------------------------------------
+
+
+def test_issue_web__valid(site: SitePki) -> None:
+    files = site.issue_web("g01", ["gate-01.local", "192.168.1.20"], days=30)
+    assert files.cert.parent == site.folder / "web" / "g01"
+    assert files.ca.read_bytes() == site.ca_cert_path.read_bytes()
+    assert mode(files.key) == 0o600
+    server = cert(files.cert)
+    server.verify_directly_issued_by(cert(site.ca_cert_path))
+    assert names(server, NameOID.COMMON_NAME) == ["gate-01.local"]
+    assert usages(server) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    alt = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert alt.get_values_for_type(x509.DNSName) == ["gate-01.local"]
+    assert alt.get_values_for_type(x509.IPAddress) == [ip_address("192.168.1.20")]
+    assert server.not_valid_after_utc < datetime.now(UTC) + timedelta(days=31)
+    # Not an MQTT identity: the broker's grants and the list of identities ignore it.
+    assert "g01" not in {i.cn for i in site.identities()}
+    assert not any("gate-01" in cn for cn in granted(site))
+
+
+@pytest.mark.parametrize(
+    ("name", "hosts", "problem"),
+    [
+        ("G 1", ["g.lan"], "name 'G 1' is not a valid topic segment"),
+        ("g02", [], "at least one host"),
+        ("taken", ["g.lan"], "remove it first"),
+    ],
+)
+def test_issue_web__invalid(tmp_path: Path, name: str, hosts: list[str], problem: str) -> None:
+    pki = SitePki.init(tmp_path / "site", "north")
+    pki.issue_web("taken", ["taken.lan"])
+    with pytest.raises(SiteError, match=problem):
+        pki.issue_web(name, hosts)
+
+
+def test_cli_add_web__valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fw", "site", "init", str(tmp_path), "--site", "north"]) == 0
+    capsys.readouterr()
+    argv = ["fw", "site", "add-web", str(tmp_path), "g01", "--host", "gate-01.local",
+            "--host", "192.168.1.20", "--host", "localhost"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "tls_cert" in out and "tls_key" in out
+    server = cert(tmp_path / "web" / "g01" / "cert.pem")
+    alt = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    # The kiosk's names are always in, once each.
+    assert alt.get_values_for_type(x509.DNSName) == ["gate-01.local", "localhost"]
+    assert alt.get_values_for_type(x509.IPAddress) == [
+        ip_address("192.168.1.20"),
+        ip_address("127.0.0.1"),
+    ]
