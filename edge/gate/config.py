@@ -38,7 +38,8 @@ from edge.errors import GatepostError
 from edge.gate.decision import GatePolicy
 from edge.gate.gpio.config import GpioConfig
 from edge.uplink import UplinkSettings
-from edge.web.security import HostName, StreamLimits
+from edge.web.security import HostName, StreamLimits, is_loopback
+from edge.web.tls import TLS_PATHS, TlsFields
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "hardware" / "profiles"
 
@@ -142,11 +143,14 @@ class OutboxSection(Section):
     warn_fraction: float = Field(0.8, gt=0, lt=1, description="raise a fault at this fill level")
 
 
-class ConsoleSection(Section):
+class ConsoleSection(TlsFields):
+    """The volunteer console: on this machine over HTTP, beyond it over HTTPS with pairing."""
+
     enabled: bool = True
     host: str = Field(
         "127.0.0.1", description="where the volunteer console listens: the kiosk browser on "
-        "the Pi; a LAN address lets tablets in, which needs HTTPS and pairing (not built yet)",
+        "the Pi; an address beyond this machine lets paired tablets in and needs tls_cert "
+        "and tls_key",
     )  # fmt: skip
     port: int = Field(8080, ge=0, le=65535, description="0: any free port")
     allowed_hosts: tuple[HostName, ...] = Field(
@@ -159,6 +163,19 @@ class ConsoleSection(Section):
         None, description="the site's own wording for some of the console's words or reasons "
         "(JSON, key -> [简体中文, English]); relative to the config file",
     )  # fmt: skip
+    paired_devices_max: int = Field(
+        20, ge=1, le=200, description="tablets paired at once; past it one must be unpaired"
+    )
+
+    @model_validator(mode="after")
+    def _https_beyond_this_machine(self) -> Self:
+        if self.enabled and not is_loopback(self.host) and self.certificate() is None:
+            raise ValueError(
+                f"a console on {self.host or '*'} reaches beyond this machine: give it "
+                "tls_cert and tls_key (HTTPS; tablets pair first), or listen on 127.0.0.1 "
+                "(docs/security.md)"
+            )
+        return self
 
 
 class ReportSection(Section):
@@ -258,9 +275,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     secrets = data.get("secrets")
     if isinstance(secrets, dict) and isinstance(secrets.get("id_hash_key_file"), str):
         secrets["id_hash_key_file"] = str(base / secrets["id_hash_key_file"])
-    console = data.get("console")
-    if isinstance(console, dict) and isinstance(console.get("words_file"), str):
-        console["words_file"] = str(base / console["words_file"])
+    resolve_paths(data.get("console"), ("words_file", *TLS_PATHS), base)
     devices = data.get("devices")
     if isinstance(devices, dict):
         for section in devices.values():

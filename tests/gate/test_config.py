@@ -63,6 +63,10 @@ def test_config__the_documented_example_is_valid(tmp_path: Path) -> None:
         ({"console.streams": {"total": 0}}, "console.streams.total: Input should be greater"),
         ({"console.streams": {"total": 100}}, "console.streams.total: Input should be less"),
         ({"console.streams": {"per_client": 0}}, "console.streams.per_client: Input should be"),
+        ({"console.host": "0.0.0.0"}, "console: Value error, a console on 0.0.0.0 reaches beyond"),
+        ({"console.host": "192.168.1.20"}, "give it tls_cert and tls_key (HTTPS; tablets pair"),
+        ({"console.host": "::", "console.tls_cert": "web/cert.pem"},
+         "give tls_cert and tls_key together"),
     ],
 )  # fmt: skip
 def test_config__invalid(tmp_path: Path, change: dict[str, object], message: str) -> None:
@@ -74,11 +78,16 @@ def test_config__invalid(tmp_path: Path, change: dict[str, object], message: str
 
 def test_config__the_console_listens_on_this_machine_unless_told(tmp_path: Path) -> None:
     assert load_config(EXAMPLE).console.host == "127.0.0.1"
-    console = load_config(
-        write(tmp_path, {"console.host": "0.0.0.0", "console.allowed_hosts": ["gate-01.lan"]})
-    ).console
+    assert load_config(EXAMPLE).console.certificate() is None
+    beyond = {"console.host": "0.0.0.0", "console.allowed_hosts": ["gate-01.lan"],
+              "console.tls_cert": "web/cert.pem", "console.tls_key": "web/key.pem"}  # fmt: skip
+    console = load_config(write(tmp_path, beyond)).console
     assert (console.host, console.allowed_hosts) == ("0.0.0.0", ("gate-01.lan",))
     assert (console.streams.per_client, console.streams.total) == (4, 32)
+    # Relative to the config file, like every path in it.
+    assert (console.tls_cert, console.tls_key) == (tmp_path / "web/cert.pem", tmp_path / "web/key.pem")
+    # Turned off, it listens nowhere: nothing to refuse.
+    assert load_config(write(tmp_path, {"console.host": "0.0.0.0", "console.enabled": False}))
 
 
 def test_config__a_file_that_is_not_yaml_is_named(tmp_path: Path) -> None:
