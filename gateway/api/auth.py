@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
+from edge.web.failed_logins import FailedLogins
 from gateway.access import hash_token
 from gateway.api.context import GatewayContext, context
 from gateway.api.errors import ApiError
-from gateway.api.failed_logins import FailedLogins
 from gateway.store.records import AccessRole
 
 # Roles that may see names, phones, registrations and the personal fields of events.

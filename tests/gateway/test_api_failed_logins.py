@@ -8,10 +8,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from edge.web.failed_logins import FailedLogins
 from gateway.access import hash_token
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.api.failed_logins import FailedLogins
 from gateway.config import HttpSection
 
 TOKEN = "gpt_duty-desk"

@@ -1,4 +1,5 @@
-"""Failed logins per client address: too many within a window and the address is refused."""
+"""Failed tries per client address (wrong tokens, wrong pairing codes): too many within a
+window and the address is refused."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ ADDRESSES_KEPT = 10_000  # the table's bound; the address whose last failure is 
 
 
 class FailedLogins:
-    """Counts wrong tokens per client address, in a sliding window, and blocks guessers.
+    """Counts wrong tokens (the gateway's API) or wrong pairing codes (the console) per
+    client address, in a sliding window, and blocks guessers.
 
     An address with `limit` failures within `window` is refused, a live token included
     (that is what stops guessing), until its oldest counted failure is `window` old.
@@ -60,7 +62,7 @@ class FailedLogins:
             return failures[0] + self._window - now
 
     def failed(self, address: str) -> None:
-        """Count one wrong token from `address`."""
+        """Count one wrong token (or code) from `address`."""
         now = self._clock()
         with self._lock:
             failures = self._failures.get(address)
@@ -72,7 +74,7 @@ class FailedLogins:
             self._failures.move_to_end(address)
             if len(failures) == self._limit:
                 log.warning(
-                    "%s sent %d wrong tokens within %s: refused until %s",
+                    "%s sent %d wrong tokens or codes within %s: refused until %s",
                     address, self._limit, self._window, failures[0] + self._window,
                 )  # fmt: skip
 
