@@ -200,6 +200,8 @@ class GateNode:
         if not settings.enabled:
             return
         from edge.gate.console.app import create_app
+        from edge.gate.console.pairing import Pairing
+        from edge.gate.console.routes_pairing import device_trust
         from edge.gate.console.server import ConsoleServer
 
         try:
@@ -209,9 +211,12 @@ class GateNode:
             )  # fmt: skip
         except (OSError, ValueError) as exc:  # the site's own wording file
             raise ConfigError(f"console.words_file: {exc}") from None
+        # Beyond this machine only paired devices reach it, over HTTPS (config refuses else).
+        pairing = Pairing.in_folder(self.config.node.state_dir, settings.paired_devices_max)
         self.console = ConsoleServer(
-            app, settings.host, settings.port, allowed_hosts=settings.allowed_hosts
-        )
+            app, settings.host, settings.port, allowed_hosts=settings.allowed_hosts,
+            tls=settings.certificate(), guard=device_trust(pairing),
+        )  # fmt: skip
         self.console.start()
         self.console_url = self.console.url
         log.info("volunteer console at %s", self.console_url)

@@ -79,13 +79,18 @@ def test_config__invalid(tmp_path: Path, change: dict[str, object], message: str
 def test_config__the_console_listens_on_this_machine_unless_told(tmp_path: Path) -> None:
     assert load_config(EXAMPLE).console.host == "127.0.0.1"
     assert load_config(EXAMPLE).console.certificate() is None
-    beyond = {"console.host": "0.0.0.0", "console.allowed_hosts": ["gate-01.lan"],
-              "console.tls_cert": "web/cert.pem", "console.tls_key": "web/key.pem"}  # fmt: skip
+    beyond: dict[str, object] = {
+        "console.host": "0.0.0.0", "console.allowed_hosts": ["gate-01.lan"],
+        "console.tls_cert": "web/cert.pem", "console.tls_key": "web/key.pem",
+    }  # fmt: skip
     console = load_config(write(tmp_path, beyond)).console
     assert (console.host, console.allowed_hosts) == ("0.0.0.0", ("gate-01.lan",))
     assert (console.streams.per_client, console.streams.total) == (4, 32)
     # Relative to the config file, like every path in it.
-    assert (console.tls_cert, console.tls_key) == (tmp_path / "web/cert.pem", tmp_path / "web/key.pem")
+    assert (console.tls_cert, console.tls_key) == (
+        tmp_path / "web/cert.pem",
+        tmp_path / "web/key.pem",
+    )
     # Turned off, it listens nowhere: nothing to refuse.
     assert load_config(write(tmp_path, {"console.host": "0.0.0.0", "console.enabled": False}))
 

@@ -86,8 +86,9 @@ def test_config_tls__valid(tmp_path: Path) -> None:
     path = tmp_path / "gateway.yaml"
     path.write_text("sites: [{name: n}]\nhttp: {tls_cert: web/cert.pem, tls_key: web/key.pem}")
     http = load_config(path).http
-    assert (http.tls_cert, http.tls_key) == (tmp_path / "web/cert.pem", tmp_path / "web/key.pem")
-    assert http.certificate() == ServerCertificate(http.tls_cert, http.tls_key)
+    cert, key = tmp_path / "web/cert.pem", tmp_path / "web/key.pem"
+    assert (http.tls_cert, http.tls_key) == (cert, key)
+    assert http.certificate() == ServerCertificate(cert, key)
     assert HttpSection().certificate() is None
 
 
@@ -162,12 +163,13 @@ def test_gateway_https__plain_http_and_unknown_ca__invalid(
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             httpx.get(f"https://127.0.0.1:{port}/api/nodes", timeout=5)
         # Nor is the certificate good for a name it does not carry.
-        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            with httpx.Client(verify=trusting(web.ca), timeout=5) as client:
-                client.get(
-                    f"https://127.0.0.1:{port}/api/nodes",
-                    extensions={"sni_hostname": "evil.example"},
-                )
+        with (
+            pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+            httpx.Client(verify=trusting(web.ca), timeout=5) as client,
+        ):
+            client.get(
+                f"https://127.0.0.1:{port}/api/nodes", extensions={"sni_hostname": "evil.example"}
+            )
 
 
 def test_gateway_https__an_unusable_key_stops_the_start_naming_it(
