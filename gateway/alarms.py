@@ -49,6 +49,12 @@ MESSAGES: dict[str, str] = {
     "document-refused.revocations": "{where} refused a revocation list ({reason}) and keeps "
     "the one it had",
     "document-refused.config": "{where} refused a node config ({reason}) and keeps the one it had",
+    "chain-break": "{where} event chain broken at seq {seq}: it does not link to the event "
+    "stored before it; stored, marked",
+    "chain-fork": "{where} sent a second, different event for seq {seq}: kept beside the "
+    "first, marked",
+    "chain-start": "{where} started a new event chain at seq {seq}: it lost its state or was "
+    "replaced",
     "trust-stale.none": "{where} has no trust list",
     "trust-stale.old": "{where} trust list is {age_h} h old",
     "gate-unattended": "{where} is open with nobody on shift",

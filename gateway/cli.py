@@ -1,4 +1,4 @@
-"""`gatepost gateway …`: run the gateway, check its config, and manage API tokens."""
+"""`gatepost gateway …`: run the gateway, check its config, audit its event log, manage tokens."""
 
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def add_gateway(commands: Any) -> None:
     )  # fmt: skip
     check.add_argument("--config", type=Path, required=True, help="the gateway's YAML config")
     check.set_defaults(run=_check)
+    audit = gateway.add_parser(
+        "audit-chain", help="prove from the store that no node event was removed, changed, "
+        "reordered or inserted",
+        description="Walk every node's event chain in the store, per outbox life, hashing "
+        "each stored payload again. Prints OK with the count and the head hash per node, "
+        "or each problem by seq; exits 1 if there is any. Compare a head with a printed "
+        "daily report's prev_hash to pin the chain outside the store.",
+    )  # fmt: skip
+    audit.add_argument("--config", type=Path, required=True, help="the gateway's YAML config")
+    audit.add_argument(
+        "--node", metavar="SITE/NODE", help="audit one node only (default: every node stored)"
+    )
+    audit.set_defaults(run=_audit_chain)
     _add_token(gateway)
 
 
@@ -71,6 +84,24 @@ def _check(args: argparse.Namespace) -> int:
     gates = sum(len(site.gates) for site in config.sites)
     print(f"{args.config}: valid, {len(config.sites)} site(s), {gates} gate(s)")
     return 0
+
+
+def _audit_chain(args: argparse.Namespace) -> int:
+    site, _, node = (args.node or "").partition("/")
+    if args.node and not (site and node):
+        raise GatepostError(f"--node {args.node!r}: give it as SITE/NODE, e.g. north/g01")
+    store = _store(args)
+    try:
+        audits = store.audit_chain(site or None, node or None)
+    finally:
+        store.close()
+    for audit in audits:
+        print(audit.summary())
+        for finding in audit.findings:
+            print(f"  {finding}")
+    if not audits:
+        print(f"no events stored{f' for {args.node}' if args.node else ''}")
+    return 0 if all(audit.ok for audit in audits) else 1
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -363,6 +363,7 @@ class Ingest:
             written.alarms.extend(one.alarms)
             written.marks.extend(one.marks)
             written.quarantined.extend(one.quarantined)
+            written.chain.extend(one.chain)
         return written
 
 

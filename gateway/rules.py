@@ -17,6 +17,7 @@ from gateway.reports import report_date_of
 from gateway.store import Store
 from gateway.store.records import (
     AlarmDraft,
+    ChainFault,
     InboundEvent,
     InboundPresence,
     NodeRecord,
@@ -89,6 +90,7 @@ class AlarmRules:
         """
         self._book.announce(written.alarms)
         self._quarantined(written.quarantined)
+        self._chain(written.chain)
         for item in written.events:
             event = item.event
             if isinstance(event, HoldResolved):
@@ -112,6 +114,19 @@ class AlarmRules:
                 seq=q.seq, jump=q.seq - q.mark, mark=q.mark,
             )
             for q in first.values()
+        ])  # fmt: skip
+
+    def _chain(self, faults: list[ChainFault]) -> None:
+        # One alarm per event named: a forged or changed event is evidence for a person,
+        # and a new chain says the node lost its state (its outbox was replaced).
+        kinds = {"break": AlertKind.CHAIN_BREAK, "fork": AlertKind.CHAIN_FORK,
+                 "start": AlertKind.CHAIN_START}  # fmt: skip
+        self._book.raise_alarms([
+            draft(
+                kinds[f.what], f"chain-{f.what}", f.site, f.node,
+                "warning" if f.what == "start" else "critical", subject=f.event_id, seq=f.seq,
+            )
+            for f in faults
         ])  # fmt: skip
 
     def _refusal_over(self, site: str, node: str, device: str) -> None:

@@ -74,6 +74,9 @@ class AlertKind(StrEnum):
     DEPOT_CLIMATE = "depot-climate"
     SEQ_JUMP = "seq-jump"
     DOCUMENT_REFUSED = "document-refused"
+    CHAIN_BREAK = "chain-break"
+    CHAIN_FORK = "chain-fork"
+    CHAIN_START = "chain-start"
 
 
 class TopicKind(StrEnum):

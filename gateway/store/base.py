@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from edge.contract.events import CheckpointCounts
+from gateway.store.chain_audit import LifeAudit
 from gateway.store.records import (
     DEFAULT_LIMITS,
     AccessRole,
@@ -127,6 +128,11 @@ class Store(Protocol):
 
     def lagging(self) -> list[tuple[StoredMark, int]]:
         """Nodes known to have sent more than the store holds: (mark, newest seq known)."""
+        ...
+
+    def audit_chain(self, site: str | None = None, node: str | None = None) -> list[LifeAudit]:
+        """Check every stored event chain (of one node, if named) from the store alone:
+        per node and outbox life, what was removed, changed, reordered or inserted."""
         ...
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]: ...

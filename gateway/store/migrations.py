@@ -195,6 +195,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE nodes ADD COLUMN accepted_from INTEGER;
         """,
     ),
+    Migration(
+        "0008-event-chain",
+        """
+        -- Each event's link in its node's chain: the SHA-256 of its payload as received
+        -- (what the next event's prev_hash names), its own prev_hash, and what ingest
+        -- found wrong with the link ('break' or 'fork'; NULL when it linked or had no
+        -- neighbour stored yet). Events stored before carry no prev_hash.
+        ALTER TABLE events ADD COLUMN sha256 TEXT;
+        ALTER TABLE events ADD COLUMN prev_hash TEXT;
+        ALTER TABLE events ADD COLUMN chain TEXT;
+        UPDATE events SET sha256 = sha256_hex(payload),
+            prev_hash = json_extract(payload, '$.prev_hash');
+        """,
+    ),
 )
 
 

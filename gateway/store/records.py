@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.contract.base import Colour, Event
+from edge.contract.base import Colour, Event, chain_hash
 from edge.contract.events import CheckpointCounts, Direction, Outcome
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import AlertKind, Role
@@ -41,6 +42,11 @@ class InboundEvent:
     raw: bytes
     received_at: datetime
     topic: str = ""
+
+    @cached_property
+    def sha256(self) -> str:
+        """The hash of the exact bytes: what the node's next event names as `prev_hash`."""
+        return chain_hash(self.raw)
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Written:
     alarms: list[AlarmRecord]  # opened by the new events, in the same transaction
     marks: list[StoredMark] = field(default_factory=list)  # receipts now due
     quarantined: list[Quarantined] = field(default_factory=list)  # seqs not believed
+    chain: list[ChainFault] = field(default_factory=list)  # links that did not hold
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,27 @@ class DeadLetter:
     payload: bytes
     reason: str
     received_at: datetime
+
+
+ChainFaultKind = Literal["break", "fork", "start"]
+
+
+@dataclass(frozen=True)
+class ChainFault:
+    """What ingest found at one link of a node's event chain.
+
+    `break`: an event's prev_hash is not the hash of the stored event before it (or the
+    stored event after it does not name this one), named by the later event's seq.
+    `fork`: a second, different event for a seq already stored (another event_id, or the
+    same one with other bytes). `start`: a new chain after an earlier one (the node lost
+    its state): not wrong, but for a person to know.
+    """
+
+    site: str
+    node: str
+    what: ChainFaultKind
+    seq: int
+    event_id: str
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from gateway.store.records import (
 )
 from gateway.store.rows import TABLES, insert_sql
 from gateway.store.sqlite_alarms import AlarmsAndAccess
+from gateway.store.sqlite_chain import EventChain
 from gateway.store.sqlite_marks import SeqMarks
 from gateway.store.sqlite_reads import Reads
 
@@ -42,7 +43,7 @@ TOPIC_KEEP_CHARS = 512
 REASON_KEEP_CHARS = 2000
 
 
-class SqliteStore(Reads, AlarmsAndAccess, SeqMarks):
+class SqliteStore(Reads, AlarmsAndAccess, SeqMarks, EventChain):
     """The Store on one SQLite file, shared by the ingest thread and the API's threads.
 
     Each thread has its own connection (sqlite3 connections are not shared across
@@ -144,11 +145,14 @@ class SqliteStore(Reads, AlarmsAndAccess, SeqMarks):
         with self._transaction() as conn:
             applied = [u for u in presence if self._presence(conn, u, limits, jumped)]
             known = self._known_nodes(conn)
-            new, quarantined = self._plausible(
-                conn, self._new_only(conn, events), known, limits.seq_jump_max
-            )
+            fresh = self._new_only(conn, events)
+            new, quarantined = self._plausible(conn, fresh, known, limits.seq_jump_max)
             jumped += quarantined
             self._insert(conn, new)
+            chain = self._check_chain(conn, new)
+            again = {id(item) for item in fresh}
+            forked, letters = self._refork(conn, [i for i in events if id(i) not in again])
+            chain += forked
             by_node: dict[tuple[str, str], list[InboundEvent]] = defaultdict(list)
             for item in new:
                 by_node[(item.site, item.node)].append(item)
@@ -158,14 +162,14 @@ class SqliteStore(Reads, AlarmsAndAccess, SeqMarks):
                 (i.site, i.node) for i in applied if isinstance(i.payload, Birth)
             }
             marks = self._marks(conn, touched)
-            self._keep_dead_letters(conn, [*dead, *(q.letter for q in jumped)], limits)
+            self._keep_dead_letters(conn, [*dead, *(q.letter for q in jumped), *letters], limits)
             # Alarms of new events commit with them: once acknowledged, a fever case is
             # never redelivered, so a crash between the two would lose its alarm for good.
             drafts = [
                 (d, new_event_id(now)) for item in new for d in (cases(item) if cases else ())
             ]
             opened = self._open_alarms(conn, drafts, now)
-        return Written(new, applied, self._alarms_by_id(opened), marks, jumped)
+        return Written(new, applied, self._alarms_by_id(opened), marks, jumped, chain)
 
     def _keep_dead_letters(
         self, conn: sqlite3.Connection, dead: Sequence[DeadLetter], limits: IngestLimits
@@ -244,11 +248,11 @@ class SqliteStore(Reads, AlarmsAndAccess, SeqMarks):
         }
         conn.executemany(
             "INSERT INTO events (event_id, site, node, kind, epoch, seq, node_time, received_at,"
-            " payload) VALUES (?,?,?,?,?,?,?,?,?)",
+            " payload, sha256, prev_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (i.event.event_id, i.site, i.node, i.event.kind, epochs[(i.site, i.node)],
                  i.event.seq, utc_text(i.event.node_time), utc_text(i.received_at),
-                 i.raw.decode())
+                 i.raw.decode(), i.sha256, i.event.prev_hash)
                 for i in new
             ],
         )  # fmt: skip

@@ -1,0 +1,223 @@
+"""Each node's event chain in the SQLite store: links checked as events are stored.
+
+An event's `prev_hash` names the SHA-256 of the payload before it in the node's outbox.
+Ingest checks every new event against its stored neighbours in the same epoch (one
+outbox's life): the one before it (does it link to it?), the one after it that arrived
+first (does that one link to it?), and any other event already holding its seq (a fork).
+What does not hold is stored anyway, marked in `events.chain`, and handed back as a
+ChainFault for the alarm rules: losing the evidence would help whoever forged it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from edge.contract.base import Event
+from edge.contract.topics import Role
+from gateway.store.chain_audit import Finding, LifeAudit, StoredEvent, audit_life
+from gateway.store.records import ChainFault, ChainFaultKind, DeadLetter, InboundEvent
+from gateway.store.rows import TABLES, Row
+
+# The model of each stored kind, to make its report rows again from its payload.
+_MODELS: dict[str, type[Event]] = {model.model_fields["kind"].default: model for model in TABLES}
+
+
+class Link(NamedTuple):
+    """One stored event as its chain sees it."""
+
+    seq: int
+    event_id: str
+    sha256: str | None
+    prev_hash: str | None
+
+
+class EventChain:
+    """Chain checks of SqliteStore (mixed in; `_check_chain` runs inside its write
+    transaction, `audit_chain` reads a snapshot)."""
+
+    def _conn(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def audit_chain(self, site: str | None = None, node: str | None = None) -> list[LifeAudit]:
+        """Audit every stored outbox life (of one node, if named), from the stored rows alone.
+
+        Reads one snapshot (a read transaction: WAL lets ingest go on meanwhile), so events
+        stored during the audit cannot tear a life in two.
+        """
+        audits = []
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            nodes = conn.execute(
+                "SELECT DISTINCT site, node FROM events WHERE site = IFNULL(?, site) "
+                "AND node = IFNULL(?, node) ORDER BY site, node",
+                (site, node),
+            ).fetchall()
+            for found_site, found_node in nodes:
+                audits += _audit_node(conn, found_site, found_node)
+        finally:
+            conn.execute("COMMIT")
+        return audits
+
+    def _check_chain(
+        self, conn: sqlite3.Connection, new: Sequence[InboundEvent]
+    ) -> list[ChainFault]:
+        """Check the links of newly stored events; mark and return those that do not hold."""
+        by_node: dict[tuple[str, str], list[InboundEvent]] = defaultdict(list)
+        for item in new:
+            by_node[(item.site, item.node)].append(item)
+        faults: list[ChainFault] = []
+        for (site, node), items in by_node.items():
+            faults += self._node_links(conn, site, node, items)
+        marks = [(f.what, f.event_id) for f in faults if f.what != "start"]
+        conn.executemany("UPDATE events SET chain=? WHERE event_id=?", marks)
+        return faults
+
+    def _node_links(
+        self, conn: sqlite3.Connection, site: str, node: str, items: list[InboundEvent]
+    ) -> list[ChainFault]:
+        (epoch,) = conn.execute(
+            "SELECT epoch FROM nodes WHERE site=? AND node=?", (site, node)
+        ).fetchone()
+        seqs = [item.event.seq for item in items]
+        stored: dict[int, list[Link]] = defaultdict(list)
+        for row in conn.execute(
+            "SELECT seq, event_id, sha256, prev_hash FROM events "
+            "WHERE site=? AND node=? AND epoch=? AND seq BETWEEN ? AND ?",
+            (site, node, epoch, min(seqs) - 1, max(seqs) + 1),
+        ):
+            stored[row[0]].append(Link(*row))
+        fresh = {item.event.event_id for item in items}
+        faults = []
+        for item in sorted(items, key=lambda i: i.event.seq):
+            seq, event_id = item.event.seq, item.event.event_id
+
+            def fault(what: ChainFaultKind, at: int = seq, named: str = event_id) -> None:
+                faults.append(ChainFault(site, node, what, at, named))
+
+            if any(link.event_id != event_id for link in stored[seq]):
+                fault("fork")
+            before = stored.get(seq - 1, [])
+            if before and not _links(item.event.prev_hash, before):
+                fault("break")
+            for after in stored.get(seq + 1, []):
+                # An event that arrived before this one (out of order): does it link here?
+                if after.event_id not in fresh and not _links(after.prev_hash, [_link(item)]):
+                    fault("break", seq + 1, after.event_id)
+            if (
+                item.event.prev_hash is None
+                and seq == 1
+                and epoch > 0
+                and _had_chain(conn, site, node, epoch)
+            ):
+                fault("start")
+        return faults
+
+    def _refork(
+        self, conn: sqlite3.Connection, events: Sequence[InboundEvent]
+    ) -> tuple[list[ChainFault], list[DeadLetter]]:
+        """Of events already stored by id (redelivered), those with other bytes than the
+        stored copy: forks that cannot be stored beside it (the id is taken), kept as dead
+        letters instead. The same bytes again are a redelivery, nothing to say."""
+        faults, letters = [], []
+        for item in events:
+            row = conn.execute(
+                "SELECT seq, sha256 FROM events WHERE event_id=?", (item.event.event_id,)
+            ).fetchone()
+            if row is None or row[1] is None or row[1] == item.sha256:
+                continue  # new, or a redelivery of the very same bytes
+            faults.append(ChainFault(item.site, item.node, "fork", row[0], item.event.event_id))
+            reason = (
+                f"chain fork: {item.site}/{item.node} event {item.event.event_id} (seq "
+                f"{row[0]}) is stored with other bytes; this copy is kept here, not stored"
+            )
+            letters.append(DeadLetter(item.topic, item.raw, reason, item.received_at))
+        if faults:
+            conn.executemany(
+                "UPDATE events SET chain='fork' WHERE event_id=?", [(f.event_id,) for f in faults]
+            )
+        return faults, letters
+
+
+def _link(item: InboundEvent) -> Link:
+    return Link(item.event.seq, item.event.event_id, item.sha256, item.event.prev_hash)
+
+
+def _links(prev_hash: str | None, before: list[Link]) -> bool:
+    """Whether an event naming `prev_hash` may follow the stored event(s) `before`.
+
+    No prev_hash follows only an event without one either: a node that has started its
+    chain never drops it within one outbox (events from before the chain have none).
+    """
+    if prev_hash is None:
+        return all(link.prev_hash is None for link in before)
+    return any(link.sha256 == prev_hash for link in before)
+
+
+def _had_chain(conn: sqlite3.Connection, site: str, node: str, epoch: int) -> bool:
+    """Whether the node stored events in an earlier outbox life (so this is not its first)."""
+    row = conn.execute(
+        "SELECT 1 FROM events WHERE site=? AND node=? AND epoch<? LIMIT 1", (site, node, epoch)
+    ).fetchone()
+    return row is not None
+
+
+def _audit_node(conn: sqlite3.Connection, site: str, node: str) -> list[LifeAudit]:
+    derived = _derived_rows(conn, site, node)
+    current, seq_max = conn.execute(
+        "SELECT epoch, seq_max FROM nodes WHERE site=? AND node=?", (site, node)
+    ).fetchone() or (None, 0)
+    lives: dict[int, list[StoredEvent]] = defaultdict(list)
+    for event_id, epoch, seq, kind, payload, sha256 in conn.execute(
+        "SELECT event_id, epoch, seq, kind, payload, sha256 FROM events "
+        "WHERE site=? AND node=? ORDER BY epoch, seq, event_id",
+        (site, node),
+    ):
+        stored, _ = derived.pop(event_id, (Counter(), 0))
+        expected = _expected_rows(site, node, kind, payload)
+        lives[epoch].append(StoredEvent(event_id, seq, kind, payload, sha256, stored, expected))
+    audits = [
+        audit_life(site, node, epoch, events, seq_max if epoch == current else 0)
+        for epoch, events in sorted(lives.items())
+    ]
+    # Report rows whose event is gone: the event was removed and its rows were not.
+    for event_id, (_, seq) in derived.items():
+        audits[-1].findings.append(
+            Finding(seq, "missing", f"{event_id} is gone from the event log; its rows remain")
+        )
+    return audits
+
+
+def _derived_rows(
+    conn: sqlite3.Connection, site: str, node: str
+) -> dict[str, tuple[Counter[Row], int]]:
+    """The report tables' rows of a node, by event_id (with the seq they name, if any)."""
+    found: dict[str, tuple[Counter[Row], int]] = {}
+    for table, columns, _ in TABLES.values():
+        has_seq = " seq," in columns
+        sql = f"SELECT {columns} FROM {table} WHERE site=? AND node=?"  # noqa: S608
+        for row in conn.execute(sql, (site, node)):
+            found.setdefault(row[0], (Counter(), row[3] if has_seq else 0))[0][_plain(row)] += 1
+    return found
+
+
+def _expected_rows(site: str, node: str, kind: str, payload: str) -> Counter[Row]:
+    """The rows `payload` makes, as ingest made them (none if it is not a valid event)."""
+    model = _MODELS.get(kind)
+    if model is None:
+        return Counter()
+    try:
+        event = model.model_validate_json(payload)
+    except ValueError:
+        return Counter()
+    item = InboundEvent(site, node, Role.GATE, event, payload.encode(), datetime.now(UTC))
+    return Counter(_plain(row) for row in TABLES[model][2](item, event))
+
+
+def _plain(row: Row) -> Row:
+    # SQLite gives back a stored True as 1.
+    return tuple(int(value) if isinstance(value, bool) else value for value in row)
