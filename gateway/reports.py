@@ -40,6 +40,14 @@ class GateDailyReport(BaseModel):
     )
     received_at: datetime | None = Field(None, description="when the gateway got the report")
     event_id: str | None = Field(None, description="the daily-report event")
+    chain_seq: int | None = Field(
+        None, description="seq of the gate's last event before its report (the chain head)"
+    )
+    chain_head: str | None = Field(
+        None,
+        description="the report's prev_hash: SHA-256 of that event, pinning every event before "
+        "it (`gatepost gateway audit-chain` prints the heads to compare)",
+    )
 
 
 class ReportWording(BaseModel):
@@ -202,6 +210,8 @@ def _gate_line(
         mismatch=report.counts != computed,
         received_at=report.received_at,
         event_id=report.event_id,
+        chain_seq=report.seq - 1 if report.prev_hash else None,
+        chain_head=report.prev_hash,
     )
 
 

@@ -326,6 +326,8 @@ class DailyReportRecord(Record):
     counts: CheckpointCounts
     zero_report: bool
     received_at: datetime
+    seq: int = 0
+    prev_hash: str | None = None  # the gate's chain head at seq - 1: what the report pins
 
 
 class AlarmRecord(Record):

@@ -240,7 +240,8 @@ class Reads:
     def daily_reports(self, site: str, day: date) -> list[DailyReportRecord]:
         # A gate that sent its report twice (a retry with a new id) counts once: the newest.
         rows = self._rows(
-            "SELECT d.*, e.received_at FROM daily_reports d JOIN events e USING (event_id) "
+            "SELECT d.*, e.received_at, e.prev_hash FROM daily_reports d "
+            "JOIN events e USING (event_id) "
             "WHERE d.site = ? AND d.day = ? ORDER BY d.node, d.node_time",
             (site, day.isoformat()),
         )

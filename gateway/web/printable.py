@@ -20,6 +20,12 @@ def report_html(report: SiteDailyReport) -> str:
     zone = ZoneInfo(report.timezone)
     heads = "".join(f"<th>{e(say(f'count.{name}', 'zh'))}</th>" for name in COUNT_FIELDS)
     rows = "".join(_row(gate, zone) for gate in report.gates)
+    # Each gate's chain head as its report pinned it: the paper an auditor compares with.
+    chain = "".join(
+        f"<li>{e(say('report.chainHead', 'zh', node=g.node, seq=g.chain_seq, hash=h))}</li>"
+        for g in report.gates
+        if (h := g.chain_head)
+    )
     # Before the cut-off no gate has reported: the totals are the gateway's so far.
     reported_totals = report.reported_totals.model_dump() if report.closed else {}
     totals = "".join(
@@ -43,6 +49,7 @@ def report_html(report: SiteDailyReport) -> str:
         gate=e(say("report.gate", "zh")), status=e(say("report.status", "zh")),
         received=e(say("report.received", "zh")), total=e(say("report.total", "zh")),
         heads=heads, rows=rows, totals=totals,
+        chain=f'<ul class="chain">{chain}</ul>' if chain else "",
         generated=e(say(
             "report.generated", "zh",
             time=say("format.dateTime", "zh", **date_parts(generated)),
@@ -104,6 +111,7 @@ tfoot th, tfoot td { font-weight: bold; border-top: 3px double #000; }
 .still-open { font-weight: bold; border: 2px solid #000; padding: 4px 8px;
   display: inline-block; }
 .generated { font-size: 9pt; color: #444; }
+.chain { font-size: 8pt; font-family: monospace; padding-left: 1em; }
 * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 @media print { body { margin: 0; } thead { display: table-header-group; } }
 </style>"""
@@ -126,6 +134,7 @@ _PAGE = """<!doctype html>
 <tbody>{rows}</tbody>
 <tfoot><tr><th>{total}</th><td></td><td></td>{totals}</tr></tfoot>
 </table>
+{chain}
 <p class="generated">{generated} · Gatepost</p>
 </body>
 </html>

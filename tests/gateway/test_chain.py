@@ -17,11 +17,14 @@ import yaml
 from edge.cli import main
 from edge.contract import catalogue
 from edge.contract.catalogue import encode
-from edge.contract.events import Passage
+from edge.contract.events import CheckpointCounts, DailyReport, Passage
 from edge.contract.topics import AlertKind, Role, Site
+from edge.gate.daily import daily_report_fields, report_period
 from edge.outbox import Outbox
 from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.reports import site_daily_report
 from gateway.store.records import InboundEvent
+from gateway.web.printable import report_html
 from tests.gateway.test_rules import Rig
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -56,9 +59,19 @@ class Gate:
         self.outbox = Outbox(self.folder / "outbox.db", self.outbox.node)
 
 
+    def daily_report(self, site: SiteSection) -> InboundEvent:
+        """The gate's report of the period that closed at the next cut-off after T0."""
+        period = report_period(T0, site.cutoff_hour, site.zone)
+        fields = daily_report_fields(period, CheckpointCounts(person_checks=1, allowed=1))
+        with self.outbox.transaction(reserved=True) as batch:
+            event = batch.add(DailyReport(**batch.ids(period.end), **fields))
+        (row,) = self.outbox.after(event.seq - 1, 1)
+        return received(self.node, row.topic, row.payload)
+
+
 def received(node: str, topic: str, payload: bytes) -> InboundEvent:
     message = catalogue.decode(topic, payload)
-    assert isinstance(message.payload, Passage)
+    assert isinstance(message.payload, Passage | DailyReport)
     return InboundEvent("north", node, Role.GATE, message.payload, payload, T0, topic)
 
 
@@ -184,6 +197,27 @@ def test_ingest__a_node_that_lost_its_state_starts_a_new_chain_that_is_reported(
     assert "north/g01 outbox life 0: OK: 4 events" in out
     head = gate.outbox.chain_head
     assert f"life 1: OK: 3 events, seqs 1-3 (chained from seq 1), head {head} at seq 3" in out
+
+
+def test_report__the_daily_report_pins_the_chain_head_and_the_printed_page_shows_it(
+    rig: Rig, gate: Gate, config: GatewayConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = config.sites[0]
+    rig.arrive(*gate.passages(3))
+    head = gate.outbox.chain_head
+    report = gate.daily_report(site)
+    assert (report.event.seq, report.event.prev_hash) == (4, head)
+    rig.arrive(report)
+    assert isinstance(report.event, DailyReport)
+    made = site_daily_report(rig.store, site, report.event.day, report.event.node_time)
+    g01 = next(line for line in made.gates if line.node == "g01")
+    assert (g01.chain_seq, g01.chain_head) == (3, head)
+    assert f"g01 事件链头（序号 3）：{head}" in report_html(made)
+    # The head on paper is the one the audit finds at seq 3.
+    rig.arrive(*gate.passages(1))
+    with sqlite3.connect(config.store.path) as db:
+        db.execute("DELETE FROM events WHERE seq > 3")
+    assert f"head {head} at seq 3" in audit(config, capsys, "--node", "north/g01")[1]
 
 
 # --- audit-chain on a tampered store ---------------------------------------------------
