@@ -58,7 +58,6 @@ class Gate:
         shutil.rmtree(self.folder)
         self.outbox = Outbox(self.folder / "outbox.db", self.outbox.node)
 
-
     def daily_report(self, site: SiteSection) -> InboundEvent:
         """The gate's report of the period that closed at the next cut-off after T0."""
         period = report_period(T0, site.cutoff_hour, site.zone)
