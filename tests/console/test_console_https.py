@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Page, expect
 
 from edge.errors import GatepostError
 from edge.gate.console.app import create_app
@@ -34,6 +35,7 @@ from edge.gate.console.server import ConsoleServer
 from edge.web.security import is_loopback, page_policy
 from edge.web.tls import ServerCertificate
 from firmware_tools.site_pki import SitePki, WebFiles
+from tests.browser import assert_chinese_renders
 from tests.console.double import RecordingCheckpoint
 
 
@@ -357,3 +359,27 @@ def test_the_pairing_page_is_rendered_from_this_tree_only() -> None:
     assert "/*{{" not in html
     policy = page_policy(html)
     assert policy.count("'sha256-") == 2  # its one style block and its one script
+
+
+# --- the page in a browser ----------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_the_pairing_page_in_a_browser__chinese_and_a_code_on_the_kiosk(
+    page: Page, tmp_path: Path
+) -> None:
+    # On loopback over HTTP: the kiosk's view (chromium would need the site CA installed).
+    pairing = Pairing.in_folder(tmp_path / "state", limit=3)
+    app = create_app(RecordingCheckpoint())
+    with ConsoleServer(app, port=0, guard=device_trust(pairing)) as server:
+        page.goto(f"{server.url}/pair")
+        expect(page.locator("body[data-ready=true]")).to_be_attached()
+        expect(page.get_by_test_id("make-code")).to_be_visible()
+        expect(page.get_by_test_id("enter-code")).to_be_hidden()
+        assert_chinese_renders(page, "main")
+        page.get_by_test_id("make-code-button").click()
+        expect(page.get_by_test_id("code")).to_have_text(re.compile(rf"^\d{{{CODE_DIGITS}}}$"))
+        code = page.get_by_test_id("code").inner_text()
+        assert pairing.codes.redeem(code)
+        assert_chinese_renders(page, "#message")
+    app.state.console.stream.close()
