@@ -35,8 +35,13 @@ from edge.gate.console.server import ConsoleServer
 from edge.web.security import is_loopback, page_policy
 from edge.web.tls import ServerCertificate
 from firmware_tools.site_pki import SitePki, WebFiles
+from simulators.broker import PrivateBroker
+from simulators.devices.scanner import SimulatedScanner
+from simulators.site import SiteKit
 from tests.browser import assert_chinese_renders
+from tests.conftest import identity
 from tests.console.double import RecordingCheckpoint
+from tests.gate.test_gate_node import running_node
 
 
 def lan_address() -> str:
@@ -383,3 +388,34 @@ def test_the_pairing_page_in_a_browser__chinese_and_a_code_on_the_kiosk(
         assert pairing.codes.redeem(code)
         assert_chinese_renders(page, "#message")
     app.state.console.stream.close()
+
+
+# --- the gate node ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def kit(tmp_path: Path, broker: PrivateBroker) -> SiteKit:
+    kit = SiteKit(tmp_path / "site")
+    kit.publish_trust_list(identity(broker, "provisioning"))
+    return kit
+
+
+def test_gate_node__serves_its_console_over_https_to_paired_tablets(
+    kit: SiteKit, broker: PrivateBroker, tmp_path: Path, web: WebFiles, lan: str
+) -> None:
+    scanner = SimulatedScanner(tmp_path / "scanner").start()
+    console = {"host": "0.0.0.0", "port": 0, "allowed_hosts": [lan],
+               "tls_cert": str(web.cert), "tls_key": str(web.key)}  # fmt: skip
+    devices = {"scanner": {"url": str(scanner.path), "profile": "gm65-scanner"}}
+    config = kit.gate_config("g01", identity(broker, "g01"), devices, console=console)
+    try:
+        with running_node(config) as node:
+            assert node.console_url is not None and node.console_url.startswith("https://")
+            gate = Gate(node.console, Pairing.in_folder(tmp_path, 1), lan, web.ca)
+            with gate.tablet() as tablet:
+                assert not_paired(tablet.get(f"{gate.lan_url}/api/state"))
+            gate.pair()
+            state = node.config.node.state_dir
+            assert len(json.loads((state / DEVICES_FILE).read_text())["devices"]) == 1
+    finally:
+        scanner.stop()
