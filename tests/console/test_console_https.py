@@ -278,8 +278,8 @@ def test_pairing__kept_across_a_restart_and_stored_hashed(
 
 def test_pairing__wrong_codes_are_throttled_per_client(gate: Gate) -> None:
     with gate.tablet() as tablet:
-        for _ in range(5):
-            wrong = tablet.post(f"{gate.lan_url}/api/pairing", json={"code": "00000000"})
+        for wrong_code in ("00000000", "一二三四五六七八", " ", "1234567", "x' OR 1=1"):
+            wrong = tablet.post(f"{gate.lan_url}/api/pairing", json={"code": wrong_code})
             assert (wrong.status_code, wrong.json()["reason"]) == (401, "pairing-code-invalid")
         blocked = tablet.post(f"{gate.lan_url}/api/pairing", json={"code": gate.code()})
         assert (blocked.status_code, blocked.json()["reason"]) == (429, "too-many-pairing-tries")
@@ -330,12 +330,12 @@ def test_codes__single_use_short_lived_and_few() -> None:
     made = [codes.issue() for _ in range(4)]  # one past the bound: the oldest goes
     assert not codes.redeem(made[0])
     assert all(codes.redeem(code) for code in made[1:])
-    assert not codes.redeem("") and not codes.redeem("x" * 100)
+    assert not codes.redeem("") and not codes.redeem("x" * 100) and not codes.redeem("一二三")
 
 
 def test_devices__bounded_and_unpaired(tmp_path: Path) -> None:
     devices = PairedDevices(tmp_path / DEVICES_FILE, limit=2)
-    (one, token), _ = devices.pair("  平板  1 "), devices.pair("")
+    (one, token), _ = devices.pair("  平板 \x00 1\n"), devices.pair("\x1b")
     assert one.label == "平板 1"
     assert devices.device_for(token) == one and devices.device_for("") is None
     with pytest.raises(DevicesFull, match="unpair one first"):

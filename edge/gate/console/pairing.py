@@ -85,8 +85,9 @@ class PairingCodes:
         now = self._clock()
         with self._lock:
             self._forget_expired(now)
-            # Compared with each, in constant time: the answer's timing says nothing.
-            found = [known for known in self._codes if secrets.compare_digest(known, code)]
+            # Compared with each, in constant time (as bytes: any text typed is compared).
+            typed = code.encode()
+            found = [k for k in self._codes if secrets.compare_digest(k.encode(), typed)]
             for known in found:
                 del self._codes[known]
             return bool(found)
@@ -150,7 +151,8 @@ class PairedDevices:
             DevicesFull: `limit` devices are paired already.
         """
         token = secrets.token_urlsafe(32)
-        label = " ".join(label.split())[:LABEL_MAX] or "tablet"
+        label = " ".join("".join(c for c in label if c.isprintable()).split())
+        label = label[:LABEL_MAX] or "tablet"
         with self._lock:
             if len(self._by_hash) >= self._limit:
                 raise DevicesFull(
