@@ -80,42 +80,31 @@ class EventChain:
     def _node_links(
         self, conn: sqlite3.Connection, site: str, node: str, items: list[InboundEvent]
     ) -> list[ChainFault]:
-        (epoch,) = conn.execute(
-            "SELECT epoch FROM nodes WHERE site=? AND node=?", (site, node)
-        ).fetchone()
         seqs = [item.event.seq for item in items]
         stored: dict[int, list[Link]] = defaultdict(list)
+        # The node's current epoch: the one _insert just stored these events in.
         for row in conn.execute(
-            "SELECT seq, event_id, sha256, prev_hash FROM events "
-            "WHERE site=? AND node=? AND epoch=? AND seq BETWEEN ? AND ?",
-            (site, node, epoch, min(seqs) - 1, max(seqs) + 1),
+            "SELECT seq, event_id, sha256, prev_hash FROM events WHERE site=? AND node=? "
+            "AND epoch=(SELECT epoch FROM nodes WHERE site=? AND node=?) AND seq BETWEEN ? AND ?",
+            (site, node, site, node, min(seqs) - 1, max(seqs) + 1),
         ):
             stored[row[0]].append(Link(*row))
         fresh = {item.event.event_id for item in items}
-        faults = []
-        for item in sorted(items, key=lambda i: i.event.seq):
-            seq, event_id = item.event.seq, item.event.event_id
-
-            def fault(what: ChainFaultKind, at: int = seq, named: str = event_id) -> None:
-                faults.append(ChainFault(site, node, what, at, named))
-
+        found: list[tuple[ChainFaultKind, int, str]] = []
+        for item in items:
+            seq, event_id, prev_hash = item.event.seq, item.event.event_id, item.event.prev_hash
             if any(link.event_id != event_id for link in stored[seq]):
-                fault("fork")
-            before = stored.get(seq - 1, [])
-            if before and not _links(item.event.prev_hash, before):
-                fault("break")
-            for after in stored.get(seq + 1, []):
+                found.append(("fork", seq, event_id))
+            before = stored.get(seq - 1)
+            if before and not _links(prev_hash, before):
+                found.append(("break", seq, event_id))
+            for after in stored.get(seq + 1, ()):
                 # An event that arrived before this one (out of order): does it link here?
                 if after.event_id not in fresh and not _links(after.prev_hash, [_link(item)]):
-                    fault("break", seq + 1, after.event_id)
-            if (
-                item.event.prev_hash is None
-                and seq == 1
-                and epoch > 0
-                and _had_chain(conn, site, node, epoch)
-            ):
-                fault("start")
-        return faults
+                    found.append(("break", seq + 1, after.event_id))
+            if prev_hash is None and seq == 1 and _had_chain(conn, site, node):
+                found.append(("start", seq, event_id))
+        return [ChainFault(site, node, what, seq, named) for what, seq, named in found]
 
     def _refork(
         self, conn: sqlite3.Connection, events: Sequence[InboundEvent]
@@ -158,10 +147,12 @@ def _links(prev_hash: str | None, before: list[Link]) -> bool:
     return any(link.sha256 == prev_hash for link in before)
 
 
-def _had_chain(conn: sqlite3.Connection, site: str, node: str, epoch: int) -> bool:
+def _had_chain(conn: sqlite3.Connection, site: str, node: str) -> bool:
     """Whether the node stored events in an earlier outbox life (so this is not its first)."""
     row = conn.execute(
-        "SELECT 1 FROM events WHERE site=? AND node=? AND epoch<? LIMIT 1", (site, node, epoch)
+        "SELECT 1 FROM events WHERE site=? AND node=? "
+        "AND epoch < (SELECT epoch FROM nodes WHERE site=? AND node=?) LIMIT 1",
+        (site, node, site, node),
     ).fetchone()
     return row is not None
 
