@@ -11,8 +11,9 @@ import json
 import logging
 from collections.abc import Callable
 
+import anyio
 from starlette.requests import cookie_parser
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.web.security import is_loopback, with_security_headers
 
@@ -51,11 +52,13 @@ class DeviceTrust:
         cookie: the device cookie's name.
         page: the pairing page; an unpaired device's page request is sent there.
         api: the pairing API's path prefix.
+        recheck_s: how often a paired device's response still in progress (an event
+            stream) asks whether the device is still paired; unpaired, it ends.
     """
 
     def __init__(
         self, app: ASGIApp, pairing_app: ASGIApp, is_paired: Callable[[str], bool], *,
-        cookie: str, page: str = "/pair", api: str = "/api/pairing",
+        cookie: str, page: str = "/pair", api: str = "/api/pairing", recheck_s: float = 2.0,
     ) -> None:  # fmt: skip
         self.app = app
         self.pairing_app = pairing_app
@@ -63,6 +66,7 @@ class DeviceTrust:
         self.cookie = cookie
         self.page = page
         self.api = api
+        self.recheck_s = recheck_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,8 +75,10 @@ class DeviceTrust:
         path: str = scope["path"]
         if path in {self.page, self.api} or path.startswith(self.api + "/"):
             await self.pairing_app(scope, receive, send)
-        elif from_this_machine(scope) or self.is_paired(cookie_value(scope, self.cookie)):
+        elif from_this_machine(scope):
             await self.app(scope, receive, send)
+        elif self.is_paired(token := cookie_value(scope, self.cookie)):
+            await self._while_paired(token, scope, receive, send)
         elif scope["method"] in {"GET", "HEAD"} and not path.startswith("/api/"):
             await _answer(send, 303, b"", [(b"location", self.page.encode())])
         else:
@@ -84,6 +90,32 @@ class DeviceTrust:
                 }
             ).encode()
             await _answer(send, 401, body, [(b"content-type", b"application/json")])
+
+    async def _while_paired(self, token: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """`app`, told the client went away once the device is unpaired (Starlette ends a
+        streaming response on that), with the response then ended properly."""
+        unpaired = False
+        state = {"started": False, "complete": False}
+
+        async def receive_while_paired() -> Message:
+            nonlocal unpaired
+            while not unpaired:
+                with anyio.move_on_after(self.recheck_s):
+                    return await receive()
+                unpaired = not self.is_paired(token)
+            return {"type": "http.disconnect"}
+
+        async def send_tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                state["complete"] = True
+            await send(message)
+
+        await self.app(scope, receive_while_paired, send_tracked)
+        if unpaired and state["started"] and not state["complete"]:
+            log.info("ended a response to an unpaired device")
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -11,13 +11,17 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from playwright.sync_api import Page, expect
 
 from edge.errors import GatepostError
@@ -419,3 +423,40 @@ def test_gate_node__serves_its_console_over_https_to_paired_tablets(
             assert len(json.loads((state / DEVICES_FILE).read_text())["devices"]) == 1
     finally:
         scanner.stop()
+
+
+def test_unpairing_ends_the_devices_open_event_stream(
+    tmp_path: Path, web: WebFiles, lan: str
+) -> None:
+    # An app that streams until told the client went away, as the console's events do.
+    app = FastAPI()
+
+    @app.get("/api/events")
+    def events() -> StreamingResponse:
+        async def frames() -> AsyncIterator[bytes]:
+            while True:
+                yield b": keep-alive\n\n"
+                await anyio.sleep(0.1)
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    pairing = Pairing.in_folder(tmp_path / "state", limit=3)
+    with ConsoleServer(
+        app, "0.0.0.0", 0, allowed_hosts=(lan,), tls=ServerCertificate(web.cert, web.key),
+        guard=device_trust(pairing, recheck_s=0.2),
+    ) as server:  # fmt: skip
+        gate = Gate(server, pairing, lan, web.ca)
+        token = gate.pair()
+        (device,) = pairing.devices.devices()
+        headers = {"Cookie": f"{COOKIE}={token}"}
+        with gate.tablet() as tablet, tablet.stream(
+            "GET", f"{gate.lan_url}/api/events", headers=headers
+        ) as stream:  # fmt: skip
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            assert next(lines) == ": keep-alive"
+            pairing.devices.unpair(device.device_id)
+            started = time.monotonic()
+            for _ in lines:  # the stream ends: the loop does too
+                assert time.monotonic() - started < 5, "the stream outlived the pairing"
+        assert time.monotonic() - started < 5

@@ -182,14 +182,19 @@ def pairing_app(pairing: Pairing) -> FastAPI:
     return app
 
 
-def device_trust(pairing: Pairing) -> Callable[[ASGIApp], ASGIApp]:
-    """ConsoleServer's `guard`: the console behind DeviceTrust, with pairing in front."""
+def device_trust(pairing: Pairing, recheck_s: float = 2.0) -> Callable[[ASGIApp], ASGIApp]:
+    """ConsoleServer's `guard`: the console behind DeviceTrust, with pairing in front.
+
+    Args:
+        recheck_s: how often a paired device's open event stream checks it is still
+            paired; unpaired, the stream ends.
+    """
     front = pairing_app(pairing)
 
     def is_paired(token: str) -> bool:
         return pairing.devices.device_for(token) is not None
 
     def guard(app: ASGIApp) -> ASGIApp:
-        return DeviceTrust(app, front, is_paired, cookie=COOKIE)
+        return DeviceTrust(app, front, is_paired, cookie=COOKIE, recheck_s=recheck_s)
 
     return guard
