@@ -20,7 +20,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from playwright.sync_api import Page, expect
 
@@ -460,3 +460,17 @@ def test_unpairing_ends_the_devices_open_event_stream(
             for _ in lines:  # the stream ends: the loop does too
                 assert time.monotonic() - started < 5, "the stream outlived the pairing"
         assert time.monotonic() - started < 5
+
+
+def test_the_app_sees_https_as_the_scheme_and_in_its_state(web: WebFiles) -> None:
+    # What a session cookie's Secure flag is decided from, inside the app.
+    app = FastAPI()
+
+    @app.get("/scheme")
+    def scheme(request: Request) -> dict[str, object]:
+        return {"scheme": request.url.scheme, "https": request.app.state.https}
+
+    with ConsoleServer(app, port=0, tls=ServerCertificate(web.cert, web.key)) as server:
+        verify = ssl.create_default_context(cafile=str(web.ca))
+        answer = httpx.get(f"{server.url}/scheme", verify=verify, timeout=5).json()
+    assert answer == {"scheme": "https", "https": True}
