@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.contract import topics
-from edge.contract.base import new_event_id
+from edge.contract.base import chain_hash, new_event_id
 from edge.contract.catalogue import encode
 from edge.contract.events import Passage
 from edge.contract.presence import Birth
@@ -40,9 +40,11 @@ from simulators.fleet import (
 # --- building the stream ---------------------------------------------------------
 
 
-def passage(rng: random.Random, seq: int, at: datetime) -> Passage:
+def passage(rng: random.Random, seq: int, at: datetime, prev_hash: str | None = None) -> Passage:
     """One realistic passage: mostly green and allowed, some fevers, yellow and red codes."""
-    ids: dict[str, Any] = {"event_id": new_event_id(at), "seq": seq, "node_time": at}
+    ids: dict[str, Any] = {
+        "event_id": new_event_id(at), "seq": seq, "node_time": at, "prev_hash": prev_hash,
+    }  # fmt: skip
     subject = f"{rng.getrandbits(256):064x}"
     roll = rng.random()
     if roll < 0.88:
@@ -74,16 +76,20 @@ def build_stream(plan: FleetPlan, worker: int) -> list[Message]:
     """Every event publisher `worker` sends, encoded, nodes interleaved round-robin.
 
     Round-robin keeps each node's seq in order on the wire while spreading load over
-    every topic, as a busy site would.
+    every topic, as a busy site would. Each node's events form its hash chain, as a real
+    outbox makes it, so the gateway checks every link as it would at a site.
     """
     rng = random.Random(plan.seed * 1_000 + worker)
     site = Site(plan.site, plan.prefix)
     nodes = [site.node(Role.GATE, name) for name in plan.share(worker)]
     targets = [topics.event(node, EventKind.PASSAGE) for node in nodes]
     stream: list[Message] = []
+    heads: dict[str, str | None] = dict.fromkeys(targets)
     for seq in range(1, plan.events_per_node + 1):
         for topic in targets:
-            stream.append((topic, encode(passage(rng, seq, datetime.now(UTC)))))
+            payload = encode(passage(rng, seq, datetime.now(UTC), heads[topic]))
+            heads[topic] = chain_hash(payload)
+            stream.append((topic, payload))
     return stream
 
 

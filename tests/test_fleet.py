@@ -8,6 +8,8 @@ from collections import Counter
 import pytest
 
 from edge.contract import catalogue, topics
+from edge.contract.base import chain_hash
+from edge.contract.catalogue import encode
 from edge.contract.events import Passage
 from edge.contract.presence import Birth
 from edge.contract.topics import Role, Site
@@ -55,6 +57,12 @@ def test_fleet__every_node_sends_seq_1_to_n_once_as_valid_passages(
         by_node.setdefault(message.topic.node, []).append(message.payload.seq)
     # Each node's events arrive in seq order: one publisher owns a node.
     assert by_node == {name: list(range(1, 21)) for name in ("g0001", "g0002", "g0003")}
+    # And form each node's hash chain, as a real outbox would: the gateway checks it.
+    for name in ("g0001", "g0002", "g0003"):
+        chain = [m.payload for m in passages if m.topic.node == name]
+        links = [e.prev_hash for e in chain if isinstance(e, Passage)]
+        assert links[1:] == [chain_hash(encode(e)) for e in chain[:-1]]
+        assert links[0] is None
     assert len({m.payload.event_id for m in passages}) == 60  # type: ignore[attr-defined]
     outcomes = Counter(m.payload.outcome for m in passages)  # type: ignore[attr-defined]
     assert outcomes["allow"] > 30
