@@ -23,7 +23,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.contract import topics
-from edge.contract.base import Event, Payload, new_event_id
+from edge.contract.base import Event, Payload, chain_hash, new_event_id
 from edge.contract.catalogue import CATALOGUE, encode
 from edge.contract.events import (
     Disinfection,
@@ -50,15 +50,26 @@ Step = Callable[["GateScript", datetime], list[Event]]
 class GateScript:
     """An endless, seeded cycle of what happens at a gate, as contract events.
 
-    `seq` runs from 1 without gaps, as a node's outbox would number them.
+    `seq` runs from 1 without gaps, and `prev_hash` chains each event to the bytes of the
+    one before, as a node's outbox would make them.
     """
 
     def __init__(self, seed: int, volunteer: str = "v017") -> None:
         self.rng = random.Random(seed)
         self.volunteer = volunteer
         self.seq = 0
+        self._head: str | None = None
 
     def events(self, clock: Clock) -> Iterator[list[Event]]:
+        for moment in self._moments(clock):
+            yield [self._linked(event) for event in moment]
+
+    def _linked(self, event: Event) -> Event:
+        linked = event.model_copy(update={"prev_hash": self._head})
+        self._head = chain_hash(encode(linked))
+        return linked
+
+    def _moments(self, clock: Clock) -> Iterator[list[Event]]:
         yield self._shift_start(clock())
         steps: list[Step] = [
             GateScript._green,

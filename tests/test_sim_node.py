@@ -10,6 +10,8 @@ import pytest
 
 from edge.cli import endpoint_args
 from edge.contract import catalogue, topics
+from edge.contract.base import Event, chain_hash
+from edge.contract.catalogue import encode
 from edge.contract.events import Hold, HoldResolved, Passage
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import Role, Site, TopicKind
@@ -47,6 +49,9 @@ def test_sim_node__births_then_publishes_gap_free_events_then_dies_cleanly(
     events = [m.payload for m in messages if m.topic.kind is TopicKind.EVENT]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))  # type: ignore[attr-defined]
     assert len({e.event_id for e in events}) == len(events)  # type: ignore[attr-defined]
+    # Chained as a real outbox chains them: each names the bytes of the one before.
+    links = [e.prev_hash for e in events if isinstance(e, Event)]
+    assert links == [None] + [chain_hash(encode(e)) for e in events[:-1]]
     passages = {e.event_id: e for e in events if isinstance(e, Passage)}
     holds = {e.event_id: e for e in events if isinstance(e, Hold)}
     assert holds and all(h.passage_id in passages for h in holds.values())
