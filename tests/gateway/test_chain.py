@@ -23,6 +23,8 @@ from edge.gate.daily import daily_report_fields, report_period
 from edge.outbox import Outbox
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.reports import site_daily_report
+from gateway.store import SqliteStore
+from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import InboundEvent
 from gateway.web.printable import report_html
 from tests.gateway.test_rules import Rig
@@ -217,6 +219,29 @@ def test_report__the_daily_report_pins_the_chain_head_and_the_printed_page_shows
     with sqlite3.connect(config.store.path) as db:
         db.execute("DELETE FROM events WHERE seq > 3")
     assert f"head {head} at seq 3" in audit(config, capsys, "--node", "north/g01")[1]
+
+
+def test_migration__events_stored_before_the_chain_get_their_hash_and_new_ones_link_to_them(
+    tmp_path: Path, gate: Gate
+) -> None:
+    path = tmp_path / "old.db"
+    before = tuple(m for m in MIGRATIONS if m.name < "0008")
+    apply_migrations(sqlite3.connect(path, isolation_level=None), before)
+    first, second = gate.passages(2)
+    with sqlite3.connect(path) as db:  # as a gateway from before the chain stored it
+        db.execute(
+            "INSERT INTO events (event_id, site, node, kind, epoch, seq, node_time, "
+            "received_at, payload) VALUES (?, 'north', 'g01', 'passage', 0, 1, '', '', ?)",
+            (first.event.event_id, first.raw.decode()),
+        )
+        db.execute(
+            "INSERT INTO nodes (site, node, role, seq_max) VALUES ('north', 'g01', 'gate', 1)"
+        )
+    store = SqliteStore(path)  # migrated on open
+    (stored,) = store.db.execute("SELECT sha256 FROM events").fetchone()
+    assert stored == first.sha256 == second.event.prev_hash
+    assert store.write([second]).chain == []  # it links to the event stored before
+    store.close()
 
 
 # --- audit-chain on a tampered store ---------------------------------------------------
