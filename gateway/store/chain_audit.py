@@ -12,8 +12,10 @@ the store (a printed daily report's prev_hash, the node's own outbox).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,45 +79,49 @@ class LifeAudit:
 
 
 def audit_life(
-    site: str, node: str, epoch: int, events: list[StoredEvent], stored_up_to: int = 0
+    site: str, node: str, epoch: int, events: Iterable[StoredEvent], stored_up_to: int = 0
 ) -> LifeAudit:
-    """Check one outbox life's events (ordered by seq).
+    """Check one outbox life's events, read one by one in seq order (a life can be large).
 
     Args:
         stored_up_to: the highest seq the store's own marks say it held in this life
             (0 when unknown): events past the last one stored were removed from the end.
     """
-    audit = LifeAudit(site, node, epoch, events=len(events))
-    if not events:
-        return audit
-    audit.first_seq, audit.last_seq = events[0].seq, events[-1].seq
-    by_seq: dict[int, list[StoredEvent]] = {}
-    for event in events:
-        by_seq.setdefault(event.seq, []).append(event)
+    audit = LifeAudit(site, node, epoch)
     found = audit.findings
-    if audit.first_seq > 1:
-        found.append(Finding(1, "missing", f"seqs 1-{audit.first_seq - 1} are not stored"))
     before: list[tuple[StoredEvent, dict[str, Any]]] = []
-    for seq in range(audit.first_seq, audit.last_seq + 1):
-        here = by_seq.get(seq, [])
-        if not here:
-            found.append(Finding(seq, "missing", "no event stored at this seq"))
+    last: StoredEvent | None = None
+    for seq, group in itertools.groupby(events, key=lambda e: e.seq):
+        here = list(group)
+        if last is None:
+            audit.first_seq = seq
+        gap = (1 if last is None else audit.last_seq + 1, seq - 1)
+        if gap[0] <= gap[1]:
+            found.append(_missing(*gap))
             before = []
-            continue
         if len(here) > 1:
             ids = ", ".join(e.event_id for e in here)
             found.append(Finding(seq, "inserted", f"{len(here)} different events ({ids})"))
         current = [(event, _checked(event, found)) for event in here]
         for _, body in current:
-            _link(seq, body, before, audit, found, first=seq == audit.first_seq)
-        before = current
-    audit.head = chain_hash(events[-1].payload.encode())
+            _link(seq, body, before, audit, found, first=last is None)
+        before, last = current, here[-1]
+        audit.events += len(here)
+        audit.last_seq = seq
+    if last is not None:
+        audit.head = chain_hash(last.payload.encode())
     if stored_up_to > audit.last_seq:
         found.append(
             Finding(audit.last_seq + 1, "missing",
                     f"seqs {audit.last_seq + 1}-{stored_up_to} were stored and are gone")
         )  # fmt: skip
     return audit
+
+
+def _missing(first: int, last: int) -> Finding:
+    if first == last:
+        return Finding(first, "missing", "no event stored at this seq")
+    return Finding(first, "missing", f"seqs {first}-{last} are not stored")
 
 
 def _checked(event: StoredEvent, found: list[Finding]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -24,6 +24,11 @@ from gateway.store.rows import TABLES, Row
 
 # The model of each stored kind, to make its report rows again from its payload.
 _MODELS: dict[str, type[Event]] = {model.model_fields["kind"].default: model for model in TABLES}
+# Each kind's report rows of one event, as stored.
+_ROWS_OF: dict[str, str] = {
+    kind: f"SELECT {TABLES[model][1]} FROM {TABLES[model][0]} WHERE event_id=?"  # noqa: S608
+    for kind, model in _MODELS.items()
+}
 
 
 class Link(NamedTuple):
@@ -158,41 +163,56 @@ def _had_chain(conn: sqlite3.Connection, site: str, node: str) -> bool:
 
 
 def _audit_node(conn: sqlite3.Connection, site: str, node: str) -> list[LifeAudit]:
-    derived = _derived_rows(conn, site, node)
     current, seq_max = conn.execute(
         "SELECT epoch, seq_max FROM nodes WHERE site=? AND node=?", (site, node)
     ).fetchone() or (None, 0)
-    lives: dict[int, list[StoredEvent]] = defaultdict(list)
-    for event_id, epoch, seq, kind, payload, sha256 in conn.execute(
-        "SELECT event_id, epoch, seq, kind, payload, sha256 FROM events "
-        "WHERE site=? AND node=? ORDER BY epoch, seq, event_id",
-        (site, node),
-    ):
-        stored, _ = derived.pop(event_id, (Counter(), 0))
-        expected = _expected_rows(site, node, kind, payload)
-        lives[epoch].append(StoredEvent(event_id, seq, kind, payload, sha256, stored, expected))
+    epochs = [epoch for (epoch,) in conn.execute(
+        "SELECT DISTINCT epoch FROM events WHERE site=? AND node=? ORDER BY epoch", (site, node)
+    )]  # fmt: skip
     audits = [
-        audit_life(site, node, epoch, events, seq_max if epoch == current else 0)
-        for epoch, events in sorted(lives.items())
-    ]
-    # Report rows whose event is gone: the event was removed and its rows were not.
-    for event_id, (_, seq) in derived.items():
-        audits[-1].findings.append(
-            Finding(seq, "missing", f"{event_id} is gone from the event log; its rows remain")
-        )
+        audit_life(site, node, epoch, _stored(conn, site, node, epoch),
+                   seq_max if epoch == current else 0)
+        for epoch in epochs
+    ]  # fmt: skip
+    audits[-1].findings.extend(_strays(conn, site, node))
     return audits
 
 
-def _derived_rows(
-    conn: sqlite3.Connection, site: str, node: str
-) -> dict[str, tuple[Counter[Row], int]]:
-    """The report tables' rows of a node, by event_id (with the seq they name, if any)."""
-    found: dict[str, tuple[Counter[Row], int]] = {}
-    for table, columns, _ in TABLES.values():
-        has_seq = " seq," in columns
-        sql = f"SELECT {columns} FROM {table} WHERE site=? AND node=?"  # noqa: S608
-        for row in conn.execute(sql, (site, node)):
-            found.setdefault(row[0], (Counter(), row[3] if has_seq else 0))[0][_plain(row)] += 1
+def _stored(conn: sqlite3.Connection, site: str, node: str, epoch: int) -> Iterator[StoredEvent]:
+    """One life's events in seq order, each with its report rows as stored and as made."""
+    for event_id, seq, kind, payload, sha256 in conn.execute(
+        "SELECT event_id, seq, kind, payload, sha256 FROM events "
+        "WHERE site=? AND node=? AND epoch=? ORDER BY seq, event_id",
+        (site, node, epoch),
+    ):
+        stored: Counter[Row] = Counter()
+        if kind in _ROWS_OF:
+            stored.update(_plain(row) for row in conn.execute(_ROWS_OF[kind], (event_id,)))
+        expected = _expected_rows(site, node, kind, payload)
+        yield StoredEvent(event_id, seq, kind, payload, sha256, stored, expected)
+
+
+def _strays(conn: sqlite3.Connection, site: str, node: str) -> list[Finding]:
+    """Report rows of the node with no event of their kind in the log: the event was removed
+    and its rows were not, or the row was put there."""
+    found = []
+    for kind, model in _MODELS.items():
+        table, columns, _ = TABLES[model]
+        seq = "seq" if " seq," in columns else "0"
+        sql = (
+            f"SELECT DISTINCT event_id, {seq}, event_id IN (SELECT event_id FROM events) "  # noqa: S608
+            f"FROM {table} WHERE site=? AND node=? "
+            "AND event_id NOT IN (SELECT event_id FROM events WHERE kind=?)"
+        )
+        for event_id, at, logged in conn.execute(sql, (site, node, kind)):
+            if logged:
+                found.append(Finding(at, "inserted", f"a {table} row for {event_id}, "
+                                     f"which is not a {kind} event"))  # fmt: skip
+            else:
+                found.append(
+                    Finding(at, "missing", f"{event_id} has {table} rows but no event in the "
+                            "log: the event was removed, or the rows put there")
+                )  # fmt: skip
     return found
 
 

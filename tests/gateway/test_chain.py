@@ -252,6 +252,24 @@ def remove(db: sqlite3.Connection) -> None:
         db.execute(f"DELETE FROM {table} WHERE seq = 5")
 
 
+def remove_two(db: sqlite3.Connection) -> None:
+    for table in ("events", "passages"):
+        db.execute(f"DELETE FROM {table} WHERE seq IN (4, 5)")
+
+
+def remove_event_only(db: sqlite3.Connection) -> None:
+    db.execute("DELETE FROM events WHERE seq = 5")  # the passage row, counted, stays
+
+
+def add_report_row(db: sqlite3.Connection) -> None:
+    # A passage the reports count, with no event in the log behind it.
+    db.execute(
+        "INSERT INTO passages SELECT '01KAAAAAAAAAAAAAAAAAAAAAAA', site, node, 9, node_time, "
+        "direction, subject, outcome, colour, credential, reasons, temperature_c, fever, "
+        "subject_ref, vehicle_plate, occupants FROM passages WHERE seq = 5"
+    )
+
+
 def remove_last(db: sqlite3.Connection) -> None:
     for table in ("events", "passages"):
         db.execute(f"DELETE FROM {table} WHERE seq = 8")
@@ -288,13 +306,19 @@ def insert(db: sqlite3.Connection) -> None:
     [
         (remove, ["seq 5: missing: no event stored at this seq"]),
         (remove_last, ["seq 8: missing: seqs 8-8 were stored and are gone"]),
+        (remove_two, ["seq 4: missing: seqs 4-5 are not stored"]),
+        (remove_event_only, ["seq 5: missing: no event stored at this seq",
+                             "seq 5: missing: 01", "has passages rows but no event in the log"]),
+        (add_report_row, ["seq 9: missing: 01KAAAAAAAAAAAAAAAAAAAAAAA has passages rows but "
+                          "no event in the log"]),
         (change_payload, ["seq 5: changed", "seq 6: broken: does not link to seq 5"]),
         (change_row, ["seq 5: changed: ", "its passage row differs from its payload"]),
         (reorder, ["seq 5: reordered", "seq 6: reordered"]),
         (insert, ["seq 5: inserted: 2 different events"]),
     ],
-    ids=["removed", "removed-last", "changed", "changed-report-row", "reordered", "inserted"],
-)
+    ids=["removed", "removed-last", "removed-two", "removed-from-the-log-only",
+         "report-row-added", "changed", "changed-report-row", "reordered", "inserted"],
+)  # fmt: skip
 def test_audit_chain__finds_each_tampering_by_seq(  # noqa: PLR0917 (fixtures and parameters)
     rig: Rig, gate: Gate, config: GatewayConfig, capsys: pytest.CaptureFixture[str],
     tamper: Callable[[sqlite3.Connection], None], found: list[str],
