@@ -90,7 +90,10 @@ def _audit_chain(args: argparse.Namespace) -> int:
     site, _, node = (args.node or "").partition("/")
     if args.node and not (site and node):
         raise GatepostError(f"--node {args.node!r}: give it as SITE/NODE, e.g. north/g01")
-    store = _store(args)
+    path = load_config(args.config).store.path
+    if not path.is_file():  # opening would make an empty store, and an empty audit pass
+        raise GatepostError(f"{path}: no gateway store there (store.path in {args.config})")
+    store = SqliteStore(path)
     try:
         audits = store.audit_chain(site or None, node or None)
     finally:

@@ -345,3 +345,16 @@ def test_audit_chain__audits_one_node_when_named(
     assert (code, out.count("outbox life")) == (0, 1)
     assert "north/g02 outbox life 0: OK: 2 events" in out
     assert audit(config, capsys)[0] == 1
+
+
+def test_audit_chain__a_store_that_is_not_there_is_an_error_not_an_empty_pass(
+    config: GatewayConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config.store.path.parent / "gateway.yaml"
+    path.write_text(yaml.safe_dump({
+        "sites": [{"name": "north", "gates": ["g01"]}],
+        "broker": {"url": "mqtts://127.0.0.1:8883"}, "store": {"path": str(config.store.path)},
+    }), encoding="utf-8")  # fmt: skip
+    assert main(["gateway", "audit-chain", "--config", str(path)]) == 1
+    assert "no gateway store there" in capsys.readouterr().err
+    assert not config.store.path.exists()
