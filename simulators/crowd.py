@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from simulators.devices.scanner import SimulatedScanner
@@ -70,6 +71,8 @@ class Crowd:
         self.volunteer = volunteer
         self.rng = random.Random(seed)
         self.people = 0
+        # The volunteer's browser: it keeps the console's session cookie.
+        self._console = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
 
     def run(self, stop: threading.Event) -> None:
         """The volunteer starts the shift, then people and vehicles come until `stop`."""
@@ -82,7 +85,7 @@ class Crowd:
                 next_vehicle = time.monotonic() + self._gap(self.mix.vehicles_per_min)
 
     def start_shift(self, stop: threading.Event, attempts: int = 30) -> None:
-        """The volunteer scans the badge, and again until the console shows them on duty.
+        """The volunteer scans the badge at the gate, then signs in at the console with it.
 
         A node still waiting for its trust list refuses a badge as it refuses any code;
         a volunteer at the gate would simply scan again.
@@ -90,18 +93,26 @@ class Crowd:
         badge = self.kit.code("badge", volunteer=self.volunteer)
         for _ in range(attempts):
             self.scanner.scan(badge)
-            if not self.console_url or stop.wait(1.0) or self._on_duty():
+            if not self.console_url or stop.wait(1.0) or self._sign_in(badge):
                 return
         log.warning("%s never came on duty at %s", self.volunteer, self.console_url)
 
-    def _on_duty(self) -> bool:
+    def _sign_in(self, badge: str) -> bool:
+        """Whether the console took the badge: 403 until the scan at the gate started the shift."""
+        return self._post("/api/session", {"badge_text": badge})
+
+    def _post(self, path: str, body: Mapping[str, object]) -> bool:
+        # Our own console's http:// URL, never a file: or other scheme.
+        request = urllib.request.Request(  # noqa: S310
+            f"{self.console_url}{path}", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )  # fmt: skip
         try:
-            # Our own console's http:// URL, never a file: or other scheme.
-            with urllib.request.urlopen(f"{self.console_url}/api/state", timeout=5) as answer:  # noqa: S310
-                state = json.load(answer)
-        except (urllib.error.URLError, OSError, ValueError):
+            with self._console.open(request, timeout=5):
+                return True
+        except (urllib.error.URLError, OSError) as exc:
+            log.debug("%s%s not accepted: %s", self.console_url, path, exc)
             return False
-        return self.volunteer in state["node"]["volunteers_on_duty"]
 
     def person(self, stop: threading.Event) -> None:
         """One person: forehead to the thermometer, then the code to the scanner."""
@@ -122,18 +133,9 @@ class Crowd:
         body = {
             "vehicle_plate": f"京A{self.rng.randrange(10_000, 100_000)}",
             "occupant_temperatures_c": occupants,
-            "volunteer_id": self.volunteer,
         }
-        # Our own console's http:// URL, never a file: or other scheme.
-        request = urllib.request.Request(  # noqa: S310
-            f"{self.console_url}/api/vehicle-checks", data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"}, method="POST",
-        )  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=5):  # noqa: S310
-                pass
-        except (urllib.error.URLError, OSError) as exc:
-            log.warning("vehicle check not accepted by %s: %s", self.console_url, exc)
+        if not self._post("/api/vehicle-checks", body):
+            log.warning("vehicle check not accepted by %s", self.console_url)
 
     def _kind(self) -> CodeKind:
         draw = self.rng.random()

@@ -144,7 +144,7 @@ class GateCheckpoint(ConsoleActions, FaultLog):
         if verdict.ok and isinstance(verdict.credential, Badge):
             action: Literal["start", "end"]
             action = "end" if verdict.credential.volunteer in self._book.on_duty else "start"
-            self._shift(verdict, action)
+            self._shift(verdict.credential, action)
             return
         with self._lock:
             if self._pending is not None:

@@ -143,6 +143,16 @@ class OutboxSection(Section):
     warn_fraction: float = Field(0.8, gt=0, lt=1, description="raise a fault at this fill level")
 
 
+class SessionLimits(Section):
+    """How long a volunteer's sign-in lasts (console.sessions)."""
+
+    idle_min: float = Field(30, gt=0, le=12 * 60, description="ends after this long unused")
+    longest_h: float = Field(
+        12, gt=0, le=24, description="ends this long after the badge was scanned, used or not"
+    )
+    most: int = Field(64, ge=1, le=1024, description="open sessions; one more ends the oldest")
+
+
 class ConsoleSection(TlsFields):
     """The volunteer console: on this machine over HTTP, beyond it over HTTPS with pairing."""
 
@@ -158,6 +168,7 @@ class ConsoleSection(TlsFields):
         "localhost and `host`: what tablets on the LAN type into the address bar",
     )  # fmt: skip
     streams: StreamLimits = StreamLimits()
+    sessions: SessionLimits = SessionLimits()
     language: Literal["zh", "en"] = "zh"
     words_file: Path | None = Field(
         None, description="the site's own wording for some of the console's words or reasons "

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 from edge.contract.events import Disinfection, HoldResolved, Outcome, Passage, Shift
 from edge.contract.events import Registration as RegistrationEvent
 from edge.credentials.native import Badge
-from edge.credentials.verifier import Verdict, Verifier
+from edge.credentials.verifier import Verifier
 from edge.devices.base import TemperatureReading
 from edge.gate.book import LocalBook
 from edge.gate.decision import (
@@ -34,6 +34,7 @@ from edge.gate.views import (
     Registration,
     ShiftChange,
     VehicleCheck,
+    Volunteer,
 )
 from edge.outbox import Batch
 
@@ -85,9 +86,10 @@ class ConsoleActions:
     def _show(self, view: DecisionView) -> None:
         raise NotImplementedError
 
-    def resolve_hold(self, hold_id: str, resolution: HoldResolution) -> None:
+    def resolve_hold(self, hold_id: str, resolution: HoldResolution, volunteer_id: str) -> None:
         now = self.clock()
         with self._lock:
+            self._require_on_duty(volunteer_id)
             hold = self._book.holds.get(hold_id)
             if hold is None:
                 raise Refusal("unknown-hold", f"no open hold {hold_id}")
@@ -96,12 +98,12 @@ class ConsoleActions:
                 registration_id = None
                 if resolution.registration is not None:
                     registration_id = self._registration(
-                        batch, resolution.registration, resolution.volunteer_id, hold_id, now
+                        batch, resolution.registration, volunteer_id, hold_id, now
                     )
                 batch.add(
                     HoldResolved(
                         **batch.ids(now), hold_id=hold_id, resolution=resolution.resolution,
-                        volunteer_id=resolution.volunteer_id, temperature_c=temperature,
+                        volunteer_id=volunteer_id, temperature_c=temperature,
                         temperature_source=source, registration_id=registration_id,
                         note=resolution.note,
                     )
@@ -161,9 +163,15 @@ class ConsoleActions:
         devices = self._node_view().devices
         return not any(devices.get(name) == "ok" for name in TEMPERATURE_DEVICES)
 
+    def _require_on_duty(self, volunteer_id: str) -> None:
+        """Refuse an actor who is not on duty at this gate now (the console asks first)."""
+        if volunteer_id not in self._book.on_duty:
+            raise Refusal("not-on-duty", f"{volunteer_id} is not on duty at this gate")
+
     def register(self, registration: Registration, volunteer_id: str) -> str:
         now = self.clock()
-        with self._transaction() as batch:
+        with self._lock, self._transaction() as batch:
+            self._require_on_duty(volunteer_id)
             return self._registration(batch, registration, volunteer_id, None, now)
 
     def _registration(
@@ -182,18 +190,19 @@ class ConsoleActions:
         )  # fmt: skip
         return event.event_id
 
-    def check_vehicle(self, check: VehicleCheck) -> DecisionView:
+    def check_vehicle(self, check: VehicleCheck, volunteer_id: str) -> DecisionView:
         now = self.clock()
         outcome, reasons = decide_vehicle(check.occupant_temperatures_c, self.policy)
         highest = max(check.occupant_temperatures_c)
         with self._lock:
+            self._require_on_duty(volunteer_id)
             with self._transaction() as batch:
                 passage = batch.add(
                     Passage(
                         **batch.ids(now), direction=check.direction, subject="vehicle",
                         outcome=outcome, colour=None, credential="none", reasons=reasons,
                         temperature_c=highest, vehicle_plate=check.vehicle_plate,
-                        occupants=len(check.occupant_temperatures_c),
+                        occupants=len(check.occupant_temperatures_c), volunteer_id=volunteer_id,
                     )
                 )  # fmt: skip
                 if outcome == "hold":
@@ -212,37 +221,50 @@ class ConsoleActions:
         self.actions.show(outcome)
         return view
 
+    def identify(self, badge_text: str) -> Volunteer:
+        return _volunteer(self._badge(badge_text))
+
     def change_shift(self, badge_text: str, action: Literal["start", "end"]) -> ShiftChange:
+        return self._shift(self._badge(badge_text), action)
+
+    def _badge(self, badge_text: str) -> Badge:
         verdict = self.verifier.verify(badge_text.strip(), self.clock())
         if not verdict.ok:
             raise Refusal(verdict.reasons[0], verdict.detail)
         if not isinstance(verdict.credential, Badge):
             raise Refusal("not-a-badge", "scan a volunteer badge")
-        return self._shift(verdict, action)
+        return verdict.credential
 
-    def _shift(self, verdict: Verdict, action: Literal["start", "end"]) -> ShiftChange:
-        badge = verdict.credential
-        assert isinstance(badge, Badge)
+    def _shift(self, badge: Badge, action: Literal["start", "end"]) -> ShiftChange:
         now = self.clock()
-        with self._transaction() as batch:
-            on_duty = [v for v in self._book.on_duty if v != badge.volunteer]
-            self._book.on_duty = [*on_duty, badge.volunteer] if action == "start" else on_duty
-            batch.add(
-                Shift(
-                    **batch.ids(now), action=action, volunteer_id=badge.volunteer,
-                    role=badge.role,
-                )
-            )  # fmt: skip
-        return ShiftChange(
-            action=action, volunteer_id=badge.volunteer, masked_name=badge.name, at=now
-        )
+        change = ShiftChange(**_volunteer(badge).model_dump(), action=action, at=now)
+        with self._lock:
+            on_duty = badge.volunteer in self._book.on_duty
+            if on_duty == (action == "start"):
+                # Already so: a second start is the volunteer signing in again at the console.
+                return change
+            with self._transaction() as batch:
+                others = [v for v in self._book.on_duty if v != badge.volunteer]
+                self._book.on_duty = [*others, badge.volunteer] if action == "start" else others
+                batch.add(
+                    Shift(
+                        **batch.ids(now), action=action, volunteer_id=badge.volunteer,
+                        role=badge.role,
+                    )
+                )  # fmt: skip
+        return change
 
-    def log_disinfection(self, round_: DisinfectionRound) -> None:
+    def log_disinfection(self, round_: DisinfectionRound, volunteer_id: str) -> None:
         now = self.clock()
-        with self._transaction() as batch:
+        with self._lock, self._transaction() as batch:
+            self._require_on_duty(volunteer_id)
             batch.add(
                 Disinfection(
-                    **batch.ids(now), volunteer_id=round_.volunteer_id, area=round_.area,
+                    **batch.ids(now), volunteer_id=volunteer_id, area=round_.area,
                     agent=round_.agent,
                 )
             )  # fmt: skip
+
+
+def _volunteer(badge: Badge) -> Volunteer:
+    return Volunteer(volunteer_id=badge.volunteer, masked_name=badge.name, role=badge.role)

@@ -203,11 +203,12 @@ class GateNode:
         from edge.gate.console.pairing import Pairing
         from edge.gate.console.routes_pairing import device_trust
         from edge.gate.console.server import ConsoleServer
+        from edge.gate.console.sessions import VolunteerSessions
 
         try:
             app = create_app(
                 self.checkpoint, language=settings.language, words_file=settings.words_file,
-                stream_limits=settings.streams,
+                stream_limits=settings.streams, sessions=VolunteerSessions(settings.sessions),
             )  # fmt: skip
         except (OSError, ValueError) as exc:  # the site's own wording file
             raise ConfigError(f"console.words_file: {exc}") from None

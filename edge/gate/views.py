@@ -77,7 +77,6 @@ class HoldResolution(_View):
     """How the volunteer ends a hold. `registration` is required for `registered`."""
 
     resolution: Resolution
-    volunteer_id: VolunteerId
     temperature_c: BodyTemperature | None = Field(None, description="re-measured temperature")
     registration: Registration | None = None
     note: ShortText | None = None
@@ -89,21 +88,25 @@ class VehicleCheck(_View):
     vehicle_plate: PlateNumber
     direction: Literal["in", "out"] = "in"
     occupant_temperatures_c: tuple[BodyTemperature, ...] = Field(min_length=1, max_length=60)
-    volunteer_id: VolunteerId
 
 
 class DisinfectionRound(_View):
-    volunteer_id: VolunteerId
     area: Slug = "hut"
     agent: ShortText | None = None
 
 
-class ShiftChange(_View):
+class Volunteer(_View):
+    """Whom a verified badge names: the actor of a console session."""
+
+    volunteer_id: VolunteerId
+    masked_name: str
+    role: Slug = "volunteer"
+
+
+class ShiftChange(Volunteer):
     """A shift started or ended by scanning a badge."""
 
     action: Literal["start", "end"]
-    volunteer_id: VolunteerId
-    masked_name: str
     at: datetime
 
 
@@ -172,14 +175,18 @@ class Checkpoint(Protocol):
         """Block until the state's version exceeds `after` or the timeout passes; the version."""
         ...
 
-    def resolve_hold(self, hold_id: str, resolution: HoldResolution) -> None: ...
+    def resolve_hold(self, hold_id: str, resolution: HoldResolution, volunteer_id: str) -> None: ...
 
     def register(self, registration: Registration, volunteer_id: str) -> str:
         """Register a person who has no code; returns the registration's event id."""
         ...
 
-    def check_vehicle(self, check: VehicleCheck) -> DecisionView: ...
+    def check_vehicle(self, check: VehicleCheck, volunteer_id: str) -> DecisionView: ...
+
+    def identify(self, badge_text: str) -> Volunteer:
+        """Whom a scanned badge names, once its signature verifies; else Refusal."""
+        ...
 
     def change_shift(self, badge_text: str, action: Literal["start", "end"]) -> ShiftChange: ...
 
-    def log_disinfection(self, round_: DisinfectionRound) -> None: ...
+    def log_disinfection(self, round_: DisinfectionRound, volunteer_id: str) -> None: ...

@@ -25,12 +25,33 @@ def checkpoint() -> RecordingCheckpoint:
     return RecordingCheckpoint()
 
 
+def sign_in(
+    client: TestClient, badge_text: str = "HC1:BADGE-V001", *, start_shift: bool = False
+) -> TestClient:
+    """Sign the badge's holder in on `client`: on duty already, or starting the shift now."""
+    if start_shift:
+        body = {"badge_text": badge_text, "action": "start"}
+        response = client.post("/api/shifts", json=body)
+    else:
+        response = client.post("/api/session", json={"badge_text": badge_text})
+    assert response.status_code == 200, response.text
+    assert client.get("/api/session").status_code == 200
+    return client
+
+
 @pytest.fixture
-def client(checkpoint: RecordingCheckpoint) -> Iterator[TestClient]:
+def anonymous(checkpoint: RecordingCheckpoint) -> Iterator[TestClient]:
+    """A device on which nobody has signed in."""
     app = create_app(checkpoint, keepalive_s=0.3)
     with TestClient(app) as test_client:
         yield test_client
     app.state.console.stream.close()
+
+
+@pytest.fixture
+def client(anonymous: TestClient) -> TestClient:
+    """A device on which volunteer V001 (on duty) has signed in with the badge."""
+    return sign_in(anonymous)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from edge.gate.views import (
     Registration,
     ShiftChange,
     VehicleCheck,
+    Volunteer,
 )
 
 AT = datetime(2024, 3, 1, 8, 30, tzinfo=UTC)
@@ -162,8 +163,8 @@ class RecordingCheckpoint:
             self._changed.wait_for(lambda: self._version > after, timeout_s)
             return self._version
 
-    def resolve_hold(self, hold_id: str, resolution: HoldResolution) -> None:
-        self._record("resolve_hold", hold_id, resolution)
+    def resolve_hold(self, hold_id: str, resolution: HoldResolution, volunteer_id: str) -> None:
+        self._record("resolve_hold", hold_id, resolution, volunteer_id)
         holds = self.update().holds
         hold = next((h for h in holds if h.hold_id == hold_id), None)
         if hold is None:
@@ -176,8 +177,8 @@ class RecordingCheckpoint:
         self._record("register", registration, volunteer_id)
         return new_event_id(datetime.now(UTC))
 
-    def check_vehicle(self, check: VehicleCheck) -> DecisionView:
-        self._record("check_vehicle", check)
+    def check_vehicle(self, check: VehicleCheck, volunteer_id: str) -> DecisionView:
+        self._record("check_vehicle", check, volunteer_id)
         fever = any(t >= FEVER_C for t in check.occupant_temperatures_c)
         decision = DecisionView(
             passage_id=new_event_id(datetime.now(UTC)),
@@ -193,20 +194,24 @@ class RecordingCheckpoint:
         self.change(decision=decision)
         return decision
 
-    def change_shift(self, badge_text: str, action: Literal["start", "end"]) -> ShiftChange:
-        self._record("change_shift", badge_text, action)
+    def identify(self, badge_text: str) -> Volunteer:
         if badge_text not in BADGES:
             raise Refusal("bad-signature", "badge signature does not verify")
         volunteer_id, masked_name = BADGES[badge_text]
-        on_duty = [v for v in self.update().node.volunteers_on_duty if v != volunteer_id]
+        return Volunteer(volunteer_id=volunteer_id, masked_name=masked_name)
+
+    def change_shift(self, badge_text: str, action: Literal["start", "end"]) -> ShiftChange:
+        self._record("change_shift", badge_text, action)
+        volunteer = self.identify(badge_text)
+        on_duty = [v for v in self.update().node.volunteers_on_duty if v != volunteer.volunteer_id]
         if action == "start":
-            on_duty.append(volunteer_id)
+            on_duty.append(volunteer.volunteer_id)
         node = self.update().node.model_copy(update={"volunteers_on_duty": tuple(on_duty)})
         self.change(node=node)
-        return ShiftChange(action=action, volunteer_id=volunteer_id, masked_name=masked_name, at=AT)
+        return ShiftChange(**volunteer.model_dump(), action=action, at=AT)
 
-    def log_disinfection(self, round_: DisinfectionRound) -> None:
-        self._record("log_disinfection", round_)
+    def log_disinfection(self, round_: DisinfectionRound, volunteer_id: str) -> None:
+        self._record("log_disinfection", round_, volunteer_id)
 
     def _record(self, method: str, *args: Any) -> None:
         with self._changed:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 from collections.abc import Callable
+from http.cookies import SimpleCookie
 
 from playwright.sync_api import Page
 
 from edge.gate.console.server import ConsoleServer
+from edge.gate.console.sessions import COOKIE
 
 Serve = Callable[..., ConsoleServer]
 
@@ -28,3 +32,21 @@ def english_in_chinese_view(page: Page) -> list[str]:
         for line in text.splitlines()
         if re.search(r"[A-Za-z]{2,}", DATA_IN_LATIN.sub("", line))
     ]
+
+
+def session_cookie(url: str, badge_text: str = "HC1:BADGE-V001") -> str:
+    """The `Cookie` value of a session opened with the badge of a volunteer on duty."""
+    request = urllib.request.Request(
+        f"{url}/api/session", data=json.dumps({"badge_text": badge_text}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as response:
+        cookie = SimpleCookie(response.headers["Set-Cookie"])
+    return f"{COOKIE}={cookie[COOKIE].value}"
+
+
+def signed_in(page: Page, server: ConsoleServer, badge_text: str = "HC1:BADGE-V001") -> str:
+    """The console's URL, with `page`'s browser signed in as after the badge was scanned."""
+    value = session_cookie(server.url, badge_text).split("=", 1)[1]
+    page.context.add_cookies([{"name": COOKIE, "value": value, "url": server.url}])
+    return server.url

@@ -20,6 +20,7 @@ from edge.gate.views import (
     VehicleCheck,
 )
 from simulators.site import SiteKit
+from tests.console.conftest import sign_in
 from tests.console.double import ID_NUMBER, REGISTRATION, Call, RecordingCheckpoint, open_hold
 from tests.console.sse import EventReader
 from tests.gate.test_checkpoint import Clock, Gate, start_gate
@@ -54,10 +55,10 @@ def test_reasons__every_code_in_both_languages(client: TestClient) -> None:
 # --- holds --------------------------------------------------------------------------------
 
 RESOLUTIONS: list[dict[str, Any]] = [
-    {"resolution": "released", "volunteer_id": "V001", "temperature_c": 36.8},
-    {"resolution": "registered", "volunteer_id": "V001", "registration": REGISTRATION},
-    {"resolution": "referred", "volunteer_id": "V001"},
-    {"resolution": "turned-back", "volunteer_id": "V001", "note": "回家隔离"},
+    {"resolution": "released", "temperature_c": 36.8},
+    {"resolution": "registered", "registration": REGISTRATION},
+    {"resolution": "referred"},
+    {"resolution": "turned-back", "note": "回家隔离"},
 ]
 # A reason each resolution fits: registering stands in for a missing or yellow code.
 FITTING = {"registered": ("yellow-code",)}
@@ -72,29 +73,34 @@ def test_resolve_hold__valid(
     response = client.post("/api/holds/H1/resolve", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["holds"] == []  # the state after the action
-    assert checkpoint.calls == [Call("resolve_hold", ("H1", HoldResolution.model_validate(body)))]
+    resolution = HoldResolution.model_validate(body)
+    assert checkpoint.calls == [Call("resolve_hold", ("H1", resolution, "V001"))]
 
 
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
-        ({"resolution": "ignored", "volunteer_id": "V001"}, "resolution", "Action: must be one of"),
-        ({"resolution": "referred"}, "volunteer_id", "Volunteer on duty: required"),
+        ({"resolution": "ignored"}, "resolution", "Action: must be one of"),
+        # Who acts is the session's volunteer: a body naming one is refused, not believed.
         (
-            {"resolution": "released", "volunteer_id": "V001", "temperature_c": 60},
+            {"resolution": "referred", "volunteer_id": "V002"},
+            "volunteer_id",
+            "not a field of this form",
+        ),
+        (
+            {"resolution": "released", "temperature_c": 60},
             "temperature_c",
             "Re-measured temperature: must be at most 45.0 °C",
         ),
         (
-            {"resolution": "released", "volunteer_id": "V001", "temperature_c": "warm"},
+            {"resolution": "released", "temperature_c": "warm"},
             "temperature_c",
             "must be a number",
         ),
-        ({"resolution": "registered", "volunteer_id": "V001"}, "registration", "required"),
+        ({"resolution": "registered"}, "registration", "required"),
         (
             {
                 "resolution": "registered",
-                "volunteer_id": "V001",
                 "registration": {**REGISTRATION, "id_number": "X1"},
             },
             "registration.id_number",
@@ -149,17 +155,13 @@ def test_resolve_hold__not_offered_is_409(
 
 def test_resolve_hold__unknown_hold_is_409(client: TestClient) -> None:
     # 409, not 404: usually another console resolved it a moment ago (see routes_holds).
-    response = client.post(
-        "/api/holds/H9/resolve", json={"resolution": "referred", "volunteer_id": "V001"}
-    )
+    response = client.post("/api/holds/H9/resolve", json={"resolution": "referred"})
     assert response.status_code == 409
     assert response.json() == {"reason": "unknown-hold", "detail": "no open hold H9"}
 
 
 def test_resolve_hold__bad_hold_id_is_422(client: TestClient) -> None:
-    response = client.post(
-        "/api/holds/H%201/resolve", json={"resolution": "referred", "volunteer_id": "V001"}
-    )
+    response = client.post("/api/holds/H%201/resolve", json={"resolution": "referred"})
     assert "hold_id" in problems(response)
 
 
@@ -177,8 +179,9 @@ def gate(tmp_path: Path) -> Iterator[Gate]:
 @pytest.fixture
 def gate_client(gate: Gate) -> Iterator[TestClient]:
     app = create_app(gate.checkpoint, keepalive_s=0.3)
+    badge = gate.kit.code("badge", volunteer="V001", now=gate.clock.wall)
     with TestClient(app) as test_client:
-        yield test_client
+        yield sign_in(test_client, badge, start_shift=True)
     app.state.console.stream.close()
 
 
@@ -194,7 +197,7 @@ def held(gate: Gate, kind: str = "green", body_c: float | None = 38.9) -> str:
 
 
 def vehicle_held(client: TestClient) -> str:
-    check = {"vehicle_plate": "京A12345", "occupant_temperatures_c": [38.9], "volunteer_id": "V001"}
+    check = {"vehicle_plate": "京A12345", "occupant_temperatures_c": [38.9]}
     response = client.post("/api/vehicle-checks", json=check)
     assert response.json()["reasons"] == ["vehicle-fever"]
     (hold,) = client.get("/api/state").json()["holds"]
@@ -202,7 +205,7 @@ def vehicle_held(client: TestClient) -> str:
 
 
 def release(client: TestClient, hold_id: str, temperature_c: float | None = None) -> Any:
-    body: dict[str, Any] = {"resolution": "released", "volunteer_id": "V001"}
+    body: dict[str, Any] = {"resolution": "released"}
     if temperature_c is not None:
         body["temperature_c"] = temperature_c
     return client.post(f"/api/holds/{hold_id}/resolve", json=body)
@@ -262,12 +265,12 @@ def test_release__a_forged_code_is_only_turned_back(
 ) -> None:
     hold_id = held(gate, "forged", body_c)
     assert_refused(gate, release(gate_client, hold_id), "code-refused", hold_id)
-    registered = {"resolution": "registered", "volunteer_id": "V001", "registration": REGISTRATION}
+    registered = {"resolution": "registered", "registration": REGISTRATION}
     response = gate_client.post(f"/api/holds/{hold_id}/resolve", json=registered)
     assert_refused(gate, response, "code-refused", hold_id)
     words = gate_client.get("/api/reasons").json()["code-refused"]
     assert "劝返" in words["zh"] and "turn back" in words["en"]
-    back = {"resolution": "turned-back", "volunteer_id": "V001"}
+    back = {"resolution": "turned-back"}
     assert gate_client.post(f"/api/holds/{hold_id}/resolve", json=back).status_code == 200
     assert gate.relay_history() == [False]
 
@@ -276,9 +279,7 @@ def test_release__a_forged_code_is_only_turned_back(
 
 
 def test_registration__valid(client: TestClient, checkpoint: RecordingCheckpoint) -> None:
-    response = client.post(
-        "/api/registrations", json={"volunteer_id": "V001", "registration": REGISTRATION}
-    )
+    response = client.post("/api/registrations", json={"registration": REGISTRATION})
     assert response.status_code == 201, response.text
     assert len(response.json()["event_id"]) == 26
     assert checkpoint.calls == [Call("register", (Registration(**REGISTRATION), "V001"))]
@@ -301,7 +302,7 @@ def test_registration__invalid(
     field: str,
     words: str,
 ) -> None:
-    body = {"volunteer_id": "V001", "registration": {**REGISTRATION, **changes}}
+    body = {"registration": {**REGISTRATION, **changes}}
     response = client.post("/api/registrations", json=body)
     assert words in problems(response)[field]
     # What was typed is not echoed back: an ID number stays on the volunteer's screen only.
@@ -309,9 +310,15 @@ def test_registration__invalid(
     assert checkpoint.calls == []
 
 
-def test_registration__without_volunteer_names_the_volunteer(client: TestClient) -> None:
+def test_registration__by_the_signed_in_volunteer_not_the_one_in_the_body(
+    client: TestClient, checkpoint: RecordingCheckpoint
+) -> None:
+    body = {"volunteer_id": "V002", "registration": REGISTRATION}
+    assert "volunteer_id" in problems(client.post("/api/registrations", json=body))
     response = client.post("/api/registrations", json={"registration": REGISTRATION})
-    assert problems(response) == {"volunteer_id": "Volunteer on duty: required"}
+    assert response.status_code == 201
+    (call,) = checkpoint.calls_to("register")
+    assert call.args[1] == "V001"
 
 
 # --- vehicles ---------------------------------------------------------------------------------
@@ -331,12 +338,11 @@ def test_vehicle_check__valid(
     body = {
         "vehicle_plate": "京A12345",
         "occupant_temperatures_c": temperatures,
-        "volunteer_id": "V1",
     }
     response = client.post("/api/vehicle-checks", json=body)
     assert response.status_code == 200, response.text
     assert (response.json()["outcome"], response.json()["reasons"]) == (outcome, reasons)
-    assert checkpoint.calls == [Call("check_vehicle", (VehicleCheck.model_validate(body),))]
+    assert checkpoint.calls == [Call("check_vehicle", (VehicleCheck.model_validate(body), "V001"))]
 
 
 @pytest.mark.parametrize(
@@ -360,7 +366,7 @@ def test_vehicle_check__invalid(
     field: str,
     words: str,
 ) -> None:
-    body = {"vehicle_plate": "京A12345", "occupant_temperatures_c": [36.5], "volunteer_id": "V1"}
+    body = {"vehicle_plate": "京A12345", "occupant_temperatures_c": [36.5]}
     assert words in problems(client.post("/api/vehicle-checks", json={**body, **changes}))[field]
     assert checkpoint.calls == []
 
@@ -402,18 +408,18 @@ def test_shift__invalid(
 
 
 def test_disinfection__valid(client: TestClient, checkpoint: RecordingCheckpoint) -> None:
-    body = {"volunteer_id": "V001", "area": "observation-room", "agent": "84消毒液 1:100"}
+    body = {"area": "observation-room", "agent": "84消毒液 1:100"}
     response = client.post("/api/disinfections", json=body)
     assert response.status_code == 201, response.text
-    assert checkpoint.calls == [Call("log_disinfection", (DisinfectionRound(**body),))]
+    assert checkpoint.calls == [Call("log_disinfection", (DisinfectionRound(**body), "V001"))]
 
 
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
-        ({"volunteer_id": "V001", "area": "Hut!"}, "area", "Area: choose one of the areas"),
-        ({"area": "hut"}, "volunteer_id", "Volunteer on duty: required"),
-        ({"volunteer_id": "V001", "agent": ""}, "agent", "Disinfectant: must not be empty"),
+        ({"area": "Hut!"}, "area", "Area: choose one of the areas"),
+        ({"area": "hut", "volunteer_id": "V002"}, "volunteer_id", "not a field of this form"),
+        ({"agent": ""}, "agent", "Disinfectant: must not be empty"),
     ],
 )
 def test_disinfection__invalid(
@@ -450,7 +456,7 @@ def test_events__an_action_reaches_every_open_console(
     with client.stream("GET", "/api/events") as response:
         events = EventReader(response.iter_lines())
         assert len(events.next_update().holds) == 1
-        client.post("/api/holds/H1/resolve", json={"resolution": "referred", "volunteer_id": "V1"})
+        client.post("/api/holds/H1/resolve", json={"resolution": "referred"})
         assert events.next_update().holds == ()
 
 
@@ -502,6 +508,9 @@ def test_openapi_lists_every_route(client: TestClient) -> None:
         ("post", "/api/registrations"),
         ("post", "/api/vehicle-checks"),
         ("post", "/api/shifts"),
+        ("post", "/api/session"),
+        ("get", "/api/session"),
+        ("delete", "/api/session"),
         ("post", "/api/disinfections"),
         ("get", "/api/reasons"),
     }

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from edge.gate.views import DisinfectionRound, HoldResolution, Refusal, Registration
 from tests.browser import assert_chinese_renders, by_id, eventually, shows
 from tests.console.double import Call, RecordingCheckpoint, node_view, open_hold
-from tests.console.pages import Serve
+from tests.console.pages import Serve, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -20,7 +20,7 @@ def test_a_hold_in_words_then_referred_and_the_queue_follows_live(
     serve: Serve,
 ) -> None:
     checkpoint = RecordingCheckpoint()
-    page.goto(serve(checkpoint, "zh").url)
+    page.goto(signed_in(page, serve(checkpoint, "zh")))
     decision = by_id(page, "decision")
     shows(decision, "暂留")
     shows(decision, "体温异常：留观或劝返")
@@ -36,7 +36,7 @@ def test_a_hold_in_words_then_referred_and_the_queue_follows_live(
     expect(hold).to_have_count(0)
     eventually(lambda: len(checkpoint.calls) == 1)
     assert checkpoint.calls == [
-        Call("resolve_hold", ("H1", HoldResolution(resolution="referred", volunteer_id="V001")))
+        Call("resolve_hold", ("H1", HoldResolution(resolution="referred"), "V001"))
     ]
     shows(by_id(page, "message"), "已转留观室")
     # The node's own changes arrive through the event stream, without a reload.
@@ -53,7 +53,7 @@ def test_language_switch_changes_the_words_and_is_remembered(
     page: Page,
     serve: Serve,
 ) -> None:
-    page.goto(serve(RecordingCheckpoint(), "zh").url)
+    page.goto(signed_in(page, serve(RecordingCheckpoint(), "zh")))
     decision = by_id(page, "decision")
     shows(decision, "体温异常：留观或劝返")
     expect(by_id(page, "tab-register")).to_have_text("人工登记", use_inner_text=True)
@@ -76,7 +76,7 @@ def test_registration_marks_a_wrong_id_number_and_sends_a_right_one(
     serve: Serve,
 ) -> None:
     checkpoint = RecordingCheckpoint(holds=(open_hold("H1", reasons=("yellow-code",)),))
-    page.goto(serve(checkpoint, "en").url)
+    page.goto(signed_in(page, serve(checkpoint, "en")))
     by_id(page, "tab-register").click()
     form = by_id(page, "form-registration")
     shows(form, "Only a keyed hash and the last 4 characters are kept")
@@ -110,33 +110,37 @@ def test_registration_marks_a_wrong_id_number_and_sends_a_right_one(
     expect(by_id(page, "tab-gate")).to_have_attribute("aria-current", "page")
     registered = HoldResolution(
         resolution="registered",
-        volunteer_id="V001",
         registration=Registration(name="张三丰", id_number="11010119900307777X"),
     )
-    assert checkpoint.calls_to("resolve_hold") == [Call("resolve_hold", ("H1", registered))]
+    assert checkpoint.calls_to("resolve_hold") == [Call("resolve_hold", ("H1", registered, "V001"))]
 
 
-def test_no_one_on_duty_asks_for_a_badge_then_re_measure_releases(
+def test_a_badge_signs_in_the_volunteer_who_resolves_and_the_session_ends_with_the_shift(
     page: Page,
     serve: Serve,
 ) -> None:
     checkpoint = RecordingCheckpoint(node=node_view(volunteers=()))
     page.goto(serve(checkpoint, "en").url)
-    shows(by_id(page, "no-volunteer"), "scan a badge to start a shift")
-    by_id(page, "resolve-turned-back-H1").click()
-    shows(by_id(page, "message"), "No one on duty")
-    assert checkpoint.calls == []
+    # Nobody signed in: the badge is asked for, and nobody's data is on the page.
+    shows(by_id(page, "no-volunteer"), "Scan your badge")
+    expect(by_id(page, "tab-shift")).to_have_attribute("aria-current", "page")
+    expect(by_id(page, "hold-H1")).to_have_count(0)
+    expect(page.locator("body")).not_to_contain_text("张*丰")
 
-    by_id(page, "tab-shift").click()
     by_id(page, "field-badge").fill("HC1:FORGED")
     by_id(page, "shift-start").click()
     shows(by_id(page, "form-shift"), "Bad signature: forged code")
+    by_id(page, "field-badge").fill("HC1:BADGE-V002")
+    by_id(page, "shift-sign-in").click()  # not on duty yet: signing in is not starting
+    shows(by_id(page, "form-shift"), "not on duty")
     by_id(page, "field-badge").fill("HC1:BADGE-V002")
     by_id(page, "shift-start").click()
     shows(by_id(page, "message"), "Shift started: 李* (V002)")
     expect(by_id(page, "field-badge")).to_have_value("")
     expect(by_id(page, "no-volunteer")).to_have_count(0)
+    shows(by_id(page, "sign-out"), "李*")
 
+    # Signed in, the holds are there, and what the volunteer does is done as V002.
     by_id(page, "tab-gate").click()
     by_id(page, "resolve-released-H1").click()
     by_id(page, "remeasure-temperature-H1").fill("36.8")
@@ -146,12 +150,21 @@ def test_no_one_on_duty_asks_for_a_badge_then_re_measure_releases(
     by_id(page, "remeasure-temperature-H1").fill("")  # released on the thermometer's reading
     by_id(page, "remeasure-confirm-H1").click()
     expect(by_id(page, "hold-H1")).to_have_count(0)
-    typed = HoldResolution(resolution="released", volunteer_id="V002", temperature_c=36.8)
-    released = HoldResolution(resolution="released", volunteer_id="V002")
+    typed = HoldResolution(resolution="released", temperature_c=36.8)
+    released = HoldResolution(resolution="released")
     assert checkpoint.calls_to("resolve_hold") == [
-        Call("resolve_hold", ("H1", typed)),
-        Call("resolve_hold", ("H1", released)),
+        Call("resolve_hold", ("H1", typed, "V002")),
+        Call("resolve_hold", ("H1", released, "V002")),
     ]
+
+    # The shift ends at the gate's scanner: the page's session ends with it, by itself.
+    checkpoint.add_hold(open_hold("H2", masked_name="赵*"))
+    shows(by_id(page, "hold-H2"), "赵*")
+    checkpoint.change(node=node_view(volunteers=()))
+    shows(by_id(page, "no-volunteer"), "Scan your badge")
+    expect(by_id(page, "hold-H2")).to_have_count(0)
+    expect(page.locator("body")).not_to_contain_text("赵*")
+    assert page.context.request.get(f"{page.url}api/state").status == 401
 
 
 def test_vehicle_occupants_are_added_removed_and_marked(
@@ -159,7 +172,7 @@ def test_vehicle_occupants_are_added_removed_and_marked(
     serve: Serve,
 ) -> None:
     checkpoint = RecordingCheckpoint()
-    page.goto(serve(checkpoint, "en").url)
+    page.goto(signed_in(page, serve(checkpoint, "en")))
     by_id(page, "tab-vehicle").click()
     by_id(page, "field-plate").fill("京a12345")
     by_id(page, "occupant-0").fill("36.6")
@@ -189,22 +202,20 @@ def test_vehicle_occupants_are_added_removed_and_marked(
 
 def test_disinfection_round_is_logged(page: Page, serve: Serve) -> None:
     checkpoint = RecordingCheckpoint()
-    page.goto(serve(checkpoint, "en").url)
+    page.goto(signed_in(page, serve(checkpoint, "en")))
     by_id(page, "tab-disinfection").click()
     by_id(page, "form-disinfection").get_by_text("Observation room", exact=True).click()
     by_id(page, "field-agent").fill("84 disinfectant 1:100")
     by_id(page, "disinfection-submit").click()
     shows(by_id(page, "message"), "Disinfection logged: Observation room")
-    expected = DisinfectionRound(
-        volunteer_id="V001", area="observation-room", agent="84 disinfectant 1:100"
-    )
-    assert checkpoint.calls_to("log_disinfection") == [Call("log_disinfection", (expected,))]
+    expected = DisinfectionRound(area="observation-room", agent="84 disinfectant 1:100")
+    assert checkpoint.calls_to("log_disinfection") == [Call("log_disinfection", (expected, "V001"))]
 
 
 def test_broker_offline_and_lost_node_are_said_in_words(page: Page, serve: Serve) -> None:
     checkpoint = RecordingCheckpoint()
     server = serve(checkpoint, "en")
-    page.goto(server.url)
+    page.goto(signed_in(page, server))
     shows(by_id(page, "broker-state"), "Server: connected")
     shows(by_id(page, "outbox"), "3 waiting to upload")
     shows(by_id(page, "devices"), "Thermometer ok")
@@ -231,7 +242,7 @@ def test_readable_at_arms_length(page: Page, serve: Serve, tmp_path: Path) -> No
     checkpoint = RecordingCheckpoint(
         holds=(open_hold("H1"), open_hold("H2", reasons=("yellow-code",), masked_name="李*"))
     )
-    page.goto(serve(checkpoint, "zh").url)
+    page.goto(signed_in(page, serve(checkpoint, "zh")))
     expect(by_id(page, "hold-H2")).to_be_visible()
     page.screenshot(path=tmp_path / "console.png", full_page=True)
     assert_chinese_renders(page, "body")

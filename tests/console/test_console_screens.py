@@ -27,7 +27,7 @@ from tests.browser import (
     shows,
 )
 from tests.console.double import RecordingCheckpoint, node_view, open_hold
-from tests.console.pages import Serve, english_in_chinese_view
+from tests.console.pages import Serve, english_in_chinese_view, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -74,7 +74,7 @@ def test_portrait_tablet__the_newest_hold_is_the_first_card_and_in_sight(
     holds = tuple(open_hold(f"H{i:02d}", at=now - timedelta(minutes=30 - i)) for i in range(17))
     checkpoint = RecordingCheckpoint(holds=holds)
     page.set_viewport_size(TABLET_PORTRAIT)
-    page.goto(serve(checkpoint).url)
+    page.goto(signed_in(page, serve(checkpoint)))
     cards = page.locator("#hold-list > .hold")
     expect(cards).to_have_count(17)
     expect(cards.first).to_have_attribute("data-hold-id", "H16")
@@ -96,7 +96,7 @@ def test_vehicle_hold__shows_the_plate(page: Page, serve: Serve) -> None:
     hold = open_hold(
         "H1", reasons=("vehicle-fever",), masked_name=None, colour=None, vehicle_plate="京A12345"
     )
-    page.goto(serve(RecordingCheckpoint(holds=(hold,))).url)
+    page.goto(signed_in(page, serve(RecordingCheckpoint(holds=(hold,)))))
     card = by_id(page, "hold-H1")
     shows(card, "车牌")
     shows(card, "京A12345")
@@ -124,7 +124,7 @@ CASES: list[tuple[str, ...]] = [
 
 def test_each_hold_offers_only_the_actions_its_reasons_allow(page: Page, serve: Serve) -> None:
     holds = tuple(open_hold(f"H{i}", reasons=reasons) for i, reasons in enumerate(CASES))
-    page.goto(serve(RecordingCheckpoint(holds=holds)).url)
+    page.goto(signed_in(page, serve(RecordingCheckpoint(holds=holds))))
     for i, reasons in enumerate(CASES):
         buttons = by_id(page, f"hold-H{i}").locator("[data-resolution]")
         shown = tuple(buttons.evaluate_all("(all) => all.map((b) => b.dataset.resolution)"))
@@ -138,7 +138,7 @@ def test_each_hold_offers_only_the_actions_its_reasons_allow(page: Page, serve: 
 def test_a_forged_code_is_a_stop_and_a_red_code_is_urgent(page: Page, serve: Serve) -> None:
     forged = open_hold("H1", reasons=("bad-signature",), colour=None, masked_name=None)
     checkpoint = RecordingCheckpoint(holds=(forged,))
-    page.goto(serve(checkpoint).url)
+    page.goto(signed_in(page, serve(checkpoint)))
     decision = by_id(page, "decision")
     expect(decision).to_have_attribute("data-outcome", "hold")  # what the gate recorded
     expect(decision).to_have_attribute("data-look", "deny")  # what officers read
@@ -174,7 +174,7 @@ def test_times_are_the_sites_whatever_zone_the_tablet_is_set_to(
     at = datetime(2024, 3, 1, 0, 30, 5, tzinfo=UTC)  # 08:30:05 at a site in Shanghai
     checkpoint = RecordingCheckpoint(holds=(open_hold("H1", at=at),), node=node_view())
     with open_page(playwright_driver, tmp_path / "profile", timezone_id="UTC") as page:
-        page.goto(serve(checkpoint).url)
+        page.goto(signed_in(page, serve(checkpoint)))
         shows(by_id(page, "hold-H1"), "08:30:05")
         shows(by_id(page, "decision-meta"), "08:30:05")
         expect(by_id(page, "hold-H1")).not_to_contain_text("00:30:05")
@@ -190,11 +190,11 @@ def test_times_are_the_sites_whatever_zone_the_tablet_is_set_to(
 def test_7_inch_panel__the_plate_field_and_the_answer_are_in_sight(
     page: Page, serve: Serve, language: str
 ) -> None:
-    # The most a panel shows above a form: two alerts (no one on duty, offline).
-    checkpoint = RecordingCheckpoint(node=node_view(volunteers=(), broker_connected=False))
+    # The most a signed-in panel shows above a form: the alert that the node is offline.
+    checkpoint = RecordingCheckpoint(node=node_view(broker_connected=False))
     page.set_viewport_size(PANEL_7_INCH)
-    page.goto(serve(checkpoint, language).url)
-    expect(by_id(page, "no-volunteer")).to_be_visible()
+    page.goto(signed_in(page, serve(checkpoint, language)))
+    expect(by_id(page, "alerts").locator("p")).to_have_count(1)
     by_id(page, "tab-vehicle").click()
     plate = by_id(page, "field-plate")
     expect(plate).to_be_focused()
@@ -202,7 +202,7 @@ def test_7_inch_panel__the_plate_field_and_the_answer_are_in_sight(
     in_sight(page, page.locator('#form-vehicle [data-words="field.plate"]'))
 
     checkpoint.change(node=node_view())
-    expect(by_id(page, "no-volunteer")).to_have_count(0)
+    expect(by_id(page, "alerts").locator("p")).to_have_count(0)
     plate.fill("京A12345")
     by_id(page, "occupant-0").fill("38.6")
     by_id(page, "vehicle-submit").click()
@@ -218,7 +218,7 @@ def test_waiting_for_a_temperature__replaces_the_last_answer_and_counts_down_liv
     page: Page, serve: Serve
 ) -> None:
     checkpoint = RecordingCheckpoint()  # the previous person's fever hold is on screen
-    page.goto(serve(checkpoint, "zh").url)
+    page.goto(signed_in(page, serve(checkpoint, "zh")))
     decision = by_id(page, "decision")
     shows(decision, "体温异常")
     now = datetime.now(UTC)
@@ -262,7 +262,7 @@ def test_waiting__counts_right_on_a_tablet_whose_clock_is_an_hour_off(
 ) -> None:
     checkpoint = RecordingCheckpoint()
     page.clock.set_system_time(datetime.now(UTC) + timedelta(hours=1))
-    page.goto(serve(checkpoint).url)
+    page.goto(signed_in(page, serve(checkpoint)))
     expect(by_id(page, "decision")).to_have_attribute("data-outcome", "hold")
     tablet_ahead_s = page.evaluate("Date.now()") / 1000 - datetime.now(UTC).timestamp()
     assert tablet_ahead_s > 3000
@@ -287,7 +287,7 @@ def test_prompt__shows_for_a_few_seconds_in_both_languages(
     page: Page, serve: Serve, kind: PromptKind, zh: str, en: str
 ) -> None:
     checkpoint = RecordingCheckpoint()
-    page.goto(serve(checkpoint, "zh").url)
+    page.goto(signed_in(page, serve(checkpoint, "zh")))
     prompt = by_id(page, "prompt")
     expect(prompt).to_be_hidden()
     checkpoint.change(prompt=Prompt(kind=kind, at=datetime.now(UTC)))
@@ -313,7 +313,7 @@ def test_the_chinese_view_has_chinese_words_for_everything_it_shows(
         open_hold(f"H{i}", reasons=(code,), at=datetime.now(UTC) - timedelta(seconds=i))
         for i, code in enumerate(reasons)
     )
-    node = node_view(volunteers=(), broker_connected=False).model_copy(
+    node = node_view(broker_connected=False).model_copy(
         update={
             "devices": {
                 "scanner": "fault",
@@ -329,7 +329,7 @@ def test_the_chinese_view_has_chinese_words_for_everything_it_shows(
     )
     checkpoint = RecordingCheckpoint(holds=holds, node=node)
     server = serve(checkpoint, "zh")
-    page.goto(server.url)
+    page.goto(signed_in(page, server))
     expect(by_id(page, "hold-count")).to_have_text(str(len(reasons)))
     assert english_in_chinese_view(page) == []
     assert_chinese_renders(page)

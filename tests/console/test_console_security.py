@@ -19,6 +19,7 @@ from edge.gate.console.stream import UpdateStream
 from edge.web.security import DEFAULT_POLICY, HostAllowList, split_host
 from edge.web.security import StreamLimits as Limits
 from tests.console.double import RecordingCheckpoint
+from tests.console.pages import session_cookie
 from tests.console.sse import frames
 
 HARDENING = {
@@ -77,7 +78,7 @@ def test_a_console_on_loopback_does_not_warn(caplog: pytest.LogCaptureFixture) -
 @pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}"])
 def test_host__valid(server: ConsoleServer, host: str) -> None:
     response = httpx.get(
-        f"{server.url}/api/state", headers={"Host": host.format(port=server.port)}, timeout=5
+        f"{server.url}/api/reasons", headers={"Host": host.format(port=server.port)}, timeout=5
     )
     assert response.status_code == 200
 
@@ -95,7 +96,7 @@ def test_host__valid(server: ConsoleServer, host: str) -> None:
 )
 def test_host__invalid(server: ConsoleServer, host: str) -> None:
     response = httpx.get(
-        f"{server.url}/api/state", headers={"Host": host.format(port=server.port)}, timeout=5
+        f"{server.url}/api/reasons", headers={"Host": host.format(port=server.port)}, timeout=5
     )
     assert response.status_code == 421
     assert "does not answer for host" in response.json()["detail"]
@@ -107,10 +108,10 @@ def test_an_allowed_name_is_answered_and_others_still_refused() -> None:
     app = create_app(RecordingCheckpoint())
     with ConsoleServer(app, port=0, allowed_hosts=("gate-01.lan",)) as server:
         allowed = httpx.get(
-            f"{server.url}/api/state", headers={"Host": f"gate-01.lan:{server.port}"}, timeout=5
+            f"{server.url}/api/reasons", headers={"Host": f"gate-01.lan:{server.port}"}, timeout=5
         )
         other = httpx.get(
-            f"{server.url}/api/state", headers={"Host": f"gate-02.lan:{server.port}"}, timeout=5
+            f"{server.url}/api/reasons", headers={"Host": f"gate-02.lan:{server.port}"}, timeout=5
         )
     assert allowed.status_code == 200
     assert other.status_code == 421
@@ -163,10 +164,11 @@ def test_the_page_allows_its_own_inline_blocks_by_hash_and_nothing_else(
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
-        ("GET", "/api/state", 200),
+        ("GET", "/api/reasons", 200),
+        ("GET", "/api/state", 401),
         ("GET", "/openapi.json", 200),
         ("GET", "/no-such-page", 404),
-        ("POST", "/api/registrations", 422),
+        ("POST", "/api/registrations", 401),
         ("DELETE", "/api/state", 405),
     ],
 )
@@ -192,7 +194,8 @@ def test_a_failing_route_answers_500_with_the_security_headers() -> None:
 
 
 def test_an_event_stream_carries_the_security_headers(server: ConsoleServer) -> None:
-    with httpx.stream("GET", f"{server.url}/api/events", timeout=5) as response:
+    signed_in = {"Cookie": session_cookie(server.url)}
+    with httpx.stream("GET", f"{server.url}/api/events", headers=signed_in, timeout=5) as response:
         assert response.status_code == 200
         assert assert_hardened(response) == DEFAULT_POLICY
 
@@ -200,9 +203,13 @@ def test_an_event_stream_carries_the_security_headers(server: ConsoleServer) -> 
 # --- event stream limits ------------------------------------------------------------------------
 
 
-def from_address(address: str) -> httpx.Client:
-    """A client whose connections come from `address` (any of 127.0.0.0/8 is this machine)."""
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=5)
+def from_address(address: str, url: str) -> httpx.Client:
+    """A client whose connections come from `address` (any of 127.0.0.0/8 is this machine),
+    signed in to the console at `url`."""
+    return httpx.Client(
+        transport=httpx.HTTPTransport(local_address=address), timeout=5,
+        headers={"Cookie": session_cookie(url)},
+    )  # fmt: skip
 
 
 def open_stream(client: httpx.Client, url: str, streams: ExitStack) -> httpx.Response:
@@ -227,7 +234,7 @@ def wait_for_open_streams(stream: UpdateStream, count: int) -> None:
 def test_streams_per_client__one_more_is_refused_and_a_closed_one_frees_its_slot() -> None:
     app = create_app(RecordingCheckpoint(), stream_limits=Limits(per_client=2, total=10))
     stream = app.state.console.stream
-    with ConsoleServer(app, port=0) as server, from_address("127.0.0.1") as client:
+    with ConsoleServer(app, port=0) as server, from_address("127.0.0.1", server.url) as client:
         with ExitStack() as first:
             assert open_stream(client, server.url, first).status_code == 200
             with ExitStack() as second:
@@ -247,9 +254,9 @@ def test_streams_in_total__another_client_is_refused_once_all_are_taken() -> Non
     stream = app.state.console.stream
     with (
         ConsoleServer(app, port=0) as server,
-        from_address("127.0.0.2") as one,
-        from_address("127.0.0.3") as two,
-        from_address("127.0.0.4") as three,
+        from_address("127.0.0.2", server.url) as one,
+        from_address("127.0.0.3", server.url) as two,
+        from_address("127.0.0.4", server.url) as three,
         ExitStack() as streams,
     ):
         for client in (one, one, two):

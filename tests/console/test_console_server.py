@@ -12,6 +12,7 @@ import pytest
 from edge.gate.console.app import create_app
 from edge.gate.console.server import ConsoleServer
 from tests.console.double import RecordingCheckpoint
+from tests.console.pages import session_cookie
 from tests.console.sse import EventReader, frames
 
 
@@ -19,18 +20,22 @@ def test_port_0_picks_a_free_port_and_serves() -> None:
     with ConsoleServer(create_app(RecordingCheckpoint()), port=0) as server:
         assert server.port > 0
         assert server.url == f"http://127.0.0.1:{server.port}"
-        response = httpx.get(f"{server.url}/api/state", timeout=5)
+        signed_in = {"Cookie": session_cookie(server.url)}
+        response = httpx.get(f"{server.url}/api/state", headers=signed_in, timeout=5)
         assert response.status_code == 200
         assert response.json()["node"]["node"] == "gate-01"
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{server.url}/api/state", timeout=2)
+        httpx.get(f"{server.url}/api/reasons", timeout=2)
 
 
 def test_stop_ends_open_event_streams_quickly() -> None:
     checkpoint = RecordingCheckpoint()
     server = ConsoleServer(create_app(checkpoint), port=0)
     server.start()
-    with httpx.Client(timeout=5) as client, ExitStack() as open_streams:
+    with (
+        httpx.Client(timeout=5, headers={"Cookie": session_cookie(server.url)}) as client,
+        ExitStack() as open_streams,
+    ):
         readers = [
             EventReader(
                 open_streams.enter_context(
@@ -57,7 +62,7 @@ def test_a_console_that_goes_away_ends_its_stream() -> None:
     stream = app.state.console.stream
     with ConsoleServer(app, port=0) as server:
         with (
-            httpx.Client(timeout=5) as client,
+            httpx.Client(timeout=5, headers={"Cookie": session_cookie(server.url)}) as client,
             client.stream("GET", f"{server.url}/api/events") as response,
         ):
             # Read on this thread: a socket closed while another thread waits in recv()
@@ -86,7 +91,7 @@ def test_restart_after_stop() -> None:
     server.start()
     try:
         with (
-            httpx.Client(timeout=5) as client,
+            httpx.Client(timeout=5, headers={"Cookie": session_cookie(server.url)}) as client,
             client.stream("GET", f"{server.url}/api/events") as r,
         ):
             assert len(EventReader(r.iter_lines()).next_update().holds) == 1

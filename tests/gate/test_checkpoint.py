@@ -73,6 +73,12 @@ class Gate:
             decode(r.topic, r.payload, NODE.site.prefix).payload for r in self.outbox.after(0, 1000)
         ]
 
+    def on_duty(self, volunteer: str = "v017") -> str:
+        """`volunteer` scans the badge at the gate's scanner unless on duty already; the id."""
+        if volunteer not in self.checkpoint.on_duty:
+            self.scan(self.kit.code("badge", volunteer=volunteer, now=self.clock.wall))
+        return volunteer
+
     def kinds(self) -> list[str]:
         return [e.kind for e in self.events()]  # type: ignore[attr-defined]
 
@@ -99,7 +105,7 @@ def start_gate(tmp_path: Path, kit: SiteKit, clock: Clock, **policy: object) -> 
         id_hash_key=ID_KEY, clock=lambda: clock.wall, monotonic=lambda: clock.mono,
         node_view=lambda: NodeView(
             site="demo", node="g01", broker_connected=False, devices=dict(devices), outbox_depth=0,
-            outbox_capacity=50, volunteers_on_duty=(), trust_list_age_s=None,
+            outbox_capacity=50, volunteers_on_duty=checkpoint.on_duty, trust_list_age_s=None,
         ),
     )  # fmt: skip
     return Gate(checkpoint, outbox, io, kit, clock, devices)
@@ -251,8 +257,7 @@ def test_checkpoint__refused_and_red_codes_are_decided_at_once_and_never_open(
 
 def release(gate: Gate, hold_id: str, temperature_c: float | None = None) -> None:
     gate.checkpoint.resolve_hold(
-        hold_id,
-        HoldResolution(resolution="released", volunteer_id="v017", temperature_c=temperature_c),
+        hold_id, HoldResolution(resolution="released", temperature_c=temperature_c), gate.on_duty()
     )
 
 
@@ -285,7 +290,7 @@ def test_checkpoint__a_held_person_is_released_after_a_normal_re_measure(gate: G
     gate.temperature(36.94)
     release(gate, hold.hold_id)
     assert gate.checkpoint.update().holds == ()
-    assert gate.kinds() == ["passage", "hold", "hold-resolved"]
+    assert gate.kinds() == ["passage", "hold", "shift", "hold-resolved"]
     (resolved,) = resolutions(gate)
     assert (resolved.temperature_c, resolved.temperature_source) == (36.9, "sensor")
     assert True in gate.relay_history()
@@ -338,24 +343,23 @@ def test_checkpoint__a_typed_temperature_releases_only_while_the_thermometer_is_
 def test_checkpoint__a_yellow_code_is_registered_and_the_id_number_is_never_stored(
     gate: Gate,
 ) -> None:
+    volunteer = gate.on_duty()
     gate.temperature(36.5)
     gate.scan(gate.kit.code("yellow", now=gate.clock.wall))
     (hold,) = gate.checkpoint.update().holds
     with pytest.raises(Refusal, match="action-not-offered"):
         gate.checkpoint.resolve_hold(
-            hold.hold_id,
-            HoldResolution(resolution="released", volunteer_id="v017", temperature_c=36.5),
+            hold.hold_id, HoldResolution(resolution="released", temperature_c=36.5), volunteer
         )
     form = Registration(name="王芳", id_number="11010119900101123X", phone="13800138000",
                         destination="Dongcun market")  # fmt: skip
     gate.checkpoint.resolve_hold(
-        hold.hold_id,
-        HoldResolution(resolution="registered", volunteer_id="v017", registration=form),
+        hold.hold_id, HoldResolution(resolution="registered", registration=form), volunteer
     )
-    assert gate.kinds() == ["passage", "hold", "registration", "hold-resolved"]
+    assert gate.kinds() == ["shift", "passage", "hold", "registration", "hold-resolved"]
     stored = b"".join(r.payload for r in gate.outbox.after(0, 100))
     assert b"11010119900101123X" not in stored
-    registration = gate.events()[2]
+    registration = gate.events()[3]
     assert registration.id_last4 == "123X"  # type: ignore[attr-defined]
     assert registration.hold_id == hold.hold_id  # type: ignore[attr-defined]
 
@@ -384,9 +388,9 @@ def test_checkpoint__a_hold_ends_only_in_a_way_that_fits_its_reasons(
     form = Registration(name="王芳", id_number="11010119900101123X")
     with pytest.raises(Refusal, match=refusal):
         gate.checkpoint.resolve_hold(hold.hold_id, HoldResolution(
-            resolution=resolution, volunteer_id="v017", temperature_c=36.5,
+            resolution=resolution, temperature_c=36.5,
             registration=form if resolution == "registered" else None,
-        ))  # fmt: skip
+        ), gate.on_duty())  # fmt: skip
     assert gate.relay_history() == [False]
 
 
@@ -398,7 +402,7 @@ def test_checkpoint__a_forged_code_is_turned_back_and_never_opens(gate: Gate) ->
     with pytest.raises(Refusal, match="code-refused"):
         release(gate, hold.hold_id)  # no temperature at all: the probe's request
     gate.checkpoint.resolve_hold(
-        hold.hold_id, HoldResolution(resolution="turned-back", volunteer_id="v017")
+        hold.hold_id, HoldResolution(resolution="turned-back"), gate.on_duty()
     )
     assert [r.resolution for r in resolutions(gate)] == ["turned-back"]
     assert gate.relay_history() == [False]
@@ -406,7 +410,7 @@ def test_checkpoint__a_forged_code_is_turned_back_and_never_opens(gate: Gate) ->
 
 def vehicle_hold(gate: Gate) -> str:
     gate.checkpoint.check_vehicle(
-        VehicleCheck(vehicle_plate="京A12345", occupant_temperatures_c=(38.5,), volunteer_id="v017")
+        VehicleCheck(vehicle_plate="京A12345", occupant_temperatures_c=(38.5,)), gate.on_duty()
     )
     (hold,) = gate.checkpoint.update().holds
     return hold.hold_id
@@ -442,8 +446,30 @@ def test_checkpoint__a_vehicle_fever_takes_a_typed_temperature_while_the_thermom
 def test_checkpoint__unknown_holds_are_refused(gate: Gate) -> None:
     with pytest.raises(Refusal, match="unknown-hold"):
         gate.checkpoint.resolve_hold(
-            "01JDEMO0000000000000000000", HoldResolution(resolution="referred", volunteer_id="v1")
+            "01JDEMO0000000000000000000", HoldResolution(resolution="referred"), gate.on_duty()
         )
+
+
+def test_checkpoint__an_actor_not_on_duty_is_refused_and_nothing_is_recorded(gate: Gate) -> None:
+    gate.temperature(38.6)
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    (hold,) = gate.checkpoint.update().holds
+    gate.on_duty("v017")
+    before = gate.kinds()
+    with pytest.raises(Refusal, match="not-on-duty"):
+        gate.checkpoint.resolve_hold(hold.hold_id, HoldResolution(resolution="referred"), "v099")
+    with pytest.raises(Refusal, match="not-on-duty"):
+        gate.checkpoint.check_vehicle(
+            VehicleCheck(vehicle_plate="京A12345", occupant_temperatures_c=(36.5,)), "v099"
+        )
+    with pytest.raises(Refusal, match="not-on-duty"):
+        gate.checkpoint.log_disinfection(DisinfectionRound(), "v099")
+    form = Registration(name="王芳", id_number="11010119900101123X")
+    with pytest.raises(Refusal, match="not-on-duty"):
+        gate.checkpoint.register(form, "v099")
+    assert gate.kinds() == before
+    assert gate.checkpoint.update().holds == (hold,)
+    assert gate.relay_history() == [False]
 
 
 def test_checkpoint__a_badge_scan_starts_then_ends_a_shift(gate: Gate) -> None:
@@ -461,19 +487,19 @@ def test_checkpoint__a_badge_scan_starts_then_ends_a_shift(gate: Gate) -> None:
 
 def test_checkpoint__vehicle_with_a_feverish_occupant_is_held(gate: Gate) -> None:
     view = gate.checkpoint.check_vehicle(
-        VehicleCheck(
-            vehicle_plate="京A12345", occupant_temperatures_c=(36.5, 38.4), volunteer_id="v017"
-        )
+        VehicleCheck(vehicle_plate="京A12345", occupant_temperatures_c=(36.5, 38.4)),
+        gate.on_duty("v017"),
     )
     assert (view.outcome, view.reasons) == ("hold", ("vehicle-fever",))
-    passage = gate.events()[0]
-    assert isinstance(passage, Passage)
+    (passage,) = [e for e in gate.events() if isinstance(e, Passage)]
     assert (passage.subject, passage.occupants, passage.temperature_c) == ("vehicle", 2, 38.4)
+    assert passage.volunteer_id == "v017"  # who let a car through, or held it
 
 
 def test_checkpoint__a_full_outbox_holds_the_person_and_opens_nothing(gate: Gate) -> None:
-    for _ in range(50):
-        gate.checkpoint.log_disinfection(DisinfectionRound(volunteer_id="v017"))
+    volunteer = gate.on_duty()  # the shift is one of the outbox's 50 events
+    for _ in range(49):
+        gate.checkpoint.log_disinfection(DisinfectionRound(), volunteer)
     gate.temperature(38.6)
     gate.scan(gate.kit.code("green", now=gate.clock.wall))
     # The volunteer handles this person by hand, and must see why: a fever.
@@ -485,8 +511,9 @@ def test_checkpoint__a_full_outbox_holds_the_person_and_opens_nothing(gate: Gate
 def test_checkpoint__the_exit_button_opens_with_a_full_outbox_and_the_exit_is_recorded_later(
     gate: Gate, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for _ in range(50):
-        gate.checkpoint.log_disinfection(DisinfectionRound(volunteer_id="v017"))
+    volunteer = gate.on_duty()  # the shift is one of the outbox's 50 events
+    for _ in range(49):
+        gate.checkpoint.log_disinfection(DisinfectionRound(), volunteer)
     with caplog.at_level(logging.WARNING):
         gate.checkpoint.on_exit_button()
     assert gate.relay_history()[:2] == [False, True]  # leaving never waits for the outbox
@@ -505,9 +532,10 @@ def test_checkpoint__device_faults_do_not_take_room_from_passages(gate: Gate) ->
     for _ in range(20):  # a flapping scanner
         gate.checkpoint.record_fault("scanner", "garbage", "raised", "junk")
         gate.checkpoint.record_fault("scanner", "garbage", "cleared", None)
-    for _ in range(50):
-        gate.checkpoint.log_disinfection(DisinfectionRound(volunteer_id="v017"))
-    assert gate.kinds().count("disinfection") == 50
+    volunteer = gate.on_duty()  # the shift is one of the outbox's 50 events
+    for _ in range(49):
+        gate.checkpoint.log_disinfection(DisinfectionRound(), volunteer)
+    assert gate.kinds().count("disinfection") == 49
 
 
 def test_checkpoint__a_fault_is_raised_once_and_cleared_once_across_a_restart(
@@ -536,7 +564,7 @@ def test_checkpoint__daily_report_at_the_cut_off_then_a_zero_report(gate: Gate) 
     gate.temperature(36.6)
     gate.scan(gate.kit.code("green", now=gate.clock.wall))
     gate.scan(gate.kit.code("red", now=gate.clock.wall))
-    gate.checkpoint.log_disinfection(DisinfectionRound(volunteer_id="v017"))
+    gate.checkpoint.log_disinfection(DisinfectionRound(), gate.on_duty())
     # 02:00 UTC is 10:00 in Shanghai; the cut-off is 17:00 local.
     gate.clock.advance(7 * 3600 - 1)
     gate.checkpoint.tick()

@@ -411,12 +411,17 @@ def test_gate_node__a_volunteer_resolves_a_fever_hold_on_the_console(
     try:
         wait_until(lambda: node.console_url is not None and node.trust.trust_list.serial == 1)
         mqtt_subscriber.subscribe(topics.event(node.node, EventKind.HOLD_RESOLVED))
-        devices.scanner.scan(kit.code("badge", volunteer="v042"))
+        badge = kit.code("badge", volunteer="v042")
+        devices.scanner.scan(badge)  # the shift starts at the gate's scanner
         devices.person(38.4, kit.code("green"))
         wait_until(lambda: len(node.checkpoint.update().holds) == 1)
         (hold,) = node.checkpoint.update().holds
 
+        # The console asks for the badge before it shows anyone; the same badge signs in.
         page.goto(str(node.console_url))
+        expect(page.locator("#hold-list > *")).to_have_count(0)
+        page.locator('[data-testid="field-badge"]').fill(badge)
+        page.locator('[data-testid="shift-sign-in"]').click()
         decision = page.locator('[data-testid="decision"]')
         expect(decision).to_have_attribute("data-outcome", "hold")
         expect(decision).to_contain_text("Fever", use_inner_text=True)
@@ -561,7 +566,7 @@ def test_gate_node__an_unmeasured_person_after_a_measured_one_is_held__re_measur
         devices.thermometer.present(36.8, duration_s=0.6)  # A measured again
         time.sleep(0.8)
         node.checkpoint.resolve_hold(
-            hold.hold_id, HoldResolution(resolution="released", volunteer_id="v017")
+            hold.hold_id, HoldResolution(resolution="released"), "v017"
         )  # released on that reading, which is then used up
         devices.scanner.scan(kit.code("green"))  # B, never measured
         (second,) = events_of(mqtt_subscriber, EventKind.PASSAGE, 1)

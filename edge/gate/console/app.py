@@ -18,6 +18,7 @@ from edge.gate.console import (
     routes_vehicles,
 )
 from edge.gate.console.context import LANGUAGES, ConsoleContext, Language
+from edge.gate.console.sessions import VolunteerSessions
 from edge.gate.console.stream import UpdateStream, attach_stream
 from edge.gate.views import Checkpoint
 from edge.web.security import SecurityHeaders, StreamLimits
@@ -30,6 +31,7 @@ def create_app(
     keepalive_s: float = 15.0,
     words_file: Path | None = None,
     stream_limits: StreamLimits | None = None,
+    sessions: VolunteerSessions | None = None,
 ) -> FastAPI:
     """The volunteer console for `checkpoint`.
 
@@ -42,6 +44,8 @@ def create_app(
             proxies and phones in power-saving mode keep the connection.
         stream_limits: how many pages may follow the gate live, per address and in all
             (console.streams; the defaults when None).
+        sessions: the volunteers signed in, with their idle and longest times
+            (console.sessions; the defaults when None).
 
     Returns:
         The app; serve it with ConsoleServer, which also ends its event streams on stop.
@@ -61,6 +65,7 @@ def create_app(
         checkpoint=checkpoint,
         language=language,
         stream=attach_stream(app, stream),
+        sessions=sessions or VolunteerSessions(),
         page=routes_page.render_page(language, words_file),
     )
     app.add_middleware(SecurityHeaders)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
+from edge.gate.console.sessions import VolunteerSessions
 from edge.gate.console.stream import UpdateStream
 from edge.gate.views import Checkpoint
 
@@ -21,6 +22,7 @@ class ConsoleContext:
     checkpoint: Checkpoint
     language: Language
     stream: UpdateStream
+    sessions: VolunteerSessions
     page: str = ""
 
 

@@ -1,4 +1,5 @@
-"""How the console API answers a refused action (409) and a form with wrong fields (422)."""
+"""How the console API answers a refused action (409), a form with wrong fields (422), and a
+request without an on-duty volunteer's session (401, 403)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from edge.gate.console.plain_words import explain
+from edge.gate.console.sessions import SessionRefused
 from edge.gate.views import Refusal
+
+# The checkpoint's own check of the actor answers as the session check does.
+FORBIDDEN = frozenset({"not-on-duty"})
 
 
 class RefusalBody(BaseModel):
@@ -37,7 +42,12 @@ class ValidationProblems(BaseModel):
     detail: list[FieldProblem]
 
 
+SESSION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": RefusalBody, "description": "No volunteer session (session-required)"},
+    403: {"model": RefusalBody, "description": "The volunteer is not on duty (not-on-duty)"},
+}
 ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **SESSION_RESPONSES,
     409: {"model": RefusalBody, "description": "The checkpoint refused the action"},
     422: {"model": ValidationProblems, "description": "Fields to correct, in plain words"},
 }
@@ -51,9 +61,17 @@ def problem(field_loc: tuple[str | int, ...], kind: str, message: str) -> dict[s
 async def refusal_answer(request: Request, exc: Exception) -> JSONResponse:
     """409 with the refusal's reason code: the action conflicts with the gate's state."""
     assert isinstance(exc, Refusal)
+    status = 403 if exc.reason in FORBIDDEN else 409
     return JSONResponse(
-        status_code=409, content=RefusalBody(reason=exc.reason, detail=exc.detail).model_dump()
+        status_code=status, content=RefusalBody(reason=exc.reason, detail=exc.detail).model_dump()
     )
+
+
+async def session_answer(request: Request, exc: Exception) -> JSONResponse:
+    """401 or 403 with the reason code the page puts into words (sign in; not on duty)."""
+    assert isinstance(exc, SessionRefused)
+    body = RefusalBody(reason=exc.reason, detail=exc.detail)
+    return JSONResponse(status_code=exc.status, content=body.model_dump())
 
 
 async def validation_answer(request: Request, exc: Exception) -> JSONResponse:
@@ -72,4 +90,5 @@ async def validation_answer(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register both answers on `app`."""
     app.add_exception_handler(Refusal, refusal_answer)
+    app.add_exception_handler(SessionRefused, session_answer)
     app.add_exception_handler(RequestValidationError, validation_answer)

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 
 from edge.gate.console.context import CheckpointDep
 from edge.gate.console.errors import ACTION_RESPONSES, problem
+from edge.gate.console.sessions import ActorDep
 from edge.gate.views import ConsoleUpdate, HoldResolution
 
 router = APIRouter(prefix="/api/holds", tags=["holds"])
@@ -18,7 +19,7 @@ HoldId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 @router.post("/{hold_id}/resolve", response_model=ConsoleUpdate, responses=ACTION_RESPONSES)
 def resolve_hold(
-    hold_id: HoldId, resolution: HoldResolution, checkpoint: CheckpointDep
+    hold_id: HoldId, resolution: HoldResolution, checkpoint: CheckpointDep, volunteer: ActorDep
 ) -> ConsoleUpdate:
     """End a hold; answers with the state after it, so the page need not wait for the stream.
 
@@ -33,5 +34,5 @@ def resolve_hold(
         )
     # The page offers only the ways that fit the hold's reasons; the checkpoint refuses
     # any other (an old page, a script), so a forged code is never "released".
-    checkpoint.resolve_hold(hold_id, resolution)
+    checkpoint.resolve_hold(hold_id, resolution, volunteer.volunteer_id)
     return checkpoint.update()

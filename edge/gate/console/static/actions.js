@@ -4,7 +4,6 @@
   const gp = window.gatepost;
   const { $, $$, both, say, word, reasonPair, setContent, element } = gp;
   const LANGUAGE_KEY = "gatepost.console.language";
-  const VOLUNTEER_KEY = "gatepost.console.volunteer";
 
   // --- language ----------------------------------------------------------------------
 
@@ -72,6 +71,10 @@
     try { data = await response.json(); } catch (error) { data = null; }
     if (response.ok) return { ok: true, data };
     if (response.status === 409 && data) return { ok: false, kind: "refused", ...data };
+    // No session, or its volunteer is no longer on duty: said, then the badge is asked for.
+    if ((response.status === 401 || response.status === 403) && data) {
+      return { ok: false, kind: "refused", session: true, ...data };
+    }
     if (response.status === 422 && data) return { ok: false, kind: "invalid", problems: data.detail };
     return { ok: false, kind: "server", status: response.status };
   }
@@ -126,52 +129,81 @@
         $("#message").hidden = true;  // an earlier failure no longer applies
         onDone(result.data);
       } else {
-        message("bad", showFailure(root, result));
+        const words = showFailure(root, result);
+        if (result.session) endSession();
+        message("bad", words);
       }
     } finally {
       button.disabled = false;
     }
   }
 
-  // --- who is acting -----------------------------------------------------------------
+  // --- who is acting: the volunteer signed in on this device ----------------------------
+  // The node knows who from the session cookie (HttpOnly: this script never sees it);
+  // the page only shows who it is and asks for the badge when there is nobody.
 
-  function onDuty() { return gp.state ? gp.state.node.volunteers_on_duty : []; }
+  gp.me = null;  // {volunteer_id, masked_name, role} from /api/session
 
-  function volunteer() {
-    const ids = onDuty();
-    if (ids.length === 1) return ids[0];
-    const chosen = localStorage.getItem(VOLUNTEER_KEY);
-    return ids.includes(chosen) ? chosen : null;
-  }
+  function volunteer() { return gp.me ? gp.me.volunteer_id : null; }
 
   function needVolunteer() {
-    const id = volunteer();
-    if (id) return id;
-    message("bad", say(onDuty().length ? "chooseVolunteer" : "noVolunteer"));
+    if (gp.me) return gp.me.volunteer_id;
+    endSession();
+    message("bad", say("signIn"));
     return null;
   }
 
-  function renderDuty() {
-    const ids = onDuty();
-    const box = setContent($("#duty"));
-    if (ids.length === 0) return;
-    box.append(element("span", {}, say("onDuty")));
-    const current = volunteer();
-    for (const id of ids) {
-      const chip = element("button", { type: "button", dataset: { testid: `volunteer-${id}` } }, id);
-      chip.setAttribute("aria-pressed", String(id === current));
-      chip.addEventListener("click", () => {
-        localStorage.setItem(VOLUNTEER_KEY, id);
-        renderDuty();
-        gp.renderAlerts();
-      });
-      box.append(chip);
-    }
+  function beginSession(who) {
+    gp.me = who;
+    renderDuty();
+    gp.renderAlerts();
+    gp.connect();
   }
 
+  // Nobody signed in (any more): what the page showed of people goes with the session.
+  function endSession() {
+    if (gp.state) {
+      window.location.reload();
+      return;
+    }
+    gp.me = null;
+    gp.disconnect();
+    renderDuty();
+    gp.renderAlerts();
+    showTab("shift");
+  }
+
+  // Only the node's answer ends a session: an unreachable node is asked again later.
+  async function checkSession() {
+    let response;
+    try {
+      response = await fetch("/api/session");
+    } catch (error) {
+      setTimeout(checkSession, 3000);
+      return;
+    }
+    if (response.ok) beginSession(await response.json());
+    else if (response.status === 401 || response.status === 403) endSession();
+    else setTimeout(checkSession, 3000);
+  }
+
+  async function signOut() {
+    try { await fetch("/api/session", { method: "DELETE" }); } catch (error) { /* reload asks again */ }
+    endSession();
+  }
+
+  function renderDuty() {
+    const box = setContent($("#duty"));
+    if (!gp.me) return;
+    // One button, so the header stays one line on a portrait tablet: who, and sign out.
+    const out = element("button", { type: "button", dataset: { testid: "sign-out" } },
+      say("signOut", { name: gp.me.masked_name }));
+    out.addEventListener("click", signOut);
+    box.append(out);
+  }
 
   Object.assign(gp, {
-    VOLUNTEER_KEY, language, applyLanguage, showTab, message, send, showFailure,
-    problemSlot, clearProblems, act, onDuty, volunteer, needVolunteer, renderDuty,
+    language, applyLanguage, showTab, message, send, showFailure, problemSlot, clearProblems,
+    act, volunteer, needVolunteer, beginSession, endSession, checkSession, renderDuty,
   });
 })();

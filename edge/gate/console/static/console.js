@@ -5,7 +5,7 @@
   const gp = window.gatepost;
   const { $, $$, both, say, word, fillWords, reasonPair, agePair, celsius, clockTime } = gp;
   const { setContent, element, message, showTab, act, needVolunteer, clearProblems } = gp;
-  const { problemSlot, onDuty, volunteer, renderDuty } = gp;
+  const { problemSlot, renderDuty } = gp;
   const rules = gp.holdRules;
   const OLD_DECISION_S = 60;
   const PROMPT_S = 5;  // how long "scan again", "step closer"… stay up
@@ -232,9 +232,8 @@
   }
 
   function resolve(button, root, hold, fields) {
-    const volunteerId = needVolunteer();
-    if (!volunteerId) return Promise.resolve();
-    const body = { volunteer_id: volunteerId, ...fields };
+    if (!needVolunteer()) return Promise.resolve();
+    const body = { ...fields };
     const path = `/api/holds/${encodeURIComponent(hold.hold_id)}/resolve`;
     return act(button, root, path, body, (update) => {
       render(update);
@@ -248,16 +247,15 @@
 
   function renderAlerts() {
     const box = setContent($("#alerts"));
+    if (!gp.me) {
+      const go = element("button", { type: "button" }, say("toShift"));
+      go.addEventListener("click", () => showTab("shift"));
+      box.append(element("p", { className: "warn", dataset: { testid: "no-volunteer" } }, say("signIn"), go));
+      return;
+    }
     if (link === "lost") box.append(element("p", { className: "bad" }, say("link.lost")));
     if (!gp.state) return;
     if (!gp.state.node.broker_connected) box.append(element("p", { className: "warn" }, say("brokerDown")));
-    if (onDuty().length === 0) {
-      const go = element("button", { type: "button" }, say("toShift"));
-      go.addEventListener("click", () => showTab("shift"));
-      box.append(element("p", { className: "warn", dataset: { testid: "no-volunteer" } }, say("noVolunteer"), go));
-    } else if (!volunteer()) {
-      box.append(element("p", { className: "warn" }, say("chooseVolunteer")));
-    }
   }
 
   function renderStatus() {
@@ -308,8 +306,13 @@
 
   // --- start -------------------------------------------------------------------------
 
+  let source = null;  // the live stream, open while a volunteer is signed in
+
   function connect() {
-    const source = new EventSource("/api/events");
+    if (source) return;
+    $("#link").hidden = false;
+    setLink("connecting");
+    source = new EventSource("/api/events");
     firstFrame = true;
     source.onopen = () => setLink("live");
     source.onmessage = (event) => {
@@ -320,9 +323,25 @@
     source.onerror = () => {
       setLink("lost");
       firstFrame = true;
-      // EventSource retries by itself unless the server answered with an error.
-      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+      // EventSource retries by itself unless the server answered with an error: a
+      // 401 or 403 when the session ended, so ask who is signed in before going on.
+      if (source.readyState === EventSource.CLOSED) {
+        disconnect();
+        setLink("lost");
+        gp.checkSession();
+      } else {
+        // A stream the node ended because the session did: say so now, not on retry.
+        fetch("/api/session").then((response) => {
+          if (response.status === 401 || response.status === 403) gp.endSession();
+        }, () => {});
+      }
     };
+  }
+
+  function disconnect() {
+    if (source) source.close();
+    source = null;
+    $("#link").hidden = true;  // nothing to follow without a volunteer signed in
   }
 
   function tick() {
@@ -330,11 +349,10 @@
     renderPrompt();
   }
 
-  Object.assign(gp, { render, renderAlerts, offeredFor });
+  Object.assign(gp, { render, renderAlerts, offeredFor, connect, disconnect });
   fillWords();
   gp.applyLanguage(gp.language());
-  setLink("connecting");
-  connect();
+  gp.checkSession();
   setInterval(renderDecisionAge, 1000);
   setInterval(tick, 250);
 })();

@@ -3,7 +3,7 @@
 (() => {
   const gp = window.gatepost;
   const { $, $$, both, say, word, reasonPair, setContent, element } = gp;
-  const { act, message, needVolunteer, showTab, VOLUNTEER_KEY } = gp;
+  const { act, message, needVolunteer, showTab } = gp;
   let registeringHold = null;
   let submitting = false;
 
@@ -30,8 +30,7 @@
   $("#form-registration").addEventListener("submit", (event) => {
     event.preventDefault();
     const form = event.currentTarget;
-    const volunteerId = needVolunteer();
-    if (!volunteerId) return;
+    if (!needVolunteer()) return;
     const registration = formFields(form, "registration.");
     if (!("name" in registration)) registration.name = "";
     if (!("id_number" in registration)) registration.id_number = "";
@@ -39,7 +38,7 @@
     const button = $('[type="submit"]', form);
     const hold = registeringHold;
     if (!hold) {
-      act(button, form, "/api/registrations", { volunteer_id: volunteerId, registration }, () => {
+      act(button, form, "/api/registrations", { registration }, () => {
         form.reset();
         message("ok", say("registeredId"));
       });
@@ -48,7 +47,7 @@
     // While this is in flight the stream may already drop the hold: that is this
     // registration's doing, not someone else's, so renderHolds must not say otherwise.
     submitting = true;
-    const body = { resolution: "registered", volunteer_id: volunteerId, registration };
+    const body = { resolution: "registered", registration };
     act(button, form, `/api/holds/${encodeURIComponent(hold.hold_id)}/resolve`, body, (update) => {
       form.reset();
       setRegisteringHold(null);
@@ -101,15 +100,13 @@
   $("#form-vehicle").addEventListener("submit", (event) => {
     event.preventDefault();
     const form = event.currentTarget;
-    const volunteerId = needVolunteer();
-    if (!volunteerId) return;
+    if (!needVolunteer()) return;
     const body = {
       vehicle_plate: $('[name="vehicle_plate"]', form).value.trim().toUpperCase(),
       direction: $('[name="direction"]:checked', form).value,
       // An empty or unreadable box is sent as null so the node names that occupant.
       occupant_temperatures_c: $$("#occupants input", form).map((input) =>
         (Number.isNaN(input.valueAsNumber) ? null : input.valueAsNumber)),
-      volunteer_id: volunteerId,
     };
     const result = $("#vehicle-result");
     result.hidden = true;
@@ -126,19 +123,32 @@
   // --- shifts and disinfection -------------------------------------------------------
 
   const badgeInput = $('#form-shift [name="badge_text"]');
-  // A scanner ends the text with Enter: wait for the volunteer to say start or end.
+  // A scanner ends the text with Enter: wait for the volunteer to say start, sign in or end.
   badgeInput.addEventListener("keydown", (event) => { if (event.key === "Enter") event.preventDefault(); });
   $("#form-shift").addEventListener("submit", (event) => event.preventDefault());
   for (const button of $$("#form-shift [data-action]")) {
     button.addEventListener("click", () => {
       const form = $("#form-shift");
-      const body = { badge_text: badgeInput.value.trim(), action: button.dataset.action };
-      act(button, form, "/api/shifts", body, (shift) => {
-        badgeInput.value = "";  // the badge text is a credential: do not leave it on screen
-        // Whoever just started is most likely the one at this tablet.
-        if (shift.action === "start") localStorage.setItem(VOLUNTEER_KEY, shift.volunteer_id);
-        const key = shift.action === "start" ? "shiftStarted" : "shiftEnded";
-        message("ok", say(key, { name: shift.masked_name, id: shift.volunteer_id }));
+      const action = button.dataset.action;
+      const badge = badgeInput.value.trim();
+      badgeInput.value = "";  // the badge text is a credential: do not leave it on screen
+      if (action === "sign-in") {
+        act(button, form, "/api/session", { badge_text: badge }, (who) => {
+          gp.beginSession(who);
+          showTab("gate");
+        });
+        return;
+      }
+      act(button, form, "/api/shifts", { badge_text: badge, action }, (shift) => {
+        const key = action === "start" ? "shiftStarted" : "shiftEnded";
+        const words = say(key, { name: shift.masked_name, id: shift.volunteer_id });
+        if (action === "start") {
+          gp.beginSession(shift);  // starting a shift signs its volunteer in here
+          showTab("gate");
+        } else if (shift.volunteer_id === gp.volunteer()) {
+          gp.endSession();
+        }
+        message("ok", words);
       });
     });
   }
@@ -146,11 +156,10 @@
   $("#form-disinfection").addEventListener("submit", (event) => {
     event.preventDefault();
     const form = event.currentTarget;
-    const volunteerId = needVolunteer();
-    if (!volunteerId) return;
+    if (!needVolunteer()) return;
     const area = $('[name="area"]:checked', form).value;
     const agent = $('[name="agent"]', form).value.trim();
-    const body = { volunteer_id: volunteerId, area, ...(agent ? { agent } : {}) };
+    const body = { area, ...(agent ? { agent } : {}) };
     act($('[type="submit"]', form), form, "/api/disinfections", body, (update) => {
       gp.render(update);
       message("ok", say("logged", { area: word(`area.${area}`) }));
