@@ -31,6 +31,11 @@ _ROWS_OF: dict[str, str] = {
 }
 
 
+# Nodes per query of their stored neighbourhoods: 4 variables each, well under SQLite's
+# default limit of 32,766.
+_RANGE_CHUNK = 2000
+
+
 class Link(NamedTuple):
     """One stored event as its chain sees it."""
 
@@ -75,41 +80,13 @@ class EventChain:
         by_node: dict[tuple[str, str], list[InboundEvent]] = defaultdict(list)
         for item in new:
             by_node[(item.site, item.node)].append(item)
+        stored = _neighbourhoods(conn, by_node)
         faults: list[ChainFault] = []
         for (site, node), items in by_node.items():
-            faults += self._node_links(conn, site, node, items)
+            faults += _node_links(conn, site, node, items, stored[(site, node)])
         marks = [(f.what, f.event_id) for f in faults if f.what != "start"]
         conn.executemany("UPDATE events SET chain=? WHERE event_id=?", marks)
         return faults
-
-    def _node_links(
-        self, conn: sqlite3.Connection, site: str, node: str, items: list[InboundEvent]
-    ) -> list[ChainFault]:
-        seqs = [item.event.seq for item in items]
-        stored: dict[int, list[Link]] = defaultdict(list)
-        # The node's current epoch: the one _insert just stored these events in.
-        for row in conn.execute(
-            "SELECT seq, event_id, sha256, prev_hash FROM events WHERE site=? AND node=? "
-            "AND epoch=(SELECT epoch FROM nodes WHERE site=? AND node=?) AND seq BETWEEN ? AND ?",
-            (site, node, site, node, min(seqs) - 1, max(seqs) + 1),
-        ):
-            stored[row[0]].append(Link(*row))
-        fresh = {item.event.event_id for item in items}
-        found: list[tuple[ChainFaultKind, int, str]] = []
-        for item in items:
-            seq, event_id, prev_hash = item.event.seq, item.event.event_id, item.event.prev_hash
-            if any(link.event_id != event_id for link in stored[seq]):
-                found.append(("fork", seq, event_id))
-            before = stored.get(seq - 1)
-            if before and not _links(prev_hash, before):
-                found.append(("break", seq, event_id))
-            for after in stored.get(seq + 1, ()):
-                # An event that arrived before this one (out of order): does it link here?
-                if after.event_id not in fresh and not _links(after.prev_hash, [_link(item)]):
-                    found.append(("break", seq + 1, after.event_id))
-            if prev_hash is None and seq == 1 and _had_chain(conn, site, node):
-                found.append(("start", seq, event_id))
-        return [ChainFault(site, node, what, seq, named) for what, seq, named in found]
 
     def _refork(
         self, conn: sqlite3.Connection, events: Sequence[InboundEvent]
@@ -135,6 +112,59 @@ class EventChain:
                 "UPDATE events SET chain='fork' WHERE event_id=?", [(f.event_id,) for f in faults]
             )
         return faults, letters
+
+
+def _neighbourhoods(
+    conn: sqlite3.Connection, by_node: dict[tuple[str, str], list[InboundEvent]]
+) -> dict[tuple[str, str], dict[int, list[Link]]]:
+    """Each node's stored events from one below its lowest new seq to one above its highest,
+    in its current epoch (the one _insert just stored them in), by seq.
+
+    One query for the whole batch: a live batch holds one or two events of each of many
+    nodes, and a query per node cost more than the checks themselves.
+    """
+    stored: dict[tuple[str, str], dict[int, list[Link]]] = {
+        key: defaultdict(list) for key in by_node
+    }
+    ranges = [
+        (site, node, min(i.event.seq for i in items) - 1, max(i.event.seq for i in items) + 1)
+        for (site, node), items in by_node.items()
+    ]
+    for start in range(0, len(ranges), _RANGE_CHUNK):
+        chunk = ranges[start : start + _RANGE_CHUNK]
+        values = ",".join("(?,?,?,?)" for _ in chunk)
+        sql = (
+            f"WITH wanted(site, node, low, high) AS (VALUES {values}) "  # noqa: S608
+            "SELECT e.site, e.node, e.seq, e.event_id, e.sha256, e.prev_hash FROM wanted w "
+            "JOIN nodes n ON n.site = w.site AND n.node = w.node "
+            "JOIN events e ON e.site = w.site AND e.node = w.node AND e.epoch = n.epoch "
+            "AND e.seq BETWEEN w.low AND w.high"
+        )
+        for site, node, *link in conn.execute(sql, [v for r in chunk for v in r]):
+            stored[(site, node)][link[0]].append(Link(*link))
+    return stored
+
+
+def _node_links(
+    conn: sqlite3.Connection, site: str, node: str, items: list[InboundEvent],
+    stored: dict[int, list[Link]],
+) -> list[ChainFault]:  # fmt: skip
+    fresh = {item.event.event_id for item in items}
+    found: list[tuple[ChainFaultKind, int, str]] = []
+    for item in items:
+        seq, event_id, prev_hash = item.event.seq, item.event.event_id, item.event.prev_hash
+        if any(link.event_id != event_id for link in stored[seq]):
+            found.append(("fork", seq, event_id))
+        before = stored.get(seq - 1)
+        if before and not _links(prev_hash, before):
+            found.append(("break", seq, event_id))
+        for after in stored.get(seq + 1, ()):
+            # An event that arrived before this one (out of order): does it link here?
+            if after.event_id not in fresh and not _links(after.prev_hash, [_link(item)]):
+                found.append(("break", seq + 1, after.event_id))
+        if prev_hash is None and seq == 1 and _had_chain(conn, site, node):
+            found.append(("start", seq, event_id))
+    return [ChainFault(site, node, what, seq, named) for what, seq, named in found]
 
 
 def _link(item: InboundEvent) -> Link:
