@@ -119,7 +119,8 @@ class SiteKit:
 
     def code(self, kind: CodeKind, *, name: str = "张三丰", id_number: str = "110101199001011234",
              now: datetime | None = None, test_at: datetime | None = None,
-             weekly_exits: int = 3, volunteer: str = "v017") -> str:  # fmt: skip
+             weekly_exits: int = 3, volunteer: str = "v017",
+             role: str = "volunteer") -> str:  # fmt: skip
         """The text of a QR code of `kind`, valid now unless it is expired or forged."""
         now = now or datetime.now(UTC)
         masked = mask_name(name)
@@ -129,7 +130,7 @@ class SiteKit:
             credential = HouseholdPass(household=f"h-{id_number[-6:]}", weekly_exits=weekly_exits,
                                        name=masked)  # fmt: skip
         elif kind == "badge":
-            credential = Badge(volunteer=volunteer, name=masked)
+            credential = Badge(volunteer=volunteer, role=role, name=masked)
             valid_for = timedelta(days=90)
         else:
             colour: Literal["green", "yellow", "red"]

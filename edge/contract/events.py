@@ -88,6 +88,10 @@ class HoldResolved(Event):
     )
     registration_id: EventId | None = None
     note: ShortText | None = personal(default=None)
+    override: bool = Field(
+        False, description="a supervisor let through a person whose code the gate refused, "
+        "where the site's policy allows it (volunteer_id is the supervisor); an alarm",
+    )  # fmt: skip
 
 
 class Registration(Event):

@@ -39,6 +39,8 @@ from edge.gate.views import (
 from edge.outbox import Batch
 
 TemperatureSource = Literal["sensor", "manual"]
+# The badge role that may override a refused code, where the site allows it.
+SUPERVISOR = "supervisor"
 # The node's devices that measure people (DeviceLink names): while none of them is "ok",
 # the volunteer may type a temperature taken with a handheld thermometer.
 TEMPERATURE_DEVICES = ("thermometer", "thermal-array")
@@ -86,13 +88,17 @@ class ConsoleActions:
     def _show(self, view: DecisionView) -> None:
         raise NotImplementedError
 
-    def resolve_hold(self, hold_id: str, resolution: HoldResolution, volunteer_id: str) -> None:
+    def resolve_hold(
+        self, hold_id: str, resolution: HoldResolution, volunteer_id: str, role: str = "volunteer"
+    ) -> None:
         now = self.clock()
         with self._lock:
             self._require_on_duty(volunteer_id)
             hold = self._book.holds.get(hold_id)
             if hold is None:
                 raise Refusal("unknown-hold", f"no open hold {hold_id}")
+            if resolution.override:
+                self._check_override(role)
             temperature, source = self._check_resolution(hold, resolution)
             with self._transaction() as batch:
                 registration_id = None
@@ -105,7 +111,7 @@ class ConsoleActions:
                         **batch.ids(now), hold_id=hold_id, resolution=resolution.resolution,
                         volunteer_id=volunteer_id, temperature_c=temperature,
                         temperature_source=source, registration_id=registration_id,
-                        note=resolution.note,
+                        note=resolution.note, override=resolution.override,
                     )
                 )  # fmt: skip
                 del self._book.holds[hold_id]
@@ -122,7 +128,8 @@ class ConsoleActions:
         """Refuse what does not fit the hold; else the temperature to record and its source."""
         if resolution.resolution == "registered" and resolution.registration is None:
             raise Refusal("registration-missing", "fill in the registration form first")
-        if (refusal := misfit(hold.reasons, resolution.resolution)) is not None:
+        refusal = misfit(hold.reasons, resolution.resolution, override=resolution.override)
+        if refusal is not None:
             raise refusal
         typed = resolution.temperature_c
         if resolution.resolution != "released" or not TEMPERATURE_REASONS & set(hold.reasons):
@@ -139,6 +146,12 @@ class ConsoleActions:
             self._below_fever(typed)
             return typed, "manual"
         return self._sensor_remeasure(), "sensor"
+
+    def _check_override(self, role: str) -> None:
+        if not self.policy.supervisor_override:
+            raise Refusal("override-not-allowed", "this site does not allow overrides")
+        if role != SUPERVISOR:
+            raise Refusal("supervisor-required", "only a supervisor's badge overrides")
 
     def _sensor_remeasure(self) -> float:
         """The held person's new reading: taken at the gate after the hold, below the line."""

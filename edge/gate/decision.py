@@ -67,6 +67,10 @@ class GatePolicy(BaseModel):
     test_proof_h: Literal[48, 168] | None = Field(
         None, description="negative nucleic-acid test needed within this many hours; none: no proof"
     )
+    supervisor_override: bool = Field(
+        False, description="a supervisor's badge may let through a person whose code the gate "
+        "refused (forged, unknown signer, revoked; never a red code); each is an alarm",
+    )  # fmt: skip
     household_weekly_exits: int = Field(
         3, ge=1, le=21, description="exits a week for a household pass that does not say"
     )

@@ -59,6 +59,9 @@ NEUTRAL = frozenset({"outbox-full"})
 STOP = frozenset(
     {Reason.UNKNOWN_KID, Reason.BAD_SIGNATURE, Reason.KEY_USAGE, Reason.REVOKED, "red-code"}
 )
+# What a supervisor may override where the site allows it (policy.supervisor_override): a
+# code the gate could not trust. Never a red code: that is a case, not a doubt.
+OVERRIDABLE = STOP - {"red-code"}
 # Reported upward at once (a red code, an abnormal temperature): shown as 紧急, in red.
 URGENT = frozenset({"red-code", "fever", "vehicle-fever"})
 
@@ -86,13 +89,23 @@ def offered(reasons: Iterable[str]) -> tuple[Resolution, ...]:
     return tuple(result)
 
 
-def misfit(reasons: Iterable[str], resolution: Resolution) -> Refusal | None:
+def misfit(
+    reasons: Iterable[str], resolution: Resolution, *, override: bool = False
+) -> Refusal | None:
     """Why `resolution` cannot end a hold for `reasons`, or None when it may.
 
-    No override: a forged, unknown-signer, revoked or red code is only turned back or
-    referred, whatever else the hold is for.
+    A forged, unknown-signer, revoked or red code is only turned back or referred,
+    whatever else the hold is for. With `override` (a supervisor, where the site allows
+    it; the caller checks both) a passing way waives the OVERRIDABLE reasons, and only
+    those: the hold's other reasons must still allow it (a fever is still measured).
     """
     reasons = [str(code) for code in reasons]
+    if override:
+        if resolution not in PASSING or not OVERRIDABLE & set(reasons):
+            return Refusal(
+                "nothing-to-override", "an override lets through a person whose code was refused"
+            )
+        reasons = [code for code in reasons if code not in OVERRIDABLE]
     if resolution in PASSING and (refused := sorted(STOP & set(reasons))):
         return Refusal("code-refused", f"{', '.join(refused)}: never let through, turn back")
     if resolution not in offered(reasons):

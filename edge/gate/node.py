@@ -326,7 +326,7 @@ class GateNode:
             devices=dict(self.devices()), outbox_depth=self.outbox.depth,
             outbox_capacity=self.outbox.capacity, volunteers_on_duty=self.checkpoint.on_duty,
             trust_list_age_s=self.trust.trust_list_age_s(self.clock()),
-            zone=self.config.zone.key,
+            zone=self.config.zone.key, override_allowed=self.checkpoint.policy.supervisor_override,
         )  # fmt: skip
 
     # Signed documents from the provisioning side.

@@ -33,6 +33,12 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
         "伪造、未知签发者或已撤销的码不能放行：只能劝返",
         "Forged, unknown-issuer or revoked code: never let through, only turn back",
     ),
+    "override-not-allowed": ("本站不允许主管放行", "This site allows no override"),
+    "supervisor-required": ("只有主管工作证可以放行", "Only a supervisor's badge can override"),
+    "nothing-to-override": (
+        "主管放行只用于被拒的码，其他原因照常处理",
+        "An override is only for a refused code; other reasons are handled as usual",
+    ),
     Reason.TOO_LARGE: ("码过大，无法读取", "Code too large to read"),
     Reason.BAD_PREFIX: ("不是健康码", "Not a health code"),
     Reason.BASE45: ("码已损坏", "Code damaged"),

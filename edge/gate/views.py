@@ -80,6 +80,10 @@ class HoldResolution(_View):
     temperature_c: BodyTemperature | None = Field(None, description="re-measured temperature")
     registration: Registration | None = None
     note: ShortText | None = None
+    override: bool = Field(
+        False, description="a supervisor lets through a person whose code the gate refused "
+        "(forged, unknown signer, revoked), where the site allows it; the gateway raises an alarm",
+    )  # fmt: skip
 
 
 class VehicleCheck(_View):
@@ -120,6 +124,7 @@ class NodeView(_View):
     outbox_depth: int
     outbox_capacity: int
     volunteers_on_duty: tuple[str, ...]
+    override_allowed: bool = Field(False, description="a supervisor may override a refused code")
     trust_list_age_s: float | None
     zone: str = Field("Asia/Shanghai", description="the site's time zone: times are shown in it")
 
@@ -175,7 +180,11 @@ class Checkpoint(Protocol):
         """Block until the state's version exceeds `after` or the timeout passes; the version."""
         ...
 
-    def resolve_hold(self, hold_id: str, resolution: HoldResolution, volunteer_id: str) -> None: ...
+    def resolve_hold(
+        self, hold_id: str, resolution: HoldResolution, volunteer_id: str, role: str = "volunteer"
+    ) -> None:
+        """End a hold as `volunteer_id`; an override needs the role "supervisor"."""
+        ...
 
     def register(self, registration: Registration, volunteer_id: str) -> str:
         """Register a person who has no code; returns the registration's event id."""

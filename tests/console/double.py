@@ -35,8 +35,12 @@ REGISTRATION = {
     "destination": "人民医院",
     "vehicle_plate": "京A12345",
 }
-# Badge text -> (volunteer id, masked name); any other text is refused as forged.
-BADGES = {"HC1:BADGE-V001": ("V001", "王*"), "HC1:BADGE-V002": ("V002", "李*")}
+# Badge text -> who it names; any other text is refused as forged.
+BADGES = {
+    "HC1:BADGE-V001": Volunteer(volunteer_id="V001", masked_name="王*"),
+    "HC1:BADGE-V002": Volunteer(volunteer_id="V002", masked_name="李*"),
+    "HC1:BADGE-S001": Volunteer(volunteer_id="S001", masked_name="赵*", role="supervisor"),
+}
 
 
 def open_hold(
@@ -163,13 +167,16 @@ class RecordingCheckpoint:
             self._changed.wait_for(lambda: self._version > after, timeout_s)
             return self._version
 
-    def resolve_hold(self, hold_id: str, resolution: HoldResolution, volunteer_id: str) -> None:
+    def resolve_hold(
+        self, hold_id: str, resolution: HoldResolution, volunteer_id: str, role: str = "volunteer"
+    ) -> None:
         self._record("resolve_hold", hold_id, resolution, volunteer_id)
         holds = self.update().holds
         hold = next((h for h in holds if h.hold_id == hold_id), None)
         if hold is None:
             raise Refusal("unknown-hold", f"no open hold {hold_id}")
-        if (refusal := misfit(hold.reasons, resolution.resolution)) is not None:
+        refusal = misfit(hold.reasons, resolution.resolution, override=resolution.override)
+        if refusal is not None:
             raise refusal  # as the real checkpoint
         self.change(holds=tuple(h for h in holds if h.hold_id != hold_id))
 
@@ -197,8 +204,7 @@ class RecordingCheckpoint:
     def identify(self, badge_text: str) -> Volunteer:
         if badge_text not in BADGES:
             raise Refusal("bad-signature", "badge signature does not verify")
-        volunteer_id, masked_name = BADGES[badge_text]
-        return Volunteer(volunteer_id=volunteer_id, masked_name=masked_name)
+        return BADGES[badge_text]
 
     def change_shift(self, badge_text: str, action: Literal["start", "end"]) -> ShiftChange:
         self._record("change_shift", badge_text, action)

@@ -275,6 +275,31 @@ def test_release__a_forged_code_is_only_turned_back(
     assert gate.relay_history() == [False]
 
 
+def test_release__a_supervisor_overrides_a_forged_code_where_the_site_allows_it(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0))
+    gate = start_gate(tmp_path, SiteKit(tmp_path / "site"), clock, supervisor_override=True)
+    app = create_app(gate.checkpoint)
+    badge = gate.kit.code("badge", volunteer="V001", now=clock.wall)
+    boss = gate.kit.code("badge", volunteer="S001", role="supervisor", now=clock.wall)
+    with TestClient(app) as volunteer, TestClient(app) as supervisor:
+        sign_in(volunteer, badge, start_shift=True)
+        sign_in(supervisor, boss, start_shift=True)
+        hold_id = held(gate, "forged", 36.5)
+        override = {"resolution": "released", "override": True}
+        refused = volunteer.post(f"/api/holds/{hold_id}/resolve", json=override)
+        assert (refused.status_code, refused.json()["reason"]) == (403, "supervisor-required")
+        assert gate.relay_history() == [False]
+        response = supervisor.post(f"/api/holds/{hold_id}/resolve", json=override)
+        assert response.status_code == 200, response.text
+    app.state.console.stream.close()
+    (resolved,) = [e for e in gate.events() if isinstance(e, HoldResolved)]
+    assert (resolved.override, resolved.volunteer_id) == (True, "S001")
+    assert True in gate.relay_history()
+    gate.io.close()
+
+
 # --- registrations --------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from edge.contract.base import Colour
 from edge.contract.events import Outcome
 from edge.gate.hold_rules import offered
 from edge.gate.reasons import REASON_TEXT
-from edge.gate.views import DecisionView, Prompt, PromptKind, WaitingView
+from edge.gate.views import DecisionView, HoldResolution, Prompt, PromptKind, WaitingView
 from tests.browser import (
     PANEL_7_INCH,
     TABLET_PORTRAIT,
@@ -133,6 +133,34 @@ def test_each_hold_offers_only_the_actions_its_reasons_allow(page: Page, serve: 
     for code in REASON_TEXT:
         in_page = page.evaluate("(reasons) => window.gatepost.offeredFor(reasons)", [str(code)])
         assert tuple(in_page) == offered([code]), code
+
+
+@pytest.mark.parametrize(
+    ("badge", "allowed", "shown"),
+    [
+        ("HC1:BADGE-S001", True, True),
+        ("HC1:BADGE-S001", False, False),  # the site allows no override
+        ("HC1:BADGE-V001", True, False),  # a volunteer is no supervisor
+    ],
+)
+def test_override__offered_to_a_supervisor_for_a_refused_code_where_the_site_allows_it(
+    page: Page, serve: Serve, badge: str, allowed: bool, shown: bool
+) -> None:
+    forged = open_hold("H1", reasons=("bad-signature",), colour=None, masked_name=None)
+    fever = open_hold("H2", reasons=("fever",))
+    node = node_view(volunteers=("V001", "S001")).model_copy(update={"override_allowed": allowed})
+    checkpoint = RecordingCheckpoint(holds=(forged, fever), node=node)
+    page.goto(signed_in(page, serve(checkpoint, "zh"), badge))
+    override = by_id(page, "resolve-override-H1")
+    if not shown:
+        expect(override).to_be_hidden()
+        return
+    expect(by_id(page, "resolve-override-H2")).to_be_hidden()  # a fever is no refused code
+    shows(override, "主管放行")
+    override.click()
+    shows(by_id(page, "message"), "已由主管放行")
+    (call,) = checkpoint.calls_to("resolve_hold")
+    assert call.args == ("H1", HoldResolution(resolution="released", override=True), "S001")
 
 
 def test_a_forged_code_is_a_stop_and_a_red_code_is_urgent(page: Page, serve: Serve) -> None:

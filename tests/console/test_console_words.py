@@ -148,7 +148,7 @@ def test_offered__every_reason_a_hold_can_have_is_ruled() -> None:
     # Refusals of console actions never reach a hold; every other reason has a rule.
     not_on_holds = {
         "unknown-hold", "registration-missing", "not-a-badge", "sensor-reading-required",
-        "code-refused",
+        "code-refused", "override-not-allowed", "supervisor-required", "nothing-to-override",
     }  # fmt: skip
     ruled = set(hold_rules.OFFERED) | hold_rules.NEUTRAL
     assert {str(code) for code in REASON_TEXT} - not_on_holds - ruled == set()

@@ -408,6 +408,64 @@ def test_checkpoint__a_forged_code_is_turned_back_and_never_opens(gate: Gate) ->
     assert gate.relay_history() == [False]
 
 
+def forged_hold(gate: Gate, body_c: float | None = 36.5) -> str:
+    """A person held for a forged code (measured at `body_c`, if given)."""
+    if body_c is not None:
+        gate.temperature(body_c)
+    gate.scan(gate.kit.code("forged", now=gate.clock.wall))
+    gate.clock.advance(10)
+    gate.checkpoint.tick()
+    (hold,) = gate.checkpoint.update().holds
+    return hold.hold_id
+
+
+def supervisor(gate: Gate) -> str:
+    badge = gate.kit.code("badge", volunteer="s001", role="supervisor", now=gate.clock.wall)
+    gate.scan(badge)
+    return "s001"
+
+
+OVERRIDE = HoldResolution(resolution="released", override=True)
+
+
+def test_checkpoint__no_override_unless_the_site_allows_it(gate: Gate) -> None:
+    hold_id = forged_hold(gate)
+    with pytest.raises(Refusal, match="override-not-allowed"):
+        gate.checkpoint.resolve_hold(hold_id, OVERRIDE, supervisor(gate), "supervisor")
+    assert gate.relay_history() == [False]
+
+
+def test_checkpoint__an_override_needs_a_supervisor_and_a_refused_code(tmp_path: Path) -> None:
+    clock = Clock(datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0))
+    gate = start_gate(tmp_path, SiteKit(tmp_path / "site"), clock, supervisor_override=True)
+    hold_id = forged_hold(gate)
+    with pytest.raises(Refusal, match="supervisor-required"):
+        gate.checkpoint.resolve_hold(hold_id, OVERRIDE, gate.on_duty(), "volunteer")
+    with pytest.raises(Refusal, match="nothing-to-override"):
+        over = HoldResolution(resolution="turned-back", override=True)
+        gate.checkpoint.resolve_hold(hold_id, over, supervisor(gate), "supervisor")
+    assert gate.relay_history() == [False]
+
+    gate.checkpoint.resolve_hold(hold_id, OVERRIDE, "s001", "supervisor")
+    (resolved,) = resolutions(gate)
+    assert (resolved.resolution, resolved.override, resolved.volunteer_id) == (
+        "released", True, "s001",
+    )  # fmt: skip
+    assert True in gate.relay_history()
+
+    # A fever is no code to override: the held person is still measured again.
+    fever = forged_hold(gate, body_c=38.6)
+    with pytest.raises(Refusal, match="measure-temperature"):
+        gate.checkpoint.resolve_hold(fever, OVERRIDE, "s001", "supervisor")
+    # Nor is a hold for something else than a refused code.
+    gate.temperature(38.6)
+    gate.scan(gate.kit.code("green", now=gate.clock.wall))
+    plain = next(h.hold_id for h in gate.checkpoint.update().holds if h.hold_id != fever)
+    with pytest.raises(Refusal, match="nothing-to-override"):
+        gate.checkpoint.resolve_hold(plain, OVERRIDE, "s001", "supervisor")
+    gate.io.close()
+
+
 def vehicle_hold(gate: Gate) -> str:
     gate.checkpoint.check_vehicle(
         VehicleCheck(vehicle_plate="京A12345", occupant_temperatures_c=(38.5,)), gate.on_duty()

@@ -57,6 +57,7 @@ def page_catalogue(site_words: Mapping[str, Words] | None = None) -> dict[str, A
             "offered": {str(code): list(ways) for code, ways in hold_rules.OFFERED.items()},
             "neutral": sorted(hold_rules.NEUTRAL),
             "stop": sorted(str(code) for code in hold_rules.STOP),
+            "overridable": sorted(str(code) for code in hold_rules.OVERRIDABLE),
             "urgent": sorted(hold_rules.URGENT),
             "passing": sorted(hold_rules.PASSING),
             "order": list(hold_rules.RESOLUTIONS),

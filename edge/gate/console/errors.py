@@ -15,7 +15,7 @@ from edge.gate.console.sessions import SessionRefused
 from edge.gate.views import Refusal
 
 # The checkpoint's own check of the actor answers as the session check does.
-FORBIDDEN = frozenset({"not-on-duty"})
+FORBIDDEN = frozenset({"not-on-duty", "supervisor-required"})
 
 
 class RefusalBody(BaseModel):

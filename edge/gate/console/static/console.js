@@ -206,6 +206,12 @@
         }
       });
     }
+    // A supervisor may let through a person whose code was refused, where the site allows it.
+    const override = $("[data-override]", card);
+    override.dataset.testid = `resolve-override-${id}`;
+    override.hidden = !(gp.me && gp.me.role === "supervisor" && gp.state.node.override_allowed
+      && hold.reasons.some((code) => rules.overridable.includes(code)));
+    override.addEventListener("click", () => resolve(override, card, hold, { resolution: "released", override: true }));
     const confirm = $('[data-remeasure="confirm"]', card);
     confirm.dataset.testid = `remeasure-confirm-${id}`;
     confirm.addEventListener("click", () => {
@@ -237,7 +243,7 @@
     const path = `/api/holds/${encodeURIComponent(hold.hold_id)}/resolve`;
     return act(button, root, path, body, (update) => {
       render(update);
-      message("ok", say(`resolution.${fields.resolution}`));
+      message("ok", say(fields.override ? "resolution.override" : `resolution.${fields.resolution}`));
     });
   }
 
