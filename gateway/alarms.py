@@ -55,6 +55,8 @@ MESSAGES: dict[str, str] = {
     "first, marked",
     "chain-start": "{where} started a new event chain at seq {seq}: it lost its state or was "
     "replaced",
+    "hold-override": "{where} let a refused code through: supervisor {volunteer} overrode "
+    "hold {hold}",
     "trust-stale.none": "{where} has no trust list",
     "trust-stale.old": "{where} trust list is {age_h} h old",
     "gate-unattended": "{where} is open with nobody on shift",

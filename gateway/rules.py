@@ -332,8 +332,8 @@ def _key(kind: str, site: str, node: str | None, subject: str) -> tuple[str, str
 
 
 def alarm_cases(item: InboundEvent) -> list[AlarmDraft]:
-    """The alarms a newly stored event opens: fever (by passage or hold), red code, and a
-    signed document a node refused.
+    """The alarms a newly stored event opens: fever (by passage or hold), red code, a
+    signed document a node refused, and a supervisor's override of a refused code.
 
     The store opens them in the transaction that stores the event (see `Store.write`).
     """
@@ -342,6 +342,13 @@ def alarm_cases(item: InboundEvent) -> list[AlarmDraft]:
         return [_fever(site, node, event.passage_id, event.temperature_c)]
     if isinstance(event, DeviceFault):
         return [_document_refused(site, node, event)] if _refusal(event) == "raised" else []
+    if isinstance(event, HoldResolved) and event.override:
+        # A supervisor let through a code the gate refused: the site allowed it, and the
+        # command center sees each one (one alarm per hold).
+        return [
+            draft(AlertKind.HOLD_OVERRIDE, "hold-override", site, node, "critical",
+                  subject=event.hold_id, volunteer=event.volunteer_id, hold=event.hold_id)
+        ]  # fmt: skip
     if not isinstance(event, Passage):
         return []
     cases = []

@@ -77,6 +77,7 @@ class AlertKind(StrEnum):
     CHAIN_BREAK = "chain-break"
     CHAIN_FORK = "chain-fork"
     CHAIN_START = "chain-start"
+    HOLD_OVERRIDE = "hold-override"
 
 
 class TopicKind(StrEnum):

@@ -123,6 +123,21 @@ def test_rules__a_red_code_raises_once_and_a_green_one_nothing(rig: Rig) -> None
     assert [a.severity for a in rig.alerts] == ["critical"]  # 紧急, as a fever is
 
 
+def test_rules__a_supervisors_override_raises_once_naming_the_supervisor(rig: Rig) -> None:
+    passage = rig.gates.passage(outcome="hold", reasons=("bad-signature",))
+    hold = rig.gates.hold(passage, reasons=("bad-signature",))
+    override = rig.gates.inbound(
+        hold.node, HoldResolved, hold_id=hold.event.event_id, resolution="released",
+        volunteer_id="s001", override=True,
+    )  # fmt: skip
+    rig.arrive(passage, hold, rig.gates.resolved(rig.gates.hold(passage)), override)
+    rig.arrive(override)  # redelivered: already stored, no second alarm
+    assert rig.states(AlertKind.HOLD_OVERRIDE) == ["raised"]
+    (alert,) = [a for a in rig.alerts if a.kind == AlertKind.HOLD_OVERRIDE]
+    assert alert.severity == "critical"
+    assert "s001" in alert.message and hold.event.event_id in alert.message
+
+
 def test_rules__missed_heartbeats_mark_the_node_offline_and_a_heartbeat_clears_it(
     rig: Rig,
 ) -> None:
