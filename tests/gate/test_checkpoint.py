@@ -430,8 +430,9 @@ OVERRIDE = HoldResolution(resolution="released", override=True)
 
 def test_checkpoint__no_override_unless_the_site_allows_it(gate: Gate) -> None:
     hold_id = forged_hold(gate)
+    boss = supervisor(gate)
     with pytest.raises(Refusal, match="override-not-allowed"):
-        gate.checkpoint.resolve_hold(hold_id, OVERRIDE, supervisor(gate), "supervisor")
+        gate.checkpoint.resolve_hold(hold_id, OVERRIDE, boss, "supervisor")
     assert gate.relay_history() == [False]
 
 
@@ -439,11 +440,12 @@ def test_checkpoint__an_override_needs_a_supervisor_and_a_refused_code(tmp_path:
     clock = Clock(datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0))
     gate = start_gate(tmp_path, SiteKit(tmp_path / "site"), clock, supervisor_override=True)
     hold_id = forged_hold(gate)
+    volunteer, boss = gate.on_duty(), supervisor(gate)
     with pytest.raises(Refusal, match="supervisor-required"):
-        gate.checkpoint.resolve_hold(hold_id, OVERRIDE, gate.on_duty(), "volunteer")
+        gate.checkpoint.resolve_hold(hold_id, OVERRIDE, volunteer, "volunteer")
+    back = HoldResolution(resolution="turned-back", override=True)
     with pytest.raises(Refusal, match="nothing-to-override"):
-        over = HoldResolution(resolution="turned-back", override=True)
-        gate.checkpoint.resolve_hold(hold_id, over, supervisor(gate), "supervisor")
+        gate.checkpoint.resolve_hold(hold_id, back, boss, "supervisor")
     assert gate.relay_history() == [False]
 
     gate.checkpoint.resolve_hold(hold_id, OVERRIDE, "s001", "supervisor")
