@@ -67,7 +67,10 @@ class Store(Protocol):
         epoch: the node lost its state; a death or heartbeat of an ended session is not
         applied). The seq bookkeeping (contiguous, max, since when a gap is open) of
         every node in the batch is updated; a node's first events set its start. The
-        alarms `cases` gives for each new event are opened in the same transaction.
+        alarms `cases` gives for each new event are opened in the same transaction. Each
+        new event's `prev_hash` is checked against the node's stored neighbours in its
+        epoch: what does not link, or forks a stored seq, is stored all the same, marked,
+        and returned in `Written.chain`.
         Dead letters keep a prefix of their payload with its size and hash, and the
         oldest are dropped past `limits.dead_letters_max` (and counted).
         """
