@@ -194,8 +194,14 @@ class Demo:
             self.status.add_gate(gate, url)
             say(f"gate     {SITE}/{gate}  console {url}  scanner {scanner.path}, "
                 f"thermometer {thermometer.path}  pid {self.children[-1].process.pid}")  # fmt: skip
+            volunteer = f"v{seed:03d}"
+            # The console asks for a badge: the crowd's volunteer's, to paste and sign in.
+            badge = self.workdir / f"{gate}-badge.txt"
+            badge.write_text(self.kit.code("badge", volunteer=volunteer) + "\n")
+            say(f"gate     {SITE}/{gate}  console sign-in: paste {badge} into the badge "
+                f"field, then 已在岗，登录 (On duty: sign in)")  # fmt: skip
             crowd = Crowd(self.kit, scanner, thermometer, mix=self.mix, console_url=url,
-                          volunteer=f"v{seed:03d}", seed=seed)  # fmt: skip
+                          volunteer=volunteer, seed=seed)  # fmt: skip
             self.crowds.append(threading.Thread(target=crowd.run, args=(self.crowd_stop,)))
         time.sleep(1.0)  # the nodes open their ports and consoles before the crowd comes
         for thread in self.crowds:

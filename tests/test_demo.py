@@ -14,9 +14,11 @@ import subprocess
 import termios
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,6 +126,29 @@ def console_session_required(url: str, timeout_s: float = 30.0) -> bool:
         return False
 
 
+def signed_in_state(url: str, badge_text: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The console's state, read after signing in with `badge_text`.
+
+    Refused (403) until the crowd's scan at the gate has started the volunteer's shift.
+    """
+    console = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    sign_in = urllib.request.Request(
+        f"{url}/api/session", data=json.dumps({"badge_text": badge_text.strip()}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            console.open(sign_in, timeout=5).close()
+            with console.open(f"{url}/api/state", timeout=5) as response:
+                state: dict[str, Any] = json.load(response)
+            return state
+        except urllib.error.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -146,8 +171,15 @@ def test_demo__shows_live_contract_messages_and_stops_cleanly(
             output.wait_for(f"gatepost/v1/demo/summary/{gate}", timeout_s=30)
         # Each gate's volunteer console answers where the demo said it would, and shows
         # the gate (holds, names) only to a volunteer signed in with a badge.
-        for url in re.findall(r"console (http://\S+)", "\n".join(output.lines)):
+        text = "\n".join(output.lines)
+        consoles = re.findall(r"console (http://\S+)", text)
+        badges = re.findall(r"console sign-in: paste (\S+)", text)
+        assert len(consoles) == len(badges) == 2
+        for url, badge in zip(consoles, badges, strict=True):
             assert console_session_required(url)
+            # The badge the demo printed signs its volunteer in, as a person at the kiosk would.
+            state = signed_in_state(url, Path(badge).read_text())
+            assert state["node"]["site"] == "demo"
         # The dashboard's API answers with the token the demo printed, and has seen both gates.
         dashboard = re.search(r"dashboard (http://\S+)/\?token=(\S+)", "\n".join(output.lines))
         assert dashboard
