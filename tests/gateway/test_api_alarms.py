@@ -34,6 +34,7 @@ SAMPLES: dict[str, dict[str, str]] = {
     "chain-break": {"seq": "57"},
     "chain-fork": {"seq": "57"},
     "chain-start": {"seq": "1"},
+    "hold-override": {"volunteer": "s-001", "hold": "01KAAAAAAAAAAAAAAAAAAAAAAA"},
     "trust-stale.none": {},
     "trust-stale.old": {"age_h": "50"},
     "gate-unattended": {},
