@@ -55,6 +55,15 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
     Reason.RULE_FAILED: ("不符合通行规则", "Entry rules not met"),
 }
 
+# The checkpoint's refusals of a volunteer's action: in the table for the console to say,
+# never a reason of a decision or a hold.
+ACTION_REFUSALS = frozenset(
+    {
+        "unknown-hold", "registration-missing", "not-a-badge", "sensor-reading-required",
+        "code-refused", "override-not-allowed", "supervisor-required", "nothing-to-override",
+    }
+)  # fmt: skip
+
 
 def words(code: str, language: str = "en") -> str:
     """The reason in `language` ("zh" or "en"); the code itself when it has no text."""

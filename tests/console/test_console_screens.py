@@ -125,6 +125,7 @@ CASES: list[tuple[str, ...]] = [
 def test_each_hold_offers_only_the_actions_its_reasons_allow(page: Page, serve: Serve) -> None:
     holds = tuple(open_hold(f"H{i}", reasons=reasons) for i, reasons in enumerate(CASES))
     page.goto(signed_in(page, serve(RecordingCheckpoint(holds=holds))))
+    expect(page.locator("#hold-list > .hold")).to_have_count(len(CASES))
     for i, reasons in enumerate(CASES):
         buttons = by_id(page, f"hold-H{i}").locator("[data-resolution]")
         shown = tuple(buttons.evaluate_all("(all) => all.map((b) => b.dataset.resolution)"))

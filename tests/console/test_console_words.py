@@ -15,7 +15,7 @@ from edge.gate.console.app import create_app
 from edge.gate.console.catalogue import WORDS_FILE, page_catalogue, page_words
 from edge.gate.console.routes_page import SCRIPTS, STATIC
 from edge.gate.hold_rules import offered
-from edge.gate.reasons import REASON_TEXT
+from edge.gate.reasons import ACTION_REFUSALS, REASON_TEXT
 from tests.console.double import RecordingCheckpoint
 
 HAN = re.compile(r"[\u3400-\u9fff]")
@@ -146,12 +146,8 @@ def test_offered__invalid_never_lets_a_refused_code_pass(reasons: tuple[str, ...
 
 def test_offered__every_reason_a_hold_can_have_is_ruled() -> None:
     # Refusals of console actions never reach a hold; every other reason has a rule.
-    not_on_holds = {
-        "unknown-hold", "registration-missing", "not-a-badge", "sensor-reading-required",
-        "code-refused", "override-not-allowed", "supervisor-required", "nothing-to-override",
-    }  # fmt: skip
     ruled = set(hold_rules.OFFERED) | hold_rules.NEUTRAL
-    assert {str(code) for code in REASON_TEXT} - not_on_holds - ruled == set()
+    assert {str(code) for code in REASON_TEXT} - ACTION_REFUSALS - ruled == set()
 
 
 def test_site_words__replace_the_page_and_reason_words(

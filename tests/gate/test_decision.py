@@ -30,7 +30,7 @@ from edge.gate.decision import (
     decide,
     decide_vehicle,
 )
-from edge.gate.reasons import REASON_TEXT
+from edge.gate.reasons import ACTION_REFUSALS, REASON_TEXT
 from tests.credentials import SECRET, T0, green_code, signer, trusted
 
 NOW = T0 + timedelta(hours=1)
@@ -209,15 +209,7 @@ def test_every_reason_decided_has_words_and_every_word_is_decided() -> None:
     assert decided - REASON_TEXT.keys() == set(), "reasons the console cannot show"
     # rule-failed is a DCC colour rule, never a refusal: the gate says yellow-code instead.
     # The others are the checkpoint's own refusals of a console action or a recording.
-    not_decisions = {
-        Reason.RULE_FAILED,
-        "outbox-full",
-        "unknown-hold",
-        "registration-missing",
-        "not-a-badge",
-        "sensor-reading-required",
-        "code-refused",
-    }
+    not_decisions = {Reason.RULE_FAILED, "outbox-full", *ACTION_REFUSALS}
     assert REASON_TEXT.keys() - decided == not_decisions, "rules without a table row"
 
 
