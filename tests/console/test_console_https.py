@@ -155,6 +155,17 @@ def test_console_https__verified_against_the_site_ca(gate: Gate) -> None:
     assert page.headers["x-frame-options"] == "DENY"
 
 
+def test_console_https__the_volunteer_session_cookie_is_secure(gate: Gate) -> None:
+    with gate.kiosk() as kiosk:
+        signed = kiosk.post(f"{gate.kiosk_url}/api/session", json={"badge_text": "HC1:BADGE-V001"})
+        assert signed.status_code == 200, signed.text
+        header = signed.headers["set-cookie"]
+        assert header.startswith("gatepost-session=")
+        for attribute in ("HttpOnly", "Secure", "SameSite=strict", "Path=/"):
+            assert attribute in header
+        assert kiosk.get(f"{gate.kiosk_url}/api/state").status_code == 200
+
+
 def test_console_https__plain_http_and_an_unknown_ca__invalid(gate: Gate) -> None:
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{gate.server.port}/", timeout=5)
