@@ -209,6 +209,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             prev_hash = json_extract(payload, '$.prev_hash');
         """,
     ),
+    Migration(
+        "0009-depot-readings-per-sample",
+        """
+        -- A batch may hold several poll rounds: one row per sensor and sample time, not
+        -- per sensor (the old key kept only the first reading of each sensor).
+        CREATE TABLE depot_readings_new (
+            event_id TEXT NOT NULL, site TEXT NOT NULL, node TEXT NOT NULL,
+            sensor TEXT NOT NULL, bus_address INTEGER NOT NULL, at TEXT NOT NULL,
+            status TEXT NOT NULL, temperature_c REAL, humidity_pct REAL,
+            PRIMARY KEY (event_id, sensor, at)
+        ) WITHOUT ROWID;
+        INSERT INTO depot_readings_new SELECT event_id, site, node, sensor, bus_address, at,
+            status, temperature_c, humidity_pct FROM depot_readings;
+        DROP TABLE depot_readings;
+        ALTER TABLE depot_readings_new RENAME TO depot_readings;
+        CREATE INDEX depot_readings_by_sensor ON depot_readings (site, node, sensor, at);
+        """,
+    ),
 )
 
 

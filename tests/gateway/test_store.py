@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from edge.contract.events import CheckpointCounts
+from edge.contract.events import CheckpointCounts, DepotReading, DepotReadingBatch
 from edge.gate.daily import tally
 from gateway.store import SqliteStore
 from gateway.store.migrations import MIGRATIONS, Migration, apply_migrations
@@ -86,3 +86,44 @@ def test_migrations__one_that_fails_is_rolled_back_whole(tmp_path: Path) -> None
     assert "half" not in tables
     recorded = [row[0] for row in conn.execute("SELECT name FROM _migrations")]
     assert recorded == [m.name for m in MIGRATIONS]
+
+
+def test_depot_readings__every_poll_round_of_a_batch_is_kept(tmp_path: Path) -> None:
+    # A depot node batches several poll rounds of its bus: two samples of each sensor.
+    gates = Gates()
+    start = gates.now
+    readings = tuple(
+        DepotReading(
+            sensor=sensor, bus_address=address, at=start + timedelta(seconds=30 * round_),
+            status="ok", temperature_c=4.0 + round_, humidity_pct=60.0,
+        )
+        for round_ in range(2)
+        for sensor, address in (("cold-store-1", 1), ("cold-store-2", 2))
+    )  # fmt: skip
+    batch = gates.inbound("d01", DepotReadingBatch, readings=readings)
+    store = SqliteStore(tmp_path / "gateway.db")
+    store.write([batch])
+    store.write([batch])  # redelivered: stored once
+    rows = store.db.execute(
+        "SELECT sensor, temperature_c FROM depot_readings ORDER BY sensor, at"
+    ).fetchall()
+    store.close()
+    assert rows == [
+        ("cold-store-1", 4.0), ("cold-store-1", 5.0), ("cold-store-2", 4.0), ("cold-store-2", 5.0),
+    ]  # fmt: skip
+
+
+def test_migration_0009__keeps_the_readings_stored_before(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    before = tuple(m for m in MIGRATIONS if m.name < "0009")
+    apply_migrations(conn, before)
+    conn.execute(
+        "INSERT INTO depot_readings VALUES ('E1', 'north', 'd01', 'cold-store-1', 1, "
+        "'2026-12-06T00:00:00Z', 'ok', 4.5, 61.0)"
+    )
+    assert apply_migrations(conn) == ["0009-depot-readings-per-sample"]
+    assert conn.execute("SELECT temperature_c FROM depot_readings").fetchall() == [(4.5,)]
+    indexes = {row[1] for row in conn.execute("PRAGMA index_list(depot_readings)")}
+    assert "depot_readings_by_sensor" in indexes
+    conn.close()
