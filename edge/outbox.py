@@ -27,10 +27,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edge.contract import topics
 from edge.contract.base import Event, chain_hash, new_event_id
-from edge.contract.catalogue import encode
-from edge.contract.topics import EventKind, Node
+from edge.contract.catalogue import encode, entry_topic
+from edge.contract.topics import Node
 from edge.errors import GatepostError
 
 log = logging.getLogger(__name__)
@@ -217,7 +216,7 @@ class Outbox:
 
     def _commit(self, batch: Batch, reserved: bool) -> None:
         rows = [
-            (e.seq, topics.event(self.node, EventKind(e.kind)), payload, int(reserved))
+            (e.seq, entry_topic(self.node, e), payload, int(reserved))
             for e, payload in zip(batch.events, batch.payloads, strict=True)
         ]
         last = batch.events[-1].seq

@@ -14,7 +14,14 @@ import paho.mqtt.client as paho
 import pytest
 
 from edge.contract import catalogue, topics
-from edge.contract.events import DeviceFault, Disinfection, Passage
+from edge.contract.base import chain_hash
+from edge.contract.events import (
+    DepotReading,
+    DepotReadingBatch,
+    DeviceFault,
+    Disinfection,
+    Passage,
+)
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.receipt import Receipt
 from edge.contract.topics import Role, Site
@@ -44,6 +51,29 @@ def test_outbox__numbers_events_from_1_and_continues_after_a_restart(tmp_path: P
     assert reopened.add(disinfection, T0).seq == 4
     assert (reopened.depth, reopened.confirmed) == (1, 3)
     assert reopened.outbox_id == outbox.outbox_id
+
+
+def test_outbox__a_depots_readings_go_out_on_its_reading_topic_chained_with_its_faults(
+    tmp_path: Path,
+) -> None:
+    depot = Site("north").node(Role.DEPOT, "d01")
+    outbox = Outbox(tmp_path / "outbox.db", depot)
+    reading = DepotReading(
+        sensor="cold-store-1", bus_address=1, at=T0, status="ok", temperature_c=4.2,
+        humidity_pct=61.0,
+    )  # fmt: skip
+    with outbox.transaction() as batch:
+        batch.add(DepotReadingBatch(**batch.ids(T0), readings=(reading,)))
+        batch.add(DeviceFault(**batch.ids(T0), device="cold-store-2", fault="timeout",
+                              state="raised"))  # fmt: skip
+    rows = outbox.after(0, 10)
+    outbox.close()
+    assert [row.topic for row in rows] == [
+        topics.reading(depot), topics.event(depot, topics.EventKind.DEVICE_FAULT),
+    ]  # fmt: skip
+    first, second = (catalogue.decode(row.topic, row.payload).payload for row in rows)
+    assert isinstance(first, DepotReadingBatch) and first.readings == (reading,)
+    assert isinstance(second, DeviceFault) and second.prev_hash == chain_hash(rows[0].payload)
 
 
 def test_outbox__deletes_only_what_a_receipt_covers(tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from edge.contract import topics
-from edge.contract.base import Payload, personal_fields
+from edge.contract.base import Event, Payload, personal_fields
 from edge.contract.command import Alert, Summary
 from edge.contract.documents import SignedNodeConfig, SignedRevocationList, SignedTrustList
 from edge.contract.events import EVENT_MODELS, DepotReadingBatch
 from edge.contract.presence import NODE_STATUS, Birth, Death, Health
 from edge.contract.receipt import Receipt
-from edge.contract.topics import ParsedTopic, TopicKind
+from edge.contract.topics import EventKind, Node, ParsedTopic, TopicKind
 from edge.errors import PayloadInvalid
 
 Party = Literal["node", "gateway", "command-center", "technician", "provisioning"]
@@ -88,6 +88,14 @@ class Message:
     @property
     def spec(self) -> TopicSpec:
         return CATALOGUE[self.topic.kind]
+
+
+def entry_topic(node: Node, event: Event) -> str:
+    """The topic one durable outbox entry of `node` is published on: a depot's readings on
+    its reading topic, every other event on its kind's event topic."""
+    if isinstance(event, DepotReadingBatch):
+        return topics.reading(node)
+    return topics.event(node, EventKind(event.kind))
 
 
 def encode(payload: Payload) -> bytes:
