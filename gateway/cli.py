@@ -81,6 +81,12 @@ def _add_token(gateway: Any) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    # The files the config names, as `run` would load them: a wrong path is named now.
+    config.broker.endpoint().check()
+    config.broker.publisher_endpoint().check()
+    certificate = config.http.certificate()
+    if certificate is not None:
+        certificate.context()
     gates = sum(len(site.gates) for site in config.sites)
     print(f"{args.config}: valid, {len(config.sites)} site(s), {gates} gate(s)")
     return 0

@@ -242,6 +242,23 @@ def test_gateway_check__valid(tmp_path: Path, http_port: int) -> None:
 
 
 @pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [("broker", "ca", "missing-ca.crt"), ("http", "tls_cert", "missing-web.pem")],
+)
+def test_gateway_check__a_file_the_config_names_is_missing(
+    tmp_path: Path, http_port: int, section: str, field: str, value: str
+) -> None:
+    data = settings(NO_BROKER, http_port)
+    data[section] = {**data[section], field: value}  # a copy: NO_BROKER is shared
+    if section == "http":
+        data["http"]["tls_key"] = "missing-web.key"
+    done = gatepost("gateway", "check", "--config", str(write_config(tmp_path / "g.yaml", data)))
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert value in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
     ("change", "field"),
     [
         (lambda c: c["sites"][0].update(cutoff_hour=24), "sites.0.cutoff_hour"),
