@@ -177,6 +177,13 @@ def test_read_settings(bus: ModbusBus) -> None:
     assert fault(bus.read_settings(9)).kind == "timeout"  # nobody at id 9
 
 
+@pytest.mark.parametrize(
+    ("register", "baudrate"), [(0, 9600), (1, 14400), (2, 19200), (9600, 9600), (4800, None)]
+)
+def test_module_baudrate_from_code_or_rate(register: int, baudrate: int | None) -> None:
+    assert ModuleSettings(slave_id=1, baud_code=register).baudrate == baudrate
+
+
 def test_register_map_the_module_lacks_is_refused(rs485: SimulatedModbusBus) -> None:
     elsewhere = PROFILE.model_copy(update={"temperature_register": 0x10, "humidity_register": 0x11})
     with ModbusBus(str(rs485.path), elsewhere) as bus:

@@ -24,6 +24,7 @@ from pymodbus.pdu import DecodePDU, ModbusPDU
 from edge.devices.base import DeviceError
 from edge.devices.modbus.profile import ModbusSensorProfile
 from edge.devices.modbus.protocol import (
+    BAUD_CODES,
     SLAVE_ID_REGISTER,
     Calibration,
     DepotReading,
@@ -49,10 +50,21 @@ class SensorFault:
 
 @dataclass(frozen=True)
 class ModuleSettings:
-    """What a module has stored in holding registers 0x0101-0x0102."""
+    """What a module has stored in holding registers 0x0101-0x0102.
+
+    `baud_code` is the register as read: the XY-MD02 sheet lists codes (0: 9600,
+    1: 14400, 2: 19200), but some firmware keeps the rate itself (9600) there.
+    """
 
     slave_id: int
     baud_code: int
+
+    @property
+    def baudrate(self) -> int | None:
+        """The bus speed the module keeps, read either way; None for a value neither way."""
+        if self.baud_code in BAUD_CODES:
+            return BAUD_CODES[self.baud_code]
+        return self.baud_code if self.baud_code in BAUD_CODES.values() else None
 
 
 class ModbusBus:

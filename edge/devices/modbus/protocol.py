@@ -18,6 +18,8 @@ TEMPERATURE_REGISTER = 0x0001
 HUMIDITY_REGISTER = 0x0002
 SLAVE_ID_REGISTER = 0x0101
 BAUD_CODE_REGISTER = 0x0102
+# Holding register 0x0102 as the XY-MD02 sheet lists it (other modules: other codes).
+BAUD_CODES = {0: 9600, 1: 14400, 2: 19200}
 SCALE = 10
 # What an SHT20 can measure (Sensirion datasheet): -40..125 °C, 0..100 %RH.
 TEMPERATURE_RANGE_C = (-40.0, 125.0)
