@@ -1,6 +1,8 @@
 """Which profile model and driver each part name means, and loading a profile file."""
 
 # A new part is one line in PROFILES and, for a serial part, one line in DRIVERS.
+# Polled Modbus sensors (xy-md02) have no DRIVERS line: edge/devices/modbus/driver.py
+# polls a whole bus of them through pymodbus, not one part through a DeviceLink.
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pydantic_core import ErrorDetails
 from edge.devices.base import DeviceError, DeviceProfile, Driver, SerialStream
 from edge.devices.camera.profile import CameraProfile
 from edge.devices.link import DriverFactory
+from edge.devices.modbus.profile import ModbusSensorProfile
 from edge.devices.scanner.driver import ScannerDriver
 from edge.devices.scanner.profile import ScannerProfile
 from edge.devices.thermal_array.profile import ThermalArrayProfile
@@ -64,6 +67,7 @@ PROFILES: dict[str, type[DeviceProfile]] = {
     "gy-mcu90614": ThermometerProfile,
     "gy-mcu90640": ThermalArrayProfile,
     "usb-camera": CameraProfile,
+    "xy-md02": ModbusSensorProfile,
 }
 
 DRIVERS: dict[str, DriverFactory] = {
