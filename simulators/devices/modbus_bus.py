@@ -142,7 +142,9 @@ class SimulatedModbusBus(SimulatedPart):
         path: where the symlink to the pty goes (like a udev rule's /dev/gatepost-rs485).
         sensors: the modules on the bus, with distinct slave ids.
         baudrate: bus speed; answers take as long as they would on the wire.
-        parity: "N", "E" or "O" (only the byte timing: a pty carries no parity bit).
+        parity: "N", "E" or "O" for the byte timing only: a pty carries no parity bit,
+            and pyserial fails to set one on a Linux pty (EINVAL), so the node side of a
+            simulated bus opens it with parity N.
         stopbits: 1 or 2 (likewise).
         clock: the time the sensors' signals are read at; a CompressedClock runs hours
             of a scenario in seconds.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from edge.devices.modbus.protocol import (
     signed,
 )
 from simulators.devices.modbus_bus import (
+    CompressedClock,
     SensorFaults,
     SimulatedModbusBus,
     SimulatedSensor,
@@ -170,6 +172,36 @@ def test_unplugged_bus_is_a_bus_fault_and_recovers(
     assert fault(bus.poll(DRY_STORE)).kind == "bus"  # the port is gone: cannot reopen
     rs485.plug()
     assert reading(bus.poll(DRY_STORE)) == (DRY_STORE, 22.0, 55.5)
+
+
+def test_compressed_clock_runs_hours_in_a_fraction_of_a_second(tmp_path: Path) -> None:
+    clock = CompressedClock(speedup=36_000)  # ten hours a second
+    freezer = SimulatedSensor(FREEZER, lambda t: -18.5 + 0.5 * t / 3600, constant(40.2))
+    with (
+        SimulatedModbusBus(tmp_path / "rs485", [freezer], clock=clock) as simulated,
+        ModbusBus(str(simulated.path), PROFILE) as bus,
+    ):
+        first = bus.poll(FREEZER)
+        time.sleep(0.3)  # three hours of compressor failure
+        later = bus.poll(FREEZER)
+    assert isinstance(first, DepotReading) and isinstance(later, DepotReading)
+    assert later.temperature_c - first.temperature_c >= 1.5
+
+
+def test_bus_with_other_line_settings(tmp_path: Path) -> None:
+    # 2400 8N2: every module on that bus set so, and the profile says so too. (A Linux pty
+    # cannot hold a parity setting: pyserial's reconfiguring fails there with EINVAL, so
+    # an 8E1 bus is left to a real adapter.)
+    slow = ModbusSensorProfile(baudrate=2400, stopbits=2, reply_timeout_s=0.3)
+    sensors = [SimulatedSensor(5, constant(-25.0), constant(30.0))]
+    with (
+        SimulatedModbusBus(tmp_path / "rs485", sensors, 2400, stopbits=2) as simulated,
+        ModbusBus(str(simulated.path), slow) as bus,
+    ):
+        started = time.monotonic()
+        assert reading(bus.poll(5)) == (5, -25.0, 30.0)
+        # An answer of 9 characters of 11 bits at 2400 bit/s cannot come sooner.
+        assert time.monotonic() - started >= 9 * 11 / 2400
 
 
 def test_read_settings(bus: ModbusBus) -> None:
