@@ -62,6 +62,14 @@ MESSAGES: dict[str, str] = {
     "gate-unattended": "{where} is open with nobody on shift",
     "report-missing": "{where} sent no daily report for {day}",
     "disinfection-low.count": "{where} disinfected {count} times on {day} (at least {minimum})",
+    "depot-climate.temperature-above": "{where} zone {zone} at {value} °C: {threshold} °C or "
+    "above for {lasted_min} min ({storage_class} {condition})",
+    "depot-climate.temperature-below": "{where} zone {zone} at {value} °C: {threshold} °C or "
+    "below for {lasted_min} min ({storage_class} {condition})",
+    "depot-climate.humidity-above": "{where} zone {zone} at {value} %RH: {threshold} %RH or "
+    "above for {lasted_min} min ({storage_class} {condition})",
+    "depot-climate.humidity-below": "{where} zone {zone} at {value} %RH: {threshold} %RH or "
+    "below for {lasted_min} min ({storage_class} {condition})",
 }
 _SLOT = re.compile(r"\{(\w+)\}")
 

@@ -25,6 +25,7 @@ from edge.contract.topics import DEFAULT_PREFIX, Role, Site
 from edge.mqtt import Endpoint
 from edge.web.security import HostName, StreamLimits
 from edge.web.tls import TLS_PATHS, TlsFields
+from gateway.storage_classes import BUILT_IN, StorageClass
 from gateway.store.records import DEAD_LETTER_KEEP_BYTES, DEAD_LETTERS_MAX, SEQ_JUMP_MAX
 
 
@@ -36,10 +37,24 @@ class SiteSection(Section):
     cutoff_hour: int = Field(0, ge=0, le=23, description="daily report cut-off, local hour")
     gates: tuple[Slug, ...] = Field((), description="gate nodes expected at this site")
     depots: tuple[Slug, ...] = Field((), description="depot nodes expected at this site")
+    storage_classes: dict[Slug, StorageClass] = Field(
+        default_factory=dict, max_length=64,
+        description="this site's own classes, beside the built-in ones (a same name replaces it)",
+    )  # fmt: skip
+    zones: dict[Slug, dict[Slug, Slug]] = Field(
+        default_factory=dict,
+        description="depot node -> zone (its sensor's name) -> storage class; a zone not "
+        "listed raises no excursion alarm",
+    )  # fmt: skip
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def storage_class(self, node: str, zone: str) -> StorageClass | None:
+        """The class a depot zone is kept at, or None for a zone nobody assigned."""
+        name = self.zones.get(node, {}).get(zone)
+        return None if name is None else self.storage_classes.get(name, BUILT_IN.get(name))
 
     def role_of(self, node: str) -> Role | None:
         """The role this node has in the inventory, or None for a node nobody listed."""
@@ -54,6 +69,20 @@ class SiteSection(Section):
         names = [*self.gates, *self.depots]
         if twice := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"nodes listed twice at site {self.name}: {', '.join(twice)}")
+        return self
+
+    @model_validator(mode="after")
+    def _zones_of_known_depots(self) -> Self:
+        known = {*BUILT_IN, *self.storage_classes}
+        for node, zones in self.zones.items():
+            if node not in self.depots:
+                raise ValueError(f"zones.{node}: not a depot of site {self.name}")
+            for zone, name in zones.items():
+                if name not in known:
+                    raise ValueError(
+                        f"zones.{node}.{zone}: unknown storage class {name} "
+                        f"(known: {', '.join(sorted(known))})"
+                    )
         return self
 
 

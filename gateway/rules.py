@@ -13,6 +13,7 @@ from edge.contract.topics import AlertKind, Role
 from edge.gate.daily import FEVER_REASONS, ReportPeriod, report_period
 from gateway.alarms import AlarmBook, draft
 from gateway.config import GatewayConfig, SiteSection
+from gateway.depot_rules import ExcursionRules
 from gateway.reports import report_date_of
 from gateway.store import Store
 from gateway.store.records import (
@@ -43,7 +44,8 @@ class AlarmRules:
     """Turns what arrives, and what fails to arrive in time, into alarms.
 
     On arrival: fever and red code (one alarm per case, named by the passage), a node's
-    death or return, clock skew, a late daily report clearing its alarm. As time passes
+    death or return, clock skew, a late daily report clearing its alarm, depot climate
+    excursions (`ExcursionRules`). As time passes
     (`check()`, every second or so): missed heartbeats, seq gaps that stay open, stale
     trust lists, gates with nobody on shift, and at each cut-off the reports that did
     not come and the disinfection rounds that were too few.
@@ -79,6 +81,7 @@ class AlarmRules:
         self._raising: list[AlarmDraft] = []
         self._silent: list[tuple[str, str, datetime | None]] = []
         self._closing: dict[str, datetime] = {}
+        self._excursions = ExcursionRules(config, store, book)
 
     # --- on arrival -------------------------------------------------------------------
 
@@ -103,6 +106,7 @@ class AlarmRules:
                 )
         for update in written.presence:
             self._presence(update)
+        self._excursions.on_stored(written.events)
 
     def _quarantined(self, quarantined: list[Quarantined]) -> None:
         # One alarm per node until the command center clears it: a forger sending seqs

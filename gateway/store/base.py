@@ -37,6 +37,7 @@ from gateway.store.records import (
     TokenRecord,
     Written,
 )
+from gateway.store.sqlite_excursions import Excursion
 
 
 class UnknownAlarm(LookupError):
@@ -190,6 +191,17 @@ class Store(Protocol):
         ...
 
     def open_alarm_count(self) -> int: ...
+
+    # --- depot excursions ---------------------------------------------------------
+
+    def excursions(self, site: str, node: str) -> dict[tuple[str, str], Excursion]:
+        """Where each (zone, condition) of a depot node stands; those never evaluated left out."""
+        ...
+
+    def save_excursions(self, site: str, node: str, states: Sequence[Excursion]) -> None:
+        """Keep these states in one transaction; one not newer (`last_at`) than the stored
+        state of its zone and condition is not kept."""
+        ...
 
     # --- access -------------------------------------------------------------------
 

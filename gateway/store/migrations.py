@@ -227,6 +227,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX depot_readings_by_sensor ON depot_readings (site, node, sensor, at);
         """,
     ),
+    Migration(
+        "0010-depot-excursions",
+        """
+        -- Where each alarm condition of each depot zone stands (gateway/depot_rules.py),
+        -- by the readings' own times: kept here, not in memory, so an excursion under
+        -- way when the gateway restarts still alarms at its time, and a replica could
+        -- take over. phase: inside, out (under way, not alarmed yet) or raised.
+        CREATE TABLE depot_excursions (
+            site TEXT NOT NULL, node TEXT NOT NULL, zone TEXT NOT NULL,
+            condition TEXT NOT NULL, phase TEXT NOT NULL, since TEXT, last_at TEXT NOT NULL,
+            PRIMARY KEY (site, node, zone, condition)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
 
 

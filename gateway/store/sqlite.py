@@ -32,6 +32,7 @@ from gateway.store.records import (
 from gateway.store.rows import TABLES, insert_sql
 from gateway.store.sqlite_alarms import AlarmsAndAccess
 from gateway.store.sqlite_chain import EventChain
+from gateway.store.sqlite_excursions import Excursions
 from gateway.store.sqlite_marks import SeqMarks
 from gateway.store.sqlite_reads import Reads
 
@@ -43,7 +44,7 @@ TOPIC_KEEP_CHARS = 512
 REASON_KEEP_CHARS = 2000
 
 
-class SqliteStore(Reads, AlarmsAndAccess, SeqMarks, EventChain):
+class SqliteStore(Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions):
     """The Store on one SQLite file, shared by the ingest thread and the API's threads.
 
     Each thread has its own connection (sqlite3 connections are not shared across

@@ -40,6 +40,38 @@ SAMPLES: dict[str, dict[str, str]] = {
     "gate-unattended": {},
     "report-missing": {"day": "2026-12-05"},
     "disinfection-low.count": {"count": "2", "day": "2026-12-05", "minimum": "4"},
+    "depot-climate.temperature-above": {
+        "zone": "cold-store-1",
+        "lasted_min": "600",
+        "storage_class": "cold",
+        "value": "8.4",
+        "threshold": "8.0",
+        "condition": "heat",
+    },
+    "depot-climate.temperature-below": {
+        "zone": "cold-store-1",
+        "lasted_min": "600",
+        "storage_class": "cold",
+        "value": "-0.7",
+        "threshold": "-0.5",
+        "condition": "freeze",
+    },
+    "depot-climate.humidity-above": {
+        "zone": "shelf-a",
+        "lasted_min": "60",
+        "storage_class": "room",
+        "value": "81.0",
+        "threshold": "75.0",
+        "condition": "humid",
+    },
+    "depot-climate.humidity-below": {
+        "zone": "shelf-a",
+        "lasted_min": "60",
+        "storage_class": "dry",
+        "value": "18.0",
+        "threshold": "20.0",
+        "condition": "parched",
+    },
 }
 
 

@@ -1,0 +1,71 @@
+"""Depot excursion state in the SQLite store: where each zone's alarm conditions stand."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from gateway.store.records import utc_text
+
+# inside: no excursion; out: one under way, not yet alarmed; raised: alarmed, not yet clear.
+ExcursionPhase = Literal["inside", "out", "raised"]
+
+
+@dataclass(frozen=True)
+class Excursion:
+    """Where one alarm condition of one depot zone stands, by the readings' own times.
+
+    `since` is the time of the excursion's first reading outside (None when inside);
+    `last_at` the newest reading evaluated: a reading not newer is not evaluated again.
+    """
+
+    zone: str
+    condition: str
+    phase: ExcursionPhase
+    since: datetime | None
+    last_at: datetime
+
+
+class Excursions:
+    """Depot excursion state of SqliteStore (mixed in)."""
+
+    def _conn(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def excursions(self, site: str, node: str) -> dict[tuple[str, str], Excursion]:
+        rows = self._conn().execute(
+            "SELECT zone, condition, phase, since, last_at FROM depot_excursions "
+            "WHERE site=? AND node=?",
+            (site, node),
+        )
+        return {
+            (zone, condition): Excursion(
+                zone, condition, phase, datetime.fromisoformat(since) if since else None,
+                datetime.fromisoformat(last_at),
+            )
+            for zone, condition, phase, since, last_at in rows
+        }  # fmt: skip
+
+    def save_excursions(self, site: str, node: str, states: Sequence[Excursion]) -> None:
+        if not states:
+            return
+        with self._transaction() as conn:
+            # Never back in time: a writer that read older state loses to the newer one.
+            conn.executemany(
+                "INSERT INTO depot_excursions (site, node, zone, condition, phase, since, "
+                "last_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (site, node, zone, condition) "
+                "DO UPDATE SET phase=excluded.phase, since=excluded.since, "
+                "last_at=excluded.last_at WHERE excluded.last_at > depot_excursions.last_at",
+                [
+                    (site, node, s.zone, s.condition, s.phase,
+                     utc_text(s.since) if s.since else None, utc_text(s.last_at))
+                    for s in states
+                ],
+            )  # fmt: skip
