@@ -70,8 +70,8 @@ class ModuleSettings:
 class ModbusBus:
     """One RS485 bus: one serial port, several sensors with distinct slave ids.
 
-    Not thread-safe for concurrent polls by design of the bus itself (one request at a
-    time); a lock makes calls from several threads wait their turn.
+    An RS485 pair carries one request at a time: a lock makes calls from several
+    threads wait their turn, though a node normally polls its sensors from one thread.
 
     Args:
         port: anything `serial.serial_for_url` opens: `/dev/ttyUSB0`, a pty path,
@@ -196,7 +196,7 @@ class ModbusBus:
         return data
 
     def _diagnose(self, slave_id: int) -> tuple[SensorFaultKind, str]:
-        """What the bytes pymodbus received but did not accept were, worst case last."""
+        """What pymodbus received but did not accept: another id's frame, a bad CRC, or noise."""
         if not any(self._received):
             return "timeout", "no answer"
         crc_failed = False
