@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from edge.contract.events import DepotReading, DepotReadingBatch
@@ -28,12 +29,13 @@ log = logging.getLogger(__name__)
 # A reading further ahead of its batch's arrival is not evaluated: believed, it would
 # hold its zone's clock in the future and every true reading after it would be "older".
 FUTURE_SLACK = timedelta(minutes=10)
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 Change = Literal["raise", "clear", ""]
 
 
 def step(
-    condition: AlarmCondition, state: Excursion | None, reading: DepotReading, value: float
+    condition: AlarmCondition, state: Excursion, reading: DepotReading, value: float
 ) -> tuple[Excursion, Change] | None:
     """The condition's next state after one ok reading, and what it does to the alarm.
 
@@ -43,20 +45,24 @@ def step(
     readings wobbling around the threshold keep it raised. Before it is raised, a
     reading back inside the threshold ends the excursion (consecutive: one event).
     """
-    at, name, zone = reading.at, condition.name, reading.sensor
-    if state is not None and at <= state.last_at:
+    at = reading.at
+    if at <= state.last_at:
         return None
-    phase = state.phase if state else "inside"
-    if phase == "raised":
+    if state.phase == "raised":
         if condition.back_inside(value):
-            return Excursion(zone, name, "inside", None, at), "clear"
-        return Excursion(zone, name, "raised", state.since if state else at, at), ""
+            return replace(state, phase="inside", since=None, last_at=at), "clear"
+        return replace(state, last_at=at), ""
     if not condition.outside(value):
-        return Excursion(zone, name, "inside", None, at), ""
-    since = state.since if state and phase == "out" and state.since else at
+        return replace(state, phase="inside", since=None, last_at=at), ""
+    since = state.since if state.phase == "out" and state.since else at
     if (at - since).total_seconds() >= condition.delay_s:
-        return Excursion(zone, name, "raised", since, at), "raise"
-    return Excursion(zone, name, "out", since, at), ""
+        return replace(state, phase="raised", since=since, last_at=at), "raise"
+    return replace(state, phase="out", since=since, last_at=at), ""
+
+
+def never_evaluated(site: str, node: str, zone: str, condition: str) -> Excursion:
+    """The state of a condition no reading has reached yet."""
+    return Excursion(site, node, zone, condition, "inside", None, NEVER)
 
 
 class ExcursionRules:
@@ -91,34 +97,43 @@ class ExcursionRules:
                 by_node[(item.site, item.node)] += [
                     r for r in item.event.readings if r.at <= latest
                 ]
+        raising: list[AlarmDraft] = []
+        clearing: list[tuple[str, str, str]] = []
+        changed: list[Excursion] = []
         for (site, node), readings in by_node.items():
             section = self._config.site(site)
             if section is not None and node in section.zones:
-                self._evaluate(section, node, readings)
+                changed += self._evaluate(section, node, readings, raising, clearing)
+        # One transaction for every node's alarms and one for every node's state, not one
+        # per node: a busy gateway's batch holds readings of many depots.
+        self._book.raise_alarms(raising)
+        for site, node, subject in clearing:
+            self._book.clear_condition(AlertKind.DEPOT_CLIMATE, site, node, subject)
+        self._store.save_excursions(changed)
 
-    def _evaluate(self, site: SiteSection, node: str, readings: list[DepotReading]) -> None:
+    def _evaluate(
+        self, site: SiteSection, node: str, readings: list[DepotReading],
+        raising: list[AlarmDraft], clearing: list[tuple[str, str, str]],
+    ) -> list[Excursion]:  # fmt: skip
+        """Step each condition of each zone through the node's readings, oldest first."""
         states = self._store.excursions(site.name, node)
-        changed: dict[tuple[str, str], Excursion] = {}
-        raising: list[AlarmDraft] = []
-        clearing: list[str] = []
+        stepped_keys: set[tuple[str, str]] = set()
         for reading in sorted(readings, key=lambda r: r.at):
             if reading.status != "ok":
                 continue  # no values: it neither counts time nor clears
             for condition in _conditions(site, node, reading.sensor):
                 key = (reading.sensor, condition.name)
-                value = _value(condition, reading)
-                stepped = step(condition, changed.get(key, states.get(key)), reading, value)
+                state = states.get(key) or never_evaluated(site.name, node, *key)
+                stepped = step(condition, state, reading, _value(condition, reading))
                 if stepped is None:
                     continue
-                changed[key], change = stepped
+                states[key], change = stepped
+                stepped_keys.add(key)
                 if change == "raise":
-                    raising.append(_alarm(site, node, condition, changed[key], value))
+                    raising.append(_alarm(site, condition, states[key], reading))
                 elif change == "clear":
-                    clearing.append(_subject(reading.sensor, condition))
-        self._book.raise_alarms(raising)
-        for subject in clearing:
-            self._book.clear_condition(AlertKind.DEPOT_CLIMATE, site.name, node, subject)
-        self._store.save_excursions(site.name, node, list(changed.values()))
+                    clearing.append((site.name, node, _subject(reading.sensor, condition)))
+        return [states[key] for key in stepped_keys]
 
 
 def _conditions(site: SiteSection, node: str, zone: str) -> tuple[AlarmCondition, ...]:
@@ -137,13 +152,14 @@ def _subject(zone: str, condition: AlarmCondition) -> str:
 
 
 def _alarm(
-    site: SiteSection, node: str, condition: AlarmCondition, state: Excursion, value: float
+    site: SiteSection, condition: AlarmCondition, state: Excursion, reading: DepotReading
 ) -> AlarmDraft:
     since = state.since or state.last_at
     return draft(
         AlertKind.DEPOT_CLIMATE, f"depot-climate.{condition.quantity}-{condition.direction}",
-        site.name, node, condition.severity, subject=_subject(state.zone, condition),
-        zone=state.zone, value=f"{value:.1f}", threshold=f"{condition.threshold:.1f}",
+        site.name, state.node, condition.severity, subject=_subject(state.zone, condition),
+        zone=state.zone, value=f"{_value(condition, reading):.1f}",
+        threshold=f"{condition.threshold:.1f}",
         lasted_min=f"{(state.last_at - since).total_seconds() / 60:.0f}",
-        condition=condition.name, storage_class=site.zones[node][state.zone],
+        condition=condition.name, storage_class=site.zones[state.node][state.zone],
     )  # fmt: skip

@@ -198,9 +198,9 @@ class Store(Protocol):
         """Where each (zone, condition) of a depot node stands; those never evaluated left out."""
         ...
 
-    def save_excursions(self, site: str, node: str, states: Sequence[Excursion]) -> None:
-        """Keep these states in one transaction; one not newer (`last_at`) than the stored
-        state of its zone and condition is not kept."""
+    def save_excursions(self, states: Sequence[Excursion]) -> None:
+        """Keep these states (of any nodes) in one transaction; one not newer (`last_at`)
+        than the stored state of its zone and condition is not kept."""
         ...
 
     # --- access -------------------------------------------------------------------

@@ -23,6 +23,8 @@ class Excursion:
     `last_at` the newest reading evaluated: a reading not newer is not evaluated again.
     """
 
+    site: str
+    node: str
     zone: str
     condition: str
     phase: ExcursionPhase
@@ -47,13 +49,13 @@ class Excursions:
         )
         return {
             (zone, condition): Excursion(
-                zone, condition, phase, datetime.fromisoformat(since) if since else None,
-                datetime.fromisoformat(last_at),
+                site, node, zone, condition, phase,
+                datetime.fromisoformat(since) if since else None, datetime.fromisoformat(last_at),
             )
             for zone, condition, phase, since, last_at in rows
         }  # fmt: skip
 
-    def save_excursions(self, site: str, node: str, states: Sequence[Excursion]) -> None:
+    def save_excursions(self, states: Sequence[Excursion]) -> None:
         if not states:
             return
         with self._transaction() as conn:
@@ -64,7 +66,7 @@ class Excursions:
                 "DO UPDATE SET phase=excluded.phase, since=excluded.since, "
                 "last_at=excluded.last_at WHERE excluded.last_at > depot_excursions.last_at",
                 [
-                    (site, node, s.zone, s.condition, s.phase,
+                    (s.site, s.node, s.zone, s.condition, s.phase,
                      utc_text(s.since) if s.since else None, utc_text(s.last_at))
                     for s in states
                 ],

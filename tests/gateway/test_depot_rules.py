@@ -16,7 +16,7 @@ from edge.contract.events import DepotReading, DepotReadingBatch
 from edge.contract.topics import AlertKind, Role
 from gateway.alarms import AlarmBook, words_of
 from gateway.config import GatewayConfig, SiteSection, StoreSection, load_config
-from gateway.depot_rules import ExcursionRules, step
+from gateway.depot_rules import ExcursionRules, never_evaluated, step
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules, alarm_cases
 from gateway.storage_classes import BUILT_IN
@@ -66,10 +66,10 @@ def test_step__valid(
     before: tuple[ExcursionPhase, float | None] | None, minutes: float, value: float,
     expected: tuple[str, float | None], change: str,
 ) -> None:  # fmt: skip
-    state = None
+    state = never_evaluated("north", "d01", COLD, "heat")
     if before is not None:
         since = None if before[1] is None else at(before[1])
-        state = Excursion(COLD, "heat", before[0], since, at(minutes - 1))
+        state = Excursion("north", "d01", COLD, "heat", before[0], since, at(minutes - 1))
     stepped = step(HEAT, state, reading(minutes, value), value)
     assert stepped is not None
     new, made = stepped
@@ -82,7 +82,7 @@ def test_step__valid(
 
 @pytest.mark.parametrize("minutes", [100, 99])
 def test_step__invalid__a_reading_not_newer_than_the_last_is_not_evaluated(minutes: int) -> None:
-    state = Excursion(COLD, "heat", "out", at(0), at(100))
+    state = Excursion("north", "d01", COLD, "heat", "out", at(0), at(100))
     assert step(HEAT, state, reading(minutes, 9.0), 9.0) is None
 
 
