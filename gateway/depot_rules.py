@@ -78,6 +78,8 @@ class ExcursionRules:
         self._config = config
         self._store = store
         self._book = book
+        # Nodes evaluated since this gateway started: their stored readings are all known.
+        self._resumed: set[tuple[str, str]] = set()
 
     def on_stored(self, events: Sequence[InboundEvent]) -> None:
         """Evaluate the readings of newly stored batches (a redelivered batch is not new).
@@ -89,14 +91,17 @@ class ExcursionRules:
         by_node: dict[tuple[str, str], list[DepotReading]] = defaultdict(list)
         for item in events:
             if isinstance(item.event, DepotReadingBatch):
-                latest = item.received_at + FUTURE_SLACK
-                ahead = [r for r in item.event.readings if r.at > latest]
-                if ahead:
-                    log.warning("%s/%s: %d readings dated after %s not evaluated",
-                                item.site, item.node, len(ahead), latest)  # fmt: skip
-                by_node[(item.site, item.node)] += [
-                    r for r in item.event.readings if r.at <= latest
-                ]
+                by_node[(item.site, item.node)] += believable(
+                    item.site, item.node, [(r, item.received_at) for r in item.event.readings]
+                )
+        try:
+            self._apply(by_node)
+        except BaseException:
+            # Their state was not kept: their next batch reads what the store holds.
+            self._resumed.difference_update(by_node)
+            raise
+
+    def _apply(self, by_node: dict[tuple[str, str], list[DepotReading]]) -> None:
         raising: list[AlarmDraft] = []
         clearing: list[tuple[str, str, str]] = []
         changed: list[Excursion] = []
@@ -110,6 +115,7 @@ class ExcursionRules:
         for site, node, subject in clearing:
             self._book.clear_condition(AlertKind.DEPOT_CLIMATE, site, node, subject)
         self._store.save_excursions(changed)
+        self._resumed.update(by_node)
 
     def _evaluate(
         self, site: SiteSection, node: str, readings: list[DepotReading],
@@ -117,6 +123,8 @@ class ExcursionRules:
     ) -> list[Excursion]:  # fmt: skip
         """Step each condition of each zone through the node's readings, oldest first."""
         states = self._store.excursions(site.name, node)
+        if states and (site.name, node) not in self._resumed:
+            readings = [*self._missed(site, node, states), *readings]
         stepped_keys: set[tuple[str, str]] = set()
         for reading in sorted(readings, key=lambda r: r.at):
             if reading.status != "ok":
@@ -134,6 +142,29 @@ class ExcursionRules:
                 elif change == "clear":
                     clearing.append((site.name, node, _subject(reading.sensor, condition)))
         return [states[key] for key in stepped_keys]
+
+    def _missed(
+        self, site: SiteSection, node: str, states: dict[tuple[str, str], Excursion]
+    ) -> list[DepotReading]:
+        """Readings stored after the node's newest evaluated one, before this batch's: a
+        gateway stopped between a batch's commit and its state's kept them from the rules.
+        Read once per node after a start; those already evaluated are skipped by `step`."""
+        after = max(s.last_at for s in states.values())
+        zones = sorted(site.zones[node])
+        return believable(
+            site.name, node, self._store.depot_readings_after(site.name, node, zones, after)
+        )
+
+
+def believable(
+    site: str, node: str, readings: Sequence[tuple[DepotReading, datetime]]
+) -> list[DepotReading]:
+    """The readings (each with when its batch arrived) not dated too far ahead of arriving."""
+    kept = [r for r, arrived in readings if r.at <= arrived + FUTURE_SLACK]
+    if len(kept) < len(readings):
+        log.warning("%s/%s: %d readings dated more than %s after they arrived not evaluated",
+                    site, node, len(readings) - len(kept), FUTURE_SLACK)  # fmt: skip
+    return kept
 
 
 def _conditions(site: SiteSection, node: str, zone: str) -> tuple[AlarmCondition, ...]:

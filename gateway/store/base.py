@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
-from edge.contract.events import CheckpointCounts
+from edge.contract.events import CheckpointCounts, DepotReading
 from gateway.store.chain_audit import LifeAudit
 from gateway.store.records import (
     DEFAULT_LIMITS,
@@ -196,6 +196,13 @@ class Store(Protocol):
 
     def excursions(self, site: str, node: str) -> dict[tuple[str, str], Excursion]:
         """Where each (zone, condition) of a depot node stands; those never evaluated left out."""
+        ...
+
+    def depot_readings_after(
+        self, site: str, node: str, zones: Sequence[str], after: datetime
+    ) -> list[tuple[DepotReading, datetime]]:
+        """A depot node's stored readings of these zones taken after `after`, oldest first,
+        each with when its batch arrived."""
         ...
 
     def save_excursions(self, states: Sequence[Excursion]) -> None:

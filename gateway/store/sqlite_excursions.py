@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from edge.contract.events import DepotReading
 from gateway.store.records import utc_text
 
 # inside: no excursion; out: one under way, not yet alarmed; raised: alarmed, not yet clear.
@@ -54,6 +55,23 @@ class Excursions:
             )
             for zone, condition, phase, since, last_at in rows
         }  # fmt: skip
+
+    def depot_readings_after(
+        self, site: str, node: str, zones: Sequence[str], after: datetime
+    ) -> list[tuple[DepotReading, datetime]]:
+        marks = ",".join("?" * len(zones))
+        sql = (
+            "SELECT r.sensor, r.bus_address, r.at, r.status, r.temperature_c, "  # noqa: S608
+            "r.humidity_pct, e.received_at FROM depot_readings r JOIN events e USING (event_id) "
+            f"WHERE r.site=? AND r.node=? AND r.sensor IN ({marks}) AND r.at > ? ORDER BY r.at"
+        )
+        rows = self._conn().execute(sql, (site, node, *zones, utc_text(after)))
+        return [
+            (DepotReading(sensor=sensor, bus_address=address, at=datetime.fromisoformat(at),
+                          status=status, temperature_c=t, humidity_pct=h),
+             datetime.fromisoformat(received_at))
+            for sensor, address, at, status, t, h, received_at in rows
+        ]  # fmt: skip
 
     def save_excursions(self, states: Sequence[Excursion]) -> None:
         if not states:

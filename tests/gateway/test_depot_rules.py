@@ -219,6 +219,39 @@ def test_excursion__a_restart_mid_excursion_raises_at_the_excursions_own_time(
     assert depot.states() == ["raised", "cleared"]
 
 
+def test_excursion__readings_stored_before_a_crash_and_not_evaluated_count_after_restart(
+    depot: Depot,
+) -> None:
+    # The gateway stopped between a batch's commit and its rules: the readings are in
+    # the store, the excursion state is not. The first batch after the start reads them.
+    depot.hourly(0, [5.0, 5.0])
+    for hour in range(2, 12):
+        depot.store.write([depot.batch(reading(hour * HOUR, 8.5))])
+    depot.restart()
+    depot.hourly(12, [8.5])  # 10 h since hour 2, the first reading above, never evaluated
+    assert depot.states() == ["raised"]
+    depot.store.write([depot.batch(reading(13 * HOUR, 7.0))])  # back inside, unevaluated
+    depot.restart()
+    depot.hourly(14, [7.8])  # inside the band alone would not clear; the missed 7.0 did
+    assert depot.states() == ["raised", "cleared"]
+
+
+def test_excursion__a_batch_whose_state_was_not_kept_is_read_again_with_the_next(
+    depot: Depot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    depot.hourly(0, [5.0])
+
+    def broken(states: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(depot.store, "save_excursions", broken)
+        with pytest.raises(OSError, match="disk full"):
+            depot.hourly(1, [8.5])  # stored, its state lost
+    depot.hourly(2, [8.5] * 10)  # hour 11: 9 h since hour 2, 10 h since hour 1
+    assert depot.states() == ["raised"]
+
+
 def test_excursion__a_duplicated_or_replayed_batch_counts_nothing_twice(depot: Depot) -> None:
     first = depot.arrive(reading(0, 8.5), reading(HOUR, 8.5))
     depot.deliver(first)  # the same event_id again: the store ignores it
