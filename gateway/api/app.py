@@ -10,6 +10,7 @@ from gateway.api import (
     routes_admin,
     routes_alarms,
     routes_dashboard,
+    routes_depots,
     routes_disinfections,
     routes_faults,
     routes_holds,
@@ -49,6 +50,7 @@ def create_app(context: GatewayContext) -> FastAPI:
     for module in (
         routes_nodes,
         routes_faults,
+        routes_depots,
         routes_passages,
         routes_holds,
         routes_registrations,

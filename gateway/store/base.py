@@ -22,6 +22,7 @@ from gateway.store.records import (
     DailyReportRecord,
     DeadLetter,
     DeadLetterRecord,
+    DepotReadingRecord,
     DisinfectionRecord,
     EventQuery,
     HoldRecord,
@@ -96,6 +97,13 @@ class Store(Protocol):
     def holds(self, query: EventQuery, open_only: bool = False) -> list[HoldRecord]: ...
 
     def hold(self, event_id: str) -> HoldRecord | None: ...
+
+    def depot_readings(
+        self, site: str, node: str, since: datetime, until: datetime, *,
+        zone: str | None = None, limit: int = 10_000,
+    ) -> list[DepotReadingRecord]:  # fmt: skip
+        """A depot's samples, `since` <= at < `until`, of one zone or all; by time, `limit` most."""
+        ...
 
     def node_faults(
         self, site: str | None = None, node: str | None = None

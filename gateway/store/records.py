@@ -314,6 +314,19 @@ class NodeFaultRecord(Record):
     seq: int
 
 
+class DepotReadingRecord(Record):
+    """One sample of one depot sensor (its zone), as stored."""
+
+    site: str
+    node: str
+    zone: str = Field(description="the sensor's name: where it is, e.g. cold-store-1")
+    bus_address: int
+    at: datetime = Field(description="when the node read it (node time)")
+    status: Literal["ok", "timeout", "crc", "range"]
+    temperature_c: float | None = None
+    humidity_pct: float | None = None
+
+
 class DailyReportRecord(Record):
     """A gate's own daily report as it sent it."""
 

@@ -11,6 +11,7 @@ from edge.contract.events import CheckpointCounts
 from gateway.store.records import (
     DailyReportRecord,
     DeadLetterRecord,
+    DepotReadingRecord,
     DisinfectionRecord,
     EventQuery,
     HoldRecord,
@@ -119,6 +120,18 @@ class Reads:
                 (site, node),
             )
         ]
+
+    def depot_readings(
+        self, site: str, node: str, since: datetime, until: datetime, *,
+        zone: str | None = None, limit: int = 10_000,
+    ) -> list[DepotReadingRecord]:  # fmt: skip
+        rows = self._rows(
+            "SELECT site, node, sensor AS zone, bus_address, at, status, temperature_c, "
+            "humidity_pct FROM depot_readings WHERE site = ? AND node = ? "
+            "AND sensor = IFNULL(?, sensor) AND at >= ? AND at < ? ORDER BY at, sensor LIMIT ?",
+            (site, node, zone, utc_text(since), utc_text(until), limit),
+        )
+        return [DepotReadingRecord(**row) for row in rows]
 
     def node_faults(
         self, site: str | None = None, node: str | None = None
