@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,12 +12,10 @@ from typing import Any
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edge.contract.topics import DEFAULT_PREFIX, Site, check_slug
 from edge.credentials.keys import write_private_key
-from edge.errors import GatepostError
-from edge.mqtt import BrokerUrl, Endpoint
 from firmware_tools.site_broker import (
     SHARE_GROUP,
     Grant,
@@ -39,8 +35,18 @@ from firmware_tools.site_certs import (
     load_cert,
     write_cert,
 )
+from firmware_tools.site_identities import (
+    ClientFiles,
+    Identity,
+    SiteError,
+    WebFiles,
+    identity_of,
+    role_of,
+    staged,
+)
 
-# IdentityRole and acl_rules live with the broker's side; callers find them here too.
+# IdentityRole and acl_rules live with the broker's side, the identities' files and
+# SiteError in site_identities; callers find them here too.
 __all__ = [
     "GATEWAY_PUBLISHER_SUFFIX", "SHARE_GROUP", "ClientFiles", "Identity", "IdentityRole",
     "SiteError", "SitePki", "WebFiles", "acl_rules",
@@ -50,45 +56,6 @@ __all__ = [
 MAX_CN = 64
 _CN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 GATEWAY_PUBLISHER_SUFFIX = "-out"
-
-
-class SiteError(GatepostError):
-    """A site folder, identity or name that the PKI cannot use as asked."""
-
-
-@dataclass(frozen=True)
-class ClientFiles:
-    """What one client needs to reach the broker as itself (copy its folder to the machine)."""
-
-    cn: str
-    role: IdentityRole
-    ca: Path
-    cert: Path
-    key: Path
-
-    def endpoint(self, url: BrokerUrl) -> Endpoint:
-        return Endpoint(url, ca=self.ca, cert=self.cert, key=self.key)
-
-
-@dataclass(frozen=True)
-class WebFiles:
-    """A web server's certificate and key (its config's tls_cert, tls_key), and the CA
-    that browsers install to trust it."""
-
-    ca: Path
-    cert: Path
-    key: Path
-
-
-@dataclass(frozen=True)
-class Identity:
-    """An issued certificate: its name, role, serial, validity and, once revoked, when."""
-
-    cn: str
-    role: IdentityRole
-    serial: int
-    not_after: datetime
-    revoked_at: datetime | None = None
 
 
 class SitePki:
@@ -283,16 +250,10 @@ class SitePki:
         key = ec.generate_private_key(ec.SECP256R1())
         name = distinguished_name(cn, self.site, role)
         cert = self.ca.sign(name, key, start, end, ExtendedKeyUsageOID.CLIENT_AUTH)
-        # Made aside (mode 0700) and renamed into place: a folder under clients/ is whole.
-        (self.folder / "clients").mkdir(exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{cn}.", dir=self.folder / "clients"))
-        try:
+        with staged(self._client_dir(cn)) as staging:
             write_private_key(staging / "key.pem", key)
             write_cert(staging / "cert.pem", cert)
             shutil.copyfile(self.ca_cert_path, staging / "ca.crt")
-            staging.rename(self._client_dir(cn))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
     def issue_web(self, name: str, hosts: Sequence[str], *, days: int = 825) -> WebFiles:
         """Issue a web server's certificate (the gateway's HTTPS, a console's) into
@@ -317,16 +278,10 @@ class SitePki:
             raise SiteError(f"{folder} exists; remove it first to issue {name} again")
         start = datetime.now(UTC) - CLOCK_SLACK
         end = start + CLOCK_SLACK + timedelta(days=days)
-        # Made aside and renamed into place, like a client's folder: a folder is whole.
-        folder.parent.mkdir(exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
-        try:
+        with staged(folder) as staging:
             self.ca.issue_server(staging / "cert.pem", staging / "key.pem", self.site, hosts,
                                  start=start, end=end)  # fmt: skip
             shutil.copyfile(self.ca_cert_path, staging / "ca.crt")
-            staging.rename(folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return WebFiles(folder / "ca.crt", folder / "cert.pem", folder / "key.pem")
 
     def files(self, cn: str) -> ClientFiles:
@@ -338,7 +293,7 @@ class SitePki:
         folder = self._client_dir(cn)
         if not _CN.fullmatch(cn) or not (folder / "cert.pem").is_file():
             raise SiteError(f"no identity {cn!r} is issued and in force at {self.folder}")
-        role = _role(load_cert(folder / "cert.pem"))
+        role = role_of(load_cert(folder / "cert.pem"))
         return ClientFiles(cn, role, folder / "ca.crt", folder / "cert.pem", folder / "key.pem")
 
     def revoke(self, cn: str) -> list[str]:
@@ -377,13 +332,13 @@ class SitePki:
 
     def identities(self) -> list[Identity]:
         """Every identity issued and not revoked, by name."""
-        return [_identity(cert) for cert in self._certs("clients/*/cert.pem")]
+        return [identity_of(cert) for cert in self._certs("clients/*/cert.pem")]
 
     def revoked(self) -> list[Identity]:
         """Every revoked certificate, with the time of its revocation."""
         when = self.ca.revocation_dates()
         return [
-            _identity(cert, when.get(cert.serial_number)) for cert in self._certs("revoked/*.pem")
+            identity_of(cert, when.get(cert.serial_number)) for cert in self._certs("revoked/*.pem")
         ]
 
     # --- broker ---------------------------------------------------------------
@@ -449,16 +404,3 @@ class SitePki:
         paths = self.folder.glob(pattern)
         certs = [load_cert(path) for path in paths if not path.parent.name.startswith(".")]
         yield from sorted(certs, key=lambda cert: (common_name(cert), cert.serial_number))
-
-
-def _role(cert: x509.Certificate) -> IdentityRole:
-    units = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
-    if len(units) != 1:
-        raise SiteError(f"certificate {common_name(cert)!r} names no role (OU)")
-    return IdentityRole(str(units[0].value))
-
-
-def _identity(cert: x509.Certificate, revoked_at: datetime | None = None) -> Identity:
-    return Identity(
-        common_name(cert), _role(cert), cert.serial_number, cert.not_valid_after_utc, revoked_at
-    )
