@@ -176,6 +176,11 @@ class Checkpoint(Protocol):
 
     def update(self) -> ConsoleUpdate: ...
 
+    @property
+    def on_duty(self) -> tuple[str, ...]:
+        """The volunteers on duty now (NodeView.volunteers_on_duty, without the rest)."""
+        ...
+
     def wait_for_change(self, after: int, timeout_s: float) -> int:
         """Block until the state's version exceeds `after` or the timeout passes; the version."""
         ...

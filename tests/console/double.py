@@ -162,6 +162,10 @@ class RecordingCheckpoint:
         with self._changed:
             return self._state
 
+    @property
+    def on_duty(self) -> tuple[str, ...]:
+        return self.update().node.volunteers_on_duty
+
     def wait_for_change(self, after: int, timeout_s: float) -> int:
         with self._changed:
             self._changed.wait_for(lambda: self._version > after, timeout_s)

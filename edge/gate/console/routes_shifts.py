@@ -65,7 +65,7 @@ def change_shift(
 def sign_in(body: SignIn, context: ContextDep, request: Request, response: Response) -> Volunteer:
     """Sign in with the badge of a volunteer on duty here; 403 for one who is not."""
     volunteer = context.checkpoint.identify(body.badge_text)
-    if volunteer.volunteer_id not in context.checkpoint.update().node.volunteers_on_duty:
+    if volunteer.volunteer_id not in context.checkpoint.on_duty:
         raise SessionRefused(403, "not-on-duty", "start your shift first")
     set_cookie(response, request, context.sessions.open(volunteer))
     return volunteer

@@ -140,7 +140,7 @@ def session_volunteer(
     volunteer = sessions.find(token, use=use)
     if volunteer is None:
         raise SessionRefused(401, "session-required", "scan your badge to sign in")
-    if volunteer.volunteer_id not in checkpoint.update().node.volunteers_on_duty:
+    if volunteer.volunteer_id not in checkpoint.on_duty:
         sessions.close(token)
         raise SessionRefused(
             403, "not-on-duty", f"{volunteer.volunteer_id} is not on duty at this gate"
@@ -151,7 +151,7 @@ def session_volunteer(
 def acting_volunteer(request: Request) -> Volunteer:
     """The volunteer this request acts for: from the session cookie, never from the body.
 
-    Sync on purpose: reading who is on duty takes the checkpoint's lock, off the loop.
+    Sync on purpose: a checkpoint may wait for its lock to say who is on duty; off the loop.
     """
     context = request.app.state.console
     return session_volunteer(context.sessions, context.checkpoint, request.cookies.get(COOKIE))
