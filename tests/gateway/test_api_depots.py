@@ -1,4 +1,5 @@
-"""Depot readings and each zone's day through the gateway API, as a depot keeper reads them."""
+"""Depots through the gateway API, as a depot keeper reads them: every depot now, a depot's
+readings and each zone's day."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,12 +16,15 @@ from fastapi.testclient import TestClient
 from edge.contract.events import DepotReading, DepotReadingBatch
 from gateway.alarms import AlarmBook
 from gateway.api.context import GatewayContext
+from gateway.api.routes_depots import ZONES_MAX
 from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.depot_rules import ExcursionRules
 from gateway.depot_summary import mean_kinetic_temperature
 from gateway.live import LiveFeed
 from gateway.store import SqliteStore
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_access import bearer, open_api
+from tests.gateway.test_api_alarms import sample as sample_alarm
 
 # 2026-12-01 in Shanghai (UTC+8) starts at 2026-11-30 16:00 UTC.
 DAY = "2026-12-01"
@@ -154,3 +159,171 @@ def test_mean_kinetic_temperature__a_constant_is_itself_and_warmth_weighs_more()
     assert mkt == pytest.approx(9.83, abs=0.01)
     with pytest.raises(ValueError, match="no temperatures"):
         mean_kinetic_temperature([])
+
+
+# --- the overview: every depot and zone now -------------------------------------------------
+
+NOW = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai on DAY
+DRY = "dry-store"
+
+
+@pytest.fixture
+def book(store: SqliteStore) -> AlarmBook:
+    return AlarmBook(store, lambda alert: None, LiveFeed())
+
+
+@pytest.fixture
+def depots_config(tmp_path: Path) -> GatewayConfig:
+    """Depot d01 with a cold store and a dry store (room class); d02 with nothing yet."""
+    site = SiteSection(
+        name="north", gates=("g01",), depots=("d01", "d02"),
+        zones={"d01": {COLD: "cold", DRY: "room"}},
+    )  # fmt: skip
+    return GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
+
+
+@pytest.fixture
+def at_noon(depots_config: GatewayConfig, store: SqliteStore, book: AlarmBook) -> TestClient:
+    """The API over depots_config with the gateway's clock at NOW."""
+    context = GatewayContext(
+        config=depots_config, store=store, alarms=book, live=LiveFeed(), clock=lambda: NOW
+    )
+    return open_api(context)
+
+
+def arrived(
+    store: SqliteStore, config: GatewayConfig, book: AlarmBook, readings: list[DepotReading]
+) -> None:
+    """Stored as the node sent them at NOW, and evaluated by the excursion rules."""
+    gates = Gates("north", now=NOW)
+    batches = [
+        gates.inbound("d01", DepotReadingBatch, readings=tuple(readings[at : at + 100]))
+        for at in range(0, len(readings), 100)
+    ]
+    store.write(batches)
+    ExcursionRules(config, store, book).on_stored(batches)
+
+
+def every_10_min(zone: str, hours: float, temperature_c: float) -> list[DepotReading]:
+    """Readings of the last `hours` up to NOW, one each 10 min."""
+    steps = int(hours * 6)
+    return [sample(zone, NOW - timedelta(minutes=10 * (steps - i)), temperature_c)
+            for i in range(steps + 1)]  # fmt: skip
+
+
+def zones_of(overview: dict[str, Any], node: str = "d01") -> dict[str, dict[str, Any]]:
+    (depot,) = [d for d in overview["depots"] if d["node"] == node]
+    return {zone["zone"]: zone for zone in depot["zones"]}
+
+
+def test_overview__every_depot_its_zones_bands_and_newest_readings(
+    at_noon: TestClient, store: SqliteStore, depots_config: GatewayConfig, book: AlarmBook
+) -> None:
+    arrived(store, depots_config, book, [
+        *every_10_min(COLD, 1, 5.0), sample("shelf-a", NOW - timedelta(minutes=3), 21.5, 2),
+    ])  # fmt: skip
+    response = at_noon.get("/api/depots", headers=bearer("command"))
+    assert response.status_code == 200, response.text
+    overview = response.json()
+    assert overview["at"] == "2026-12-01T04:00:00Z"
+    assert overview["may_acknowledge"] is True
+    assert [(d["site"], d["node"], d["timezone"], d["online"], d["last_seen"])
+            for d in overview["depots"]] == [
+        ("north", "d01", "Asia/Shanghai", False, None),
+        ("north", "d02", "Asia/Shanghai", False, None),
+    ]  # fmt: skip
+    zones = zones_of(overview)
+    assert sorted(zones) == [COLD, DRY, "shelf-a"]  # the unassigned one that sent readings too
+    cold = zones[COLD]
+    assert (cold["storage_class"], cold["state"], cold["alarms"]) == ("cold", "ok", [])
+    assert cold["description"] == "2 to 8 °C (vaccines, reagents)"
+    assert cold["bands"] == [{"quantity": "temperature", "unit": "°C", "low": -0.5, "high": 8.0}]
+    assert cold["latest"] == {
+        "at": "2026-12-01T04:00:00Z", "status": "ok", "temperature_c": 5.0, "humidity_pct": 60.0,
+    }  # fmt: skip
+    # A zone with a class and no reading: its band, no value, no data.
+    dry = zones[DRY]
+    assert (dry["storage_class"], dry["latest"], dry["state"]) == ("room", None, "no-data")
+    assert dry["bands"] == [
+        {"quantity": "temperature", "unit": "°C", "low": None, "high": 25.0},
+        {"quantity": "humidity", "unit": "%RH", "low": None, "high": 75.0},
+    ]
+    shelf = zones["shelf-a"]
+    assert (shelf["storage_class"], shelf["bands"], shelf["state"]) == (None, [], "ok")
+    assert shelf["latest"]["temperature_c"] == 21.5
+    assert zones_of(overview, "d02") == {}
+
+
+def test_overview__a_zone_in_alarm_raised_by_the_rules_then_acknowledged(
+    at_noon: TestClient, store: SqliteStore, depots_config: GatewayConfig, book: AlarmBook
+) -> None:
+    # 9 °C for 11 h: cold's heat condition (8 °C or above for 10 h) raised.
+    arrived(store, depots_config, book, every_10_min(COLD, 11, 9.0))
+    cold = zones_of(at_noon.get("/api/depots", headers=bearer("depot")).json())[COLD]
+    assert cold["state"] == "alarm"
+    (alarm,) = cold["alarms"]
+    assert (alarm["kind"], alarm["subject"], alarm["state"]) == (
+        "depot-climate", f"{COLD}/heat", "raised",
+    )  # fmt: skip
+    assert alarm["words"]["key"] == "depot-climate.temperature-above"
+    assert alarm["words"]["values"]["zone"] == COLD
+    acknowledged = at_noon.post(
+        f"/api/alarms/{alarm['alarm_id']}/acknowledge", headers=bearer("command")
+    )
+    assert acknowledged.status_code == 200
+    cold = zones_of(at_noon.get("/api/depots", headers=bearer("command")).json())[COLD]
+    assert (cold["state"], cold["alarms"][0]["state"]) == ("alarm", "acknowledged")
+    assert cold["alarms"][0]["acknowledged_by"] == "command-desk"
+
+
+def test_overview__out_of_range_before_any_alarm_and_a_sensor_fault(
+    at_noon: TestClient, store: SqliteStore, depots_config: GatewayConfig, book: AlarmBook
+) -> None:
+    arrived(store, depots_config, book, [
+        *every_10_min(COLD, 0.5, 8.4),  # above 8 °C for 30 min: not 10 h yet
+        sample(DRY, NOW - timedelta(minutes=20), 20.0, 2),
+        sample(DRY, NOW - timedelta(minutes=10), None, 2),  # then no answer
+    ])  # fmt: skip
+    zones = zones_of(at_noon.get("/api/depots", headers=bearer("command")).json())
+    assert (zones[COLD]["state"], zones[COLD]["alarms"]) == ("out-of-range", [])
+    assert zones[DRY]["state"] == "sensor-fault"
+    assert zones[DRY]["latest"]["status"] == "timeout"
+    assert zones[DRY]["latest"]["temperature_c"] is None
+
+
+def test_overview__a_silent_zone_shows_its_last_reading_as_no_data(
+    at_noon: TestClient, store: SqliteStore, depots_config: GatewayConfig, book: AlarmBook
+) -> None:
+    arrived(store, depots_config, book, [sample(COLD, NOW - timedelta(hours=2), 4.2)])
+    cold = zones_of(at_noon.get("/api/depots", headers=bearer("command")).json())[COLD]
+    assert cold["state"] == "no-data"
+    assert (cold["latest"]["at"], cold["latest"]["temperature_c"]) == ("2026-12-01T02:00:00Z", 4.2)
+
+
+def test_overview__a_depots_own_alarm_is_the_depots_not_a_zones(
+    at_noon: TestClient, book: AlarmBook
+) -> None:
+    raised = book.raise_alarm(sample_alarm("node-offline.lost", node="d01"))
+    assert raised is not None
+    (d01,) = [d for d in at_noon.get("/api/depots", headers=bearer("command")).json()["depots"]
+              if d["node"] == "d01"]  # fmt: skip
+    assert [a["alarm_id"] for a in d01["alarms"]] == [raised.alarm_id]
+    assert all(zone["alarms"] == [] for zone in d01["zones"])
+
+
+def test_overview__zones_no_class_names_are_bounded(
+    at_noon: TestClient, store: SqliteStore, depots_config: GatewayConfig, book: AlarmBook
+) -> None:
+    arrived(store, depots_config, book, [
+        sample(f"rack-{n:03d}", NOW - timedelta(minutes=1), 20.0, address=n + 1) for n in range(80)
+    ])  # fmt: skip
+    zones = zones_of(at_noon.get("/api/depots", headers=bearer("command")).json())
+    assert len(zones) == ZONES_MAX
+    assert {COLD, DRY} <= set(zones)  # the assigned ones always
+
+
+def test_overview__roles(at_noon: TestClient) -> None:
+    assert at_noon.get("/api/depots", headers=bearer("depot")).json()["may_acknowledge"] is False
+    assert at_noon.get("/api/depots", headers=bearer("admin")).json()["may_acknowledge"] is True
+    assert at_noon.get("/api/depots", headers=bearer("registrar")).status_code == 403
+    assert at_noon.get("/api/depots").status_code == 401
