@@ -101,6 +101,9 @@ class SimulatedSensor:
             calibration offset should remove it).
         baud_code: what it has stored in holding register 0x0102.
         answers_03_for_input: answers function 03 on registers 0x0001-0x0002 too.
+        faults: its faults now, switched by a test.
+        schedule: its faults at a time on the bus's clock, asked once per answer (a
+            scenario's dead hour, or noise on a share of answers); overrides `faults`.
         requests: requests addressed to it so far.
     """
 
@@ -111,17 +114,23 @@ class SimulatedSensor:
     baud_code: int = 0
     answers_03_for_input: bool = False
     faults: SensorFaults = field(default_factory=SensorFaults)
+    schedule: Callable[[float], SensorFaults] | None = None
     requests: int = 0
 
-    def registers(self, at: float) -> dict[int, int]:
+    def faults_at(self, at: float) -> SensorFaults:
+        """Its faults at time `at`: the schedule's if it has one, else `faults`."""
+        return self.faults if self.schedule is None else self.schedule(at)
+
+    def registers(self, at: float, faults: SensorFaults | None = None) -> dict[int, int]:
         """Every register it answers at time `at` (input 0x0001-2 and holding 0x0101-2)."""
+        faults = self.faults if faults is None else faults
         temperature, humidity = encode(
             self.temperature_c(at) + self.calibration_error_c, self.humidity_rh(at)
         )
-        if self.faults.raw_temperature is not None:
-            temperature = self.faults.raw_temperature & 0xFFFF
-        if self.faults.raw_humidity is not None:
-            humidity = self.faults.raw_humidity & 0xFFFF
+        if faults.raw_temperature is not None:
+            temperature = faults.raw_temperature & 0xFFFF
+        if faults.raw_humidity is not None:
+            humidity = faults.raw_humidity & 0xFFFF
         return {
             0x0001: temperature,
             0x0002: humidity,
@@ -180,12 +189,13 @@ class SimulatedModbusBus(SimulatedPart):
 
     def _answer(self, sensor: SimulatedSensor, request: bytes) -> None:
         sensor.requests += 1
-        faults = sensor.faults
+        at = self.clock()
+        faults = sensor.faults_at(at)
         # A slave answers after the request's 3.5-character end gap and its own processing.
         time.sleep(3.5 * self.char_s + PROCESSING_S)
         if not faults.dead:
             answer_id = sensor.slave_id if faults.answer_as is None else faults.answer_as
-            frame = bytes([answer_id]) + self._pdu(sensor, request)
+            frame = bytes([answer_id]) + self._pdu(sensor, request, at, faults)
             check = crc16(frame)
             if faults.bad_crc:
                 check = bytes([check[0] ^ 0x5A, check[1]])
@@ -196,7 +206,9 @@ class SimulatedModbusBus(SimulatedPart):
                 if self._pty:
                     self._write(faults.noise_after)
 
-    def _pdu(self, sensor: SimulatedSensor, request: bytes) -> bytes:
+    def _pdu(
+        self, sensor: SimulatedSensor, request: bytes, at: float, faults: SensorFaults
+    ) -> bytes:
         function = request[1]
         first = int.from_bytes(request[2:4], "big")
         count = int.from_bytes(request[4:6], "big")
@@ -212,7 +224,7 @@ class SimulatedModbusBus(SimulatedPart):
             allowed.append(INPUT_REGISTERS)
         if not count or not any(_within(wanted, area) for area in allowed):
             return bytes([function | 0x80, ILLEGAL_DATA_ADDRESS])
-        values = sensor.registers(self.clock())
+        values = sensor.registers(at, faults)
         data = b"".join(values[address].to_bytes(2, "big") for address in wanted)
         return bytes([function, len(data)]) + data
 
