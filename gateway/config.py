@@ -25,6 +25,7 @@ from edge.contract.topics import DEFAULT_PREFIX, Role, Site
 from edge.mqtt import Endpoint
 from edge.web.security import HostName, StreamLimits
 from edge.web.tls import TLS_PATHS, TlsFields
+from gateway.homeassistant import HomeAssistantSection, check_unique_ids
 from gateway.storage_classes import BUILT_IN, StorageClass
 from gateway.store.records import DEAD_LETTER_KEEP_BYTES, DEAD_LETTERS_MAX, SEQ_JUMP_MAX
 
@@ -45,6 +46,11 @@ class SiteSection(Section):
         default_factory=dict,
         description="depot node -> zone (its sensor's name) -> storage class; a zone not "
         "listed raises no excursion alarm",
+    )  # fmt: skip
+    depot_stale_after_min: float = Field(
+        15.0, ge=0, le=24 * 60,
+        description="a zone with a class and no ok reading this long, its node online, "
+        "raises depot-sensor-stale; 0: never",
     )  # fmt: skip
 
     @property
@@ -127,6 +133,25 @@ class StoreSection(Section):
         DEAD_LETTER_KEEP_BYTES, ge=0, le=65_536,
         description="how much of a refused payload is kept, beside its size and SHA-256",
     )  # fmt: skip
+    depot_raw_days: int = Field(
+        30, ge=1, le=3650,
+        description="days a depot's raw readings are kept (once rolled up); older ones are "
+        "deleted, their minute and hour rollups stay",
+    )  # fmt: skip
+    depot_minute_days: int = Field(
+        90, ge=1, le=3650,
+        description="days minute rollups are kept (at least depot_raw_days); hour rollups "
+        "are kept for good",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _minutes_outlive_raw(self) -> Self:
+        if self.depot_minute_days < self.depot_raw_days:
+            raise ValueError(
+                "depot_minute_days must be at least depot_raw_days: an hour is rolled again "
+                "from its minutes while its raw readings are kept"
+            )
+        return self
 
 
 class IngestSection(Section):
@@ -168,6 +193,11 @@ class AlarmSection(Section):
         30, ge=0, le=24 * 60, description="minutes after the cut-off before a report is missing"
     )
     check_every_s: float = Field(1.0, gt=0, le=60, description="how often time-based rules run")
+    escalate_after_min: float = Field(
+        0.0, ge=0, le=7 * 24 * 60,
+        description="an alarm still raised (not acknowledged) this long is escalated: sent "
+        "once more, marked; 0: never",
+    )  # fmt: skip
 
 
 class HttpSection(TlsFields):
@@ -203,12 +233,19 @@ class GatewayConfig(Section):
     alarms: AlarmSection = AlarmSection()
     http: HttpSection = HttpSection()
     summary: SummarySection = SummarySection()
+    homeassistant: HomeAssistantSection = HomeAssistantSection()
 
     @model_validator(mode="after")
     def _unique_sites(self) -> Self:
         names = [s.name for s in self.sites]
         if twice := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"sites listed twice: {', '.join(twice)}")
+        return self
+
+    @model_validator(mode="after")
+    def _home_assistant_ids(self) -> Self:
+        if self.homeassistant.enabled:
+            check_unique_ids(self.sites)
         return self
 
     def site(self, name: str) -> SiteSection | None:

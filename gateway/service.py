@@ -16,6 +16,8 @@ from gateway.alarms import AlarmBook, utc_now
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig
+from gateway.depot_rollups import DepotRollups
+from gateway.homeassistant import HomeAssistant
 from gateway.ingest import Ingest
 from gateway.live import LiveFeed
 from gateway.receipts import Receipts
@@ -45,6 +47,8 @@ class Gateway:
         self.url = ""
         # What each step that started needs undone, run in reverse on the way out.
         self._undo: list[Callable[[], object]] = []
+        self.homeassistant: HomeAssistant | None = None  # when config.homeassistant.enabled
+        self.rollups: DepotRollups | None = None  # depot time series, once the store is open
 
     def run(self, stop: threading.Event, ready: Callable[[Gateway], None] | None = None) -> None:
         """Run until `stop` is set; every step that started is undone on the way out."""
@@ -64,8 +68,14 @@ class Gateway:
 
     def tick(self) -> None:
         """Time-based rules, summaries and housekeeping; one failing does not stop the rest."""
-        steps = (self.rules.check, self.receipts.check, self.summaries.publish_due,
-                 self.store.checkpoint)  # fmt: skip
+        steps: list[Callable[[], object]] = [
+            self.rules.check, self.receipts.check, self.summaries.publish_due,
+            self.store.checkpoint,
+        ]  # fmt: skip
+        if self.homeassistant is not None:
+            steps.append(self.homeassistant.tick)
+        if self.rollups is not None:
+            steps.append(self.rollups.step)
         for step in steps:
             try:
                 step()
@@ -84,6 +94,8 @@ class Gateway:
         endpoint = broker.publisher_endpoint()
         endpoint.check()
         self.publisher = new_client(f"{broker.client_id}-out", endpoint)
+        if self.config.homeassistant.enabled:  # its callbacks are set before connecting
+            self.homeassistant = HomeAssistant(self.config, self.store, self.publisher, self.clock)
         self.publisher.connect_async(endpoint.host, endpoint.port, broker.keepalive_s)
         self.publisher.loop_start()
         self._undo.append(self.publisher.loop_stop)
@@ -93,6 +105,7 @@ class Gateway:
         self.alarms = AlarmBook(self.store, self._publish_alert, self.live, self.clock)
         self.rules = AlarmRules(self.config, self.store, self.alarms, self.clock, self.started_at)
         self.summaries = SummaryPublisher(self.config, self.store, self._publish, self.clock)
+        self.rollups = DepotRollups(self.store, self.config.store, self.clock)
         self.receipts = Receipts(
             self.config, self.store, self._publish,
             caught_up=lambda: self.ingest.caught_up(), wall=self.clock,  # noqa: PLW0108
@@ -129,6 +142,8 @@ class Gateway:
     def _on_stored(self, written: Written) -> None:
         self.receipts.stored(written)
         self.rules.on_stored(written)
+        if self.homeassistant is not None:
+            self.homeassistant.on_stored(written)
         for site, node in {(item.site, item.node) for item in written.events}:
             self.summaries.touched(site, node)
         if written.events or written.presence:

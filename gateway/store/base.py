@@ -23,6 +23,8 @@ from gateway.store.records import (
     DeadLetter,
     DeadLetterRecord,
     DepotReadingRecord,
+    DepotResolution,
+    DepotRollupRecord,
     DisinfectionRecord,
     EventQuery,
     HoldRecord,
@@ -39,6 +41,7 @@ from gateway.store.records import (
     Written,
 )
 from gateway.store.sqlite_excursions import Excursion
+from gateway.store.sqlite_rollups import Purged, Rolled, Series
 
 
 class UnknownAlarm(LookupError):
@@ -200,6 +203,15 @@ class Store(Protocol):
 
     def open_alarm_count(self) -> int: ...
 
+    def alarms_to_escalate(self, raised_before: datetime) -> list[str]:
+        """Ids of alarms raised at or before then, still unacknowledged, never escalated."""
+        ...
+
+    def escalate_alarms(self, alarm_ids: Sequence[str], at: datetime) -> list[AlarmRecord]:
+        """Mark these alarms escalated at `at` in one transaction; returns those this call
+        marked (still raised, not escalated before: a second caller marks none)."""
+        ...
+
     # --- depot excursions ---------------------------------------------------------
 
     def excursions(self, site: str, node: str) -> dict[tuple[str, str], Excursion]:
@@ -216,6 +228,43 @@ class Store(Protocol):
     def save_excursions(self, states: Sequence[Excursion]) -> None:
         """Keep these states (of any nodes) in one transaction; one not newer (`last_at`)
         than the stored state of its zone and condition is not kept."""
+        ...
+
+    def zones_last_evaluated(self) -> dict[tuple[str, str, str], datetime]:
+        """(site, node, zone) to the `at` of its newest ok reading evaluated by the rules."""
+        ...
+
+    # --- depot rollups and retention -----------------------------------------------
+
+    def roll_depot_readings(self, limit: int) -> Rolled:
+        """Roll up to `limit` readings stored since the last pass (in the order they were
+        stored) into their zones' minute and hour rollups, in one transaction: each minute
+        they fall in is rolled again from its raw readings (or, once those are deleted, the
+        new ones are added to its figures), then each hour from its minutes."""
+        ...
+
+    def depot_rollup_backlog(self) -> int:
+        """How many stored readings are not rolled up yet."""
+        ...
+
+    def depot_series(self) -> list[Series]:
+        """(site, node, zone) of every zone rolled up so far."""
+        ...
+
+    def purge_depot_series(
+        self, zones: Sequence[Series], raw_before: datetime, minutes_before: datetime,
+        limit: int,
+    ) -> Purged:  # fmt: skip
+        """Delete these zones' raw readings before `raw_before` once rolled up, and their
+        minute rollups before `minutes_before`: one transaction, `limit` rows at most."""
+        ...
+
+    def depot_rollups(
+        self, site: str, node: str, resolution: DepotResolution, since: datetime,
+        until: datetime, *, zone: str | None = None, limit: int = 10_000,
+    ) -> list[DepotRollupRecord]:  # fmt: skip
+        """A depot's minute or hour rollups, `since` <= bucket < `until`, of one zone or
+        all; by bucket, `limit` most."""
         ...
 
     # --- access -------------------------------------------------------------------

@@ -241,6 +241,60 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        "0011-depot-day-rate-escalation",
+        """
+        -- Cumulative and rate conditions (gateway/depot_rules.py): the local day a
+        -- cumulative sum is for and its seconds in the alarm range so far, and the reading
+        -- a condition compares the next one with (ref_at, ref_value). An alarm's
+        -- escalation (alarms.escalate_after_min): when its one second alert went out.
+        ALTER TABLE depot_excursions ADD COLUMN day TEXT;
+        ALTER TABLE depot_excursions ADD COLUMN day_out_s REAL NOT NULL DEFAULT 0;
+        ALTER TABLE depot_excursions ADD COLUMN ref_at TEXT;
+        ALTER TABLE depot_excursions ADD COLUMN ref_value REAL;
+        ALTER TABLE alarms ADD COLUMN escalated_at TEXT;
+        """,
+    ),
+    Migration(
+        "0012-depot-rollups",
+        """
+        -- Raw readings get an arrival number (AUTOINCREMENT: never reused, even once the
+        -- newest row is deleted): the rollups (gateway/depot_rollups.py) follow it from a
+        -- watermark, so a late reading is rolled into its bucket again, whatever its time.
+        CREATE TABLE depot_readings_new (
+            arrival INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL, site TEXT NOT NULL, node TEXT NOT NULL,
+            sensor TEXT NOT NULL, bus_address INTEGER NOT NULL, at TEXT NOT NULL,
+            status TEXT NOT NULL, temperature_c REAL, humidity_pct REAL,
+            UNIQUE (event_id, sensor, at)
+        );
+        INSERT INTO depot_readings_new (event_id, site, node, sensor, bus_address, at, status,
+            temperature_c, humidity_pct) SELECT event_id, site, node, sensor, bus_address, at,
+            status, temperature_c, humidity_pct FROM depot_readings ORDER BY at;
+        DROP TABLE depot_readings;
+        ALTER TABLE depot_readings_new RENAME TO depot_readings;
+        CREATE INDEX depot_readings_by_sensor ON depot_readings (site, node, sensor, at);
+        -- Minute and hour rollups of each zone (bucket: its start, UTC). The figures are
+        -- those of the ok readings; faults counts the others.
+        CREATE TABLE depot_rollups (
+            site TEXT NOT NULL, node TEXT NOT NULL, zone TEXT NOT NULL,
+            resolution TEXT NOT NULL, bucket TEXT NOT NULL,
+            readings INTEGER NOT NULL, faults INTEGER NOT NULL,
+            temperature_min_c REAL, temperature_max_c REAL, temperature_mean_c REAL,
+            humidity_min_pct REAL, humidity_max_pct REAL, humidity_mean_pct REAL,
+            PRIMARY KEY (site, node, zone, resolution, bucket)
+        ) WITHOUT ROWID;
+        -- Each zone rolled so far, and how far retention has deleted: its raw readings
+        -- before raw_before, its minute rollups before minutes_before (NULL: none yet).
+        CREATE TABLE depot_series (
+            site TEXT NOT NULL, node TEXT NOT NULL, zone TEXT NOT NULL,
+            raw_before TEXT, minutes_before TEXT,
+            PRIMARY KEY (site, node, zone)
+        ) WITHOUT ROWID;
+        -- The newest arrival rolled up: every reading stored before this one is rolled.
+        INSERT INTO counters (name, value) VALUES ('depot_rolled_through', 0);
+        """,
+    ),
 )
 
 

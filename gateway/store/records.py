@@ -327,6 +327,27 @@ class DepotReadingRecord(Record):
     humidity_pct: float | None = None
 
 
+DepotResolution = Literal["minute", "hour"]
+
+
+class DepotRollupRecord(Record):
+    """One zone's readings of one minute or hour in figures (those of its ok readings)."""
+
+    site: str
+    node: str
+    zone: str
+    resolution: DepotResolution
+    bucket: datetime = Field(description="the minute's or hour's start, UTC")
+    readings: int = Field(description="ok readings")
+    faults: int = Field(description="readings without values (timeout, crc, range)")
+    temperature_min_c: float | None = None
+    temperature_max_c: float | None = None
+    temperature_mean_c: float | None = None
+    humidity_min_pct: float | None = None
+    humidity_max_pct: float | None = None
+    humidity_mean_pct: float | None = None
+
+
 class DailyReportRecord(Record):
     """A gate's own daily report as it sent it."""
 
@@ -357,6 +378,9 @@ class AlarmRecord(Record):
     acknowledged_by: str | None = None
     cleared_at: datetime | None = None
     cleared_by: str | None = None
+    escalated_at: datetime | None = Field(
+        None, description="when its one escalation went out (not acknowledged in time)"
+    )
 
 
 class DeadLetterRecord(Record):

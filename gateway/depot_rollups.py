@@ -1,0 +1,113 @@
+"""Depot time series: stored readings rolled up into each zone's minutes and hours, and
+raw readings and minute rollups deleted past their retention, in the gateway's tick.
+
+Both run off ingest's path: ingest only stores readings (each with its arrival number);
+the tick rolls what arrived since the watermark the store keeps, so a restart loses
+nothing and rolls nothing twice, and a late reading lands in its old bucket. Every step
+is one bounded transaction, so ingest never waits long for the write lock: a backlog (a
+first start on an old store, a node's outbox drained after days) is rolled over several
+ticks, and retention deletes in chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from gateway.config import StoreSection
+from gateway.store import Store
+from gateway.store.sqlite_rollups import Series
+
+log = logging.getLogger(__name__)
+
+ROLL_LIMIT = 20_000  # readings rolled per transaction
+ROLL_PASSES = 5  # transactions per tick at most
+PURGE_EVERY = timedelta(hours=1)  # a retention pass over every zone, at most this often
+PURGE_ROWS = 5000  # rows deleted per transaction at most
+PURGE_ZONES = 200  # zones visited per transaction at most
+PURGE_STEPS = 4  # retention transactions per tick at most
+
+
+class DepotRollups:
+    """The tick step that keeps depot rollups current and the raw readings bounded.
+
+    Args:
+        store: where readings and rollups are kept.
+        settings: the store section (depot_raw_days, depot_minute_days).
+        clock: now, in UTC: the age retention counts from.
+    """
+
+    def __init__(self, store: Store, settings: StoreSection, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self._zones: list[Series] = []  # the retention pass under way: zones left
+        self._cuts: tuple[datetime, datetime] | None = None
+        self._next_pass: datetime | None = None  # None: the first tick starts one
+
+    def step(self) -> None:
+        """One tick: roll what arrived, then a few retention steps."""
+        self.roll()
+        self.purge()
+
+    def roll(self, passes: int = ROLL_PASSES) -> int:
+        """Roll readings stored since the last pass, `passes` transactions at most.
+
+        Returns:
+            How many readings were rolled.
+        """
+        total = 0
+        for _ in range(passes):
+            rolled = self.store.roll_depot_readings(ROLL_LIMIT)
+            total += rolled.readings
+            if rolled.readings < ROLL_LIMIT:
+                break
+        return total
+
+    def purge(self, steps: int = PURGE_STEPS) -> tuple[int, int]:
+        """Go on with the retention pass under way (or start one when due), `steps`
+        transactions at most.
+
+        Returns:
+            Raw readings and minute rollups deleted.
+        """
+        now = self.clock()
+        if not self._zones:
+            if self._next_pass is not None and now < self._next_pass:
+                return 0, 0
+            self._zones = self.store.depot_series()
+            self._cuts = (
+                now - timedelta(days=self.settings.depot_raw_days),
+                now - timedelta(days=self.settings.depot_minute_days),
+            )
+            self._next_pass = now + PURGE_EVERY
+        assert self._cuts is not None
+        readings = minutes = 0
+        for _ in range(steps):
+            if not self._zones:
+                break
+            purged = self.store.purge_depot_series(
+                self._zones[:PURGE_ZONES], *self._cuts, limit=PURGE_ROWS
+            )
+            readings, minutes = readings + purged.readings, minutes + purged.minutes
+            del self._zones[: purged.zones_done]
+        if readings or minutes:
+            log.info(
+                "depot retention deleted %d raw readings, %d minute rollups", readings, minutes
+            )
+        return readings, minutes
+
+    def purge_all(self) -> tuple[int, int]:
+        """A whole retention pass now, whether due or not (tests, the bench).
+
+        Returns:
+            Raw readings and minute rollups deleted.
+        """
+        self._zones, self._next_pass = [], None
+        readings = minutes = 0
+        while True:
+            step = self.purge(steps=1)
+            readings, minutes = readings + step[0], minutes + step[1]
+            if not self._zones:
+                return readings, minutes

@@ -1,0 +1,329 @@
+"""Depot rollups in the SQLite store: each zone's minutes and hours in figures, and retention.
+
+Raw readings carry an arrival number (migration 0012). A rollup pass takes the readings
+stored since the watermark (`counters.depot_rolled_through`), in arrival order, and rolls
+each minute they fall in again from the raw readings, then each hour from its minutes; the
+watermark moves in the same transaction, so a pass that fails leaves nothing half done and
+a pass run twice writes the same figures. A late reading is rolled into its (old) bucket as
+soon as it is stored, whatever its time.
+
+Retention deletes raw readings only once they are rolled (arrival at or below the
+watermark), and minute rollups after them. Each zone keeps how far it was deleted
+(`depot_series`): a reading that arrives later still for a minute whose raw readings are
+gone is added to that minute's and hour's figures (merged) instead of rolling them again
+from what is left.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.store.records import DepotResolution, DepotRollupRecord, utc_text
+
+Series = tuple[str, str, str]  # site, node, zone
+
+_WATERMARK = "depot_rolled_through"
+# The figures of the ok readings of a set of raw rows, and the number of the others.
+_RAW_FIGURES = """
+    COALESCE(SUM(status = 'ok'), 0), COALESCE(SUM(status != 'ok'), 0),
+    MIN(CASE WHEN status = 'ok' THEN temperature_c END),
+    MAX(CASE WHEN status = 'ok' THEN temperature_c END),
+    AVG(CASE WHEN status = 'ok' THEN temperature_c END),
+    MIN(CASE WHEN status = 'ok' THEN humidity_pct END),
+    MAX(CASE WHEN status = 'ok' THEN humidity_pct END),
+    AVG(CASE WHEN status = 'ok' THEN humidity_pct END)
+"""
+# An hour's figures from its minutes: means weighted by each minute's ok readings.
+_MINUTE_FIGURES = """
+    COALESCE(SUM(readings), 0), COALESCE(SUM(faults), 0),
+    MIN(temperature_min_c), MAX(temperature_max_c),
+    SUM(temperature_mean_c * readings) / NULLIF(SUM(readings), 0),
+    MIN(humidity_min_pct), MAX(humidity_max_pct),
+    SUM(humidity_mean_pct * readings) / NULLIF(SUM(readings), 0)
+"""
+_COLUMNS = (
+    "readings, faults, temperature_min_c, temperature_max_c, temperature_mean_c, "
+    "humidity_min_pct, humidity_max_pct, humidity_mean_pct"
+)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Count, min, max and mean of the ok readings of a bucket, and its faults."""
+
+    readings: int = 0
+    faults: int = 0
+    temperature_min_c: float | None = None
+    temperature_max_c: float | None = None
+    temperature_mean_c: float | None = None
+    humidity_min_pct: float | None = None
+    humidity_max_pct: float | None = None
+    humidity_mean_pct: float | None = None
+
+    def merge(self, other: Figures) -> Figures:
+        """The figures of both sets of readings together."""
+        n, m = self.readings, other.readings
+        return Figures(
+            n + m, self.faults + other.faults,
+            _pick(min, self.temperature_min_c, other.temperature_min_c),
+            _pick(max, self.temperature_max_c, other.temperature_max_c),
+            _mean(self.temperature_mean_c, n, other.temperature_mean_c, m),
+            _pick(min, self.humidity_min_pct, other.humidity_min_pct),
+            _pick(max, self.humidity_max_pct, other.humidity_max_pct),
+            _mean(self.humidity_mean_pct, n, other.humidity_mean_pct, m),
+        )  # fmt: skip
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.readings, self.faults, self.temperature_min_c, self.temperature_max_c,
+            self.temperature_mean_c, self.humidity_min_pct, self.humidity_max_pct,
+            self.humidity_mean_pct,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rolled:
+    """What one rollup pass did: raw readings taken, minutes and hours written, and the
+    watermark after it (the newest arrival rolled)."""
+
+    readings: int
+    minutes: int
+    hours: int
+    through: int
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What one retention step deleted, and how many of the zones it was given it finished
+    (the first ones; the rest are for the next step)."""
+
+    readings: int
+    minutes: int
+    zones_done: int
+
+
+class Rollups:
+    """Depot rollups and retention of SqliteStore (mixed in)."""
+
+    def _conn(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    # --- rolling up -----------------------------------------------------------------
+
+    def roll_depot_readings(self, limit: int) -> Rolled:
+        """Roll up to `limit` readings past the watermark (in arrival order), one transaction."""
+        conn = self._conn()
+        through = _watermark(conn)
+        sql = "SELECT 1 FROM depot_readings WHERE arrival > ? LIMIT 1"
+        if conn.execute(sql, (through,)).fetchone() is None:
+            return Rolled(0, 0, 0, through)  # nothing new: no write lock taken from ingest
+        with self._transaction() as conn:
+            through = _watermark(conn)
+            upto = conn.execute(
+                "SELECT MAX(arrival) FROM (SELECT arrival FROM depot_readings "
+                "WHERE arrival > ? ORDER BY arrival LIMIT ?)",
+                (through, limit),
+            ).fetchone()[0]
+            if upto is None:
+                return Rolled(0, 0, 0, through)
+            groups = conn.execute(
+                f"SELECT site, node, sensor, substr(at, 1, 16) AS minute, {_RAW_FIGURES} "  # noqa: S608
+                "FROM depot_readings WHERE arrival > ? AND arrival <= ? "
+                "GROUP BY site, node, sensor, minute",
+                (through, upto),
+            ).fetchall()
+            horizons = _horizons(conn, {(g[0], g[1], g[2]) for g in groups})
+            new_in_hour: dict[tuple[Series, str], Figures] = {}
+            minutes = readings = 0
+            for site, node, zone, minute, *values in groups:
+                series: Series = (site, node, zone)
+                new = Figures(*values)
+                readings += new.readings + new.faults
+                start, end = _bucket(minute, timedelta(minutes=1))
+                raw_before, minutes_before = horizons[series]
+                if raw_before is None or start >= raw_before:
+                    # Every raw reading of the minute is still kept: roll it again whole.
+                    figures = _figures(conn, "depot_readings", series, (start, end))
+                    _put(conn, series, "minute", start, figures)
+                    minutes += 1
+                elif minutes_before is None or start >= minutes_before:
+                    # Its raw readings are gone, its figures kept: add the new ones.
+                    merged = _stored(conn, series, "minute", start).merge(new)
+                    _put(conn, series, "minute", start, merged)
+                    minutes += 1
+                key = (series, minute[:13])
+                new_in_hour[key] = new_in_hour.get(key, Figures()).merge(new)
+            for (series, hour), new in new_in_hour.items():
+                start, end = _bucket(hour, timedelta(hours=1))
+                minutes_before = horizons[series][1]
+                if minutes_before is None or start >= minutes_before:
+                    figures = _figures(conn, "depot_rollups", series, (start, end))
+                else:
+                    figures = _stored(conn, series, "hour", start).merge(new)
+                _put(conn, series, "hour", start, figures)
+            conn.execute("UPDATE counters SET value = ? WHERE name = ?", (upto, _WATERMARK))
+        return Rolled(readings, minutes, len(new_in_hour), upto)
+
+    def depot_rollup_backlog(self) -> int:
+        """How many stored readings are not rolled up yet."""
+        conn = self._conn()
+        through = _watermark(conn)
+        sql = "SELECT COUNT(*) FROM depot_readings WHERE arrival > ?"
+        return int(conn.execute(sql, (through,)).fetchone()[0])
+
+    # --- retention --------------------------------------------------------------------
+
+    def depot_series(self) -> list[Series]:
+        """Every zone rolled up so far, by site, node, zone."""
+        rows = self._conn().execute("SELECT site, node, zone FROM depot_series ORDER BY 1, 2, 3")
+        return [(site, node, zone) for site, node, zone in rows]
+
+    def purge_depot_series(
+        self, zones: Sequence[Series], raw_before: datetime, minutes_before: datetime,
+        limit: int,
+    ) -> Purged:  # fmt: skip
+        """Delete the zones' rolled raw readings before `raw_before` (a minute) and minute
+        rollups before `minutes_before` (an hour, never past raw_before's), in one
+        transaction, at most `limit` rows; hour rollups stay."""
+        raw_cut = utc_text(_floor(raw_before, timedelta(minutes=1)))
+        minute_cut = utc_text(_floor(min(minutes_before, raw_before), timedelta(hours=1)))
+        readings = minutes = done = 0
+        with self._transaction() as conn:
+            through = _watermark(conn)
+            for site, node, zone in zones:
+                # The mark first: a pass that rolls this zone between two steps adds what
+                # arrives for a bucket below it to the kept figures.
+                conn.execute(
+                    "UPDATE depot_series SET raw_before = MAX(IFNULL(raw_before, ''), ?), "
+                    "minutes_before = MAX(IFNULL(minutes_before, ''), ?) "
+                    "WHERE site=? AND node=? AND zone=?",
+                    (raw_cut, minute_cut, site, node, zone),
+                )
+                ask = limit - readings - minutes
+                readings += (gone := conn.execute(
+                    "DELETE FROM depot_readings WHERE arrival IN (SELECT arrival FROM "
+                    "depot_readings WHERE site=? AND node=? AND sensor=? AND at < ? "
+                    "AND arrival <= ? LIMIT ?)",
+                    (site, node, zone, raw_cut, through, ask),
+                ).rowcount)  # fmt: skip
+                if gone == ask:
+                    break
+                ask -= gone
+                minutes += (gone := conn.execute(
+                    "DELETE FROM depot_rollups WHERE site=? AND node=? AND zone=? "
+                    "AND resolution='minute' AND bucket IN (SELECT bucket FROM depot_rollups "
+                    "WHERE site=? AND node=? AND zone=? AND resolution='minute' AND bucket < ? "
+                    "LIMIT ?)",
+                    (site, node, zone, site, node, zone, minute_cut, ask),
+                ).rowcount)  # fmt: skip
+                if gone == ask:
+                    break
+                done += 1
+        return Purged(readings, minutes, done)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def depot_rollups(
+        self, site: str, node: str, resolution: DepotResolution, since: datetime,
+        until: datetime, *, zone: str | None = None, limit: int = 10_000,
+    ) -> list[DepotRollupRecord]:  # fmt: skip
+        cursor = self._conn().execute(
+            f"SELECT site, node, zone, resolution, bucket, {_COLUMNS} FROM depot_rollups "  # noqa: S608
+            "WHERE site = ? AND node = ? AND zone = IFNULL(?, zone) AND resolution = ? "
+            "AND bucket >= ? AND bucket < ? ORDER BY bucket, zone LIMIT ?",
+            (site, node, zone, resolution, utc_text(since), utc_text(until), limit),
+        )
+        names = [d[0] for d in cursor.description]
+        return [DepotRollupRecord(**dict(zip(names, row, strict=True))) for row in cursor]
+
+
+def _watermark(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM counters WHERE name = ?", (_WATERMARK,)).fetchone()
+    return int(row[0])
+
+
+def _horizons(
+    conn: sqlite3.Connection, zones: set[Series]
+) -> dict[Series, tuple[str | None, str | None]]:
+    conn.executemany(
+        "INSERT OR IGNORE INTO depot_series (site, node, zone) VALUES (?, ?, ?)", sorted(zones)
+    )
+    found = {}
+    for series in zones:
+        found[series] = conn.execute(
+            "SELECT raw_before, minutes_before FROM depot_series WHERE site=? AND node=? "
+            "AND zone=?",
+            series,
+        ).fetchone()
+    return found
+
+
+def _bucket(prefix: str, width: timedelta) -> tuple[str, str]:
+    """A minute ('YYYY-MM-DDTHH:MM') or hour ('YYYY-MM-DDTHH') of stored times: its start
+    and end as stored times."""
+    shape = "%Y-%m-%dT%H:%M" if len(prefix) == 16 else "%Y-%m-%dT%H"
+    start = datetime.strptime(prefix, shape).replace(tzinfo=UTC)
+    return utc_text(start), utc_text(start + width)
+
+
+def _floor(at: datetime, width: timedelta) -> datetime:
+    at = at.astimezone(UTC)
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    return at - (at - epoch) % width
+
+
+def _figures(
+    conn: sqlite3.Connection, table: str, series: Series, bucket: tuple[str, str]
+) -> Figures:
+    """A minute's figures from its raw readings, or an hour's from its minute rollups."""
+    if table == "depot_readings":
+        figures, where = _RAW_FIGURES, "sensor = ? AND at >= ? AND at < ?"
+    else:
+        figures = _MINUTE_FIGURES
+        where = "zone = ? AND resolution = 'minute' AND bucket >= ? AND bucket < ?"
+    sql = f"SELECT {figures} FROM {table} WHERE site = ? AND node = ? AND {where}"  # noqa: S608
+    return Figures(*conn.execute(sql, (*series, *bucket)).fetchone())
+
+
+def _stored(
+    conn: sqlite3.Connection, series: Series, resolution: DepotResolution, start: str
+) -> Figures:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM depot_rollups WHERE site=? AND node=? AND zone=? "  # noqa: S608
+        "AND resolution=? AND bucket=?",
+        (*series, resolution, start),
+    ).fetchone()
+    return Figures() if row is None else Figures(*row)
+
+
+def _put(
+    conn: sqlite3.Connection, series: Series, resolution: DepotResolution, start: str,
+    figures: Figures,
+) -> None:  # fmt: skip
+    conn.execute(
+        f"INSERT OR REPLACE INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS}) "  # noqa: S608
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (*series, resolution, start, *figures.row()),
+    )
+
+
+def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return float(choose(a, b))
+
+
+def _mean(a: float | None, n: int, b: float | None, m: int) -> float | None:
+    if a is None or n == 0:
+        return b
+    if b is None or m == 0:
+        return a
+    return (a * n + b * m) / (n + m)
