@@ -28,6 +28,7 @@ ROOT = "gatepost/v1/north"
 NAMES = {
     IdentityRole.GATE: "g01", IdentityRole.DEPOT: "d01", IdentityRole.GATEWAY: "main",
     IdentityRole.COMMAND: "center", IdentityRole.ADMIN: "tech", IdentityRole.SIMULATOR: "load",
+    IdentityRole.HOMEASSISTANT: "ha",
 }  # fmt: skip
 
 
@@ -349,13 +350,20 @@ def grants(
 
 SIGNED = ["trust", "revocations"]
 SUMMARIES = ["summary", "summary/+"]
+# Home Assistant's discovery configs of the site: outside ROOT, in Home Assistant's prefix.
+DISCOVERY = "homeassistant/sensor/gatepost-north/+/config"
 # docs/security.md's table, role by role.
 EXPECTED = {
     "gate-g01": grants(["config/g01", *SIGNED, "receipt/g01"], ["gate/g01/#"]),
     "depot-d01": grants(["config/d01", *SIGNED, "receipt/d01"], ["depot/d01/#"]),
     "gateway-main": grants(
-        ["#"], ["alert/+", *SUMMARIES, "receipt/+"], (f"$share/gateway/{ROOT}/#",)
-    ),
+        ["#"], ["alert/+", *SUMMARIES, "receipt/+", "ha/#"], (f"$share/gateway/{ROOT}/#",)
+    )
+    | {
+        ("publishClientReceive", DISCOVERY),
+        ("subscribePattern", DISCOVERY),
+        ("publishClientSend", DISCOVERY),
+    },
     "command-center": grants(["alert/+", *SUMMARIES], []),
     "admin-tech": grants(
         [
@@ -371,6 +379,12 @@ EXPECTED = {
         [*SIGNED, "config/+"],
     ),
     "simulator-load": grants(["receipt/+", "config/+", *SIGNED], ["gate/+/#", "depot/+/#"]),
+    "homeassistant-ha": grants(["ha/#"], [])
+    | {
+        ("publishClientReceive", "homeassistant/#"),
+        ("subscribePattern", "homeassistant/#"),
+        ("publishClientSend", "homeassistant/status"),
+    },
 }
 
 

@@ -25,6 +25,9 @@ from edge.contract.topics import Site, TopicKind, kind_filters, shared
 Grant = tuple[str, str]
 # The gateway config's `broker.share_group` default: its replicas split the stream in it.
 SHARE_GROUP = "gateway"
+# Home Assistant's default discovery prefix (the gateway config's
+# `homeassistant.discovery_prefix`); a site.yaml may name another as `discovery_prefix`.
+DISCOVERY_PREFIX = "homeassistant"
 
 PLUGIN_FILE = "mosquitto_dynamic_security.so"
 # Where packages put it: Debian and Ubuntu (multiarch), Fedora, Alpine and the Docker
@@ -62,17 +65,27 @@ class IdentityRole(StrEnum):
     COMMAND = "command"
     ADMIN = "admin"
     SIMULATOR = "simulator"
+    HOMEASSISTANT = "homeassistant"
 
 
 def acl_rules(
-    role: IdentityRole, cn: str, site: Site, share_group: str = SHARE_GROUP
+    role: IdentityRole,
+    cn: str,
+    site: Site,
+    share_group: str = SHARE_GROUP,
+    discovery_prefix: str = DISCOVERY_PREFIX,
 ) -> list[Grant]:
     """(access, topic filter) pairs of one identity under the site's root `P/v1/S`.
 
     `read` grants both receiving and subscribing; a gateway also subscribes through
-    `$share/<share_group>/`, and no one else can join that group.
+    `$share/<share_group>/`, and no one else can join that group. Home Assistant's
+    discovery configs of the site are under `<discovery_prefix>/sensor/<P>-<S>/`
+    (gateway/homeassistant.py).
     """
     root = site.root
+    # What the gateway publishes for Home Assistant: the site's discovery configs (read
+    # too: it clears those of zones no longer in its config) and `P/v1/S/ha/...`.
+    discovery = f"{discovery_prefix}/sensor/{site.prefix}-{site.name}/+/config"
     signed = [("read", f"{root}/trust"), ("read", f"{root}/revocations")]
     summaries = [f"{root}/summary", f"{root}/summary/+"]
     match role:
@@ -84,10 +97,11 @@ def acl_rules(
                 ("read", f"{root}/receipt/{node}"),
             ]  # fmt: skip
         case IdentityRole.GATEWAY:
-            writes = [f"{root}/alert/+", *summaries, f"{root}/receipt/+"]
+            writes = [f"{root}/alert/+", *summaries, f"{root}/receipt/+", f"{root}/ha/#",
+                      discovery]  # fmt: skip
             return [
                 ("read", f"{root}/#"), ("subscribe", shared(share_group, f"{root}/#")),
-                *(("write", topic) for topic in writes),
+                ("read", discovery), *(("write", topic) for topic in writes),
             ]  # fmt: skip
         case IdentityRole.COMMAND:
             return [("read", topic) for topic in (f"{root}/alert/+", *summaries)]
@@ -99,6 +113,11 @@ def acl_rules(
             writes = [kinds[TopicKind.TRUST], kinds[TopicKind.REVOCATIONS], kinds[TopicKind.CONFIG]]
             return [*(("read", topic) for topic in reads),
                     *(("write", topic) for topic in writes)]  # fmt: skip
+        case IdentityRole.HOMEASSISTANT:
+            # Discovery configs, the zones' states and availability; no event, no node
+            # topic. It may announce itself (`<discovery_prefix>/status`, its birth).
+            return [("read", f"{discovery_prefix}/#"), ("read", f"{root}/ha/#"),
+                    ("write", f"{discovery_prefix}/status")]  # fmt: skip
         case IdentityRole.SIMULATOR:
             return [
                 ("write", f"{root}/gate/+/#"), ("write", f"{root}/depot/+/#"),

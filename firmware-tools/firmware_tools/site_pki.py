@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from edge.contract.topics import DEFAULT_PREFIX, Site, check_slug
 from edge.credentials.keys import write_private_key
 from firmware_tools.site_broker import (
+    DISCOVERY_PREFIX,
     SHARE_GROUP,
     Grant,
     IdentityRole,
@@ -72,6 +73,8 @@ class SitePki:
             config's `broker.share_group`); only gateway identities may join it.
         plugin: Mosquitto's dynamic security plugin on the broker's machine; None
             writes no listener config that needs it.
+        discovery_prefix: Home Assistant's discovery prefix, where the gateway may
+            publish and a `homeassistant` identity read (site.yaml `discovery_prefix`).
     """
 
     def __init__(
@@ -81,12 +84,15 @@ class SitePki:
         prefix: str = DEFAULT_PREFIX,
         share_group: str = SHARE_GROUP,
         plugin: Path | None = None,
+        *,
+        discovery_prefix: str = DISCOVERY_PREFIX,
     ) -> None:
         self.folder = folder.resolve()
         self.site = check_slug(site, "site")
         self.prefix = check_slug(prefix, "prefix")
         self.share_group = check_slug(share_group, "share group")
         self.plugin = plugin
+        self.discovery_prefix = check_slug(discovery_prefix, "discovery prefix")
         self.topic_site = Site(self.site, self.prefix)
         self.root = self.topic_site.root
         self.ca_cert_path = self.folder / "ca" / "ca.crt"
@@ -168,7 +174,9 @@ class SitePki:
             plugin = settings.get("plugin")
             pki = cls(folder, settings["site"], settings["prefix"],
                       settings.get("share_group", SHARE_GROUP),
-                      Path(plugin) if plugin else find_plugin())  # fmt: skip
+                      Path(plugin) if plugin else find_plugin(),
+                      discovery_prefix=settings.get("discovery_prefix",
+                                                    DISCOVERY_PREFIX))  # fmt: skip
         except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError, AttributeError):
             raise SiteError(
                 f"{folder} is not a site folder (no readable site.yaml; "
@@ -348,7 +356,7 @@ class SitePki:
         return {
             identity.cn: (identity.role.value,
                           acl_rules(identity.role, identity.cn, self.topic_site,
-                                    self.share_group))
+                                    self.share_group, self.discovery_prefix))
             for identity in self.identities()
         }  # fmt: skip
 
