@@ -71,6 +71,29 @@ MESSAGES: dict[str, str] = {
     "depot-climate.humidity-below": "{where} zone {zone} at {value} %RH: {threshold} %RH or "
     "below for {lasted_min} min ({storage_class} {condition})",
 }
+# The depot rules' cumulative, rate and stale-sensor wordings: made and read back exactly
+# as MESSAGES are (tests/gateway/test_depot_rules_words.py checks each reads back and has
+# its words in both languages).
+DEPOT_MESSAGES: dict[str, str] = {
+    "depot-climate.temperature-above-day": "{where} zone {zone} at {value} °C: {threshold} °C "
+    "or above for {lasted_min} min in all on {day} ({storage_class} {condition})",
+    "depot-climate.temperature-below-day": "{where} zone {zone} at {value} °C: {threshold} °C "
+    "or below for {lasted_min} min in all on {day} ({storage_class} {condition})",
+    "depot-climate.humidity-above-day": "{where} zone {zone} at {value} %RH: {threshold} %RH "
+    "or above for {lasted_min} min in all on {day} ({storage_class} {condition})",
+    "depot-climate.humidity-below-day": "{where} zone {zone} at {value} %RH: {threshold} %RH "
+    "or below for {lasted_min} min in all on {day} ({storage_class} {condition})",
+    "depot-climate.temperature-rise": "{where} zone {zone} rising {rate} °C/min to {value} °C "
+    "over {gap_min} min: {threshold} °C/min or faster ({storage_class} {condition})",
+    "depot-climate.temperature-fall": "{where} zone {zone} falling {rate} °C/min to {value} °C "
+    "over {gap_min} min: {threshold} °C/min or faster ({storage_class} {condition})",
+    "depot-climate.humidity-rise": "{where} zone {zone} rising {rate} %RH/min to {value} %RH "
+    "over {gap_min} min: {threshold} %RH/min or faster ({storage_class} {condition})",
+    "depot-climate.humidity-fall": "{where} zone {zone} falling {rate} %RH/min to {value} %RH "
+    "over {gap_min} min: {threshold} %RH/min or faster ({storage_class} {condition})",
+    "depot-sensor-stale": "{where} zone {zone} sent no reading for {silent_min} min",
+}
+TEMPLATES: dict[str, str] = MESSAGES | DEPOT_MESSAGES
 _SLOT = re.compile(r"\{(\w+)\}")
 
 
@@ -92,8 +115,8 @@ def draft(
     subject: str = "",
     **values: object,
 ) -> AlarmDraft:
-    """An alarm to raise, its message made from `MESSAGES[key]` and `values`."""
-    message = MESSAGES[key].format(where=where(site, node), **values)
+    """An alarm to raise, its message made from `TEMPLATES[key]` and `values`."""
+    message = TEMPLATES[key].format(where=where(site, node), **values)
     return AlarmDraft(kind, site, node, subject, severity, message)
 
 
@@ -135,7 +158,7 @@ class AlarmView(AlarmRecord):
 @cache
 def _patterns(kind: str) -> list[tuple[str, re.Pattern[str]]]:
     made = []
-    for key, template in MESSAGES.items():
+    for key, template in TEMPLATES.items():
         if key == kind or key.startswith(f"{kind}."):
             parts = _SLOT.split(template)  # literal, name, literal, name, …, literal
             regex = "".join(
@@ -153,10 +176,12 @@ def alert_of(alarm: AlarmRecord) -> Alert:
         "acknowledged": alarm.acknowledged_at,
         "cleared": alarm.cleared_at,
     }[alarm.state]
+    if alarm.state == "raised" and alarm.escalated_at is not None:
+        at = alarm.escalated_at  # its escalation is the newest step of a raised alarm
     return Alert(
         alert_id=alarm.alarm_id, kind=alarm.kind, state=alarm.state, severity=alarm.severity,
         site=alarm.site, node=alarm.node, raised_at=alarm.raised_at, at=at or alarm.raised_at,
-        message=alarm.message,
+        message=alarm.message, escalated_at=alarm.escalated_at,
     )  # fmt: skip
 
 
@@ -223,6 +248,19 @@ class AlarmBook:
                 self._store.accept_gap(alarm.site, alarm.node)
             self._tell(alarm)
         return alarm
+
+    def escalate(self, raised_before: datetime) -> list[AlarmRecord]:
+        """Send once more, escalated, each alarm raised at or before then and still not
+        acknowledged. Marked in the store first: a restart or a second gateway never sends
+        one twice. Costs one read when there is nothing to escalate."""
+        due = self._store.alarms_to_escalate(raised_before)
+        if not due:
+            return []
+        escalated = self._store.escalate_alarms(due, self._clock())
+        for alarm in escalated:
+            log.warning("alarm %s escalated (not acknowledged): %s", alarm.kind, alarm.message)
+            self._tell(alarm)
+        return escalated
 
     def clear_condition(
         self, kind: str, site: str, node: str | None, subject: str = ""

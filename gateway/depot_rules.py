@@ -4,6 +4,11 @@ An excursion is timed by the readings' own `at`, never by the gateway's clock: a
 drained after an outage alarms where the readings say, and tests compress hours into
 seconds by writing the times they want. Where each condition stands is kept in the store
 (`depot_excursions`), so a restart in the middle of an excursion loses none of its time.
+
+Four types of condition: `instant` and `consecutive` (`step`), `cumulative` (time in the
+alarm range summed over the site's local day, `step_cumulative`; each reading stands until
+the next, at most `HOLDS_AT_MOST`, as in the day's summary) and `rate` (change per minute,
+`step_rate`).
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from edge.contract.events import DepotReading, DepotReadingBatch
 from edge.contract.topics import AlertKind
 from gateway.alarms import AlarmBook, draft
 from gateway.config import GatewayConfig, SiteSection
+from gateway.depot_summary import HOLDS_AT_MOST
 from gateway.storage_classes import AlarmCondition
 from gateway.store import Store
 from gateway.store.records import AlarmDraft, InboundEvent
@@ -32,6 +39,9 @@ FUTURE_SLACK = timedelta(minutes=10)
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 Change = Literal["raise", "clear", ""]
+# What a step found for the alarm's message beyond the reading (a day's sum, a rate).
+Facts = dict[str, str]
+Stepped = tuple[Excursion, Change, Facts]
 
 
 def step(
@@ -58,6 +68,112 @@ def step(
     if (at - since).total_seconds() >= condition.delay_s:
         return replace(state, phase="raised", since=since, last_at=at), "raise"
     return replace(state, phase="out", since=since, last_at=at), ""
+
+
+def step_cumulative(
+    condition: AlarmCondition, state: Excursion, reading: DepotReading, value: float,
+    zone: ZoneInfo,
+) -> Stepped | None:  # fmt: skip
+    """A cumulative condition's next state: the day's time in the alarm range so far.
+
+    The time from the previous ok reading to this one counts when the previous one was in
+    the alarm range, at most `HOLDS_AT_MOST` (the day's summary counts it so): the sum
+    grows as each reading arrives, for the time the one before it stood. Time before the
+    site's local midnight goes to its day, time after to the next, whose sum starts at 0.
+    Raised once a day's sum reaches the delay; never cleared by the readings (the loggers'
+    alarm stays until a person clears it); the next day may raise it again.
+    """
+    at = reading.at
+    if at <= state.last_at:
+        return None
+    credit = out_by_day(condition, state.ref_at, state.ref_value, at, zone)
+    day, out_s, phase = state.day, state.day_out_s, state.phase
+    change: Change = ""
+    facts: Facts = {}
+    for today in sorted({*credit, local_day(at, zone)}):
+        if today != day:
+            day, out_s, phase = today, 0.0, "inside"  # a new day: its sum starts at 0
+        out_s += credit.get(today, 0.0)
+        if phase != "raised" and out_s >= condition.delay_s:
+            phase, change = "raised", "raise"
+            facts = {"day": today, "lasted_min": f"{out_s / 60:.0f}"}
+    if phase != "raised":
+        phase = "out" if condition.outside(value) else "inside"
+    new = replace(
+        state, phase=phase, since=None, last_at=at, day=day, day_out_s=out_s, ref_at=at,
+        ref_value=value,
+    )  # fmt: skip
+    return new, change, facts
+
+
+def out_by_day(
+    condition: AlarmCondition, before_at: datetime | None, before: float | None,
+    at: datetime, zone: ZoneInfo,
+) -> dict[str, float]:  # fmt: skip
+    """Seconds in the alarm range per local day (YYYY-MM-DD) between the reading before
+    (`before_at`, `before`) and one at `at`: none unless the one before was in the range,
+    and at most `HOLDS_AT_MOST` (a silent sensor invents no time)."""
+    if before_at is None or before is None or not condition.outside(before):
+        return {}
+    start, end = before_at, min(at, before_at + HOLDS_AT_MOST)
+    by_day: dict[str, float] = defaultdict(float)
+    while start < end:
+        local = start.astimezone(zone)
+        midnight = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=zone)
+        part_end = min(end, max(midnight.astimezone(UTC), start + timedelta(seconds=1)))
+        by_day[local.date().isoformat()] += (part_end - start).total_seconds()
+        start = part_end
+    return dict(by_day)
+
+
+def local_day(at: datetime, zone: ZoneInfo) -> str:
+    return at.astimezone(zone).date().isoformat()
+
+
+def step_rate(
+    condition: AlarmCondition, state: Excursion, reading: DepotReading, value: float
+) -> Stepped | None:
+    """A rate condition's next state: the change per minute since the reference reading.
+
+    A reading is compared with the newest one at least `min_gap_min` older (readings
+    closer than that wait: a sensor's noise over seconds is no rate) and at most
+    `max_gap_min` older; after a longer gap it is not judged and becomes the reference
+    (the change is not known to be sudden). Raised at once when the rate reaches the
+    threshold in the condition's direction (above: rising, below: falling); cleared by a
+    judged rate `hysteresis` back inside.
+    """
+    at = reading.at
+    if at <= state.last_at:
+        return None
+    since = state.ref_at
+    if since is None or state.ref_value is None or at - since > condition.max_gap:
+        return replace(state, last_at=at, ref_at=at, ref_value=value), "", {}
+    gap_s = (at - since).total_seconds()
+    if gap_s < condition.min_gap_s:
+        return replace(state, last_at=at), "", {}
+    per_min = (value - state.ref_value) / (gap_s / 60)
+    new = replace(state, last_at=at, ref_at=at, ref_value=value)
+    facts = {"rate": f"{abs(per_min):.2f}", "gap_min": f"{gap_s / 60:.1f}"}
+    if state.phase == "raised":
+        if condition.rate_back_inside(per_min):
+            return replace(new, phase="inside", since=None), "clear", facts
+        return new, "", facts
+    if condition.rate_beyond(per_min):
+        return replace(new, phase="raised", since=since), "raise", facts
+    return replace(new, phase="inside", since=None), "", facts
+
+
+def step_any(
+    condition: AlarmCondition, state: Excursion, reading: DepotReading, zone: ZoneInfo
+) -> Stepped | None:
+    """The next state of a condition of any type after one ok reading (None: not newer)."""
+    value = _value(condition, reading)
+    if condition.type == "cumulative":
+        return step_cumulative(condition, state, reading, value, zone)
+    if condition.type == "rate":
+        return step_rate(condition, state, reading, value)
+    stepped = step(condition, state, reading, value)
+    return None if stepped is None else (*stepped, {})
 
 
 def never_evaluated(site: str, node: str, zone: str, condition: str) -> Excursion:
@@ -132,13 +248,13 @@ class ExcursionRules:
             for condition in _conditions(site, node, reading.sensor):
                 key = (reading.sensor, condition.name)
                 state = states.get(key) or never_evaluated(site.name, node, *key)
-                stepped = step(condition, state, reading, _value(condition, reading))
+                stepped = step_any(condition, state, reading, site.zone)
                 if stepped is None:
                     continue
-                states[key], change = stepped
+                states[key], change, facts = stepped
                 stepped_keys.add(key)
                 if change == "raise":
-                    raising.append(_alarm(site, condition, states[key], reading))
+                    raising.append(_alarm(site, condition, states[key], reading, facts))
                 elif change == "clear":
                     clearing.append((site.name, node, _subject(reading.sensor, condition)))
         return [states[key] for key in stepped_keys]
@@ -183,14 +299,24 @@ def _subject(zone: str, condition: AlarmCondition) -> str:
 
 
 def _alarm(
-    site: SiteSection, condition: AlarmCondition, state: Excursion, reading: DepotReading
-) -> AlarmDraft:
-    since = state.since or state.last_at
+    site: SiteSection, condition: AlarmCondition, state: Excursion, reading: DepotReading,
+    facts: Facts,
+) -> AlarmDraft:  # fmt: skip
+    quantity, direction = condition.quantity, condition.direction
+    if condition.type == "rate":
+        key = f"depot-climate.{quantity}-{'rise' if direction == 'above' else 'fall'}"
+        threshold = f"{condition.threshold:.2f}"
+    elif condition.type == "cumulative":
+        key = f"depot-climate.{quantity}-{direction}-day"
+        threshold = f"{condition.threshold:.1f}"
+    else:
+        since = state.since or state.last_at
+        key = f"depot-climate.{quantity}-{direction}"
+        threshold = f"{condition.threshold:.1f}"
+        facts = {"lasted_min": f"{(state.last_at - since).total_seconds() / 60:.0f}"}
     return draft(
-        AlertKind.DEPOT_CLIMATE, f"depot-climate.{condition.quantity}-{condition.direction}",
-        site.name, state.node, condition.severity, subject=_subject(state.zone, condition),
-        zone=state.zone, value=f"{_value(condition, reading):.1f}",
-        threshold=f"{condition.threshold:.1f}",
-        lasted_min=f"{(state.last_at - since).total_seconds() / 60:.0f}",
-        condition=condition.name, storage_class=site.zones[state.node][state.zone],
+        AlertKind.DEPOT_CLIMATE, key, site.name, state.node, condition.severity,
+        subject=_subject(state.zone, condition), zone=state.zone,
+        value=f"{_value(condition, reading):.1f}", threshold=threshold,
+        condition=condition.name, storage_class=site.zones[state.node][state.zone], **facts,
     )  # fmt: skip

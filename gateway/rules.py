@@ -47,8 +47,9 @@ class AlarmRules:
     death or return, clock skew, a late daily report clearing its alarm, depot climate
     excursions (`ExcursionRules`). As time passes
     (`check()`, every second or so): missed heartbeats, seq gaps that stay open, stale
-    trust lists, gates with nobody on shift, and at each cut-off the reports that did
-    not come and the disinfection rounds that were too few.
+    trust lists, gates with nobody on shift, depot zones whose sensor went quiet, at each
+    cut-off the reports that did not come and the disinfection rounds that were too few,
+    and the escalation of alarms nobody acknowledged in time.
 
     Args:
         config: inventory and limits.
@@ -200,6 +201,7 @@ class AlarmRules:
                 self._attended(record, now)
         for site in self._config.sites:
             self._cutoff(site, nodes, now)
+        self._stale_zones(nodes, now)
         marked = set(self._store.mark_offline(self._silent, "heartbeat"))
         # A node heard from since the nodes were read was not marked: no alarm for it.
         self._book.raise_alarms(
@@ -208,6 +210,8 @@ class AlarmRules:
         )  # fmt: skip
         # Only now: a failure above leaves the cut-off to be checked again next time.
         self._closed_checked.update(self._closing)
+        if self._limits.escalate_after_min:
+            self._book.escalate(now - timedelta(minutes=self._limits.escalate_after_min))
 
     def _raise(self, alarm: AlarmDraft) -> None:
         if _key(alarm.kind, alarm.site, alarm.node, alarm.subject) not in self._live:
@@ -299,6 +303,43 @@ class AlarmRules:
             self._raise(
                 draft(AlertKind.GATE_UNATTENDED, "gate-unattended", node.site, node.node, "warning")
             )
+
+    def _stale_zones(self, nodes: list[NodeRecord], now: datetime) -> None:
+        """A zone with a class and no ok reading for its site's `depot_stale_after_min`.
+
+        Judged by the `at` of the zone's newest ok reading the excursion rules evaluated,
+        against the gateway's clock, and never before the gateway has run that long (it
+        cannot know what came while it was down). Only for an online node with no live
+        node-offline alarm: a node that is away altogether has that one alarm, not one
+        per zone beside it. Cleared at the first check after an ok reading newer than the
+        limit, whatever the node's state.
+        """
+        watched = [s for s in self._config.sites if s.zones and s.depot_stale_after_min]
+        if not watched:
+            return
+        last_ok = self._store.zones_last_evaluated()
+        found_silent = {(site, node) for site, node, _ in self._silent}  # offline just now
+        online = {
+            (n.site, n.node) for n in nodes
+            if n.online and (n.site, n.node) not in found_silent
+            and _key(AlertKind.NODE_OFFLINE, n.site, n.node, "") not in self._live
+        }  # fmt: skip
+        for site in watched:
+            limit = timedelta(minutes=site.depot_stale_after_min)
+            for node, zones in site.zones.items():
+                for zone in zones:
+                    last = last_ok.get((site.name, node, zone))
+                    if last is not None and now - last < limit:
+                        self._clear(AlertKind.DEPOT_SENSOR_STALE, site.name, node, zone)
+                    elif (site.name, node) in online and now - self._started_at >= limit:
+                        silent = now - (last or self._started_at)
+                        self._raise(
+                            draft(
+                                AlertKind.DEPOT_SENSOR_STALE, "depot-sensor-stale", site.name,
+                                node, "warning", subject=zone, zone=zone,
+                                silent_min=f"{silent.total_seconds() / 60:.0f}",
+                            )
+                        )  # fmt: skip
 
     def _cutoff(self, site: SiteSection, nodes: list[NodeRecord], now: datetime) -> None:
         closed = last_closed_period(site, now - timedelta(minutes=self._limits.report_grace_min))

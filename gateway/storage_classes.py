@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -14,6 +15,10 @@ Quantity = Literal["temperature", "humidity"]
 # could never be reached, or would always be; either is a typo.
 PLAUSIBLE: dict[str, tuple[float, float]] = {"temperature": (-60.0, 90.0), "humidity": (0.0, 100.0)}
 UNITS: dict[str, str] = {"temperature": "°C", "humidity": "%RH"}
+# A rate threshold in °C (or %RH) per minute: a door opened on a fridge moves it by a few
+# tenths a minute; more than this is no physical change a sensor of ours reports.
+RATE_MAX = 10.0
+ConditionType = Literal["instant", "consecutive", "cumulative", "rate"]
 
 
 class AlarmCondition(Section):
@@ -21,28 +26,55 @@ class AlarmCondition(Section):
 
     As WHO PQS E006 loggers define them: the threshold is inside the alarm range (an upper
     alarm at 8.0 counts a reading of 8.0), `consecutive` is the time of one continuous
-    excursion (a reading back inside ends it), `instant` raises on the first reading.
+    excursion (a reading back inside ends it), `instant` raises on the first reading,
+    `cumulative` sums the time in the alarm range over the site's local day. `rate` is
+    ours (a door left open, a compressor that stopped): the change per minute between
+    readings `min_gap_min` to `max_gap_min` apart, `threshold` in °C (or %RH) per minute.
     """
 
     name: Slug = Field(description="names the alarm within its zone, e.g. heat, freeze")
     quantity: Quantity = Field("temperature", description="what the threshold is of")
-    direction: Literal["above", "below"] = Field(description="above: an upper alarm")
-    threshold: float = Field(description="°C or %RH; a reading equal to it is an excursion")
-    type: Literal["instant", "consecutive"] = Field(
-        "consecutive", description="instant: at once; consecutive: one excursion this long"
+    direction: Literal["above", "below"] = Field(
+        description="above: an upper alarm (rate: rising); below: a lower one (rate: falling)"
+    )
+    # Before `threshold`: its check depends on the type (a rate's threshold is per minute).
+    type: ConditionType = Field(
+        "consecutive", description="instant: at once; consecutive: one excursion this long; "
+        "cumulative: this long in all in a local day; rate: change per minute",
+    )  # fmt: skip
+    threshold: float = Field(
+        description="°C or %RH (rate: per minute, more than 0); a reading equal to it is an "
+        "excursion"
     )
     delay_min: float = Field(
-        0.0, ge=0, le=7 * 24 * 60, description="minutes a consecutive excursion lasts to alarm"
-    )
+        0.0, ge=0, le=7 * 24 * 60,
+        description="minutes a consecutive excursion lasts to alarm (cumulative: in a day, "
+        "at most 24 h)",
+    )  # fmt: skip
     hysteresis: float = Field(
         0.5, ge=0, le=20,
-        description="a raised alarm clears only once a reading is this far back inside",
+        description="a raised alarm clears only once a reading is this far back inside "
+        "(rate: a rate this far below the threshold)",
     )  # fmt: skip
     severity: Literal["warning", "critical"] = Field("critical", description="of the alarm")
+    min_gap_min: float = Field(
+        1.0, gt=0, le=60,
+        description="rate only: a reading is compared with the newest one at least this "
+        "much older (sensor noise over seconds is no rate)",
+    )  # fmt: skip
+    max_gap_min: float = Field(
+        15.0, gt=0, le=240,
+        description="rate only: readings further apart are not compared (after a gap the "
+        "change is not known to be sudden)",
+    )  # fmt: skip
 
     @field_validator("threshold")
     @classmethod
     def _plausible(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("type") == "rate":
+            if not 0 < value <= RATE_MAX:
+                raise ValueError(f"a rate per minute is more than 0 and at most {RATE_MAX:g}")
+            return value
         low, high = PLAUSIBLE[info.data.get("quantity", "temperature")]
         if not low <= value <= high:
             raise ValueError(f"outside what a sensor reports ({low:g} to {high:g})")
@@ -50,10 +82,18 @@ class AlarmCondition(Section):
 
     @model_validator(mode="after")
     def _delay_fits_type(self) -> Self:
-        if self.type == "instant" and self.delay_min:
-            raise ValueError("delay_min: an instant condition has no delay")
-        if self.type == "consecutive" and not self.delay_min:
-            raise ValueError("delay_min: a consecutive condition needs a delay (or type instant)")
+        if self.type in ("instant", "rate") and self.delay_min:
+            article = "an" if self.type == "instant" else "a"
+            raise ValueError(f"delay_min: {article} {self.type} condition has no delay")
+        if self.type in ("consecutive", "cumulative") and not self.delay_min:
+            raise ValueError(f"delay_min: a {self.type} condition needs a delay (or type instant)")
+        if self.type == "cumulative" and self.delay_min > 24 * 60:
+            raise ValueError("delay_min: a day holds at most 1440 minutes")
+        if self.type == "rate":
+            if self.hysteresis > self.threshold:
+                raise ValueError("hysteresis: a rate's band is at most its threshold")
+            if self.max_gap_min < self.min_gap_min:
+                raise ValueError("max_gap_min: less than min_gap_min")
         return self
 
     def outside(self, value: float) -> bool:
@@ -66,9 +106,26 @@ class AlarmCondition(Section):
             return value <= self.threshold - self.hysteresis
         return value >= self.threshold + self.hysteresis
 
+    def rate_beyond(self, per_min: float) -> bool:
+        """True for a change per minute at or beyond the threshold in the direction (rate)."""
+        return (per_min if self.direction == "above" else -per_min) >= self.threshold
+
+    def rate_back_inside(self, per_min: float) -> bool:
+        """True for a change per minute `hysteresis` back inside the threshold (rate)."""
+        moving = per_min if self.direction == "above" else -per_min
+        return moving <= self.threshold - self.hysteresis
+
     @property
     def delay_s(self) -> float:
         return self.delay_min * 60
+
+    @property
+    def min_gap_s(self) -> float:
+        return self.min_gap_min * 60
+
+    @property
+    def max_gap(self) -> timedelta:
+        return timedelta(minutes=self.max_gap_min)
 
 
 class StorageClass(Section):

@@ -15,7 +15,8 @@ from edge.contract.topics import AlertKind
 
 
 class Alert(Payload):
-    """One step in an alarm's life: raised, acknowledged, cleared."""
+    """One step in an alarm's life: raised, acknowledged, cleared; a raised alarm nobody
+    acknowledged in time is sent once more, escalated (`escalated_at` set)."""
 
     alert_id: EventId = Field(description="stays the same through the alarm's life")
     kind: AlertKind
@@ -26,6 +27,10 @@ class Alert(Payload):
     raised_at: AwareDatetime
     at: AwareDatetime = Field(description="when this state was entered")
     message: ShortText = Field(description="plain words, never a person's data")
+    escalated_at: AwareDatetime | None = Field(
+        None, description="when the alarm was escalated (raised and not acknowledged in "
+        "time): its one second alert, and every step after it, carry it; absent before",
+    )  # fmt: skip
 
 
 class Summary(Payload):

@@ -72,6 +72,7 @@ class AlertKind(StrEnum):
     CLOCK_SKEW = "clock-skew"
     DATA_LOSS = "data-loss"
     DEPOT_CLIMATE = "depot-climate"
+    DEPOT_SENSOR_STALE = "depot-sensor-stale"
     SEQ_JUMP = "seq-jump"
     DOCUMENT_REFUSED = "document-refused"
     CHAIN_BREAK = "chain-break"

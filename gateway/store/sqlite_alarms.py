@@ -146,6 +146,27 @@ class AlarmsAndAccess:
         row = self._conn().execute("SELECT COUNT(*) FROM alarms WHERE state != 'cleared'")
         return int(row.fetchone()[0])
 
+    def alarms_to_escalate(self, raised_before: datetime) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT alarm_id FROM alarms WHERE state = 'raised' AND escalated_at IS NULL "
+            "AND raised_at <= ? ORDER BY raised_at",
+            (utc_text(raised_before),),
+        )
+        return [alarm_id for (alarm_id,) in rows]
+
+    def escalate_alarms(self, alarm_ids: Sequence[str], at: datetime) -> list[AlarmRecord]:
+        marked: list[str] = []
+        with self._transaction() as conn:
+            for alarm_id in alarm_ids:
+                cursor = conn.execute(
+                    "UPDATE alarms SET escalated_at = ? WHERE alarm_id = ? AND state = 'raised' "
+                    "AND escalated_at IS NULL",
+                    (utc_text(at), alarm_id),
+                )
+                if cursor.rowcount == 1:
+                    marked.append(alarm_id)
+        return self._alarms_by_id(marked)
+
     # --- tokens and audit -------------------------------------------------------------
 
     def add_token(self, token_hash: str, name: str, role: AccessRole, at: datetime) -> None:

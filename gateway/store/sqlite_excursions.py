@@ -22,6 +22,9 @@ class Excursion:
 
     `since` is the time of the excursion's first reading outside (None when inside);
     `last_at` the newest reading evaluated: a reading not newer is not evaluated again.
+    Cumulative conditions keep the local `day` their sum is for and its seconds in the
+    alarm range (`day_out_s`); cumulative and rate conditions the reading they compare the
+    next one with (`ref_at`, `ref_value`).
     """
 
     site: str
@@ -31,6 +34,10 @@ class Excursion:
     phase: ExcursionPhase
     since: datetime | None
     last_at: datetime
+    day: str | None = None
+    day_out_s: float = 0.0
+    ref_at: datetime | None = None
+    ref_value: float | None = None
 
 
 class Excursions:
@@ -44,17 +51,23 @@ class Excursions:
 
     def excursions(self, site: str, node: str) -> dict[tuple[str, str], Excursion]:
         rows = self._conn().execute(
-            "SELECT zone, condition, phase, since, last_at FROM depot_excursions "
-            "WHERE site=? AND node=?",
+            "SELECT zone, condition, phase, since, last_at, day, day_out_s, ref_at, ref_value "
+            "FROM depot_excursions WHERE site=? AND node=?",
             (site, node),
         )
         return {
             (zone, condition): Excursion(
-                site, node, zone, condition, phase,
-                datetime.fromisoformat(since) if since else None, datetime.fromisoformat(last_at),
+                site, node, zone, condition, phase, _time(since), datetime.fromisoformat(last_at),
+                day, day_out_s, _time(ref_at), ref_value,
             )
-            for zone, condition, phase, since, last_at in rows
+            for zone, condition, phase, since, last_at, day, day_out_s, ref_at, ref_value in rows
         }  # fmt: skip
+
+    def zones_last_evaluated(self) -> dict[tuple[str, str, str], datetime]:
+        rows = self._conn().execute(
+            "SELECT site, node, zone, MAX(last_at) FROM depot_excursions GROUP BY site, node, zone"
+        )
+        return {(site, node, zone): datetime.fromisoformat(at) for site, node, zone, at in rows}
 
     def depot_readings_after(
         self, site: str, node: str, zones: Sequence[str], after: datetime
@@ -80,12 +93,19 @@ class Excursions:
             # Never back in time: a writer that read older state loses to the newer one.
             conn.executemany(
                 "INSERT INTO depot_excursions (site, node, zone, condition, phase, since, "
-                "last_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (site, node, zone, condition) "
-                "DO UPDATE SET phase=excluded.phase, since=excluded.since, "
-                "last_at=excluded.last_at WHERE excluded.last_at > depot_excursions.last_at",
+                "last_at, day, day_out_s, ref_at, ref_value) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (site, node, zone, condition) DO UPDATE SET phase=excluded.phase, "
+                "since=excluded.since, last_at=excluded.last_at, day=excluded.day, "
+                "day_out_s=excluded.day_out_s, ref_at=excluded.ref_at, "
+                "ref_value=excluded.ref_value WHERE excluded.last_at > depot_excursions.last_at",
                 [
                     (s.site, s.node, s.zone, s.condition, s.phase,
-                     utc_text(s.since) if s.since else None, utc_text(s.last_at))
+                     utc_text(s.since) if s.since else None, utc_text(s.last_at),
+                     s.day, s.day_out_s, utc_text(s.ref_at) if s.ref_at else None, s.ref_value)
                     for s in states
                 ],
             )  # fmt: skip
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
