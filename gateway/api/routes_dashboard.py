@@ -37,7 +37,10 @@ router = APIRouter(tags=["dashboard"])
 
 STATIC = Path(__file__).parent.parent / "web" / "static"
 # In load order: each script takes what the earlier ones put on window.gatepost.
-SCRIPTS = ("words.js", "dashboard.js", "reports.js")
+SCRIPTS = ("words.js", "dashboard.js", "reports.js", "depots.js")
+# The charts' library (static/vendor/README.md), inlined before the page's own blocks.
+VENDOR_SCRIPT = "vendor/uPlot.iife.min.js"
+VENDOR_STYLE = "vendor/uPlot.min.css"
 TICKER_LENGTH = 20
 FRAMES_PER_S = 4  # at most, per open dashboard, however fast ingest changes things
 SHARED_FOR_S = 1.0  # one snapshot serves every stream for the same change, this long at most
@@ -272,7 +275,11 @@ def render_page() -> str:
         f"window.gatepostWords = {_script_json(dict(catalogue()))};\n"
         f"window.gatepostReasons = {_script_json(reasons)};"
     )
-    return inline_page(STATIC, "dashboard.css", SCRIPTS, words=words)
+    # As it came, but its banner names its home without a scheme: the page links nowhere.
+    script = (STATIC / VENDOR_SCRIPT).read_text(encoding="utf-8").replace("/*! https://", "/*! ", 1)
+    style = (STATIC / VENDOR_STYLE).read_text(encoding="utf-8")
+    return inline_page(STATIC, "dashboard.css", SCRIPTS, words=words, vendorScript=script,
+                       vendorStyle=style)  # fmt: skip
 
 
 def _script_json(value: object) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,12 +17,16 @@ from fastapi.testclient import TestClient
 from edge.contract.events import DepotReading, DepotReadingBatch
 from gateway.alarms import AlarmBook
 from gateway.api.context import GatewayContext
-from gateway.api.routes_depots import ZONES_MAX
+from gateway.api.routes_dashboard import STATIC
+from gateway.api.routes_depots import ZONES_MAX, ZoneState
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.depot_rules import ExcursionRules
 from gateway.depot_summary import mean_kinetic_temperature
 from gateway.live import LiveFeed
+from gateway.storage_classes import BUILT_IN, Quantity
 from gateway.store import SqliteStore
+from gateway.store.records import DepotReadingRecord
+from gateway.web.words import catalogue
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_access import bearer, open_api
 from tests.gateway.test_api_alarms import sample as sample_alarm
@@ -327,3 +332,29 @@ def test_overview__roles(at_noon: TestClient) -> None:
     assert at_noon.get("/api/depots", headers=bearer("admin")).json()["may_acknowledge"] is True
     assert at_noon.get("/api/depots", headers=bearer("registrar")).status_code == 403
     assert at_noon.get("/api/depots").status_code == 401
+
+
+# --- the page's words for what this API answers ---------------------------------------------
+
+
+def test_words__every_key_the_depot_page_shows_is_in_the_catalogue() -> None:
+    script = (STATIC / "depots.js").read_text(encoding="utf-8")
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    namespaces = "|".join({key.split(".", 1)[0] for key in catalogue()})
+    used = set(re.findall(rf'"((?:{namespaces})\.[\w./-]+)"', script))
+    used |= set(re.findall(r'data-word="([^"]+)"', html))
+    # Keys made from the API's values: each value it can take (a class a site adds, or a
+    # state added later, is shown by its slug).
+    made: dict[str, tuple[str, ...]] = {
+        "zoneState": get_args(ZoneState),
+        "reading": tuple(  # an ok reading shows its values
+            s for s in get_args(DepotReadingRecord.model_fields["status"].annotation) if s != "ok"
+        ),
+        "quantity": get_args(Quantity),
+        "storageClass": tuple(BUILT_IN),
+    }
+    assert set(re.findall(r"`(\w+)\.\$\{", script)) == set(made)
+    used |= {f"{family}.{value}" for family, values in made.items() for value in values}
+    assert len(used) > 50  # the scan found the page's words
+    missing = sorted(used - set(catalogue()))
+    assert not missing, f"shown on the depot page, not in words.json: {missing}"

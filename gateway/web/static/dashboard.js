@@ -105,7 +105,8 @@
     const alarms = gp.state.alarms;
     for (const alarm of alarms) list.append(alarmItem(alarm));
     $("#no-alarms").hidden = alarms.length > 0;
-    const raised = alarms.filter((alarm) => alarm.state === "raised").length;
+    // Not yet seen to: raised, or a state added later (escalated) without an acknowledgement.
+    const raised = alarms.filter((alarm) => !alarm.acknowledged_at && alarm.state !== "cleared").length;
     const count = $("#alarm-count");
     count.hidden = raised === 0;
     count.textContent = String(raised);
@@ -115,43 +116,54 @@
   // one the catalogue does not have is said as the place and the kind's name.
   function alarmText(alarm) {
     const { key, values } = alarm.words;
-    const vars = { ...values, kind: pairOf(`kind.${alarm.kind}`) };
+    const kind = Array.isArray(gp.T[`kind.${alarm.kind}`]) ? pairOf(`kind.${alarm.kind}`) : [alarm.kind, alarm.kind];
+    const vars = { ...values, kind };
     return say(gp.T[`alarm.${key}`] ? `alarm.${key}` : "alarm.other", vars);
   }
 
-  function alarmItem(alarm) {
-    const zone = zoneOf(alarm.site);
+  // An alarm's item, with an acknowledge button while nobody acknowledged it. Options:
+  // testid, the prefix of its test ids; zone, the time zone of its times (else its site's);
+  // acknowledge, false where the token may not; acknowledged, run once it is. A severity,
+  // kind or state the catalogue does not have is shown as the gateway named it.
+  function alarmItem(alarm, options = {}) {
+    const { testid = "alarm", zone = zoneOf(alarm.site), acknowledge: may = true, acknowledged } = options;
+    const term = (key, slug) => (Array.isArray(gp.T[key]) ? say(key) : both([slug, slug]));
     const place = alarm.node ? `${alarm.site} · ${alarm.node}` : alarm.site;
     const item = element("li", {
       className: "alarm",
-      dataset: { testid: `alarm-${alarm.alarm_id}`, severity: alarm.severity, state: alarm.state, kind: alarm.kind },
+      dataset: { testid: `${testid}-${alarm.alarm_id}`, severity: alarm.severity, state: alarm.state, kind: alarm.kind },
     },
       element("div", { className: "what" },
-        element("b", { className: "severity" }, say(`severity.${alarm.severity}`)), " ",
-        element("strong", {}, say(`kind.${alarm.kind}`)), " ",
+        element("b", { className: "severity" }, term(`severity.${alarm.severity}`, alarm.severity)), " ",
+        element("strong", {}, term(`kind.${alarm.kind}`, alarm.kind)), " ",
         element("span", { className: "place" }, place)),
       element("div", { className: "text" }, alarmText(alarm)),
       element("div", { className: "meta" }, both(whenIn(zone, alarm.raised_at))));
-    if (alarm.state === "raised") {
-      const button = element("button", {
-        type: "button", className: "primary", dataset: { testid: `acknowledge-${alarm.alarm_id}` },
-      }, say("alarm.acknowledge"));
-      button.addEventListener("click", () => acknowledge(button, alarm));
-      item.append(button);
-    } else {
+    if (!["raised", "acknowledged", "cleared"].includes(alarm.state)) {
+      $(".meta", item).append(" · ", both([alarm.state, alarm.state]));  // a state added later
+    }
+    if (alarm.acknowledged_at) {
       $(".meta", item).append(" · ", say("alarm.acknowledgedBy", {
         who: alarm.acknowledged_by || "", time: whenIn(zone, alarm.acknowledged_at),
       }));
+    } else if (alarm.state !== "cleared" && may) {
+      const button = element("button", {
+        type: "button", className: "primary",
+        dataset: { testid: `${testid === "alarm" ? "acknowledge" : `${testid}-acknowledge`}-${alarm.alarm_id}` },
+      }, say("alarm.acknowledge"));
+      button.addEventListener("click", () => acknowledge(button, alarm, acknowledged));
+      item.append(button);
     }
     return item;
   }
 
-  async function acknowledge(button, alarm) {
+  async function acknowledge(button, alarm, acknowledged) {
     button.disabled = true;
     try {
       await api(`/api/alarms/${encodeURIComponent(alarm.alarm_id)}/acknowledge`, { method: "POST" });
       message("ok", say("alarm.acknowledged"));
-      // The stream brings the alarm's new state; nothing to redraw here.
+      // The stream brings the alarm's new state to the board; other views ask again.
+      if (acknowledged) acknowledged();
     } catch (failure) {
       button.disabled = false;
       if (!gp.tokenProblem(failure)) message("bad", failureWords(failure));
@@ -223,6 +235,8 @@
     try {
       render(await (await api("/api/dashboard")).json());
     } catch (failure) {
+      // A token that may not see the gates may still see the depots (depots.js).
+      if (failure.status === 403 && await gp.depotsOnly()) { $("#token-form").hidden = true; return; }
       if (!tokenProblem(failure)) { setLink("lost"); setTimeout(connect, RECONNECT_MS); }
       return;
     }
@@ -252,7 +266,7 @@
     connect();
   });
 
-  Object.assign(gp, { render, tokenProblem, connect });
+  Object.assign(gp, { render, tokenProblem, connect, alarmItem });
   setLink("connecting");
   setInterval(renderAges, 1000);
   // reports.js (loaded next) defines gp.reportSites before the first frame can arrive.

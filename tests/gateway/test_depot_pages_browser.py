@@ -1,0 +1,261 @@
+"""The depot pages in chromium, as a depot keeper and the command center use them, over a real
+gateway app and store whose depot readings went through the excursion rules."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import Page, Playwright, expect
+
+from edge.contract.events import DepotReading, DepotReadingBatch
+from edge.gate.console.server import ConsoleServer
+from gateway.access import hash_token
+from gateway.api.app import create_app
+from gateway.api.context import GatewayContext
+from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.depot_rules import ExcursionRules
+from gateway.store import SqliteStore
+from tests.browser import assert_chinese_renders, by_id, eventually, open_page, shows
+from tests.console.test_chinese_fonts import DEJAVU, fontconfig
+from tests.gateway.factory import Gates
+
+pytestmark = pytest.mark.browser
+
+COMMAND = "gpt_cold-chain-desk"
+DEPOT = "gpt_depot-keeper"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+COLD = "cold-store-1"
+DRY = "dry-store"
+STEP = timedelta(minutes=10)
+
+# Reads the chart's canvas: how many pixels are (about) each colour, as the legend's
+# swatches show them (the swatch's computed background, alpha included).
+COUNT_PIXELS = """() => {
+  const canvas = document.querySelector('[data-testid="zone-chart"] canvas');
+  if (!canvas) return null;
+  const rgba = (css) => {
+    const [r, g, b, a = 1] = css.match(/[\\d.]+/g).map(Number);
+    return [r, g, b, Math.round(a * 255)];
+  };
+  const swatch = (name) => rgba(getComputedStyle(
+    document.querySelector(`[data-testid="zone-legend"] .swatch.${name}`)).backgroundColor);
+  const wanted = { line: swatch("line"), band: swatch("band"), excursion: swatch("excursion") };
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  const counts = { line: 0, band: 0, excursion: 0, painted: 0 };
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3] > 0) counts.painted++;
+    for (const [name, [r, g, b, a]] of Object.entries(wanted)) {
+      if (Math.abs(data[i + 3] - a) <= 2 && Math.abs(data[i] - r) <= 8
+          && Math.abs(data[i + 1] - g) <= 8 && Math.abs(data[i + 2] - b) <= 8) counts[name]++;
+    }
+  }
+  return { ...counts, width: canvas.width, height: canvas.height, wanted };
+}"""
+
+
+@pytest.fixture
+def gateway_config(tmp_path: Path) -> GatewayConfig:
+    """Site `north` with depot d01: a cold store (2 to 8 °C class) and a dry store (room class)."""
+    site = SiteSection(
+        name="north", gates=("g01",), depots=("d01",), zones={"d01": {COLD: "cold", DRY: "room"}}
+    )
+    return GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
+
+
+@pytest.fixture
+def server(gateway_context: GatewayContext) -> Iterator[ConsoleServer]:
+    """The gateway app on a free port, with a command token and a depot token."""
+    store = gateway_context.store
+    store.add_token(hash_token(COMMAND), "cold-chain-desk", "command", datetime.now(UTC))
+    store.add_token(hash_token(DEPOT), "depot-keeper", "depot", datetime.now(UTC))
+    running = ConsoleServer(create_app(gateway_context), port=0)
+    running.start()
+    yield running
+    running.stop()
+
+
+def temperature_at(at: datetime, now: datetime, yesterday: date) -> float:
+    """Yesterday (the site's) 06:00 to 08:00 a two-hour excursion at 9 °C, too short to
+    alarm; 9 °C again for the last 11 hours up to now, which alarms (8 °C for 10 h)."""
+    local = at.astimezone(SHANGHAI)
+    if local.date() == yesterday and 6 <= local.hour < 8:
+        return 9.0
+    return 9.0 if at > now - timedelta(hours=11) else 5.0
+
+
+@pytest.fixture
+def cold_store(gateway_context: GatewayContext, store: SqliteStore) -> dict[str, Any]:
+    """Readings of the cold store every 10 min from yesterday's midnight (the site's) to
+    now, stored and evaluated by the excursion rules as a gateway does on arrival."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    yesterday = now.astimezone(SHANGHAI).date() - timedelta(days=1)
+    at = datetime.combine(yesterday, time(), tzinfo=SHANGHAI).astimezone(UTC)
+    readings = []
+    while at <= now:
+        readings.append(DepotReading(
+            sensor=COLD, bus_address=1, at=at, status="ok",
+            temperature_c=temperature_at(at, now, yesterday), humidity_pct=55.0,
+        ))  # fmt: skip
+        at += STEP
+    gates = Gates("north", now=now)
+    batches = [
+        gates.inbound("d01", DepotReadingBatch, readings=tuple(readings[i : i + 100]))
+        for i in range(0, len(readings), 100)
+    ]
+    store.write(batches)
+    ExcursionRules(gateway_context.config, store, gateway_context.alarms).on_stored(batches)
+    return {"now": now, "yesterday": yesterday, "readings": readings}
+
+
+def of_day(readings: list[DepotReading], day: date) -> list[DepotReading]:
+    return [r for r in readings if r.at.astimezone(SHANGHAI).date() == day]
+
+
+def excursions(day: list[DepotReading]) -> int:
+    """Runs of readings at or above 8 °C (the band's top; the cold class's freeze is far)."""
+    outs = [r.temperature_c is not None and r.temperature_c >= 8.0 for r in day]
+    return sum(1 for i, out in enumerate(outs) if out and (i == 0 or not outs[i - 1]))
+
+
+def pixels(page: Page) -> dict[str, Any]:
+    counted: dict[str, Any] | None = page.evaluate(COUNT_PIXELS)
+    assert counted is not None, "no chart canvas"
+    return counted
+
+
+def open_depots(page: Page, server: ConsoleServer, token: str) -> None:
+    page.goto(f"{server.url}/?token={token}#depots")
+    expect(by_id(page, "depots")).to_be_visible()
+    expect(by_id(page, f"zone-north-d01-{COLD}")).to_be_visible()
+
+
+def test_a_zones_day_charted_with_its_band_and_excursions_and_its_alarm_acknowledged(
+    page: Page, server: ConsoleServer, store: SqliteStore, cold_store: dict[str, Any]
+) -> None:
+    (alarm,) = store.alarms()
+    assert (alarm.kind, alarm.subject, alarm.state) == ("depot-climate", f"{COLD}/heat", "raised")
+    open_depots(page, server, COMMAND)
+    expect(page.locator(".board")).to_be_hidden()  # the gates' view is the other tab
+
+    # At a glance: each zone's value, its state in words (and by colour), its class's band.
+    cold = by_id(page, f"zone-north-d01-{COLD}")
+    expect(cold).to_have_attribute("data-state", "alarm")
+    shows(by_id(cold, "zone-state"), "✕ 告警")
+    shows(by_id(cold, "zone-value"), "9.0 °C · 55.0 %RH")
+    shows(cold, "冷藏 · -0.5 至 8.0 °C 之间")
+    dry = by_id(page, f"zone-north-d01-{DRY}")
+    expect(dry).to_have_attribute("data-state", "no-data")
+    shows(by_id(dry, "zone-state"), "无数据")
+    shows(dry, "常温 · 低于 25.0 °C · 低于 75.0 %RH")
+    assert page.eval_on_selector(
+        f'[data-testid="zone-north-d01-{COLD}"]', "e => getComputedStyle(e).borderTopColor"
+    ) != page.eval_on_selector(
+        f'[data-testid="zone-north-d01-{DRY}"]', "e => getComputedStyle(e).borderTopColor"
+    )
+    shows(by_id(page, "depot-north-d01"), "从未上线")
+
+    # The zone's day: today at first, then yesterday by the day picker.
+    cold.click()
+    detail = by_id(page, "zone-detail")
+    shows(by_id(detail, "zone-title"), f"d01 · {COLD}")
+    today = cold_store["now"].astimezone(SHANGHAI).date()
+    expect(by_id(page, "zone-day")).to_have_value(today.isoformat())
+    todays = of_day(cold_store["readings"], today)
+    shows(by_id(page, "legend-line"), f"温度（°C），{len(todays)} 个读数")
+    yesterday = cold_store["yesterday"]
+    by_id(page, "zone-day").fill(yesterday.isoformat())
+    by_id(page, "zone-load").click()
+    day = of_day(cold_store["readings"], yesterday)
+    assert len(day) == 144
+    shows(by_id(page, "legend-line"), f"温度（°C），{len(day)} 个读数")
+    shows(by_id(page, "legend-band"), "允许范围：-0.5 至 8.0 °C 之间")
+    shows(by_id(page, "legend-excursions"), f"超出范围：{excursions(day)} 次")
+    shows(by_id(page, "legend-range"), "当日 5.0 至 9.0 °C")
+    expect(by_id(page, "zone-chart")).to_have_attribute("data-points", "144")
+
+    # The canvas: the line, the band and the excursions in the legend's colours.
+    painted = pixels(page)
+    area = painted["width"] * painted["height"]
+    assert painted["line"] > painted["width"] // 2, painted  # a line across the day
+    assert painted["band"] > area // 20, painted  # the band, a wide strip
+    assert painted["excursion"] > area // 200, painted  # 06:00 to 08:00 at least, shaded
+    # The cursor over the chart reads the reading under it.
+    box = page.locator('[data-testid="zone-chart"] .u-over').bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 7 / 24, box["y"] + box["height"] / 2)
+    shows(by_id(page, "legend-cursor"), "9.0 °C")  # about 07:00: inside the excursion
+
+    # The day in figures: 12 readings at 9 °C from 06:00 stand 10 min each, plus the
+    # alarming one if it began yesterday.
+    minutes_out = sum(10 for r, _ in pairwise(day)
+                      if r.temperature_c is not None and r.temperature_c >= 8.0)  # fmt: skip
+    shows(by_id(page, "summary-out"), f"{minutes_out} 分钟")
+    shows(by_id(page, "summary-min"), "5.0 °C")
+    shows(by_id(page, "summary-max"), "9.0 °C")
+    shows(by_id(page, "summary-readings"), "144")
+    # Mean kinetic temperature: above the mean, as warm hours weigh more.
+    mean = float(by_id(page, "summary-mean").locator("td").inner_text().split()[0])
+    assert float(by_id(page, "summary-mkt").locator("td").inner_text().split()[0]) > mean
+    with page.expect_download() as download_info:
+        by_id(page, "zone-csv").click()
+    download = download_info.value
+    assert download.suggested_filename == f"gatepost-north-d01-{COLD}-{yesterday}.csv"
+    rows = list(csv.DictReader(io.StringIO(download.path().read_text(encoding="utf-8-sig"))))
+    assert len(rows) == 144
+    assert {r["zone"] for r in rows} == {COLD}
+
+    # The zone's open alarm, acknowledged here; the store says so.
+    item = by_id(detail, f"depot-alarm-{alarm.alarm_id}")
+    shows(item, "仓库温湿度异常")
+    shows(item.locator(".text"), f"d01 库区 {COLD} 9.0 °C：已达 8.0 °C 或以上")
+    assert_chinese_renders(page, '[data-testid="depots"]')
+    by_id(item, f"depot-alarm-acknowledge-{alarm.alarm_id}").click()
+    eventually(lambda: store.alarm(alarm.alarm_id).state == "acknowledged")
+    assert store.alarm(alarm.alarm_id).acknowledged_by == "cold-chain-desk"
+    shows(by_id(detail, f"depot-alarm-{alarm.alarm_id}"), "cold-chain-desk 已确认")
+    expect(by_id(page, f"depot-alarm-acknowledge-{alarm.alarm_id}")).to_have_count(0)
+
+    by_id(page, "language-toggle").click()
+    shows(by_id(cold, "zone-state"), "ALARM")
+    shows(by_id(page, "legend-band"), "Allowed: between -0.5 and 8.0 °C")
+    shows(by_id(page, "summary-out"), f"{minutes_out} min")
+    shows(by_id(page, "legend-excursions"), f"Excursions: {excursions(day)}")
+    shows(by_id(detail, f"depot-alarm-{alarm.alarm_id}"), "Acknowledged by cold-chain-desk")
+
+
+def test_a_depot_token_sees_the_depots_only_and_cannot_acknowledge(
+    page: Page, server: ConsoleServer, store: SqliteStore, cold_store: dict[str, Any]
+) -> None:
+    (alarm,) = store.alarms()
+    page.goto(f"{server.url}/?token={DEPOT}")  # the gates' view asked for; refused to it
+    expect(by_id(page, f"zone-north-d01-{COLD}")).to_be_visible()
+    expect(page.locator(".board")).to_be_hidden()
+    expect(by_id(page, "view-gates")).to_be_hidden()
+    expect(by_id(page, "token-form")).to_be_hidden()
+    shows(by_id(page, "depots-read-only"), "此令牌只能查看仓储")
+    by_id(page, f"zone-north-d01-{COLD}").click()
+    item = by_id(page, f"depot-alarm-{alarm.alarm_id}")
+    shows(item, "仓库温湿度异常")
+    expect(by_id(page, f"depot-alarm-acknowledge-{alarm.alarm_id}")).to_have_count(0)
+    expect(by_id(page, "zone-chart").locator("canvas")).to_have_count(1)
+    assert_chinese_renders(page, '[data-testid="depots"]')
+    assert store.alarm(alarm.alarm_id).state == "raised"
+
+
+def test_without_a_cjk_font_the_depot_page_fails_the_tofu_check(
+    playwright_driver: Playwright, tmp_path: Path, server: ConsoleServer
+) -> None:
+    # The check is the one tests/console/test_chinese_fonts.py proves; here it sees the page.
+    env = fontconfig(tmp_path / "fontconfig", [DEJAVU])  # a fresh Debian: no CJK font
+    with open_page(playwright_driver, tmp_path / "profile", env=env) as page:
+        open_depots(page, server, COMMAND)
+        with pytest.raises(pytest.fail.Exception, match="missing-glyph boxes"):
+            assert_chinese_renders(page, '[data-testid="depots"]')
