@@ -1,7 +1,8 @@
-"""What a gate keeps beside its events: open holds, the day's counts, shifts, exits, faults.
+"""What a gate keeps beside its events: open holds, the day's counts, shifts, exits.
 
 It lives in the outbox's meta table and is written in the same transaction as the
-events that change it, so after a crash it matches the events exactly.
+events that change it, so after a crash it matches the events exactly. The faults
+reported are kept beside it by edge/fault_log.py.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ class LocalBook:
     on_duty: list[str] = field(default_factory=list)
     week: str = ""
     household_exits: dict[str, int] = field(default_factory=dict)
-    # "device/fault" -> detail of every fault raised and not yet cleared, as reported.
-    faults: dict[str, str] = field(default_factory=dict)
 
     def dump(self) -> dict[str, str]:
         return {
@@ -34,7 +33,6 @@ class LocalBook:
             "holds": json.dumps([h.model_dump(mode="json") for h in self.holds.values()]),
             "on_duty": json.dumps(self.on_duty),
             "household": json.dumps({"week": self.week, "exits": self.household_exits}),
-            "faults": json.dumps(self.faults),
         }
 
     @classmethod
@@ -48,5 +46,4 @@ class LocalBook:
         book.on_duty = json.loads(outbox.get_meta("on_duty", "[]"))
         household = json.loads(outbox.get_meta("household", "{}"))
         book.week, book.household_exits = household.get("week", ""), household.get("exits", {})
-        book.faults = json.loads(outbox.get_meta("faults", "{}"))
         return book

@@ -30,6 +30,7 @@ from edge.credentials.native import Badge
 from edge.credentials.verifier import Verdict, Verifier
 from edge.devices.base import CodeScan, Reading, ScanFailed, TemperatureReading
 from edge.devices.link import FaultChange
+from edge.fault_log import FaultLog
 from edge.gate.book import LocalBook
 from edge.gate.console_actions import ConsoleActions, GateActions
 from edge.gate.daily import daily_report_fields, report_period, tally
@@ -42,7 +43,6 @@ from edge.gate.decision import (
     masked_name,
     usable_reading,
 )
-from edge.gate.fault_log import FaultLog
 from edge.gate.views import (
     ConsoleUpdate,
     DecisionView,
@@ -73,7 +73,7 @@ class _Pending:
     at: float
 
 
-class GateCheckpoint(ConsoleActions, FaultLog):
+class GateCheckpoint(ConsoleActions):
     """The gate: implements the console's Checkpoint and takes the devices' readings.
 
     Args:
@@ -116,6 +116,8 @@ class GateCheckpoint(ConsoleActions, FaultLog):
         self._changed = threading.Condition(self._lock)
         self._version = 0
         self._book = LocalBook.load(outbox)
+        # Fault events commit through this checkpoint's transactions: the consoles hear.
+        self.faults = FaultLog(outbox, clock, transaction=self._transaction, lock=self._lock)
         self._readings: deque[TemperatureReading] = deque(maxlen=256)
         self._pending: _Pending | None = None
         # Readings taken at or before this (monotonic) instant belong to an earlier
@@ -188,6 +190,20 @@ class GateCheckpoint(ConsoleActions, FaultLog):
     def on_fault(self, change: FaultChange) -> None:
         """A device fault raised or cleared: one device-fault event, and the console told."""
         self.record_fault(change.device, change.fault, change.state, change.detail)
+
+    def record_fault(
+        self, device: str, fault: str, state: Literal["raised", "cleared"], detail: str | None,
+        *, each_incident: bool = False,
+    ) -> None:  # fmt: skip
+        """One device-fault event per change (FaultLog.record_fault)."""
+        self.faults.record_fault(device, fault, state, detail, each_incident=each_incident)
+
+    @property
+    def reported_faults(self) -> set[tuple[str, str]]:
+        return self.faults.reported_faults
+
+    def reconcile_faults(self, present: set[tuple[str, str]]) -> None:
+        self.faults.reconcile_faults(present)
 
     def on_exit_button(self) -> None:
         """Someone leaving pressed the exit button: the barrier opens and it is counted.

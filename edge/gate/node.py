@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib.metadata import version
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -17,8 +14,8 @@ from edge.configfile import ConfigError
 from edge.contract import topics
 from edge.contract.catalogue import Message
 from edge.contract.documents import SignedNodeConfig, SignedRevocationList, SignedTrustList
-from edge.contract.presence import Birth, DeviceState, Health
-from edge.contract.topics import Role, TopicKind
+from edge.contract.presence import DeviceState
+from edge.contract.topics import TopicKind
 from edge.credentials.store import TrustStore
 from edge.credentials.trust import DocumentRefused, root_keys_for
 from edge.credentials.verifier import Verifier
@@ -30,28 +27,15 @@ from edge.gate.config import GateConfig
 from edge.gate.gpio.gateio import GateIO
 from edge.gate.remote import NodeConfigStore
 from edge.gate.views import NodeView
-from edge.lifecycle import ProcessUsage
-from edge.outbox import Outbox
-from edge.uplink import Uplink
+from edge.runtime import NodeRuntime
 
 if TYPE_CHECKING:
     from edge.devices.camera.reader import CameraLink
 
 log = logging.getLogger(__name__)
 
-# A code waiting for a temperature and the report cut-off are checked this often.
-TICK_S = 0.25
-OUTBOX_CHECKPOINT_S = 2.0
-# Faults reported before a restart and not raised again by then are cleared: this long
-# after the slowest part would have timed out, so ports have opened and parts spoken.
-FAULT_RECONCILE_MARGIN_S = 5.0
-# A worker thread that died is started again after this long; its fault is cleared once
-# it has run this much longer without dying (one that dies at once stays in fault).
-WORKER_RESTART_S = 2.0
-WORKER_HEALTHY_S = 10.0
 
-
-class GateNode:
+class GateNode(NodeRuntime):
     """One gate: devices, decision, barrier, outbox, uplink and console.
 
     Args:
@@ -64,63 +48,31 @@ class GateNode:
         self, config: GateConfig, *, pin_factory: Any = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:  # fmt: skip
+        super().__init__(
+            config.node_id, state_dir=config.node.state_dir, broker=config.broker,
+            outbox=config.outbox, clock=clock,
+        )  # fmt: skip
         self.config = config
-        self.node = config.node_id
-        self.clock = clock
         self.pin_factory = pin_factory
-        self.started = time.monotonic()  # uptime: the wall clock may step at boot (NTP)
-        self.usage = ProcessUsage()
         self.links: list[DeviceLink | CameraLink] = []
         self.io: GateIO | None = None
         self.console: Any = None
         self.console_url: str | None = None
-        self._threads: list[threading.Thread] = []
-        self._stop = threading.Event()
-        self._outbox_faults: set[str] = set()
-        self._worker_faults: set[str] = set()
-        self._restarted: dict[str, float] = {}  # worker -> when it was started again
         self._shown: tuple[object, ...] = ()
 
-    def run(self, stop: threading.Event) -> None:
-        """Run until `stop` is set; every step that started is undone on the way out."""
-        self._stop = stop
-        try:
-            self.init_outbox()
-            self.init_trust()
-            self.init_gpio()
-            self.init_checkpoint()
-            self.init_devices()
-            self.init_uplink()
-            self.init_console()
-            log.info("gate %s running", self.node)
-            next_checkpoint = 0.0
-            reconcile_at = time.monotonic() + self._fault_settle_s()
-            while not stop.wait(TICK_S):
-                self.checkpoint.tick()
-                self._watch_outbox()
-                self._watch_workers()
-                self._refresh_console()
-                if time.monotonic() >= next_checkpoint:
-                    self.outbox.checkpoint()
-                    next_checkpoint = time.monotonic() + OUTBOX_CHECKPOINT_S
-                if reconcile_at and time.monotonic() >= reconcile_at:
-                    self.checkpoint.reconcile_faults(self.present_faults())
-                    reconcile_at = 0.0
-        finally:
-            self.shutdown()
+    def start(self) -> None:
+        self.init_outbox()
+        self.init_trust()
+        self.init_gpio()
+        self.init_checkpoint()
+        self.init_devices()
+        self.init_uplink()
+        self.init_console()
 
-    def init_outbox(self) -> None:
-        """The outbox, and the uplink that drains it (started last, once all is in place)."""
-        state = self.config.node.state_dir
-        self.outbox = Outbox(state / "outbox.db", self.node, self.config.outbox.capacity)
-        site = self.node.site
-        self.uplink = Uplink(
-            self.config.broker.settings(), self.node, self.outbox,
-            birth=self.birth, health=self.health,
-            downlink=(topics.config(site, self.node.name), topics.trust(site),
-                      topics.revocations(site)),
-            on_document=self.on_document, on_refused=self.on_bad_document,
-        )  # fmt: skip
+    def tick(self) -> None:
+        self.checkpoint.tick()  # a code waiting for a temperature, the report cut-off
+        super().tick()
+        self._refresh_console()
 
     def init_trust(self) -> None:
         keys: list[Ed25519PublicKey] = []
@@ -162,6 +114,7 @@ class GateNode:
             on_event=self.uplink.wake,
             clock=self.clock,
         )  # fmt: skip
+        self.faults = self.checkpoint.faults
 
     def init_devices(self) -> None:
         devices = self.config.devices
@@ -190,10 +143,6 @@ class GateNode:
             )  # fmt: skip
             camera.start(self._stop)
             self.links.append(camera)
-
-    def init_uplink(self) -> None:
-        self.uplink.settings.broker.check()  # a wrong certificate path stops the start, named
-        self._start_thread("uplink", self.uplink.run)
 
     def init_console(self) -> None:
         settings = self.config.console
@@ -226,98 +175,42 @@ class GateNode:
         self._stop.set()
         if self.console is not None:
             self.console.stop()
-        for thread in self._threads:
-            thread.join(15)
+        super().shutdown()
+
+    def close_parts(self) -> None:
         for link in self.links:
             link.join()
         if self.io is not None:
             self.io.close()
-        if hasattr(self, "outbox"):
-            self.outbox.close()
-        log.info("gate %s stopped", self.node)
-
-    def _start_thread(self, name: str, target: Callable[[threading.Event], None]) -> None:
-        thread = threading.Thread(
-            target=self._supervise, args=(name, target, self._stop), name=name
-        )
-        thread.start()
-        self._threads.append(thread)
-
-    def _supervise(
-        self, name: str, target: Callable[[threading.Event], None], stop: threading.Event
-    ) -> None:
-        """Run a worker until `stop`; one that dies is a fault, and is started again."""
-        while not stop.is_set():
-            try:
-                target(stop)
-                return
-            except Exception as exc:
-                log.exception("%s worker died; starting it again", name)
-                self._restarted.pop(name, None)
-                self._worker_faults.add(name)
-                self.checkpoint.record_fault(
-                    name, "crashed", "raised", f"{type(exc).__name__}: {exc}"
-                )
-            if stop.wait(WORKER_RESTART_S):
-                return
-            self._restarted[name] = time.monotonic()
-
-    def _watch_workers(self) -> None:
-        """Clear the fault of a worker that has run WORKER_HEALTHY_S since it was restarted."""
-        for name, since in list(self._restarted.items()):
-            if time.monotonic() - since >= WORKER_HEALTHY_S:
-                self._restarted.pop(name, None)
-                self._worker_faults.discard(name)
-                self.checkpoint.record_fault(name, "crashed", "cleared", None)
 
     # Presence.
-    def devices(self) -> dict[str, DeviceState]:
+    def part_states(self) -> dict[str, DeviceState]:
         states: dict[str, DeviceState] = {link.name: link.state for link in self.links}
         if self.io is not None and self.io.door is not None:
             states["door"] = "fault" if self.io.door.held_open else "ok"
-        states["outbox"] = "fault" if self._outbox_faults else "ok"
-        for worker in self._worker_faults:
-            states[worker] = "fault"
         return states
 
-    def _fault_settle_s(self) -> float:
+    def parts_settle_s(self) -> float:
         links = [link for link in self.links if isinstance(link, DeviceLink)]
         silences = [link.profile.silence_fault_s or 0.0 for link in links]
-        return max([REOPEN_EVERY_S, *silences]) + FAULT_RECONCILE_MARGIN_S
+        return max([REOPEN_EVERY_S, *silences])
 
-    def present_faults(self) -> set[tuple[str, str]]:
-        """(device, fault) of every fault raised now, by whatever watches it."""
+    def part_faults(self) -> set[tuple[str, str]]:
         present = {(link.name, fault) for link in self.links for fault in link.faults}
         if self.io is not None and self.io.door is not None and self.io.door.held_open:
             present.add(("door", "held-open"))
-        present |= {("outbox", fault) for fault in self._outbox_faults}
-        present |= {(worker, "crashed") for worker in self._worker_faults}
         # A refused document stays a fault until a valid one replaces it.
         present |= {
-            (device, fault) for device, fault in self.checkpoint.reported_faults
+            (device, fault) for device, fault in self.faults.reported_faults
             if fault == "refused"
         }  # fmt: skip
         return present
 
-    def birth(self, session: int) -> Birth:
-        now = self.clock()
-        return Birth(
-            session=session, node_time=now, role=Role.GATE, version=version("gatepost"),
-            config_hash=self.remote_config.effective_hash(), devices=self.devices(),
-            trust_list_age_s=self.trust.trust_list_age_s(now),
-            heartbeat_s=self.config.broker.heartbeat_s,
-        )  # fmt: skip
+    def config_hash(self) -> str:
+        return self.remote_config.effective_hash()
 
-    def health(self, session: int) -> Health:
-        now = self.clock()
-        return Health(
-            node_time=now, session=session,
-            uptime_s=round(time.monotonic() - self.started, 1),
-            last_seq=self.outbox.last_seq, outbox_depth=self.outbox.depth,
-            outbox_capacity=self.outbox.capacity, devices=self.devices(),
-            trust_list_age_s=self.trust.trust_list_age_s(now),
-            rss_bytes=self.usage.rss_bytes(), cpu_percent=self.usage.cpu_percent(),
-        )  # fmt: skip
+    def trust_list_age_s(self, now: datetime) -> float | None:
+        return self.trust.trust_list_age_s(now)
 
     def node_view(self) -> NodeView:
         return NodeView(
@@ -330,6 +223,10 @@ class GateNode:
         )  # fmt: skip
 
     # Signed documents from the provisioning side.
+    def downlink(self) -> tuple[str, ...]:
+        site = self.node.site
+        return (topics.config(site, self.node.name), topics.trust(site), topics.revocations(site))
+
     def on_document(self, message: Message) -> None:
         document = message.payload
         now = self.clock()
@@ -351,7 +248,7 @@ class GateNode:
             self._document_fault("config", str(refused))
             return
         # A valid document ends its kind's refusal, also one reported before a restart.
-        self.checkpoint.record_fault(_device_of(document), "refused", "cleared", None)
+        self.faults.record_fault(_device_of(document), "refused", "cleared", None)
 
     def on_bad_document(self, topic: str, error: ContractError) -> None:
         """A document the contract refuses (malformed, past a bound) is a refusal too."""
@@ -361,7 +258,7 @@ class GateNode:
 
     def _document_fault(self, device: str, detail: str) -> None:
         log.warning("%s", detail)
-        self.checkpoint.record_fault(device, "refused", "raised", detail, each_incident=True)
+        self.faults.record_fault(device, "refused", "raised", detail, each_incident=True)
 
     def _refresh_console(self) -> None:
         """Push the node's own state to the consoles when it changed (not only on events)."""
@@ -376,22 +273,6 @@ class GateNode:
         if isinstance(document, SignedRevocationList):
             return self.trust.revocations.serial
         return self.remote_config.serial
-
-    def _watch_outbox(self) -> None:
-        depth, capacity = self.outbox.depth, self.outbox.capacity
-        warn = self.config.outbox.warn_fraction * capacity
-        for fault, raised in (("nearly-full", depth >= warn), ("full", depth >= capacity)):
-            state: Literal["raised", "cleared"] | None = None
-            if raised and fault not in self._outbox_faults:
-                self._outbox_faults.add(fault)
-                state = "raised"
-            elif not raised and fault in self._outbox_faults:
-                self._outbox_faults.discard(fault)
-                state = "cleared"
-            if state:
-                self.checkpoint.record_fault(
-                    "outbox", fault, state, f"{depth} of {capacity} unsent"
-                )
 
 
 _DOCUMENT_DEVICES = {
