@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
@@ -186,7 +186,7 @@ def state(reading: DepotReading) -> dict[str, Any]:
     return {
         "temperature_c": reading.temperature_c,
         "humidity_pct": reading.humidity_pct,
-        "at": reading.at.isoformat().replace("+00:00", "Z"),
+        "at": reading.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }
 
 
@@ -228,15 +228,15 @@ class HomeAssistant:
         self.nodes = sorted({(zone.site, zone.node) for zone in self.zones.values()},
                             key=lambda pair: (pair[0].name, pair[1]))  # fmt: skip
         prefix = self.settings.discovery_prefix
+        # Topics only: the payloads are made when they are sent (on each connection).
         self.configs = {
-            config_topic(prefix, zone, quantity): encoded(
-                discovery_config(self.settings, zone, quantity)
-            )
+            config_topic(prefix, zone, quantity): (zone, quantity)
             for zone in self.zones.values()
             for quantity in QUANTITIES
         }
-        self.filters = [f"{prefix}/sensor/{node_id(site)}/+/config"
-                        for site in {zone.site for zone in self.zones.values()}]  # fmt: skip
+        # Every site's, those left without zones included: their old configs are cleared.
+        self.filters = [f"{prefix}/sensor/{node_id(config.topic_site(site.name))}/+/config"
+                        for site in config.sites]  # fmt: skip
         self._lock = threading.Lock()
         self._newest: dict[tuple[str, str, str], DepotReading] = {}
         self._pending: set[tuple[str, str, str]] = set()
@@ -313,8 +313,8 @@ class HomeAssistant:
             states = {key: self._newest[key] for key in due}
             self._pending = set()
         if announce:
-            for topic, payload in self.configs.items():
-                self._send(topic, payload)
+            for topic, (zone, quantity) in self.configs.items():
+                self._send(topic, encoded(discovery_config(self.settings, zone, quantity)))
         self._publish_availability(announce)
         for key, reading in sorted(states.items()):
             self._send(self.zones[key].state_topic, encoded(state(reading)))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edge.cli import main
 from edge.contract import topics
 from edge.contract.base import new_event_id
 from edge.contract.events import Passage
@@ -154,3 +155,20 @@ def test_discovery_prefix__invalid(tmp_path: Path) -> None:
     (tmp_path / "site.yaml").write_text(yaml.safe_dump({**settings, "discovery_prefix": "a/#"}))
     with pytest.raises(SiteError, match="not a site folder"):
         SitePki.open(tmp_path)
+
+
+def test_cli_add__a_home_assistant_identity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fw", "site", "init", str(tmp_path), "--site", "north"]) == 0
+    assert main(["fw", "site", "add", str(tmp_path), "homeassistant", "ha"]) == 0
+    assert (tmp_path / "clients" / "homeassistant-ha" / "cert.pem").is_file()
+    capsys.readouterr()
+    assert main(["fw", "site", "list", str(tmp_path), "--grants"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "homeassistant-ha (homeassistant)" in lines
+    start = lines.index("homeassistant-ha (homeassistant)")
+    assert lines[start + 1 : start + 4] == [
+        "  read      homeassistant/#", f"  read      {SITE.root}/ha/#",
+        "  write     homeassistant/status",
+    ]  # fmt: skip

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -272,26 +272,32 @@ def test_discovery__retained_and_unique_ids_stable_across_a_restart(
     assert json.loads(after[topic])["unique_id"] == "gatepost-north-d01-cold-store-1-temperature"
 
 
+@pytest.mark.parametrize(
+    "zones", [{"d01": {COLD: "cold"}}, {}], ids=["one zone removed", "every zone removed"]
+)
 def test_discovery__a_removed_zone_gets_an_empty_retained_config(
-    broker: PrivateBroker, tmp_path: Path
+    broker: PrivateBroker, tmp_path: Path, zones: dict[str, dict[str, str]]
 ) -> None:
     store = tmp_path / "gateway.db"
-    gone = [config_topic(SHELF, "temperature"), config_topic(SHELF, "humidity")]
+    every = {config_topic(zone, quantity) for zone in (COLD, SHELF)
+             for quantity in ("temperature", "humidity")}  # fmt: skip
+    kept = {config_topic(zone, quantity) for zone in zones.get("d01", {})
+            for quantity in ("temperature", "humidity")}  # fmt: skip
+    gone = every - kept
     with running(gateway_config(gateway_broker(broker, "gw-ha"), store)):
         first = HomeAssistantClient(identity(broker, "ha-first"), "ha-first")
-        first.until(has(*gone))
+        first.until(has(*every))
         first.close()
-    kept = gateway_config(gateway_broker(broker, "gw-ha"), store, zones={"d01": {COLD: "cold"}})
     reader = HomeAssistantClient(identity(broker, "ha-reader"), "ha-reader")
-    with running(kept):
-        # The retained configs come first, then the gateway's empty ones for the shelf.
+    with running(gateway_config(gateway_broker(broker, "gw-ha"), store, zones=zones)):
+        # The retained configs come first, then the gateway's empty ones for those gone.
         latest = reader.until(lambda got: all(got.get(t) == b"" for t in gone))
     reader.close()
-    assert latest[config_topic(COLD, "temperature")] != b""
+    assert all(latest[topic] != b"" for topic in kept)
     later = HomeAssistantClient(identity(broker, "ha-later"), "ha-later")
-    after = later.until(has(config_topic(COLD, "humidity")))
+    after = later.until(has(*kept))
     later.close()
-    assert not set(gone) & set(after), "the broker still keeps the removed zone's configs"
+    assert {topic for topic in after if topic.startswith(DISCOVERY)} == kept
 
 
 # --- states and availability ------------------------------------------------------
@@ -321,9 +327,13 @@ def test_state__follows_the_newest_reading_by_its_own_time(
         stored(gw, 6)
         assert reader.quiet() == {}
 
-        depot.send(sample(COLD, 0.5, 6.1, 43.0))
+        newest = sample(COLD, 0.5, 6.1, 43.0)
+        shanghai = newest.at.astimezone(timezone(timedelta(hours=8)))
+        depot.send(newest.model_copy(update={"at": shanghai}))
         latest = reader.until(has(state_topic(COLD)))
         assert state_of(latest, COLD)["temperature_c"] == 6.1
+        shown = state_of(latest, COLD)["at"]
+        assert shown.endswith("Z") and datetime.fromisoformat(shown) == newest.at
         assert set(latest) == {state_topic(COLD)}  # the shelf's state is not sent again
 
 
