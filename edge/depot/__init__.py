@@ -1,0 +1,1 @@
+"""The depot node: temperature/humidity sensors on RS485 buses, polled into the outbox."""
