@@ -50,6 +50,62 @@ _COLUMNS = (
     "readings, faults, temperature_min_c, temperature_max_c, temperature_mean_c, "
     "humidity_min_pct, humidity_max_pct, humidity_mean_pct"
 )
+# Stored buckets: the minute's or hour's start as stored times are written.
+_MINUTE_TAIL = ":00.000000+00:00"
+_HOUR_TAIL = ":00:00.000000+00:00"
+# The pass's new readings per zone and minute (minute 'YYYY-MM-DDTHH:MM', hour
+# 'YYYY-MM-DDTHH': prefixes of stored times, so they bound ranges of them as they are).
+# mode: raw (the minute is rolled again from its raw readings), merge (those are deleted:
+# the new ones are added to its figures) or skip (its minute rollup is deleted too);
+# hour_mode: minutes (rolled again from them) or merge.
+_NEW_TABLE = f"""
+CREATE TEMP TABLE IF NOT EXISTS depot_roll_new (
+    site TEXT NOT NULL, node TEXT NOT NULL, zone TEXT NOT NULL, minute TEXT NOT NULL,
+    hour TEXT NOT NULL, mode TEXT NOT NULL, hour_mode TEXT NOT NULL, {_COLUMNS},
+    PRIMARY KEY (site, node, zone, minute)
+)
+"""
+_NEW_FILL = f"""
+INSERT INTO temp.depot_roll_new
+SELECT r.site, r.node, r.sensor, substr(r.at, 1, 16) AS minute, substr(r.at, 1, 13),
+    CASE WHEN s.raw_before IS NULL OR substr(r.at, 1, 16) || '{_MINUTE_TAIL}' >= s.raw_before
+         THEN 'raw'
+         WHEN s.minutes_before IS NULL
+              OR substr(r.at, 1, 16) || '{_MINUTE_TAIL}' >= s.minutes_before
+         THEN 'merge' ELSE 'skip' END,
+    CASE WHEN s.minutes_before IS NULL
+              OR substr(r.at, 1, 13) || '{_HOUR_TAIL}' >= s.minutes_before
+         THEN 'minutes' ELSE 'merge' END,
+    {_RAW_FIGURES}
+FROM depot_readings r
+JOIN depot_series s ON s.site = r.site AND s.node = r.node AND s.zone = r.sensor
+WHERE r.arrival > ? AND r.arrival <= ?
+GROUP BY r.site, r.node, r.sensor, minute
+"""  # noqa: S608
+_MINUTES_FROM_RAW = f"""
+INSERT OR REPLACE INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS})
+SELECT n.site, n.node, n.zone, 'minute', n.minute || '{_MINUTE_TAIL}', {_RAW_FIGURES}
+FROM temp.depot_roll_new n
+JOIN depot_readings r ON r.site = n.site AND r.node = n.node AND r.sensor = n.zone
+    AND r.at >= n.minute AND r.at < strftime('%Y-%m-%dT%H:%M', n.minute, '+1 minute')
+WHERE n.mode = 'raw'
+GROUP BY n.site, n.node, n.zone, n.minute
+"""  # noqa: S608
+_HOURS_FROM_MINUTES = f"""
+INSERT OR REPLACE INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS})
+SELECT h.site, h.node, h.zone, 'hour', h.hour || '{_HOUR_TAIL}', {_MINUTE_FIGURES}
+FROM (SELECT DISTINCT site, node, zone, hour FROM temp.depot_roll_new
+      WHERE hour_mode = 'minutes') h
+JOIN depot_rollups m ON m.site = h.site AND m.node = h.node AND m.zone = h.zone
+    AND m.resolution = 'minute' AND m.bucket >= h.hour
+    AND m.bucket < strftime('%Y-%m-%dT%H', h.hour || ':00', '+1 hour')
+GROUP BY h.site, h.node, h.zone, h.hour
+"""  # noqa: S608
+# The new readings' figures of the minutes (or of each minute of the hours) to merge.
+_NEW_OF = f"""
+SELECT site, node, zone, CASE WHEN ?2 = 'minute' THEN minute ELSE hour END, {_COLUMNS}
+FROM temp.depot_roll_new WHERE CASE WHEN ?2 = 'minute' THEN mode ELSE hour_mode END = ?1
+"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -134,43 +190,41 @@ class Rollups:
             ).fetchone()[0]
             if upto is None:
                 return Rolled(0, 0, 0, through)
-            groups = conn.execute(
-                f"SELECT site, node, sensor, substr(at, 1, 16) AS minute, {_RAW_FIGURES} "  # noqa: S608
-                "FROM depot_readings WHERE arrival > ? AND arrival <= ? "
-                "GROUP BY site, node, sensor, minute",
-                (through, upto),
-            ).fetchall()
-            horizons = _horizons(conn, {(g[0], g[1], g[2]) for g in groups})
-            new_in_hour: dict[tuple[Series, str], Figures] = {}
-            minutes = readings = 0
-            for site, node, zone, minute, *values in groups:
-                series: Series = (site, node, zone)
-                new = Figures(*values)
-                readings += new.readings + new.faults
-                start, end = _bucket(minute, timedelta(minutes=1))
-                raw_before, minutes_before = horizons[series]
-                if raw_before is None or start >= raw_before:
-                    # Every raw reading of the minute is still kept: roll it again whole.
-                    figures = _figures(conn, "depot_readings", series, (start, end))
-                    _put(conn, series, "minute", start, figures)
-                    minutes += 1
-                elif minutes_before is None or start >= minutes_before:
-                    # Its raw readings are gone, its figures kept: add the new ones.
-                    merged = _stored(conn, series, "minute", start).merge(new)
-                    _put(conn, series, "minute", start, merged)
-                    minutes += 1
-                key = (series, minute[:13])
-                new_in_hour[key] = new_in_hour.get(key, Figures()).merge(new)
-            for (series, hour), new in new_in_hour.items():
-                start, end = _bucket(hour, timedelta(hours=1))
-                minutes_before = horizons[series][1]
-                if minutes_before is None or start >= minutes_before:
-                    figures = _figures(conn, "depot_rollups", series, (start, end))
-                else:
-                    figures = _stored(conn, series, "hour", start).merge(new)
-                _put(conn, series, "hour", start, figures)
+            window = (through, upto)
+            # Set-based: a statement for all the buckets of the pass, not a few per bucket.
+            conn.execute(
+                "INSERT OR IGNORE INTO depot_series (site, node, zone) SELECT DISTINCT "
+                "site, node, sensor FROM depot_readings WHERE arrival > ? AND arrival <= ?",
+                window,
+            )
+            conn.execute(_NEW_TABLE)
+            conn.execute("DELETE FROM temp.depot_roll_new")
+            conn.execute(_NEW_FILL, window)
+            conn.execute(_MINUTES_FROM_RAW)
+            # Minutes whose raw readings are gone, their figures kept: add the new ones.
+            for site, node, zone, minute, *values in conn.execute(_NEW_OF, ("merge", "minute")):
+                series, start = (site, node, zone), f"{minute}{_MINUTE_TAIL}"
+                _put(
+                    conn,
+                    series,
+                    "minute",
+                    start,
+                    _stored(conn, series, "minute", start).merge(Figures(*values)),
+                )
+            conn.execute(_HOURS_FROM_MINUTES)
+            merged: dict[tuple[Series, str], Figures] = {}
+            for site, node, zone, hour, *values in conn.execute(_NEW_OF, ("merge", "hour")):
+                key = ((site, node, zone), f"{hour}{_HOUR_TAIL}")
+                merged[key] = merged.get(key, Figures()).merge(Figures(*values))
+            for (series, start), new in merged.items():
+                _put(conn, series, "hour", start, _stored(conn, series, "hour", start).merge(new))
+            readings, minutes, hours = conn.execute(
+                "SELECT SUM(readings + faults), SUM(mode != 'skip'), "
+                "COUNT(DISTINCT site || '/' || node || '/' || zone || '/' || hour) "
+                "FROM temp.depot_roll_new"
+            ).fetchone()
             conn.execute("UPDATE counters SET value = ? WHERE name = ?", (upto, _WATERMARK))
-        return Rolled(readings, minutes, len(new_in_hour), upto)
+        return Rolled(readings, minutes, hours, upto)
 
     def depot_rollup_backlog(self) -> int:
         """How many stored readings are not rolled up yet."""
@@ -250,47 +304,10 @@ def _watermark(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def _horizons(
-    conn: sqlite3.Connection, zones: set[Series]
-) -> dict[Series, tuple[str | None, str | None]]:
-    conn.executemany(
-        "INSERT OR IGNORE INTO depot_series (site, node, zone) VALUES (?, ?, ?)", sorted(zones)
-    )
-    found = {}
-    for series in zones:
-        found[series] = conn.execute(
-            "SELECT raw_before, minutes_before FROM depot_series WHERE site=? AND node=? "
-            "AND zone=?",
-            series,
-        ).fetchone()
-    return found
-
-
-def _bucket(prefix: str, width: timedelta) -> tuple[str, str]:
-    """A minute ('YYYY-MM-DDTHH:MM') or hour ('YYYY-MM-DDTHH') of stored times: its start
-    and end as stored times."""
-    shape = "%Y-%m-%dT%H:%M" if len(prefix) == 16 else "%Y-%m-%dT%H"
-    start = datetime.strptime(prefix, shape).replace(tzinfo=UTC)
-    return utc_text(start), utc_text(start + width)
-
-
 def _floor(at: datetime, width: timedelta) -> datetime:
     at = at.astimezone(UTC)
     epoch = datetime(2000, 1, 1, tzinfo=UTC)
     return at - (at - epoch) % width
-
-
-def _figures(
-    conn: sqlite3.Connection, table: str, series: Series, bucket: tuple[str, str]
-) -> Figures:
-    """A minute's figures from its raw readings, or an hour's from its minute rollups."""
-    if table == "depot_readings":
-        figures, where = _RAW_FIGURES, "sensor = ? AND at >= ? AND at < ?"
-    else:
-        figures = _MINUTE_FIGURES
-        where = "zone = ? AND resolution = 'minute' AND bucket >= ? AND bucket < ?"
-    sql = f"SELECT {figures} FROM {table} WHERE site = ? AND node = ? AND {where}"  # noqa: S608
-    return Figures(*conn.execute(sql, (*series, *bucket)).fetchone())
 
 
 def _stored(

@@ -7,6 +7,7 @@ import io
 import random
 import sqlite3
 import statistics
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ from gateway.live import LiveFeed
 from gateway.store import SqliteStore
 from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import DepotRollupRecord, utc_text
+from simulators.broker import PrivateBroker
+from tests.conftest import gateway_running
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_access import bearer, open_api
 
@@ -430,6 +433,17 @@ def test_retention__is_a_step_of_the_tick_at_most_hourly(
     clock.now += timedelta(hours=1)
     rollups.step()
     assert raw_count(store) == 0
+
+
+def test_rollups__the_running_gateway_rolls_in_its_tick(broker: PrivateBroker, db: Path) -> None:
+    readings = two_hours()[:120]
+    with gateway_running(broker, db, "north", ("g01",)) as gateway:
+        stored(gateway.store, readings)  # as ingest stores them
+        deadline = time.monotonic() + 10
+        while gateway.store.depot_rollup_backlog() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gateway.store.depot_rollup_backlog() == 0
+        assert_same(rolled(gateway.store, "minute"), expected(readings, timedelta(minutes=1)))
 
 
 @pytest.mark.parametrize(
