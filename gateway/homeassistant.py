@@ -244,7 +244,12 @@ class HomeAssistant:
         self._announce = False  # set on every connection: publish everything again
         self._loaded = False
         self._presence_at = 0.0
+        # Message id -> topic until the broker answers, to name a refusal; ids are 16-bit
+        # and reused, so it stays bounded even when answers are lost with a connection.
+        self._sent: dict[int, str] = {}
+        self._refused = False
         client.on_connect = self._on_connect
+        client.on_publish = self._on_publish
         for topic_filter in self.filters:
             client.message_callback_add(topic_filter, self._on_config)
 
@@ -289,6 +294,18 @@ class HomeAssistant:
             client.subscribe(topic_filter, qos=1)
         with self._lock:
             self._announce = True
+
+    def _on_publish(self, _c: paho.Client, _u: object, mid: int, code: Any, _p: object) -> None:
+        # A broker whose grants lack these topics (another discovery prefix than the
+        # site's) refuses them with a reason code and nothing else: say so, once.
+        with self._lock:
+            topic = self._sent.pop(mid, None)
+            first = topic is not None and code.is_failure and not self._refused
+            self._refused = self._refused or first
+        if first:
+            log.warning("Home Assistant: the broker refused %s (%s); does it grant the "
+                        "gateway this discovery prefix? (docs/security.md)",
+                        topic, code)  # fmt: skip
 
     def _on_config(self, client: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
         # A retained config of this gateway's sites that its config no longer names: an
@@ -373,4 +390,8 @@ class HomeAssistant:
         )  # fmt: skip
 
     def _send(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1, retain=True)
+        # Not under the lock: paho calls _on_publish holding its own, which publish takes.
+        # An answer that comes before the id is kept is not looked at (it is forgotten).
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        with self._lock:
+            self._sent[info.mid] = topic

@@ -4,6 +4,8 @@ data). A real Mosquitto from the generated config, the real gateway, real TLS.""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,13 +73,16 @@ def locked(tmp_path: Path, pki: SitePki) -> Iterator[PrivateBroker]:
             OPEN.pop().close()
 
 
-def gateway_config(broker: PrivateBroker, store: Path) -> GatewayConfig:
+def gateway_config(
+    broker: PrivateBroker, store: Path, discovery_prefix: str = "homeassistant"
+) -> GatewayConfig:
     pair = broker.endpoint("gateway-main"), broker.endpoint("gateway-main-out")
     return GatewayConfig(
         sites=(SiteSection(name=SITE.name, gates=("g01",), depots=("d01",), zones=ZONES),),
         broker=BrokerSection(**broker_config(*pair)), store=StoreSection(path=store),
         http=HttpSection(port=0), alarms=AlarmSection(check_every_s=0.2),
-        homeassistant=HomeAssistantSection(enabled=True, report_interval_s=60),
+        homeassistant=HomeAssistantSection(enabled=True, report_interval_s=60,
+                                           discovery_prefix=discovery_prefix),
     )  # fmt: skip
 
 
@@ -136,6 +141,26 @@ def test_gateway__may_not_publish_another_sites_discovery_configs(locked: Privat
     own = config_topic(COLD, "temperature")
     publisher.publish(own, b"{}")
     assert ha.received(own) == [(own, b"{}")]
+
+
+def test_gateway__a_discovery_prefix_the_broker_does_not_grant_is_logged(
+    locked: PrivateBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ha = connect(locked.endpoint("homeassistant-ha"))
+    assert ha.subscribe(f"{SITE.root}/ha/#") == [GRANTED]
+    with (
+        caplog.at_level(logging.WARNING, logger="gateway.homeassistant"),
+        running(gateway_config(locked, tmp_path / "gateway.db", discovery_prefix="hass")),
+    ):
+        # The states and availability are granted and arrive: the gateway did send.
+        assert AVAILABILITY in {topic for topic, _ in ha.received(AVAILABILITY)}
+        deadline = time.monotonic() + 10
+        while "the broker refused" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    refused = [r.getMessage() for r in caplog.records if "the broker refused" in r.getMessage()]
+    assert len(refused) == 1  # said once, not for every config
+    assert refused[0].startswith("Home Assistant: the broker refused hass/sensor/gatepost-north/")
+    assert "Not authorized" in refused[0]
 
 
 def test_discovery_prefix__from_site_yaml(tmp_path: Path) -> None:
