@@ -208,8 +208,8 @@ class HomeAssistant:
     Args:
         config: the gateway's configuration; `config.homeassistant` is enabled.
         store: the gateway's store (the depot nodes' presence, the newest readings).
-        client: the gateway's publisher, not yet connected: its connect and message
-            callbacks are set here.
+        client: the gateway's publisher, not yet connected: its connect, publish and
+            message callbacks (for its sites' discovery configs) are set here.
         clock: now, in UTC.
     """
 
