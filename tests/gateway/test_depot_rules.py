@@ -177,7 +177,7 @@ def test_excursion__a_door_open_spike_shorter_than_the_delay_raises_nothing(depo
 
 def test_excursion__each_excursion_is_timed_alone_a_dip_inside_ends_it(depot: Depot) -> None:
     # Consecutive (single event), as the loggers count it: two 9 h excursions with one
-    # reading inside between them are not 18 h. (Cumulative time per day: a later slice.)
+    # reading inside between them are not 18 h (that is what `cumulative` conditions count).
     depot.hourly(0, [8.5] * 10)
     depot.hourly(10, [7.9])
     depot.hourly(11, [8.5] * 10)
