@@ -12,7 +12,13 @@ from edge.configfile import ConfigError
 from edge.contract.topics import AlertKind
 from gateway.alarms import words_of
 from gateway.config import GatewayConfig, SiteSection, StoreSection, load_config
-from gateway.depot_rules import ExcursionRules, never_evaluated, out_by_day, step_rate
+from gateway.depot_rules import (
+    ExcursionRules,
+    never_evaluated,
+    out_by_day,
+    step_cumulative,
+    step_rate,
+)
 from gateway.depot_summary import ZoneDaySummary, summarise
 from gateway.storage_classes import AlarmCondition
 from gateway.store.sqlite_excursions import Excursion, ExcursionPhase
@@ -68,6 +74,49 @@ def test_out_by_day__valid(
     expected: dict[str, float],
 ) -> None:  # fmt: skip
     assert out_by_day(WARM, before_at, before, now, zone) == expected
+
+
+@pytest.mark.parametrize(
+    ("before", "minutes", "value", "expected"),
+    [
+        # before: (day, minutes out so far, phase, reference reading's minute and value)
+        (None, 0, 8.5, ("2026-12-06", 0, "out", "", "")),  # nothing to credit yet
+        (("2026-12-06", 0, "out", 0, 8.5), 10, 7.0, ("2026-12-06", 10, "inside", "", "")),
+        (("2026-12-06", 50, "out", 100, 8.5), 110, 7.0,
+         ("2026-12-06", 60, "raised", "raise", "60 on 2026-12-06")),
+        (("2026-12-06", 50, "inside", 100, 7.0), 110, 8.5, ("2026-12-06", 50, "out", "", "")),
+        (("2026-12-06", 30, "out", 100, 8.5), 300, 8.5,
+         ("2026-12-06", 60, "raised", "raise", "60 on 2026-12-06")),  # a gap counts 30
+        (("2026-12-06", 70, "raised", 200, 8.5), 210, 4.0, ("2026-12-06", 80, "raised", "", "")),
+        # across Shanghai's midnight: 10 min to the 6th (raising it), 10 to the 7th
+        (("2026-12-06", 55, "out", MIDNIGHT - 10, 8.5), MIDNIGHT + 10, 8.5,
+         ("2026-12-07", 10, "out", "raise", "65 on 2026-12-06")),
+        (("2026-12-06", 70, "raised", MIDNIGHT - 10, 7.0), MIDNIGHT + 10, 8.5,
+         ("2026-12-07", 0, "out", "", "")),  # a new day: no longer raised
+    ],
+)  # fmt: skip
+def test_step_cumulative__valid(
+    before: tuple[str, float, ExcursionPhase, float, float] | None, minutes: float,
+    value: float, expected: tuple[str, float, str, str, str],
+) -> None:  # fmt: skip
+    """expected: the day, its minutes out, the phase, the change, and a raise's total."""
+    state = never_evaluated("north", "d01", COLD, "warm")
+    if before is not None:
+        day, out_min, phase, ref_min, ref_value = before
+        state = Excursion("north", "d01", COLD, "warm", phase, None, at(ref_min), day,
+                          out_min * 60, at(ref_min), ref_value)  # fmt: skip
+    stepped = step_cumulative(WARM, state, reading(minutes, value), value, SHANGHAI)
+    assert stepped is not None
+    new, change, facts = stepped
+    raised = f"{facts['lasted_min']} on {facts['day']}" if facts else ""
+    assert (new.day, new.day_out_s / 60, new.phase, change, raised) == expected
+    assert (new.last_at, new.ref_at, new.ref_value) == (at(minutes), at(minutes), value)
+
+
+def test_step_cumulative__invalid__a_reading_not_newer_is_not_evaluated() -> None:
+    state = Excursion("north", "d01", COLD, "warm", "out", None, at(10), "2026-12-06", 600.0,
+                      at(10), 8.5)  # fmt: skip
+    assert step_cumulative(WARM, state, reading(10, 8.5), 8.5, SHANGHAI) is None
 
 
 CLASSES = {
