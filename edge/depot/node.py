@@ -52,6 +52,9 @@ class DepotNode(NodeRuntime):
         self.faults = FaultLog(self.outbox, self.clock, transaction=self._transaction)
 
     def init_buses(self) -> None:
+        # pymodbus logs an ERROR for every request a dead sensor leaves unanswered, each
+        # round; the node says it once, as the sensor's fault (raised, then cleared).
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         reported = self.faults.reported_faults
         for number, section in enumerate(self.config.buses, start=1):
             poller = BusPoller(

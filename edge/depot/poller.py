@@ -183,6 +183,10 @@ class BusPoller:
             step = track.step(bus.poll(track.sensor.slave_id), self._clock())
             if (change := step.fault) is not None:
                 zone = track.sensor.zone
+                log.warning(
+                    "%s (slave %s on %s): %s %s: %s", zone, track.sensor.slave_id,
+                    self.section.url, change.fault, change.state, change.detail,
+                )  # fmt: skip
                 self._faults.record_fault(zone, change.fault, change.state, change.detail)
             if step.reading is not None:
                 due.append((track, step.reading))

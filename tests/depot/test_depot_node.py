@@ -22,8 +22,9 @@ from edge.contract.presence import Birth, Health
 from edge.contract.topics import EventKind, Role, Site
 from edge.depot.config import load_config, write_config
 from edge.depot.node import DepotNode
+from edge.mqtt import BrokerUrl, Endpoint
 from firmware_tools.site_pki import IdentityRole, SitePki
-from simulators.broker import PrivateBroker
+from simulators.broker import PrivateBroker, free_port
 from simulators.devices.modbus_bus import (
     SensorFaults,
     SimulatedModbusBus,
@@ -142,6 +143,9 @@ def running(node: DepotNode) -> Iterator[DepotNode]:
     runner = threading.Thread(target=node.run, args=(stop_event,))
     runner.start()
     try:
+        deadline = time.monotonic() + 10
+        while not (node.pollers or time.monotonic() > deadline):
+            time.sleep(0.02)  # the outbox is in place before the first poller starts
         yield node
     finally:
         stop_event.set()
@@ -252,3 +256,61 @@ def test_depot_node__killed_outright_during_a_broker_outage_loses_no_reported_re
     assert seqs == list(range(seqs[0], seqs[-1] + 1)), f"gap in {seqs}"
     warming = [t for s, t in seen.readings("cold-store-1") if t is not None]
     assert warming == sorted(warming)  # in the order they were taken
+
+
+def outbox_faults(node: DepotNode) -> list[tuple[str, str, str, str | None]]:
+    """Each fault event in the outbox; of a detail only its start (pymodbus words the rest)."""
+    rows = node.outbox.after(0, 10_000)
+    events = [catalogue.decode(row.topic, row.payload).payload for row in rows]
+    return [
+        (e.device, e.fault, e.state, e.detail and e.detail.split(" (")[0])
+        for e in events if isinstance(e, DeviceFault)
+    ]  # fmt: skip
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s"
+        time.sleep(0.1)
+
+
+def test_depot_node__a_fault_is_raised_once_across_restarts_and_cleared_when_gone(
+    tmp_path: Path, rs485: SimulatedModbusBus
+) -> None:
+    # No broker here: what the node tells the gateway is what its outbox holds.
+    profile = tmp_path / "fast-bus.yaml"
+    profile.write_text("part: xy-md02\nreply_timeout_s: 0.1\nretries: 0\n")
+    zones = [("cold-store-1", COLD), ("freezer", FREEZER), ("dry-store", DRY)]
+
+    def config(*names: str) -> DepotNode:
+        bus = {"url": str(rs485.path), "profile": str(profile), "poll_s": 1,
+               "sensors": [{"zone": z, "slave_id": s} for z, s in zones if z in names]}  # fmt: skip
+        path = write_config(
+            tmp_path / "depot.yaml", site=SITE.name, name="d01",
+            endpoint=Endpoint(BrokerUrl.parse(f"mqtt://127.0.0.1:{free_port()}")), buses=[bus],
+        )  # fmt: skip
+        return DepotNode(load_config(path))
+
+    rs485.sensors[FREEZER].faults = SensorFaults(dead=True)
+    raised = ("freezer", "timeout", "raised", "no answer")
+    with running(config("cold-store-1", "freezer", "dry-store")) as node:
+        wait_for(lambda: raised in outbox_faults(node))
+    with running(config("cold-store-1", "freezer", "dry-store")) as node:
+        wait_for(lambda: any(t.state == "fault" for t in node.pollers[0].tracks))
+        time.sleep(3)  # failed rounds after the restart
+        assert outbox_faults(node) == [raised]  # not raised a second time
+        assert node.devices()["freezer"] == "fault"
+        rs485.sensors[FREEZER].faults = SensorFaults()
+        wait_for(lambda: len(outbox_faults(node)) == 2)
+        assert outbox_faults(node)[1] == ("freezer", "timeout", "cleared", None)
+        rs485.sensors[FREEZER].faults = SensorFaults(dead=True)
+        wait_for(lambda: len(outbox_faults(node)) == 3)
+    # The freezer's sensor is taken off the bus's config while in fault: nothing will
+    # clear it, so the node does once the parts have had their time to raise it again.
+    with running(config("cold-store-1", "dry-store")) as node:
+        wait_for(lambda: len(outbox_faults(node)) == 4, timeout_s=30)
+        assert outbox_faults(node)[3] == (
+            "freezer", "timeout", "cleared", "not present after a restart"
+        )  # fmt: skip
+        assert "freezer" not in node.devices()
