@@ -250,12 +250,29 @@ def test_a_depot_token_sees_the_depots_only_and_cannot_acknowledge(
     assert store.alarm(alarm.alarm_id).state == "raised"
 
 
+def test_opened_on_the_depots_without_a_token_they_come_once_it_is_given(
+    page: Page, server: ConsoleServer, cold_store: dict[str, Any]
+) -> None:
+    page.goto(f"{server.url}/#depots")
+    shows(by_id(page, "token-form"), "请输入访问令牌")
+    expect(by_id(page, f"zone-north-d01-{COLD}")).to_have_count(0)
+    by_id(page, "token-input").fill(COMMAND)
+    by_id(page, "token-input").press("Enter")
+    shows(by_id(by_id(page, f"zone-north-d01-{COLD}"), "zone-state"), "告警")
+    expect(by_id(page, "token-form")).to_be_hidden()
+    by_id(page, "view-gates").click()
+    expect(page.locator(".board")).to_be_visible()
+    expect(by_id(page, "depots")).to_be_hidden()
+    expect(page).to_have_url(f"{server.url}/#gates")
+
+
 def test_without_a_cjk_font_the_depot_page_fails_the_tofu_check(
     playwright_driver: Playwright, tmp_path: Path, server: ConsoleServer
 ) -> None:
     # The check is the one tests/console/test_chinese_fonts.py proves; here it sees the page.
     env = fontconfig(tmp_path / "fontconfig", [DEJAVU])  # a fresh Debian: no CJK font
     with open_page(playwright_driver, tmp_path / "profile", env=env) as page:
-        open_depots(page, server, COMMAND)
+        page.goto(f"{server.url}/?token={COMMAND}#depots")
+        shows(by_id(page, "depots"), "仓储温湿度")
         with pytest.raises(pytest.fail.Exception, match="missing-glyph boxes"):
             assert_chinese_renders(page, '[data-testid="depots"]')

@@ -241,6 +241,7 @@
       return;
     }
     $("#token-form").hidden = true;
+    if (document.body.dataset.view === "depots") gp.showView("depots");  // asked before the token
     source = new EventSource(`/api/stream?access_token=${encodeURIComponent(gp.token())}`);
     source.onopen = () => setLink("live");
     source.onmessage = (event) => {
