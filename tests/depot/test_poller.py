@@ -241,3 +241,20 @@ def test_bus_poller__readings_the_outbox_refused_are_reported_next_round(
         [("cold-store-1", "ok"), ("freezer", "ok"), ("dry-store", "ok")],
     ]
     depot.close()
+
+
+def test_bus_poller__an_unplugged_adapter_is_a_bus_fault_of_each_sensor_cleared_when_back(
+    tmp_path: Path, rs485: SimulatedModbusBus
+) -> None:
+    depot = Depot(tmp_path, rs485, [START])
+    depot.rounds(1)
+    rs485.unplug()
+    depot.rounds(2)
+    zones = ("cold-store-1", "freezer", "dry-store")
+    assert faults_in(depot.events()) == [(zone, "bus", "raised") for zone in zones]
+    assert batches_in(depot.events())[1:] == [[(zone, "timeout") for zone in zones]]
+    rs485.plug()
+    depot.rounds(1)
+    assert faults_in(depot.events())[3:] == [(zone, "bus", "cleared") for zone in zones]
+    assert batches_in(depot.events())[2:] == [[(zone, "ok") for zone in zones]]
+    depot.close()
