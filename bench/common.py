@@ -184,16 +184,22 @@ class BenchSite:
 
 
 class GatewayProcess:
-    """`gatepost gateway run` on a bench site's broker as itself, `gates` its inventory."""
+    """`gatepost gateway run` on a bench site's broker as itself, `gates` its inventory.
 
-    def __init__(self, site: BenchSite, workdir: Path, gates: Sequence[str]) -> None:
+    `site_config` adds to the site's section of its config (depots, zones, storage classes).
+    """
+
+    def __init__(
+        self, site: BenchSite, workdir: Path, gates: Sequence[str],
+        site_config: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = workdir / "gateway.yaml"
         config.write_text(
             yaml.safe_dump(
                 {
-                    "sites": [{"name": site.site, "gates": list(gates)}],
+                    "sites": [{"name": site.site, "gates": list(gates)} | (site_config or {})],
                     "broker": site.gateway_broker(),
                     "store": {"path": "gateway.db"},
                     "http": {"port": self.port},
