@@ -21,8 +21,8 @@ from gateway.store.sqlite_rollups import Series
 
 log = logging.getLogger(__name__)
 
-ROLL_LIMIT = 20_000  # readings rolled per transaction
-ROLL_PASSES = 5  # transactions per tick at most
+ROLL_LIMIT = 5000  # readings rolled per transaction: ingest waits for one at most
+ROLL_PASSES = 20  # transactions per tick at most
 PURGE_EVERY = timedelta(hours=1)  # a retention pass over every zone, at most this often
 PURGE_ROWS = 5000  # rows deleted per transaction at most
 PURGE_ZONES = 200  # zones visited per transaction at most

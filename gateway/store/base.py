@@ -240,7 +240,7 @@ class Store(Protocol):
         """Roll up to `limit` readings stored since the last pass (in the order they were
         stored) into their zones' minute and hour rollups, in one transaction: each minute
         they fall in is rolled again from its raw readings (or, once those are deleted, the
-        new ones are added to its figures), then each hour from its minutes."""
+        new ones are added to its figures), and their figures are added to each hour's."""
         ...
 
     def depot_rollup_backlog(self) -> int:

@@ -1,11 +1,12 @@
 """Depot rollups in the SQLite store: each zone's minutes and hours in figures, and retention.
 
 Raw readings carry an arrival number (migration 0012). A rollup pass takes the readings
-stored since the watermark (`counters.depot_rolled_through`), in arrival order, and rolls
-each minute they fall in again from the raw readings, then each hour from its minutes; the
-watermark moves in the same transaction, so a pass that fails leaves nothing half done and
-a pass run twice writes the same figures. A late reading is rolled into its (old) bucket as
-soon as it is stored, whatever its time.
+stored since the watermark (`counters.depot_rolled_through`), in arrival order, rolls each
+minute they fall in again from its raw readings (replacing it), and adds their figures to
+each hour's (count, min, max, weighted mean). The watermark moves in the same
+transaction, so a pass that fails leaves nothing half done, and no reading is added to
+its hour twice. A late reading is rolled into its (old) minute and hour as soon as it is
+stored, whatever its time.
 
 Retention deletes raw readings only once they are rolled (arrival at or below the
 watermark), and minute rollups after them. Each zone keeps how far it was deleted
@@ -21,7 +22,6 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from gateway.store.records import DepotResolution, DepotRollupRecord, utc_text
 
@@ -38,7 +38,7 @@ _RAW_FIGURES = """
     MAX(CASE WHEN status = 'ok' THEN humidity_pct END),
     AVG(CASE WHEN status = 'ok' THEN humidity_pct END)
 """
-# An hour's figures from its minutes: means weighted by each minute's ok readings.
+# The figures of several buckets' together: means weighted by their ok readings.
 _MINUTE_FIGURES = """
     COALESCE(SUM(readings), 0), COALESCE(SUM(faults), 0),
     MIN(temperature_min_c), MAX(temperature_max_c),
@@ -56,12 +56,11 @@ _HOUR_TAIL = ":00:00.000000+00:00"
 # The pass's new readings per zone and minute (minute 'YYYY-MM-DDTHH:MM', hour
 # 'YYYY-MM-DDTHH': prefixes of stored times, so they bound ranges of them as they are).
 # mode: raw (the minute is rolled again from its raw readings), merge (those are deleted:
-# the new ones are added to its figures) or skip (its minute rollup is deleted too);
-# hour_mode: minutes (rolled again from them) or merge.
+# the new ones are added to its figures) or skip (its minute rollup is deleted too).
 _NEW_TABLE = f"""
 CREATE TEMP TABLE IF NOT EXISTS depot_roll_new (
     site TEXT NOT NULL, node TEXT NOT NULL, zone TEXT NOT NULL, minute TEXT NOT NULL,
-    hour TEXT NOT NULL, mode TEXT NOT NULL, hour_mode TEXT NOT NULL, {_COLUMNS},
+    hour TEXT NOT NULL, mode TEXT NOT NULL, {_COLUMNS},
     PRIMARY KEY (site, node, zone, minute)
 )
 """
@@ -73,9 +72,6 @@ SELECT r.site, r.node, r.sensor, substr(r.at, 1, 16) AS minute, substr(r.at, 1, 
          WHEN s.minutes_before IS NULL
               OR substr(r.at, 1, 16) || '{_MINUTE_TAIL}' >= s.minutes_before
          THEN 'merge' ELSE 'skip' END,
-    CASE WHEN s.minutes_before IS NULL
-              OR substr(r.at, 1, 13) || '{_HOUR_TAIL}' >= s.minutes_before
-         THEN 'minutes' ELSE 'merge' END,
     {_RAW_FIGURES}
 FROM depot_readings r
 JOIN depot_series s ON s.site = r.site AND s.node = r.node AND s.zone = r.sensor
@@ -91,15 +87,39 @@ JOIN depot_readings r ON r.site = n.site AND r.node = n.node AND r.sensor = n.zo
 WHERE n.mode = 'raw'
 GROUP BY n.site, n.node, n.zone, n.minute
 """  # noqa: S608
-_HOURS_FROM_MINUTES = f"""
-INSERT OR REPLACE INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS})
-SELECT h.site, h.node, h.zone, 'hour', h.hour || '{_HOUR_TAIL}', {_MINUTE_FIGURES}
-FROM (SELECT DISTINCT site, node, zone, hour FROM temp.depot_roll_new
-      WHERE hour_mode = 'minutes') h
-JOIN depot_rollups m ON m.site = h.site AND m.node = h.node AND m.zone = h.zone
-    AND m.resolution = 'minute' AND m.bucket >= h.hour
-    AND m.bucket < strftime('%Y-%m-%dT%H', h.hour || ':00', '+1 hour')
-GROUP BY h.site, h.node, h.zone, h.hour
+# The new readings' figures added to a bucket's (its count, min, max, weighted mean):
+# every SET expression reads the row as it was.
+_ADD = """
+ON CONFLICT (site, node, zone, resolution, bucket) DO UPDATE SET
+    readings = readings + excluded.readings, faults = faults + excluded.faults,
+    temperature_min_c = MIN(IFNULL(temperature_min_c, excluded.temperature_min_c),
+                            IFNULL(excluded.temperature_min_c, temperature_min_c)),
+    temperature_max_c = MAX(IFNULL(temperature_max_c, excluded.temperature_max_c),
+                            IFNULL(excluded.temperature_max_c, temperature_max_c)),
+    temperature_mean_c = (IFNULL(temperature_mean_c * readings, 0)
+                          + IFNULL(excluded.temperature_mean_c * excluded.readings, 0))
+                         / NULLIF(readings + excluded.readings, 0),
+    humidity_min_pct = MIN(IFNULL(humidity_min_pct, excluded.humidity_min_pct),
+                           IFNULL(excluded.humidity_min_pct, humidity_min_pct)),
+    humidity_max_pct = MAX(IFNULL(humidity_max_pct, excluded.humidity_max_pct),
+                           IFNULL(excluded.humidity_max_pct, humidity_max_pct)),
+    humidity_mean_pct = (IFNULL(humidity_mean_pct * readings, 0)
+                         + IFNULL(excluded.humidity_mean_pct * excluded.readings, 0))
+                        / NULLIF(readings + excluded.readings, 0)
+"""
+# Minutes whose raw readings are deleted (their figures kept): the new ones added.
+_MINUTES_ADDED = f"""
+INSERT INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS})
+SELECT site, node, zone, 'minute', minute || '{_MINUTE_TAIL}', {_COLUMNS}
+FROM temp.depot_roll_new WHERE mode = 'merge'
+{_ADD}
+"""  # noqa: S608
+# Every hour the pass touches: its new readings added, whatever became of their minutes.
+_HOURS_ADDED = f"""
+INSERT INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS})
+SELECT site, node, zone, 'hour', hour || '{_HOUR_TAIL}', {_MINUTE_FIGURES}
+FROM temp.depot_roll_new WHERE true GROUP BY site, node, zone, hour
+{_ADD}
 """  # noqa: S608
 _R_COLUMNS = ", ".join(f"r.{c}" for c in _COLUMNS.split(", "))
 # CROSS JOIN: the zones first (SQLite keeps that order), each read by a range of its key.
@@ -116,40 +136,6 @@ _NEW_OF = f"""
 SELECT site, node, zone, CASE WHEN ?2 = 'minute' THEN minute ELSE hour END, {_COLUMNS}
 FROM temp.depot_roll_new WHERE CASE WHEN ?2 = 'minute' THEN mode ELSE hour_mode END = ?1
 """  # noqa: S608
-
-
-@dataclass(frozen=True)
-class Figures:
-    """Count, min, max and mean of the ok readings of a bucket, and its faults."""
-
-    readings: int = 0
-    faults: int = 0
-    temperature_min_c: float | None = None
-    temperature_max_c: float | None = None
-    temperature_mean_c: float | None = None
-    humidity_min_pct: float | None = None
-    humidity_max_pct: float | None = None
-    humidity_mean_pct: float | None = None
-
-    def merge(self, other: Figures) -> Figures:
-        """The figures of both sets of readings together."""
-        n, m = self.readings, other.readings
-        return Figures(
-            n + m, self.faults + other.faults,
-            _pick(min, self.temperature_min_c, other.temperature_min_c),
-            _pick(max, self.temperature_max_c, other.temperature_max_c),
-            _mean(self.temperature_mean_c, n, other.temperature_mean_c, m),
-            _pick(min, self.humidity_min_pct, other.humidity_min_pct),
-            _pick(max, self.humidity_max_pct, other.humidity_max_pct),
-            _mean(self.humidity_mean_pct, n, other.humidity_mean_pct, m),
-        )  # fmt: skip
-
-    def row(self) -> tuple[Any, ...]:
-        return (
-            self.readings, self.faults, self.temperature_min_c, self.temperature_max_c,
-            self.temperature_mean_c, self.humidity_min_pct, self.humidity_max_pct,
-            self.humidity_mean_pct,
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -211,23 +197,8 @@ class Rollups:
             conn.execute("DELETE FROM temp.depot_roll_new")
             conn.execute(_NEW_FILL, window)
             conn.execute(_MINUTES_FROM_RAW)
-            # Minutes whose raw readings are gone, their figures kept: add the new ones.
-            for site, node, zone, minute, *values in conn.execute(_NEW_OF, ("merge", "minute")):
-                series, start = (site, node, zone), f"{minute}{_MINUTE_TAIL}"
-                _put(
-                    conn,
-                    series,
-                    "minute",
-                    start,
-                    _stored(conn, series, "minute", start).merge(Figures(*values)),
-                )
-            conn.execute(_HOURS_FROM_MINUTES)
-            merged: dict[tuple[Series, str], Figures] = {}
-            for site, node, zone, hour, *values in conn.execute(_NEW_OF, ("merge", "hour")):
-                key = ((site, node, zone), f"{hour}{_HOUR_TAIL}")
-                merged[key] = merged.get(key, Figures()).merge(Figures(*values))
-            for (series, start), new in merged.items():
-                _put(conn, series, "hour", start, _stored(conn, series, "hour", start).merge(new))
+            conn.execute(_MINUTES_ADDED)
+            conn.execute(_HOURS_ADDED)
             readings, minutes, hours = conn.execute(
                 "SELECT SUM(readings + faults), SUM(mode != 'skip'), "
                 "COUNT(DISTINCT site || '/' || node || '/' || zone || '/' || hour) "
@@ -316,39 +287,3 @@ def _floor(at: datetime, width: timedelta) -> datetime:
     at = at.astimezone(UTC)
     epoch = datetime(2000, 1, 1, tzinfo=UTC)
     return at - (at - epoch) % width
-
-
-def _stored(
-    conn: sqlite3.Connection, series: Series, resolution: DepotResolution, start: str
-) -> Figures:
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM depot_rollups WHERE site=? AND node=? AND zone=? "  # noqa: S608
-        "AND resolution=? AND bucket=?",
-        (*series, resolution, start),
-    ).fetchone()
-    return Figures() if row is None else Figures(*row)
-
-
-def _put(
-    conn: sqlite3.Connection, series: Series, resolution: DepotResolution, start: str,
-    figures: Figures,
-) -> None:  # fmt: skip
-    conn.execute(
-        f"INSERT OR REPLACE INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS}) "  # noqa: S608
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (*series, resolution, start, *figures.row()),
-    )
-
-
-def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
-    if a is None or b is None:
-        return a if b is None else b
-    return float(choose(a, b))
-
-
-def _mean(a: float | None, n: int, b: float | None, m: int) -> float | None:
-    if a is None or n == 0:
-        return b
-    if b is None or m == 0:
-        return a
-    return (a * n + b * m) / (n + m)
