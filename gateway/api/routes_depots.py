@@ -88,7 +88,9 @@ class DepotZone(BaseModel):
         "no value; no-data: no reading for 30 min; out-of-range: its newest reading crosses "
         "a threshold of its class (no alarm yet); else ok"
     )
-    alarms: list[AlarmView] = Field(description="its live alarms (raised or acknowledged)")
+    alarms: list[AlarmView] = Field(
+        description="its live alarms (raised or acknowledged): subject the zone or zone/…"
+    )
 
 
 class DepotOverview(BaseModel):
@@ -126,8 +128,8 @@ async def overview(ctx: ContextDep, caller: Reader) -> DepotsOverview:
 
 def _overview(ctx: GatewayContext) -> list[DepotOverview]:
     now = ctx.clock()
-    # Any kind (excursions, and whatever else is raised of a depot node): a subject
-    # "zone/…" is the zone's, any other the node's.
+    # Any kind raised of a depot node: one whose subject is a zone shown, or "zone/…" (an
+    # excursion's, "zone/condition"), is the zone's; any other the node's (node-offline).
     live: dict[tuple[str, str], list[AlarmRecord]] = defaultdict(list)
     for alarm in ctx.store.alarms(("raised", "acknowledged"), ALARMS_MAX):
         if alarm.node:
@@ -157,7 +159,7 @@ def _depot_now(
             newest.update({r.zone: r for r in older})
     of_zone: dict[str, list[AlarmRecord]] = defaultdict(list)
     for alarm in alarms:
-        of_zone[alarm.subject.split("/", 1)[0] if "/" in alarm.subject else ""].append(alarm)
+        of_zone[alarm.subject.split("/", 1)[0]].append(alarm)
     record = store.node(site.name, node)
     return DepotOverview(
         site=site.name, timezone=site.timezone, node=node,

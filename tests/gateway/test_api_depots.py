@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edge.contract.events import DepotReading, DepotReadingBatch
-from gateway.alarms import AlarmBook
+from edge.contract.topics import AlertKind
+from gateway.alarms import AlarmBook, draft
 from gateway.api.context import GatewayContext
 from gateway.api.routes_dashboard import STATIC
 from gateway.api.routes_depots import ZONES_MAX, ZoneState
@@ -305,15 +306,21 @@ def test_overview__a_silent_zone_shows_its_last_reading_as_no_data(
     assert (cold["latest"]["at"], cold["latest"]["temperature_c"]) == ("2026-12-01T02:00:00Z", 4.2)
 
 
-def test_overview__a_depots_own_alarm_is_the_depots_not_a_zones(
+def test_overview__a_depots_own_alarm_is_the_depots_a_zones_silence_the_zones(
     at_noon: TestClient, book: AlarmBook
 ) -> None:
-    raised = book.raise_alarm(sample_alarm("node-offline.lost", node="d01"))
-    assert raised is not None
+    offline = book.raise_alarm(sample_alarm("node-offline.lost", node="d01"))
+    silent = book.raise_alarm(draft(
+        AlertKind.DEPOT_SENSOR_STALE, "depot-sensor-stale", "north", "d01", "warning",
+        subject=DRY, zone=DRY, silent_min="45",
+    ))  # fmt: skip
+    assert offline is not None and silent is not None
     (d01,) = [d for d in at_noon.get("/api/depots", headers=bearer("command")).json()["depots"]
               if d["node"] == "d01"]  # fmt: skip
-    assert [a["alarm_id"] for a in d01["alarms"]] == [raised.alarm_id]
-    assert all(zone["alarms"] == [] for zone in d01["zones"])
+    assert [a["alarm_id"] for a in d01["alarms"]] == [offline.alarm_id]
+    zones = {zone["zone"]: zone for zone in d01["zones"]}
+    assert [a["alarm_id"] for a in zones[DRY]["alarms"]] == [silent.alarm_id]
+    assert (zones[DRY]["state"], zones[COLD]["alarms"]) == ("alarm", [])
 
 
 def test_overview__zones_no_class_names_are_bounded(

@@ -91,7 +91,9 @@
 
   // The sites' own time, named ("北京时间 08:00:00"): one clock per zone the sites are in.
   function renderClock() {
-    const zones = [...new Set(((gp.state && gp.state.sites) || []).map((site) => site.timezone))];
+    // A depot token has no snapshot: the zones of the depots it sees.
+    const sites = (gp.state && gp.state.sites) || gp.depotZones || [];
+    const zones = [...new Set(sites.map((site) => site.timezone))];
     const clock = setContent($("#clock"));
     clock.dataset.zones = zones.join(" ");
     zones.forEach((zone, i) => clock.append(i ? " · " : "",
@@ -141,6 +143,11 @@
       element("div", { className: "meta" }, both(whenIn(zone, alarm.raised_at))));
     if (!["raised", "acknowledged", "cleared"].includes(alarm.state)) {
       $(".meta", item).append(" · ", both([alarm.state, alarm.state]));  // a state added later
+    }
+    if (alarm.escalated_at) {
+      item.dataset.escalated = "true";
+      $(".meta", item).append(" · ", element("b", { className: "escalated" },
+        say("alarm.escalated", { time: whenIn(zone, alarm.escalated_at) })));
     }
     if (alarm.acknowledged_at) {
       $(".meta", item).append(" · ", say("alarm.acknowledgedBy", {
@@ -196,6 +203,7 @@
 
   function render(snapshot) {
     gp.state = snapshot;
+    if (gp.onSnapshot) gp.onSnapshot(snapshot);  // depots.js: its alarms may have changed
     renderSites();
     renderAlarms();
     renderPassages();

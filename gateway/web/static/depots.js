@@ -55,10 +55,21 @@
     return fragment;
   }
 
+  // Drawn again only when something shown changed (or a minute passed, for the ages): a
+  // tile keeps its focus and a reader's place. The focused tile is focused again after.
+  let drawn = "";
   function renderOverview() {
     const depots = overview.depots;
+    const key = JSON.stringify([depots, overview.may_acknowledge, chosen, Math.floor(Date.parse(overview.at) / 60000)]);
+    if (key === drawn) return;
+    drawn = key;
+    const focused = document.activeElement && document.activeElement.closest("#depot-list [data-testid]");
     const list = setContent($("#depot-list"));
     for (const depot of depots) list.append(depotCard(depot));
+    if (focused) {
+      const again = list.querySelector(`[data-testid="${CSS.escape(focused.dataset.testid)}"]`);
+      if (again) again.focus();
+    }
     $("#no-depots").hidden = depots.length > 0;
     $("#depots-read-only").hidden = overview.may_acknowledge;
     if (chosen) {
@@ -114,6 +125,7 @@
     if (!gp.token()) return;
     try {
       overview = await (await api("/api/depots")).json();
+      gp.depotZones = overview.depots;
       renderOverview();
     } catch (failure) {
       if (!gp.tokenProblem(failure)) message("bad", failureWords(failure));
@@ -399,6 +411,7 @@
     } catch (failure) {
       return false;
     }
+    gp.depotZones = overview.depots;
     document.body.dataset.only = "depots";
     renderOverview();
     show("depots");
@@ -422,6 +435,18 @@
     if (chart) chart.setSize({ width: Math.max(320, $("#zone-chart").clientWidth), height: CHART_HEIGHT });
   });
 
-  Object.assign(gp, { depotsOnly, showView: show });
+  // The board's live frames carry every live alarm: when those of the depots change (one
+  // raised, acknowledged, cleared), the view asks again at once instead of at its next turn.
+  let depotAlarms = "";
+  function onSnapshot(snapshot) {
+    const depots = new Set(overview ? overview.depots.map((d) => `${d.site}/${d.node}`) : []);
+    const now = snapshot.alarms.filter((a) => depots.has(`${a.site}/${a.node}`))
+      .map((a) => `${a.alarm_id}:${a.state}:${a.escalated_at || ""}`).join();
+    if (now === depotAlarms) return;
+    depotAlarms = now;
+    if (document.body.dataset.view === "depots") refresh();
+  }
+
+  Object.assign(gp, { depotsOnly, showView: show, onSnapshot });
   if (window.location.hash === "#depots") show("depots");
 })();
