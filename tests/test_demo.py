@@ -72,7 +72,7 @@ def pids_and_port(output: OutputLines) -> tuple[list[int], int]:
     started = "\n".join(line for line in output.lines if line.startswith("[demo]"))
     pids = [int(pid) for pid in re.findall(r"pid (\d+)", started)]
     port = re.search(r"mqtts://127\.0\.0\.1:(\d+)", started)
-    assert len(pids) == 5 and port  # broker, gateway, watcher, two gates
+    assert len(pids) == 6 and port  # broker, gateway, watcher, two gates, a depot
     return pids, int(port.group(1))
 
 
@@ -169,6 +169,10 @@ def test_demo__shows_live_contract_messages_and_stops_cleanly(
             output.wait_for(f"gatepost/v1/demo/gate/{gate}/health")
             output.wait_for(f"gatepost/v1/demo/receipt/{gate}", timeout_s=30)
             output.wait_for(f"gatepost/v1/demo/summary/{gate}", timeout_s=30)
+        # The depot node's readings reach the gateway (stored: receipted), as the
+        # technician's watcher sees: readings carry no personal data.
+        output.wait_for("gatepost/v1/demo/depot/d01/reading", timeout_s=30)
+        output.wait_for("gatepost/v1/demo/receipt/d01", timeout_s=30)
         # Each gate's volunteer console answers where the demo said it would, and shows
         # the gate (holds, names) only to a volunteer signed in with a badge.
         text = "\n".join(output.lines)
@@ -189,8 +193,18 @@ def test_demo__shows_live_contract_messages_and_stops_cleanly(
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             nodes = {n["node"]: n for n in json.load(response)}
-        assert {"g01", "g02"} <= set(nodes)
-        assert all(nodes[g]["online"] for g in ("g01", "g02"))
+        assert {"g01", "g02", "d01"} <= set(nodes)
+        assert all(nodes[g]["online"] for g in ("g01", "g02", "d01"))
+        # The command center sees the depot's zones, each with its storage class and a value.
+        depots = urllib.request.Request(
+            f"{dashboard.group(1)}/api/depots",
+            headers={"Authorization": f"Bearer {dashboard.group(2)}"},
+        )
+        with urllib.request.urlopen(depots, timeout=5) as response:
+            [depot] = json.load(response)["depots"]
+        zones = {zone["zone"]: zone for zone in depot["zones"]}
+        assert zones["cold-store-1"]["storage_class"] == "cold-demo"
+        assert all(zone["latest"]["status"] == "ok" for zone in zones.values())
         # The events the watcher may not read reached the gateway: passed and held people.
         passages = urllib.request.Request(
             f"{dashboard.group(1)}/api/passages?limit=500",
@@ -216,7 +230,7 @@ def test_demo__shows_live_contract_messages_and_stops_cleanly(
     events = [line for line in lines if "/event/" in line and "not ours to read" not in line]
     assert not events, "the watcher read events"
     assert (
-        len([line for line in lines if '"state":"offline"' in line and '"shutdown"' in line]) == 2
+        len([line for line in lines if '"state":"offline"' in line and '"shutdown"' in line]) == 3
     )
     assert lines[-1] == "[demo] stopped: no process left behind"
     assert wait_gone(pids) == []
