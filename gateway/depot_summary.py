@@ -18,7 +18,7 @@ from itertools import pairwise
 
 from pydantic import BaseModel, Field
 
-from gateway.storage_classes import StorageClass
+from gateway.storage_classes import AlarmCondition, StorageClass
 
 KELVIN = 273.15
 ACTIVATION_K = 10_000.0  # ΔH/R, USP <1160>'s default for pharmaceuticals
@@ -84,15 +84,21 @@ def summarise(
     )  # fmt: skip
 
 
+def level_conditions(storage_class: StorageClass) -> tuple[AlarmCondition, ...]:
+    """The class's conditions on a reading's value: all but rate ones (a change per minute,
+    whose threshold is no level a reading can be out of)."""
+    return tuple(c for c in storage_class.conditions if c.type != "rate")
+
+
 def _minutes_out(ok: Sequence[Sample], storage_class: StorageClass | None) -> float:
     if storage_class is None:
         return 0.0
     out = timedelta()
+    levels = level_conditions(storage_class)
     for (at, t, h), (after, _, _) in pairwise(ok):
         values = {"temperature": t, "humidity": h}
         crossed = any(
-            (value := values[c.quantity]) is not None and c.outside(value)
-            for c in storage_class.conditions
+            (value := values[c.quantity]) is not None and c.outside(value) for c in levels
         )
         if crossed:
             out += min(after - at, HOLDS_AT_MOST)

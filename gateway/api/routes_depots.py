@@ -19,7 +19,7 @@ from gateway.api.context import GatewayContext
 from gateway.api.errors import ApiError, responses
 from gateway.api.routes_reports import Day
 from gateway.config import SiteSection
-from gateway.depot_summary import HOLDS_AT_MOST, ZoneDaySummary, summarise
+from gateway.depot_summary import HOLDS_AT_MOST, ZoneDaySummary, level_conditions, summarise
 from gateway.storage_classes import UNITS, Quantity, StorageClass
 from gateway.store import Store
 from gateway.store.records import AlarmRecord, DepotReadingRecord
@@ -188,10 +188,11 @@ def _zone(
 
 
 def bands(kept_at: StorageClass) -> list[Band]:
-    """The band of each quantity `kept_at` has conditions on: its tightest thresholds."""
+    """The band of each quantity `kept_at` has level conditions on: its tightest thresholds
+    (a rate condition's threshold is per minute, no level)."""
     made = []
     for quantity in ("temperature", "humidity"):
-        of = [c for c in kept_at.conditions if c.quantity == quantity]
+        of = [c for c in level_conditions(kept_at) if c.quantity == quantity]
         if of:
             lows = [c.threshold for c in of if c.direction == "below"]
             highs = [c.threshold for c in of if c.direction == "above"]
@@ -213,7 +214,7 @@ def _state(
     if latest.status != "ok":
         return "sensor-fault"
     values = {"temperature": latest.temperature_c, "humidity": latest.humidity_pct}
-    for condition in kept_at.conditions if kept_at else ():
+    for condition in level_conditions(kept_at) if kept_at else ():
         value = values[condition.quantity]
         if value is not None and condition.outside(value):
             return "out-of-range"

@@ -365,3 +365,29 @@ def test_words__every_key_the_depot_page_shows_is_in_the_catalogue() -> None:
     assert len(used) > 50  # the scan found the page's words
     missing = sorted(used - set(catalogue()))
     assert not missing, f"shown on the depot page, not in words.json: {missing}"
+
+
+def test_a_rate_condition_is_no_level__band_state_and_minutes_out(
+    tmp_path: Path, store: SqliteStore, book: AlarmBook
+) -> None:
+    # A door condition: 0.5 °C a minute rising. Its threshold is per minute: a fridge at
+    # 5 °C is not "above 0.5", neither in the band, nor in its state, nor in the summary.
+    site = SiteSection.model_validate({
+        "name": "north", "depots": ["d01"], "zones": {"d01": {"fridge-2": "fridge"}},
+        "storage_classes": {"fridge": {"conditions": [
+            {"name": "heat", "direction": "above", "threshold": 8.0, "delay_min": 600},
+            {"name": "door", "direction": "above", "threshold": 0.5, "type": "rate",
+             "hysteresis": 0.25},
+        ]}},
+    })  # fmt: skip
+    config = GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
+    context = GatewayContext(config=config, store=store, alarms=book, live=LiveFeed(),
+                             clock=lambda: NOW)  # fmt: skip
+    api = open_api(context)
+    arrived(store, config, book, every_10_min("fridge-2", 2, 5.0))
+    (depot,) = api.get("/api/depots", headers=bearer("depot")).json()["depots"]
+    (zone,) = depot["zones"]
+    assert zone["bands"] == [{"quantity": "temperature", "unit": "°C", "low": None, "high": 8.0}]
+    assert zone["state"] == "ok"
+    (day,) = api.get(f"/api/depots/north/d01/summary?day={DAY}", headers=bearer("depot")).json()
+    assert (day["readings"], day["minutes_out_of_range"]) == (13, 0.0)
