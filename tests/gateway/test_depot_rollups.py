@@ -552,6 +552,8 @@ def test_api__registrars_may_not_read_them(api: TestClient) -> None:
         "from=1999-12-31T00:00:00Z&to=2000-01-01T01:00:00Z",
         "from=yesterday&to=2026-12-01T12:00:00Z",
         "to=2026-12-01T12:00:00Z",  # no start
+        "from=2026-12-01T12:00:00Z",  # no end
+        "from=9999-12-31T00:00:00Z&to=9999-12-31T01:00:00Z",
         f"{RANGE}&resolution=second",
         f"{RANGE}&zone=Cold%20Store",
         f"{RANGE}&zone={'z' * 200}",
@@ -561,3 +563,18 @@ def test_api__registrars_may_not_read_them(api: TestClient) -> None:
 def test_api__bad_ranges__422(api: TestClient, query: str) -> None:
     response = api.get(f"/api/depots/north/d01/rollups?{query}", headers=bearer("depot"))
     assert response.status_code == 422, response.text
+
+
+def test_api__at_most_10000_rows(tmp_path: Path, store: SqliteStore, rollups: DepotRollups) -> None:
+    zones = ("z1", "z2", "z3", "z4")
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    stored(
+        store, [sample(z, start + timedelta(minutes=m), 5.0) for m in range(2880) for z in zones]
+    )
+    rollups.roll()
+    api = depot_api(tmp_path, store)
+    url = "/api/depots/north/d01/rollups?resolution=minute&from=2026-12-01T00:00:00Z&to=2026-12-03T00:00:00Z"
+    found = api.get(url, headers=bearer("command")).json()
+    assert len(found) == 10_000  # of 11,520: the first ones by time
+    assert found[-1]["bucket"] == "2026-12-02T17:39:00Z"
+    assert [f["zone"] for f in found[:4]] == list(zones)
