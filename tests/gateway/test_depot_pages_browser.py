@@ -28,6 +28,7 @@ from gateway.store import SqliteStore
 from tests.browser import assert_chinese_renders, by_id, eventually, open_page, shows
 from tests.console.test_chinese_fonts import DEJAVU, fontconfig
 from tests.gateway.factory import Gates
+from tests.gateway.test_dashboard_browser import no_missing_words
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +37,8 @@ DEPOT = "gpt_depot-keeper"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 COLD = "cold-store-1"
 DRY = "dry-store"
+MASKS = "mask-store"
+FREEZER = "freezer-1"
 STEP = timedelta(minutes=10)
 
 # Reads the chart's canvas: how many pixels are (about) each colour, as the legend's
@@ -65,10 +68,15 @@ COUNT_PIXELS = """() => {
 
 @pytest.fixture
 def gateway_config(tmp_path: Path) -> GatewayConfig:
-    """Site `north` with depot d01: a cold store (2 to 8 °C class) and a dry store (room class)."""
-    site = SiteSection(
-        name="north", gates=("g01",), depots=("d01",), zones={"d01": {COLD: "cold", DRY: "room"}}
-    )
+    """Site `north` with depot d01: a cold store (cold class), a dry store (room), a mask
+    store (humidity) and a freezer (the site's own class, deep-freeze)."""
+    site = SiteSection.model_validate({
+        "name": "north", "gates": ["g01"], "depots": ["d01"],
+        "zones": {"d01": {COLD: "cold", DRY: "room", MASKS: "humidity", FREEZER: "deep-freeze"}},
+        "storage_classes": {"deep-freeze": {"conditions": [
+            {"name": "thaw", "direction": "above", "threshold": -15.0, "delay_min": 60},
+        ]}},
+    })  # fmt: skip
     return GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
 
 
@@ -219,6 +227,7 @@ def test_a_zones_day_charted_with_its_band_and_excursions_and_its_alarm_acknowle
     shows(item, "仓库温湿度异常")
     shows(item.locator(".text"), f"d01 库区 {COLD} 9.0 °C：已达 8.0 °C 或以上")
     assert_chinese_renders(page, '[data-testid="depots"]')
+    no_missing_words(page)
     by_id(item, f"depot-alarm-acknowledge-{alarm.alarm_id}").click()
     eventually(lambda: store.alarm(alarm.alarm_id).state == "acknowledged")
     assert store.alarm(alarm.alarm_id).acknowledged_by == "cold-chain-desk"
@@ -231,6 +240,43 @@ def test_a_zones_day_charted_with_its_band_and_excursions_and_its_alarm_acknowle
     shows(by_id(page, "summary-out"), f"{minutes_out} min")
     shows(by_id(page, "legend-excursions"), f"Excursions: {excursions(day)}")
     shows(by_id(detail, f"depot-alarm-{alarm.alarm_id}"), "Acknowledged by cold-chain-desk")
+
+
+def test_a_humidity_zone_is_charted_in_rh_and_a_sites_own_class_named_as_it_is(
+    page: Page, server: ConsoleServer, store: SqliteStore
+) -> None:
+    now = datetime.now(UTC)
+    yesterday = now.astimezone(SHANGHAI).date() - timedelta(days=1)
+    start = datetime.combine(yesterday, time(), tzinfo=SHANGHAI)
+    readings = [
+        DepotReading(
+            sensor=MASKS, bus_address=3, at=start + i * STEP, status="ok", temperature_c=20.0,
+            humidity_pct=82.0 if 60 <= i < 72 else 60.0,  # wet from 10:00 to 12:00
+        )
+        for i in range(144)
+    ]  # fmt: skip
+    gates = Gates("north", now=now)
+    store.write([gates.inbound("d01", DepotReadingBatch, readings=tuple(readings[i : i + 72]))
+                 for i in (0, 72)])  # fmt: skip
+    open_depots(page, server, COMMAND)
+    freezer = by_id(page, f"zone-north-d01-{FREEZER}")
+    shows(freezer, "deep-freeze · 低于 -15.0 °C")  # no words for it: its name
+    shows(by_id(freezer, "zone-state"), "无数据")
+    masks = by_id(page, f"zone-north-d01-{MASKS}")
+    shows(masks, "防潮 · 低于 75.0 %RH")
+    masks.click()
+    by_id(page, "zone-day").fill(yesterday.isoformat())
+    by_id(page, "zone-load").click()
+    shows(by_id(page, "legend-line"), "湿度（%RH），144 个读数")
+    shows(by_id(page, "legend-band"), "允许范围：低于 75.0 %RH")
+    shows(by_id(page, "legend-excursions"), "超出范围：1 次")
+    shows(by_id(page, "legend-range"), "当日 60.0 至 82.0 %RH")
+    shows(by_id(page, "summary-out"), "120 分钟")
+    painted = pixels(page)
+    assert painted["line"] > painted["width"] // 2, painted
+    assert painted["band"] > painted["width"] * painted["height"] // 20, painted
+    assert painted["excursion"] > painted["width"] * painted["height"] // 200, painted
+    no_missing_words(page)
 
 
 def test_a_depot_token_sees_the_depots_only_and_cannot_acknowledge(
