@@ -36,6 +36,8 @@ COLD, SHELF = "cold-store-1", "shelf-a"
 # The readings' hour: 2026-12-01 02:00 UTC (10:00 in Shanghai).
 HOUR = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 NOW = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+# (zone, bucket start) -> its figures, as the API names them
+Buckets = dict[tuple[str, datetime], dict[str, Any]]
 
 
 class Clock:
@@ -73,7 +75,9 @@ def rollups(store: SqliteStore, settings: StoreSection, clock: Clock) -> DepotRo
     return DepotRollups(store, settings, clock)
 
 
-def sample(zone: str, at: datetime, temperature_c: float | None, humidity: float = 60.0) -> DepotReading:  # fmt: skip
+def sample(
+    zone: str, at: datetime, temperature_c: float | None, humidity: float = 60.0
+) -> DepotReading:
     if temperature_c is None:
         return DepotReading(sensor=zone, bus_address=1, at=at, status="timeout")
     return DepotReading(
@@ -102,7 +106,7 @@ def two_hours(seed: int = 7) -> list[DepotReading]:
     return readings
 
 
-def expected(readings: list[DepotReading], width: timedelta) -> dict[tuple[str, datetime], dict[str, Any]]:  # fmt: skip
+def expected(readings: list[DepotReading], width: timedelta) -> Buckets:
     """Each (zone, bucket)'s figures computed here from the readings themselves."""
     buckets: dict[tuple[str, datetime], list[DepotReading]] = defaultdict(list)
     epoch = datetime(2000, 1, 1, tzinfo=UTC)
@@ -123,7 +127,7 @@ def expected(readings: list[DepotReading], width: timedelta) -> dict[tuple[str, 
     return figures
 
 
-def rolled(store: SqliteStore, resolution: str = "minute", zone: str | None = None) -> dict[tuple[str, datetime], dict[str, Any]]:  # fmt: skip
+def rolled(store: SqliteStore, resolution: str = "minute", zone: str | None = None) -> Buckets:
     found = store.depot_rollups(
         "north", "d01", resolution,  # type: ignore[arg-type]
         datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC), zone=zone,
@@ -136,7 +140,7 @@ def _figures(r: DepotRollupRecord) -> dict[str, Any]:
     return r.model_dump(exclude={"site", "node", "zone", "resolution", "bucket"})
 
 
-def assert_same(got: dict[tuple[str, datetime], dict[str, Any]], want: dict[tuple[str, datetime], dict[str, Any]]) -> None:  # fmt: skip
+def assert_same(got: Buckets, want: Buckets) -> None:
     assert got.keys() == want.keys()
     for key, figures in want.items():
         for name, value in figures.items():
@@ -256,13 +260,13 @@ def test_rollups__a_pass_that_fails_leaves_nothing_half_done(
 def test_rollups__readings_stored_before_the_migration_are_rolled(db: Path) -> None:
     conn = sqlite3.connect(db, isolation_level=None)
     apply_migrations(conn, tuple(m for m in MIGRATIONS if m.name < "0012"))
-    at = utc_text(HOUR)
+    at, later = utc_text(HOUR), utc_text(HOUR + timedelta(seconds=10))
     conn.executemany(
         "INSERT INTO depot_readings (event_id, site, node, sensor, bus_address, at, status, "
         "temperature_c, humidity_pct) VALUES (?,?,?,?,?,?,?,?,?)",
         [("e1", "north", "d01", COLD, 1, at, "ok", 4.0, 50.0),
          ("e1", "north", "d01", SHELF, 2, at, "ok", 20.0, 55.0),
-         ("e2", "north", "d01", COLD, 1, utc_text(HOUR + timedelta(seconds=10)), "crc", None, None)],
+         ("e2", "north", "d01", COLD, 1, later, "crc", None, None)],
     )  # fmt: skip
     conn.close()
     store = SqliteStore(db)
@@ -274,9 +278,9 @@ def test_rollups__readings_stored_before_the_migration_are_rolled(db: Path) -> N
             (COLD, None),
         ]
         assert store.roll_depot_readings(limit=100).readings == 3
-        hours = rolled(store, "hour")
+        hours = sorted(rolled(store, "hour").items())
         assert [(zone, f["readings"], f["faults"], f["temperature_mean_c"])
-                for (zone, _), f in sorted(hours.items())] == [(COLD, 1, 1, 4.0), (SHELF, 1, 0, 20.0)]  # fmt: skip
+                for (zone, _), f in hours] == [(COLD, 1, 1, 4.0), (SHELF, 1, 0, 20.0)]  # fmt: skip
     finally:
         store.close()
 
@@ -501,7 +505,10 @@ def test_api__hours_and_minutes_of_a_range(api: TestClient, store: SqliteStore) 
 
 
 def test_api__bounds_include_from_and_exclude_to(api: TestClient) -> None:
-    url = "/api/depots/north/d01/rollups?resolution=minute&from=2026-12-01T02:00:00Z&to=2026-12-01T02:02:00Z"
+    url = (
+        "/api/depots/north/d01/rollups?resolution=minute"
+        "&from=2026-12-01T02:00:00Z&to=2026-12-01T02:02:00Z"
+    )
     minutes = api.get(url, headers=bearer("depot")).json()
     assert sorted({m["bucket"] for m in minutes}) == [
         "2026-12-01T02:00:00Z",
@@ -518,12 +525,12 @@ def test_api__csv_opens_in_excel(api: TestClient) -> None:
     assert response.content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     want = expected(two_hours(), timedelta(hours=1))
+    first, second = want[(COLD, HOUR)], want[(COLD, HOUR + timedelta(hours=1))]
     assert [(r["zone"], r["bucket"], int(r["readings"]), int(r["faults"])) for r in rows] == [
-        (COLD, "2026-12-01T02:00:00+00:00", want[(COLD, HOUR)]["readings"], want[(COLD, HOUR)]["faults"]),
-        (COLD, "2026-12-01T03:00:00+00:00", want[(COLD, HOUR + timedelta(hours=1))]["readings"],
-         want[(COLD, HOUR + timedelta(hours=1))]["faults"]),
+        (COLD, "2026-12-01T02:00:00+00:00", first["readings"], first["faults"]),
+        (COLD, "2026-12-01T03:00:00+00:00", second["readings"], second["faults"]),
     ]  # fmt: skip
-    assert float(rows[0]["temperature_max_c"]) == want[(COLD, HOUR)]["temperature_max_c"]
+    assert float(rows[0]["temperature_max_c"]) == first["temperature_max_c"]
 
 
 @pytest.mark.parametrize(
@@ -573,7 +580,10 @@ def test_api__at_most_10000_rows(tmp_path: Path, store: SqliteStore, rollups: De
     )
     rollups.roll()
     api = depot_api(tmp_path, store)
-    url = "/api/depots/north/d01/rollups?resolution=minute&from=2026-12-01T00:00:00Z&to=2026-12-03T00:00:00Z"
+    url = (
+        "/api/depots/north/d01/rollups?resolution=minute"
+        "&from=2026-12-01T00:00:00Z&to=2026-12-03T00:00:00Z"
+    )
     found = api.get(url, headers=bearer("command")).json()
     assert len(found) == 10_000  # of 11,520: the first ones by time
     assert found[-1]["bucket"] == "2026-12-02T17:39:00Z"
