@@ -186,17 +186,18 @@ class BenchSite:
 class GatewayProcess:
     """`gatepost gateway run` on a bench site's broker as itself, `gates` its inventory.
 
-    `site_config` adds to the site's section of its config (depots, zones, storage classes).
+    `site_config` adds to the site's section of its config (depots, zones, storage classes),
+    `config` to the config itself (e.g. an `ingest` section).
     """
 
     def __init__(
         self, site: BenchSite, workdir: Path, gates: Sequence[str],
-        site_config: dict[str, Any] | None = None,
+        site_config: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        config = workdir / "gateway.yaml"
-        config.write_text(
+        path = workdir / "gateway.yaml"
+        path.write_text(
             yaml.safe_dump(
                 {
                     "sites": [{"name": site.site, "gates": list(gates)} | (site_config or {})],
@@ -204,12 +205,13 @@ class GatewayProcess:
                     "store": {"path": "gateway.db"},
                     "http": {"port": self.port},
                 }
+                | (config or {})
             )
         )
         self.db = workdir / "gateway.db"
         self.process = spawn(
             python_module("edge.cli", "--log-level", "warning", "gateway", "run",
-                          "--config", str(config))
+                          "--config", str(path))
         )  # fmt: skip
         if not wait_for_http(f"http://127.0.0.1:{self.port}/metrics"):
             self.stop()
