@@ -148,8 +148,8 @@ class StoreSection(Section):
     def _minutes_outlive_raw(self) -> Self:
         if self.depot_minute_days < self.depot_raw_days:
             raise ValueError(
-                "depot_minute_days must be at least depot_raw_days: an hour is rolled again "
-                "from its minutes while its raw readings are kept"
+                "depot_minute_days must be at least depot_raw_days: a minute's rollup is "
+                "deleted only after its raw readings"
             )
         return self
 
