@@ -164,6 +164,7 @@ class Ingest:
         cases: the alarms a new event opens, stored in the same transaction.
         on_subscribed: called on the reader's thread each time the subscriptions are
             (re)made, e.g. after a broker restart.
+        clock: when each delivery was received (the gateway's clock).
     """
 
     def __init__(
@@ -175,8 +176,10 @@ class Ingest:
         cases: Cases | None = None,
         *,
         on_subscribed: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._cases = cases
+        self._clock = clock
         self._on_subscribed = on_subscribed
         self.config = config
         self._store = store
@@ -193,7 +196,7 @@ class Ingest:
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._subscriber = MqttSubscriber(
-            subscriber_settings(config), self._on_deliveries, self._on_connection
+            subscriber_settings(config), self._on_deliveries, self._on_connection, clock
         )
         # Decoding (Python) and storing (mostly SQLite, which releases the Python lock,
         # and the fsync) overlap: one batch is decoded while the one before commits.
@@ -306,7 +309,7 @@ class Ingest:
                 by_connection.setdefault(item.connection, []).append(item.packet_id)
         for connection, packet_ids in by_connection.items():
             self._subscriber.ack(packet_ids, connection)
-        lag = (datetime.now(UTC) - batch[0].received_at).total_seconds()
+        lag = (self._clock() - batch[0].received_at).total_seconds()
         events = [q for q in written.quarantined if q.what == "event"]
         self._stats.batch_done(
             received=len(batch), stored=len(written.events),

@@ -114,7 +114,7 @@ class Gateway:
     def init_ingest(self) -> None:
         self.ingest = Ingest(
             self.config, self.store, self.stats, self._on_stored, alarm_cases,
-            on_subscribed=self.receipts.republish,
+            on_subscribed=self.receipts.republish, clock=self.clock,
         )  # fmt: skip
         self.ingest.start()
         self._undo.append(self.ingest.stop)

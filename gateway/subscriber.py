@@ -197,6 +197,8 @@ class MqttSubscriber:
         on_deliveries: called on the reader thread with each chunk of PUBLISHes as read;
             may block (the broker then waits: TCP pushes back).
         on_connected: called with True after SUBACK and False when the connection ends.
+        clock: stamps each delivery's `received_at` (the gateway's clock: a test that
+            compresses time compresses it for ingest too).
     """
 
     def __init__(
@@ -204,8 +206,10 @@ class MqttSubscriber:
         settings: SessionSettings,
         on_deliveries: Callable[[list[Delivery]], None],
         on_connected: Callable[[bool, bool], None] = lambda _up, _resumed: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
+        self._clock = clock
         self._on_deliveries = on_deliveries
         self._on_connected = on_connected
         self._stop = threading.Event()
@@ -367,7 +371,7 @@ class MqttSubscriber:
         return b"".join(chunks)
 
     def _handle(self, packets: list[tuple[int, int, bytes]], connection: int) -> None:
-        received_at = datetime.now(UTC)
+        received_at = self._clock()
         deliveries = []
         for kind, flags, body in packets:
             if kind == PUBLISH:
