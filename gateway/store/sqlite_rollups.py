@@ -39,7 +39,7 @@ _RAW_FIGURES = """
     AVG(CASE WHEN status = 'ok' THEN humidity_pct END)
 """
 # The figures of several buckets' together: means weighted by their ok readings.
-_MINUTE_FIGURES = """
+_SUMMED_FIGURES = """
     COALESCE(SUM(readings), 0), COALESCE(SUM(faults), 0),
     MIN(temperature_min_c), MAX(temperature_max_c),
     SUM(temperature_mean_c * readings) / NULLIF(SUM(readings), 0),
@@ -117,7 +117,7 @@ FROM temp.depot_roll_new WHERE mode = 'merge'
 # Every hour the pass touches: its new readings added, whatever became of their minutes.
 _HOURS_ADDED = f"""
 INSERT INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS})
-SELECT site, node, zone, 'hour', hour || '{_HOUR_TAIL}', {_MINUTE_FIGURES}
+SELECT site, node, zone, 'hour', hour || '{_HOUR_TAIL}', {_SUMMED_FIGURES}
 FROM temp.depot_roll_new WHERE true GROUP BY site, node, zone, hour
 {_ADD}
 """  # noqa: S608
@@ -130,11 +130,6 @@ CROSS JOIN depot_rollups r ON r.site = s.site AND r.node = s.node AND r.zone = s
     AND r.resolution = ? AND r.bucket >= ? AND r.bucket < ?
 WHERE s.site = ? AND s.node = ? AND s.zone = IFNULL(?, s.zone)
 ORDER BY r.bucket, r.zone LIMIT ?
-"""  # noqa: S608
-# The new readings' figures of the minutes (or of each minute of the hours) to merge.
-_NEW_OF = f"""
-SELECT site, node, zone, CASE WHEN ?2 = 'minute' THEN minute ELSE hour END, {_COLUMNS}
-FROM temp.depot_roll_new WHERE CASE WHEN ?2 = 'minute' THEN mode ELSE hour_mode END = ?1
 """  # noqa: S608
 
 
