@@ -73,8 +73,8 @@ def rs485(tmp_path: Path) -> Iterator[SimulatedModbusBus]:
 
 
 def depot_config(tmp_path: Path, broker: PrivateBroker, rs485: SimulatedModbusBus) -> Path:
-    profile = tmp_path / "fast-bus.yaml"  # short waits: a dead sensor costs 0.1 s a round
-    profile.write_text("part: xy-md02\nreply_timeout_s: 0.1\nretries: 0\n")
+    profile = tmp_path / "fast-bus.yaml"  # short waits: a dead sensor costs 2 x 0.15 s a round
+    profile.write_text("part: xy-md02\nreply_timeout_s: 0.15\nretries: 1\n")
     bus = {
         "url": str(rs485.path), "profile": str(profile), "poll_s": 1, "fault_after": 2,
         "sensors": [
@@ -280,7 +280,7 @@ def test_depot_node__a_fault_is_raised_once_across_restarts_and_cleared_when_gon
 ) -> None:
     # No broker here: what the node tells the gateway is what its outbox holds.
     profile = tmp_path / "fast-bus.yaml"
-    profile.write_text("part: xy-md02\nreply_timeout_s: 0.1\nretries: 0\n")
+    profile.write_text("part: xy-md02\nreply_timeout_s: 0.15\nretries: 1\n")
     zones = [("cold-store-1", COLD), ("freezer", FREEZER), ("dry-store", DRY)]
 
     def config(*names: str) -> DepotNode:
