@@ -345,7 +345,9 @@ def test_overview__roles(at_noon: TestClient) -> None:
 
 
 def test_words__every_key_the_depot_page_shows_is_in_the_catalogue() -> None:
-    script = (STATIC / "depots.js").read_text(encoding="utf-8")
+    script = "\n".join(
+        (STATIC / name).read_text(encoding="utf-8") for name in ("depot-chart.js", "depots.js")
+    )
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     namespaces = "|".join({key.split(".", 1)[0] for key in catalogue()})
     used = set(re.findall(rf'"((?:{namespaces})\.[\w./-]+)"', script))
