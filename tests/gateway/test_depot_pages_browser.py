@@ -154,6 +154,7 @@ def test_a_zones_day_charted_with_its_band_and_excursions_and_its_alarm_acknowle
     assert (alarm.kind, alarm.subject, alarm.state) == ("depot-climate", f"{COLD}/heat", "raised")
     open_depots(page, server, COMMAND)
     expect(page.locator(".board")).to_be_hidden()  # the gates' view is the other tab
+    expect(by_id(page, "view-depots")).to_have_attribute("aria-current", "page")
 
     # At a glance: each zone's value, its state in words (and by colour), its class's band.
     cold = by_id(page, f"zone-north-d01-{COLD}")
@@ -341,6 +342,7 @@ def test_opened_on_the_depots_without_a_token_they_come_once_it_is_given(
     shows(by_id(by_id(page, f"zone-north-d01-{COLD}"), "zone-state"), "告警")
     expect(by_id(page, "token-form")).to_be_hidden()
     by_id(page, "view-gates").click()
+    expect(by_id(page, "view-gates")).to_have_attribute("aria-current", "page")
     expect(page.locator(".board")).to_be_visible()
     expect(by_id(page, "depots")).to_be_hidden()
     expect(page).to_have_url(f"{server.url}/#gates")

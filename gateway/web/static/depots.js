@@ -233,6 +233,10 @@
 
   function show(view) {
     document.body.dataset.view = view;
+    for (const link of $$(".views a")) {
+      if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
     clearInterval(timer);
     if (view !== "depots") return;
     refresh();
@@ -286,5 +290,5 @@
   }
 
   Object.assign(gp, { depotsOnly, showView: show, onSnapshot });
-  if (window.location.hash === "#depots") show("depots");
+  show(window.location.hash === "#depots" ? "depots" : "gates");
 })();
