@@ -174,20 +174,36 @@ def test_dead_sensor_times_out_for_a_while_then_reads(start: Start, clock: Scena
     assert kinds == ["ok", "ok", "timeout", "timeout", "timeout", "ok", "ok"]
 
 
-def test_bus_noise_damages_some_answers_and_most_read(tmp_path: Path, clock: ScenarioClock) -> None:
+TRUE_VALUES = {(1, 5.0), (2, 21.0), (3, 5.0)}  # (slave id, °C) of ZONES at rest
+
+
+def test_bus_noise_damages_a_share_of_answers_and_most_read(
+    tmp_path: Path, clock: ScenarioClock
+) -> None:
     once = PROFILE.model_copy(update={"retries": 0})  # a retry would hide each damaged answer
     with (
-        running(tmp_path, [BusNoise(crc_share=0.2, noise_share=0.2, seed=7)], clock) as bus,
+        running(tmp_path, [BusNoise(crc_share=0.3, noise_share=0.0, seed=7)], clock) as bus,
         ModbusBus(str(bus.path), once) as driver,
     ):
         results = [driver.poll(zone.slave_id) for _ in range(20) for zone in ZONES]
-    faults = [r for r in results if isinstance(r, SensorFault)]
     readings = [r for r in results if isinstance(r, DepotReading)]
-    assert any(f.kind == "crc" for f in faults)
-    assert len(readings) >= 0.6 * len(results)
-    # Noise damages frames; it never passes for a reading of another value or sensor.
-    assert {f.kind for f in faults} <= {"crc", "bus"}
-    assert {(r.slave_id, r.temperature_c) for r in readings} <= {(1, 5.0), (2, 21.0), (3, 5.0)}
+    assert any(isinstance(r, SensorFault) and r.kind == "crc" for r in results)
+    assert len(readings) >= 0.5 * len(results)
+    # A damaged answer never passes for a reading of another value or sensor.
+    assert {(r.slave_id, r.temperature_c) for r in readings} <= TRUE_VALUES
+
+
+def test_bus_noise_between_frames_is_read_through_with_a_retry(
+    tmp_path: Path, clock: ScenarioClock
+) -> None:
+    with (
+        running(tmp_path, [BusNoise(crc_share=0.0, noise_share=0.3, seed=7)], clock) as bus,
+        ModbusBus(str(bus.path), PROFILE) as driver,
+    ):
+        results = [driver.poll(zone.slave_id) for _ in range(20) for zone in ZONES]
+    readings = [r for r in results if isinstance(r, DepotReading)]
+    assert len(readings) >= 0.9 * len(results)
+    assert {(r.slave_id, r.temperature_c) for r in readings} <= TRUE_VALUES
 
 
 def test_wrong_id_is_a_wrong_slave_fault_never_a_reading(
