@@ -70,11 +70,6 @@ MESSAGES: dict[str, str] = {
     "above for {lasted_min} min ({storage_class} {condition})",
     "depot-climate.humidity-below": "{where} zone {zone} at {value} %RH: {threshold} %RH or "
     "below for {lasted_min} min ({storage_class} {condition})",
-}
-# The depot rules' cumulative, rate and stale-sensor wordings: made and read back exactly
-# as MESSAGES are (tests/gateway/test_depot_rules_words.py checks each reads back and has
-# its words in both languages).
-DEPOT_MESSAGES: dict[str, str] = {
     "depot-climate.temperature-above-day": "{where} zone {zone} at {value} °C: {threshold} °C "
     "or above for {lasted_min} min in all on {day} ({storage_class} {condition})",
     "depot-climate.temperature-below-day": "{where} zone {zone} at {value} °C: {threshold} °C "
@@ -93,7 +88,6 @@ DEPOT_MESSAGES: dict[str, str] = {
     "over {gap_min} min: {threshold} %RH/min or faster ({storage_class} {condition})",
     "depot-sensor-stale": "{where} zone {zone} sent no reading for {silent_min} min",
 }
-TEMPLATES: dict[str, str] = MESSAGES | DEPOT_MESSAGES
 _SLOT = re.compile(r"\{(\w+)\}")
 
 
@@ -115,8 +109,8 @@ def draft(
     subject: str = "",
     **values: object,
 ) -> AlarmDraft:
-    """An alarm to raise, its message made from `TEMPLATES[key]` and `values`."""
-    message = TEMPLATES[key].format(where=where(site, node), **values)
+    """An alarm to raise, its message made from `MESSAGES[key]` and `values`."""
+    message = MESSAGES[key].format(where=where(site, node), **values)
     return AlarmDraft(kind, site, node, subject, severity, message)
 
 
@@ -158,7 +152,7 @@ class AlarmView(AlarmRecord):
 @cache
 def _patterns(kind: str) -> list[tuple[str, re.Pattern[str]]]:
     made = []
-    for key, template in TEMPLATES.items():
+    for key, template in MESSAGES.items():
         if key == kind or key.startswith(f"{kind}."):
             parts = _SLOT.split(template)  # literal, name, literal, name, …, literal
             regex = "".join(

@@ -14,6 +14,7 @@ from gateway.api.context import GatewayContext
 from gateway.store.records import AlarmDraft, AlarmRecord
 from tests.gateway.test_api_access import bearer, open_api
 
+CLIMATE = {"zone": "fridge-2", "value": "4.6", "storage_class": "vaccine-fridge"}
 # Values for every alarm message the rules make, by wording key.
 SAMPLES: dict[str, dict[str, str]] = {
     "fever": {"temperature": "38.4"},
@@ -72,7 +73,24 @@ SAMPLES: dict[str, dict[str, str]] = {
         "threshold": "20.0",
         "condition": "parched",
     },
-}
+    "depot-climate.temperature-above-day": CLIMATE | {
+        "threshold": "8.0", "lasted_min": "61", "day": "2026-12-06", "condition": "heat-day"},
+    "depot-climate.temperature-below-day": CLIMATE | {
+        "threshold": "2.0", "lasted_min": "600", "day": "2026-12-07", "condition": "cold-day"},
+    "depot-climate.humidity-above-day": CLIMATE | {
+        "threshold": "75.0", "lasted_min": "120", "day": "2026-12-06", "condition": "humid"},
+    "depot-climate.humidity-below-day": CLIMATE | {
+        "threshold": "20.0", "lasted_min": "120", "day": "2026-12-06", "condition": "dry"},
+    "depot-climate.temperature-rise": CLIMATE | {
+        "rate": "0.60", "gap_min": "1.0", "threshold": "0.50", "condition": "door"},
+    "depot-climate.temperature-fall": CLIMATE | {
+        "rate": "1.10", "gap_min": "2.5", "threshold": "0.50", "condition": "door"},
+    "depot-climate.humidity-rise": CLIMATE | {
+        "rate": "3.00", "gap_min": "1.0", "threshold": "2.00", "condition": "door"},
+    "depot-climate.humidity-fall": CLIMATE | {
+        "rate": "3.00", "gap_min": "1.0", "threshold": "2.00", "condition": "dry-out"},
+    "depot-sensor-stale": {"zone": "cold-store-1", "silent_min": "16"},
+}  # fmt: skip
 
 
 def sample(key: str, node: str = "g02") -> AlarmDraft:
@@ -219,6 +237,15 @@ def test_words__a_message_made_elsewhere_gets_its_kinds_words() -> None:
     made = AlarmDraft(AlertKind.FEVER, "north", "g01", "h1", "critical", "fever hold open at g01")
     words = words_of(record_of(made))
     assert (words.key, words.values["place"]) == ("other", "g01")
+
+
+def test_words__an_older_depot_message_is_not_read_as_a_days_sum() -> None:
+    older = draft(
+        AlertKind.DEPOT_CLIMATE, "depot-climate.temperature-above", "north", "d01", "critical",
+        zone="z", value="8.9", threshold="8.0", lasted_min="600", storage_class="cold",
+        condition="heat",
+    )  # fmt: skip
+    assert words_of(record_of(older)).key == "depot-climate.temperature-above"
 
 
 def test_words__a_message_naming_another_place_is_not_read_as_this_one() -> None:

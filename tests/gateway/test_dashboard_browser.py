@@ -133,8 +133,8 @@ def test_every_alarm_kind_is_worded_in_the_chinese_view(
     page: Page, server: ConsoleServer, gateway_context: GatewayContext
 ) -> None:
     raised: dict[str, AlarmDraft] = {key: sample(key) for key in SAMPLES}
-    # A depot alarm (no rule raises one yet) and a message no template matches (an older
-    # gateway's): the kind's own words.
+    # Messages no template matches (an older gateway's, or made by hand): the kind's own
+    # words.
     raised["depot-climate"] = AlarmDraft(
         AlertKind.DEPOT_CLIMATE, "north", "d01", "", "warning", "d01 cold room at 9.1 °C"
     )
