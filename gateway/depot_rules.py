@@ -194,8 +194,10 @@ class ExcursionRules:
         self._config = config
         self._store = store
         self._book = book
-        # Nodes evaluated since this gateway started: their stored readings are all known.
-        self._resumed: set[tuple[str, str]] = set()
+        # What the store holds for each node evaluated since this gateway started (whose
+        # stored readings are all known): the rules are the table's only writer, and
+        # reading it back for every batch cost a third of ingest (bench/depot_ingest.py).
+        self._kept: dict[tuple[str, str], dict[tuple[str, str], Excursion]] = {}
 
     def on_stored(self, events: Sequence[InboundEvent]) -> None:
         """Evaluate the readings of newly stored batches (a redelivered batch is not new).
@@ -214,32 +216,42 @@ class ExcursionRules:
             self._apply(by_node)
         except BaseException:
             # Their state was not kept: their next batch reads what the store holds.
-            self._resumed.difference_update(by_node)
+            for key in by_node:
+                self._kept.pop(key, None)
             raise
 
     def _apply(self, by_node: dict[tuple[str, str], list[DepotReading]]) -> None:
         raising: list[AlarmDraft] = []
         clearing: list[tuple[str, str, str]] = []
         changed: list[Excursion] = []
+        kept: dict[tuple[str, str], dict[tuple[str, str], Excursion]] = {}
         for (site, node), readings in by_node.items():
             section = self._config.site(site)
             if section is not None and node in section.zones:
-                changed += self._evaluate(section, node, readings, raising, clearing)
+                kept[(site, node)], stepped = self._evaluate(
+                    section, node, readings, raising, clearing
+                )
+                changed += stepped
         # One transaction for every node's alarms and one for every node's state, not one
         # per node: a busy gateway's batch holds readings of many depots.
         self._book.raise_alarms(raising)
         for site, node, subject in clearing:
             self._book.clear_condition(AlertKind.DEPOT_CLIMATE, site, node, subject)
         self._store.save_excursions(changed)
-        self._resumed.update(by_node)
+        self._kept.update(kept)
 
     def _evaluate(
         self, site: SiteSection, node: str, readings: list[DepotReading],
         raising: list[AlarmDraft], clearing: list[tuple[str, str, str]],
-    ) -> list[Excursion]:  # fmt: skip
-        """Step each condition of each zone through the node's readings, oldest first."""
-        states = self._store.excursions(site.name, node)
-        if states and (site.name, node) not in self._resumed:
+    ) -> tuple[dict[tuple[str, str], Excursion], list[Excursion]]:  # fmt: skip
+        """Step each condition of each zone through the node's readings, oldest first.
+
+        Returns:
+            Every condition's state after them, and those they changed (to be kept).
+        """
+        kept = self._kept.get((site.name, node))
+        states = dict(kept) if kept is not None else self._store.excursions(site.name, node)
+        if states and kept is None:
             readings = [*self._missed(site, node, states), *readings]
         stepped_keys: set[tuple[str, str]] = set()
         for reading in sorted(readings, key=lambda r: r.at):
@@ -257,7 +269,7 @@ class ExcursionRules:
                     raising.append(_alarm(site, condition, states[key], reading, facts))
                 elif change == "clear":
                     clearing.append((site.name, node, _subject(reading.sensor, condition)))
-        return [states[key] for key in stepped_keys]
+        return states, [states[key] for key in stepped_keys]
 
     def _missed(
         self, site: SiteSection, node: str, states: dict[tuple[str, str], Excursion]
