@@ -1,7 +1,9 @@
 """Config files shared by every Gatepost process: YAML in, one pydantic model out, errors by path.
 
 Unknown keys are refused and every error names its field path, so a technician sees
-"devices.scanner.url: …" rather than a stack trace.
+"devices.scanner.url: …" rather than a stack trace. The sections every node's config has
+whatever its role (`broker`, `outbox`, and where the device profiles are) live here too,
+beside the gateway's: edge/gate/config.py and edge/depot/config.py both take them.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from edge.errors import GatepostError
 from edge.mqtt import BrokerUrl, Endpoint
+from edge.uplink import UplinkSettings
 
 M = TypeVar("M", bound=BaseModel)
+
+# Device profiles named without a path (`xy-md02`, `gm65-scanner`) are files here.
+PROFILES_DIR = Path(__file__).resolve().parents[1] / "hardware" / "profiles"
 
 
 class ConfigError(GatepostError):
@@ -83,6 +89,34 @@ class BrokerFields(Section):
             BrokerUrl.parse(self.url), ca=self.ca, cert=self.cert, key=self.key,
             username=self.username, password=password,
         )  # fmt: skip
+
+
+class BrokerSection(BrokerFields):
+    """A node's `broker` section, whatever its role: the endpoint and how the uplink paces."""
+
+    keepalive_s: int = Field(10, ge=2, le=600, description="the broker declares us lost after 1.5x")
+    heartbeat_s: int = Field(10, ge=1, le=3600, description="seconds between health messages")
+    reconnect_max_s: float = Field(5.0, ge=0.1, le=600, description="longest wait between tries")
+    unconfirmed_window: int = Field(
+        10_000, ge=1, le=1_000_000,
+        description="events sent past the gateway's last receipt: what one resend may cost",
+    )  # fmt: skip
+    window: int = Field(1000, ge=1, le=20_000, description="events in flight per connection")
+
+    def settings(self) -> UplinkSettings:
+        return UplinkSettings(
+            self.endpoint(), keepalive_s=self.keepalive_s,
+            heartbeat_s=self.heartbeat_s, reconnect_min_s=min(1.0, self.reconnect_max_s),
+            reconnect_max_s=self.reconnect_max_s, window=self.window,
+            unconfirmed_window=self.unconfirmed_window,
+        )  # fmt: skip
+
+
+class OutboxSection(Section):
+    """A node's `outbox` section: how many unsent events it keeps, and when that is a fault."""
+
+    capacity: int = Field(100_000, ge=10, le=10_000_000, description="unsent events kept")
+    warn_fraction: float = Field(0.8, gt=0, lt=1, description="raise a fault at this fill level")
 
 
 BROKER_PATHS = ("ca", "cert", "key", "password_file")

@@ -21,7 +21,7 @@ from edge.outbox import Outbox
 from edge.uplink import Uplink
 
 if TYPE_CHECKING:
-    from edge.gate.config import BrokerSection, OutboxSection
+    from edge.configfile import BrokerSection, OutboxSection
 
 log = logging.getLogger(__name__)
 

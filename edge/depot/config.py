@@ -18,7 +18,10 @@ from pydantic import Field, field_validator, model_validator
 
 from edge.configfile import (
     BROKER_PATHS,
+    PROFILES_DIR,
+    BrokerSection,
     ConfigError,
+    OutboxSection,
     Section,
     ZoneName,
     broker_section,
@@ -32,7 +35,6 @@ from edge.devices.modbus.profile import ModbusSensorProfile
 from edge.devices.modbus.protocol import Calibration
 from edge.devices.registry import load_profile
 from edge.errors import GatepostError
-from edge.gate.config import PROFILES_DIR, BrokerSection, OutboxSection
 from edge.mqtt import Endpoint
 
 BUSES_MAX = 8

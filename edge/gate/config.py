@@ -21,8 +21,10 @@ from pydantic import (
 
 from edge.configfile import (
     BROKER_PATHS,
-    BrokerFields,
+    PROFILES_DIR,
+    BrokerSection,
     ConfigError,
+    OutboxSection,
     Section,
     ZoneName,
     read_mapping,
@@ -37,11 +39,8 @@ from edge.devices.registry import load_profile
 from edge.errors import GatepostError
 from edge.gate.decision import GatePolicy
 from edge.gate.gpio.config import GpioConfig
-from edge.uplink import UplinkSettings
 from edge.web.security import HostName, StreamLimits, is_loopback
 from edge.web.tls import TLS_PATHS, TlsFields
-
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "hardware" / "profiles"
 
 
 class NodeSection(Section):
@@ -55,25 +54,6 @@ class NodeSection(Section):
     state_dir: Path = Field(
         Path("/var/lib/gatepost"), description="outbox, trust lists and keys live here"
     )
-
-
-class BrokerSection(BrokerFields):
-    keepalive_s: int = Field(10, ge=2, le=600, description="the broker declares us lost after 1.5x")
-    heartbeat_s: int = Field(10, ge=1, le=3600, description="seconds between health messages")
-    reconnect_max_s: float = Field(5.0, ge=0.1, le=600, description="longest wait between tries")
-    unconfirmed_window: int = Field(
-        10_000, ge=1, le=1_000_000,
-        description="events sent past the gateway's last receipt: what one resend may cost",
-    )  # fmt: skip
-    window: int = Field(1000, ge=1, le=20_000, description="events in flight per connection")
-
-    def settings(self) -> UplinkSettings:
-        return UplinkSettings(
-            self.endpoint(), keepalive_s=self.keepalive_s,
-            heartbeat_s=self.heartbeat_s, reconnect_min_s=min(1.0, self.reconnect_max_s),
-            reconnect_max_s=self.reconnect_max_s, window=self.window,
-            unconfirmed_window=self.unconfirmed_window,
-        )  # fmt: skip
 
 
 class PartSection(Section):
@@ -136,11 +116,6 @@ class TrustSection(Section):
         min_length=1, description="PEM files of the site root public keys (sign the lists)"
     )
     max_age_h: float = Field(48.0, gt=0, le=24 * 90, description="older lists are reported")
-
-
-class OutboxSection(Section):
-    capacity: int = Field(100_000, ge=10, le=10_000_000, description="unsent events kept")
-    warn_fraction: float = Field(0.8, gt=0, lt=1, description="raise a fault at this fill level")
 
 
 class SessionLimits(Section):
