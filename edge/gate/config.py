@@ -46,6 +46,9 @@ from edge.web.tls import TLS_PATHS, TlsFields
 class NodeSection(Section):
     site: Slug = Field(description="the site's topic segment")
     name: Slug = Field(description="this gate's name (a topic segment), e.g. g01")
+    role: Literal["gate"] = Field(
+        "gate", description="gate, or left out: `gatepost edge run` starts a gate node"
+    )
     prefix: Slug = Field(DEFAULT_PREFIX, description="topic prefix")
     timezone: ZoneName = Field(
         "Asia/Shanghai", description="the site's local time, for report cut-offs and weeks"
@@ -235,7 +238,15 @@ def load_config(path: Path) -> GateConfig:
     """
     data = read_mapping(path)
     _resolve_paths(data, path.parent)
-    config = validate(path, GateConfig, data)
+    try:
+        config = validate(path, GateConfig, data)
+    except ConfigError as exc:
+        if "buses" in data:  # a depot node's section: the role is what is wrong
+            raise ConfigError(
+                f"{exc}\n  node.role: read as a gate's config (role gate or none), which has "
+                "no buses; a depot node's config says role: depot"
+            ) from None
+        raise
     for name in ("scanner", "thermometer", "thermal_array", "camera"):
         section = getattr(config.devices, name)
         if section is None:

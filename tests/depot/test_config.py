@@ -12,6 +12,7 @@ import yaml
 from edge.configfile import ConfigError
 from edge.contract.topics import Role
 from edge.depot.config import SENSORS_MAX, load_config, node_role
+from edge.gate.config import load_config as load_gate_config
 from simulators.processes import python_module
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "depot.yaml"
@@ -60,6 +61,7 @@ def test_config__the_documented_example_is_valid() -> None:
     ("change", "message"),
     [
         ({"node.role": None}, "node.role: Field required"),
+        ({"node.role": "gate"}, "node.role: Input should be 'depot'"),
         ({"node.direction": "in"}, "node.direction: Extra inputs are not permitted"),
         ({"node.name": "D 01"}, "node.name: String should match pattern"),
         ({"node.timezone": "Mars/Olympus"}, "node.timezone: Value error, 'Mars/Olympus' is not"),
@@ -166,3 +168,26 @@ def test_edge_check__a_depot_config_is_checked_as_a_depot_and_bad_fields_named(
     assert bad.returncode == 1
     assert "both have slave_id 1" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_edge_check__a_depot_config_that_says_role_gate_is_refused_naming_the_role(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, {"node.role": "gate"})
+    assert node_role(path) is Role.GATE
+    checked = subprocess.run(
+        python_module("edge.cli", "edge", "check", "--config", str(path)),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert checked.returncode == 1
+    assert "buses: Extra inputs are not permitted" in checked.stderr
+    assert "node.role: read as a gate's config" in checked.stderr
+    assert "a depot node's config says role: depot" in checked.stderr
+    assert "Traceback" not in checked.stderr
+    # A gate's config refused for its own reasons is not told about depots.
+    gate = EXAMPLE.with_name("gate.yaml").read_text().replace("name: g01", "name: G 01")
+    (tmp_path / "gate.yaml").write_text(gate)
+    with pytest.raises(ConfigError) as refused:
+        load_gate_config(tmp_path / "gate.yaml")
+    assert "node.name: String should match pattern" in str(refused.value)
+    assert "node.role" not in str(refused.value)

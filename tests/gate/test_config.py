@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from edge.configfile import ConfigError
+from edge.contract.topics import Role
+from edge.depot.config import node_role
 from edge.gate.config import load_config
 from simulators.processes import python_module
 
@@ -45,6 +47,7 @@ def test_config__the_documented_example_is_valid(tmp_path: Path) -> None:
     ("change", "message"),
     [
         ({"node.colour": "red"}, "node.colour: Extra inputs are not permitted"),
+        ({"node.role": "depot-ish"}, "node.role: Input should be 'gate'"),
         ({"node.timezone": "Mars/Olympus"}, "node.timezone: Value error, 'Mars/Olympus' is not"),
         ({"broker.url": "http://x"}, "broker.url: Value error, broker URL 'http://x' is not"),
         ({"policy.fever_c": 30}, "policy.fever_c: Input should be greater than or equal to"),
@@ -93,6 +96,23 @@ def test_config__the_console_listens_on_this_machine_unless_told(tmp_path: Path)
     )
     # Turned off, it listens nowhere: nothing to refuse.
     assert load_config(write(tmp_path, {"console.host": "0.0.0.0", "console.enabled": False}))
+
+
+def test_config__the_role_may_be_written_or_left_out(tmp_path: Path) -> None:
+    left_out = load_config(EXAMPLE)
+    path = write(tmp_path, {"node.role": "gate"})
+    written = load_config(path)
+    assert node_role(path) is Role.GATE
+    assert written.node_id == left_out.node_id
+    assert written.node_id.role is Role.GATE
+    # The same gate either way: its births carry the same config hash.
+    assert written.config_hash() == left_out.config_hash()
+    checked = subprocess.run(
+        python_module("edge.cli", "edge", "check", "--config", str(path)),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "(gate node)" in checked.stdout
 
 
 def test_config__a_file_that_is_not_yaml_is_named(tmp_path: Path) -> None:
