@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edge.errors import GatepostError
 from edge.lifecycle import stop_on_signals
-from gateway.access import hash_token, new_token
+from gateway.access import DEPOTS_MAX, hash_token, new_token, token_depots
 from gateway.config import load_config
 from gateway.store import SqliteStore
 from gateway.store.records import ACCESS_ROLES
@@ -63,14 +64,26 @@ def _add_token(gateway: Any) -> None:
     actions = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = actions.add_parser(
         "create", help="make a token and print it (once)",
-        description="Roles: command (dashboard, counts, alarms, reports; no personal data), "
-        "depot, registrar (personal data, audited), admin (everything).",
+        description="Roles: command (dashboard, counts, alarms, reports; every depot; no "
+        "personal data), depot (the depots named by --depot: their readings, figures and "
+        "alarms to acknowledge), registrar (personal data, audited), admin (everything).",
     )  # fmt: skip
     create.add_argument("--role", choices=ACCESS_ROLES, required=True, help="what it may do")
     create.add_argument("--name", required=True, help="who holds it; shown in the audit log")
-    create.add_argument("--json", action="store_true", help="print {name, role, token} as JSON")
+    create.add_argument(
+        "--depot", action="append", default=[], metavar="SITE/NODE", dest="depots",
+        help=f"role depot only, at least one, at most {DEPOTS_MAX}: a depot it may see "
+        "(repeat for more)",
+    )  # fmt: skip
+    create.add_argument(
+        "--json", action="store_true", help="print {name, role, depots, token} as JSON"
+    )
     create.set_defaults(run=_token_create)
-    listing = actions.add_parser("list", help="list tokens (names and roles, never the tokens)")
+    listing = actions.add_parser(
+        "list", help="list tokens (names, roles, depots; never the tokens)",
+        description="One line per token: name, role, live or revoked, and a depot token's "
+        "depots (comma-separated), tab-separated.",
+    )  # fmt: skip
     listing.set_defaults(run=_token_list)
     revoke = actions.add_parser("revoke", help="revoke a token by its name")
     revoke.add_argument("--name", required=True, help="the token's name")
@@ -127,16 +140,27 @@ def _store(args: argparse.Namespace) -> SqliteStore:
 
 
 def _token_create(args: argparse.Namespace) -> int:
-    token = new_token()
-    store = _store(args)
     try:
-        store.add_token(hash_token(token), args.name, args.role, datetime.now(UTC))
+        depots = token_depots(args.role, args.depots)
+    except ValueError as exc:
+        raise TokenError(f"--depot: {exc}") from None
+    config = load_config(args.config)
+    known = {f"{site.name}/{node}" for site in config.sites for node in site.depots}
+    for depot in depots:
+        if depot not in known:  # configs change: a depot added later is allowed
+            print(f"warning: {depot} is not a depot in {args.config} (yet?); "
+                  "the token will see it once it is", file=sys.stderr)  # fmt: skip
+    token = new_token()
+    store = SqliteStore(config.store.path)
+    try:
+        store.add_token(hash_token(token), args.name, args.role, datetime.now(UTC), depots)
     except ValueError as exc:
         raise TokenError(str(exc)) from None
     finally:
         store.close()
     if args.json:
-        print(json.dumps({"name": args.name, "role": args.role, "token": token}))
+        print(json.dumps({"name": args.name, "role": args.role, "depots": list(depots),
+                          "token": token}))  # fmt: skip
     else:
         print(token)
     return 0
@@ -147,7 +171,8 @@ def _token_list(args: argparse.Namespace) -> int:
     try:
         for record in store.tokens():
             state = f"revoked {record.revoked_at:%Y-%m-%d %H:%M}" if record.revoked_at else "live"
-            print(f"{record.name}\t{record.role}\t{state}")
+            depots = f"\t{','.join(record.depots)}" if record.depots else ""
+            print(f"{record.name}\t{record.role}\t{state}{depots}")
     finally:
         store.close()
     return 0

@@ -19,6 +19,8 @@ from gateway.store.records import AccessRole
 
 # Roles that may see names, phones, registrations and the personal fields of events.
 PERSONAL_ROLES: frozenset[AccessRole] = frozenset({"registrar", "admin"})
+# Roles that see every depot; a depot token sees those it names.
+DEPOTS_ALL_ROLES: frozenset[AccessRole] = frozenset({"command", "admin"})
 
 ContextDep = Annotated[GatewayContext, Depends(context)]
 
@@ -37,7 +39,8 @@ QUERY_TOKEN_PATHS = frozenset({"/api/stream"})
 
 @dataclass(frozen=True)
 class Caller:
-    """The holder of a live token: its name (who, in the audit log) and its role.
+    """The holder of a live token: its name (who, in the audit log), its role and, for a
+    depot token, the depots it names (site, node).
 
     `token_hash` lets a long request (an event stream) ask later whether it is still live.
     """
@@ -45,11 +48,22 @@ class Caller:
     name: str
     role: AccessRole
     token_hash: str = field(default="", repr=False)
+    depots: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def sees_personal(self) -> bool:
         """Whether personal fields are shown to this caller (and its reads audited)."""
         return self.role in PERSONAL_ROLES
+
+    def sees_depot(self, site: str, node: str | None) -> bool:
+        """Whether this caller may see depot `site/node` (its readings, figures, alarms).
+
+        The one place that decides it: command and admin see every depot, a depot token
+        the depots it names (none, if made before tokens named them), other roles none.
+        """
+        if self.role in DEPOTS_ALL_ROLES:
+            return True
+        return self.role == "depot" and node is not None and (site, node) in self.depots
 
 
 def install_failed_logins(app: FastAPI, ctx: GatewayContext) -> FailedLogins:
@@ -129,6 +143,8 @@ def require(*roles: AccessRole) -> Callable[..., Caller]:
                 f"this needs the role {' or '.join(allowed)}; "
                 f"token {token.name!r} has the role {token.role}",
             )
-        return Caller(name=token.name, role=token.role, token_hash=token_hash)
+        named = (depot.partition("/") for depot in token.depots)
+        depots = frozenset((site, node) for site, _, node in named)
+        return Caller(name=token.name, role=token.role, token_hash=token_hash, depots=depots)
 
     return caller

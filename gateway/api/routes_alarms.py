@@ -1,16 +1,19 @@
-"""Alarms: what the gateway found wrong, and the command center acknowledging and clearing it."""
+"""Alarms: what the gateway found wrong, the command center acknowledging and clearing it,
+a depot keeper acknowledging their depots'."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from gateway.alarms import AlarmView
 from gateway.api.auth import Caller, ContextDep, require
+from gateway.api.context import GatewayContext
 from gateway.api.errors import ApiError, responses
 from gateway.store import UnknownAlarm
-from gateway.store.records import AlarmState
+from gateway.store.records import AlarmRecord, AlarmState, AuditEntry
 
 router = APIRouter(prefix="/api/alarms", tags=["alarms"])
 
@@ -25,6 +28,8 @@ _STATES: dict[StateFilter, tuple[AlarmState, ...]] = {
 
 AlarmId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the alarm's id")]
 Operator = Annotated[Caller, Depends(require("command"))]
+# A depot token acknowledges the alarms of the depots it names (it clears none).
+Acknowledger = Annotated[Caller, Depends(require("command", "depot"))]
 
 
 def _unknown(alarm_id: str) -> ApiError:
@@ -71,18 +76,26 @@ def get_alarm(ctx: ContextDep, alarm_id: AlarmId) -> AlarmView:
     summary="Acknowledge an alarm",
     responses=responses(404, 409),
 )
-def acknowledge_alarm(ctx: ContextDep, caller: Operator, alarm_id: AlarmId) -> AlarmView:
-    """Say someone has seen it; the token's name is recorded as who.
+def acknowledge_alarm(ctx: ContextDep, caller: Acknowledger, alarm_id: AlarmId) -> AlarmView:
+    """Say someone has seen it; the token's name is recorded as who, and in the audit log.
 
-    Acknowledging an acknowledged alarm changes nothing (the first one counts). A cleared
-    alarm is 409 `alarm-cleared`: its condition is over, there is nothing left to see to.
+    A depot token acknowledges only the alarms of the depots it names (their node is one of
+    them); any other is 404 `unknown-alarm`, as an id that does not exist. Acknowledging an
+    acknowledged alarm changes nothing (the first one counts). A cleared alarm is 409
+    `alarm-cleared`: its condition is over, there is nothing left to see to.
     """
     try:
-        return AlarmView.of(ctx.alarms.acknowledge(alarm_id, caller.name))
+        if caller.role == "depot":
+            alarm = ctx.store.alarm(alarm_id)
+            if not caller.sees_depot(alarm.site, alarm.node):
+                raise UnknownAlarm(alarm_id)
+        done = ctx.alarms.acknowledge(alarm_id, caller.name)
     except UnknownAlarm:
         raise _unknown(alarm_id) from None
     except ValueError as exc:
         raise ApiError(409, "alarm-cleared", str(exc)) from None
+    _audit(ctx, caller, "acknowledge", done)
+    return AlarmView.of(done)
 
 
 @router.post(
@@ -97,6 +110,24 @@ def clear_alarm(ctx: ContextDep, caller: Operator, alarm_id: AlarmId) -> AlarmVi
     The gateway also clears alarms whose condition ended by itself (as "gateway").
     """
     try:
-        return AlarmView.of(ctx.alarms.clear(alarm_id, caller.name))
+        done = ctx.alarms.clear(alarm_id, caller.name)
     except UnknownAlarm:
         raise _unknown(alarm_id) from None
+    _audit(ctx, caller, "clear", done)
+    return AlarmView.of(done)
+
+
+def _audit(ctx: GatewayContext, caller: Caller, action: str, alarm: AlarmRecord) -> None:
+    """Log who acknowledged or cleared which alarm (no message: it may name a zone only)."""
+    detail = {"alarm_id": alarm.alarm_id, "kind": alarm.kind, "site": alarm.site,
+              "node": alarm.node, "state": alarm.state}  # fmt: skip
+    ctx.store.audit(
+        AuditEntry(
+            at=ctx.clock(),
+            who=caller.name,
+            role=caller.role,
+            action=action,
+            resource="alarms",
+            detail=json.dumps(detail, sort_keys=True),
+        )
+    )

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 from edge.contract.base import SLUG_PATTERN
 from gateway.api.auth import ContextDep
 from gateway.api.errors import field_error, responses
-from gateway.api.routes_depots import NodeParam, SiteParam, _depot, _readers
+from gateway.api.routes_depots import NodeParam, Reader, SiteParam, _depot
 from gateway.store.records import DepotResolution, DepotRollupRecord, utc_text
 
 router = APIRouter(prefix="/api/depots", tags=["depots"])
@@ -40,10 +40,9 @@ _LATEST = datetime.fromisoformat("9998-12-31T00:00:00+00:00")
             "content": {"text/csv": {}},
         },
     },
-    dependencies=_readers,
 )
 async def rollups(
-    ctx: ContextDep, site: SiteParam, node: NodeParam, *,
+    ctx: ContextDep, caller: Reader, site: SiteParam, node: NodeParam, *,
     since: Annotated[datetime, Query(alias="from", description="start (included), ISO 8601 "
                                      "with its UTC offset, e.g. 2026-12-01T00:00:00+08:00")],
     until: Annotated[datetime, Query(alias="to", description="end (excluded), ISO 8601 with "
@@ -55,7 +54,8 @@ async def rollups(
     """Each zone's buckets in the range (minutes: 2 days at most; hours: 400 days), by
     bucket start, at most 10,000 rows; figures are those of the ok readings, `faults`
     counts the others. A minute is rolled up within a few seconds of its readings being
-    stored. 404 for a site or depot the gateway's config does not name."""
+    stored. 404 for a site or depot the gateway's config does not name, or the caller's
+    token does not."""
     for name, value in (("from", since), ("to", until)):
         if value.tzinfo is None:
             raise field_error(("query", name), f"{name} must carry its UTC offset")
@@ -66,7 +66,7 @@ async def rollups(
     if until - since > SPAN_MAX[resolution]:
         days = SPAN_MAX[resolution].days
         raise field_error(("query", "to"), f"{resolution} rollups: {days} days at most at once")
-    _depot(ctx.config.site(site), site, node)
+    _depot(caller, ctx.config.site(site), site, node)
     found = await to_thread.run_sync(
         lambda: ctx.store.depot_rollups(
             site, node, resolution, since, until, zone=zone, limit=ROLLUPS_MAX

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from edge.contract.base import SLUG_PATTERN
 from gateway.alarms import AlarmView
-from gateway.api.auth import Caller, ContextDep, require
+from gateway.api.auth import DEPOTS_ALL_ROLES, Caller, ContextDep, require
 from gateway.api.context import GatewayContext
 from gateway.api.errors import ApiError, responses
 from gateway.api.routes_reports import Day
@@ -30,7 +30,6 @@ SLUG = SLUG_PATTERN
 READINGS_MAX = 10_000
 SiteParam = Annotated[str, Path(pattern=SLUG, description="the site")]
 NodeParam = Annotated[str, Path(pattern=SLUG, description="the depot node")]
-_readers = [Depends(require("command", "depot"))]
 Reader = Annotated[Caller, Depends(require("command", "depot"))]
 ZoneState = Literal["ok", "out-of-range", "alarm", "sensor-fault", "no-data"]
 # A zone's newest reading is current this long (as a reading stands in the day's figures);
@@ -42,12 +41,23 @@ ZONES_MAX = 64  # zones shown per depot; sensors no class names past this are le
 ALARMS_MAX = 1_000  # live alarms read for the overview
 
 
-def _depot(site: SiteSection | None, name: str, node: str) -> SiteSection:
+def _depot(caller: Caller, site: SiteSection | None, name: str, node: str) -> SiteSection:
+    """The site of depot `name/node`, if the caller may see it and the config names it.
+
+    A depot the caller may not see is answered as one that does not exist (404
+    `unknown-depot`, whatever the site): a depot token learns nothing of the others.
+    """
+    if not caller.sees_depot(name, node):
+        raise _unknown_depot(name, node)
     if site is None:
         raise ApiError(404, "unknown-site", f"no site is named {name!r} in the gateway's config")
     if node not in site.depots:
-        raise ApiError(404, "unknown-depot", f"{node!r} is not a depot of site {name!r}")
+        raise _unknown_depot(name, node)
     return site
+
+
+def _unknown_depot(name: str, node: str) -> ApiError:
+    return ApiError(404, "unknown-depot", f"{node!r} is not a depot of site {name!r}")
 
 
 def _day_bounds(site: SiteSection, day: date) -> tuple[datetime, datetime]:
@@ -107,7 +117,14 @@ class DepotsOverview(BaseModel):
     """Every depot the caller may see, now."""
 
     at: datetime
-    may_acknowledge: bool = Field(description="whether the caller's role acknowledges alarms")
+    may_acknowledge: bool = Field(
+        description="whether the caller acknowledges these depots' alarms (command, admin, "
+        "and a depot token its own)"
+    )
+    sees_all: bool = Field(
+        description="true: every depot of the config (command, admin); false: those the "
+        "caller's depot token names"
+    )
     depots: list[DepotOverview]
 
 
@@ -118,15 +135,17 @@ class DepotsOverview(BaseModel):
     responses=responses(),
 )
 async def overview(ctx: ContextDep, caller: Reader) -> DepotsOverview:
-    """Each depot node of every site with its zones: those assigned a class and those that
-    sent readings in the last 30 min (at most 64 per depot), and the node's presence."""
-    depots = await to_thread.run_sync(_overview, ctx)
+    """Each depot node the caller may see (a depot token: those it names) with its zones:
+    those assigned a class and those that sent readings in the last 30 min (at most 64 per
+    depot), and the node's presence."""
+    depots = await to_thread.run_sync(_overview, ctx, caller)
     return DepotsOverview(
-        at=ctx.clock(), may_acknowledge=caller.role in ("command", "admin"), depots=depots
-    )
+        at=ctx.clock(), may_acknowledge=True, sees_all=caller.role in DEPOTS_ALL_ROLES,
+        depots=depots,
+    )  # fmt: skip
 
 
-def _overview(ctx: GatewayContext) -> list[DepotOverview]:
+def _overview(ctx: GatewayContext, caller: Caller) -> list[DepotOverview]:
     now = ctx.clock()
     # Any kind raised of a depot node: one whose subject is a zone shown, or "zone/…" (an
     # excursion's, "zone/condition"), is the zone's; any other the node's (node-offline).
@@ -138,6 +157,7 @@ def _overview(ctx: GatewayContext) -> list[DepotOverview]:
         _depot_now(ctx.store, site, node, now, live[site.name, node])
         for site in ctx.config.sites
         for node in site.depots
+        if caller.sees_depot(site.name, node)
     ]
 
 
@@ -232,17 +252,16 @@ def _state(
             "content": {"text/csv": {}},
         },
     },
-    dependencies=_readers,
 )
 async def readings(
-    ctx: ContextDep, site: SiteParam, node: NodeParam, *,
+    ctx: ContextDep, caller: Reader, site: SiteParam, node: NodeParam, *,
     day: Annotated[Day, Query(description="the site's local day, YYYY-MM-DD")],
     zone: Annotated[str | None, Query(pattern=SLUG, description="only this zone")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
 ) -> Response:  # fmt: skip
     """Every sample of the day (the site's time zone), at most 10,000; 404 for a site or
-    depot the gateway's config does not name."""
-    section = _depot(ctx.config.site(site), site, node)
+    depot the gateway's config does not name, or the caller's token does not."""
+    section = _depot(caller, ctx.config.site(site), site, node)
     since, until = _day_bounds(section, day)
     found = await to_thread.run_sync(
         lambda: ctx.store.depot_readings(site, node, since, until, zone=zone, limit=READINGS_MAX)
@@ -265,14 +284,14 @@ async def readings(
     response_model=list[ZoneDaySummary],
     summary="Each zone's day: min, max, mean, mean kinetic temperature, time out of range",
     responses=responses(404),
-    dependencies=_readers,
 )
 async def summary(
-    ctx: ContextDep, site: SiteParam, node: NodeParam,
+    ctx: ContextDep, caller: Reader, site: SiteParam, node: NodeParam,
     day: Annotated[Day, Query(description="the site's local day, YYYY-MM-DD")],
 ) -> list[ZoneDaySummary]:  # fmt: skip
-    """One row per zone that sent readings that day, or is assigned a storage class."""
-    section = _depot(ctx.config.site(site), site, node)
+    """One row per zone that sent readings that day, or is assigned a storage class; 404
+    as for the readings."""
+    section = _depot(caller, ctx.config.site(site), site, node)
     return await to_thread.run_sync(_summaries, ctx.store, section, node, day)
 
 

@@ -269,8 +269,12 @@ class Store(Protocol):
 
     # --- access -------------------------------------------------------------------
 
-    def add_token(self, token_hash: str, name: str, role: AccessRole, at: datetime) -> None:
-        """Raises ValueError if a token of that name exists."""
+    def add_token(
+        self, token_hash: str, name: str, role: AccessRole, at: datetime,
+        depots: Sequence[str] = (),
+    ) -> None:  # fmt: skip
+        """Raises ValueError if a token of that name exists. `depots`: the site/node a
+        depot token may see (checked by gateway.access.token_depots before)."""
         ...
 
     def token(self, token_hash: str) -> TokenRecord | None:

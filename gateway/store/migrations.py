@@ -295,6 +295,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         INSERT INTO counters (name, value) VALUES ('depot_rolled_through', 0);
         """,
     ),
+    Migration(
+        "0013-token-depots",
+        """
+        -- The depots a token of role depot may see, as a JSON list of "site/node" (at most
+        -- 64; gateway/access.py). Tokens made before hold none: such a depot token sees
+        -- no depot until it is made again with its depots (safe by default).
+        ALTER TABLE tokens ADD COLUMN depots TEXT NOT NULL DEFAULT '[]';
+        """,
+    ),
 )
 
 

@@ -401,6 +401,9 @@ class TokenRecord(Record):
     role: AccessRole
     created_at: datetime
     revoked_at: datetime | None = None
+    depots: tuple[str, ...] = Field(
+        (), description="role depot: the depots it may see, as site/node; other roles: none"
+    )
 
 
 class AuditEntry(Record):

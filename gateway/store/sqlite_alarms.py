@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -169,27 +170,33 @@ class AlarmsAndAccess:
 
     # --- tokens and audit -------------------------------------------------------------
 
-    def add_token(self, token_hash: str, name: str, role: AccessRole, at: datetime) -> None:
+    def add_token(
+        self, token_hash: str, name: str, role: AccessRole, at: datetime,
+        depots: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         try:
             with self._transaction() as conn:
                 conn.execute(
-                    "INSERT INTO tokens (token_hash, name, role, created_at) VALUES (?, ?, ?, ?)",
-                    (token_hash, name, role, utc_text(at)),
+                    "INSERT INTO tokens (token_hash, name, role, created_at, depots) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (token_hash, name, role, utc_text(at), json.dumps(list(depots))),
                 )
         except sqlite3.IntegrityError:
             raise ValueError(f"a token named {name!r} already exists") from None
 
     def token(self, token_hash: str) -> TokenRecord | None:
         rows = self._rows(
-            "SELECT name, role, created_at, revoked_at FROM tokens "
+            "SELECT name, role, created_at, revoked_at, depots FROM tokens "
             "WHERE token_hash = ? AND revoked_at IS NULL",
             (token_hash,),
         )
-        return TokenRecord(**rows[0]) if rows else None
+        return _token(rows[0]) if rows else None
 
     def tokens(self) -> list[TokenRecord]:
-        rows = self._rows("SELECT name, role, created_at, revoked_at FROM tokens ORDER BY name")
-        return [TokenRecord(**row) for row in rows]
+        rows = self._rows(
+            "SELECT name, role, created_at, revoked_at, depots FROM tokens ORDER BY name"
+        )
+        return [_token(row) for row in rows]
 
     def revoke_token(self, name: str, at: datetime) -> bool:
         with self._transaction() as conn:
@@ -215,3 +222,7 @@ class AlarmsAndAccess:
             (limit,),
         )
         return [AuditEntry(**row) for row in rows]
+
+
+def _token(row: dict[str, Any]) -> TokenRecord:
+    return TokenRecord(**{**row, "depots": tuple(json.loads(row["depots"]))})

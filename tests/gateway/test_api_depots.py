@@ -335,8 +335,10 @@ def test_overview__zones_no_class_names_are_bounded(
 
 
 def test_overview__roles(at_noon: TestClient) -> None:
-    assert at_noon.get("/api/depots", headers=bearer("depot")).json()["may_acknowledge"] is False
-    assert at_noon.get("/api/depots", headers=bearer("admin")).json()["may_acknowledge"] is True
+    # A depot token acknowledges its depots' alarms (tests/gateway/test_depot_tokens.py).
+    for role, sees_all in (("depot", False), ("command", True), ("admin", True)):
+        overview = at_noon.get("/api/depots", headers=bearer(role)).json()
+        assert (overview["may_acknowledge"], overview["sees_all"]) == (True, sees_all), role
     assert at_noon.get("/api/depots", headers=bearer("registrar")).status_code == 403
     assert at_noon.get("/api/depots").status_code == 401
 
