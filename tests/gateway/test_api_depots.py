@@ -26,7 +26,7 @@ from gateway.depot_summary import mean_kinetic_temperature
 from gateway.live import LiveFeed
 from gateway.storage_classes import BUILT_IN, Quantity
 from gateway.store import SqliteStore
-from gateway.store.records import DepotReadingRecord
+from gateway.store.records import AccessRole, DepotReadingRecord
 from gateway.web.words import catalogue
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_access import bearer, open_api
@@ -336,7 +336,10 @@ def test_overview__zones_no_class_names_are_bounded(
 
 def test_overview__roles(at_noon: TestClient) -> None:
     # A depot token acknowledges its depots' alarms (tests/gateway/test_depot_tokens.py).
-    for role, sees_all in (("depot", False), ("command", True), ("admin", True)):
+    sees: tuple[tuple[AccessRole, bool], ...] = (
+        ("depot", False), ("command", True), ("admin", True),
+    )  # fmt: skip
+    for role, sees_all in sees:
         overview = at_noon.get("/api/depots", headers=bearer(role)).json()
         assert (overview["may_acknowledge"], overview["sees_all"]) == (True, sees_all), role
     assert at_noon.get("/api/depots", headers=bearer("registrar")).status_code == 403
