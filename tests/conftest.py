@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,6 +25,7 @@ from paho.mqtt.properties import Properties
 
 from edge.mqtt import Endpoint, new_client
 from firmware_tools.site_pki import IdentityRole, SitePki
+from gateway.alarms import utc_now
 from gateway.config import (
     AlarmSection,
     BrokerSection,
@@ -86,7 +88,16 @@ def gateway_running(
         http=HttpSection(port=0),
         alarms=AlarmSection(check_every_s=0.2),
     )
-    gateway = Gateway(config)
+    with running_gateway(config) as gateway:
+        yield gateway
+
+
+@contextmanager
+def running_gateway(
+    config: GatewayConfig, clock: Callable[[], datetime] = utc_now
+) -> Iterator[Gateway]:
+    """The real gateway of `config`, in this process, on `clock` (a test's compressed one)."""
+    gateway = Gateway(config, clock=clock)
     stop, ready = threading.Event(), threading.Event()
     thread = threading.Thread(target=gateway.run, args=(stop, lambda _g: ready.set()))
     thread.start()

@@ -24,7 +24,6 @@ from edge.depot.config import load_config, write_config
 from edge.depot.node import DepotNode
 from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
-from gateway.service import Gateway
 from gateway.storage_classes import StorageClass
 from simulators.broker import PrivateBroker
 from simulators.devices.depot_scenarios import (
@@ -35,7 +34,7 @@ from simulators.devices.depot_scenarios import (
     Occurrence,
 )
 from simulators.devices.modbus_bus import CompressedClock, SimulatedModbusBus
-from tests.conftest import Subscriber, gateway_broker
+from tests.conftest import Subscriber, gateway_broker, running_gateway
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -68,22 +67,6 @@ def locked(tmp_path: Path) -> Iterator[PrivateBroker]:
     pki.issue(IdentityRole.COMMAND, "center")
     with PrivateBroker(tmp_path / "broker", pki=pki) as running:
         yield running
-
-
-@contextmanager
-def running_gateway(config: GatewayConfig, clock: Callable[[], datetime]) -> Iterator[Gateway]:
-    gateway = Gateway(config, clock=clock)
-    stop, ready = threading.Event(), threading.Event()
-    thread = threading.Thread(target=gateway.run, args=(stop, lambda _g: ready.set()))
-    thread.start()
-    try:
-        assert ready.wait(30), "the gateway did not start"
-        assert gateway.ingest.wait_connected(15), "the gateway did not subscribe"
-        yield gateway
-    finally:
-        stop.set()
-        thread.join(30)
-        assert not thread.is_alive(), "the gateway did not stop"
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from gateway.config import (
 )
 from gateway.homeassistant import HomeAssistantSection
 from simulators.broker import PrivateBroker
+from tests.conftest import running_gateway
 from tests.gateway.test_homeassistant import (
     AVAILABILITY,
     COLD,
@@ -40,7 +41,6 @@ from tests.gateway.test_homeassistant import (
     ZONES,
     DepotNode,
     config_topic,
-    running,
     sample,
     state_topic,
     stored,
@@ -99,7 +99,7 @@ def test_home_assistant__receives_configs_and_states_and_is_refused_node_topics(
     assert ha.subscribe(*beyond) == [REFUSED] * len(beyond)
 
     gate = connect(locked.endpoint("gate-g01"))
-    with running(gateway_config(locked, tmp_path / "gateway.db")) as gateway:
+    with running_gateway(gateway_config(locked, tmp_path / "gateway.db")) as gateway:
         depot = DepotNode(locked.endpoint("depot-d01"))
         depot.birth()
         depot.send(sample(COLD, 1, 5.2, 44.0), sample(SHELF, 1, 21.5, 60.0))
@@ -150,7 +150,7 @@ def test_gateway__a_discovery_prefix_the_broker_does_not_grant_is_logged(
     assert ha.subscribe(f"{SITE.root}/ha/#") == [GRANTED]
     with (
         caplog.at_level(logging.WARNING, logger="gateway.homeassistant"),
-        running(gateway_config(locked, tmp_path / "gateway.db", discovery_prefix="hass")),
+        running_gateway(gateway_config(locked, tmp_path / "gateway.db", discovery_prefix="hass")),
     ):
         # The states and availability are granted and arrive: the gateway did send.
         assert AVAILABILITY in {topic for topic, _ in ha.received(AVAILABILITY)}

@@ -4,9 +4,7 @@ marked, for every kind of alarm; kept in the store, so a restart never sends it 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,10 +22,9 @@ from gateway.api.context import GatewayContext
 from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules, alarm_cases
-from gateway.service import Gateway
 from gateway.store import SqliteStore
 from simulators.broker import PrivateBroker
-from tests.conftest import Subscriber, connect, gateway_broker, identity
+from tests.conftest import Subscriber, connect, gateway_broker, identity, running_gateway
 from tests.gateway.factory import ID_HASH, Gates
 from tests.gateway.test_api_access import bearer, open_api
 
@@ -165,23 +162,6 @@ def test_alert__an_alarm_never_escalated_is_sent_as_before() -> None:
 # --- on MQTT, through the real gateway --------------------------------------------------
 
 
-@contextmanager
-def running(config: GatewayConfig) -> Iterator[Gateway]:
-    """The real gateway in this process (as tests.conftest.gateway_running, with our config)."""
-    gateway = Gateway(config)
-    stop, ready = threading.Event(), threading.Event()
-    thread = threading.Thread(target=gateway.run, args=(stop, lambda _g: ready.set()))
-    thread.start()
-    try:
-        assert ready.wait(30), "the gateway did not start"
-        assert gateway.ingest.wait_connected(15), "the gateway did not subscribe"
-        yield gateway
-    finally:
-        stop.set()
-        thread.join(30)
-        assert not thread.is_alive(), "the gateway did not stop"
-
-
 def test_escalation__on_mqtt_the_alert_again_marked_with_no_personal_data(
     broker: PrivateBroker, tmp_path: Path
 ) -> None:
@@ -204,7 +184,7 @@ def test_escalation__on_mqtt_the_alert_again_marked_with_no_personal_data(
                       outcome="hold", colour="green", credential="health-code",
                       temperature_c=38.6, reasons=("fever",))  # fmt: skip
     try:
-        with running(config):
+        with running_gateway(config):
             publish(gate, topics.event(g01, EventKind.REGISTRATION), registration).wait_for_publish(
                 5
             )

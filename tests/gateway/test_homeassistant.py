@@ -7,10 +7,8 @@ import functools
 import json
 import queue
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ from gateway.config import (
 from gateway.homeassistant import HomeAssistantSection
 from gateway.service import Gateway
 from simulators.broker import PrivateBroker
-from tests.conftest import Subscriber, connect, gateway_broker, identity
+from tests.conftest import Subscriber, connect, gateway_broker, identity, running_gateway
 
 SITE = topics.Site("north")
 D01 = SITE.node(Role.DEPOT, "d01")
@@ -80,23 +78,6 @@ def gateway_config(
         http=HttpSection(port=0), alarms=AlarmSection(check_every_s=0.2),
         homeassistant=HomeAssistantSection(enabled=enabled, report_interval_s=60),
     )  # fmt: skip
-
-
-@contextmanager
-def running(config: GatewayConfig) -> Iterator[Gateway]:
-    """The real gateway in this process (as tests.conftest.gateway_running, with our config)."""
-    gateway = Gateway(config)
-    stop, ready = threading.Event(), threading.Event()
-    thread = threading.Thread(target=gateway.run, args=(stop, lambda _g: ready.set()))
-    thread.start()
-    try:
-        assert ready.wait(30), "the gateway did not start"
-        assert gateway.ingest.wait_connected(15), "the gateway did not subscribe"
-        yield gateway
-    finally:
-        stop.set()
-        thread.join(30)
-        assert not thread.is_alive(), "the gateway did not stop"
 
 
 class DepotNode:
@@ -223,7 +204,7 @@ def test_discovery__every_zone_and_quantity_with_the_fields_home_assistant_reads
     config = gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")
     expected = [config_topic(zone, quantity) for zone in (COLD, SHELF)
                 for quantity in ("temperature", "humidity")]  # fmt: skip
-    with running(config):
+    with running_gateway(config):
         depot.birth()
         latest = reader.until(has(*expected, AVAILABILITY))
     assert sorted(t for t in latest if t.startswith("homeassistant/")) == sorted(expected)
@@ -258,11 +239,11 @@ def test_discovery__retained_and_unique_ids_stable_across_a_restart(
 ) -> None:
     config = gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")
     topic = config_topic(COLD, "temperature")
-    with running(config):
+    with running_gateway(config):
         first = HomeAssistantClient(identity(broker, "ha-first"), "ha-first")
         before = first.until(has(topic))
         first.close()
-    with running(config):
+    with running_gateway(config):
         time.sleep(QUIET_S)
     # A Home Assistant started later gets the configs from the broker (retained).
     later = HomeAssistantClient(identity(broker, "ha-later"), "ha-later")
@@ -284,12 +265,12 @@ def test_discovery__a_removed_zone_gets_an_empty_retained_config(
     kept = {config_topic(zone, quantity) for zone in zones.get("d01", {})
             for quantity in ("temperature", "humidity")}  # fmt: skip
     gone = every - kept
-    with running(gateway_config(gateway_broker(broker, "gw-ha"), store)):
+    with running_gateway(gateway_config(gateway_broker(broker, "gw-ha"), store)):
         first = HomeAssistantClient(identity(broker, "ha-first"), "ha-first")
         first.until(has(*every))
         first.close()
     reader = HomeAssistantClient(identity(broker, "ha-reader"), "ha-reader")
-    with running(gateway_config(gateway_broker(broker, "gw-ha"), store, zones=zones)):
+    with running_gateway(gateway_config(gateway_broker(broker, "gw-ha"), store, zones=zones)):
         # The retained configs come first, then the gateway's empty ones for those gone.
         latest = reader.until(lambda got: all(got.get(t) == b"" for t in gone))
     reader.close()
@@ -306,7 +287,9 @@ def test_discovery__a_removed_zone_gets_an_empty_retained_config(
 def test_state__follows_the_newest_reading_by_its_own_time(
     broker: PrivateBroker, tmp_path: Path, depot: DepotNode, reader: HomeAssistantClient
 ) -> None:
-    with running(gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")) as gw:
+    with running_gateway(
+        gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")
+    ) as gw:
         depot.birth()
         reader.until(has(AVAILABILITY))
         depot.send(sample(COLD, 3, 5.0, 40.0), sample(COLD, 2, 5.5, 41.0),
@@ -340,7 +323,9 @@ def test_state__follows_the_newest_reading_by_its_own_time(
 def test_state__a_reading_far_ahead_of_its_arrival_is_not_shown(
     broker: PrivateBroker, tmp_path: Path, depot: DepotNode, reader: HomeAssistantClient
 ) -> None:
-    with running(gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")) as gw:
+    with running_gateway(
+        gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")
+    ) as gw:
         depot.send(sample(COLD, -60 * 24 * 365, 30.0))  # a node clock a year ahead
         depot.send(sample(COLD, 1, 4.0))
         stored(gw, 2)
@@ -353,7 +338,7 @@ def test_state__a_restarted_gateway_shows_the_newest_stored_reading(
     broker: PrivateBroker, tmp_path: Path, depot: DepotNode
 ) -> None:
     config = gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")
-    with running(config) as gw:
+    with running_gateway(config) as gw:
         depot.send(sample(COLD, 2, 4.4), sample(COLD, 100, 3.0))
         stored(gw, 2)
     # The broker's retained state is cleared: only the store can tell.
@@ -362,7 +347,7 @@ def test_state__a_restarted_gateway_shows_the_newest_stored_reading(
     cleaner.disconnect()
     cleaner.loop_stop()
     reader = HomeAssistantClient(identity(broker, "ha-reader"), "ha-reader")
-    with running(config):
+    with running_gateway(config):
         latest = reader.until(has(state_topic(COLD)))
     reader.close()
     assert state_of(latest, COLD)["temperature_c"] == 4.4
@@ -371,7 +356,7 @@ def test_state__a_restarted_gateway_shows_the_newest_stored_reading(
 def test_availability__follows_the_depot_nodes_presence(
     broker: PrivateBroker, tmp_path: Path, depot: DepotNode, reader: HomeAssistantClient
 ) -> None:
-    with running(gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")):
+    with running_gateway(gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")):
         # Never heard from: offline.
         assert reader.until(has(AVAILABILITY))[AVAILABILITY] == b"offline"
         depot.birth()
@@ -389,7 +374,7 @@ def test_disabled__nothing_is_published(
     config = gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db",
                             enabled=False)  # fmt: skip
     assert GatewayConfig(sites=(site(),)).homeassistant.enabled is False  # off by default
-    with running(config) as gw:
+    with running_gateway(config) as gw:
         depot.birth()
         depot.send(sample(COLD, 1, 5.0), sample(SHELF, 1, 20.0))
         stored(gw, 2)
@@ -402,7 +387,9 @@ def test_no_personal_data__only_names_numbers_and_times(
 ) -> None:
     plate = "京A12345"
     gate = connect(identity(broker, "g01", IdentityRole.GATE), "gate-g01")
-    with running(gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")) as gw:
+    with running_gateway(
+        gateway_config(gateway_broker(broker, "gw-ha"), tmp_path / "gateway.db")
+    ) as gw:
         depot.birth()
         now = datetime.now(UTC)
         passage = Passage(event_id=new_event_id(now), seq=1, node_time=now, direction="in",
