@@ -17,7 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ from edge.contract.events import DepotReading, DepotReadingBatch
 from edge.contract.topics import AlertKind
 from gateway.alarms import AlarmBook, draft
 from gateway.config import GatewayConfig, SiteSection
-from gateway.depot_summary import HOLDS_AT_MOST
+from gateway.depot_summary import held_by_day
 from gateway.storage_classes import AlarmCondition
 from gateway.store import Store
 from gateway.store.records import AlarmDraft, InboundEvent
@@ -112,18 +112,11 @@ def out_by_day(
 ) -> dict[str, float]:  # fmt: skip
     """Seconds in the alarm range per local day (YYYY-MM-DD) between the reading before
     (`before_at`, `before`) and one at `at`: none unless the one before was in the range,
-    and at most `HOLDS_AT_MOST` (a silent sensor invents no time)."""
+    and at most `HOLDS_AT_MOST` (a silent sensor invents no time), credited as the day's
+    summary credits it (`held_by_day`)."""
     if before_at is None or before is None or not condition.outside(before):
         return {}
-    start, end = before_at, min(at, before_at + HOLDS_AT_MOST)
-    by_day: dict[str, float] = defaultdict(float)
-    while start < end:
-        local = start.astimezone(zone)
-        midnight = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=zone)
-        part_end = min(end, max(midnight.astimezone(UTC), start + timedelta(seconds=1)))
-        by_day[local.date().isoformat()] += (part_end - start).total_seconds()
-        start = part_end
-    return dict(by_day)
+    return held_by_day(before_at, at, zone)
 
 
 def local_day(at: datetime, zone: ZoneInfo) -> str:

@@ -7,14 +7,21 @@ day's varying temperatures did (USP <1160>, the Haynes equation):
 
 It weighs warm hours more than the mean does: a cold store at 5 °C with two hours at
 25 °C has a mean of 6.7 °C and an MKT of 9.8 °C.
+
+Time out of range is credited as the excursion rules' cumulative conditions credit it
+(gateway/depot_rules.py), by one function, `held_by_day`: each ok reading stands until the
+next, at most `HOLDS_AT_MOST`, and the time before the site's local midnight is its day's,
+after it the next day's. So a day's minutes out of range and a cumulative alarm's sum agree,
+across midnight too, when the summary is given the readings either side of the day.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
@@ -59,11 +66,47 @@ def mean_kinetic_temperature(temperatures_c: Sequence[float]) -> float:
 Sample = tuple[datetime, float | None, float | None]  # when, °C, %RH (None: no value)
 
 
+def held_by_day(at: datetime, next_at: datetime, zone: tzinfo) -> dict[str, float]:
+    """Seconds per local day (YYYY-MM-DD in `zone`) that an ok reading at `at` stands for,
+    the next ok one being at `next_at`: until then, at most `HOLDS_AT_MOST` (a silent sensor
+    invents no time), split at the site's local midnight. Empty when `next_at` is not later.
+
+    The one crediting of time between readings: the day's summary and the cumulative
+    conditions (gateway/depot_rules.py `out_by_day`) both count with it.
+    """
+    start, end = at, min(next_at, at + HOLDS_AT_MOST)
+    by_day: dict[str, float] = {}
+    while start < end:
+        local = start.astimezone(zone)
+        midnight = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=zone)
+        part_end = min(end, max(midnight.astimezone(UTC), start + timedelta(seconds=1)))
+        day = local.date().isoformat()
+        by_day[day] = by_day.get(day, 0.0) + (part_end - start).total_seconds()
+        start = part_end
+    return by_day
+
+
 def summarise(
-    head: ZoneDaySummary, samples: Sequence[Sample], storage_class: StorageClass | None
-) -> ZoneDaySummary:
-    """`head` (which zone, which day, its class) filled from the zone's samples of that day,
-    in time order; a sample without a temperature is a fault."""
+    head: ZoneDaySummary, samples: Sequence[Sample], storage_class: StorageClass | None,
+    zone: ZoneInfo | None = None,
+) -> ZoneDaySummary:  # fmt: skip
+    """`head` (which zone, which day, its class) filled from the zone's samples, in time
+    order; a sample without a temperature is a fault.
+
+    Args:
+        head: the zone and its local day (`head.day`).
+        samples: the day's samples; with `zone`, also those around it: the ok reading
+            before the day (at most `HOLDS_AT_MOST` before) stands into it, and the day's
+            last one stands until the first ok reading after it.
+        storage_class: the zone's class, whose level conditions say what is out of range.
+        zone: the site's time zone. Given, only the samples of `head.day` make the figures
+            and the time out of range is that day's share of each reading's (as the
+            cumulative conditions count it); without it every sample is the day's and the
+            time from the day's last reading to the next day's first is not counted.
+    """
+    ok_all = [(at, t, h) for at, t, h in samples if t is not None]
+    if zone is not None:
+        samples = [s for s in samples if s[0].astimezone(zone).date().isoformat() == head.day]
     ok = [(at, t, h) for at, t, h in samples if t is not None]
     temperatures = [t for _, t, _ in ok if t is not None]
     humidities = [h for _, _, h in ok if h is not None]
@@ -79,7 +122,8 @@ def summarise(
         update={
             "readings": len(ok), "faults": len(samples) - len(ok),
             "humidity_max_pct": max(humidities) if humidities else None,
-            "minutes_out_of_range": _minutes_out(ok, storage_class), **figures,
+            "minutes_out_of_range": _minutes_out(head.day, ok_all, storage_class, zone),
+            **figures,
         }
     )  # fmt: skip
 
@@ -90,10 +134,12 @@ def level_conditions(storage_class: StorageClass) -> tuple[AlarmCondition, ...]:
     return tuple(c for c in storage_class.conditions if c.type != "rate")
 
 
-def _minutes_out(ok: Sequence[Sample], storage_class: StorageClass | None) -> float:
+def _minutes_out(
+    day: str, ok: Sequence[Sample], storage_class: StorageClass | None, zone: ZoneInfo | None
+) -> float:
     if storage_class is None:
         return 0.0
-    out = timedelta()
+    out_s = 0.0
     levels = level_conditions(storage_class)
     for (at, t, h), (after, _, _) in pairwise(ok):
         values = {"temperature": t, "humidity": h}
@@ -101,5 +147,6 @@ def _minutes_out(ok: Sequence[Sample], storage_class: StorageClass | None) -> fl
             (value := values[c.quantity]) is not None and c.outside(value) for c in levels
         )
         if crossed:
-            out += min(after - at, HOLDS_AT_MOST)
-    return round(out.total_seconds() / 60, 1)
+            held = held_by_day(at, after, zone or UTC)
+            out_s += held.get(day, 0.0) if zone is not None else sum(held.values())
+    return round(out_s / 60, 1)

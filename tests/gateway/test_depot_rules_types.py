@@ -55,6 +55,8 @@ def utc(text: str) -> datetime:
         (SHANGHAI, at(0), 8.0, at(10), {"2026-12-06": 600}),  # the threshold is in the range
         (SHANGHAI, at(0), 7.9, at(10), {}),  # the earlier reading was inside: nothing
         (SHANGHAI, None, None, at(10), {}),  # no earlier reading
+        (SHANGHAI, at(10), 8.5, at(10), {}),  # not later: no time
+        (SHANGHAI, at(10), 8.5, at(5), {}),
         (SHANGHAI, at(0), 8.5, at(120), {"2026-12-06": 1800}),  # a gap counts 30 min at most
         # Shanghai's midnight is 16:00 UTC: the time before it goes to the 6th, after to the 7th.
         (SHANGHAI, at(MIDNIGHT - 10), 8.5, at(MIDNIGHT + 10),
@@ -210,6 +212,41 @@ def test_cumulative__the_days_sum_is_the_summarys_minutes_out_of_range(depot: De
     )  # fmt: skip
     assert summary.minutes_out_of_range == 12 + 30 + 7 + 3 + 30 + 1  # 64 stands until 71
     assert day_sum(depot) == ("2026-12-06", summary.minutes_out_of_range)
+
+
+def test_cumulative__across_midnight_each_days_summary_is_the_rules_sum(depot: Depot) -> None:
+    # Out from 23:00 local; the 23:55 reading stands until 00:05, 5 min on each day.
+    samples = [(MIDNIGHT - 60 + 10 * i, 8.5) for i in range(6)] + [
+        (MIDNIGHT - 5, 8.5), (MIDNIGHT + 5, 8.5), (MIDNIGHT + 15, 8.5), (MIDNIGHT + 25, 7.0),
+        (MIDNIGHT + 30, None), (MIDNIGHT + 40, 7.0),
+    ]  # fmt: skip
+    for minute, temperature in samples:
+        if minute == MIDNIGHT + 5:
+            assert depot.states() == []  # 55 min so far on the 6th
+        if temperature is None:
+            depot.arrive(reading(minute, None, status="timeout"))
+        else:
+            depot.arrive(reading(minute, temperature))
+    # The 6th reached its hour with the reading after midnight, which credited its last 5 min.
+    assert depot.states() == ["raised"]
+    assert "for 60 min in all on 2026-12-06" in depot.alerts[-1].message
+    assert day_sum(depot) == ("2026-12-07", 5 + 10 + 10)
+    site = depot.config.site("north")
+    assert site is not None
+    kept_at = site.storage_class("d01", COLD)
+    every = [(at(m), t, 50.0 if t is not None else None) for m, t in samples]
+    sixth, seventh = (
+        summarise(ZoneDaySummary(site="north", node="d01", zone=COLD, day=day), every, kept_at,
+                  SHANGHAI)
+        for day in ("2026-12-06", "2026-12-07")
+    )  # fmt: skip
+    assert (sixth.minutes_out_of_range, seventh.minutes_out_of_range) == (60, 25)
+    # The figures are each day's own readings: those either side only credit time.
+    assert (sixth.readings, sixth.faults, sixth.temperature_min_c) == (7, 0, 8.5)
+    assert (seventh.readings, seventh.faults, seventh.temperature_min_c) == (4, 1, 7.0)
+    # Given only the day's readings and no time zone, the time across midnight is left out.
+    alone = summarise(sixth.model_copy(), every[:7], kept_at)
+    assert (alone.readings, alone.minutes_out_of_range) == (7, 55)
 
 
 def test_cumulative__a_replay_or_a_late_batch_counts_no_time_twice(depot: Depot) -> None:
