@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from edge.configfile import ConfigError
 from edge.contract.topics import Role
-from gateway.config import load_config
+from gateway.config import GatewayConfig, SiteSection, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "gateway.yaml"
 
@@ -21,6 +22,23 @@ def test_load_config__the_documented_example__valid() -> None:
     assert north.role_of("d01") is Role.DEPOT
     assert north.role_of("g99") is None
     assert config.alarms.disinfections_min == 4
+    # The depot keys, as written.
+    assert north.depot_stale_after_min == 15
+    fridge = north.storage_class("d01", "fridge-2")
+    assert fridge is not None
+    assert [(c.name, c.type) for c in fridge.conditions] == [
+        ("heat", "consecutive"), ("hot", "instant"), ("warm-day", "cumulative"),
+    ]  # fmt: skip
+    assert north.storage_class("d01", "cold-store-1") is not None  # a built-in class
+    assert config.alarms.escalate_after_min == 15
+    assert (config.store.depot_raw_days, config.store.depot_minute_days) == (30, 90)
+    assert config.homeassistant.enabled is False
+
+
+def test_load_config__the_documented_example_shows_every_section_and_site_key() -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    assert set(data) == set(GatewayConfig.model_fields)
+    assert set(data["sites"][0]) == set(SiteSection.model_fields)
 
 
 @pytest.mark.parametrize(
