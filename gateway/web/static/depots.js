@@ -1,7 +1,8 @@
 // The depots view: every depot and zone at a glance (GET /api/depots), and a zone's day:
 // its chart (depot-chart.js), the zone's open alarms to acknowledge, the day in figures
 // and the day's readings as CSV.
-// A command token sees it beside the gates; a depot token sees only this view.
+// A command token sees it beside the gates; a depot token sees only this view, and only the
+// depots it names, whose alarms it acknowledges too.
 "use strict";
 (() => {
   const gp = window.gatepost;
@@ -54,7 +55,11 @@
       const again = list.querySelector(`[data-testid="${CSS.escape(focused.dataset.testid)}"]`);
       if (again) again.focus();
     }
-    $("#no-depots").hidden = depots.length > 0;
+    // None to show: the config names none, or (a depot token) the token names none.
+    const none = $("#no-depots");
+    none.dataset.word = overview.sees_all ? "depot.none" : "depot.noneOfToken";
+    setContent(none, say(none.dataset.word));
+    none.hidden = depots.length > 0;
     $("#depots-read-only").hidden = overview.may_acknowledge;
     if (chosen) {
       const found = current();
