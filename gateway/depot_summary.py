@@ -19,19 +19,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
 from gateway.storage_classes import AlarmCondition, StorageClass
 
+if TYPE_CHECKING:
+    from gateway.config import SiteSection
+    from gateway.store import Store
+
 KELVIN = 273.15
 ACTIVATION_K = 10_000.0  # ΔH/R, USP <1160>'s default for pharmaceuticals
 # A reading stands for the time until the next one, but never longer than this: a sensor
 # that fell silent does not keep its last value out of range for hours.
 HOLDS_AT_MOST = timedelta(minutes=30)
+# A day of a minute's readings of a few dozen zones; more is cut at the limit.
+DAY_READINGS_MAX = 200_000
 
 
 class ZoneDaySummary(BaseModel):
@@ -126,6 +133,40 @@ def summarise(
             **figures,
         }
     )  # fmt: skip
+
+
+def day_summaries(store: Store, site: SiteSection, node: str, day: date) -> list[ZoneDaySummary]:
+    """Depot `node`'s zones on `day` (the site's local day): one row per zone that sent
+    readings that day or is assigned a class, by zone.
+
+    The readings up to `HOLDS_AT_MOST` either side of the day are read too, so a zone's
+    minutes out of range are what the cumulative conditions credit to that day, the
+    intervals across either midnight included. One case still differs: a day's last ok
+    reading followed by none for more than `HOLDS_AT_MOST` counts nothing after it here,
+    where the rule credits it (up to midnight) once a later reading comes.
+    """
+    since = datetime.combine(day, time(), tzinfo=site.zone)
+    until = datetime.combine(day + timedelta(days=1), time(), tzinfo=site.zone)
+    assigned = site.zones.get(node, {})
+    by_zone: dict[str, list[Sample]] = {zone: [] for zone in assigned}
+    shown = set(assigned)
+    around = store.depot_readings(
+        site.name, node, since - HOLDS_AT_MOST, until + HOLDS_AT_MOST, limit=DAY_READINGS_MAX
+    )
+    for reading in around:
+        by_zone.setdefault(reading.zone, []).append(
+            (reading.at, reading.temperature_c, reading.humidity_pct)
+        )
+        if since <= reading.at < until:
+            shown.add(reading.zone)
+    return [
+        summarise(
+            ZoneDaySummary(site=site.name, node=node, zone=zone, day=day.isoformat(),
+                           storage_class=assigned.get(zone)),
+            by_zone[zone], site.storage_class(node, zone), site.zone,
+        )
+        for zone in sorted(shown)
+    ]  # fmt: skip
 
 
 def level_conditions(storage_class: StorageClass) -> tuple[AlarmCondition, ...]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,7 @@ from gateway.depot_rules import (
     step_cumulative,
     step_rate,
 )
-from gateway.depot_summary import ZoneDaySummary, summarise
+from gateway.depot_summary import ZoneDaySummary, day_summaries, summarise
 from gateway.storage_classes import AlarmCondition
 from gateway.store.sqlite_excursions import Excursion, ExcursionPhase
 from tests.gateway.test_depot_rules import COLD, T0, Depot, at, reading
@@ -233,19 +233,28 @@ def test_cumulative__across_midnight_each_days_summary_is_the_rules_sum(depot: D
     assert day_sum(depot) == ("2026-12-07", 5 + 10 + 10)
     site = depot.config.site("north")
     assert site is not None
+    # The summaries from the store, as the API's: the readings either side of each day too.
+    sixth, seventh = (
+        next(s for s in day_summaries(depot.store, site, "d01", day) if s.zone == COLD)
+        for day in (date(2026, 12, 6), date(2026, 12, 7))
+    )
+    assert (sixth.minutes_out_of_range, seventh.minutes_out_of_range) == (60, 25)
+    # Every zone with a class has its row, readings or none.
+    rows = day_summaries(depot.store, site, "d01", date(2026, 12, 7))
+    assert [(s.zone, s.readings) for s in rows] == [(COLD, 4), (FRIDGE, 0)]
     kept_at = site.storage_class("d01", COLD)
     every = [(at(m), t, 50.0 if t is not None else None) for m, t in samples]
-    sixth, seventh = (
-        summarise(ZoneDaySummary(site="north", node="d01", zone=COLD, day=day), every, kept_at,
-                  SHANGHAI)
-        for day in ("2026-12-06", "2026-12-07")
-    )  # fmt: skip
-    assert (sixth.minutes_out_of_range, seventh.minutes_out_of_range) == (60, 25)
+    for summary in (sixth, seventh):
+        head = ZoneDaySummary(site="north", node="d01", zone=COLD, day=summary.day)
+        assert summarise(head, every, kept_at, SHANGHAI).minutes_out_of_range == (
+            summary.minutes_out_of_range
+        )
     # The figures are each day's own readings: those either side only credit time.
     assert (sixth.readings, sixth.faults, sixth.temperature_min_c) == (7, 0, 8.5)
     assert (seventh.readings, seventh.faults, seventh.temperature_min_c) == (4, 1, 7.0)
     # Given only the day's readings and no time zone, the time across midnight is left out.
-    alone = summarise(sixth.model_copy(), every[:7], kept_at)
+    alone = summarise(ZoneDaySummary(site="north", node="d01", zone=COLD, day="2026-12-06"),
+                      every[:7], kept_at)  # fmt: skip
     assert (alone.readings, alone.minutes_out_of_range) == (7, 55)
 
 
