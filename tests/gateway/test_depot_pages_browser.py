@@ -39,6 +39,7 @@ COLD = "cold-store-1"
 DRY = "dry-store"
 MASKS = "mask-store"
 FREEZER = "freezer-1"
+OTHER_COLD = "cold-store-2"  # d02's
 STEP = timedelta(minutes=10)
 
 # Reads the chart's canvas: how many pixels are (about) each colour, as the legend's
@@ -69,10 +70,12 @@ COUNT_PIXELS = """() => {
 @pytest.fixture
 def gateway_config(tmp_path: Path) -> GatewayConfig:
     """Site `north` with depot d01: a cold store (cold class), a dry store (room), a mask
-    store (humidity) and a freezer (the site's own class, deep-freeze)."""
+    store (humidity) and a freezer (the site's own class, deep-freeze); and depot d02, a
+    cold store of its own (another keeper's)."""
     site = SiteSection.model_validate({
-        "name": "north", "gates": ["g01"], "depots": ["d01"],
-        "zones": {"d01": {COLD: "cold", DRY: "room", MASKS: "humidity", FREEZER: "deep-freeze"}},
+        "name": "north", "gates": ["g01"], "depots": ["d01", "d02"],
+        "zones": {"d01": {COLD: "cold", DRY: "room", MASKS: "humidity", FREEZER: "deep-freeze"},
+                  "d02": {OTHER_COLD: "cold"}},
         "storage_classes": {"deep-freeze": {"conditions": [
             {"name": "thaw", "direction": "above", "threshold": -15.0, "delay_min": 60},
         ]}},
@@ -82,10 +85,11 @@ def gateway_config(tmp_path: Path) -> GatewayConfig:
 
 @pytest.fixture
 def server(gateway_context: GatewayContext) -> Iterator[ConsoleServer]:
-    """The gateway app on a free port, with a command token and a depot token."""
+    """The gateway app on a free port, with a command token and a depot token of d01."""
     store = gateway_context.store
     store.add_token(hash_token(COMMAND), "cold-chain-desk", "command", datetime.now(UTC))
-    store.add_token(hash_token(DEPOT), "depot-keeper", "depot", datetime.now(UTC))
+    store.add_token(hash_token(DEPOT), "depot-keeper", "depot", datetime.now(UTC),
+                    ("north/d01",))  # fmt: skip
     running = ConsoleServer(create_app(gateway_context), port=0)
     running.start()
     yield running
@@ -280,23 +284,58 @@ def test_a_humidity_zone_is_charted_in_rh_and_a_sites_own_class_named_as_it_is(
     no_missing_words(page)
 
 
-def test_a_depot_token_sees_the_depots_only_and_cannot_acknowledge(
-    page: Page, server: ConsoleServer, store: SqliteStore, cold_store: dict[str, Any]
-) -> None:
+def test_a_depot_token_sees_its_depot_only_and_acknowledges_its_alarm(
+    page: Page, server: ConsoleServer, gateway_context: GatewayContext, store: SqliteStore,
+    cold_store: dict[str, Any],
+) -> None:  # fmt: skip
     (alarm,) = store.alarms()
+    others = gateway_context.alarms.raise_alarm(draft(
+        AlertKind.DEPOT_SENSOR_STALE, "depot-sensor-stale", "north", "d02", "warning",
+        subject=OTHER_COLD, zone=OTHER_COLD, silent_min="45",
+    ))  # fmt: skip
+    assert others is not None
     page.goto(f"{server.url}/?token={DEPOT}")  # the gates' view asked for; refused to it
     expect(by_id(page, f"zone-north-d01-{COLD}")).to_be_visible()
     expect(page.locator(".board")).to_be_hidden()
     expect(by_id(page, "view-gates")).to_be_hidden()
     expect(by_id(page, "token-form")).to_be_hidden()
-    shows(by_id(page, "depots-read-only"), "此令牌只能查看仓储")
+    # Its depot, not the other keeper's (which a command token sees beside it).
+    expect(page.locator('[data-testid^="depot-north-"]')).to_have_count(1)
+    expect(by_id(page, "depot-north-d02")).to_have_count(0)
+    expect(by_id(page, f"zone-north-d02-{OTHER_COLD}")).to_have_count(0)
+    expect(by_id(page, f"depot-alarm-{others.alarm_id}")).to_have_count(0)
+    expect(by_id(page, "depots-read-only")).to_be_hidden()
+    expect(by_id(page, "no-depots")).to_be_hidden()
     by_id(page, f"zone-north-d01-{COLD}").click()
     item = by_id(page, f"depot-alarm-{alarm.alarm_id}")
     shows(item, "仓库温湿度异常")
-    expect(by_id(page, f"depot-alarm-acknowledge-{alarm.alarm_id}")).to_have_count(0)
     expect(by_id(page, "zone-chart").locator("canvas")).to_have_count(1)
     assert_chinese_renders(page, '[data-testid="depots"]')
-    assert store.alarm(alarm.alarm_id).state == "raised"
+    no_missing_words(page)
+    by_id(item, f"depot-alarm-acknowledge-{alarm.alarm_id}").click()
+    eventually(lambda: store.alarm(alarm.alarm_id).state == "acknowledged")
+    assert store.alarm(alarm.alarm_id).acknowledged_by == "depot-keeper"
+    shows(by_id(page, f"depot-alarm-{alarm.alarm_id}"), "depot-keeper 已确认")
+    expect(by_id(page, f"depot-alarm-acknowledge-{alarm.alarm_id}")).to_have_count(0)
+    (entry,) = store.audit_log()
+    assert (entry.who, entry.role, entry.action) == ("depot-keeper", "depot", "acknowledge")
+    assert store.alarm(others.alarm_id).state == "raised"
+    # The command center sees both depots.
+    open_depots(page, server, COMMAND)
+    expect(by_id(page, f"zone-north-d02-{OTHER_COLD}")).to_be_visible()
+
+
+def test_a_depot_token_that_names_no_depot_is_told_so(
+    page: Page, server: ConsoleServer, store: SqliteStore
+) -> None:
+    # As a depot token made before tokens named their depots is.
+    store.add_token(hash_token("gpt_old-keeper"), "old-keeper", "depot", datetime.now(UTC))
+    page.goto(f"{server.url}/?token=gpt_old-keeper")
+    expect(by_id(page, "depots")).to_be_visible()
+    shows(by_id(page, "no-depots"), "此令牌未指定可查看的仓库")
+    expect(page.locator('[data-testid^="depot-north-"]')).to_have_count(0)
+    by_id(page, "language-toggle").click()
+    shows(by_id(page, "no-depots"), "This token names no depot it may see")
 
 
 def test_the_view_follows_the_live_alarms_and_says_one_escalated(
