@@ -31,6 +31,7 @@ from gateway.storage_classes import AlarmCondition, StorageClass
 if TYPE_CHECKING:
     from gateway.config import SiteSection
     from gateway.store import Store
+    from gateway.store.sqlite_excursions import Excursion
 
 KELVIN = 273.15
 ACTIVATION_K = 10_000.0  # ΔH/R, USP <1160>'s default for pharmaceuticals
@@ -141,9 +142,9 @@ def day_summaries(store: Store, site: SiteSection, node: str, day: date) -> list
 
     The readings up to `HOLDS_AT_MOST` either side of the day are read too, so a zone's
     minutes out of range are what the cumulative conditions credit to that day, the
-    intervals across either midnight included. One case still differs: a day's last ok
-    reading followed by none for more than `HOLDS_AT_MOST` counts nothing after it here,
-    where the rule credits it (up to midnight) once a later reading comes.
+    intervals across either midnight included. A day's last ok reading followed by none
+    for longer stands its `HOLDS_AT_MOST` (up to midnight) once a later ok one came, as
+    the rule credits it then: the rule's newest evaluated reading of the zone says so.
     """
     since = datetime.combine(day, time(), tzinfo=site.zone)
     until = datetime.combine(day + timedelta(days=1), time(), tzinfo=site.zone)
@@ -159,6 +160,7 @@ def day_summaries(store: Store, site: SiteSection, node: str, day: date) -> list
         )
         if since <= reading.at < until:
             shown.add(reading.zone)
+    _after_a_silence(by_zone, store.excursions(site.name, node), until + HOLDS_AT_MOST)
     return [
         summarise(
             ZoneDaySummary(site=site.name, node=node, zone=zone, day=day.isoformat(),
@@ -167,6 +169,23 @@ def day_summaries(store: Store, site: SiteSection, node: str, day: date) -> list
         )
         for zone in sorted(shown)
     ]  # fmt: skip
+
+
+def _after_a_silence(
+    by_zone: dict[str, list[Sample]], states: dict[tuple[str, str], Excursion], end: datetime
+) -> None:
+    """Add to each zone's samples whose last ok one is in the day and none follows by `end`
+    the rule's newest evaluated reading of the zone, when it is later: the day's last
+    reading stands its full time only once a later one exists, whenever it came. Only its
+    time counts (the earlier reading's value decides), so its value is the earlier one's."""
+    newest: dict[str, datetime] = {}
+    for (zone, _), state in states.items():
+        newest[zone] = max(state.last_at, newest.get(zone, state.last_at))
+    for zone, samples in by_zone.items():
+        ok = [sample for sample in samples if sample[1] is not None]
+        later = newest.get(zone)
+        if ok and later is not None and later >= end and ok[-1][0] < end - HOLDS_AT_MOST:
+            samples.append((later, ok[-1][1], ok[-1][2]))
 
 
 def level_conditions(storage_class: StorageClass) -> tuple[AlarmCondition, ...]:

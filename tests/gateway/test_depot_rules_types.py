@@ -258,6 +258,32 @@ def test_cumulative__across_midnight_each_days_summary_is_the_rules_sum(depot: D
     assert (alone.readings, alone.minutes_out_of_range) == (7, 55)
 
 
+def test_cumulative__a_silence_across_midnight_counts_once_the_sensor_is_back(
+    depot: Depot,
+) -> None:
+    site = depot.config.site("north")
+    assert site is not None
+
+    def minutes_out(day: date) -> float:
+        rows = day_summaries(depot.store, site, "d01", day)
+        return next(s.minutes_out_of_range for s in rows if s.zone == COLD)
+
+    every_10_min(depot, MIDNIGHT - 60, [8.5] * 6)  # 23:00 to 23:50 local, out: 50 min
+    assert minutes_out(date(2026, 12, 6)) == 50  # the 23:50 reading has no next one yet
+    depot.arrive(reading(MIDNIGHT + 120, 8.5))  # 02:00: 23:50 stood 30 min, 10 on the 6th
+    assert "for 60 min in all on 2026-12-06" in depot.alerts[-1].message
+    assert day_sum(depot) == ("2026-12-07", 20)
+    assert (minutes_out(date(2026, 12, 6)), minutes_out(date(2026, 12, 7))) == (60, 20)
+    # A zone silent the whole day after a reading out shortly before it began.
+    every_10_min(depot, MIDNIGHT + 24 * 60 - 10, [8.5])  # the 7th at 23:50, then silence
+    depot.arrive(reading(MIDNIGHT + 48 * 60 + 60, 8.5))  # the 9th at 01:00
+    credited = out_by_day(WARM, at(MIDNIGHT + 24 * 60 - 10), 8.5, at(MIDNIGHT + 48 * 60 + 60),
+                          SHANGHAI)  # fmt: skip
+    assert credited == {"2026-12-07": 600, "2026-12-08": 1200}
+    assert minutes_out(date(2026, 12, 8)) == 20  # 00:00 to 00:20, as the rule credits it
+    assert day_sum(depot) == ("2026-12-09", 0)
+
+
 def test_cumulative__a_replay_or_a_late_batch_counts_no_time_twice(depot: Depot) -> None:
     first = depot.arrive(reading(0, 8.5), reading(10, 8.5), reading(20, 8.5))
     depot.deliver(first)  # the same event_id: the store does not hand it on
