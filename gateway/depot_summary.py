@@ -174,8 +174,9 @@ def day_summaries(store: Store, site: SiteSection, node: str, day: date) -> list
 def _after_a_silence(
     by_zone: dict[str, list[Sample]], states: dict[tuple[str, str], Excursion], end: datetime
 ) -> None:
-    """Add to each zone's samples whose last ok one is in the day and none follows by `end`
-    the rule's newest evaluated reading of the zone, when it is later: the day's last
+    """Add to each zone's samples whose last ok one is before the day's end and none
+    follows by `end` the rule's newest evaluated reading of the zone, when it is later: the
+    day's last
     reading stands its full time only once a later one exists, whenever it came. Only its
     time counts (the earlier reading's value decides), so its value is the earlier one's."""
     newest: dict[str, datetime] = {}
