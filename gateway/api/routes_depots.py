@@ -19,7 +19,12 @@ from gateway.api.context import GatewayContext
 from gateway.api.errors import ApiError, responses
 from gateway.api.routes_reports import Day
 from gateway.config import SiteSection
-from gateway.depot_summary import HOLDS_AT_MOST, ZoneDaySummary, level_conditions, summarise
+from gateway.depot_summary import (
+    HOLDS_AT_MOST,
+    ZoneDaySummary,
+    day_summaries,
+    level_conditions,
+)
 from gateway.storage_classes import UNITS, Quantity, StorageClass
 from gateway.store import Store
 from gateway.store.records import AlarmRecord, DepotReadingRecord
@@ -289,34 +294,11 @@ async def summary(
     ctx: ContextDep, caller: Reader, site: SiteParam, node: NodeParam,
     day: Annotated[Day, Query(description="the site's local day, YYYY-MM-DD")],
 ) -> list[ZoneDaySummary]:  # fmt: skip
-    """One row per zone that sent readings that day, or is assigned a storage class; 404
-    as for the readings."""
+    """One row per zone that sent readings that day, or is assigned a storage class; its
+    minutes out of range are what the cumulative conditions credit to the day, across
+    either midnight. 404 as for the readings."""
     section = _depot(caller, ctx.config.site(site), site, node)
-    return await to_thread.run_sync(_summaries, ctx.store, section, node, day)
-
-
-def _summaries(store: Store, site: SiteSection, node: str, day: date) -> list[ZoneDaySummary]:
-    since, until = _day_bounds(site, day)
-    by_zone: dict[str, list[DepotReadingRecord]] = defaultdict(list)
-    for zone in site.zones.get(node, {}):
-        by_zone[zone] = []
-    # A day of a minute's readings of a few dozen zones; more is cut at the limit.
-    for reading in store.depot_readings(site.name, node, since, until, limit=200_000):
-        by_zone[reading.zone].append(reading)
-    return [
-        summarise(
-            ZoneDaySummary(
-                site=site.name,
-                node=node,
-                zone=zone,
-                day=day.isoformat(),
-                storage_class=site.zones.get(node, {}).get(zone),
-            ),
-            [(r.at, r.temperature_c, r.humidity_pct) for r in found],
-            site.storage_class(node, zone),
-        )
-        for zone, found in sorted(by_zone.items())
-    ]
+    return await to_thread.run_sync(day_summaries, ctx.store, section, node, day)
 
 
 def _csv(found: list[DepotReadingRecord]) -> str:
