@@ -16,6 +16,8 @@ from gateway.config import load_config
 from gateway.store import SqliteStore
 from gateway.store.records import ACCESS_ROLES
 
+TOKEN_NAME_MAX = 64
+
 
 class TokenError(GatepostError):
     """A token command that cannot be done (a name taken, no such token)."""
@@ -140,6 +142,11 @@ def _store(args: argparse.Namespace) -> SqliteStore:
 
 
 def _token_create(args: argparse.Namespace) -> int:
+    name: str = args.name
+    # Shown in the audit log and on `list`'s tab-separated lines: one line, bounded.
+    if not (0 < len(name) <= TOKEN_NAME_MAX and name.isprintable() and name.strip() == name):
+        raise TokenError(f"--name: 1 to {TOKEN_NAME_MAX} printable characters, no tab, "
+                         "newline or leading or trailing space")  # fmt: skip
     try:
         depots = token_depots(args.role, args.depots)
     except ValueError as exc:

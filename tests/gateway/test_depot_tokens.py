@@ -156,6 +156,21 @@ def test_create__refused_with_the_reason_and_nothing_stored(
     assert cli.listed() == []
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["", "x" * 65, "keeper\td01", "keeper\nd01", " keeper", "keeper\x1b[2J"],
+    ids=["empty", "65", "tab", "newline", "space", "escape"],
+)
+def test_create__a_name_that_would_break_the_list_or_log_is_refused(cli: Cli, name: str) -> None:
+    code, out, err = cli("create", "--name", name, "--role", "depot", "--depot", "north/d01")
+    assert (code, out) == (1, "")
+    assert "--name: 1 to 64 printable characters" in err
+    assert cli.listed() == []
+    cli.create("x" * 64, "command")  # 64 is allowed, and so are other scripts
+    cli.create("冷链-值班", "command")
+    assert [row[0] for row in cli.listed()] == ["x" * 64, "冷链-值班"]
+
+
 # --- the API, with tokens made by the command ---------------------------------------------------
 
 
