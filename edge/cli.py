@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -84,15 +85,26 @@ def endpoint_args(endpoint: Endpoint) -> list[str]:
     return ["--broker", str(endpoint.url), *given]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser; each package registers its own subcommands here."""
-    # Imported here so that importing edge never drags in the tools and simulators.
-    from edge.credentials import cli as credentials_cli
-    from edge.gate import cli as gate_cli
-    from firmware_tools import cli as fw_cli
-    from gateway import cli as gateway_cli
-    from simulators import cli as sim_cli
+# Each command, and the package function that registers it, in the order `--help` lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("simulators.cli", "add_demo"),
+    "watch": ("firmware_tools.cli", "add_watch"),
+    "edge": ("edge.gate.cli", "add_edge"),
+    "gateway": ("gateway.cli", "add_gateway"),
+    "sim": ("simulators.cli", "add_sim"),
+    "verify": ("edge.credentials.cli", "add_verify"),
+    "fw": ("firmware_tools.cli", "add_fw"),
+}
 
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; each package registers its own subcommands here.
+
+    Args:
+        command: register only this command (the one being run), so that a node's process
+            does not import the gateway, the simulators and the tools with their parsers
+            (some 25 MB of a Pi's memory); None or an unknown name: every command.
+    """
     parser = argparse.ArgumentParser(
         prog="gatepost",
         description="Gatepost: epidemic checkpoints and supply depots.",
@@ -102,19 +114,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="how much to log on stderr (default: info)",
     )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sim_cli.add_demo(commands)
-    fw_cli.add_watch(commands)
-    gate_cli.add_edge(commands)
-    gateway_cli.add_gateway(commands)
-    sim_cli.add_sim(commands)
-    credentials_cli.add_verify(commands)
-    fw_cli.add_fw(commands)
+    # Imported here so that importing edge never drags in the tools and simulators.
+    for name in [command] if command in COMMANDS else COMMANDS:
+        module, register = COMMANDS[name]
+        getattr(importlib.import_module(module), register)(commands)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command `argv` runs: its first word that is not an option or an option's value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `gatepost` command; returns its exit code."""
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_of(given)).parse_args(given)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

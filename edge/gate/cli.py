@@ -1,19 +1,22 @@
 """`gatepost edge …`: run a node, or check its config file without running it.
 
-The config's `node.role` picks the node: `depot` a depot node (edge/depot), none a gate.
+The config's `node.role` picks the node: `depot` a depot node (edge/depot), `gate` (or
+none) a gate. Each kind's modules are imported only for its own: `gatepost` builds every
+command's parser at each start, and a depot node should not carry the gate's verifier.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.contract.topics import Role
-from edge.depot.config import DepotConfig, node_role
-from edge.depot.config import load_config as load_depot_config
-from edge.gate.config import GateConfig, load_config
 from edge.lifecycle import stop_on_signals
+
+if TYPE_CHECKING:
+    from edge.depot.config import DepotConfig
+    from edge.gate.config import GateConfig
 
 
 def add_edge(commands: Any) -> None:
@@ -21,7 +24,7 @@ def add_edge(commands: Any) -> None:
         "edge", help="run a gate or depot node, or check its config",
         description="The edge node at a gate (devices, decisions, barrier, outbox, console) "
         "or at a depot (temperature/humidity sensors polled into the outbox). The config's "
-        "node.role says which: depot, or none for a gate.",
+        "node.role says which: depot, or gate (the default).",
     )  # fmt: skip
     edge = parser.add_subparsers(dest="edge_command", required=True, metavar="COMMAND")
     run = edge.add_parser(
@@ -40,8 +43,14 @@ def add_edge(commands: Any) -> None:
 
 
 def _load(path: Path) -> GateConfig | DepotConfig:
+    from edge.depot.config import node_role
+
     if node_role(path) is Role.DEPOT:
+        from edge.depot.config import load_config as load_depot_config
+
         return load_depot_config(path)
+    from edge.gate.config import load_config
+
     return load_config(path)
 
 
@@ -55,6 +64,8 @@ def _check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     stop = stop_on_signals()
+    from edge.depot.config import DepotConfig  # imported by _load already
+
     if isinstance(config, DepotConfig):
         from edge.depot.node import DepotNode
 
