@@ -65,6 +65,12 @@ class Caller:
             return True
         return self.role == "depot" and node is not None and (site, node) in self.depots
 
+    def sees_node(self, site: str, node: str) -> bool:
+        """Whether this caller may see node `site/node`'s presence and device faults: a
+        depot token only its depots' (a gate's faults tell of its people's flow), other
+        roles let into those routes every node."""
+        return self.role != "depot" or self.sees_depot(site, node)
+
 
 def install_failed_logins(app: FastAPI, ctx: GatewayContext) -> FailedLogins:
     """Give `app` its table of wrong tokens per client address, by `ctx`'s config and clock."""

@@ -32,12 +32,13 @@ def list_tokens(ctx: ContextDep) -> list[TokenRecord]:
 @router.get(
     "/audit",
     response_model=list[AuditEntry],
-    summary="Who read personal data",
+    summary="Who read personal data, and who acknowledged or cleared which alarm",
     responses=responses(),
     dependencies=[Depends(require())],
 )
 def list_audit(ctx: ContextDep, limit: Limit = 200) -> list[AuditEntry]:
-    """The audit log, newest first: who read which personal data, when, with which filters."""
+    """The audit log, newest first: who read which personal data, when, with which filters,
+    and who acknowledged or cleared which alarm."""
     return ctx.store.audit_log(limit)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from gateway.api.auth import ContextDep, require
+from gateway.api.auth import Caller, ContextDep, require
 from gateway.api.errors import responses
 from gateway.api.routes_passages import SLUG, SiteParam
 from gateway.store.records import NodeFaultRecord
@@ -22,11 +22,13 @@ NodeParam = Annotated[str | None, Query(pattern=SLUG, description="only this nod
     response_model=list[NodeFaultRecord],
     summary="Open device faults of every node",
     responses=responses(),
-    # Whoever may see the nodes may see what is wrong with them.
-    dependencies=[Depends(require("command", "depot"))],
 )
 def list_faults(
-    ctx: ContextDep, site: SiteParam = None, node: NodeParam = None
+    ctx: ContextDep,
+    # Whoever may see a node may see what is wrong with it (a depot token: its depots).
+    caller: Annotated[Caller, Depends(require("command", "depot"))],
+    site: SiteParam = None,
+    node: NodeParam = None,
 ) -> list[NodeFaultRecord]:
     """Each device fault a node raised and has not cleared, by site, node, device and fault.
 
@@ -34,4 +36,4 @@ def list_faults(
     again with each refusal, its reason in `detail`). Faults a node raised before it lost
     its state (a new `outbox_id`) are not listed: it raises again what is still wrong.
     """
-    return ctx.store.node_faults(site, node)
+    return [f for f in ctx.store.node_faults(site, node) if caller.sees_node(f.site, f.node)]

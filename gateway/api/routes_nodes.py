@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field
 
 from edge.contract.topics import Role
-from gateway.api.auth import ContextDep, require
+from gateway.api.auth import Caller, ContextDep, require
 from gateway.api.context import GatewayContext
 from gateway.api.errors import ApiError, responses
 from gateway.api.routes_passages import SLUG
@@ -19,8 +19,8 @@ router = APIRouter(prefix="/api/nodes", tags=["nodes"])
 
 NEVER_SEEN = "never-seen"  # offline_reason of an inventory node that has sent nothing yet
 
-# Depot staff see node status too (depot endpoints proper come later).
-_readers = [Depends(require("command", "depot"))]
+# Depot staff see their depots' nodes (Caller.sees_node); the command center every node.
+Reader = Annotated[Caller, Depends(require("command", "depot"))]
 
 
 class NodeView(NodeRecord):
@@ -59,21 +59,22 @@ def _view(record: NodeRecord, listed: dict[tuple[str, str], Role], now: datetime
     response_model=list[NodeView],
     summary="Every node, heard from or expected",
     responses=responses(),
-    dependencies=_readers,
 )
 def list_nodes(
     ctx: ContextDep,
+    caller: Reader,
     site: Annotated[str | None, Query(pattern=SLUG, description="only this site")] = None,
 ) -> list[NodeView]:
     """Nodes by site and name; inventory nodes that never reported are offline (`never-seen`).
 
-    Nodes that reported but are not in the inventory are listed with `expected` false.
+    Nodes that reported but are not in the inventory are listed with `expected` false. A
+    depot token sees its depots only.
     """
     listed = _inventory(ctx, site)
     views = {(r.site, r.node): _view(r, listed, ctx.clock()) for r in ctx.store.nodes(site)}
     for key, role in listed.items():
         views.setdefault(key, _never_seen(*key, role))
-    return [views[key] for key in sorted(views)]
+    return [views[key] for key in sorted(views) if caller.sees_node(*key)]
 
 
 @router.get(
@@ -81,14 +82,17 @@ def list_nodes(
     response_model=NodeView,
     summary="One node",
     responses=responses(404),
-    dependencies=_readers,
 )
 def get_node(
     ctx: ContextDep,
+    caller: Reader,
     site: Annotated[str, Path(pattern=SLUG)],
     node: Annotated[str, Path(pattern=SLUG)],
 ) -> NodeView:
-    """One node's status; 404 `unknown-node` if it neither reported nor is in the inventory."""
+    """One node's status; 404 `unknown-node` if it neither reported nor is in the inventory,
+    or is not one of a depot token's depots."""
+    if not caller.sees_node(site, node):
+        raise ApiError(404, "unknown-node", f"no node {node!r} at site {site!r}")
     listed = _inventory(ctx, site)
     record = ctx.store.node(site, node)
     if record is not None:

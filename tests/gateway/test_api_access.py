@@ -97,6 +97,7 @@ ROLE_TABLE: list[tuple[str, str, set[str]]] = [
 # not exist. {alarm} is a gate's (g01), no depot token's.
 OUT_OF_SCOPE: dict[tuple[str, str, str], str] = {
     ("POST", "/api/alarms/{alarm}/acknowledge", "depot"): "unknown-alarm",
+    ("GET", "/api/nodes/north/g01", "depot"): "unknown-node",
 }
 ROLE_CASES = [
     pytest.param(method, path, role, role in allowed, id=f"{role}-{method}-{path}")

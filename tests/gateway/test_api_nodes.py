@@ -56,8 +56,20 @@ def test_nodes__inventory_nodes_that_never_reported_are_offline(
     ("site", "expected"), [("north", ["d01", "g01", "g02"]), ("south", [])], ids=["north", "south"]
 )
 def test_nodes__site_filter__valid(api: TestClient, site: str, expected: list[str]) -> None:
-    response = api.get("/api/nodes", params={"site": site}, headers=bearer("depot"))
+    response = api.get("/api/nodes", params={"site": site}, headers=bearer("command"))
     assert [n["node"] for n in response.json()] == expected
+
+
+def test_nodes__a_depot_token_sees_its_depots_only(api: TestClient, store: SqliteStore) -> None:
+    store.write([], presence=[birth("g01")])
+    listed = api.get("/api/nodes", headers=bearer("depot")).json()
+    assert [n["node"] for n in listed] == ["d01"]  # the token's depot, north/d01
+    assert api.get("/api/nodes/north/d01", headers=bearer("depot")).status_code == 200
+    # A gate it does not keep answers as a node that does not exist.
+    refused = api.get("/api/nodes/north/g01", headers=bearer("depot"))
+    unknown = api.get("/api/nodes/north/g99", headers=bearer("depot"))
+    assert refused.status_code == unknown.status_code == 404
+    assert refused.json()["reason"] == unknown.json()["reason"] == "unknown-node"
 
 
 def test_nodes__site_filter__invalid(api: TestClient) -> None:

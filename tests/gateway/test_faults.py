@@ -112,11 +112,15 @@ def test_faults__a_node_that_lost_its_state_lists_only_what_it_raises_again(
     assert listed(api) == [("g01", "camera", "unplugged", None)]
 
 
-def test_faults__depot_staff_see_them_registrars_do_not(
+def test_faults__depot_staff_see_their_depots_registrars_none(
     gateway: Gateway, api: TestClient, gates: Gates
 ) -> None:
     gateway.arrive(fault(gates, "d01", "outbox", "nearly-full", "raised"))
-    assert api.get("/api/faults", headers=bearer("depot")).status_code == 200
+    gateway.arrive(fault(gates, "g01", "scanner", "garbage", "raised"))
+    keeper = api.get("/api/faults", headers=bearer("depot"))  # the token of north/d01
+    assert [(f["node"], f["device"]) for f in keeper.json()] == [("d01", "outbox")]
+    center = api.get("/api/faults", headers=bearer("command"))
+    assert {f["node"] for f in center.json()} == {"d01", "g01"}
     assert api.get("/api/faults", headers=bearer("registrar")).status_code == 403
 
 

@@ -60,7 +60,6 @@
     none.dataset.word = overview.sees_all ? "depot.none" : "depot.noneOfToken";
     setContent(none, say(none.dataset.word));
     none.hidden = depots.length > 0;
-    $("#depots-read-only").hidden = overview.may_acknowledge;
     if (chosen) {
       const found = current();
       if (found) renderZoneHead(found.depot, found.zone);
