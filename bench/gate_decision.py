@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from gpiozero.pins.mock import MockFactory
 
 from bench.common import record
+from edge.configfile import PROFILES_DIR
 from edge.contract.topics import Role, Site
 from edge.credentials.store import TrustStore
 from edge.credentials.trust import root_keys_for
@@ -30,7 +31,6 @@ from edge.devices.base import TemperatureReading
 from edge.devices.link import DeviceLink
 from edge.devices.registry import DRIVERS, load_profile
 from edge.gate.checkpoint import GateCheckpoint
-from edge.gate.config import PROFILES_DIR
 from edge.gate.decision import GatePolicy
 from edge.gate.gpio.config import BarrierConfig, GpioConfig
 from edge.gate.gpio.gateio import GateIO
