@@ -26,6 +26,7 @@ from edge.mqtt import Endpoint
 from edge.web.security import HostName, StreamLimits
 from edge.web.tls import TLS_PATHS, TlsFields
 from gateway.homeassistant import HomeAssistantSection, check_unique_ids
+from gateway.stock.catalogue import SITE_ITEMS_MAX, StockItem, check_site_items
 from gateway.storage_classes import BUILT_IN, StorageClass
 from gateway.store.records import DEAD_LETTER_KEEP_BYTES, DEAD_LETTERS_MAX, SEQ_JUMP_MAX
 
@@ -51,6 +52,10 @@ class SiteSection(Section):
         15.0, ge=0, le=24 * 60,
         description="a zone with a class and no ok reading this long, its node online, "
         "raises depot-sensor-stale; 0: never",
+    )  # fmt: skip
+    stock_items: tuple[StockItem, ...] = Field(
+        (), max_length=SITE_ITEMS_MAX,
+        description="this site's own stock items, beside the built-in catalogue (docs/stock.md)",
     )  # fmt: skip
 
     @property
@@ -89,6 +94,11 @@ class SiteSection(Section):
                         f"zones.{node}.{zone}: unknown storage class {name} "
                         f"(known: {', '.join(sorted(known))})"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _stock_items(self) -> Self:
+        check_site_items(self.stock_items, {*BUILT_IN, *self.storage_classes})
         return self
 
 

@@ -20,6 +20,7 @@ from gateway.api import (
     routes_passages,
     routes_registrations,
     routes_reports,
+    routes_stock,
 )
 from gateway.api.auth import install_failed_logins
 from gateway.api.context import GatewayContext
@@ -61,6 +62,7 @@ def create_app(context: GatewayContext) -> FastAPI:
         routes_admin,
         routes_dashboard,
         routes_reports,
+        routes_stock,
         routes_metrics,
     ):
         app.include_router(module.router)

@@ -304,6 +304,50 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE tokens ADD COLUMN depots TEXT NOT NULL DEFAULT '[]';
         """,
     ),
+    Migration(
+        "0014-stock-ledger",
+        """
+        -- The stock ledger (docs/stock.md): one row per movement, the signed change to one
+        -- position (site, depot, item, lot, designee) in whole steps of the unit. Rows are
+        -- never updated or deleted: triggers refuse it (gateway/store/sqlite_stock.py makes
+        -- them, as this file splits statements at every semicolon). No INSERT OR IGNORE:
+        -- a second row for an idempotency key fails loudly on its unique index.
+        CREATE TABLE stock_entries (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN
+                ('receipt', 'issue', 'transfer-out', 'transfer-in', 'adjustment', 'reversal')),
+            site TEXT NOT NULL, depot TEXT NOT NULL, item TEXT NOT NULL,
+            lot TEXT NOT NULL DEFAULT '', designated_to TEXT NOT NULL DEFAULT '',
+            steps INTEGER NOT NULL CHECK (steps != 0), unit TEXT NOT NULL,
+            source TEXT, applicant_unit TEXT, approver TEXT, application_id TEXT, reason TEXT,
+            peer_depot TEXT,
+            transfer_of INTEGER REFERENCES stock_entries (id),
+            reverses INTEGER REFERENCES stock_entries (id),
+            who TEXT NOT NULL, at TEXT NOT NULL,
+            idem_key TEXT NOT NULL, request_sha256 TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX stock_entries_by_key ON stock_entries (site, depot, idem_key);
+        CREATE UNIQUE INDEX stock_entries_reversed ON stock_entries (reverses)
+            WHERE reverses IS NOT NULL;
+        CREATE INDEX stock_entries_by_position ON stock_entries (
+            site, depot, item, lot, designated_to, steps
+        );
+        CREATE INDEX stock_entries_by_transfer ON stock_entries (transfer_of)
+            WHERE transfer_of IS NOT NULL;
+        CREATE INDEX stock_entries_in_transit ON stock_entries (site, peer_depot)
+            WHERE kind = 'transfer-out';
+        -- A lot's expiry, set by its first receipt; a lot is one item's.
+        CREATE TABLE stock_lots (
+            item TEXT NOT NULL, lot TEXT NOT NULL, expires_on TEXT NOT NULL,
+            PRIMARY KEY (item, lot)
+        ) WITHOUT ROWID;
+        CREATE VIEW stock_on_hand AS
+            SELECT e.site, e.depot, e.item, e.lot, e.designated_to, l.expires_on, e.unit,
+                   SUM(e.steps) AS steps
+            FROM stock_entries e LEFT JOIN stock_lots l ON l.item = e.item AND l.lot = e.lot
+            GROUP BY e.site, e.depot, e.item, e.lot, e.designated_to, e.unit;
+        """,
+    ),
 )
 
 

@@ -36,6 +36,7 @@ from gateway.store.sqlite_excursions import Excursions
 from gateway.store.sqlite_marks import SeqMarks
 from gateway.store.sqlite_reads import Reads
 from gateway.store.sqlite_rollups import Rollups
+from gateway.store.sqlite_stock import StockLedger
 
 # Ids asked for in one `IN (...)`: well under SQLite's default limit of 32,766 variables.
 _ID_CHUNK = 900
@@ -45,7 +46,7 @@ TOPIC_KEEP_CHARS = 512
 REASON_KEEP_CHARS = 2000
 
 
-class SqliteStore(Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Rollups):
+class SqliteStore(Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Rollups, StockLedger):
     """The Store on one SQLite file, shared by the ingest thread and the API's threads.
 
     Each thread has its own connection (sqlite3 connections are not shared across

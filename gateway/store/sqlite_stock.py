@@ -1,0 +1,316 @@
+"""The stock ledger in the SQLite store: immutable entries, on hand derived from them.
+
+Every write runs in one BEGIN IMMEDIATE transaction: the idempotency key is looked up, the
+position's on hand is summed and the entry inserted under the one write lock, so two
+keepers issuing the last boxes at once cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from typing import Any
+
+from gateway.stock.ledger import (
+    InTransit,
+    Movement,
+    OnHand,
+    StockEntry,
+    StockRefused,
+    of_steps,
+)
+from gateway.store.records import utc_text
+
+# Made here, not in migration 0014: migrations.py splits statements at every semicolon,
+# and a trigger's body holds one. They are made in the transaction of the first write, so
+# a database with any ledger row has them.
+_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS stock_entries_no_update BEFORE UPDATE ON stock_entries "
+    "BEGIN SELECT RAISE(ABORT, 'stock ledger entries are immutable'); END",
+    "CREATE TRIGGER IF NOT EXISTS stock_entries_no_delete BEFORE DELETE ON stock_entries "
+    "BEGIN SELECT RAISE(ABORT, 'stock ledger entries are immutable'); END",
+    "CREATE TRIGGER IF NOT EXISTS stock_lots_no_update BEFORE UPDATE ON stock_lots "
+    "BEGIN SELECT RAISE(ABORT, 'stock lots are immutable'); END",
+    "CREATE TRIGGER IF NOT EXISTS stock_lots_no_delete BEFORE DELETE ON stock_lots "
+    "BEGIN SELECT RAISE(ABORT, 'stock lots are immutable'); END",
+)
+_COLUMNS = (
+    "e.id, e.kind, e.site, e.depot, e.item, e.lot, e.designated_to, l.expires_on, e.steps, "
+    "e.unit, e.source, e.applicant_unit, e.approver, e.application_id, e.reason, e.peer_depot, "
+    "e.transfer_of, e.reverses, r.id, e.who, e.at, e.idem_key"
+)
+_FROM = (
+    "FROM stock_entries e LEFT JOIN stock_lots l ON l.item = e.item AND l.lot = e.lot "
+    "LEFT JOIN stock_entries r ON r.reverses = e.id"
+)
+_INSERT = (
+    "INSERT INTO stock_entries (kind, site, depot, item, lot, designated_to, steps, unit, "
+    "source, applicant_unit, approver, application_id, reason, peer_depot, transfer_of, "
+    "reverses, who, at, idem_key, request_sha256) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+class StockLedger:
+    """The stock ledger of SqliteStore (mixed in); gateway.stock.ledger.StockStore."""
+
+    _stock_triggers_made = False
+
+    def _conn(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    # --- reads ------------------------------------------------------------------------
+
+    def stock_entry(self, entry_id: int) -> StockEntry | None:
+        row = self._conn().execute(f"SELECT {_COLUMNS} {_FROM} WHERE e.id = ?", (entry_id,))
+        found = row.fetchone()
+        return None if found is None else _entry(found)
+
+    def stock_entries(
+        self, site: str, depot: str, before_id: int | None, limit: int
+    ) -> list[StockEntry]:
+        rows = self._conn().execute(
+            f"SELECT {_COLUMNS} {_FROM} WHERE e.site = ? AND e.depot = ? AND e.id < ? "
+            "ORDER BY e.id DESC LIMIT ?",
+            (site, depot, before_id if before_id is not None else 2**63 - 1, limit),
+        )
+        return [_entry(row) for row in rows]
+
+    def stock_on_hand(self, site: str, depot: str) -> list[OnHand]:
+        rows = self._conn().execute(
+            "SELECT item, lot, designated_to, expires_on, steps, unit FROM stock_on_hand "
+            "WHERE site = ? AND depot = ? AND steps != 0 ORDER BY item, expires_on, lot, "
+            "designated_to",
+            (site, depot),
+        )
+        return [
+            OnHand(item=item, lot=lot, designated_to=designee, quantity=of_steps(steps, unit),
+                   expires_on=date.fromisoformat(expires) if expires else None, unit=unit)
+            for item, lot, designee, expires, steps, unit in rows
+        ]  # fmt: skip
+
+    def stock_in_transit(self, site: str, depot: str) -> list[InTransit]:
+        """Transfers from or to `site/depot` not yet received nor cancelled."""
+        rows = self._conn().execute(
+            "SELECT o.id, o.depot, o.peer_depot, o.item, o.lot, o.designated_to, o.steps, o.unit, "
+            "o.at FROM stock_entries o WHERE o.kind = 'transfer-out' AND o.site = ? "
+            "AND (o.depot = ? OR o.peer_depot = ?) "
+            "AND NOT EXISTS (SELECT 1 FROM stock_entries r WHERE r.reverses = o.id) "
+            "AND NOT EXISTS (SELECT 1 FROM stock_entries i WHERE i.transfer_of = o.id "
+            "AND NOT EXISTS (SELECT 1 FROM stock_entries v WHERE v.reverses = i.id)) "
+            "ORDER BY o.id",
+            (site, depot, depot),
+        )
+        return [
+            InTransit(entry_id=entry_id, from_depot=source, to_depot=target, item=item, lot=lot,
+                      designated_to=designee, quantity=-of_steps(steps, unit), unit=unit,
+                      at=datetime.fromisoformat(at))
+            for entry_id, source, target, item, lot, designee, steps, unit, at in rows
+        ]  # fmt: skip
+
+    # --- the one write ----------------------------------------------------------------
+
+    def stock_write(
+        self, movement: Movement, who: str, at: datetime, today: date
+    ) -> tuple[StockEntry, bool]:
+        fingerprint = movement.fingerprint()
+        with self._transaction() as conn:
+            if not self._stock_triggers_made:
+                for statement in _TRIGGERS:
+                    conn.execute(statement)
+            first = conn.execute(
+                "SELECT id, request_sha256 FROM stock_entries "
+                "WHERE site = ? AND depot = ? AND idem_key = ?",
+                (movement.site, movement.depot, movement.key),
+            ).fetchone()
+            if first is not None:
+                if first[1] != fingerprint:
+                    raise StockRefused(
+                        409, "idempotency-conflict", "idempotency_key",
+                        f"the key {movement.key!r} was used for another movement at this depot",
+                    )  # fmt: skip
+                entry_id, repeat = first[0], True
+            else:
+                row = _prepare(conn, movement, today)
+                cursor = conn.execute(_INSERT, (*row, who, utc_text(at), movement.key, fingerprint))
+                entry_id, repeat = cursor.lastrowid, False
+        self._stock_triggers_made = True
+        entry = self.stock_entry(int(entry_id or 0))
+        assert entry is not None
+        return entry, repeat
+
+
+def _prepare(conn: sqlite3.Connection, m: Movement, today: date) -> tuple[Any, ...]:
+    """The row of `m` (without who, at and key), once every rule holds.
+
+    Raises:
+        StockRefused: the first rule `m` breaks.
+    """
+    item, unit, steps, lot, designee = m.item, m.unit, m.steps, m.lot, m.designated_to
+    peer: str | None = m.to_depot
+    if m.kind == "receipt":
+        _keep_lot(conn, m)
+    elif m.kind in ("issue", "transfer-out", "adjustment"):
+        expires = _lot_expiry(conn, item, lot)
+        if m.kind == "issue":
+            if expires is not None and expires < today:
+                raise StockRefused(
+                    422, "lot-expired", "lot", f"lot {lot!r} of {item} expired on {expires}"
+                )
+            if designee and designee != m.applicant_unit:
+                raise StockRefused(
+                    422, "designated-elsewhere", "applicant_unit",
+                    f"this stock was donated for {designee!r}; it is issued to that unit only",
+                )  # fmt: skip
+    elif m.kind == "transfer-in":
+        out = _transfer_to_receive(conn, m)
+        item, lot, designee, unit, steps, peer = (
+            out["item"], out["lot"], out["designated_to"], out["unit"], -out["steps"], out["depot"]
+        )  # fmt: skip
+    else:  # reversal
+        original = _entry_to_reverse(conn, m)
+        item, lot, designee, unit = (
+            original["item"], original["lot"], original["designated_to"], original["unit"]
+        )  # fmt: skip
+        steps, peer = -original["steps"], original["peer_depot"]
+    if steps < 0:
+        held = _on_hand(conn, site=m.site, depot=m.depot, item=item, lot=lot, designee=designee)
+        if held + steps < 0:
+            raise StockRefused(
+                409, "insufficient-stock", "quantity",
+                f"{of_steps(-steps, unit)} {unit} asked of {item} lot {lot or '-'}, "
+                f"{of_steps(held, unit)} on hand",
+            )  # fmt: skip
+    return (
+        m.kind, m.site, m.depot, item, lot, designee, steps, unit, m.source, m.applicant_unit,
+        m.approver, m.application_id, m.reason, peer, m.transfer_of, m.reverses,
+    )  # fmt: skip
+
+
+def _keep_lot(conn: sqlite3.Connection, m: Movement) -> None:
+    """Record a receipt's lot and expiry; a known lot must come with its known expiry."""
+    if m.expires_on is None:
+        return
+    known = _lot_expiry(conn, m.item, m.lot, must_exist=False)
+    if known is None:
+        conn.execute(
+            "INSERT INTO stock_lots (item, lot, expires_on) VALUES (?, ?, ?)",
+            (m.item, m.lot, m.expires_on.isoformat()),
+        )
+    elif known != m.expires_on:
+        raise StockRefused(
+            422, "lot-expiry-differs", "expires_on",
+            f"lot {m.lot!r} of {m.item} expires on {known}, not {m.expires_on}",
+        )  # fmt: skip
+
+
+def _lot_expiry(
+    conn: sqlite3.Connection, item: str, lot: str, *, must_exist: bool = True
+) -> date | None:
+    if not lot:
+        return None
+    row = conn.execute(
+        "SELECT expires_on FROM stock_lots WHERE item = ? AND lot = ?", (item, lot)
+    ).fetchone()
+    if row is None:
+        if must_exist:
+            raise StockRefused(422, "unknown-lot", "lot", f"no lot {lot!r} of {item} was received")
+        return None
+    return date.fromisoformat(row[0])
+
+
+def _on_hand(
+    conn: sqlite3.Connection, *, site: str, depot: str, item: str, lot: str, designee: str
+) -> int:
+    row = conn.execute(
+        "SELECT COALESCE(SUM(steps), 0) FROM stock_entries WHERE site = ? AND depot = ? "
+        "AND item = ? AND lot = ? AND designated_to = ?",
+        (site, depot, item, lot, designee),
+    ).fetchone()
+    return int(row[0])
+
+
+def _row(conn: sqlite3.Connection, entry_id: int | None) -> dict[str, Any] | None:
+    cursor = conn.execute("SELECT * FROM stock_entries WHERE id = ?", (entry_id,))
+    found = cursor.fetchone()
+    if found is None:
+        return None
+    return dict(zip([c[0] for c in cursor.description], found, strict=True))
+
+
+def _reversed(conn: sqlite3.Connection, entry_id: int) -> bool:
+    found = conn.execute("SELECT 1 FROM stock_entries WHERE reverses = ?", (entry_id,))
+    return found.fetchone() is not None
+
+
+def _received(conn: sqlite3.Connection, transfer_id: int) -> bool:
+    """Whether a transfer-out has a transfer-in that is not reversed."""
+    found = conn.execute(
+        "SELECT 1 FROM stock_entries i WHERE i.transfer_of = ? AND NOT EXISTS "
+        "(SELECT 1 FROM stock_entries r WHERE r.reverses = i.id)",
+        (transfer_id,),
+    )
+    return found.fetchone() is not None
+
+
+def _transfer_to_receive(conn: sqlite3.Connection, m: Movement) -> dict[str, Any]:
+    out = _row(conn, m.transfer_of)
+    if (
+        out is None or out["kind"] != "transfer-out" or out["site"] != m.site
+        or out["peer_depot"] != m.depot
+    ):  # fmt: skip
+        raise StockRefused(
+            404, "unknown-transfer", "transfer_id",
+            f"no transfer {m.transfer_of} is on its way to {m.site}/{m.depot}",
+        )  # fmt: skip
+    if _reversed(conn, out["id"]):
+        raise StockRefused(
+            409, "transfer-cancelled", "transfer_id", f"transfer {out['id']} was reversed"
+        )
+    if _received(conn, out["id"]):
+        raise StockRefused(
+            409, "transfer-received", "transfer_id", f"transfer {out['id']} was received already"
+        )
+    return out
+
+
+def _entry_to_reverse(conn: sqlite3.Connection, m: Movement) -> dict[str, Any]:
+    original = _row(conn, m.reverses)
+    if original is None or original["site"] != m.site or original["depot"] != m.depot:
+        raise StockRefused(
+            404, "unknown-entry", "entry_id",
+            f"no entry {m.reverses} is in the ledger of {m.site}/{m.depot}",
+        )  # fmt: skip
+    if original["kind"] == "reversal":
+        raise StockRefused(
+            409, "reversal-of-reversal", "entry_id",
+            f"entry {original['id']} is a reversal; write the movement again instead",
+        )  # fmt: skip
+    if _reversed(conn, original["id"]):
+        raise StockRefused(
+            409, "already-reversed", "entry_id", f"entry {original['id']} was reversed already"
+        )
+    if original["kind"] == "transfer-out" and _received(conn, original["id"]):
+        raise StockRefused(
+            409, "transfer-received", "entry_id",
+            f"transfer {original['id']} was received; the receiving depot reverses its "
+            "transfer-in first",
+        )  # fmt: skip
+    return original
+
+
+def _entry(row: tuple[Any, ...]) -> StockEntry:
+    (entry_id, kind, site, depot, item, lot, designee, expires, steps, unit, source, applicant,
+     approver, application, reason, peer, transfer_of, reverses, reversed_by, who, at,
+     key) = row  # fmt: skip
+    return StockEntry(
+        id=entry_id, kind=kind, site=site, depot=depot, item=item, lot=lot,
+        designated_to=designee, expires_on=date.fromisoformat(expires) if expires else None,
+        quantity=of_steps(steps, unit), unit=unit, source=source, applicant_unit=applicant,
+        approver=approver, application_id=application, reason=reason, peer_depot=peer,
+        transfer_of=transfer_of, reverses=reverses, reversed_by=reversed_by, who=who,
+        at=datetime.fromisoformat(at), idempotency_key=key,
+    )  # fmt: skip
