@@ -85,6 +85,98 @@ def add_sim(commands: Any) -> None:
     node.add_argument("--seed", type=int, default=1, help="seed of the gate script")
     node.set_defaults(run=_run_sim_node)  # fmt: skip
     add_sim_depot_bus(parts)
+    add_sim_scale(parts)
+
+
+def add_sim_scale(parts: Any) -> None:
+    """`gatepost sim scale`: a platform scale's indicator behind a pty, pallets on and off."""
+    scale = parts.add_parser(
+        "scale",
+        help="a platform scale's weighing indicator behind a pty, streaming its weight",
+        description="Open a pseudo-terminal that streams weight frames as an indicator in "
+        "continuous output does (ST,GS,+0012.34kg or Toledo, per the profile), at the "
+        "profile's rate and baud, print its path and run until Ctrl-C. --steps is a cycle "
+        "of what lies on the platform, each held --hold seconds: a weight (in the "
+        "profile's unit; unstable for --settle s, then stable), `ol` (overload) or "
+        "`garbage` (line noise, the weight kept).",
+    )
+    scale.add_argument(
+        "--profile", default="scale-st-gs", metavar="NAME",
+        help="a file in hardware/profiles (without .yaml) with part scale-continuous "
+        "(default: scale-st-gs)",
+    )  # fmt: skip
+    scale.add_argument(
+        "--steps", type=_scale_steps, default="0,1250.5,1250.5,812.25,ol,garbage,0",
+        metavar="W|ol|garbage,…", help="the cycle (default: 0,1250.5,1250.5,812.25,ol,garbage,0)",
+    )  # fmt: skip
+    scale.add_argument(
+        "--hold", type=float, default=20.0, metavar="S",
+        help="seconds each step lasts, 1 to 3600 (default: 20)",
+    )  # fmt: skip
+    scale.add_argument(
+        "--settle", type=float, default=2.0, metavar="S",
+        help="seconds a newly loaded platform is in motion, 0 to 60 (default: 2)",
+    )  # fmt: skip
+    scale.add_argument(
+        "--link", type=Path, default=None, metavar="PATH",
+        help="a symlink to the pty (default: scale in a new temporary folder)",
+    )  # fmt: skip
+    scale.set_defaults(run=_run_sim_scale)  # fmt: skip
+
+
+def _scale_steps(text: str) -> list[str]:
+    """argparse type for --steps: 1 to 100 weights (0..999999), `ol` or `garbage`."""
+    steps = [step.strip().lower() for step in text.split(",")]
+    if not 1 <= len(steps) <= 100:
+        raise argparse.ArgumentTypeError("--steps takes 1 to 100 steps")
+    for step in steps:
+        if step in ("ol", "garbage"):
+            continue
+        try:
+            value = float(step)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"step {step[:20]!r} is neither a weight, ol nor garbage"
+            ) from None
+        if not 0 <= value <= 999_999:
+            raise argparse.ArgumentTypeError(f"step {step} is outside 0..999999")
+    return steps
+
+
+def _run_sim_scale(args: argparse.Namespace) -> int:
+    from edge.configfile import PROFILES_DIR
+    from edge.devices.registry import load_profile
+    from edge.devices.scale.profile import ScaleProfile
+    from simulators.devices.scale import SimulatedScale
+
+    if not 1.0 <= args.hold <= 3600.0 or not 0.0 <= args.settle <= 60.0:
+        raise GatepostError(f"--hold {args.hold} or --settle {args.settle} is out of bounds")
+    profile = load_profile(PROFILES_DIR / f"{Path(args.profile).name}.yaml")
+    if not isinstance(profile, ScaleProfile):
+        raise GatepostError(f"--profile {args.profile}: part {profile.part} is not a scale")
+    if args.link is not None and not args.link.parent.is_dir():
+        raise GatepostError(f"--link {args.link}: no folder {args.link.parent}")
+    stop = stop_on_signals()
+    with (
+        tempfile.TemporaryDirectory(prefix="gatepost-scale-") as folder,
+        SimulatedScale(args.link or Path(folder) / "scale", profile,
+                       settle_s=args.settle) as scale,
+    ):  # fmt: skip
+        print(f"scale at {scale.path} ({profile.format}, {profile.baudrate} "
+              f"{profile.bytesize}{profile.parity}1, {profile.frames_per_s:g} frames/s)",
+              flush=True)  # fmt: skip
+        while not stop.is_set():
+            for step in args.steps:
+                print(f"  {step}", flush=True)
+                if step == "ol":
+                    scale.overload()
+                elif step == "garbage":
+                    scale.faults.garbage = 24
+                else:
+                    scale.load(step)
+                if stop.wait(args.hold):
+                    break
+    return 0
 
 
 def add_sim_depot_bus(parts: Any) -> None:

@@ -18,6 +18,8 @@ from edge.devices.base import DeviceError, DeviceProfile, Driver, SerialStream
 from edge.devices.camera.profile import CameraProfile
 from edge.devices.link import DriverFactory
 from edge.devices.modbus.profile import ModbusSensorProfile
+from edge.devices.scale.driver import ScaleDriver
+from edge.devices.scale.profile import ScaleProfile
 from edge.devices.scanner.driver import ScannerDriver
 from edge.devices.scanner.profile import ScannerProfile
 from edge.devices.thermal_array.profile import ThermalArrayProfile
@@ -66,6 +68,7 @@ PROFILES: dict[str, type[DeviceProfile]] = {
     "gm65-scanner": ScannerProfile,
     "gy-mcu90614": ThermometerProfile,
     "gy-mcu90640": ThermalArrayProfile,
+    "scale-continuous": ScaleProfile,
     "usb-camera": CameraProfile,
     "xy-md02": ModbusSensorProfile,
 }
@@ -74,6 +77,7 @@ DRIVERS: dict[str, DriverFactory] = {
     "gm65-scanner": serial_driver(ScannerDriver, ScannerProfile),
     "gy-mcu90614": serial_driver(ThermometerDriver, ThermometerProfile),
     "gy-mcu90640": _thermal_array,
+    "scale-continuous": serial_driver(ScaleDriver, ScaleProfile),
 }
 
 

@@ -1,0 +1,1 @@
+"""Platform scales (weighing indicators) with continuous RS232 output: framing, driver, profile."""
