@@ -1,7 +1,10 @@
-"""The storage interface the gateway codes against; SQLite implements it today.
+"""The storage interface the gateway codes against, one protocol per domain; SQLite implements all.
 
-A PostgreSQL backend would implement the same methods. Nothing outside `gateway/store/`
-writes SQL.
+Nothing outside `gateway/store/` writes SQL. Each part of the gateway takes the narrowest
+protocol it uses (the alarm book an `AlarmStore`, the excursion rules a `DepotStore`), so a
+backend (the PostgreSQL one of #16) is built and tested one domain at a time, and a test
+double implements just the domain it stands in for. `Store` is their union, for what needs
+everything (the service that owns the store, the HTTP API's context).
 """
 
 from __future__ import annotations
@@ -52,10 +55,8 @@ class UnknownAlarm(LookupError):
 Cases = Callable[[InboundEvent], Sequence[AlarmDraft]]
 
 
-class Store(Protocol):
-    """Everything the gateway keeps, behind one interface."""
-
-    # --- ingest -------------------------------------------------------------
+class IngestStore(Protocol):
+    """What ingest writes: node batches and presence, and the dead letters it refuses."""
 
     def write(
         self,
@@ -87,7 +88,37 @@ class Store(Protocol):
         """Mark (site, node, last_seen as read) offline unless heard from since; those marked."""
         ...
 
-    # --- nodes and events ---------------------------------------------------------
+    def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]: ...
+
+    def dead_letter_count(self) -> int: ...
+
+    def dead_letters_dropped(self) -> int:
+        """How many dead letters were dropped past the cap, ever (oldest first)."""
+        ...
+
+
+class MarkStore(Protocol):
+    """How far the store holds each node's outbox (its seq marks), and accepted gaps."""
+
+    def marks(self) -> list[StoredMark]:
+        """Every node with a known outbox, and how far the store holds it."""
+        ...
+
+    def lagging(self) -> list[tuple[StoredMark, int]]:
+        """Nodes known to have sent more than the store holds: (mark, newest seq known)."""
+        ...
+
+    def event_seqs(self, site: str, node: str) -> list[int]:
+        """The seqs stored for a node in its current epoch, ascending."""
+        ...
+
+    def accept_gap(self, site: str, node: str) -> None:
+        """Someone accepted a node's missing events as lost: the gap is closed as it is."""
+        ...
+
+
+class ReadStore(Protocol):
+    """The nodes and their checkpoint records, as stored: read only."""
 
     def nodes(self, site: str | None = None) -> list[NodeRecord]: ...
 
@@ -100,13 +131,6 @@ class Store(Protocol):
     def holds(self, query: EventQuery, open_only: bool = False) -> list[HoldRecord]: ...
 
     def hold(self, event_id: str) -> HoldRecord | None: ...
-
-    def depot_readings(
-        self, site: str, node: str, since: datetime, until: datetime, *,
-        zone: str | None = None, limit: int = 10_000,
-    ) -> list[DepotReadingRecord]:  # fmt: skip
-        """A depot's samples, `since` <= at < `until`, of one zone or all; by time, `limit` most."""
-        ...
 
     def node_faults(
         self, site: str | None = None, node: str | None = None
@@ -133,32 +157,9 @@ class Store(Protocol):
         """
         ...
 
-    def event_seqs(self, site: str, node: str) -> list[int]:
-        """The seqs stored for a node in its current epoch, ascending."""
-        ...
 
-    def marks(self) -> list[StoredMark]:
-        """Every node with a known outbox, and how far the store holds it."""
-        ...
-
-    def lagging(self) -> list[tuple[StoredMark, int]]:
-        """Nodes known to have sent more than the store holds: (mark, newest seq known)."""
-        ...
-
-    def audit_chain(self, site: str | None = None, node: str | None = None) -> list[LifeAudit]:
-        """Check every stored event chain (of one node, if named) from the store alone:
-        per node and outbox life, what was removed, changed, reordered or inserted."""
-        ...
-
-    def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]: ...
-
-    def dead_letter_count(self) -> int: ...
-
-    def dead_letters_dropped(self) -> int:
-        """How many dead letters were dropped past the cap, ever (oldest first)."""
-        ...
-
-    # --- alarms ---------------------------------------------------------------
+class AlarmStore(Protocol):
+    """Alarms: opened, acknowledged, cleared and escalated, each change in one transaction."""
 
     def raise_alarms(
         self, drafts: Sequence[tuple[AlarmDraft, str]], at: datetime
@@ -197,10 +198,6 @@ class Store(Protocol):
         once: only one did). Raises UnknownAlarm."""
         ...
 
-    def accept_gap(self, site: str, node: str) -> None:
-        """Someone accepted a node's missing events as lost: the gap is closed as it is."""
-        ...
-
     def open_alarm_count(self) -> int: ...
 
     def alarms_to_escalate(self, raised_before: datetime) -> list[str]:
@@ -212,7 +209,16 @@ class Store(Protocol):
         marked (still raised, not escalated before: a second caller marks none)."""
         ...
 
-    # --- depot excursions ---------------------------------------------------------
+
+class DepotStore(Protocol):
+    """Depot nodes' readings and where each zone's excursion conditions stand."""
+
+    def depot_readings(
+        self, site: str, node: str, since: datetime, until: datetime, *,
+        zone: str | None = None, limit: int = 10_000,
+    ) -> list[DepotReadingRecord]:  # fmt: skip
+        """A depot's samples, `since` <= at < `until`, of one zone or all; by time, `limit` most."""
+        ...
 
     def excursions(self, site: str, node: str) -> dict[tuple[str, str], Excursion]:
         """Where each (zone, condition) of a depot node stands; those never evaluated left out."""
@@ -234,7 +240,9 @@ class Store(Protocol):
         """(site, node, zone) to the `at` of its newest ok reading evaluated by the rules."""
         ...
 
-    # --- depot rollups and retention -----------------------------------------------
+
+class DepotRollupStore(Protocol):
+    """Depot readings' minute and hour rollups, and the retention of what they replace."""
 
     def roll_depot_readings(self, limit: int) -> Rolled:
         """Roll up to `limit` readings stored since the last pass (in the order they were
@@ -267,7 +275,9 @@ class Store(Protocol):
         all; by bucket, `limit` most."""
         ...
 
-    # --- access -------------------------------------------------------------------
+
+class AccessStore(Protocol):
+    """API tokens and the audit log of what was done with them."""
 
     def add_token(
         self, token_hash: str, name: str, role: AccessRole, at: datetime,
@@ -289,8 +299,36 @@ class Store(Protocol):
 
     def audit_log(self, limit: int = 200) -> list[AuditEntry]: ...
 
+
+class ChainStore(Protocol):
+    """The check of every stored event chain against the store's own records."""
+
+    def audit_chain(self, site: str | None = None, node: str | None = None) -> list[LifeAudit]:
+        """Check every stored event chain (of one node, if named) from the store alone:
+        per node and outbox life, what was removed, changed, reordered or inserted."""
+        ...
+
+
+class StoreLifecycle(Protocol):
+    """Housekeeping and closing, which every backend has."""
+
     def checkpoint(self) -> None:
         """Housekeeping that must not run inside ingest's commits (SQLite: WAL checkpoint)."""
         ...
 
     def close(self) -> None: ...
+
+
+class Store(
+    IngestStore,
+    MarkStore,
+    ReadStore,
+    AlarmStore,
+    DepotStore,
+    DepotRollupStore,
+    AccessStore,
+    ChainStore,
+    StoreLifecycle,
+    Protocol,
+):
+    """Everything the gateway keeps, behind one interface: every domain's protocol."""
