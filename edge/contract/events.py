@@ -30,6 +30,13 @@ Direction = Literal["in", "out"]
 PlateNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z\u4e00-\u9fff·-]{2,12}$")]
 # One sample per sensor on a depot's Modbus RTU bus, whose slave ids run from 1 to 247.
 READINGS_MAX = 247
+# Weights in one batch: a depot node's scales (edge/depot/config.py SCALES_MAX) over a
+# few reports each.
+WEIGHTS_MAX = 256
+# A platform scale's range in kg: a pallet scale weighs up to a few tonnes; a shown
+# weight slightly below zero (a drifting zero) is a weight.
+WEIGHT_KG_MIN = -1000.0
+WEIGHT_KG_MAX = 100_000.0
 
 
 class Passage(Event):
@@ -209,6 +216,42 @@ class DepotReadingBatch(Event):
     readings: tuple[DepotReading, ...] = Field(min_length=1, max_length=READINGS_MAX)
 
 
+class ScaleWeight(BaseModel):
+    """One settled weight from a platform scale under a pallet of one item.
+
+    Only a stable weight is ever sent: the indicator showed standstill for several
+    frames in a row, without overload. `net_kg` is what lies on the pallet.
+    """
+
+    model_config = STRICT
+
+    scale: Slug = Field(description="the scale's name in the depot, e.g. pallet-n95")
+    item: Slug = Field(description="the catalogue item on the pallet, e.g. n95-mask")
+    at: AwareDatetime
+    basis: Literal["gross", "net"] = Field(
+        description="what the indicator showed: gross, or net of its own tare"
+    )
+    shown_kg: float = Field(ge=WEIGHT_KG_MIN, le=WEIGHT_KG_MAX, description="as shown, in kg")
+    tare_kg: float = Field(ge=0, le=WEIGHT_KG_MAX, description="the pallet's tare from config")
+    net_kg: float = Field(
+        ge=WEIGHT_KG_MIN - WEIGHT_KG_MAX, le=WEIGHT_KG_MAX,
+        description="shown_kg - tare_kg: the goods on the pallet",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _net_is_shown_minus_tare(self) -> Self:
+        if abs(self.shown_kg - self.tare_kg - self.net_kg) > 0.0005:
+            raise ValueError("net_kg must be shown_kg - tare_kg (to the gram)")
+        return self
+
+
+class WeightBatch(Event):
+    """Settled weights from a depot node's platform scales (only stable ones, ever)."""
+
+    kind: Literal["weight"] = "weight"
+    weights: tuple[ScaleWeight, ...] = Field(min_length=1, max_length=WEIGHTS_MAX)
+
+
 EVENT_MODELS: dict[EventKind, type[Event]] = {
     EventKind.PASSAGE: Passage,
     EventKind.HOLD: Hold,
@@ -218,4 +261,5 @@ EVENT_MODELS: dict[EventKind, type[Event]] = {
     EventKind.DISINFECTION: Disinfection,
     EventKind.DAILY_REPORT: DailyReport,
     EventKind.DEVICE_FAULT: DeviceFault,
+    EventKind.WEIGHT: WeightBatch,
 }

@@ -51,12 +51,15 @@ class EventKind(StrEnum):
     DISINFECTION = "disinfection"
     DAILY_REPORT = "daily-report"
     DEVICE_FAULT = "device-fault"
+    WEIGHT = "weight"
 
 
 # What only happens at a gate; a depot node publishing one is a mistake.
 GATE_EVENTS = frozenset(
     {EventKind.PASSAGE, EventKind.HOLD, EventKind.HOLD_RESOLVED, EventKind.REGISTRATION}
 )
+# What only happens at a depot (its platform scales); a gate node publishing one is a mistake.
+DEPOT_EVENTS = frozenset({EventKind.WEIGHT})
 
 
 class AlertKind(StrEnum):
@@ -315,6 +318,8 @@ def _event_kind_for(role: Role, kind: str) -> EventKind:
     event_kind = EventKind(kind)
     if role is not Role.GATE and event_kind in GATE_EVENTS:
         raise ValueError(f"{event_kind} events come from gate nodes, not from a {role} node")
+    if role is not Role.DEPOT and event_kind in DEPOT_EVENTS:
+        raise ValueError(f"{event_kind} events come from depot nodes, not from a {role} node")
     return event_kind
 
 

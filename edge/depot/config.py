@@ -30,17 +30,20 @@ from edge.configfile import (
     validate,
 )
 from edge.contract.base import DEVICES_MAX, Slug
+from edge.contract.events import WEIGHT_KG_MAX
 from edge.contract.topics import DEFAULT_PREFIX, Node, Role, Site
 from edge.devices.modbus.profile import ModbusSensorProfile
 from edge.devices.modbus.protocol import Calibration
 from edge.devices.registry import load_profile
+from edge.devices.scale.profile import ScaleProfile
 from edge.errors import GatepostError
 from edge.mqtt import Endpoint
 
 BUSES_MAX = 8
-# Every sensor is a device in births and heartbeats, beside the outbox, the uplink and
-# one worker per bus: all of them fit the contract's DEVICES_MAX.
+# Every sensor and every scale is a device in births and heartbeats, beside the outbox,
+# the uplink and one worker per bus: all of them fit the contract's DEVICES_MAX.
 SENSORS_MAX = DEVICES_MAX - BUSES_MAX - 2
+SCALES_MAX = 16
 # Names of the node's own devices, which a zone may not take.
 RESERVED_ZONES = frozenset({"outbox", "uplink", *(f"bus-{n}" for n in range(1, BUSES_MAX + 1))})
 
@@ -144,6 +147,48 @@ class BusSection(Section):
         return self
 
 
+class ScaleSection(Section):
+    """One platform scale under a pallet of one catalogue item, on its own serial port."""
+
+    name: Slug = Field(description="the scale's name (a device in events), e.g. pallet-n95")
+    item: Slug = Field(description="the catalogue item on the pallet, e.g. n95-mask")
+    url: str = Field(
+        min_length=1, max_length=200,
+        description="serial URL: /dev/ttyUSB1, /dev/gatepost-scale-1, socket://host:port, …",
+    )  # fmt: skip
+    profile: str = Field(
+        "scale-st-gs", min_length=1, max_length=200,
+        description="a file in hardware/profiles (without .yaml), or a path to a profile file",
+    )  # fmt: skip
+    tare_kg: float = Field(
+        0.0, ge=0, le=WEIGHT_KG_MAX,
+        description="the empty pallet (and anything else on the platform that is not the "
+        "item), taken off every weight: net_kg = shown - tare_kg",
+    )  # fmt: skip
+    deadband_kg: float = Field(
+        0.5, ge=0, le=1000, description="report when the settled weight moved this far (0: always)"
+    )
+    max_interval_s: float = Field(
+        300, ge=1, le=86_400, description="report at least this often while the weight is settled"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_ZONES:
+            raise ValueError(f"{name!r} names one of the node's own devices; choose another")
+        return name
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_loads(cls, profile: str) -> str:
+        load_scale_profile(profile)
+        return profile
+
+    def load(self) -> ScaleProfile:
+        return load_scale_profile(self.profile)
+
+
 class DepotConfig(Section):
     """Everything a depot node needs; `gatepost edge run --config FILE` reads it."""
 
@@ -151,6 +196,9 @@ class DepotConfig(Section):
     broker: BrokerSection = BrokerSection()
     outbox: OutboxSection = OutboxSection()
     buses: tuple[BusSection, ...] = Field(min_length=1, max_length=BUSES_MAX)
+    scales: tuple[ScaleSection, ...] = Field(
+        (), max_length=SCALES_MAX, description="platform scales, each on its own port"
+    )
 
     @model_validator(mode="after")
     def _zones_and_ports_distinct(self) -> Self:
@@ -164,8 +212,17 @@ class DepotConfig(Section):
                 if sensor.zone in zones:
                     raise ValueError(f"zone {sensor.zone} is named twice; each sensor its own")
                 zones.add(sensor.zone)
+        for scale in self.scales:
+            if scale.url in urls:
+                raise ValueError(f"scale {scale.name} on {scale.url}, which is taken already")
+            urls.add(scale.url)
+            if scale.name in zones:
+                raise ValueError(f"{scale.name} is named twice; each sensor and scale its own")
+            zones.add(scale.name)
         if len(zones) > SENSORS_MAX:
-            raise ValueError(f"{len(zones)} sensors; a depot node reports at most {SENSORS_MAX}")
+            raise ValueError(
+                f"{len(zones)} sensors and scales; a depot node reports at most {SENSORS_MAX}"
+            )
         return self
 
     @property
@@ -193,6 +250,24 @@ def load_bus_profile(profile: str) -> ModbusSensorProfile:
         raise ValueError(str(exc)) from None
     if not isinstance(loaded, ModbusSensorProfile):
         raise ValueError(f"{path}: part {loaded.part} is not a Modbus sensor (xy-md02)")
+    return loaded
+
+
+def load_scale_profile(profile: str) -> ScaleProfile:
+    """A scale's profile: a name in hardware/profiles, or a path to a file.
+
+    Raises:
+        ValueError: the file is missing or invalid, or not a scale profile.
+    """
+    path = Path(profile)
+    if not path.suffix:
+        path = PROFILES_DIR / f"{profile}.yaml"
+    try:
+        loaded = load_profile(path)
+    except (GatepostError, OSError) as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(loaded, ScaleProfile):
+        raise ValueError(f"{path}: part {loaded.part} is not a scale (scale-continuous)")
     return loaded
 
 
@@ -228,7 +303,7 @@ def load_config(path: Path) -> DepotConfig:
 
 def write_config(
     path: Path, *, site: str, name: str, endpoint: Endpoint, buses: list[dict[str, Any]],
-    **sections: dict[str, Any],
+    scales: list[dict[str, Any]] | None = None, **sections: dict[str, Any],
 ) -> Path:  # fmt: skip
     """Write a depot config file (a demo's or a test's); `sections` extend whole sections.
 
@@ -238,6 +313,7 @@ def write_config(
         name: the node's name.
         endpoint: how it reaches the broker (its `depot-<name>` identity).
         buses: the `buses` section as a list of mappings (url, profile, sensors, …).
+        scales: the `scales` section (name, item, url, profile, tare_kg, …), if any.
 
     Returns:
         `path`, which `load_config` (or `gatepost edge run --config`) reads.
@@ -247,6 +323,8 @@ def write_config(
         "broker": broker_section(endpoint),
         "buses": buses,
     }
+    if scales:
+        config["scales"] = scales
     for section, value in sections.items():
         config[section] = {**config.get(section, {}), **value}
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
@@ -259,7 +337,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     if isinstance(node, dict) and isinstance(node.get("state_dir"), str):
         node["state_dir"] = str(base / node["state_dir"])
     buses = data.get("buses")
-    for bus in buses if isinstance(buses, list) else ():
-        profile = bus.get("profile") if isinstance(bus, dict) else None
+    scales = data.get("scales")
+    for part in [*(buses if isinstance(buses, list) else ()),
+                 *(scales if isinstance(scales, list) else ())]:  # fmt: skip
+        profile = part.get("profile") if isinstance(part, dict) else None
         if isinstance(profile, str) and Path(profile).suffix:
-            bus["profile"] = str(base / profile)
+            part["profile"] = str(base / profile)

@@ -1,4 +1,4 @@
-"""`gatepost edge run` with role depot: the node runtime plus one polling worker per bus."""
+"""`gatepost edge run` with role depot: the node runtime, a polling worker per bus, its scales."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from edge.contract.events import DepotReading, DepotReadingBatch
+from edge.contract.events import DepotReading, DepotReadingBatch, ScaleWeight, WeightBatch
 from edge.contract.presence import DeviceState
 from edge.depot.config import DepotConfig
 from edge.depot.poller import BusPoller
+from edge.depot.scales import ScaleLink, scale_links
+from edge.devices.link import REOPEN_EVERY_S, FaultChange
 from edge.fault_log import FaultLog
 from edge.outbox import Batch, OutboxError
 from edge.runtime import NodeRuntime
@@ -24,7 +26,8 @@ class DepotNode(NodeRuntime):
     Each bus is polled by a supervised worker (`bus-1`, `bus-2`, …); each round's reports
     are one DepotReadingBatch, committed in one transaction (on disk before the next
     round starts), and each sensor's faults are device-fault events raised and cleared
-    once, across restarts too.
+    once, across restarts too. Each platform scale has its own link (a thread named after
+    the scale) committing its settled weights as WeightBatch events (edge/depot/scales.py).
 
     Args:
         config: the validated configuration.
@@ -41,11 +44,13 @@ class DepotNode(NodeRuntime):
         )  # fmt: skip
         self.config = config
         self.pollers: list[BusPoller] = []
+        self.scales: list[ScaleLink] = []
 
     def start(self) -> None:
         self.init_outbox()
         self.init_faults()
         self.init_buses()
+        self.init_scales()
         self.init_uplink()
 
     def init_faults(self) -> None:
@@ -63,6 +68,31 @@ class DepotNode(NodeRuntime):
             )  # fmt: skip
             self.pollers.append(poller)
             self.start_worker(poller.name, poller.run)
+
+    def init_scales(self) -> None:
+        self.scales = scale_links(
+            self.config.scales, record=self.record_weights, on_fault=self._scale_fault,
+            clock=self.clock,
+        )  # fmt: skip
+        for link in self.scales:
+            link.start(self._stop)
+
+    def close_parts(self) -> None:
+        for link in self.scales:
+            link.join()
+
+    def _scale_fault(self, change: FaultChange) -> None:
+        self.faults.record_fault(change.device, change.fault, change.state, change.detail)
+
+    def record_weights(self, weights: list[ScaleWeight]) -> bool:
+        """Commit settled weights as one WeightBatch. False if the outbox refused it."""
+        try:
+            with self._transaction() as batch:
+                batch.add(WeightBatch(**batch.ids(self.clock()), weights=tuple(weights)))
+        except OutboxError as exc:
+            log.error("%d weight(s) not recorded: %s", len(weights), exc)
+            return False
+        return True
 
     def record(self, readings: list[DepotReading]) -> bool:
         """Commit one round's readings as one batch. False if the outbox refused it."""
@@ -83,16 +113,22 @@ class DepotNode(NodeRuntime):
 
     # Presence.
     def part_states(self) -> dict[str, DeviceState]:
-        return {track.sensor.zone: track.state for p in self.pollers for track in p.tracks}
+        states: dict[str, DeviceState] = {
+            track.sensor.zone: track.state for p in self.pollers for track in p.tracks
+        }
+        states.update({link.name: link.state for link in self.scales})
+        return states
 
     def part_faults(self) -> set[tuple[str, str]]:
-        return {
+        present = {
             (track.sensor.zone, track.fault)
             for poller in self.pollers for track in poller.tracks if track.fault
         }  # fmt: skip
+        return present | {(link.name, fault) for link in self.scales for fault in link.faults}
 
     def parts_settle_s(self) -> float:
-        return max((poller.settle_s for poller in self.pollers), default=0.0)
+        scales = [max(REOPEN_EVERY_S, link.profile.silence_fault_s or 0.0) for link in self.scales]
+        return max([*(poller.settle_s for poller in self.pollers), *scales], default=0.0)
 
     def config_hash(self) -> str:
         return self.config.config_hash()

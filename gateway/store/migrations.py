@@ -348,6 +348,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             GROUP BY e.site, e.depot, e.item, e.lot, e.designated_to, e.unit;
         """,
     ),
+    Migration(
+        "0015-scale-readings",
+        """
+        -- Settled weights from depot platform scales (event kind `weight`): one row per
+        -- scale and sample time, so a batch holding several reports keeps each of them.
+        -- Only stable weights ever arrive (the node sends no other); the ledger
+        -- comparison reads them by scale and time.
+        CREATE TABLE scale_readings (
+            event_id TEXT NOT NULL, site TEXT NOT NULL, node TEXT NOT NULL,
+            scale TEXT NOT NULL, item TEXT NOT NULL, at TEXT NOT NULL,
+            basis TEXT NOT NULL, shown_kg REAL NOT NULL, tare_kg REAL NOT NULL,
+            net_kg REAL NOT NULL,
+            PRIMARY KEY (event_id, scale, at)
+        ) WITHOUT ROWID;
+        CREATE INDEX scale_readings_by_scale ON scale_readings (site, node, scale, at);
+        """,
+    ),
 )
 
 

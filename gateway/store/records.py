@@ -327,6 +327,20 @@ class DepotReadingRecord(Record):
     humidity_pct: float | None = None
 
 
+class ScaleReadingRecord(Record):
+    """One settled weight of one depot platform scale, as stored."""
+
+    site: str
+    node: str
+    scale: str = Field(description="the scale's name, e.g. pallet-n95")
+    item: str = Field(description="the catalogue item on its pallet")
+    at: datetime = Field(description="when the indicator showed it (node time)")
+    basis: Literal["gross", "net"]
+    shown_kg: float
+    tare_kg: float
+    net_kg: float = Field(description="shown_kg - tare_kg: the goods on the pallet")
+
+
 DepotResolution = Literal["minute", "hour"]
 
 

@@ -16,6 +16,7 @@ from edge.contract.events import (
     Passage,
     Registration,
     Shift,
+    WeightBatch,
 )
 from edge.gate.daily import FEVER_REASONS
 from gateway.store.records import InboundEvent, utc_text
@@ -141,6 +142,14 @@ def _readings(item: InboundEvent, batch: DepotReadingBatch) -> list[Row]:
     ]
 
 
+def _weights(item: InboundEvent, batch: WeightBatch) -> list[Row]:
+    return [
+        (batch.event_id, item.site, item.node, w.scale, w.item, utc_text(w.at), w.basis,
+         w.shown_kg, w.tare_kg, w.net_kg)
+        for w in batch.weights
+    ]  # fmt: skip
+
+
 _COLUMNS = "event_id, site, node, seq, node_time"
 # table, columns after the common head (or the whole row for readings), row builder.
 TABLES: dict[type[Event], tuple[str, str, Callable[[InboundEvent, Any], list[Row]]]] = {
@@ -158,6 +167,8 @@ TABLES: dict[type[Event], tuple[str, str, Callable[[InboundEvent, Any], list[Row
     DeviceFault: ("device_faults", f"{_COLUMNS}, device, fault, state, detail", _fault),
     DepotReadingBatch: ("depot_readings", "event_id, site, node, sensor, bus_address, at, "
                         "status, temperature_c, humidity_pct", _readings),
+    WeightBatch: ("scale_readings", "event_id, site, node, scale, item, at, basis, shown_kg, "
+                  "tare_kg, net_kg", _weights),
 }  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from gateway.store.records import (
     InboundPresence,
     IngestLimits,
     Quarantined,
+    ScaleReadingRecord,
     StoredMark,
     Written,
     utc_text,
@@ -343,6 +344,22 @@ class SqliteStore(Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Roll
             (*fields.values(), *key),
         )
         return True
+
+    def scale_readings(
+        self, site: str, node: str, since: datetime, until: datetime, *,
+        scale: str | None = None, limit: int = 10_000,
+    ) -> list[ScaleReadingRecord]:  # fmt: skip
+        """Settled weights of a depot's scales (or one scale) with `since <= at < until`.
+
+        Belongs in the reads protocol (beside depot_readings) once the Store is split.
+        """
+        rows = self._rows(
+            "SELECT site, node, scale, item, at, basis, shown_kg, tare_kg, net_kg "
+            "FROM scale_readings WHERE site = ? AND node = ? AND scale = IFNULL(?, scale) "
+            "AND at >= ? AND at < ? ORDER BY at, scale LIMIT ?",
+            (site, node, scale, utc_text(since), utc_text(until), max(1, min(limit, 100_000))),
+        )
+        return [ScaleReadingRecord(**row) for row in rows]
 
     def mark_offline(
         self, nodes: Sequence[tuple[str, str, datetime | None]], reason: str
