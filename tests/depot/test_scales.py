@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from edge.configfile import ConfigError
 from edge.contract import catalogue, topics
-from edge.contract.events import ScaleWeight, WeightBatch
+from edge.contract.events import DeviceFault, ScaleWeight, WeightBatch
 from edge.contract.presence import Birth
 from edge.contract.topics import EventKind, Role, Site
 from edge.depot.config import load_config, write_config
@@ -28,9 +28,10 @@ from edge.depot.scales import ScaleTrack
 from edge.devices.scale.driver import WeightReading
 from edge.devices.scale.profile import ScaleProfile
 from edge.errors import UnknownTopic
+from edge.mqtt import BrokerUrl, Endpoint
 from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
-from simulators.broker import PrivateBroker
+from simulators.broker import PrivateBroker, free_port
 from simulators.devices.modbus_bus import SimulatedModbusBus, SimulatedSensor, constant
 from simulators.devices.scale import SimulatedScale
 from tests.conftest import Subscriber, gateway_broker, running_gateway
@@ -348,3 +349,62 @@ def test_depot_node__stores_only_settled_weights_and_raises_each_scale_fault_onc
         ("pallet-n95", "timeout", "raised"), ("pallet-n95", "timeout", "cleared"),
     ]  # fmt: skip
     assert any(b.devices.get("pallet-n95") == "ok" for b in seen.births)
+
+
+def outbox_scale_faults(node: DepotNode) -> list[tuple[str, str, str | None]]:
+    if not hasattr(node, "outbox"):
+        return []  # not started yet
+    events = [catalogue.decode(r.topic, r.payload).payload for r in node.outbox.after(0, 10_000)]
+    return [
+        (e.fault, e.state, e.detail if e.state == "cleared" else None)
+        for e in events if isinstance(e, DeviceFault) and e.device == "pallet-n95"
+    ]  # fmt: skip
+
+
+def test_depot_node__a_scale_fault_is_raised_once_across_restarts_and_cleared_when_gone(
+    tmp_path: Path,
+) -> None:
+    # No broker: what the node would tell the gateway is what its outbox holds.
+    profile_path = tmp_path / "fast-scale.yaml"
+    profile_path.write_text("part: scale-continuous\nframes_per_s: 20\nsilence_fault_s: 1\n")
+    profile = ScaleProfile.model_validate(yaml.safe_load(profile_path.read_text()))
+    bus_profile = tmp_path / "fast-bus.yaml"
+    bus_profile.write_text("part: xy-md02\nreply_timeout_s: 0.15\nretries: 1\n")
+    rs485 = SimulatedModbusBus(tmp_path / "rs485", [SimulatedSensor(1, constant(4.0),
+                                                                    constant(60.0))])  # fmt: skip
+    scale = SimulatedScale(tmp_path / "scale", profile, settle_s=0)
+    endpoint = Endpoint(BrokerUrl.parse(f"mqtt://127.0.0.1:{free_port()}"))
+
+    def node(*, with_scale: bool = True) -> DepotNode:
+        scales = [{"name": "pallet-n95", "item": "n95-mask", "url": str(scale.path),
+                   "profile": str(profile_path)}] if with_scale else None  # fmt: skip
+        path = write_config(
+            tmp_path / "depot.yaml", site=SITE.name, name="d01", endpoint=endpoint,
+            buses=[{"url": str(rs485.path), "profile": str(bus_profile), "poll_s": 1,
+                    "sensors": [{"zone": "cold-store-1", "slave_id": 1}]}],
+            scales=scales,
+        )  # fmt: skip
+        return DepotNode(load_config(path))
+
+    raised = ("timeout", "raised", None)
+    with rs485, scale:
+        scale.faults.silent = True
+        with running_node(node()) as first:
+            wait_for(lambda: raised in outbox_scale_faults(first), "timeout raised")
+        with running_node(node()) as second:
+            wait_for(lambda: second.devices().get("pallet-n95") == "fault", "in fault again")
+            time.sleep(1.5)
+            assert outbox_scale_faults(second) == [raised]  # not raised a second time
+            scale.faults.silent = False
+            wait_for(lambda: len(outbox_scale_faults(second)) == 2, "cleared")
+            assert outbox_scale_faults(second)[1] == ("timeout", "cleared", None)
+            scale.faults.silent = True
+            wait_for(lambda: len(outbox_scale_faults(second)) == 3, "raised again")
+        # The scale is taken out of the config while in fault: the node clears it once
+        # the parts have had their time to raise it again.
+        with running_node(node(with_scale=False)) as third:
+            wait_for(lambda: len(outbox_scale_faults(third)) == 4, "cleared as gone", 30)
+            assert outbox_scale_faults(third)[3] == (
+                "timeout", "cleared", "not present after a restart"
+            )  # fmt: skip
+            assert "pallet-n95" not in third.devices()
