@@ -177,6 +177,15 @@ def test_line_reader__toledo_resyncs_after_noise_and_a_short_frame() -> None:
     assert all(i.weight_kg == Decimal("12.34") for i in items if isinstance(i, WeightFrame))
 
 
+def test_line_reader__toledo_on_a_7e1_line_read_as_8_bits() -> None:
+    # Even parity in the top bit of every byte (STX and digits too): masked off.
+    frame = encode_toledo(125050, decimals=2, net=True)
+    even = bytes(b | 0x80 if bin(b).count("1") % 2 else b for b in frame)
+    assert even != frame
+    items = LineReader("toledo").feed(even)
+    assert items == [WeightFrame(True, False, "net", Decimal("1250.50"), "kg")]
+
+
 def test_line_reader__toledo_bad_checksum_is_a_checksum_fault() -> None:
     bad = encode_toledo(1234)[:-1] + b"\x00"
     items = LineReader("toledo").feed(bad + encode_toledo(1234))

@@ -44,6 +44,8 @@ _ST_GS = re.compile(
     rb"^(?P<status>ST|US|OL|QT),(?:(?P<mode>GS|NT),)?\s*(?P<sign>[+-]?)\s*"
     rb"(?P<number>\d+(?:\.\d+)?|\.\d+)\s*,?\s*(?P<unit>kg|g|lb|t|pcs|PC|%|oz|ozt|tl)\s*$"
 )
+# Toledo output is 7-bit: a 7E1 line read as 8 bits carries the parity in the top bit.
+_SEVEN_BITS = bytes(i & 0x7F for i in range(256))
 # Status word A, bits 0-2: where the decimal point goes (a power of ten on the 6 digits).
 _TOLEDO_EXPONENT = {0: 2, 1: 1, 2: 0, 3: -1, 4: -2, 5: -3, 6: -4, 7: -5}
 
@@ -229,9 +231,10 @@ class LineReader:
         Returns:
             The frames and frame faults they complete, in order.
         """
-        self._buffer += data
         if self.format == "toledo":
+            self._buffer += data.translate(_SEVEN_BITS)
             return self._toledo()
+        self._buffer += data
         out: list[WeightFrame | FrameFault] = []
         while (end := self._buffer.find(LF)) >= 0:
             line = bytes(self._buffer[:end]).rstrip(b"\r")
