@@ -31,8 +31,8 @@ PlateNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z\u4e00-\u9fff·
 # One sample per sensor on a depot's Modbus RTU bus, whose slave ids run from 1 to 247.
 READINGS_MAX = 247
 # Weights in one batch: a depot node's scales (edge/depot/config.py SCALES_MAX) over a
-# few reports each.
-WEIGHTS_MAX = 256
+# few reports each; 128 of the longest weights are 34 KB, inside the gateway's 64 KiB.
+WEIGHTS_MAX = 128
 # A platform scale's range in kg: a pallet scale weighs up to a few tonnes; a shown
 # weight slightly below zero (a drifting zero) is a weight.
 WEIGHT_KG_MIN = -1000.0

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from edge.configfile import ConfigError
 from edge.contract import catalogue, topics
-from edge.contract.events import DeviceFault, ScaleWeight, WeightBatch
+from edge.contract.events import WEIGHTS_MAX, DeviceFault, ScaleWeight, WeightBatch
 from edge.contract.presence import Birth
 from edge.contract.topics import EventKind, Role, Site
 from edge.depot.config import load_config, write_config
@@ -86,10 +86,20 @@ def test_scale_weight__bad_input_names_the_field(change: dict[str, Any], problem
         ScaleWeight.model_validate(weight(**change))
 
 
+def test_weight_batch__the_largest_fits_the_gateways_payload_limit() -> None:
+    longest = ScaleWeight(
+        scale="s" * 63, item="i" * 63, at=AT, basis="gross", shown_kg=-999.999,
+        tare_kg=99_999.999, net_kg=-100_999.998,
+    )  # fmt: skip
+    batch = WeightBatch(event_id="01M81559A2KX0Q4TDZ0E3WJ7HB", seq=2**53 - 1, node_time=AT,
+                        prev_hash="a" * 64, weights=(longest,) * WEIGHTS_MAX)  # fmt: skip
+    assert len(catalogue.encode(batch)) < 64 * 1024
+
+
 def test_weight_batch__bounded() -> None:
     with pytest.raises(ValidationError, match="weights"):
         WeightBatch(event_id="01M81559A2KX0Q4TDZ0E3WJ7HB", seq=1, node_time=AT, weights=())
-    too_many = tuple(ScaleWeight.model_validate(weight()) for _ in range(257))
+    too_many = tuple(ScaleWeight.model_validate(weight()) for _ in range(WEIGHTS_MAX + 1))
     with pytest.raises(ValidationError, match="weights"):
         WeightBatch(event_id="01M81559A2KX0Q4TDZ0E3WJ7HB", seq=1, node_time=AT, weights=too_many)
 
