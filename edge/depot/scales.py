@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -80,7 +81,9 @@ class ScaleLink(DeviceLink):
     """One scale's serial link: opened with its line settings, weights to `record`.
 
     Faults go to `on_fault` as a DeviceLink's do (timeout, garbage, checksum, unplugged),
-    plus `overload`. The node's wall clock stamps each weight.
+    plus `overload`. The node's wall clock stamps each weight. `frames` counts what came
+    since the start: `settled`, `unsettled` (motion, or not yet `stable_frames` alike),
+    `overload`, and each frame fault kind (`garbage`, `checksum`).
 
     Args:
         section: the scale's config.
@@ -103,6 +106,7 @@ class ScaleLink(DeviceLink):
         self.track = ScaleTrack(section)
         self._record = record
         self._wall = clock
+        self.frames: Counter[str] = Counter()
 
     def run(self, stop: threading.Event) -> None:
         """Open the port with the indicator's line settings; read until `stop`, reopening."""
@@ -132,6 +136,7 @@ class ScaleLink(DeviceLink):
         while not stop.is_set():
             for item in driver.read():
                 if isinstance(item, FrameFault):
+                    self.frames[item.kind] += 1
                     self._last_frame_fault = self._clock()
                     self._raise(item.kind, item.detail)
                 else:
@@ -140,6 +145,9 @@ class ScaleLink(DeviceLink):
 
     def _weighed(self, reading: WeightReading) -> None:
         self._alive(None)
+        self.frames[
+            "overload" if reading.overload else "settled" if reading.usable else "unsettled"
+        ] += 1
         if reading.overload:
             self._raise("overload", "the indicator shows OL (over capacity or out of range)")
             return

@@ -334,6 +334,9 @@ def test_depot_node__stores_only_settled_weights_and_raises_each_scale_fault_onc
         wait_for(lambda: stored()[-1:] == [812.25], "the weight after the overload")
         scale.faults.corrupt_next = 3
         wait_for(lambda: ("pallet-n95", "garbage", "cleared") in faults(), "garbage come and gone")
+        frames = node.scales[0].frames
+        assert frames["garbage"] == 3  # each damaged frame counted, the fault raised once
+        assert frames["overload"] >= 10 and frames["unsettled"] >= 10 and frames["settled"]
         scale.faults.silent = True
         wait_for(lambda: ("pallet-n95", "timeout", "raised") in faults(), "a silent scale")
         assert node.devices()["pallet-n95"] == "fault"
