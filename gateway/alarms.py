@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
@@ -14,7 +15,7 @@ from edge.contract.base import new_event_id
 from edge.contract.command import Alert
 from edge.contract.topics import AlertKind
 from gateway.live import LiveFeed
-from gateway.store import Store
+from gateway.store.base import AlarmStore, MarkStore
 from gateway.store.records import AlarmDraft, AlarmRecord, Severity
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,10 @@ def alert_of(alarm: AlarmRecord) -> Alert:
     )  # fmt: skip
 
 
+class AlarmBookStore(AlarmStore, MarkStore, Protocol):
+    """The alarms, and the seq marks: a person clearing a data-loss alarm accepts its gap."""
+
+
 class AlarmBook:
     """The alarm lifecycle over the store; every step is published as an Alert.
 
@@ -194,7 +199,7 @@ class AlarmBook:
 
     def __init__(
         self,
-        store: Store,
+        store: AlarmBookStore,
         publish: Callable[[Alert], None],
         live: LiveFeed,
         clock: Callable[[], datetime] = utc_now,

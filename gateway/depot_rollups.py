@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from gateway.config import StoreSection
-from gateway.store import Store
+from gateway.store.base import DepotRollupStore
 from gateway.store.sqlite_rollups import Series
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,9 @@ class DepotRollups:
         clock: now, in UTC: the age retention counts from.
     """
 
-    def __init__(self, store: Store, settings: StoreSection, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, store: DepotRollupStore, settings: StoreSection, clock: Callable[[], datetime]
+    ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock

@@ -27,7 +27,7 @@ from gateway.alarms import AlarmBook, draft
 from gateway.config import GatewayConfig, SiteSection
 from gateway.depot_summary import held_by_day
 from gateway.storage_classes import AlarmCondition
-from gateway.store import Store
+from gateway.store.base import DepotStore
 from gateway.store.records import AlarmDraft, InboundEvent
 from gateway.store.sqlite_excursions import Excursion
 
@@ -183,7 +183,7 @@ class ExcursionRules:
         book: raises and clears, once each.
     """
 
-    def __init__(self, config: GatewayConfig, store: Store, book: AlarmBook) -> None:
+    def __init__(self, config: GatewayConfig, store: DepotStore, book: AlarmBook) -> None:
         self._config = config
         self._store = store
         self._book = book

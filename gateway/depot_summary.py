@@ -30,7 +30,7 @@ from gateway.storage_classes import AlarmCondition, StorageClass
 
 if TYPE_CHECKING:
     from gateway.config import SiteSection
-    from gateway.store import Store
+    from gateway.store.base import DepotStore
     from gateway.store.sqlite_excursions import Excursion
 
 KELVIN = 273.15
@@ -136,7 +136,9 @@ def summarise(
     )  # fmt: skip
 
 
-def day_summaries(store: Store, site: SiteSection, node: str, day: date) -> list[ZoneDaySummary]:
+def day_summaries(
+    store: DepotStore, site: SiteSection, node: str, day: date
+) -> list[ZoneDaySummary]:
     """Depot `node`'s zones on `day` (the site's local day): one row per zone that sent
     readings that day or is assigned a class, by zone.
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import paho.mqtt.client as paho
 from pydantic import Field
@@ -31,11 +31,11 @@ from edge.contract.base import Slug
 from edge.contract.events import DepotReading, DepotReadingBatch
 from edge.contract.topics import Site
 from gateway.alarms import utc_now
+from gateway.store.base import DepotStore, ReadStore
 from gateway.store.records import Written
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig, SiteSection
-    from gateway.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,10 @@ def encoded(payload: dict[str, Any] | str) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+class HomeAssistantStore(ReadStore, DepotStore, Protocol):
+    """The depot nodes' presence and their newest readings."""
+
+
 class HomeAssistant:
     """Publishes the depots' zones for Home Assistant on the gateway's publisher.
 
@@ -216,7 +220,7 @@ class HomeAssistant:
     def __init__(
         self,
         config: GatewayConfig,
-        store: Store,
+        store: HomeAssistantStore,
         client: paho.Client,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:

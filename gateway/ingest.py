@@ -25,8 +25,7 @@ from edge.contract.topics import ParsedTopic, TopicKind
 from edge.errors import ContractError
 from gateway.config import GatewayConfig
 from gateway.stats import IngestStats
-from gateway.store import Store
-from gateway.store.base import Cases
+from gateway.store.base import Cases, IngestStore
 from gateway.store.records import (
     DeadLetter,
     InboundEvent,
@@ -170,7 +169,7 @@ class Ingest:
     def __init__(
         self,
         config: GatewayConfig,
-        store: Store,
+        store: IngestStore,
         stats: IngestStats,
         on_stored: OnStored,
         cases: Cases | None = None,

@@ -23,7 +23,7 @@ from edge.contract import topics
 from edge.contract.base import Payload
 from edge.contract.receipt import Receipt
 from gateway.config import GatewayConfig
-from gateway.store import Store
+from gateway.store.base import MarkStore
 from gateway.store.records import StoredMark, Written
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Receipts:
     """
 
     def __init__(
-        self, config: GatewayConfig, store: Store, publish: Callable[[str, Payload], None], *,
+        self, config: GatewayConfig, store: MarkStore, publish: Callable[[str, Payload], None], *,
         caught_up: Callable[[], bool], wall: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip

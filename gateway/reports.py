@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from edge.contract.events import CheckpointCounts
 from edge.gate.daily import ReportPeriod, report_period
 from gateway.config import SiteSection
-from gateway.store import Store
+from gateway.store.base import ReadStore
 from gateway.store.records import DailyReportRecord
 from gateway.web.words import Language, date_parts, say, zone_name
 
@@ -131,7 +131,9 @@ def day_of_report_date(report_date: date, cutoff_hour: int) -> date:
 # --- the report --------------------------------------------------------------------------------
 
 
-def site_daily_report(store: Store, site: SiteSection, day: date, now: datetime) -> SiteDailyReport:
+def site_daily_report(
+    store: ReadStore, site: SiteSection, day: date, now: datetime
+) -> SiteDailyReport:
     """The site's daily report for `day`: every gate of the inventory, reported or not.
 
     Args:
@@ -186,7 +188,7 @@ def site_daily_report(store: Store, site: SiteSection, day: date, now: datetime)
 
 
 def _gate_line(
-    store: Store,
+    store: ReadStore,
     site: SiteSection,
     node: str,
     period: ReportPeriod,

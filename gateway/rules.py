@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from edge.contract.events import DailyReport, DeviceFault, Hold, HoldResolved, Passage
 from edge.contract.presence import Death
@@ -15,7 +16,7 @@ from gateway.alarms import AlarmBook, draft
 from gateway.config import GatewayConfig, SiteSection
 from gateway.depot_rules import ExcursionRules
 from gateway.reports import report_date_of
-from gateway.store import Store
+from gateway.store.base import AlarmStore, DepotStore, IngestStore, ReadStore
 from gateway.store.records import (
     AlarmDraft,
     ChainFault,
@@ -38,6 +39,10 @@ TRUST_HEARTBEATS = 2
 DOCUMENTS = frozenset({"trust-list", "revocations", "config"})
 # The one-word reason in a node's refusal ("trust list serial 5 refused as bad-signature: …").
 _REFUSED_AS = re.compile(r"refused as ([a-z-]+)")
+
+
+class RulesStore(ReadStore, AlarmStore, DepotStore, IngestStore, Protocol):
+    """What the rules read (nodes, their records, live alarms, depots) and write (offline)."""
 
 
 class AlarmRules:
@@ -63,7 +68,7 @@ class AlarmRules:
     def __init__(
         self,
         config: GatewayConfig,
-        store: Store,
+        store: RulesStore,
         book: AlarmBook,
         clock: Callable[[], datetime],
         started_at: datetime,

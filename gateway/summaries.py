@@ -15,7 +15,7 @@ from edge.contract.events import CheckpointCounts
 from edge.gate.daily import report_period
 from gateway.config import GatewayConfig
 from gateway.reports import sum_counts
-from gateway.store import Store
+from gateway.store.base import ReadStore
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class SummaryPublisher:
     def __init__(
         self,
         config: GatewayConfig,
-        store: Store,
+        store: ReadStore,
         publish: Publish,
         clock: Callable[[], datetime],
     ) -> None:
