@@ -12,10 +12,10 @@ import json
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Self
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from edge.contract.base import SLUG_PATTERN, Slug
 from gateway.api.auth import Caller, ContextDep, require
@@ -91,11 +91,12 @@ class ReceiptIn(Line):
         "", description="a donation for one unit only: that unit; empty: not designated"
     )
 
-    @model_validator(mode="after")
-    def _designated_donations_only(self) -> Self:
-        if self.designated_to and self.source != "donation":
-            raise ValueError("designated_to: only a donation is designated to a unit")
-        return self
+    @field_validator("designated_to")
+    @classmethod
+    def _designated_donations_only(cls, value: str, info: ValidationInfo) -> str:
+        if value and info.data.get("source") != "donation":
+            raise ValueError("only a donation is designated to a unit")
+        return value
 
 
 class IssueIn(Line):
@@ -122,11 +123,12 @@ class AdjustmentIn(BaseModel):
     designated_to: Designee = ""
     reason: str = Field(min_length=1, max_length=200, description="why the count differs")
 
-    @model_validator(mode="after")
-    def _not_zero(self) -> Self:
-        if self.quantity == 0:
-            raise ValueError("quantity: an adjustment of 0 changes nothing")
-        return self
+    @field_validator("quantity")
+    @classmethod
+    def _not_zero(cls, value: Decimal) -> Decimal:
+        if value == 0:
+            raise ValueError("an adjustment of 0 changes nothing")
+        return value
 
 
 class ReversalIn(BaseModel):

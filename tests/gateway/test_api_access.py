@@ -92,6 +92,10 @@ ROLE_TABLE: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/tokens", set()),
     ("GET", "/api/audit", set()),
     ("GET", "/api/dead-letters", set()),
+    # Stock reads (the writes need a body: tests/gateway/test_api_stock.py tests their roles).
+    ("GET", "/api/stock/items", {"command", "depot"}),
+    ("GET", "/api/stock/north/d01/on-hand", {"command", "depot"}),
+    ("GET", "/api/stock/north/d01/entries", {"command", "depot"}),
 ]
 # A role let in, asking about what its token does not name: answered as for what does
 # not exist. {alarm} is a gate's (g01), no depot token's.
@@ -140,12 +144,14 @@ def test_roles__the_table_covers_every_api_route_of_this_package(api: TestClient
     routes = {
         (
             method.upper(),
-            path.replace("{alarm_id}", "{alarm}").replace("{site}/{node}", "north/g01"),
+            path.replace("{alarm_id}", "{alarm}").replace("{site}/{node}", "north/g01")
+            .replace("{site}/{depot}", "north/d01"),
         )
         for path, operations in paths.items()
         for method, operation in operations.items()
         if mine & set(operation.get("tags", ()))
-    }
+        or (method == "get" and "stock" in operation.get("tags", ()))  # the writes: see above
+    }  # fmt: skip
     assert routes == {(method, path) for method, path, _ in ROLE_TABLE}
 
 
