@@ -17,10 +17,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.stock.catalogue import UNIT_DECIMALS
-from gateway.store.records import Record
 
 EntryKind = Literal["receipt", "issue", "transfer-out", "transfer-in", "adjustment", "reversal"]
 ReceiptSource = Literal["purchase", "allocation", "donation"]
@@ -31,6 +30,13 @@ IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$"
 def of_steps(steps: int, unit: str) -> Decimal:
     """Whole steps of `unit` as an exact quantity (e.g. 1250 kg steps: 1.250)."""
     return Decimal(steps).scaleb(-UNIT_DECIMALS[unit])
+
+
+class Record(BaseModel):
+    """A row as the API returns it (as gateway.store.records.Record; not imported from there:
+    the store imports this module)."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 class StockRefused(Exception):

@@ -332,6 +332,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX stock_entries_by_position ON stock_entries (
             site, depot, item, lot, designated_to, steps
         );
+        CREATE INDEX stock_entries_by_depot ON stock_entries (site, depot, id);
         CREATE INDEX stock_entries_by_transfer ON stock_entries (transfer_of)
             WHERE transfer_of IS NOT NULL;
         CREATE INDEX stock_entries_in_transit ON stock_entries (site, peer_depot)
