@@ -275,6 +275,14 @@ def test_ledger__the_same_key_with_another_movement_is_a_conflict(store: SqliteS
     write(store, replace(first, depot="d02"))
 
 
+def test_ledger__a_refused_movement_keeps_no_key(store: SqliteStore) -> None:
+    early = issue(steps=5)
+    assert refused(store, early).reason == "unknown-lot"  # nothing received yet
+    write(store, receipt(steps=10))
+    entry, repeat = store.stock_write(early, "keeper-d01", AT, TODAY)  # the same key, retried
+    assert (entry.quantity, repeat) == (Decimal(-5), False)
+
+
 def test_ledger__a_second_row_for_a_key_fails_loudly(store: SqliteStore) -> None:
     write(store, receipt(steps=10))
     row = store.db.execute("SELECT * FROM stock_entries").fetchone()
