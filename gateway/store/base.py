@@ -39,6 +39,7 @@ from gateway.store.records import (
     PassageFilter,
     PassageRecord,
     RegistrationRecord,
+    ScaleReadingRecord,
     StoredMark,
     TokenRecord,
     Written,
@@ -218,6 +219,13 @@ class DepotStore(Protocol):
         zone: str | None = None, limit: int = 10_000,
     ) -> list[DepotReadingRecord]:  # fmt: skip
         """A depot's samples, `since` <= at < `until`, of one zone or all; by time, `limit` most."""
+        ...
+
+    def scale_readings(
+        self, site: str, node: str, since: datetime, until: datetime, *,
+        scale: str | None = None, limit: int = 10_000,
+    ) -> list[ScaleReadingRecord]:  # fmt: skip
+        """Settled weights of a depot's scales (or one), `since` <= at < `until`, by time."""
         ...
 
     def excursions(self, site: str, node: str) -> dict[tuple[str, str], Excursion]:

@@ -349,10 +349,7 @@ class SqliteStore(Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Roll
         self, site: str, node: str, since: datetime, until: datetime, *,
         scale: str | None = None, limit: int = 10_000,
     ) -> list[ScaleReadingRecord]:  # fmt: skip
-        """Settled weights of a depot's scales (or one scale) with `since <= at < until`.
-
-        Belongs in the reads protocol (beside depot_readings) once the Store is split.
-        """
+        """Settled weights of a depot's scales (or one scale) with `since <= at < until`."""
         rows = self._rows(
             "SELECT site, node, scale, item, at, basis, shown_kg, tare_kg, net_kg "
             "FROM scale_readings WHERE site = ? AND node = ? AND scale = IFNULL(?, scale) "
