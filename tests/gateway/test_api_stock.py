@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.access import hash_token
 from gateway.alarms import AlarmBook
@@ -429,3 +432,38 @@ def test_stock__every_write_is_audited_once(desk: Desk) -> None:
     }  # fmt: skip
     # Who applied and who approved are not copied into the audit log.
     assert "Clinic 3" not in (log[0].detail or "") and "Li Wei" not in (log[0].detail or "")
+
+
+# --- anything a client sends ----------------------------------------------------------------
+
+FIELDS = ["item", "quantity", "unit", "lot", "expires_on", "source", "designated_to",
+          "applicant_unit", "approver", "application_id", "to_depot", "reason"]  # fmt: skip
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=90),
+    st.sampled_from(["n95-mask", "grain", "piece", "kg", "N95-2611", "2027-11-30", "2026-12-01",
+                     "purchase", "donation", "d02", "d01", "NaN", "1e3", "-0", "0.0001", "1",
+                     "Isolation site 2", "Clinic 3"]),
+)  # fmt: skip
+BODIES = st.dictionaries(st.sampled_from(FIELDS), VALUES, max_size=len(FIELDS))
+PATHS = ["/receipts", "/issues", "/transfers", "/adjustments", "/entries/1/reversal",
+         "/entries/2/reversal", "/transfers/3/receipt"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(path=st.sampled_from(PATHS), body=BODIES, same_key=st.booleans())
+def test_stock__no_body_is_a_server_error_and_a_refusal_changes_nothing(
+    desk: Desk, path: str, body: dict[str, Any], same_key: bool
+) -> None:
+    if not desk.ledger()[0]:
+        ok(desk.post("/receipts", MASKS))
+        ok(desk.post("/receipts", GRAIN))
+        ok(desk.post("/transfers", {**_line(GRAIN, "1"), "to_depot": "d02"}))
+    before = desk.ledger()
+    # Some writes reuse a key of an earlier one: a repeat or a conflict, never a 500.
+    answer = desk.post(path, body, key="fuzz-key-0001" if same_key else None)
+    assert answer.status_code in {200, 404, 409, 422}, answer.text
+    if answer.status_code != 200:
+        assert desk.ledger() == before
+    for depot in ("north/d01", "north/d02"):
+        assert all(Decimal(q) > 0 for q in desk.held(depot).values())
