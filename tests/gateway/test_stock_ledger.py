@@ -19,7 +19,7 @@ from gateway.config import SiteSection
 from gateway.stock.catalogue import UNIT_DECIMALS, StockItem, built_in_items, site_catalogue
 from gateway.stock.ledger import Movement, StockRefused, StockStore
 from gateway.store import SqliteStore
-from gateway.store.migrations import MIGRATIONS
+from gateway.store.migrations import MIGRATIONS, apply_migrations
 
 AT = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 TODAY = date(2026, 12, 6)
@@ -530,3 +530,19 @@ def test_ledger__two_writers_never_issue_the_same_stock_twice(tmp_path: Path) ->
     assert on_hand(first) == {("n95-mask", "L1", ""): 1}
     first.close()
     second.close()
+
+
+def test_ledger__a_database_of_the_step_before_gains_the_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    before = tuple(m for m in MIGRATIONS if m.name < "0014")
+    apply_migrations(conn, before)
+    conn.close()
+    store = SqliteStore(path)
+    try:
+        write(store, receipt(steps=3))
+        assert on_hand(store) == {("n95-mask", "L1", ""): 3}
+        with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+            store.db.execute("DELETE FROM stock_entries")
+    finally:
+        store.close()
