@@ -188,8 +188,10 @@ class ExcursionRules:
         self._store = store
         self._book = book
         # What the store holds for each node evaluated since this gateway started (whose
-        # stored readings are all known): the rules are the table's only writer, and
-        # reading it back for every batch cost a third of ingest (bench/depot_ingest.py).
+        # stored readings are all known): reading it back for every batch cost a third of
+        # ingest (bench/depot_ingest.py). Replicas share the store and split one node's
+        # batches between them, so each batch first asks the store for the node's newest
+        # evaluated time: another replica's step since makes it read the state again.
         self._kept: dict[tuple[str, str], dict[tuple[str, str], Excursion]] = {}
 
     def on_stored(self, events: Sequence[InboundEvent]) -> None:
@@ -243,9 +245,14 @@ class ExcursionRules:
             Every condition's state after them, and those they changed (to be kept).
         """
         kept = self._kept.get((site.name, node))
-        states = dict(kept) if kept is not None else self._store.excursions(site.name, node)
-        if states and kept is None:
-            readings = [*self._missed(site, node, states), *readings]
+        if kept is None:
+            states = self._store.excursions(site.name, node)
+            if states:
+                readings = [*self._missed(site, node, states), *readings]
+        elif self._store.excursions_last_at(site.name, node) != _newest(kept):
+            states = self._store.excursions(site.name, node)  # another replica stepped it
+        else:
+            states = dict(kept)
         stepped_keys: set[tuple[str, str]] = set()
         for reading in sorted(readings, key=lambda r: r.at):
             if reading.status != "ok":
@@ -286,6 +293,10 @@ def believable(
         log.warning("%s/%s: %d readings dated more than %s after they arrived not evaluated",
                     site, node, len(readings) - len(kept), FUTURE_SLACK)  # fmt: skip
     return kept
+
+
+def _newest(states: dict[tuple[str, str], Excursion]) -> datetime | None:
+    return max((state.last_at for state in states.values()), default=None)
 
 
 def _conditions(site: SiteSection, node: str, zone: str) -> tuple[AlarmCondition, ...]:

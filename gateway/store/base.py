@@ -232,6 +232,11 @@ class DepotStore(Protocol):
         """Where each (zone, condition) of a depot node stands; those never evaluated left out."""
         ...
 
+    def excursions_last_at(self, site: str, node: str) -> datetime | None:
+        """The newest reading time evaluated for a depot node (of all its conditions): what
+        a replica compares with the state it kept to know whether another stepped it."""
+        ...
+
     def depot_readings_after(
         self, site: str, node: str, zones: Sequence[str], after: datetime
     ) -> list[tuple[DepotReading, datetime]]:

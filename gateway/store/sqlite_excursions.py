@@ -63,6 +63,16 @@ class Excursions:
             for zone, condition, phase, since, last_at, day, day_out_s, ref_at, ref_value in rows
         }  # fmt: skip
 
+    def excursions_last_at(self, site: str, node: str) -> datetime | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT MAX(last_at) FROM depot_excursions WHERE site=? AND node=?", (site, node)
+            )
+            .fetchone()
+        )
+        return datetime.fromisoformat(row[0]) if row[0] else None
+
     def zones_last_evaluated(self) -> dict[tuple[str, str, str], datetime]:
         rows = self._conn().execute(
             "SELECT site, node, zone, MAX(last_at) FROM depot_excursions GROUP BY site, node, zone"

@@ -219,6 +219,33 @@ def test_excursion__a_restart_mid_excursion_raises_at_the_excursions_own_time(
     assert depot.states() == ["raised", "cleared"]
 
 
+def test_excursion__two_replicas_splitting_one_nodes_batches_time_it_as_one(
+    depot: Depot,
+) -> None:
+    # Replicas share the store and the broker hands one node's batches to either: each
+    # must step on from what the other kept, not from what it kept itself.
+    other = Depot(depot.config)
+    seq = 0
+
+    def arrive(replica: Depot, hour: float, temperature: float) -> None:
+        nonlocal seq
+        replica.seq, seq = seq, seq + 1  # one node's outbox: one seq for both replicas
+        replica.arrive(reading(hour * HOUR, temperature))
+
+    for hour in range(11):  # hours 0 to 10 above 8 °C, batches alternating
+        arrive((depot, other)[hour % 2], hour, 8.5)
+    alerts = lambda: [(a.state, a.message) for a in [*depot.alerts, *other.alerts]]  # noqa: E731
+    # Raised once, by the batch at 10 h since the excursion's first reading (hour 0).
+    assert alerts() == [
+        ("raised", "north/d01 zone cold-store-1 at 8.5 °C: 8.0 °C or above for 600 min "
+         "(cold heat)"),
+    ]  # fmt: skip
+    arrive(other, 11, 7.0)  # back inside the band: cleared by the replica that saw it
+    arrive(depot, 12, 8.6)  # out again: a new excursion, timed from hour 12
+    assert [state for state, _ in alerts()] == ["raised", "cleared"]
+    assert depot.store.excursions("north", "d01")[(COLD, "heat")].since == at(12 * HOUR)
+
+
 def test_excursion__readings_stored_before_a_crash_and_not_evaluated_count_after_restart(
     depot: Depot,
 ) -> None:
