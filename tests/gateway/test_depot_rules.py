@@ -234,7 +234,10 @@ def test_excursion__two_replicas_splitting_one_nodes_batches_time_it_as_one(
 
     for hour in range(11):  # hours 0 to 10 above 8 °C, batches alternating
         arrive((depot, other)[hour % 2], hour, 8.5)
-    alerts = lambda: [(a.state, a.message) for a in [*depot.alerts, *other.alerts]]  # noqa: E731
+
+    def alerts() -> list[tuple[str, str]]:
+        return [(a.state, a.message) for a in [*depot.alerts, *other.alerts]]
+
     # Raised once, by the batch at 10 h since the excursion's first reading (hour 0).
     assert alerts() == [
         ("raised", "north/d01 zone cold-store-1 at 8.5 °C: 8.0 °C or above for 600 min "
