@@ -309,8 +309,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         """
         -- The stock ledger (docs/stock.md): one row per movement, the signed change to one
         -- position (site, depot, item, lot, designee) in whole steps of the unit. Rows are
-        -- never updated or deleted: triggers refuse it (gateway/store/sqlite_stock.py makes
-        -- them, as this file splits statements at every semicolon). No INSERT OR IGNORE:
+        -- never updated or deleted: triggers refuse it (0016). No INSERT OR IGNORE:
         -- a second row for an idempotency key fails loudly on its unique index.
         CREATE TABLE stock_entries (
             id INTEGER PRIMARY KEY,
@@ -366,6 +365,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX scale_readings_by_scale ON scale_readings (site, node, scale, at);
         """,
     ),
+    Migration(
+        "0016-stock-immutable",
+        """
+        -- Ledger entries and lots are never changed or deleted: a correction is a reversal
+        -- plus a new entry (docs/stock.md). Whoever writes to the file, SQLite refuses.
+        CREATE TRIGGER IF NOT EXISTS stock_entries_no_update BEFORE UPDATE ON stock_entries
+        BEGIN SELECT RAISE(ABORT, 'stock ledger entries are immutable'); END;
+        CREATE TRIGGER IF NOT EXISTS stock_entries_no_delete BEFORE DELETE ON stock_entries
+        BEGIN SELECT RAISE(ABORT, 'stock ledger entries are immutable'); END;
+        CREATE TRIGGER IF NOT EXISTS stock_lots_no_update BEFORE UPDATE ON stock_lots
+        BEGIN SELECT RAISE(ABORT, 'stock lots are immutable'); END;
+        CREATE TRIGGER IF NOT EXISTS stock_lots_no_delete BEFORE DELETE ON stock_lots
+        BEGIN SELECT RAISE(ABORT, 'stock lots are immutable'); END;
+        """,
+    ),
 )
 
 
@@ -415,5 +429,14 @@ def sha256_hex(data: bytes | str | None) -> str | None:
 
 
 def _statements(sql: str) -> list[str]:
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """The statements of a migration, each whole: SQLite says where one ends, so a
+    trigger's body (`BEGIN …; END`) is one statement with the semicolons inside it."""
+    text = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    statements, pending = [], ""
+    for piece in text.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements

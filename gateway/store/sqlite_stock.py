@@ -22,19 +22,6 @@ from gateway.stock.ledger import (
 )
 from gateway.store.records import utc_text
 
-# Made here, not in migration 0014: migrations.py splits statements at every semicolon,
-# and a trigger's body holds one. They are made in the transaction of the first write, so
-# a database with any ledger row has them.
-_TRIGGERS = (
-    "CREATE TRIGGER IF NOT EXISTS stock_entries_no_update BEFORE UPDATE ON stock_entries "
-    "BEGIN SELECT RAISE(ABORT, 'stock ledger entries are immutable'); END",
-    "CREATE TRIGGER IF NOT EXISTS stock_entries_no_delete BEFORE DELETE ON stock_entries "
-    "BEGIN SELECT RAISE(ABORT, 'stock ledger entries are immutable'); END",
-    "CREATE TRIGGER IF NOT EXISTS stock_lots_no_update BEFORE UPDATE ON stock_lots "
-    "BEGIN SELECT RAISE(ABORT, 'stock lots are immutable'); END",
-    "CREATE TRIGGER IF NOT EXISTS stock_lots_no_delete BEFORE DELETE ON stock_lots "
-    "BEGIN SELECT RAISE(ABORT, 'stock lots are immutable'); END",
-)
 _COLUMNS = (
     "e.id, e.kind, e.site, e.depot, e.item, e.lot, e.designated_to, l.expires_on, e.steps, "
     "e.unit, e.source, e.applicant_unit, e.approver, e.application_id, e.reason, e.peer_depot, "
@@ -53,8 +40,6 @@ _INSERT = (
 
 class StockLedger:
     """The stock ledger of SqliteStore (mixed in); gateway.stock.ledger.StockStore."""
-
-    _stock_triggers_made = False
 
     def _conn(self) -> sqlite3.Connection:
         raise NotImplementedError
@@ -118,9 +103,6 @@ class StockLedger:
     ) -> tuple[StockEntry, bool]:
         fingerprint = movement.fingerprint()
         with self._transaction() as conn:
-            if not self._stock_triggers_made:
-                for statement in _TRIGGERS:
-                    conn.execute(statement)
             first = conn.execute(
                 "SELECT id, request_sha256 FROM stock_entries "
                 "WHERE site = ? AND depot = ? AND idem_key = ?",
@@ -137,7 +119,6 @@ class StockLedger:
                 row = _prepare(conn, movement, today)
                 cursor = conn.execute(_INSERT, (*row, who, utc_text(at), movement.key, fingerprint))
                 entry_id, repeat = cursor.lastrowid, False
-        self._stock_triggers_made = True
         entry = self.stock_entry(int(entry_id or 0))
         assert entry is not None
         return entry, repeat

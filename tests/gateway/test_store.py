@@ -88,6 +88,23 @@ def test_migrations__one_that_fails_is_rolled_back_whole(tmp_path: Path) -> None
     assert recorded == [m.name for m in MIGRATIONS]
 
 
+def test_migrations__a_trigger_with_semicolons_in_its_body_is_one_statement(
+    tmp_path: Path,
+) -> None:
+    # The stock ledger's immutability is made by the migrations, before any write: a row
+    # put in by hand is refused a change as one the ledger wrote.
+    SqliteStore(tmp_path / "gateway.db").close()
+    conn = sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)
+    triggers = {
+        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")
+    }
+    assert {"stock_entries_no_update", "stock_entries_no_delete", "stock_lots_no_update",
+            "stock_lots_no_delete"} <= triggers  # fmt: skip
+    conn.execute("INSERT INTO stock_lots VALUES ('n95-mask', 'L1', '2027-12-31')")
+    with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+        conn.execute("UPDATE stock_lots SET lot = 'L2'")
+
+
 def test_depot_readings__every_poll_round_of_a_batch_is_kept(tmp_path: Path) -> None:
     # A depot node batches several poll rounds of its bus: two samples of each sensor.
     gates = Gates()
