@@ -12,6 +12,7 @@ ticks, and retention deletes in chunks.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -21,8 +22,11 @@ from gateway.store.sqlite_rollups import Series
 
 log = logging.getLogger(__name__)
 
-ROLL_LIMIT = 5000  # readings rolled per transaction: ingest waits for one at most
-ROLL_PASSES = 20  # transactions per tick at most
+ROLL_LIMIT = 1000  # readings rolled per transaction: ingest waits for one at most
+ROLL_PASSES = 100  # transactions per tick at most
+# Between two passes the tick lets go of the store: the write lock is no queue, and a
+# thread that takes it again at once keeps ingest (and the alarms it raises) waiting.
+PASS_GAP_S = 0.005
 PURGE_EVERY = timedelta(hours=1)  # a retention pass over every zone, at most this often
 PURGE_ROWS = 5000  # rows deleted per transaction at most
 PURGE_ZONES = 200  # zones visited per transaction at most
@@ -65,6 +69,7 @@ class DepotRollups:
             total += rolled.readings
             if rolled.readings < ROLL_LIMIT:
                 break
+            time.sleep(PASS_GAP_S)
         return total
 
     def purge(self, steps: int = PURGE_STEPS) -> tuple[int, int]:
