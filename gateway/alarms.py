@@ -88,6 +88,11 @@ MESSAGES: dict[str, str] = {
     "depot-climate.humidity-fall": "{where} zone {zone} falling {rate} %RH/min to {value} %RH "
     "over {gap_min} min: {threshold} %RH/min or faster ({storage_class} {condition})",
     "depot-sensor-stale": "{where} zone {zone} sent no reading for {silent_min} min",
+    "stock-discrepancy": "{where} scale {scale} weighs {weighed} {unit} of {item}, the ledger "
+    "says {ledger}, for {lasted_min} min",
+    "stock-shortage": "{where} {target} at {days} days of cover, below its target of "
+    "{target_days} days",
+    "stock-shortage.out": "{where} {target} out of stock (target {target_days} days)",
 }
 _SLOT = re.compile(r"\{(\w+)\}")
 

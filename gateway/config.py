@@ -26,9 +26,39 @@ from edge.mqtt import Endpoint
 from edge.web.security import HostName, StreamLimits
 from edge.web.tls import TLS_PATHS, TlsFields
 from gateway.homeassistant import HomeAssistantSection, check_unique_ids
-from gateway.stock.catalogue import SITE_ITEMS_MAX, StockItem, check_site_items
+from gateway.stock.catalogue import SITE_ITEMS_MAX, StockItem, check_site_items, site_catalogue
+from gateway.stock.cover import TARGETS_MAX, StockSection, StockTarget
 from gateway.storage_classes import BUILT_IN, StorageClass
 from gateway.store.records import DEAD_LETTER_KEEP_BYTES, DEAD_LETTERS_MAX, SEQ_JUMP_MAX
+
+
+class ScaleSection(Section):
+    """A depot platform scale under a pallet of one item, compared with the stock ledger.
+
+    The pallet's tare is taken off at the depot node (its scale's `tare_kg`): the gateway
+    takes the weight's `net_kg` as the goods and has no tare of its own (docs/stock.md).
+    """
+
+    item: Slug = Field(description="the catalogue item on the pallet")
+    lot: str = Field(
+        "", pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$",
+        description="the pallet's lot; empty: all of the item at that depot",
+    )  # fmt: skip
+    unit_kg: float = Field(
+        gt=0, le=100_000, description="the weight of one unit of the item as the ledger counts it"
+    )
+    tolerance_units: float = Field(
+        0, ge=0, le=1_000_000, description="a difference this large or less is no discrepancy"
+    )
+    tolerance_pct: float = Field(
+        2.0, ge=0, le=50,
+        description="… nor one this many percent of the ledger's on hand or less (the larger "
+        "of the two tolerances counts)",
+    )  # fmt: skip
+    lasting_min: float = Field(
+        10.0, ge=0, le=7 * 24 * 60,
+        description="how long a difference must last, by the weights' own times, to alarm",
+    )  # fmt: skip
 
 
 class SiteSection(Section):
@@ -56,6 +86,19 @@ class SiteSection(Section):
     stock_items: tuple[StockItem, ...] = Field(
         (), max_length=SITE_ITEMS_MAX,
         description="this site's own stock items, beside the built-in catalogue (docs/stock.md)",
+    )  # fmt: skip
+    population: int = Field(
+        0, ge=0, le=100_000_000,
+        description="people the site's depots supply, for targets in days of their consumption",
+    )  # fmt: skip
+    stock_targets: tuple[StockTarget, ...] = Field(
+        (), max_length=TARGETS_MAX,
+        description="reserve targets in days of cover; below one raises stock-shortage",
+    )  # fmt: skip
+    scales: dict[Slug, dict[Slug, ScaleSection]] = Field(
+        default_factory=dict, max_length=1000,
+        description="depot node -> scale (its name on the node) -> the item it weighs, "
+        "compared with the stock ledger (docs/stock.md#scales)",
     )  # fmt: skip
 
     @property
@@ -99,6 +142,34 @@ class SiteSection(Section):
     @model_validator(mode="after")
     def _stock_items(self) -> Self:
         check_site_items(self.stock_items, {*BUILT_IN, *self.storage_classes})
+        return self
+
+    @model_validator(mode="after")
+    def _targets_of_known_items(self) -> Self:
+        catalogue = site_catalogue(self.stock_items)
+        subjects = [target.subject for target in self.stock_targets]
+        for i, target in enumerate(self.stock_targets):
+            if target.item is not None and target.item not in catalogue:
+                raise ValueError(f"stock_targets.{i}.item: unknown item {target.item}")
+            if subjects.index(target.subject) != i:
+                raise ValueError(f"stock_targets.{i}: a second target for {target.subject}")
+        return self
+
+    @model_validator(mode="after")
+    def _scales_of_known_items(self) -> Self:
+        catalogue = site_catalogue(self.stock_items)
+        for node, scales in self.scales.items():
+            if node not in self.depots:
+                raise ValueError(f"scales.{node}: not a depot of site {self.name}")
+            if len(scales) > 16:
+                raise ValueError(f"scales.{node}: at most 16 scales a depot node")
+            for name, scale in scales.items():
+                if scale.item not in catalogue:
+                    raise ValueError(f"scales.{node}.{name}.item: unknown item {scale.item}")
+                if scale.lot and not catalogue[scale.item].lot_tracked:
+                    raise ValueError(
+                        f"scales.{node}.{name}.lot: {scale.item} is not tracked by lot"
+                    )
         return self
 
 
@@ -244,6 +315,7 @@ class GatewayConfig(Section):
     http: HttpSection = HttpSection()
     summary: SummarySection = SummarySection()
     homeassistant: HomeAssistantSection = HomeAssistantSection()
+    stock: StockSection = StockSection()
 
     @model_validator(mode="after")
     def _unique_sites(self) -> Self:

@@ -23,6 +23,7 @@ from gateway.live import LiveFeed
 from gateway.receipts import Receipts
 from gateway.rules import AlarmRules, alarm_cases
 from gateway.stats import IngestStats
+from gateway.stock.cover import StockRules
 from gateway.store import SqliteStore
 from gateway.store.records import Written
 from gateway.summaries import SummaryPublisher
@@ -69,7 +70,8 @@ class Gateway:
     def tick(self) -> None:
         """Time-based rules, summaries and housekeeping; one failing does not stop the rest."""
         steps: list[Callable[[], object]] = [
-            self.rules.check, self.receipts.check, self.summaries.publish_due,
+            self.rules.check, self.stock_rules.check, self.receipts.check,
+            self.summaries.publish_due,
             self.store.checkpoint,
         ]  # fmt: skip
         if self.homeassistant is not None:
@@ -104,6 +106,9 @@ class Gateway:
     def init_rules(self) -> None:
         self.alarms = AlarmBook(self.store, self._publish_alert, self.live, self.clock)
         self.rules = AlarmRules(self.config, self.store, self.alarms, self.clock, self.started_at)
+        self.stock_rules = StockRules(
+            self.config, self.store, self.alarms, self.clock, self.store.live_conditions
+        )
         self.summaries = SummaryPublisher(self.config, self.store, self._publish, self.clock)
         self.rollups = DepotRollups(self.store, self.config.store, self.clock)
         self.receipts = Receipts(

@@ -76,6 +76,8 @@ class AlertKind(StrEnum):
     DATA_LOSS = "data-loss"
     DEPOT_CLIMATE = "depot-climate"
     DEPOT_SENSOR_STALE = "depot-sensor-stale"
+    STOCK_DISCREPANCY = "stock-discrepancy"
+    STOCK_SHORTAGE = "stock-shortage"
     SEQ_JUMP = "seq-jump"
     DOCUMENT_REFUSED = "document-refused"
     CHAIN_BREAK = "chain-break"

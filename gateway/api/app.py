@@ -21,6 +21,7 @@ from gateway.api import (
     routes_registrations,
     routes_reports,
     routes_stock,
+    routes_stock_cover,
 )
 from gateway.api.auth import install_failed_logins
 from gateway.api.context import GatewayContext
@@ -63,6 +64,7 @@ def create_app(context: GatewayContext) -> FastAPI:
         routes_dashboard,
         routes_reports,
         routes_stock,
+        routes_stock_cover,
         routes_metrics,
     ):
         app.include_router(module.router)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import AbstractContextManager
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from gateway.stock.ledger import (
@@ -95,6 +96,19 @@ class StockLedger:
                       at=datetime.fromisoformat(at))
             for entry_id, source, target, item, lot, designee, steps, unit, at in rows
         ]  # fmt: skip
+
+    def stock_issued(self, site: str, depot: str, since: datetime) -> dict[str, Decimal]:
+        rows = self._conn().execute(
+            "SELECT e.item, e.unit, SUM(e.steps) FROM stock_entries e WHERE e.site = ? "
+            "AND e.depot = ? AND e.kind = 'issue' AND e.at >= ? "
+            "AND NOT EXISTS (SELECT 1 FROM stock_entries r WHERE r.reverses = e.id) "
+            "GROUP BY e.item, e.unit",
+            (site, depot, utc_text(since)),
+        )
+        issued: dict[str, Decimal] = {}
+        for item, unit, steps in rows:
+            issued[item] = issued.get(item, Decimal(0)) - of_steps(steps, unit)
+        return issued
 
     # --- the one write ----------------------------------------------------------------
 

@@ -90,6 +90,10 @@ SAMPLES: dict[str, dict[str, str]] = {
     "depot-climate.humidity-fall": CLIMATE | {
         "rate": "3.00", "gap_min": "1.0", "threshold": "2.00", "condition": "dry-out"},
     "depot-sensor-stale": {"zone": "cold-store-1", "silent_min": "16"},
+    "stock-discrepancy": {"scale": "pallet-n95", "item": "n95-mask", "weighed": "380",
+                          "ledger": "400", "unit": "piece", "lasted_min": "12"},
+    "stock-shortage": {"target": "item:grain", "days": "6.5", "target_days": "15"},
+    "stock-shortage.out": {"target": "category:protective", "target_days": "7"},
 }  # fmt: skip
 
 
