@@ -16,6 +16,7 @@ from gateway.alarms import AlarmBook, draft
 from gateway.config import GatewayConfig, SiteSection
 from gateway.depot_rules import ExcursionRules
 from gateway.reports import report_date_of
+from gateway.stock.scales import ScaleRules, ScalesStore
 from gateway.store.base import AlarmStore, DepotStore, IngestStore, ReadStore
 from gateway.store.records import (
     AlarmDraft,
@@ -88,6 +89,8 @@ class AlarmRules:
         self._silent: list[tuple[str, str, datetime | None]] = []
         self._closing: dict[str, datetime] = {}
         self._excursions = ExcursionRules(config, store, book)
+        # Scales against the stock ledger, when the store keeps one (the SQLite store does).
+        self._scales = ScaleRules(config, store, book) if isinstance(store, ScalesStore) else None
 
     # --- on arrival -------------------------------------------------------------------
 
@@ -113,6 +116,8 @@ class AlarmRules:
         for update in written.presence:
             self._presence(update)
         self._excursions.on_stored(written.events)
+        if self._scales is not None:
+            self._scales.on_stored(written.events)
 
     def _quarantined(self, quarantined: list[Quarantined]) -> None:
         # One alarm per node until the command center clears it: a forger sending seqs

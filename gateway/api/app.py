@@ -22,6 +22,7 @@ from gateway.api import (
     routes_reports,
     routes_stock,
     routes_stock_cover,
+    routes_stock_scales,
 )
 from gateway.api.auth import install_failed_logins
 from gateway.api.context import GatewayContext
@@ -65,6 +66,7 @@ def create_app(context: GatewayContext) -> FastAPI:
         routes_reports,
         routes_stock,
         routes_stock_cover,
+        routes_stock_scales,
         routes_metrics,
     ):
         app.include_router(module.router)

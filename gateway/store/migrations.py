@@ -380,6 +380,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         BEGIN SELECT RAISE(ABORT, 'stock lots are immutable'); END;
         """,
     ),
+    Migration(
+        "0017-scale-discrepancy",
+        """
+        -- Where each depot scale's comparison with the stock ledger stands, by the weights'
+        -- own times (gateway/stock/scales.py): a restart in the middle of a difference
+        -- loses none of its time, and a weight not newer than last_at counts nothing.
+        CREATE TABLE scale_discrepancies (
+            site TEXT NOT NULL, node TEXT NOT NULL, scale TEXT NOT NULL,
+            phase TEXT NOT NULL CHECK (phase IN ('ok', 'differs', 'raised')),
+            since TEXT, last_at TEXT NOT NULL,
+            PRIMARY KEY (site, node, scale)
+        );
+        """,
+    ),
 )
 
 

@@ -16,6 +16,7 @@ import sqlite_utils
 
 from edge.contract.base import new_event_id
 from edge.contract.presence import Birth, Death, Health
+from gateway.stock.scales import ScaleStates
 from gateway.store.base import Cases
 from gateway.store.migrations import apply_migrations
 from gateway.store.records import (
@@ -47,7 +48,9 @@ TOPIC_KEEP_CHARS = 512
 REASON_KEEP_CHARS = 2000
 
 
-class SqliteStore(Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Rollups, StockLedger):
+class SqliteStore(
+    Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Rollups, StockLedger, ScaleStates
+):
     """The Store on one SQLite file, shared by the ingest thread and the API's threads.
 
     Each thread has its own connection (sqlite3 connections are not shared across

@@ -96,6 +96,7 @@ ROLE_TABLE: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/stock/items", {"command", "depot"}),
     ("GET", "/api/stock/north/d01/on-hand", {"command", "depot"}),
     ("GET", "/api/stock/north/d01/entries", {"command", "depot"}),
+    ("GET", "/api/stock/north/d01/scales", {"command", "depot"}),
     ("GET", "/api/stock/north/cover", {"command", "depot"}),
     ("GET", "/api/stock/north/d01/expiring", {"command", "depot"}),
     ("GET", "/api/stock/north/d01/items/grain/fefo?quantity=1", {"command", "depot"}),
