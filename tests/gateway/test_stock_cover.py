@@ -14,8 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from edge.contract import catalogue, topics
+from edge.contract.command import Alert
 from gateway.alarms import AlarmBook
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.stock.catalogue import built_in_items
 from gateway.stock.cover import (
@@ -32,6 +34,8 @@ from gateway.stock.cover import (
 )
 from gateway.stock.ledger import Movement, OnHand
 from gateway.store import SqliteStore
+from simulators.broker import PrivateBroker
+from tests.conftest import Subscriber, gateway_broker, identity, running_gateway
 
 NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 TODAY = date(2026, 12, 6)
@@ -331,3 +335,38 @@ def test_fefo__never_expired_earliest_first_and_sums_to_the_quantity(
     assert sum((d.quantity for d in draws), Decimal(0)) + missing == want
     assert missing == max(Decimal(want) - usable, Decimal(0))
     assert all(d.quantity > 0 for d in draws)
+
+
+# --- through the real gateway and broker ---------------------------------------------------
+
+
+def test_shortage__the_running_gateways_tick_sends_it_on_mqtt(
+    broker: PrivateBroker, tmp_path: Path
+) -> None:
+    site = topics.Site("north")
+    config = GatewayConfig(
+        sites=(SiteSection(name="north", depots=("d01",), population=1000,
+                           stock_targets=(StockTarget(item="pork", days=3,
+                                                      per_person_daily=Decimal("0.1")),)),),
+        broker=gateway_broker(broker, "gw-stock"), store=StoreSection(path=tmp_path / "g.db"),
+        http=HttpSection(port=0), alarms=AlarmSection(check_every_s=0.2),
+        stock=StockSection(check_every_s=1),
+    )  # fmt: skip
+    watcher = Subscriber.connect(identity(broker, "command-stock"), "command-stock")
+    watcher.subscribe(f"{site.root}/alert/#")
+    try:
+        with running_gateway(config) as gateway:
+            raised = watcher.next(15)  # no pork at all: out of stock
+            moment = datetime.now(UTC)
+            gateway.store.stock_write(receipt("pork", 400_000, "P1", moment.date()
+                                              + timedelta(days=5)), "keeper", moment,
+                                      moment.date())  # fmt: skip
+            cleared = watcher.next(15)  # 4 days of 1,000 people's 100 kg a day
+    finally:
+        watcher.close()
+    alerts = [catalogue.decode(m.topic, m.payload).payload for m in (raised, cleared)]
+    assert raised.topic == f"{site.root}/alert/stock-shortage"
+    assert [(a.state, a.severity, a.node) for a in alerts if isinstance(a, Alert)] == [
+        ("raised", "critical", None), ("cleared", "critical", None)]  # fmt: skip
+    assert isinstance(alerts[0], Alert)
+    assert alerts[0].message == "north item:pork out of stock (target 3 days)"
