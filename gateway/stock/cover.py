@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from edge.configfile import Section
 from edge.contract.base import Slug
 from edge.contract.topics import AlertKind
-from gateway.stock.catalogue import Category, StockItem
+from gateway.stock.catalogue import Category, StockItem, site_catalogue
 from gateway.stock.ledger import InTransit, OnHand, StockStore
 
 if TYPE_CHECKING:
@@ -243,8 +243,6 @@ def depot_cover(
     store: StockStore, site: SiteSection, depot: str, now: datetime, window_days: int
 ) -> list[Cover]:
     """One depot's cover per item."""
-    from gateway.stock.catalogue import site_catalogue
-
     today = now.astimezone(site.zone).date()
     held = usable(store.stock_on_hand(site.name, depot), today)
     issued = store.stock_issued(site.name, depot, now - timedelta(days=window_days))
@@ -256,8 +254,6 @@ def site_totals(
 ) -> tuple[list[Cover], dict[str, Decimal]]:
     """The site's cover per item over `depots` (stock in transit between them counts once,
     as the site's), and its usable on hand per item."""
-    from gateway.stock.catalogue import site_catalogue
-
     today = now.astimezone(site.zone).date()
     since = now - timedelta(days=window_days)
     held: dict[str, Decimal] = {}
@@ -317,7 +313,7 @@ class StockRules:
                 self._site(site, now, live)
 
     def _site(self, site: SiteSection, now: datetime, live: set[tuple[str, str, str, str]]) -> None:
-        from gateway.alarms import draft
+        from gateway.alarms import draft  # not at the top: the config imports this module
 
         stock = self._config.stock
         covers, held = site_totals(self._store, site, site.depots, now, stock.issue_window_days)
