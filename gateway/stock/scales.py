@@ -39,7 +39,8 @@ from gateway.stock.ledger import OnHand, StockStore
 from gateway.store.base import DepotStore
 from gateway.store.records import AlarmDraft, InboundEvent, ScaleReadingRecord, utc_text
 
-if TYPE_CHECKING:  # the store imports this module (ScaleStates), and both of these it
+if TYPE_CHECKING:  # the store imports this module (ScaleStates) and both of these import
+    # the store: imported at run time they would make a cycle.
     from gateway.alarms import AlarmBook
     from gateway.config import GatewayConfig, ScaleSection, SiteSection
 
