@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -46,6 +46,9 @@ SENSORS_MAX = DEVICES_MAX - BUSES_MAX - 2
 SCALES_MAX = 16
 # Names of the node's own devices, which a zone may not take.
 RESERVED_ZONES = frozenset({"outbox", "uplink", *(f"bus-{n}" for n in range(1, BUSES_MAX + 1))})
+
+
+P = TypeVar("P", ModbusSensorProfile, ScaleProfile)
 
 
 class DepotNodeSection(Section):
@@ -241,16 +244,7 @@ def load_bus_profile(profile: str) -> ModbusSensorProfile:
     Raises:
         ValueError: the file is missing or invalid, or not a Modbus sensor profile.
     """
-    path = Path(profile)
-    if not path.suffix:
-        path = PROFILES_DIR / f"{profile}.yaml"
-    try:
-        loaded = load_profile(path)
-    except (GatepostError, OSError) as exc:
-        raise ValueError(str(exc)) from None
-    if not isinstance(loaded, ModbusSensorProfile):
-        raise ValueError(f"{path}: part {loaded.part} is not a Modbus sensor (xy-md02)")
-    return loaded
+    return _part_profile(profile, ModbusSensorProfile, "a Modbus sensor (xy-md02)")
 
 
 def load_scale_profile(profile: str) -> ScaleProfile:
@@ -259,6 +253,10 @@ def load_scale_profile(profile: str) -> ScaleProfile:
     Raises:
         ValueError: the file is missing or invalid, or not a scale profile.
     """
+    return _part_profile(profile, ScaleProfile, "a scale (scale-continuous)")
+
+
+def _part_profile(profile: str, kind: type[P], what: str) -> P:
     path = Path(profile)
     if not path.suffix:
         path = PROFILES_DIR / f"{profile}.yaml"
@@ -266,8 +264,8 @@ def load_scale_profile(profile: str) -> ScaleProfile:
         loaded = load_profile(path)
     except (GatepostError, OSError) as exc:
         raise ValueError(str(exc)) from None
-    if not isinstance(loaded, ScaleProfile):
-        raise ValueError(f"{path}: part {loaded.part} is not a scale (scale-continuous)")
+    if not isinstance(loaded, kind):
+        raise ValueError(f"{path}: part {loaded.part} is not {what}")
     return loaded
 
 
