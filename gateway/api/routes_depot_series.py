@@ -14,7 +14,8 @@ from edge.contract.base import SLUG_PATTERN
 from gateway.api.auth import ContextDep
 from gateway.api.errors import field_error, responses
 from gateway.api.routes_depots import NodeParam, Reader, SiteParam, _depot
-from gateway.store.records import DepotResolution, DepotRollupRecord, utc_text
+from gateway.store.depot_records import DepotResolution, DepotRollupRecord
+from gateway.store.records import utc_text
 
 router = APIRouter(prefix="/api/depots", tags=["depots"])
 

@@ -27,7 +27,8 @@ from gateway.depot_summary import (
 )
 from gateway.storage_classes import UNITS, Quantity, StorageClass
 from gateway.store import Store
-from gateway.store.records import AlarmRecord, DepotReadingRecord
+from gateway.store.depot_records import DepotReadingRecord
+from gateway.store.records import AlarmRecord
 
 router = APIRouter(prefix="/api/depots", tags=["depots"])
 

@@ -37,7 +37,8 @@ from edge.contract.topics import AlertKind
 from gateway.stock.catalogue import UNIT_DECIMALS, site_catalogue
 from gateway.stock.ledger import OnHand, StockStore
 from gateway.store.base import DepotStore
-from gateway.store.records import AlarmDraft, InboundEvent, ScaleReadingRecord, utc_text
+from gateway.store.depot_records import ScaleReadingRecord
+from gateway.store.records import AlarmDraft, InboundEvent, utc_text
 
 if TYPE_CHECKING:  # the store imports this module (ScaleStates) and both of these import
     # the store: imported at run time they would make a cycle.

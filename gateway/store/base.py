@@ -15,6 +15,12 @@ from typing import Protocol
 
 from edge.contract.events import CheckpointCounts, DepotReading
 from gateway.store.chain_audit import LifeAudit
+from gateway.store.depot_records import (
+    DepotReadingRecord,
+    DepotResolution,
+    DepotRollupRecord,
+    ScaleReadingRecord,
+)
 from gateway.store.records import (
     DEFAULT_LIMITS,
     AccessRole,
@@ -25,9 +31,6 @@ from gateway.store.records import (
     DailyReportRecord,
     DeadLetter,
     DeadLetterRecord,
-    DepotReadingRecord,
-    DepotResolution,
-    DepotRollupRecord,
     DisinfectionRecord,
     EventQuery,
     HoldRecord,
@@ -39,7 +42,6 @@ from gateway.store.records import (
     PassageFilter,
     PassageRecord,
     RegistrationRecord,
-    ScaleReadingRecord,
     StoredMark,
     TokenRecord,
     Written,

@@ -18,6 +18,7 @@ from edge.contract.base import new_event_id
 from edge.contract.presence import Birth, Death, Health
 from gateway.stock.scales import ScaleStates
 from gateway.store.base import Cases
+from gateway.store.depot_records import ScaleReadingRecord
 from gateway.store.migrations import apply_migrations
 from gateway.store.records import (
     DEFAULT_LIMITS,
@@ -26,7 +27,6 @@ from gateway.store.records import (
     InboundPresence,
     IngestLimits,
     Quarantined,
-    ScaleReadingRecord,
     StoredMark,
     Written,
     utc_text,

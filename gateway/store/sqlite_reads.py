@@ -8,10 +8,10 @@ from datetime import date, datetime
 from typing import Any
 
 from edge.contract.events import CheckpointCounts
+from gateway.store.depot_records import DepotReadingRecord
 from gateway.store.records import (
     DailyReportRecord,
     DeadLetterRecord,
-    DepotReadingRecord,
     DisinfectionRecord,
     EventQuery,
     HoldRecord,

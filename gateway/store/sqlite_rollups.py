@@ -23,7 +23,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from gateway.store.records import DepotResolution, DepotRollupRecord, utc_text
+from gateway.store.depot_records import DepotResolution, DepotRollupRecord
+from gateway.store.records import utc_text
 
 Series = tuple[str, str, str]  # site, node, zone
 

@@ -26,7 +26,8 @@ from gateway.depot_summary import mean_kinetic_temperature
 from gateway.live import LiveFeed
 from gateway.storage_classes import BUILT_IN, Quantity
 from gateway.store import SqliteStore
-from gateway.store.records import AccessRole, DepotReadingRecord
+from gateway.store.depot_records import DepotReadingRecord
+from gateway.store.records import AccessRole
 from gateway.web.words import catalogue
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_access import bearer, open_api
