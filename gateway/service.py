@@ -12,6 +12,7 @@ from edge.contract.base import Payload
 from edge.contract.command import Alert
 from edge.gate.console.server import ConsoleServer
 from edge.mqtt import new_client, publish
+from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook, utc_now
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
@@ -21,7 +22,7 @@ from gateway.homeassistant import HomeAssistant
 from gateway.ingest import Ingest
 from gateway.live import LiveFeed
 from gateway.receipts import Receipts
-from gateway.rules import AlarmRules, alarm_cases
+from gateway.rules import AlarmRules
 from gateway.stats import IngestStats
 from gateway.stock.cover import StockRules
 from gateway.store import SqliteStore

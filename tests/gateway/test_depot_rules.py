@@ -14,11 +14,12 @@ from edge.contract.catalogue import encode
 from edge.contract.command import Alert
 from edge.contract.events import DepotReading, DepotReadingBatch
 from edge.contract.topics import AlertKind, Role
+from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook, words_of
 from gateway.config import GatewayConfig, SiteSection, StoreSection, load_config
 from gateway.depot_rules import ExcursionRules, never_evaluated, step
 from gateway.live import LiveFeed
-from gateway.rules import AlarmRules, alarm_cases
+from gateway.rules import AlarmRules
 from gateway.storage_classes import BUILT_IN
 from gateway.store import SqliteStore
 from gateway.store.records import InboundEvent

@@ -16,10 +16,11 @@ from edge.contract.command import Alert
 from edge.contract.events import DepotReading, DepotReadingBatch
 from edge.contract.presence import Birth, Death
 from edge.contract.topics import AlertKind, Role
+from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
-from gateway.rules import AlarmRules, alarm_cases
+from gateway.rules import AlarmRules
 from gateway.store import SqliteStore
 from gateway.store.records import InboundEvent, InboundPresence
 from tests.gateway.test_depot_rules import T0

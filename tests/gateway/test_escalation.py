@@ -17,11 +17,12 @@ from edge.contract.events import Passage, Registration
 from edge.contract.topics import AlertKind, EventKind, Role
 from edge.mqtt import publish
 from firmware_tools.site_pki import IdentityRole
+from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook, draft
 from gateway.api.context import GatewayContext
 from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
 from gateway.live import LiveFeed
-from gateway.rules import AlarmRules, alarm_cases
+from gateway.rules import AlarmRules
 from gateway.store import SqliteStore
 from simulators.broker import PrivateBroker
 from tests.conftest import Subscriber, connect, gateway_broker, identity, running_gateway

@@ -13,8 +13,9 @@ from edge.contract.command import Alert
 from edge.contract.events import DeviceFault
 from edge.contract.presence import Birth
 from edge.contract.topics import AlertKind, Role
+from gateway.alarm_cases import alarm_cases
 from gateway.api.context import GatewayContext
-from gateway.rules import AlarmRules, alarm_cases
+from gateway.rules import AlarmRules
 from gateway.store import SqliteStore
 from gateway.store.records import InboundEvent, InboundPresence
 from tests.gateway.factory import Gates

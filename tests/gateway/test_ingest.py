@@ -19,6 +19,7 @@ from edge.contract.catalogue import encode
 from edge.contract.command import Alert
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import AlertKind, EventKind, Role, Site
+from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook
 from gateway.config import (
     AlarmSection,
@@ -29,7 +30,7 @@ from gateway.config import (
 )
 from gateway.ingest import DeliveryQueue, Ingest, triage
 from gateway.live import LiveFeed
-from gateway.rules import AlarmRules, alarm_cases
+from gateway.rules import AlarmRules
 from gateway.stats import IngestStats
 from gateway.store import SqliteStore
 from gateway.store.records import EventQuery, InboundEvent, Written

@@ -13,10 +13,11 @@ from edge.contract.events import CheckpointCounts, HoldResolved
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import AlertKind, Role
 from edge.gate.daily import daily_report_fields, report_period
+from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook
 from gateway.config import AlarmSection, GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
-from gateway.rules import AlarmRules, alarm_cases, last_closed_period
+from gateway.rules import AlarmRules, last_closed_period
 from gateway.store import SqliteStore
 from gateway.store.records import EventQuery, InboundEvent, InboundPresence, IngestLimits
 from tests.gateway.factory import Gates

@@ -18,12 +18,13 @@ from edge.contract.command import Alert
 from edge.contract.events import ScaleWeight, WeightBatch
 from edge.contract.topics import AlertKind, Role
 from gateway.access import hash_token
+from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook, words_of
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, ScaleSection, SiteSection, StoreSection, load_config
 from gateway.live import LiveFeed
-from gateway.rules import AlarmRules, alarm_cases
+from gateway.rules import AlarmRules
 from gateway.stock.ledger import Movement
 from gateway.stock.scales import ScaleState, never_evaluated, step, to_units
 from gateway.store import SqliteStore
