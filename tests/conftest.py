@@ -11,19 +11,23 @@ from __future__ import annotations
 import queue
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.contract import catalogue
+from edge.contract.command import Alert
 from edge.mqtt import Endpoint, new_client
+from edge.runtime import NodeRuntime
 from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.alarms import utc_now
 from gateway.config import (
@@ -247,3 +251,49 @@ class OutputLines:
         """All lines, after the process closed its output."""
         self._thread.join(timeout_s)
         return self.lines
+
+
+N = TypeVar("N", bound=NodeRuntime)
+
+
+@contextmanager
+def locked_site(
+    folder: Path, site: str, identities: list[tuple[IdentityRole, str]]
+) -> Iterator[PrivateBroker]:
+    """A site's broker as deployed: TLS, one certificate per process, the site's ACL, with
+    `identities` issued before it starts (its dynamic security reads them only then)."""
+    pki = SitePki.init(folder / "pki", site)
+    for role, name in identities:
+        pki.issue(role, name)
+    with PrivateBroker(folder / "broker", pki=pki) as running:
+        yield running
+
+
+@contextmanager
+def running_node(node: N) -> Iterator[N]:
+    """A node (gate or depot) running on a thread of this process until the block ends."""
+    stop = threading.Event()
+    thread = threading.Thread(target=node.run, args=(stop,))
+    thread.start()
+    try:
+        yield node
+    finally:
+        stop.set()
+        thread.join(15)
+        assert not thread.is_alive(), "the node did not stop"
+
+
+def alerts_until(
+    sub: Subscriber, seen: list[Alert], done: Callable[[], bool], timeout_s: float = 60
+) -> None:
+    """Decode the alerts `sub` receives into `seen` until `done()` (or fail at `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s; alerts: {seen}"
+        try:
+            message = sub.next(0.2)
+        except AssertionError:
+            continue
+        alert = catalogue.decode(message.topic, message.payload).payload
+        assert isinstance(alert, Alert)
+        seen.append(alert)

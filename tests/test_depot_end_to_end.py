@@ -8,21 +8,17 @@ gateway's rule clock, so a compressor failure of simulated hours runs in seconds
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from edge.contract import catalogue
 from edge.contract.command import Alert
 from edge.contract.topics import AlertKind, Site
 from edge.depot.config import load_config, write_config
 from edge.depot.node import DepotNode
-from firmware_tools.site_pki import IdentityRole, SitePki
+from firmware_tools.site_pki import IdentityRole
 from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
 from gateway.storage_classes import StorageClass
 from simulators.broker import PrivateBroker
@@ -34,7 +30,14 @@ from simulators.devices.depot_scenarios import (
     Occurrence,
 )
 from simulators.devices.modbus_bus import CompressedClock, SimulatedModbusBus
-from tests.conftest import Subscriber, gateway_broker, running_gateway
+from tests.conftest import (
+    Subscriber,
+    alerts_until,
+    gateway_broker,
+    locked_site,
+    running_gateway,
+    running_node,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -60,41 +63,16 @@ COLD_FAST = StorageClass.model_validate({
 
 @pytest.fixture
 def locked(tmp_path: Path) -> Iterator[PrivateBroker]:
-    """The site's broker as deployed: TLS, one certificate per process, the site's ACL."""
-    pki = SitePki.init(tmp_path / "pki", SITE.name)
-    pki.issue(IdentityRole.DEPOT, "d01")
-    pki.issue(IdentityRole.GATEWAY, "gw-e2e")
-    pki.issue(IdentityRole.COMMAND, "center")
-    with PrivateBroker(tmp_path / "broker", pki=pki) as running:
-        yield running
-
-
-@contextmanager
-def running_node(node: DepotNode) -> Iterator[DepotNode]:
-    stop = threading.Event()
-    thread = threading.Thread(target=node.run, args=(stop,))
-    thread.start()
-    try:
-        yield node
-    finally:
-        stop.set()
-        thread.join(15)
-        assert not thread.is_alive(), "the depot node did not stop"
-
-
-def alerts_until(
-    sub: Subscriber, seen: list[Alert], done: Callable[[], bool], timeout_s: float = 60
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s; alerts: {seen}"
-        try:
-            message = sub.next(0.2)
-        except AssertionError:
-            continue
-        alert = catalogue.decode(message.topic, message.payload).payload
-        assert isinstance(alert, Alert)
-        seen.append(alert)
+    with locked_site(
+        tmp_path,
+        SITE.name,
+        [
+            (IdentityRole.DEPOT, "d01"),
+            (IdentityRole.GATEWAY, "gw-e2e"),
+            (IdentityRole.COMMAND, "center"),
+        ],
+    ) as broker:
+        yield broker
 
 
 def test_a_failed_compressor_alarms_an_hour_after_the_store_crossed_8_c_and_clears_once_cold(

@@ -8,29 +8,33 @@ The difference must last `lasting_min`; here 3 s, with the node reporting every 
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
-from edge.contract import catalogue
 from edge.contract.command import Alert
 from edge.contract.topics import AlertKind, Site
 from edge.depot.config import load_config, write_config
 from edge.depot.node import DepotNode
 from edge.devices.scale.profile import ScaleProfile
-from firmware_tools.site_pki import IdentityRole, SitePki
+from firmware_tools.site_pki import IdentityRole
 from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
 from gateway.stock.ledger import Movement
 from simulators.broker import PrivateBroker
 from simulators.devices.modbus_bus import SimulatedModbusBus, SimulatedSensor, constant
 from simulators.devices.scale import SimulatedScale
-from tests.conftest import Subscriber, gateway_broker, running_gateway
+from tests.conftest import (
+    Subscriber,
+    alerts_until,
+    gateway_broker,
+    locked_site,
+    running_gateway,
+    running_node,
+)
 
 SITE = Site("north")
 TARE_KG = 25.0  # the empty pallet, taken off at the node
@@ -40,40 +44,16 @@ LASTING_MIN = 0.05  # 3 s of the weights' own time
 
 @pytest.fixture
 def locked(tmp_path: Path) -> Iterator[PrivateBroker]:
-    pki = SitePki.init(tmp_path / "pki", SITE.name)
-    pki.issue(IdentityRole.DEPOT, "d01")
-    pki.issue(IdentityRole.GATEWAY, "gw-scales")
-    pki.issue(IdentityRole.COMMAND, "center")
-    with PrivateBroker(tmp_path / "broker", pki=pki) as running:
-        yield running
-
-
-@contextmanager
-def running_node(node: DepotNode) -> Iterator[DepotNode]:
-    stop = threading.Event()
-    thread = threading.Thread(target=node.run, args=(stop,))
-    thread.start()
-    try:
-        yield node
-    finally:
-        stop.set()
-        thread.join(15)
-        assert not thread.is_alive(), "the depot node did not stop"
-
-
-def alerts_until(
-    sub: Subscriber, seen: list[Alert], done: Callable[[], bool], timeout_s: float = 30
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s; alerts: {seen}"
-        try:
-            message = sub.next(0.2)
-        except AssertionError:
-            continue
-        alert = catalogue.decode(message.topic, message.payload).payload
-        assert isinstance(alert, Alert)
-        seen.append(alert)
+    with locked_site(
+        tmp_path,
+        SITE.name,
+        [
+            (IdentityRole.DEPOT, "d01"),
+            (IdentityRole.GATEWAY, "gw-scales"),
+            (IdentityRole.COMMAND, "center"),
+        ],
+    ) as broker:
+        yield broker
 
 
 def masks(kind: str, pieces: int, key: str) -> Movement:

@@ -4,10 +4,8 @@ store) only settled weights stored and each scale fault raised once and cleared 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,12 +27,18 @@ from edge.devices.scale.driver import WeightReading
 from edge.devices.scale.profile import ScaleProfile
 from edge.errors import UnknownTopic
 from edge.mqtt import BrokerUrl, Endpoint
-from firmware_tools.site_pki import IdentityRole, SitePki
+from firmware_tools.site_pki import IdentityRole
 from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
 from simulators.broker import PrivateBroker, free_port
 from simulators.devices.modbus_bus import SimulatedModbusBus, SimulatedSensor, constant
 from simulators.devices.scale import SimulatedScale
-from tests.conftest import Subscriber, gateway_broker, running_gateway
+from tests.conftest import (
+    Subscriber,
+    gateway_broker,
+    locked_site,
+    running_gateway,
+    running_node,
+)
 
 SITE = Site("north")
 D01 = SITE.node(Role.DEPOT, "d01")
@@ -221,25 +225,16 @@ def test_track__not_committed_is_due_again(tmp_path: Path) -> None:
 
 @pytest.fixture
 def locked(tmp_path: Path) -> Iterator[PrivateBroker]:
-    pki = SitePki.init(tmp_path / "pki", SITE.name)
-    pki.issue(IdentityRole.DEPOT, "d01")
-    pki.issue(IdentityRole.GATEWAY, "gw-scales")
-    pki.issue(IdentityRole.GATEWAY, "listener")
-    with PrivateBroker(tmp_path / "broker", pki=pki) as running:
-        yield running
-
-
-@contextmanager
-def running_node(node: DepotNode) -> Iterator[DepotNode]:
-    stop = threading.Event()
-    thread = threading.Thread(target=node.run, args=(stop,))
-    thread.start()
-    try:
-        yield node
-    finally:
-        stop.set()
-        thread.join(15)
-        assert not thread.is_alive(), "the depot node did not stop"
+    with locked_site(
+        tmp_path,
+        SITE.name,
+        [
+            (IdentityRole.DEPOT, "d01"),
+            (IdentityRole.GATEWAY, "gw-scales"),
+            (IdentityRole.GATEWAY, "listener"),
+        ],
+    ) as broker:
+        yield broker
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 20) -> None:
