@@ -266,11 +266,15 @@ class AlarmBook:
             self._tell(alarm)
         return escalated
 
+    def live(self, kind: str, site: str, node: str | None, subject: str = "") -> AlarmRecord | None:
+        """The condition's alarm while it is raised or acknowledged, else None."""
+        return self._store.live_alarm(kind, site, node, subject)
+
     def clear_condition(
         self, kind: str, site: str, node: str | None, subject: str = ""
     ) -> AlarmRecord | None:
         """Clear the live alarm for a condition that has ended, if there is one."""
-        live = self._store.live_alarm(kind, site, node, subject)
+        live = self.live(kind, site, node, subject)
         return self.clear(live.alarm_id, GATEWAY) if live else None
 
     def _tell(self, alarm: AlarmRecord) -> None:

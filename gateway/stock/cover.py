@@ -273,9 +273,11 @@ def site_totals(
 class StockRules:
     """The reserve targets, checked in the gateway's tick every `stock.check_every_s`.
 
-    A target below is raised once as `stock-shortage` (its severity as it was first found)
-    and cleared once its cover is back above the target by `clear_margin_pct`; the alarms
-    live in the store, so a restarted gateway neither raises them twice nor forgets them.
+    A target below is raised once as `stock-shortage`; a warning that becomes critical
+    (below half the target, or out of stock) is cleared and raised again as critical, so
+    the command center is told. It is cleared once its cover is back above the target by
+    `clear_margin_pct`. The alarms live in the store, so a restarted gateway neither
+    raises them twice nor forgets them.
 
     Args:
         config: the gateway's config (its sites' targets and population, `stock`).
@@ -312,6 +314,15 @@ class StockRules:
             if site.stock_targets:
                 self._site(site, now, live)
 
+    def _worsened(self, site: str, subject: str) -> bool:
+        """Clear a live warning for `subject` now critical; True if there was one. A
+        person acknowledges the warning, not the stock-out it became."""
+        alarm = self._book.live(AlertKind.STOCK_SHORTAGE, site, None, subject)
+        if alarm is None or alarm.severity == "critical":
+            return False
+        self._book.clear_condition(AlertKind.STOCK_SHORTAGE, site, None, subject)
+        return True
+
     def _site(self, site: SiteSection, now: datetime, live: set[tuple[str, str, str, str]]) -> None:
         from gateway.alarms import draft  # not at the top: the config imports this module
 
@@ -321,6 +332,8 @@ class StockRules:
             days = target_cover(target, covers, held, site.population)
             raised = (AlertKind.STOCK_SHORTAGE, site.name, "", target.subject) in live
             severity = severity_of(days, target.days)
+            if raised and severity == "critical" and self._worsened(site.name, target.subject):
+                raised = False  # the warning is cleared; the critical alarm is raised anew
             if not raised and severity is not None:
                 shown = "0" if days is None else f"{days:.1f}"
                 key = "stock-shortage.out" if days == 0 else "stock-shortage"

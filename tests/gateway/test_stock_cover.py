@@ -271,6 +271,26 @@ def test_shortage__a_stock_out_is_critical_and_a_restart_does_not_raise_it_again
     assert [a[0] for a in rig.alerts] == ["raised", "cleared"]
 
 
+def test_shortage__a_warning_that_becomes_a_stock_out_is_raised_again_as_critical(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path / "g.db", (StockTarget(item="pork", days=3,
+                                              per_person_daily=Decimal("0.1")),), 1000)  # fmt: skip
+    rig.write(receipt("pork", 250_000, "P1", TODAY + timedelta(days=5)))  # 2.5 days
+    rig.tick()
+    rig.write(issue("pork", 250_000, "P1"))  # all of it: out of stock
+    rig.tick()
+    rig.tick()
+    assert [a[:2] for a in rig.alerts] == [
+        ("raised", "warning"),
+        ("cleared", "warning"),
+        ("raised", "critical"),
+    ]
+    assert rig.alerts[-1][2] == "north item:pork out of stock (target 3 days)"
+    live = rig.store.live_alarm("stock-shortage", "north", None, "item:pork")
+    assert live is not None and live.severity == "critical"
+
+
 def test_shortage__checked_at_most_every_check_every_s(tmp_path: Path) -> None:
     rig = Rig(tmp_path / "g.db", (StockTarget(item="pork", days=3,
                                               per_person_daily=Decimal("0.1")),), 1000)  # fmt: skip
