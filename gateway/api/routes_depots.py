@@ -131,6 +131,10 @@ class DepotsOverview(BaseModel):
         description="true: every depot of the config (command, admin); false: those the "
         "caller's depot token names"
     )
+    may_enter_stock: bool = Field(
+        False, description="whether the caller writes these depots' stock movements (depot, "
+        "admin); the command center reads them only"
+    )  # fmt: skip
     depots: list[DepotOverview]
 
 
@@ -147,7 +151,7 @@ async def overview(ctx: ContextDep, caller: Reader) -> DepotsOverview:
     depots = await to_thread.run_sync(_overview, ctx, caller)
     return DepotsOverview(
         at=ctx.clock(), may_acknowledge=True, sees_all=caller.role in DEPOTS_ALL_ROLES,
-        depots=depots,
+        may_enter_stock=caller.role in ("depot", "admin"), depots=depots,
     )  # fmt: skip
 
 

@@ -28,7 +28,10 @@ from gateway.alarms import MESSAGES
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
 from gateway.api.routes_dashboard import STATIC, DashboardView, GateStatus, dashboard_stream
+from gateway.api.routes_stock import AdjustmentIn, IssueIn, ReceiptIn, ReversalIn, TransferIn
 from gateway.reports import COUNT_FIELDS, GateReportStatus
+from gateway.stock.catalogue import Category, Unit
+from gateway.stock.ledger import EntryKind, ReceiptSource
 from gateway.store import SqliteStore
 from gateway.store.records import AccessRole, AlarmDraft, InboundPresence, Severity
 from gateway.web.words import catalogue, date_parts, slots
@@ -307,6 +310,18 @@ def test_stream__ends_when_the_server_stops(dash_context: GatewayContext) -> Non
 
 # --- words -----------------------------------------------------------------------------------
 
+# Every field of a stock movement's body: the stock view says each one's refusal in words.
+STOCK_FIELDS = tuple(sorted({
+    name for model in (ReceiptIn, IssueIn, TransferIn, AdjustmentIn, ReversalIn)
+    for name in model.model_fields
+}))  # fmt: skip
+# The refusals (409, 404, 403) the stock view says next to the field, or above the form.
+STOCK_REFUSALS = (
+    "insufficient-stock", "idempotency-conflict", "reversal-of-reversal", "already-reversed",
+    "transfer-received", "transfer-cancelled", "unknown-entry", "unknown-transfer",
+    "unknown-depot", "role-forbidden",
+)  # fmt: skip
+
 # The families of keys the scripts make from data (`say(\`kind.${alarm.kind}\`)`): every
 # value the data can take, so each must be in the catalogue.
 DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
@@ -327,6 +342,15 @@ DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
     "device": (),
     "fault": (),
     "zone": (),  # a zone without a name of its own is said by its offset (zone.other)
+    # The stock view (stock.js): the catalogue's units and categories, the ledger's kinds
+    # and sources, every field a movement's body has, the refusals the ledger answers.
+    "unit": get_args(Unit),
+    "category": get_args(Category),
+    "source": get_args(ReceiptSource),
+    "stockKind": get_args(EntryKind),
+    "supplyLevel": ("IV", "III", "II", "I"),
+    "stockField": (*STOCK_FIELDS, "other"),
+    "stockError": STOCK_REFUSALS,
 }
 
 
@@ -356,7 +380,7 @@ def test_words__every_key_the_page_shows_is_in_the_catalogue() -> None:
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     scripts = "\n".join(
         (STATIC / name).read_text(encoding="utf-8")
-        for name in ("words.js", "dashboard.js", "reports.js")
+        for name in ("words.js", "dashboard.js", "reports.js", "stock.js")
     )
     used = set(re.findall(r'data-word="([^"]+)"', html))
     # Every quoted key-shaped text ("gate.since"), whichever function it is passed to.

@@ -249,7 +249,8 @@
       return;
     }
     $("#token-form").hidden = true;
-    if (document.body.dataset.view === "depots") gp.showView("depots");  // asked before the token
+    const asked = document.body.dataset.view;  // asked before the token
+    if (asked === "depots" || asked === "stock") gp.showView(asked);
     source = new EventSource(`/api/stream?access_token=${encodeURIComponent(gp.token())}`);
     source.onopen = () => setLink("live");
     source.onmessage = (event) => {

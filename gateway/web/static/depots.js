@@ -262,7 +262,7 @@
     gp.depotZones = overview.depots;
     document.body.dataset.only = "depots";
     renderOverview();
-    show("depots");
+    show(window.location.hash === "#stock" ? "stock" : "depots");  // stock.js: its stock
     return true;
   }
 
@@ -294,5 +294,5 @@
   }
 
   Object.assign(gp, { depotsOnly, showView: show, onSnapshot });
-  show(window.location.hash === "#depots" ? "depots" : "gates");
+  show(["#depots", "#stock"].includes(window.location.hash) ? window.location.hash.slice(1) : "gates");
 })();

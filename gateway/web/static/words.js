@@ -162,11 +162,13 @@
   const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
   const setToken = (value) => sessionStorage.setItem(TOKEN_KEY, value);
 
+  // body: the error's JSON (reason, detail, and a 422's fields), {} when it had none.
   class ApiFailure extends Error {
-    constructor(status, reason) {
+    constructor(status, reason, body = {}) {
       super(`${status} ${reason}`);
       this.status = status;
       this.reason = reason;
+      this.body = body;
     }
   }
 
@@ -182,9 +184,9 @@
       throw new ApiFailure(0, "network");
     }
     if (!response.ok) {
-      let reason = "";
-      try { reason = (await response.json()).reason || ""; } catch (error) { reason = ""; }
-      throw new ApiFailure(response.status, reason);
+      let body = {};
+      try { body = (await response.json()) || {}; } catch (error) { body = {}; }
+      throw new ApiFailure(response.status, body.reason || "", body);
     }
     return response;
   }
