@@ -26,6 +26,7 @@ from edge.mqtt import Endpoint
 from edge.web.security import HostName, StreamLimits
 from edge.web.tls import TLS_PATHS, TlsFields
 from gateway.homeassistant import HomeAssistantSection, check_unique_ids
+from gateway.stock.applications import Location
 from gateway.stock.catalogue import SITE_ITEMS_MAX, StockItem, check_site_items, site_catalogue
 from gateway.stock.cover import TARGETS_MAX, StockSection, StockTarget
 from gateway.storage_classes import BUILT_IN, StorageClass
@@ -100,6 +101,11 @@ class SiteSection(Section):
         description="depot node -> scale (its name on the node) -> the item it weighs, "
         "compared with the stock ledger (docs/stock.md#scales)",
     )  # fmt: skip
+    depot_locations: dict[Slug, Location] = Field(
+        default_factory=dict, max_length=1000,
+        description="depot node -> where it is (lat, lon): an allocation draws from the "
+        "depot nearest the applicant's place first (docs/stock.md#applications-and-allocation)",
+    )  # fmt: skip
 
     @property
     def zone(self) -> ZoneInfo:
@@ -153,6 +159,13 @@ class SiteSection(Section):
                 raise ValueError(f"stock_targets.{i}.item: unknown item {target.item}")
             if subjects.index(target.subject) != i:
                 raise ValueError(f"stock_targets.{i}: a second target for {target.subject}")
+        return self
+
+    @model_validator(mode="after")
+    def _locations_of_known_depots(self) -> Self:
+        for node in self.depot_locations:
+            if node not in self.depots:
+                raise ValueError(f"depot_locations.{node}: not a depot of site {self.name}")
         return self
 
     @model_validator(mode="after")

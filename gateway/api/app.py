@@ -21,6 +21,7 @@ from gateway.api import (
     routes_registrations,
     routes_reports,
     routes_stock,
+    routes_stock_applications,
     routes_stock_cover,
     routes_stock_scales,
 )
@@ -65,6 +66,7 @@ def create_app(context: GatewayContext) -> FastAPI:
         routes_dashboard,
         routes_reports,
         routes_stock,
+        routes_stock_applications,
         routes_stock_cover,
         routes_stock_scales,
         routes_metrics,

@@ -390,4 +390,59 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0018-stock-applications",
+        """
+        -- Applications for supplies (gateway/stock/applications.py), the command center's
+        -- decision on each and the allocation lines an approved plan wrote. All three are
+        -- written once and never changed or deleted: an application's state is derived
+        -- (no decision: pending; fulfilled: its allocation issued in full).
+        CREATE TABLE stock_applications (
+            id INTEGER PRIMARY KEY,
+            site TEXT NOT NULL, applicant_unit TEXT NOT NULL,
+            place_kind TEXT NOT NULL CHECK (place_kind IN
+                ('hospital', 'isolation-site', 'testing-point', 'other')),
+            urgency TEXT NOT NULL CHECK (urgency IN ('urgent', 'routine')),
+            medical INTEGER NOT NULL CHECK (medical IN (0, 1)),
+            item TEXT NOT NULL, steps INTEGER NOT NULL CHECK (steps > 0), unit TEXT NOT NULL,
+            lat REAL, lon REAL, note TEXT NOT NULL,
+            who TEXT NOT NULL, at TEXT NOT NULL,
+            idem_key TEXT NOT NULL, request_sha256 TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX stock_applications_by_key ON stock_applications (site, idem_key);
+        CREATE INDEX stock_applications_by_item ON stock_applications (site, item, id);
+        CREATE TABLE stock_application_decisions (
+            application_id INTEGER PRIMARY KEY REFERENCES stock_applications (id),
+            decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')),
+            who TEXT NOT NULL, at TEXT NOT NULL, reason TEXT, plan_sha256 TEXT
+        );
+        CREATE INDEX stock_application_decisions_by_plan
+            ON stock_application_decisions (plan_sha256) WHERE plan_sha256 IS NOT NULL;
+        CREATE TABLE stock_allocations (
+            id INTEGER PRIMARY KEY,
+            application_id INTEGER NOT NULL REFERENCES stock_applications (id),
+            site TEXT NOT NULL, depot TEXT NOT NULL, item TEXT NOT NULL,
+            lot TEXT NOT NULL, designated_to TEXT NOT NULL,
+            steps INTEGER NOT NULL CHECK (steps > 0), unit TEXT NOT NULL
+        );
+        CREATE INDEX stock_allocations_by_application ON stock_allocations (application_id);
+        CREATE INDEX stock_allocations_by_depot ON stock_allocations (site, depot, item);
+        CREATE INDEX stock_entries_by_application ON stock_entries (application_id)
+            WHERE application_id IS NOT NULL;
+        CREATE TRIGGER stock_applications_no_update BEFORE UPDATE ON stock_applications
+        BEGIN SELECT RAISE(ABORT, 'applications are immutable'); END;
+        CREATE TRIGGER stock_applications_no_delete BEFORE DELETE ON stock_applications
+        BEGIN SELECT RAISE(ABORT, 'applications are immutable'); END;
+        CREATE TRIGGER stock_application_decisions_no_update
+            BEFORE UPDATE ON stock_application_decisions
+        BEGIN SELECT RAISE(ABORT, 'decisions on applications are immutable'); END;
+        CREATE TRIGGER stock_application_decisions_no_delete
+            BEFORE DELETE ON stock_application_decisions
+        BEGIN SELECT RAISE(ABORT, 'decisions on applications are immutable'); END;
+        CREATE TRIGGER stock_allocations_no_update BEFORE UPDATE ON stock_allocations
+        BEGIN SELECT RAISE(ABORT, 'approved allocations are immutable'); END;
+        CREATE TRIGGER stock_allocations_no_delete BEFORE DELETE ON stock_allocations
+        BEGIN SELECT RAISE(ABORT, 'approved allocations are immutable'); END;
+        """,
+    ),
 )

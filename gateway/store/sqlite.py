@@ -33,6 +33,7 @@ from gateway.store.records import (
 )
 from gateway.store.rows import TABLES, insert_sql
 from gateway.store.sqlite_alarms import AlarmsAndAccess
+from gateway.store.sqlite_applications import ApplicationBook
 from gateway.store.sqlite_chain import EventChain
 from gateway.store.sqlite_excursions import Excursions
 from gateway.store.sqlite_marks import SeqMarks
@@ -49,7 +50,8 @@ REASON_KEEP_CHARS = 2000
 
 
 class SqliteStore(
-    Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Rollups, StockLedger, ScaleStates
+    Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Rollups, StockLedger, ScaleStates,
+    ApplicationBook,
 ):
     """The Store on one SQLite file, shared by the ingest thread and the API's threads.
 

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from gateway.stock.applications import APPLICATION_PREFIX
 from gateway.stock.ledger import (
     InTransit,
     Movement,
@@ -22,6 +23,7 @@ from gateway.stock.ledger import (
     of_steps,
 )
 from gateway.store.records import utc_text
+from gateway.store.sqlite_applications import check_application_issue
 
 _COLUMNS = (
     "e.id, e.kind, e.site, e.depot, e.item, e.lot, e.designated_to, l.expires_on, e.steps, "
@@ -155,6 +157,8 @@ def _prepare(conn: sqlite3.Connection, m: Movement, today: date) -> tuple[Any, .
                 raise StockRefused(
                     422, "lot-expired", "lot", f"lot {lot!r} of {item} expired on {expires}"
                 )
+            if (m.application_id or "").startswith(APPLICATION_PREFIX):
+                check_application_issue(conn, m)  # within this transaction: no race
             if designee and designee != m.applicant_unit:
                 raise StockRefused(
                     422, "designated-elsewhere", "applicant_unit",
