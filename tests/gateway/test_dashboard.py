@@ -380,7 +380,7 @@ def test_words__every_key_the_page_shows_is_in_the_catalogue() -> None:
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     scripts = "\n".join(
         (STATIC / name).read_text(encoding="utf-8")
-        for name in ("words.js", "dashboard.js", "reports.js", "stock.js")
+        for name in ("words.js", "dashboard.js", "reports.js", "stock.js", "stock-forms.js")
     )
     used = set(re.findall(r'data-word="([^"]+)"', html))
     # Every quoted key-shaped text ("gate.since"), whichever function it is passed to.
