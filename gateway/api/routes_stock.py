@@ -102,7 +102,11 @@ class ReceiptIn(Line):
 class IssueIn(Line):
     applicant_unit: UnitName = Field(description="the unit the approved application is of")
     approver: PersonName
-    application_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$")
+    application_id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$",
+        description="APL-<n>: an approved application, issued no more than its allocation at "
+        "this depot (checked); any other id: a paper application, taken as given",
+    )
     designated_to: Designee = Field("", description="draw from stock designated to this unit")
 
 
@@ -274,7 +278,8 @@ def issue(
     key: IdempotencyKey, response: Response,
 ) -> StockEntry:  # fmt: skip
     """An issue against an approved application; never more than on hand, never of an
-    expired lot, designated stock only to its designee."""
+    expired lot, designated stock only to its designee. Against `APL-<n>`, also never
+    more than that application's allocation here (docs/stock.md#applications-and-allocation)."""
     found = _depot(ctx, caller, site, depot)
     item = _item(found, body)
     movement = Movement(

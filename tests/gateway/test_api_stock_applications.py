@@ -26,6 +26,7 @@ NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 TOKENS: dict[str, tuple[AccessRole, tuple[str, ...]]] = {
     "keeper": ("depot", ("north/d01", "north/d02")),
     "keeper-d03": ("depot", ("north/d03",)),
+    "keeper-south": ("depot", ("south/d01",)),
     "command": ("command", ()),
     "registrar": ("registrar", ()),
     "admin": ("admin", ()),
@@ -389,6 +390,7 @@ def test_applications__a_keeper_sees_what_its_depots_are_to_issue(
     assert {a["id"] for a in seen} == {approved["hospital"], approved["clinic"]}
     assert all(line["depot"] in ("d01", "d02") for a in seen for line in a["allocations"])
     assert ok(desk.get("/applications", who="keeper-d03")) == []
+    assert reason(desk.get("/applications", who="keeper-south"), 404) == "unknown-site"
     assert reason(desk.get("/applications", who="registrar"), 403) == "role-forbidden"
 
 
