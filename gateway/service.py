@@ -25,6 +25,7 @@ from gateway.receipts import Receipts
 from gateway.rules import AlarmRules
 from gateway.stats import IngestStats
 from gateway.stock.cover import StockRules
+from gateway.stock.supply_check import SupplyLevels
 from gateway.store import SqliteStore
 from gateway.store.records import Written
 from gateway.summaries import SummaryPublisher
@@ -71,7 +72,8 @@ class Gateway:
     def tick(self) -> None:
         """Time-based rules, summaries and housekeeping; one failing does not stop the rest."""
         steps: list[Callable[[], object]] = [
-            self.rules.check, self.stock_rules.check, self.receipts.check,
+            self.rules.check, self.stock_rules.check, self.supply_levels.check,
+            self.receipts.check,
             self.summaries.publish_due,
             self.store.checkpoint,
         ]  # fmt: skip
@@ -111,6 +113,7 @@ class Gateway:
             self.config, self.store, self.alarms, self.clock, self.store.live_conditions
         )
         self.summaries = SummaryPublisher(self.config, self.store, self._publish, self.clock)
+        self.supply_levels = SupplyLevels(self.config, self.store, self._publish, self.clock)
         self.rollups = DepotRollups(self.store, self.config.store, self.clock)
         self.receipts = Receipts(
             self.config, self.store, self._publish,

@@ -349,7 +349,7 @@ def grants(
 
 
 SIGNED = ["trust", "revocations"]
-SUMMARIES = ["summary", "summary/+"]
+SUMMARIES = ["summary", "summary/+", "supply-level", "stock"]
 # Home Assistant's discovery configs of the site: outside ROOT, in Home Assistant's prefix.
 DISCOVERY = "homeassistant/sensor/gatepost-north/+/config"
 # docs/security.md's table, role by role.

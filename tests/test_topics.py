@@ -29,6 +29,8 @@ BUILT = [
     ),
     (topics.site_summary(SITE), ParsedTopic(TopicKind.SITE_SUMMARY, SITE)),
     (topics.gate_summary(SITE, "g01"), ParsedTopic(TopicKind.GATE_SUMMARY, SITE, node="g01")),
+    (topics.supply_level(SITE), ParsedTopic(TopicKind.SUPPLY_LEVEL, SITE)),
+    (topics.stock_summary(SITE), ParsedTopic(TopicKind.STOCK_SUMMARY, SITE)),
     (topics.config(SITE, "g01"), ParsedTopic(TopicKind.CONFIG, SITE, node="g01")),
     (topics.trust(SITE), ParsedTopic(TopicKind.TRUST, SITE)),
     (topics.revocations(SITE), ParsedTopic(TopicKind.REVOCATIONS, SITE)),

@@ -20,6 +20,7 @@ from edge.contract.documents import SignedNodeConfig, SignedRevocationList, Sign
 from edge.contract.events import EVENT_MODELS, DepotReadingBatch
 from edge.contract.presence import NODE_STATUS, Birth, Death, Health
 from edge.contract.receipt import Receipt
+from edge.contract.supply import StockSummary, SupplyLevel
 from edge.contract.topics import EventKind, Node, ParsedTopic, TopicKind
 from edge.errors import PayloadInvalid
 
@@ -66,6 +67,10 @@ CATALOGUE: dict[TopicKind, TopicSpec] = {
                   (Summary,), 1, True, ("gateway",), ("command-center",)),
         TopicSpec(TopicKind.GATE_SUMMARY, f"{_SITE}/summary/<node>", topics.gate_summary,
                   (Summary,), 1, True, ("gateway",), ("command-center",)),
+        TopicSpec(TopicKind.SUPPLY_LEVEL, f"{_SITE}/supply-level", topics.supply_level,
+                  (SupplyLevel,), 1, True, ("gateway",), ("command-center",)),
+        TopicSpec(TopicKind.STOCK_SUMMARY, f"{_SITE}/stock", topics.stock_summary,
+                  (StockSummary,), 1, True, ("gateway",), ("command-center",)),
         TopicSpec(TopicKind.CONFIG, f"{_SITE}/config/<node>", topics.config,
                   (SignedNodeConfig,), 1, True, ("provisioning",), ("node",)),
         TopicSpec(TopicKind.TRUST, f"{_SITE}/trust", topics.trust,

@@ -8,6 +8,8 @@ Tree (one segment each; slugs are lower-case letters, digits, '-' and '_'):
     <prefix>/v1/<site>/depot/<node>/reading          depot reading batches
     <prefix>/v1/<site>/alert/<kind>                  gateway alerts
     <prefix>/v1/<site>/summary[/<node>]              gateway summaries (retained)
+    <prefix>/v1/<site>/supply-level                  supply alert level (retained)
+    <prefix>/v1/<site>/stock                         stock per category (retained)
     <prefix>/v1/<site>/config/<node>                 signed node config (retained)
     <prefix>/v1/<site>/trust                         signed trust list (retained)
     <prefix>/v1/<site>/revocations                   signed revocation list (retained)
@@ -96,6 +98,8 @@ class TopicKind(StrEnum):
     ALERT = "alert"
     SITE_SUMMARY = "site-summary"
     GATE_SUMMARY = "gate-summary"
+    SUPPLY_LEVEL = "supply-level"
+    STOCK_SUMMARY = "stock-summary"
     CONFIG = "config"
     TRUST = "trust"
     REVOCATIONS = "revocations"
@@ -190,6 +194,16 @@ def gate_summary(site: Site, node: str) -> str:
     return f"{site.root}/summary/{check_slug(node, 'node')}"
 
 
+def supply_level(site: Site) -> str:
+    """Retained: the site's supply alert level (IV to I) and the rule that set it."""
+    return f"{site.root}/supply-level"
+
+
+def stock_summary(site: Site) -> str:
+    """Retained: the site's stock per category, days of cover and reserve targets."""
+    return f"{site.root}/stock"
+
+
 # --- builders: down to nodes ----------------------------------------------------
 
 
@@ -227,6 +241,8 @@ def kind_filters(site: Site) -> dict[TopicKind, str]:
         TopicKind.ALERT: f"{root}/alert/+",
         TopicKind.SITE_SUMMARY: site_summary(site),
         TopicKind.GATE_SUMMARY: f"{root}/summary/+",
+        TopicKind.SUPPLY_LEVEL: supply_level(site),
+        TopicKind.STOCK_SUMMARY: stock_summary(site),
         TopicKind.CONFIG: f"{root}/config/+",
         TopicKind.TRUST: trust(site),
         TopicKind.REVOCATIONS: revocations(site),
@@ -289,6 +305,10 @@ def _parse_rest(site: Site, rest: list[str]) -> ParsedTopic:
             return ParsedTopic(TopicKind.SITE_SUMMARY, site)
         case ["summary", node]:
             return ParsedTopic(TopicKind.GATE_SUMMARY, site, node=check_slug(node, "node"))
+        case ["supply-level"]:
+            return ParsedTopic(TopicKind.SUPPLY_LEVEL, site)
+        case ["stock"]:
+            return ParsedTopic(TopicKind.STOCK_SUMMARY, site)
         case ["config", node]:
             return ParsedTopic(TopicKind.CONFIG, site, node=check_slug(node, "node"))
         case ["trust"]:

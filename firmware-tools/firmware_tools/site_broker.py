@@ -87,7 +87,8 @@ def acl_rules(
     # too: it clears those of zones no longer in its config) and `P/v1/S/ha/...`.
     discovery = f"{discovery_prefix}/sensor/{site.prefix}-{site.name}/+/config"
     signed = [("read", f"{root}/trust"), ("read", f"{root}/revocations")]
-    summaries = [f"{root}/summary", f"{root}/summary/+"]
+    # Counts for the command center: checkpoint summaries, supply level, stock per category.
+    summaries = [f"{root}/summary", f"{root}/summary/+", f"{root}/supply-level", f"{root}/stock"]
     match role:
         case IdentityRole.GATE | IdentityRole.DEPOT:
             node = cn.removeprefix(f"{role}-")

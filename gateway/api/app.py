@@ -24,6 +24,7 @@ from gateway.api import (
     routes_stock_applications,
     routes_stock_cover,
     routes_stock_scales,
+    routes_stock_supply,
 )
 from gateway.api.auth import install_failed_logins
 from gateway.api.context import GatewayContext
@@ -69,6 +70,7 @@ def create_app(context: GatewayContext) -> FastAPI:
         routes_stock_applications,
         routes_stock_cover,
         routes_stock_scales,
+        routes_stock_supply,
         routes_metrics,
     ):
         app.include_router(module.router)

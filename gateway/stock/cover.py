@@ -24,6 +24,7 @@ from edge.contract.base import Slug
 from edge.contract.topics import AlertKind
 from gateway.stock.catalogue import Category, StockItem, site_catalogue
 from gateway.stock.ledger import InTransit, OnHand, StockStore
+from gateway.stock.supply_level import SupplyLevelSection
 
 if TYPE_CHECKING:
     from gateway.alarms import AlarmBook
@@ -78,6 +79,10 @@ class StockSection(Section):
         10.0, ge=0, le=100,
         description="a shortage clears once cover is this many percent above its target",
     )  # fmt: skip
+    supply_levels: SupplyLevelSection = Field(
+        default_factory=SupplyLevelSection,
+        description="the supply alert level's rules, IV to I (docs/stock.md)",
+    )
 
 
 @dataclass(frozen=True)

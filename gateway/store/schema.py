@@ -445,4 +445,37 @@ MIGRATIONS: tuple[Migration, ...] = (
         BEGIN SELECT RAISE(ABORT, 'approved allocations are immutable'); END;
         """,
     ),
+    Migration(
+        "0020-stock-prices-and-levels",
+        """
+        -- Market price observations (gateway/stock/prices.py), in whole fen (CNY x 100) per
+        -- unit of the item; written once, never changed or deleted; keyed per site.
+        CREATE TABLE stock_prices (
+            id INTEGER PRIMARY KEY,
+            site TEXT NOT NULL, item TEXT NOT NULL, unit TEXT NOT NULL,
+            price_fen INTEGER NOT NULL CHECK (price_fen > 0),
+            observed_on TEXT NOT NULL, market TEXT NOT NULL,
+            who TEXT NOT NULL, at TEXT NOT NULL,
+            idem_key TEXT NOT NULL, request_sha256 TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX stock_prices_by_key ON stock_prices (site, idem_key);
+        CREATE INDEX stock_prices_by_day ON stock_prices (site, observed_on);
+        CREATE TRIGGER stock_prices_no_update BEFORE UPDATE ON stock_prices
+        BEGIN SELECT RAISE(ABORT, 'price observations are immutable'); END;
+        CREATE TRIGGER stock_prices_no_delete BEFORE DELETE ON stock_prices
+        BEGIN SELECT RAISE(ABORT, 'price observations are immutable'); END;
+        -- A row per site, local day and category found below a reserve target at a check
+        -- that day (gateway/stock/supply_level.py): consecutive days survive a restart.
+        CREATE TABLE supply_tight_days (
+            site TEXT NOT NULL, day TEXT NOT NULL, category TEXT NOT NULL,
+            PRIMARY KEY (site, day, category)
+        ) WITHOUT ROWID;
+        -- Each site's supply alert level as last recorded, and since when it holds.
+        CREATE TABLE supply_levels (
+            site TEXT PRIMARY KEY,
+            level TEXT CHECK (level IS NULL OR level IN ('IV', 'III', 'II', 'I')),
+            rule TEXT, since TEXT, at TEXT NOT NULL
+        );
+        """,
+    ),
 )

@@ -40,6 +40,7 @@ from gateway.store.sqlite_marks import SeqMarks
 from gateway.store.sqlite_reads import Reads
 from gateway.store.sqlite_rollups import Rollups
 from gateway.store.sqlite_stock import StockLedger
+from gateway.store.sqlite_supply import SupplyRecords
 
 # Ids asked for in one `IN (...)`: well under SQLite's default limit of 32,766 variables.
 _ID_CHUNK = 900
@@ -51,7 +52,7 @@ REASON_KEEP_CHARS = 2000
 
 class SqliteStore(
     Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Rollups, StockLedger, ScaleStates,
-    ApplicationBook,
+    ApplicationBook, SupplyRecords,
 ):
     """The Store on one SQLite file, shared by the ingest thread and the API's threads.
 

@@ -100,6 +100,8 @@ ROLE_TABLE: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/stock/north/cover", {"command", "depot"}),
     ("GET", "/api/stock/north/d01/expiring", {"command", "depot"}),
     ("GET", "/api/stock/north/d01/items/grain/fefo?quantity=1", {"command", "depot"}),
+    ("GET", "/api/stock/north/prices", {"command", "depot"}),
+    ("GET", "/api/stock/north/supply-level", {"command", "depot"}),
     ("GET", "/api/stock/north/applications", {"command", "depot"}),
     ("GET", "/api/stock/north/allocation?item=grain", {"command"}),
 ]
@@ -152,6 +154,8 @@ def test_roles__the_table_covers_every_api_route_of_this_package(api: TestClient
             method.upper(),
             path.replace("{alarm_id}", "{alarm}").replace("{site}/{node}", "north/g01")
             .replace("{site}/{depot}", "north/d01").replace("{site}/cover", "north/cover")
+            .replace("{site}/prices", "north/prices")
+            .replace("{site}/supply-level", "north/supply-level")
             .replace("{site}/applications", "north/applications")
             .replace("{site}/allocation", "north/allocation")
             .replace("{item}", "grain"),
