@@ -42,8 +42,9 @@ _STATE = (
     "THEN 'fulfilled' ELSE 'approved' END"
 )
 _SELECT = (
-    "SELECT a.id, a.site, a.applicant_unit, a.place_kind, a.urgency, a.medical, a.item, a.steps, "  # noqa: S608
-    f"a.unit, a.lat, a.lon, a.note, a.who, a.at, {_STATE} AS state, d.who, d.at, d.reason, "
+    "SELECT a.id, a.site, a.applicant_unit, a.place_kind, a.urgency, a.medical, "  # noqa: S608
+    f"a.item, a.steps, a.unit, a.lat, a.lon, a.note, a.who, a.at, {_STATE} AS state, "
+    "d.who, d.at, d.reason, "
     "d.plan_sha256 FROM stock_applications a "
     "LEFT JOIN stock_application_decisions d ON d.application_id = a.id"
 )
@@ -108,8 +109,8 @@ class ApplicationBook:
             args.append(item)
         if depots is not None:
             where.append(
-                "EXISTS (SELECT 1 FROM stock_allocations x WHERE x.application_id = a.id "  # noqa: S608
-                f"AND x.depot IN ({','.join('?' * len(depots))}))"
+                "EXISTS (SELECT 1 FROM stock_allocations x "  # noqa: S608
+                f"WHERE x.application_id = a.id AND x.depot IN ({','.join('?' * len(depots))}))"
             )
             args += sorted(depots)
         query = f"{_SELECT} WHERE {' AND '.join(where)}"
@@ -292,8 +293,8 @@ def _lines(
     if not numbers:
         return found
     rows = conn.execute(
-        "SELECT x.application_id, x.depot, x.item, x.lot, x.designated_to, l.expires_on, "  # noqa: S608
-        "x.steps, x.unit FROM stock_allocations x LEFT JOIN stock_lots l "
+        "SELECT x.application_id, x.depot, x.item, x.lot, x.designated_to, "  # noqa: S608
+        "l.expires_on, x.steps, x.unit FROM stock_allocations x LEFT JOIN stock_lots l "
         "ON l.item = x.item AND l.lot = x.lot "
         f"WHERE x.application_id IN ({','.join('?' * len(numbers))}) ORDER BY x.id",
         tuple(numbers),
@@ -342,8 +343,8 @@ def _inputs(
     approved allocations hold back there (each application's lines, in order, less what
     was issued against it at that depot)."""
     rows = conn.execute(
-        f"SELECT * FROM ({_SELECT} WHERE a.site = ? AND a.item = ?) WHERE state = 'pending' "  # noqa: S608
-        "ORDER BY 1 LIMIT ?",
+        f"{_SELECT} WHERE a.site = ? AND a.item = ? "
+        "AND d.decision IS NULL ORDER BY a.id LIMIT ?",  # pending: no decision
         (site, item, PENDING_MAX),
     ).fetchall()
     held_back = _held_back(conn, site, item)

@@ -235,7 +235,8 @@ def test_applications__an_issue_against_an_application_is_checked(
 
 def test_applications__other_ids_are_paper_applications(desk: Desk) -> None:
     body = {"item": "n95-mask", "quantity": "3", "unit": "piece", "lot": "N95-2611",
-            "applicant_unit": "Clinic 3", "approver": "Li Wei", "application_id": "APP-0017"}  # fmt: skip
+            "applicant_unit": "Clinic 3", "approver": "Li Wei",
+            "application_id": "APP-0017"}  # fmt: skip
     assert ok(desk.post("/d01/issues", body, who="keeper"))["application_id"] == "APP-0017"
 
 
