@@ -337,12 +337,14 @@ def test_overview__zones_no_class_names_are_bounded(
 
 def test_overview__roles(at_noon: TestClient) -> None:
     # A depot token acknowledges its depots' alarms (tests/gateway/test_depot_tokens.py).
-    sees: tuple[tuple[AccessRole, bool], ...] = (
-        ("depot", False), ("command", True), ("admin", True),
+    # The command center watches stock; depot keepers (and admin) enter it.
+    sees: tuple[tuple[AccessRole, bool, bool], ...] = (
+        ("depot", False, True), ("command", True, False), ("admin", True, True),
     )  # fmt: skip
-    for role, sees_all in sees:
+    for role, sees_all, enters in sees:
         overview = at_noon.get("/api/depots", headers=bearer(role)).json()
         assert (overview["may_acknowledge"], overview["sees_all"]) == (True, sees_all), role
+        assert overview["may_enter_stock"] is enters, role
     assert at_noon.get("/api/depots", headers=bearer("registrar")).status_code == 403
     assert at_noon.get("/api/depots").status_code == 401
 

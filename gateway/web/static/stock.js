@@ -127,6 +127,7 @@
     setContent($("#stock-categories"), ...depot.categories.map((c) => element("li", { dataset: { testid: `category-${c.category}` } },
       say("stock.categoryDays", { category: categoryPair(c.category), days: daysPair(c.days) }))));
     $("#stock-targets-hidden").hidden = cover.targets !== null;
+    $('[data-testid="stock-targets"]').hidden = cover.targets === null;
     setContent($("#stock-target-rows"), ...(cover.targets || []).map((t) => {
       const [family, key] = t.subject.split(":");
       const name = family === "item" ? itemPair(key) : categoryPair(key);
