@@ -5,6 +5,8 @@ without a change; roles, depot scoping, idempotency and the audit log."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.stock.applications import Location
+from gateway.stock.ledger import Movement, StockRefused
 from gateway.store import SqliteStore
 from gateway.store.records import AccessRole
 
@@ -426,3 +429,32 @@ def test_applications__the_records_cannot_be_changed(desk: Desk, approved: dict[
                 "UPDATE stock_application_decisions SET who = 'x'"):  # fmt: skip
         with pytest.raises(Exception, match="immutable"):
             db.execute(sql)
+
+
+def test_applications__two_keepers_cannot_both_issue_the_last_allocated_box(
+    desk: Desk, approved: dict[str, str]
+) -> None:
+    clinic = approved["clinic"]
+    ok(desk.issue("d01", clinic, "79"))  # 1 of its 80 at d01 left
+    stores = [SqliteStore(desk.store.path), SqliteStore(desk.store.path)]  # two gateways
+    start = threading.Barrier(2)
+
+    def last_box(store: SqliteStore, n: int) -> str:
+        movement = Movement(
+            "issue", "north", "d01", f"last-box-{n:04d}", item="n95-mask", unit="piece",
+            steps=-1, lot="N95-2611", applicant_unit="Clinic 3", approver="command",
+            application_id=clinic,
+        )  # fmt: skip
+        start.wait()
+        try:
+            store.stock_write(movement, "keeper", NOW, NOW.date())
+        except StockRefused as refused:
+            return refused.reason
+        return "issued"
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = sorted(pool.map(last_box, stores, (1, 2)))
+    for store in stores:
+        store.close()
+    assert answers == ["issued", "over-allocation"]
+    assert ok(desk.get("/applications", state="fulfilled"))[0]["id"] == clinic
