@@ -93,6 +93,8 @@ MESSAGES: dict[str, str] = {
     "stock-shortage": "{where} {target} at {days} days of cover, below its target of "
     "{target_days} days",
     "stock-shortage.out": "{where} {target} out of stock (target {target_days} days)",
+    "stock-report-missing": "{where} has not submitted its daily stock report for {day} "
+    "(due {deadline})",
 }
 _SLOT = re.compile(r"\{(\w+)\}")
 

@@ -25,6 +25,7 @@ from gateway.receipts import Receipts
 from gateway.rules import AlarmRules
 from gateway.stats import IngestStats
 from gateway.stock.cover import StockRules
+from gateway.stock.daily_report import StockReportRules
 from gateway.stock.supply_check import SupplyLevels
 from gateway.store import SqliteStore
 from gateway.store.records import Written
@@ -72,7 +73,8 @@ class Gateway:
     def tick(self) -> None:
         """Time-based rules, summaries and housekeeping; one failing does not stop the rest."""
         steps: list[Callable[[], object]] = [
-            self.rules.check, self.stock_rules.check, self.supply_levels.check,
+            self.rules.check, self.stock_rules.check, self.stock_reports.check,
+            self.supply_levels.check,
             self.receipts.check,
             self.summaries.publish_due,
             self.store.checkpoint,
@@ -110,6 +112,9 @@ class Gateway:
         self.alarms = AlarmBook(self.store, self._publish_alert, self.live, self.clock)
         self.rules = AlarmRules(self.config, self.store, self.alarms, self.clock, self.started_at)
         self.stock_rules = StockRules(
+            self.config, self.store, self.alarms, self.clock, self.store.live_conditions
+        )
+        self.stock_reports = StockReportRules(
             self.config, self.store, self.alarms, self.clock, self.store.live_conditions
         )
         self.summaries = SummaryPublisher(self.config, self.store, self._publish, self.clock)

@@ -80,6 +80,7 @@ class AlertKind(StrEnum):
     DEPOT_SENSOR_STALE = "depot-sensor-stale"
     STOCK_DISCREPANCY = "stock-discrepancy"
     STOCK_SHORTAGE = "stock-shortage"
+    STOCK_REPORT_MISSING = "stock-report-missing"
     SEQ_JUMP = "seq-jump"
     DOCUMENT_REFUSED = "document-refused"
     CHAIN_BREAK = "chain-break"

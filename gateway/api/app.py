@@ -23,6 +23,7 @@ from gateway.api import (
     routes_stock,
     routes_stock_applications,
     routes_stock_cover,
+    routes_stock_report,
     routes_stock_scales,
     routes_stock_supply,
 )
@@ -69,6 +70,7 @@ def create_app(context: GatewayContext) -> FastAPI:
         routes_stock,
         routes_stock_applications,
         routes_stock_cover,
+        routes_stock_report,
         routes_stock_scales,
         routes_stock_supply,
         routes_metrics,

@@ -23,6 +23,7 @@ from edge.configfile import Section
 from edge.contract.base import Slug
 from edge.contract.topics import AlertKind
 from gateway.stock.catalogue import Category, StockItem, site_catalogue
+from gateway.stock.daily_report import StockReportSection
 from gateway.stock.ledger import InTransit, OnHand, StockStore
 from gateway.stock.supply_level import SupplyLevelSection
 
@@ -82,6 +83,10 @@ class StockSection(Section):
     supply_levels: SupplyLevelSection = Field(
         default_factory=SupplyLevelSection,
         description="the supply alert level's rules, IV to I (docs/stock.md)",
+    )
+    report: StockReportSection = Field(
+        default_factory=StockReportSection,
+        description="the daily deadlines and the daily stock report's alarm",
     )
 
 

@@ -177,3 +177,15 @@ class StockStore(Protocol):
         """Per item, what `site/depot` issued at or after `since`, net of reversals (an
         issue later reversed counts for nothing); positive, in the item's unit."""
         ...
+
+    def stock_movements(
+        self, site: str, depot: str, since: datetime, until: datetime
+    ) -> dict[tuple[str, EntryKind], Decimal]:
+        """Per (item, kind), the signed sum of the entries `site/depot` wrote at or after
+        `since` and before `until`; a reversal counts under the kind of the entry it
+        cancels (so never under `reversal`)."""
+        ...
+
+    def stock_on_hand_at(self, site: str, depot: str, at: datetime) -> list[OnHand]:
+        """What `site/depot` held just before `at`, per item, lot and designee (none at 0)."""
+        ...

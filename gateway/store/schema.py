@@ -446,6 +446,34 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     Migration(
+        "0019-stock-daily-reports",
+        """
+        -- A depot's daily stock report as its keeper submitted it (docs/stock.md#daily-stock-
+        -- report): who, when, whether after the deadline, and the figures as they stood, as
+        -- JSON. A second submission of a day is the next version; none is changed or deleted.
+        CREATE TABLE stock_daily_reports (
+            id INTEGER PRIMARY KEY,
+            site TEXT NOT NULL, depot TEXT NOT NULL, day TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            who TEXT NOT NULL, at TEXT NOT NULL, deadline TEXT NOT NULL,
+            late INTEGER NOT NULL CHECK (late IN (0, 1)),
+            note TEXT NOT NULL, figures TEXT NOT NULL,
+            idem_key TEXT NOT NULL, request_sha256 TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX stock_daily_reports_by_day
+            ON stock_daily_reports (site, day, depot, version);
+        CREATE UNIQUE INDEX stock_daily_reports_by_key
+            ON stock_daily_reports (site, depot, idem_key);
+        CREATE TRIGGER stock_daily_reports_no_update BEFORE UPDATE ON stock_daily_reports
+        BEGIN SELECT RAISE(ABORT, 'submitted stock reports are immutable'); END;
+        CREATE TRIGGER stock_daily_reports_no_delete BEFORE DELETE ON stock_daily_reports
+        BEGIN SELECT RAISE(ABORT, 'submitted stock reports are immutable'); END;
+        -- A depot's entries by time: a report day's movements and on hand at its start
+        -- are range scans, not the depot's whole ledger.
+        CREATE INDEX stock_entries_by_time ON stock_entries (site, depot, at);
+        """,
+    ),
+    Migration(
         "0020-stock-prices-and-levels",
         """
         -- Market price observations (gateway/stock/prices.py), in whole fen (CNY x 100) per

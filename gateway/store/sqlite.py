@@ -35,6 +35,7 @@ from gateway.store.rows import TABLES, insert_sql
 from gateway.store.sqlite_alarms import AlarmsAndAccess
 from gateway.store.sqlite_applications import ApplicationBook
 from gateway.store.sqlite_chain import EventChain
+from gateway.store.sqlite_daily_reports import DailyStockReports
 from gateway.store.sqlite_excursions import Excursions
 from gateway.store.sqlite_marks import SeqMarks
 from gateway.store.sqlite_reads import Reads
@@ -52,7 +53,7 @@ REASON_KEEP_CHARS = 2000
 
 class SqliteStore(
     Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Rollups, StockLedger, ScaleStates,
-    ApplicationBook, SupplyRecords,
+    ApplicationBook, DailyStockReports, SupplyRecords,
 ):
     """The Store on one SQLite file, shared by the ingest thread and the API's threads.
 

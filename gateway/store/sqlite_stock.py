@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.stock.applications import APPLICATION_PREFIX
 from gateway.stock.ledger import (
+    EntryKind,
     InTransit,
     Movement,
     OnHand,
@@ -138,6 +139,40 @@ class StockLedger:
         entry = self.stock_entry(int(entry_id or 0))
         assert entry is not None
         return entry, repeat
+
+    # --- a depot's day (the daily stock report) ----------------------------------------
+
+    def stock_movements(
+        self, site: str, depot: str, since: datetime, until: datetime
+    ) -> dict[tuple[str, EntryKind], Decimal]:
+        # A range scan of stock_entries_by_time (0019); the entry a reversal cancels is
+        # found by its primary key.
+        rows = self._conn().execute(
+            "SELECT e.item, e.unit, COALESCE(o.kind, e.kind), SUM(e.steps) "
+            "FROM stock_entries e LEFT JOIN stock_entries o ON o.id = e.reverses "
+            "WHERE e.site = ? AND e.depot = ? AND e.at >= ? AND e.at < ? "
+            "GROUP BY e.item, e.unit, COALESCE(o.kind, e.kind)",
+            (site, depot, utc_text(since), utc_text(until)),
+        )
+        moved: dict[tuple[str, EntryKind], Decimal] = {}
+        for item, unit, kind, steps in rows:
+            moved[item, kind] = moved.get((item, kind), Decimal(0)) + of_steps(steps, unit)
+        return moved
+
+    def stock_on_hand_at(self, site: str, depot: str, at: datetime) -> list[OnHand]:
+        rows = self._conn().execute(
+            "SELECT e.item, e.lot, e.designated_to, l.expires_on, SUM(e.steps), e.unit "
+            "FROM stock_entries e LEFT JOIN stock_lots l ON l.item = e.item AND l.lot = e.lot "
+            "WHERE e.site = ? AND e.depot = ? AND e.at < ? "
+            "GROUP BY e.item, e.lot, e.designated_to, e.unit HAVING SUM(e.steps) != 0 "
+            "ORDER BY e.item, l.expires_on, e.lot, e.designated_to",
+            (site, depot, utc_text(at)),
+        )
+        return [
+            OnHand(item=item, lot=lot, designated_to=designee, quantity=of_steps(steps, unit),
+                   expires_on=date.fromisoformat(expires) if expires else None, unit=unit)
+            for item, lot, designee, expires, steps, unit in rows
+        ]  # fmt: skip
 
 
 def _prepare(conn: sqlite3.Connection, m: Movement, today: date) -> tuple[Any, ...]:

@@ -104,6 +104,8 @@ ROLE_TABLE: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/stock/north/supply-level", {"command", "depot"}),
     ("GET", "/api/stock/north/applications", {"command", "depot"}),
     ("GET", "/api/stock/north/allocation?item=grain", {"command"}),
+    ("GET", "/api/stock/north/daily-report", {"command", "depot"}),
+    ("GET", "/api/stock/north/d01/daily-reports/2026-12-05", {"command", "depot"}),
 ]
 # A role let in, asking about what its token does not name: answered as for what does
 # not exist. {alarm} is a gate's (g01), no depot token's.
@@ -154,6 +156,7 @@ def test_roles__the_table_covers_every_api_route_of_this_package(api: TestClient
             method.upper(),
             path.replace("{alarm_id}", "{alarm}").replace("{site}/{node}", "north/g01")
             .replace("{site}/{depot}", "north/d01").replace("{site}/cover", "north/cover")
+            .replace("{site}/daily-report", "north/daily-report").replace("{day}", "2026-12-05")
             .replace("{site}/prices", "north/prices")
             .replace("{site}/supply-level", "north/supply-level")
             .replace("{site}/applications", "north/applications")

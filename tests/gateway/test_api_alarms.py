@@ -94,6 +94,7 @@ SAMPLES: dict[str, dict[str, str]] = {
                           "ledger": "400", "unit": "piece", "lasted_min": "12"},
     "stock-shortage": {"target": "item:grain", "days": "6.5", "target_days": "15"},
     "stock-shortage.out": {"target": "category:protective", "target_days": "7"},
+    "stock-report-missing": {"day": "2026-12-05", "deadline": "17:30"},
 }  # fmt: skip
 
 

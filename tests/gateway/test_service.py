@@ -24,12 +24,13 @@ def test_tick__a_step_that_fails_is_logged_and_the_others_still_run(
     gateway = Gateway(gateway_config)
     gateway.rules = SimpleNamespace(check=locked)  # type: ignore[assignment]
     gateway.stock_rules = SimpleNamespace(check=lambda: ran.append("stock"))  # type: ignore[assignment]
+    gateway.stock_reports = SimpleNamespace(check=lambda: ran.append("stock-reports"))  # type: ignore[assignment]
     gateway.supply_levels = SimpleNamespace(check=lambda: ran.append("supply"))  # type: ignore[assignment]
     gateway.receipts = SimpleNamespace(check=lambda: ran.append("receipts"))  # type: ignore[assignment]
     gateway.summaries = SimpleNamespace(publish_due=lambda: ran.append("summaries"))  # type: ignore[assignment]
     gateway.store = SimpleNamespace(checkpoint=lambda: ran.append("checkpoint"))  # type: ignore[assignment]
     with caplog.at_level(logging.ERROR, logger="gateway.service"):
         gateway.tick()
-    assert ran == ["rules", "stock", "supply", "receipts", "summaries", "checkpoint"]
+    assert ran == ["rules", "stock", "stock-reports", "supply", "receipts", "summaries", "checkpoint"]
     assert "database is locked" in caplog.text
     assert "the next tick tries again" in caplog.text
