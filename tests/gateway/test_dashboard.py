@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from edge.contract.base import Colour
 from edge.contract.events import Direction, HoldResolved, Outcome
 from edge.contract.presence import Birth
+from edge.contract.supply import Level
 from edge.contract.topics import AlertKind, Role
 from edge.gate.console.server import ConsoleServer
 from edge.web.words import read_words
@@ -348,7 +349,7 @@ DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
     "category": get_args(Category),
     "source": get_args(ReceiptSource),
     "stockKind": get_args(EntryKind),
-    "supplyLevel": ("IV", "III", "II", "I"),
+    "supplyLevel": get_args(Level),
     "stockField": (*STOCK_FIELDS, "other"),
     "stockError": STOCK_REFUSALS,
 }

@@ -252,6 +252,11 @@ def test_the_command_center_sees_every_depot_read_only(
     entry = received(store, "d02", "grain", 900_000, "seed-d02-000001")
     open_stock(page, server, COMMAND)
     assert by_id(page, "stock-depot").locator("option").all_inner_texts() == ["d01", "d02"]
+    # The banner says the level the gateway figures now (d01 holds no grain at all).
+    level = page.request.get(
+        f"{server.url}/api/stock/north/supply-level", headers={"Authorization": f"Bearer {COMMAND}"}
+    ).json()
+    expect(by_id(page, "stock-level")).to_have_attribute("data-level", level["level"] or "none")
     expect(by_id(page, "stock-forms")).to_be_hidden()
     shows(by_id(page, "stock-read-only"), "只读")
     by_id(page, "stock-depot").select_option("d02")

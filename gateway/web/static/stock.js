@@ -208,7 +208,7 @@
       setContent(banner, element("b", { dataset: { testid: "stock-level-name" } }, say(`supplyLevel.${level.level}`)), " ",
         element("span", { className: "rule", dataset: { testid: "stock-level-rule" } }, both([level.rule_zh || level.rule, level.rule_en || level.rule])));
       if (level.since && place) banner.append(" · ", say("stock.levelSince", { time: whenIn(place.timezone, level.since) }));
-      for (const c of level.categories || []) {
+      for (const c of (level.categories || []).filter((each) => each.stock_out || each.tight_days > 0)) {
         banner.append(" · ", c.stock_out ? say("stock.stockOut", { category: categoryPair(c.category) })
           : say("stock.tight", { category: categoryPair(c.category), days: c.tight_days }));
       }
