@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from edge.contract import topics
 from edge.contract.base import Payload
@@ -54,6 +54,11 @@ CATEGORIES: tuple[Category, ...] = ("protective", "disinfection", "necessities")
 HISTORY_DAYS = 366
 DAYS = Decimal("0.1")
 ZERO = Decimal(0)
+
+
+@runtime_checkable
+class SupplyLevelStore(StockStore, SupplyStore, Protocol):
+    """What the level reads (the ledger) and keeps (prices, tight days, the level)."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ class SupplyLevels:
     def __init__(
         self,
         config: GatewayConfig,
-        store: object,
+        store: SupplyLevelStore,
         publish: Publish,
         clock: Callable[[], datetime],
     ) -> None:
@@ -199,17 +204,15 @@ class SupplyLevels:
         if self._next is not None and now < self._next:
             return 0
         self._next = now + timedelta(seconds=self._config.stock.check_every_s)
-        store = self._store
-        if not isinstance(store, StockStore) or not isinstance(store, SupplyStore):
+        if not isinstance(self._store, SupplyLevelStore):  # another backend without them yet
             return 0
         sent = 0
         for site in self._config.sites:
             if site.depots:
-                sent += self._site(store, site, now)
+                sent += self._site(self._store, site, now)
         return sent
 
-    def _site(self, store: SupplyStore, site: SiteSection, now: datetime) -> int:
-        assert isinstance(store, StockStore)
+    def _site(self, store: SupplyLevelStore, site: SiteSection, now: datetime) -> int:
         assessment = assess(self._config, store, store, site, now)
         store.record_tight_days(site.name, assessment.today, set(assessment.tight_now))
         state = store.supply_state(site.name)
