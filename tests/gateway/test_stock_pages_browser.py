@@ -363,7 +363,7 @@ def test_on_a_tablet_the_page_does_not_scroll_sideways_and_targets_are_large(
         wide = page.evaluate("() => document.documentElement.scrollWidth")
         assert wide <= viewport["width"], f"the page is {wide} px wide"
         small = page.eval_on_selector_all(
-            "#stock button, #stock input, #stock select, #stock a.button",
+            "#stock button, #stock input, #stock select, #stock a.button, .views a, #language",
             """nodes => nodes.filter(n => n.checkVisibility())
                  .map(n => [n.dataset.testid || n.name || n.tagName, n.getBoundingClientRect()])
                  .filter(([, box]) => box.height < 44 || box.width < 44)

@@ -119,7 +119,7 @@
     });
   }
 
-  // Written, or written before under this key (a double tap, a retry): said, and a new key.
+  // Written, or written before under this key (a double tap, a retry): said either way.
   async function written(response) {
     const entry = await response.json();
     const replayed = response.headers.get("Idempotent-Replayed") === "true";
@@ -246,6 +246,7 @@
       use.addEventListener("click", () => {
         field("lot").value = draw.lot;
         field("quantity").value = amount(draw.quantity);
+        field("designated_to").value = draw.designated_to;
       });
       box.append(element("div", { className: "draw", dataset: { testid: `fefo-${draw.lot}` } },
         say("stock.fefoDraw", { lot: draw.lot, expires: draw.expires_on || "—", quantity: quantityPair(draw.quantity, answer.unit) }),
