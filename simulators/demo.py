@@ -16,13 +16,16 @@ from typing import IO
 import yaml
 
 from edge.cli import endpoint_args
+from edge.configfile import PROFILES_DIR
 from edge.contract import topics
 from edge.depot.config import write_config as depot_config
+from edge.devices.registry import load_profile
+from edge.devices.scale.profile import ScaleProfile
 from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.access import hash_token, new_token
 from gateway.config import broker_config
 from gateway.store import SqliteStore
-from simulators import sweeper
+from simulators import stock_week, sweeper
 from simulators.broker import PrivateBroker, free_port
 from simulators.crowd import Crowd, CrowdMix
 from simulators.demo_status import DemoStatus, StatusScreen
@@ -37,10 +40,12 @@ from simulators.devices.depot_scenarios import (
     Occurrence,
 )
 from simulators.devices.modbus_bus import CompressedClock
+from simulators.devices.scale import SimulatedScale
 from simulators.devices.scanner import SimulatedScanner
 from simulators.devices.thermometer import SimulatedThermometer
 from simulators.processes import python_module, spawn, stop, wait_for_http
 from simulators.site import SiteKit
+from simulators.stock_week import Keeper, Seeded
 
 SITE = "demo"
 DEPOT = "d01"
@@ -68,6 +73,9 @@ DEMO_COLD = {
 }
 # With the raw view, the counts and addresses are printed again this often.
 SUMMARY_EVERY_S = 60.0
+# The reserve targets are checked this often (60 s in a site), so that the keeper's pork
+# issues raise stock-shortage within a minute or two of the start.
+STOCK_CHECK_EVERY_S = 10
 
 
 @dataclass
@@ -77,7 +85,8 @@ class Child:
 
 
 class Demo:
-    """A locked broker, a watcher, the gateway, gate nodes with crowds and a depot node.
+    """A locked broker, a watcher, the gateway, gate nodes with crowds, a depot node with a
+    weighed pallet, and its keeper at the stock API (simulators/stock_week.py).
 
     The site runs as it would be deployed: a site CA, a broker that takes TLS with a
     client certificate only and holds every identity to its grants, and one certificate per
@@ -115,6 +124,7 @@ class Demo:
         self.parts: list[SimulatedPart] = []
         self.crowds: list[threading.Thread] = []
         self.crowd_stop = threading.Event()
+        self.keeper: Keeper | None = None
         self.messages_log = self.workdir / "messages.log"
         # Off the terminal when the status is on it: warnings would scribble over it.
         self.process_log = self.workdir / "processes.log"
@@ -137,6 +147,7 @@ class Demo:
             self.init_gateway()
             self.init_gates()
             self.init_depot()
+            self.init_keeper()
             self.init_status()
             return self.supervise(stop_event)
         finally:
@@ -167,7 +178,8 @@ class Demo:
         say(f"site     {SITE}: root key, code signer and a signed trust list (retained)")
 
     def init_gateway(self) -> None:
-        """The gateway, its inventory being the demo's gates, and a command-center token."""
+        """The gateway, its inventory being the demo's gates, a command-center token, a
+        depot keeper's token, and a week of the depot's stock ledger written before."""
         folder = self.workdir / "gateway"
         folder.mkdir()
         config = folder / "gateway.yaml"
@@ -182,8 +194,10 @@ class Demo:
                             "depots": [DEPOT],
                             "storage_classes": {"cold-demo": DEMO_COLD},
                             "zones": {DEPOT: {"cold-store-1": "cold-demo", "dry-store": "room"}},
+                            **stock_week.site_config(DEPOT),
                         }
                     ],
+                    "stock": {"check_every_s": STOCK_CHECK_EVERY_S},
                     "broker": broker_config(
                         *(files.endpoint(self.broker.url) for files in self.pki.gateway_pair("gw1"))
                     ),
@@ -192,12 +206,16 @@ class Demo:
                 }
             )
         )
-        token = new_token()
+        token, self.keeper_token, now = new_token(), new_token(), datetime.now(UTC)
         store = SqliteStore(folder / "gateway.db")
-        store.add_token(hash_token(token), "demo-command-center", "command", datetime.now(UTC))
+        store.add_token(hash_token(token), "demo-command-center", "command", now)
+        store.add_token(hash_token(self.keeper_token), f"demo-keeper-{DEPOT}", "depot", now,
+                        depots=[f"{SITE}/{DEPOT}"])  # fmt: skip
+        self.stock: Seeded = stock_week.seed_week(store, SITE, DEPOT, now)
         store.close()
         self._start("gateway", "--log-level", "warning", "gateway", "run", "--config", str(config))
-        url = f"http://127.0.0.1:{port}"
+        url = self.gateway_url = f"http://127.0.0.1:{port}"
+        self.dashboard = f"{url}/?token={token}"
         wait_for_http(f"{url}/metrics")
         self.status.add_address("Dashboard (command center)", f"{url}/?token={token}")
         self.status.add_address("Command-center token (API: Authorization: Bearer)", token)
@@ -256,6 +274,11 @@ class Demo:
         depot = Depot(DEPOT_ZONES, DEPOT_SCENARIOS)
         bus = depot.bus(self.workdir / f"{DEPOT}-rs485", clock=CompressedClock(DEPOT_SPEEDUP))
         self.parts.append(bus.start())
+        profile = load_profile(PROFILES_DIR / "scale-st-gs.yaml")
+        assert isinstance(profile, ScaleProfile)
+        scale = SimulatedScale(self.workdir / f"{DEPOT}-scale", profile, settle_s=2.0)
+        scale.load(stock_week.pallet_kg(self.stock.masks))  # the pallet the ledger holds
+        self.parts.append(scale.start())
         config = depot_config(
             self.kit.folder / f"{DEPOT}.yaml", site=SITE, name=DEPOT,
             endpoint=self.broker.endpoint(f"depot-{DEPOT}"),
@@ -263,6 +286,7 @@ class Demo:
                 {"zone": zone.name, "slave_id": zone.slave_id, "max_interval_s": 60}
                 for zone in DEPOT_ZONES
             ]}],
+            scales=[stock_week.node_scale(str(scale.path))],
             broker={"heartbeat_s": 5, "reconnect_max_s": 2},
         )  # fmt: skip
         self._start(f"depot {DEPOT}", "--log-level", "warning", "edge", "run", "--config",
@@ -271,6 +295,23 @@ class Demo:
         say(f"depot    {SITE}/{DEPOT}  sensors {zones} on {bus.path} (an hour a minute: "
             f"cold-store-1 warms past 8 °C and alarms within minutes, then recovers)  "
             f"pid {self.children[-1].process.pid}")  # fmt: skip
+        say(f"scale    {SITE}/{DEPOT}/{stock_week.PALLET} on {scale.path}: the N95 pallet, "
+            f"{self.stock.masks} masks and its tare, {stock_week.pallet_kg(self.stock.masks):.2f} "
+            "kg; it weighs what the ledger holds (no stock-discrepancy)")  # fmt: skip
+
+    def init_keeper(self) -> None:
+        """The depot keeper issuing pork through the REST API, as a keeper's tablet does."""
+        self.keeper = Keeper(self.gateway_url, self.keeper_token, SITE, DEPOT)
+        thread = threading.Thread(target=self.keeper.run, args=(self.crowd_stop,), daemon=True)
+        self.crowds.append(thread)
+        thread.start()
+        say(f"stock    {SITE}/{DEPOT}  a week of movements in the ledger ({self.stock.entries} "
+            f"entries: receipts, a designated donation, issues, a stocktake, a reversal); "
+            f"the keeper issues pork every {stock_week.ISSUE_EVERY_S:g} s with the depot "
+            f"token {self.keeper_token}: pork falls below its 3-day target and "
+            "stock-shortage is raised within two minutes, cleared when an allocation "
+            f"arrives. Stock view: {self.dashboard}#stock  API "
+            f"{self.gateway_url}/api/stock/{SITE}/cover")  # fmt: skip
 
     def init_status(self) -> None:
         say("Ctrl-C stops everything.")
@@ -312,6 +353,8 @@ class Demo:
         self.broker.stop()
         for line in self.status.summary():
             say(line)
+        if self.keeper is not None:
+            say(self.keeper.summary())
         if self._stderr is not None:
             self._stderr.close()
             if failed:

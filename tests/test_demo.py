@@ -17,6 +17,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,42 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def read_api(url: str, token: str) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def check_stock(output: OutputLines, api: str, token: str) -> None:
+    """The depot's stock as the command center sees it: a week in the ledger, the keeper's
+    pork issues through the API raising stock-shortage, the pallet's scale agreeing."""
+    entries = read_api(f"{api}/api/stock/demo/d01/entries?limit=500", token)
+    receipts = [e for e in entries if e["kind"] == "receipt"]
+    assert {"receipt", "issue", "adjustment", "reversal"} <= {e["kind"] for e in entries}
+    assert {e["source"] for e in receipts} == {"purchase", "allocation", "donation"}
+    assert [e["item"] for e in receipts if e["designated_to"]] == ["surgical-mask"]
+    week_ago = min(datetime.fromisoformat(e["at"]) for e in entries)
+    assert datetime.now(UTC) - week_ago > timedelta(days=6)
+    # Pork drifts below its 3-day target under the keeper's issues: raised on MQTT.
+    shortage = output.wait_for("gatepost/v1/demo/alert/stock-shortage", timeout_s=150)[0]
+    assert '"state":"raised"' in shortage and "item:pork" in shortage
+    pork = [e for e in read_api(f"{api}/api/stock/demo/d01/entries?limit=500", token)
+            if e["item"] == "pork" and e["kind"] == "issue"]  # fmt: skip
+    assert any(e["who"] == "demo-keeper-d01" and e["application_id"].startswith("SQ-LIVE")
+               for e in pork)  # fmt: skip
+    cover = read_api(f"{api}/api/stock/demo/cover", token)
+    [target] = [t for t in cover["targets"] if t["subject"] == "item:pork"]
+    assert target["basis"] == "population" and target["below"]
+
+    # The N95 pallet's scale reports a settled weight that agrees with the ledger.
+    def weighed() -> bool:
+        [scale] = read_api(f"{api}/api/stock/demo/d01/scales", token)["scales"]
+        return scale["state"] == "ok" and Decimal(scale["units"]) == Decimal(scale["ledger"])
+
+    assert wait_for(weighed, 30)
+    assert not [line for line in output.lines if "alert/stock-discrepancy" in line]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_demo__shows_live_contract_messages_and_stops_cleanly(
     signum: signal.Signals, tmp_path: Path
@@ -205,6 +243,7 @@ def test_demo__shows_live_contract_messages_and_stops_cleanly(
         zones = {zone["zone"]: zone for zone in depot["zones"]}
         assert zones["cold-store-1"]["storage_class"] == "cold-demo"
         assert all(zone["latest"]["status"] == "ok" for zone in zones.values())
+        check_stock(output, dashboard.group(1), dashboard.group(2))
         # The events the watcher may not read reached the gateway: passed and held people.
         passages = urllib.request.Request(
             f"{dashboard.group(1)}/api/passages?limit=500",
