@@ -93,7 +93,7 @@
     const place = chosen();
     if (!place) return;
     const { site, node } = place;
-    const load = ++loads;
+    const turn = ++loads;
     const base = `/api/stock/${enc(site)}/${enc(node)}`;
     const json = (path) => api(path).then((r) => r.json());
     try {
@@ -102,7 +102,7 @@
         json(`${base}/on-hand`), json(`/api/stock/${enc(site)}/cover`), json(`${base}/expiring`),
         json(`${base}/entries?limit=${ENTRIES_SHOWN}`),
       ]);
-      if (load !== loads) return;
+      if (turn !== loads) return;
       onHand = held.on_hand;
       renderCover(cover, node);
       renderOnHand(held.on_hand);
@@ -113,7 +113,7 @@
     } catch (failure) {
       if (!gp.tokenProblem(failure)) message("bad", failureWords(failure));
     }
-    loadLevel(site, load);
+    loadLevel(site, turn);
   }
 
   function renderCover(cover, node) {
@@ -189,17 +189,17 @@
   }
 
   // The site's supply alert level (H3's route); a gateway without it answers 404: no banner.
-  async function loadLevel(site, load) {
+  async function loadLevel(site, turn) {
     const banner = $("#stock-level");
     let level;
     try {
       level = await (await api(`/api/stock/${enc(site)}/supply-level`)).json();
     } catch (failure) {
-      if (load === loads) banner.hidden = true;
+      if (turn === loads) banner.hidden = true;
       if (failure.status !== 404 && !gp.tokenProblem(failure)) message("bad", failureWords(failure));
       return;
     }
-    if (load !== loads) return;
+    if (turn !== loads) return;
     banner.dataset.level = level.level || "none";
     const place = chosen();
     if (!level.level) {
