@@ -69,9 +69,9 @@ def _reports(ctx: GatewayContext) -> DailyReportStore:
     return ctx.store
 
 
-def _not_ahead(site: SiteSection, day: date, now: datetime) -> None:
+def _not_ahead(site: SiteSection, day: date, now: datetime, where: str) -> None:
     if day > now.astimezone(site.zone).date():
-        raise field_error(("path", "day"), f"{day} has not begun in {site.timezone}")
+        raise field_error((where, "day"), f"{day} has not begun in {site.timezone}")
 
 
 @router.post(
@@ -89,7 +89,7 @@ def submit(
     the deadline it is accepted and flagged late. The same key again answers the first."""
     found = _depot(ctx, caller, site, depot)
     now = ctx.clock()
-    _not_ahead(found, day, now)
+    _not_ahead(found, day, now, "path")
     figures = depot_figures(_ledger(ctx), found, depot, day, ctx.config.stock.issue_window_days)
     draft = SubmissionDraft(
         site=site, depot=depot, day=day, key=key, who=caller.name, at=now,
@@ -153,6 +153,8 @@ async def daily_report(
     if found is None or not seen:
         raise ApiError(404, "unknown-site", f"no site {site!r} with a depot this token sees")
     now = ctx.clock()
+    if day is not None:
+        _not_ahead(found, day, now, "query")
     report = await to_thread.run_sync(
         lambda: site_report(
             _ledger(ctx), _reports(ctx), site=found, depots=seen,

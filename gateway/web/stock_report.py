@@ -79,7 +79,7 @@ def _depot(depot: DepotDay) -> str:
         body = f"<p>{both('stockReport.noStock')}</p>"
     else:
         categories = "".join(
-            f"<tr><th>{both(f'category.{c.category}')}</th><td>{e(c.unit)}</td>{_cells(c)}</tr>"
+            f"<tr><th>{_category(c.category)}</th><td>{e(c.unit)}</td>{_cells(c)}</tr>"
             for c in depot.figures.categories
         )
         items = "".join(
@@ -95,6 +95,11 @@ def _depot(depot: DepotDay) -> str:
         )
     title = both("stockReport.depotTitle", depot=depot.depot)
     return f'<section data-depot="{e(depot.depot)}"><h2>{title}</h2>{body}</section>'
+
+
+def _category(name: str) -> str:
+    """A category's words; an item no longer in the catalogue has none (shown as —)."""
+    return both(f"category.{name}") if name else "—"
 
 
 def _cells(figures: Figures) -> str:

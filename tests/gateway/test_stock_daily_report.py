@@ -31,7 +31,9 @@ from gateway.stock.daily_report import (
     depot_figures,
 )
 from gateway.stock.ledger import Movement, StockEntry, StockRefused
+from gateway.stock.site_report import site_report
 from gateway.store import SqliteStore
+from gateway.web.stock_report import report_html
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 12, 5)
@@ -163,6 +165,23 @@ def test_figures__days_of_cover_at_the_days_end_and_categories_per_unit(ledger: 
     assert rows["necessities", "kg"].days == 16
     assert rows["protective", "piece"].closing == 30
     assert rows["protective", "piece"].days is None
+
+
+def test_figures__an_item_no_longer_in_the_catalogue_is_shown_by_its_key_and_unit(
+    ledger: Ledger,
+) -> None:
+    # A site's own item, since removed from its config: its entries stay in the ledger.
+    ledger.write(START, "receipt", item="rice-noodles", unit="kg", steps=2_500, source="purchase")
+    figures = ledger.day()
+    (noodles,) = figures.items
+    assert (noodles.item, noodles.name_zh, noodles.category, noodles.unit) == (
+        "rice-noodles", "rice-noodles", "", "kg",
+    )  # fmt: skip
+    assert noodles.closing == Decimal("2.5")
+    report = site_report(ledger.store, ledger.store, site=SITE, depots=["d01"], day=DAY,
+                         now=START + timedelta(days=1), settings=StockSection())  # fmt: skip
+    page = report_html(report)
+    assert "<th>—</th><td>kg</td>" in page and "rice-noodles" in page
 
 
 def test_figures__a_depot_without_stock_or_movement_has_no_rows(ledger: Ledger) -> None:
