@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,12 @@ from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.stock.catalogue import StockItem
 from gateway.stock.cover import StockSection
-from gateway.stock.daily_report import StockReportRules, StockReportSection
+from gateway.stock.daily_report import (
+    DepotFigures,
+    StockReportRules,
+    StockReportSection,
+    SubmissionDraft,
+)
 from gateway.store import SqliteStore
 from gateway.store.records import AccessRole
 from tests.browser import assert_chinese_renders
@@ -239,6 +246,35 @@ def test_submit__bad_input_names_its_field_and_keeps_nothing(
     assert answer.status_code == 422, answer.text
     assert [f["field"] for f in answer.json()["fields"]] == [field]
     assert rig.store.stock_report_versions("north", "d01", datetime(2026, 12, 5).date()) == []
+
+
+def test_submit__keepers_submitting_at_once_get_versions_one_to_n(rig: Rig) -> None:
+    figures = DepotFigures(depot="d01", categories=[], items=[])
+
+    def submit(n: int) -> int:
+        draft = SubmissionDraft(site="north", depot="d01", day=MORNING.date(),
+                                key=f"report-key-{n:06d}", who="keeper", at=MORNING,
+                                deadline=DEADLINE, note=f"n{n}", figures=figures)  # fmt: skip
+        return rig.store.stock_report_submit(draft)[0].version
+
+    with ThreadPoolExecutor(8) as pool:
+        versions = sorted(pool.map(submit, range(16)))
+    assert versions == list(range(1, 17))
+
+
+def test_submit__a_kept_version_cannot_be_changed_or_deleted(rig: Rig) -> None:
+    ok(rig.submit(note="first"))
+    conn = sqlite3.connect(rig.store.path)
+    for sql in (
+        "UPDATE stock_daily_reports SET note = 'changed'",
+        "DELETE FROM stock_daily_reports",
+    ):
+        with pytest.raises(sqlite3.IntegrityError, match="submitted stock reports are immutable"):
+            conn.execute(sql)
+    conn.close()
+    assert [v["note"] for v in ok(rig.get(f"/api/stock/north/d01/daily-reports/{DAY}"))] == [
+        "first"
+    ]
 
 
 # --- reading ---------------------------------------------------------------------------
