@@ -302,6 +302,29 @@ def test_a_keeper_reverses_an_entry_and_receives_a_transfer(
     shows(by_id(page, f"transit-{sent.id}"), "d02 → d01")  # on its way again
 
 
+def test_a_keeper_submits_the_days_stock_report_and_the_command_center_sees_it(
+    page: Page, server: ConsoleServer, store: SqliteStore
+) -> None:
+    today = datetime.now(SHANGHAI).date()
+    open_stock(page, server, KEEPER)
+    expect(by_id(page, "stock-day")).to_have_value(today.isoformat())
+    shows(by_id(page, "stock-report-state"), "本仓库该日尚未报送库存日报")
+    page.eval_on_selector('[data-testid="stock-report-submit"]', "b => { b.click(); b.click(); }")
+    shows(by_id(page, "message"), "库存日报已报送：第 1 版")
+    shows(by_id(page, "stock-report-state"), "已报送：第 1 版")
+    (submitted,) = store.stock_report_versions("north", "d01", today)
+    assert submitted.who == "d01-keeper"
+    by_id(page, "stock-day").fill((today + timedelta(days=1)).isoformat())  # not begun
+    by_id(page, "stock-report-submit").click()
+    shows(by_id(page, "message"), "该日尚未开始")
+    assert len(store.stock_report_versions("north", "d01", today + timedelta(days=1))) == 0
+
+    open_stock(page, server, COMMAND)
+    expect(by_id(page, "stock-report-submit")).to_be_hidden()
+    shows(by_id(page, "stock-report-state"), "已报送：第 1 版，")
+    shows(by_id(page, "stock-report-state"), "d01-keeper")
+
+
 def test_the_supply_level_banner_and_the_daily_report_links(
     page: Page, server: ConsoleServer
 ) -> None:

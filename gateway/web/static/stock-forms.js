@@ -7,7 +7,7 @@
 "use strict";
 (() => {
   const gp = window.gatepost;
-  const { $, $$, T, say, both, setContent, element, message, api, failureWords } = gp;
+  const { $, $$, T, say, both, whenIn, setContent, element, message, api, failureWords } = gp;
   const { chosen, load, enc, amount, pairOr, unitPair, categoryPair, itemPair, quantityPair } = gp.stock;
   const FEFO_WAIT_MS = 300;
   const PATHS = { receipt: "receipts", issue: "issues", "transfer-out": "transfers", adjustment: "adjustments" };
@@ -309,6 +309,60 @@
     }
   }
 
+  // --- the day's stock report: submitted or not; a keeper submits it --------------------------
+
+  let reportFor = "";  // site/depot/day the key is for
+  let reportKey = "";  // its submission's Idempotency-Key, until the gateway has it
+
+  async function dayReport() {
+    const place = chosen();
+    const day = $("#stock-day").value;
+    const state = setContent($("#stock-report-state"));
+    $("#stock-report-submit").hidden = !place || !day || !gp.stock.mayEnter();
+    if (!place || !day) return;
+    if (`${place.site}/${place.node}/${day}` !== reportFor) {
+      reportFor = `${place.site}/${place.node}/${day}`;
+      reportKey = newKey();
+    }
+    let versions;
+    try {
+      versions = await (await api(`/api/stock/${enc(place.site)}/${enc(place.node)}/daily-reports/${enc(day)}`)).json();
+    } catch (failure) {
+      return;  // a day not begun yet (422) has no report to show
+    }
+    const last = versions[versions.length - 1];
+    state.dataset.submitted = String(Boolean(last));
+    if (!last) {
+      state.append(say("stock.reportNone"));
+      return;
+    }
+    state.append(say("stock.reportVersion", { version: last.version, time: whenIn(place.timezone, last.at), who: last.who }));
+    if (last.late) state.append(" ", say("stock.reportLate"));
+  }
+
+  async function submitDay(event) {
+    const button = event.currentTarget;
+    const place = chosen();
+    const day = $("#stock-day").value;
+    if (button.disabled || !place || !day || reportFor !== `${place.site}/${place.node}/${day}`) return;
+    button.disabled = true;
+    try {
+      const path = `/api/stock/${enc(place.site)}/${enc(place.node)}/daily-reports/${enc(day)}`;
+      const response = await post(path, { note: "" }, reportKey);
+      const submitted = await response.json();
+      const replayed = response.headers.get("Idempotent-Replayed") === "true";
+      message("ok", say(replayed ? "stock.reportReplayed" : "stock.reportSubmitted", { version: submitted.version }));
+      reportKey = newKey();  // another submission is the day's next version
+    } catch (failure) {
+      if (failure.status === 0) message("bad", say("stock.retry"));  // the same key goes again
+      else if (failure.status === 422) message("bad", say("stockField.day"));
+      else if (!(failure.status === 401 && gp.tokenProblem(failure))) message("bad", failureWords(failure));
+    } finally {
+      button.disabled = false;
+    }
+    dayReport();
+  }
+
   // --- the form's events -----------------------------------------------------------------------
 
   new MutationObserver(() => $$("#stock [data-pair]").forEach(label))
@@ -327,5 +381,13 @@
   fillSources();
   setKind("receipt");
 
-  gp.stockForms = { itemsChanged: fillItems, stockChanged: fillLots, receive, openReversal };
+  $("#stock-day").addEventListener("change", dayReport);
+  $("#stock-report-submit").addEventListener("click", submitDay);
+
+  // stock.js calls these: new items (another site), the depot read again.
+  const stockChanged = () => {
+    fillLots();
+    dayReport();
+  };
+  gp.stockForms = { itemsChanged: fillItems, stockChanged, receive, openReversal };
 })();

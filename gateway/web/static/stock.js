@@ -260,6 +260,7 @@
   gp.stock = {
     chosen, load, enc, amount, pairOr, unitPair, categoryPair, itemPair, quantityPair,
     item: (key) => items.get(key), items: () => items.values(), onHand: () => onHand,
+    mayEnter: () => mayEnter,
   };
   follow();  // depots.js showed the view the address asked for before this script ran
 })();
