@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_TIME = r"^([01]\d|2[0-3]):[0-5]\d$"
 NOTE_MAX = 200
+VERSIONS_MAX = 50  # submissions of one depot's day: a correction or two, not a loop
 ZERO = Decimal(0)
 DAYS = Decimal("0.1")
 PER_DAY = Decimal("0.001")

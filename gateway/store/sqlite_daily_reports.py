@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any
 
-from gateway.stock.daily_report import DepotFigures, Submission, SubmissionDraft
+from gateway.stock.daily_report import VERSIONS_MAX, DepotFigures, Submission, SubmissionDraft
 from gateway.stock.ledger import StockRefused
 from gateway.store.records import utc_text
 
@@ -34,6 +34,7 @@ class DailyStockReports:
         raise NotImplementedError
 
     def stock_report_submit(self, draft: SubmissionDraft) -> tuple[Submission, bool]:
+        """See DailyReportStore; 409 too-many-versions past VERSIONS_MAX of one day."""
         fingerprint = draft.fingerprint()
         with self._transaction() as conn:
             first = conn.execute(
@@ -53,6 +54,11 @@ class DailyStockReports:
                 "WHERE site = ? AND day = ? AND depot = ?",
                 (draft.site, draft.day.isoformat(), draft.depot),
             ).fetchone()
+            if newest >= VERSIONS_MAX:
+                raise StockRefused(
+                    409, "too-many-versions", "day",
+                    f"{draft.depot}'s report of {draft.day} was submitted {newest} times already",
+                )  # fmt: skip
             row = (
                 draft.site, draft.depot, draft.day.isoformat(), newest + 1, draft.who,
                 utc_text(draft.at), utc_text(draft.deadline), int(draft.at > draft.deadline),

@@ -262,6 +262,19 @@ def test_submit__keepers_submitting_at_once_get_versions_one_to_n(rig: Rig) -> N
     assert versions == list(range(1, 17))
 
 
+def test_submit__a_depots_day_takes_at_most_versions_max(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.store.sqlite_daily_reports.VERSIONS_MAX", 2)
+    ok(rig.submit())
+    ok(rig.submit())
+    third = rig.submit()
+    assert third.status_code == 409 and third.json()["reason"] == "too-many-versions"
+    assert third.json()["detail"].startswith("day: d01's report of 2026-12-05")
+    assert len(ok(rig.get(f"/api/stock/north/d01/daily-reports/{DAY}"))) == 2
+    ok(rig.submit("d02", who="admin"))  # another depot's day is its own
+
+
 def test_submit__a_kept_version_cannot_be_changed_or_deleted(rig: Rig) -> None:
     ok(rig.submit(note="first"))
     conn = sqlite3.connect(rig.store.path)
