@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
+from edge.contract import catalogue, topics
 from edge.contract.command import Alert
 from edge.contract.topics import AlertKind
 from edge.gate.console.server import ConsoleServer
@@ -25,7 +27,7 @@ from gateway.access import hash_token
 from gateway.alarms import AlarmBook, words_of
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.stock.catalogue import StockItem
 from gateway.stock.cover import StockSection
@@ -37,7 +39,9 @@ from gateway.stock.daily_report import (
 )
 from gateway.store import SqliteStore
 from gateway.store.records import AccessRole
+from simulators.broker import PrivateBroker
 from tests.browser import assert_chinese_renders
+from tests.conftest import Subscriber, gateway_broker, identity, running_gateway
 
 DAY = "2026-12-05"
 MORNING = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -421,6 +425,46 @@ def test_alarm__the_deadline_is_the_configured_local_time(tmp_path: Path) -> Non
     rig.rules().check()
     assert [(s, n) for s, n, _ in rig.raised()] == [("raised", "d01"), ("raised", "d02")]
     assert rig.store.live_alarm(AlertKind.STOCK_REPORT_MISSING, "south", "s01", DAY) is not None
+
+
+def test_alarm__the_running_gateways_tick_sends_it_on_mqtt_and_a_submission_clears_it(
+    broker: PrivateBroker, tmp_path: Path
+) -> None:
+    clock = Clock()
+    clock.now = DEADLINE - timedelta(seconds=2)
+    config = GatewayConfig(
+        sites=(SiteSection(name="north", depots=("d01",)),),
+        broker=gateway_broker(broker, "gw-stock-report"),
+        store=StoreSection(path=tmp_path / "g.db"), http=HttpSection(port=0),
+        alarms=AlarmSection(check_every_s=0.2),
+    )  # fmt: skip
+    watcher = Subscriber.connect(identity(broker, "command-report"), "command-report")
+    watcher.subscribe(f"{topics.Site('north').root}/alert/{AlertKind.STOCK_REPORT_MISSING}")
+    try:
+        with running_gateway(config, clock) as gateway:
+            gateway.store.add_token(hash_token("gpt_keeper-secret"), "keeper", "depot", MORNING,
+                                    ("north/d01",))  # fmt: skip
+            with pytest.raises(AssertionError, match="no message"):
+                watcher.next(1)  # ticks before the deadline: nothing
+            clock.now = DEADLINE
+            raised = watcher.next(10)
+            answer = httpx.post(
+                f"{gateway.url}/api/stock/north/d01/daily-reports/{DAY}", json={},
+                headers={"Authorization": "Bearer gpt_keeper-secret",
+                         "Idempotency-Key": "report-d01-20261205"}, timeout=10,
+            )  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            cleared = watcher.next(10)
+    finally:
+        watcher.close()
+    alerts = [catalogue.decode(m.topic, m.payload).payload for m in (raised, cleared)]
+    assert [(a.state, a.severity, a.node) for a in alerts if isinstance(a, Alert)] == [
+        ("raised", "warning", "d01"), ("cleared", "warning", "d01"),
+    ]  # fmt: skip
+    assert isinstance(alerts[0], Alert)
+    assert alerts[0].message == (
+        "north/d01 has not submitted its daily stock report for 2026-12-05 (due 17:30)"
+    )
 
 
 # --- the printable page in a browser ----------------------------------------------------
