@@ -310,7 +310,9 @@ class Demo:
             f"the keeper issues pork every {stock_week.ISSUE_EVERY_S:g} s with the depot "
             f"token {self.keeper_token}: pork falls below its 3-day target and "
             "stock-shortage is raised within two minutes, cleared when an allocation "
-            f"arrives. Stock view: {self.dashboard}#stock  API "
+            "arrives; some 30 s in it submits the day's stock report (after 17:30 in "
+            f"{stock_week.TIMEZONE} that clears stock-report-missing). Stock view: "
+            f"{self.dashboard}#stock  API "
             f"{self.gateway_url}/api/stock/{SITE}/cover")  # fmt: skip
 
     def init_status(self) -> None:

@@ -8,8 +8,9 @@ reserve target of `site_config` is met, pork only just (3.45 days of a 3-day tar
 `Keeper` then issues pork to communities through the REST API with the depot's token,
 every few seconds, the way a keeper's tablet does: pork drifts below its target and the
 gateway raises `stock-shortage`; when it is down to `FLOOR_KG` an allocation arrives and
-the alarm clears, and the drift starts again. The platform scale under the N95 pallet
-weighs what the ledger holds, so no discrepancy is raised.
+the alarm clears, and the drift starts again. Some 30 s in the keeper submits the day's
+stock report (after 17:30 local time it is late, and clears `stock-report-missing`). The
+platform scale under the N95 pallet weighs what the ledger holds: no discrepancy is raised.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.stock.catalogue import built_in_items
 from gateway.stock.cover import fefo
 from gateway.stock.ledger import Movement, StockStore
 
 POPULATION = 1000  # people the demo depot supplies: the targets are days of their needs
+TIMEZONE = "Asia/Shanghai"
+REPORT_AFTER = 8  # the keeper's movements before it submits the day's stock report
 ISSUE_EVERY_S = 4.0  # the keeper's pace at the tablet
 PORK_ISSUE_KG = Decimal(6)
 FLOOR_KG = Decimal(200)  # 2 days of pork: the keeper asks for an allocation
@@ -49,6 +53,7 @@ FEVER_CLINIC = "发热门诊 Fever clinic"
 def site_config(depot: str) -> dict[str, Any]:
     """The demo site's population, reserve targets (the example's figures) and the scale."""
     return {
+        "timezone": TIMEZONE,
         "population": POPULATION,
         "stock_targets": [
             {"item": "grain", "days": 15, "per_person_daily": "0.4"},
@@ -199,7 +204,8 @@ def seed_week(store: StockStore, site: str, depot: str, now: datetime) -> Seeded
 class Keeper:
     """The depot keeper at the gateway's REST API with a depot token: every `every_s` pork
     is issued to a community, from the lot the API suggests (first expiry first out); at
-    `FLOOR_KG` an allocation is received instead.
+    `FLOOR_KG` an allocation is received instead. After REPORT_AFTER movements it submits
+    the day's stock report, once.
 
     Args:
         url: the gateway's address.
@@ -214,6 +220,7 @@ class Keeper:
         self.token = token
         self.every_s = every_s
         self.issued = self.received = self.failed = 0
+        self.reported: date | None = None
         self.last_error = ""
         self._lots = 0
 
@@ -227,7 +234,12 @@ class Keeper:
                 self.last_error = _described(failure)
 
     def step(self) -> None:
-        """One movement: an issue of pork, or an allocation when it is down to the floor."""
+        """One movement: an issue of pork, or an allocation when it is down to the floor;
+        the day's report once there were REPORT_AFTER."""
+        if self.reported is None and self.issued + self.received >= REPORT_AFTER:
+            today = datetime.now(ZoneInfo(TIMEZONE)).date()
+            self._call("POST", f"/daily-reports/{today}", {"note": "演示 demo"})
+            self.reported = today
         pork = sum(
             Decimal(p["quantity"]) for p in self._call("GET", "/on-hand")["on_hand"]
             if p["item"] == "pork"
@@ -264,6 +276,8 @@ class Keeper:
 
     def summary(self) -> str:
         line = f"keeper: pork issued {self.issued} times, allocations received {self.received}"
+        if self.reported is not None:
+            line += f", daily stock report of {self.reported} submitted"
         return f"{line}, {self.failed} failed (last: {self.last_error})" if self.failed else line
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -179,6 +180,11 @@ def check_stock(output: OutputLines, api: str, token: str) -> None:
             if e["item"] == "pork" and e["kind"] == "issue"]  # fmt: skip
     assert any(e["who"] == "demo-keeper-d01" and e["application_id"].startswith("SQ-LIVE")
                for e in pork)  # fmt: skip
+    # The keeper submitted the day's stock report.
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    reports = f"{api}/api/stock/demo/d01/daily-reports/{today}"
+    assert wait_for(lambda: bool(read_api(reports, token)), 30)
+    assert read_api(reports, token)[0]["who"] == "demo-keeper-d01"
     cover = read_api(f"{api}/api/stock/demo/cover", token)
     [target] = [t for t in cover["targets"] if t["subject"] == "item:pork"]
     assert target["basis"] == "population" and target["below"]
