@@ -52,8 +52,17 @@ REASON_KEEP_CHARS = 2000
 
 
 class SqliteStore(
-    Reads, AlarmsAndAccess, SeqMarks, EventChain, Excursions, Rollups, StockLedger, ScaleStates,
-    ApplicationBook, DailyStockReports, SupplyRecords,
+    Reads,
+    AlarmsAndAccess,
+    SeqMarks,
+    EventChain,
+    Excursions,
+    Rollups,
+    StockLedger,
+    ScaleStates,
+    ApplicationBook,
+    DailyStockReports,
+    SupplyRecords,
 ):
     """The Store on one SQLite file, shared by the ingest thread and the API's threads.
 

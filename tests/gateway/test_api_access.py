@@ -155,13 +155,8 @@ def test_roles__the_table_covers_every_api_route_of_this_package(api: TestClient
         (
             method.upper(),
             path.replace("{alarm_id}", "{alarm}").replace("{site}/{node}", "north/g01")
-            .replace("{site}/{depot}", "north/d01").replace("{site}/cover", "north/cover")
-            .replace("{site}/daily-report", "north/daily-report").replace("{day}", "2026-12-05")
-            .replace("{site}/prices", "north/prices")
-            .replace("{site}/supply-level", "north/supply-level")
-            .replace("{site}/applications", "north/applications")
-            .replace("{site}/allocation", "north/allocation")
-            .replace("{item}", "grain"),
+            .replace("{site}/{depot}", "north/d01").replace("{site}", "north")
+            .replace("{day}", "2026-12-05").replace("{item}", "grain"),
         )
         for path, operations in paths.items()
         for method, operation in operations.items()

@@ -31,6 +31,14 @@ def test_tick__a_step_that_fails_is_logged_and_the_others_still_run(
     gateway.store = SimpleNamespace(checkpoint=lambda: ran.append("checkpoint"))  # type: ignore[assignment]
     with caplog.at_level(logging.ERROR, logger="gateway.service"):
         gateway.tick()
-    assert ran == ["rules", "stock", "stock-reports", "supply", "receipts", "summaries", "checkpoint"]
+    assert ran == [
+        "rules",
+        "stock",
+        "stock-reports",
+        "supply",
+        "receipts",
+        "summaries",
+        "checkpoint",
+    ]
     assert "database is locked" in caplog.text
     assert "the next tick tries again" in caplog.text
