@@ -41,7 +41,14 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.stock.catalogue import Category, StockItem, site_catalogue
-from gateway.stock.cover import StockRules, StockSection, StockTarget, depot_cover, expiring
+from gateway.stock.cover import (
+    StockRules,
+    StockSection,
+    StockTarget,
+    depot_cover,
+    depot_stock,
+    expiring,
+)
 from gateway.stock.ledger import Movement, ReceiptSource, StockRefused
 from gateway.store import SqliteStore
 
@@ -319,7 +326,8 @@ def reads(district: District) -> list[dict[str, Any]]:
               lambda: store.stock_in_transit(SITE, depot())),
         timed("a page of 100 entries", READS,
               lambda: store.stock_entries(SITE, depot(), None, 100)),
-        timed("one depot's cover", READS, lambda: depot_cover(store, site, depot(), now, window)),
+        timed("one depot's cover", READS,
+              lambda: depot_cover(site, depot_stock(store, site, depot(), now, window), window)),
         timed(f"the site's cover, {len(site.depots)} depots (GET …/cover)", SITE_READS,
               site_cover),
         timed("one depot's expiring lots", READS,

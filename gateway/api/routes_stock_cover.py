@@ -22,6 +22,7 @@ from gateway.stock.cover import (
     Cover,
     category_cover,
     depot_cover,
+    depot_stock,
     expiring,
     fefo,
     site_totals,
@@ -104,15 +105,16 @@ def cover(ctx: ContextDep, caller: Reader, site: SiteParam) -> SiteCover:
         raise ApiError(404, "unknown-site", f"{site!r} is not a site with depots you see")
     ledger, now = _ledger(ctx), ctx.clock()
     window = ctx.config.stock.issue_window_days
+    stocks = [depot_stock(ledger, found, depot, now, window) for depot in seen]
     depots = []
-    for depot in seen:
-        covers = depot_cover(ledger, found, depot, now, window)
-        depots.append(DepotCover(depot=depot, items=[CoverView.of(c) for c in covers],
+    for stock in stocks:
+        covers = depot_cover(found, stock, window)
+        depots.append(DepotCover(depot=stock.depot, items=[CoverView.of(c) for c in covers],
                                  categories=_categories(covers)))  # fmt: skip
     if len(seen) < len(found.depots):
         return SiteCover(site=site, window_days=window, depots=depots, site_items=None,
                          targets=None)  # fmt: skip
-    covers, held = site_totals(ledger, found, seen, now, window)
+    covers, held = site_totals(ledger, found, stocks, window)
     targets = []
     for target in found.stock_targets:
         days = target_cover(target, covers, held, found.population)

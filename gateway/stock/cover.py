@@ -24,7 +24,7 @@ from edge.contract.base import Slug
 from edge.contract.topics import AlertKind
 from gateway.stock.catalogue import Category, StockItem, site_catalogue
 from gateway.stock.daily_report import StockReportSection
-from gateway.stock.ledger import InTransit, OnHand, StockStore
+from gateway.stock.ledger import OnHand, StockStore
 from gateway.stock.supply_level import SupplyLevelSection
 
 if TYPE_CHECKING:
@@ -249,33 +249,51 @@ def fefo(
 # --- a depot's and a site's cover from the store -----------------------------------
 
 
-def depot_cover(
+@dataclass(frozen=True)
+class DepotStock:
+    """One depot's usable on hand and its issue over the window, per item: read once for
+    its own cover and the site's."""
+
+    depot: str
+    held: dict[str, Decimal]
+    issued: dict[str, Decimal]
+
+
+def depot_stock(
     store: StockStore, site: SiteSection, depot: str, now: datetime, window_days: int
-) -> list[Cover]:
-    """One depot's cover per item."""
+) -> DepotStock:
     today = now.astimezone(site.zone).date()
     held = usable(store.stock_on_hand(site.name, depot), today)
     issued = store.stock_issued(site.name, depot, now - timedelta(days=window_days))
-    return item_covers(site_catalogue(site.stock_items), held, issued, window_days)
+    return DepotStock(depot, held, issued)
+
+
+def site_stock(
+    store: StockStore, site: SiteSection, now: datetime, window_days: int
+) -> list[DepotStock]:
+    """Every depot of the site's stock."""
+    return [depot_stock(store, site, depot, now, window_days) for depot in site.depots]
+
+
+def depot_cover(site: SiteSection, stock: DepotStock, window_days: int) -> list[Cover]:
+    """One depot's cover per item."""
+    catalogue = site_catalogue(site.stock_items)
+    return item_covers(catalogue, stock.held, stock.issued, window_days)
 
 
 def site_totals(
-    store: StockStore, site: SiteSection, depots: Iterable[str], now: datetime, window_days: int
+    store: StockStore, site: SiteSection, stocks: Iterable[DepotStock], window_days: int
 ) -> tuple[list[Cover], dict[str, Decimal]]:
-    """The site's cover per item over `depots` (stock in transit between them counts once,
-    as the site's), and its usable on hand per item."""
-    today = now.astimezone(site.zone).date()
-    since = now - timedelta(days=window_days)
+    """The site's cover per item over every depot (stock in transit between them counts
+    once, as the site's), and its usable on hand per item."""
     held: dict[str, Decimal] = {}
     issued: dict[str, Decimal] = {}
-    transit: dict[int, InTransit] = {}
-    for depot in depots:
-        for key, quantity in usable(store.stock_on_hand(site.name, depot), today).items():
+    for stock in stocks:
+        for key, quantity in stock.held.items():
             held[key] = held.get(key, ZERO) + quantity
-        for key, quantity in store.stock_issued(site.name, depot, since).items():
+        for key, quantity in stock.issued.items():
             issued[key] = issued.get(key, ZERO) + quantity
-        transit.update({t.entry_id: t for t in store.stock_in_transit(site.name, depot)})
-    for moving in transit.values():
+    for moving in store.stock_in_transit(site.name, None):
         held[moving.item] = held.get(moving.item, ZERO) + moving.quantity
     return item_covers(site_catalogue(site.stock_items), held, issued, window_days), held
 
@@ -337,7 +355,9 @@ class StockRules:
         from gateway.alarms import draft  # not at the top: the config imports this module
 
         stock = self._config.stock
-        covers, held = site_totals(self._store, site, site.depots, now, stock.issue_window_days)
+        window = stock.issue_window_days
+        stocks = site_stock(self._store, site, now, window)
+        covers, held = site_totals(self._store, site, stocks, window)
         for target in site.stock_targets:
             days = target_cover(target, covers, held, site.population)
             raised = (AlertKind.STOCK_SHORTAGE, site.name, "", target.subject) in live

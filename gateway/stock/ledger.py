@@ -171,7 +171,10 @@ class StockStore(Protocol):
 
     def stock_on_hand(self, site: str, depot: str) -> list[OnHand]: ...
 
-    def stock_in_transit(self, site: str, depot: str) -> list[InTransit]: ...
+    def stock_in_transit(self, site: str, depot: str | None) -> list[InTransit]:
+        """Transfers from or to `site/depot` (None: of every depot of the site) not yet
+        received nor cancelled."""
+        ...
 
     def stock_issued(self, site: str, depot: str, since: datetime) -> dict[str, Decimal]:
         """Per item, what `site/depot` issued at or after `since`, net of reversals (an

@@ -31,7 +31,14 @@ from edge.contract.supply import (
     UnitQuantity,
 )
 from gateway.stock.catalogue import Category, site_catalogue
-from gateway.stock.cover import Cover, category_cover, severity_of, site_totals, target_cover
+from gateway.stock.cover import (
+    Cover,
+    category_cover,
+    severity_of,
+    site_stock,
+    site_totals,
+    target_cover,
+)
 from gateway.stock.ledger import StockStore
 from gateway.stock.prices import WEEK_DAYS, group_rise, item_rises
 from gateway.stock.supply_level import (
@@ -123,7 +130,8 @@ def assess(
     """Figure `site`'s level now (reads only: the tick records today's tight categories)."""
     rules = config.stock.supply_levels
     today = now.astimezone(site.zone).date()
-    covers, held = site_totals(store, site, site.depots, now, config.stock.issue_window_days)
+    window = config.stock.issue_window_days
+    covers, held = site_totals(store, site, site_stock(store, site, now, window), window)
     stock, tight_now, stock_outs = _stock(site, covers, held)
     history = supply.tight_history(site.name, today - timedelta(days=HISTORY_DAYS))
     tight_days: dict[str, int] = {

@@ -26,10 +26,12 @@ from gateway.stock.cover import (
     StockTarget,
     days_of_cover,
     depot_cover,
+    depot_stock,
     expiring,
     fefo,
     item_covers,
     severity_of,
+    site_stock,
     site_totals,
 )
 from gateway.stock.ledger import Movement, OnHand
@@ -87,7 +89,7 @@ def test_cover__an_expired_lot_is_not_cover(store: SqliteStore) -> None:
     write(store, receipt("edible-oil", 50_000, "NEW", TODAY + timedelta(days=90)))
     write(store, issue("edible-oil", 14_000, "OLD"))
     later = NOW + timedelta(days=2)  # OLD has expired
-    (cover,) = depot_cover(store, site, "d01", later, 14)
+    (cover,) = depot_cover(site, depot_stock(store, site, "d01", later, 14), 14)
     assert cover.on_hand == Decimal(50)
     assert cover.days == Decimal(50)  # 50 L at 1 L a day
 
@@ -156,7 +158,7 @@ def test_site__stock_in_transit_counts_once(store: SqliteStore) -> None:
     write(store, receipt("grain", 100_000))
     write(store, Movement("transfer-out", "north", "d01", "key-transfer-1", item="grain",
                           unit="kg", steps=-40_000, to_depot="d02"))  # fmt: skip
-    _, held = site_totals(store, site, site.depots, NOW, 14)
+    _, held = site_totals(store, site, site_stock(store, site, NOW, 14), 14)
     assert held == {"grain": Decimal(100)}
 
 
