@@ -124,6 +124,8 @@ class Uplink:
         self._on_document = on_document
         self._on_refused = on_refused
         self._wake = threading.Event()
+        # A document just handled: the next heartbeat goes now, carrying what became of it.
+        self._report_now = threading.Event()
         self._current: _Connection | None = None
         self.session = int(outbox.get_meta("session", 0))
         self._receipt_topic = topics.receipt(node.site, node.name)
@@ -209,7 +211,8 @@ class Uplink:
         while not (stop.is_set() or connection.lost.is_set()):
             self._apply_receipt(connection)
             self._top_up(connection)
-            if clock() >= next_health:
+            if clock() >= next_health or self._report_now.is_set():
+                self._report_now.clear()
                 publish(
                     connection.client, topics.health(self.node), self._health(connection.session)
                 )
@@ -272,17 +275,23 @@ class Uplink:
         client.loop_stop()
 
     def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        if not message.payload and message.topic in self._downlink:
+            return  # a retained document cleared: the node keeps what it holds
         try:
             decoded = decode(message.topic, message.payload, prefix=self.node.site.prefix)
         except ContractError as exc:
             log.warning("ignored %s: %s", message.topic, exc)
             if self._on_refused and message.topic in self._downlink:
                 self._on_refused(message.topic, exc)
+                self._report_now.set()
+                self._wake.set()
             return
         if isinstance(decoded.payload, Receipt):
             self._received(decoded.payload)
         elif self._on_document:
             self._on_document(decoded)
+            self._report_now.set()
+            self._wake.set()
 
     def _received(self, receipt: Receipt) -> None:
         # Receipts may come out of order (replicas, a retained copy on subscribe): the

@@ -30,6 +30,13 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 KeyUse = Literal[
     "health-code", "dcc-test", "dcc-vaccination", "dcc-recovery", "household-pass", "badge"
 ]
+# Why a node refused a signed document (edge.credentials.trust.DocumentRefused): `invalid`
+# also covers a config the node's own model refuses (another node's, a section that
+# cannot change live, a value out of range).
+RefusalReason = Literal[
+    "unsigned", "unknown-signer", "bad-signature", "stale-serial", "expired", "not-yet-valid",
+    "invalid",
+]  # fmt: skip
 # A site trusts its health-code service's keys and, for EU DCCs, the document signers of
 # the countries it accepts (the EU gateway listed well under 2,000 in all).
 TRUST_ENTRIES_MAX = 2_000

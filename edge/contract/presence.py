@@ -4,15 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, TypeAdapter
 
-from edge.contract.base import COUNTER_MAX, DEVICES_MAX, Payload, Slug
+from edge.contract.base import COUNTER_MAX, DEVICES_MAX, STRICT, Payload, ShortText, Slug
+from edge.contract.documents import RefusalReason
 from edge.contract.receipt import OutboxId
 from edge.contract.topics import Role
 
 DeviceState = Literal["ok", "fault", "unplugged", "disabled"]
 ConfigHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,64}$")]
 DeviceStates = Annotated[dict[Slug, DeviceState], Field(max_length=DEVICES_MAX)]
+ConfigSerial = Annotated[
+    int,
+    Field(
+        ge=0, le=COUNTER_MAX,
+        description="serial of the signed node config the node runs; 0: its config file only",
+    ),
+]  # fmt: skip
+
+
+class ConfigRefusal(BaseModel):
+    """The last signed node config the node refused, until it applies a newer one."""
+
+    model_config = STRICT
+
+    serial: int | None = Field(
+        None, ge=1, le=COUNTER_MAX, description="none: refused before its serial was read"
+    )
+    issued_at: AwareDatetime | None = Field(None, description="the refused document's")
+    reason: RefusalReason
+    detail: ShortText | None = None
 
 
 class Birth(Payload):
@@ -29,6 +50,8 @@ class Birth(Payload):
     devices: DeviceStates = Field(default_factory=dict)
     trust_list_age_s: float | None = Field(None, ge=0, description="none: no trust list yet")
     heartbeat_s: int = Field(ge=1, le=3600, description="health interval the gateway expects")
+    config_serial: ConfigSerial | None = None
+    config_refused: ConfigRefusal | None = None
     outbox_id: OutboxId | None = Field(
         None, description="the node's outbox database; another one means seq starts again"
     )
@@ -69,4 +92,6 @@ class Health(Payload):
     devices: DeviceStates = Field(default_factory=dict)
     trust_list_age_s: float | None = Field(None, ge=0)
     rss_bytes: int | None = Field(None, ge=0, le=COUNTER_MAX)
+    config_serial: ConfigSerial | None = None
+    config_refused: ConfigRefusal | None = None
     cpu_percent: float | None = Field(None, ge=0)

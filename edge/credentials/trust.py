@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel
 
 from edge.contract.documents import (
+    RefusalReason,
     Revocation,
     SignedDocument,
     SignedRevocationList,
@@ -28,15 +29,6 @@ from edge.errors import CredentialError
 logger = logging.getLogger(__name__)
 
 SignedT = TypeVar("SignedT", bound=SignedDocument)
-RefusalReason = Literal[
-    "unsigned",
-    "unknown-signer",
-    "bad-signature",
-    "stale-serial",
-    "expired",
-    "not-yet-valid",
-    "invalid",
-]
 RevokedBy = Literal["uvci", "cti"]
 
 # A gate node's clock drifts between NTP syncs (or runs without one); a document

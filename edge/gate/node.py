@@ -13,8 +13,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from edge.configfile import ConfigError
 from edge.contract import topics
 from edge.contract.catalogue import Message
-from edge.contract.documents import SignedNodeConfig, SignedRevocationList, SignedTrustList
-from edge.contract.presence import DeviceState
+from edge.contract.documents import (
+    RefusalReason,
+    SignedNodeConfig,
+    SignedRevocationList,
+    SignedTrustList,
+)
+from edge.contract.presence import Birth, ConfigRefusal, DeviceState, Health
 from edge.contract.topics import TopicKind
 from edge.credentials.store import TrustStore
 from edge.credentials.trust import DocumentRefused, root_keys_for
@@ -59,6 +64,9 @@ class GateNode(NodeRuntime):
         self.console: Any = None
         self.console_url: str | None = None
         self._shown: tuple[object, ...] = ()
+        # The last signed config refused, reported in births and heartbeats until a newer
+        # one applies: `gatepost fw config push` waits for one or the other.
+        self.config_refused: ConfigRefusal | None = None
 
     def start(self) -> None:
         self.init_outbox()
@@ -209,6 +217,15 @@ class GateNode(NodeRuntime):
     def config_hash(self) -> str:
         return self.remote_config.effective_hash()
 
+    def birth(self, session: int) -> Birth:
+        return super().birth(session).model_copy(update=self._config_report())
+
+    def health(self, session: int) -> Health:
+        return super().health(session).model_copy(update=self._config_report())
+
+    def _config_report(self) -> dict[str, object]:
+        return {"config_serial": self.remote_config.serial, "config_refused": self.config_refused}
+
     def trust_list_age_s(self, now: datetime) -> float | None:
         return self.trust.trust_list_age_s(now)
 
@@ -237,15 +254,18 @@ class GateNode(NodeRuntime):
                 self.remote_config.apply(document, now)
                 self.checkpoint.policy = self.remote_config.effective.policy
                 self.checkpoint.cutoff_hour = self.remote_config.effective.report.cutoff_hour
+                self.config_refused = None
             else:
                 return
         except DocumentRefused as refused:
             if refused.reason == "stale-serial" and self._held_serial(document) == refused.serial:
                 return  # the retained copy of what we hold, delivered again on subscribe
             self._document_fault(_device_of(document), str(refused))
+            self._config_refusal(document, refused.reason, str(refused))
             return
         except ConfigError as refused:
             self._document_fault("config", str(refused))
+            self._config_refusal(document, "invalid", str(refused))
             return
         # A valid document ends its kind's refusal, also one reported before a restart.
         self.faults.record_fault(_device_of(document), "refused", "cleared", None)
@@ -255,6 +275,15 @@ class GateNode(NodeRuntime):
         kind = topics.parse(topic, self.node.site.prefix).kind
         refused = DocumentRefused(str(kind), None, "invalid", str(error))
         self._document_fault(_DOCUMENT_DEVICES[kind], str(refused))
+        if kind is TopicKind.CONFIG:
+            self.config_refused = ConfigRefusal(reason="invalid", detail=_short(str(refused)))
+
+    def _config_refusal(self, document: Any, reason: RefusalReason, detail: str) -> None:
+        if isinstance(document, SignedNodeConfig):
+            self.config_refused = ConfigRefusal(
+                serial=document.serial, issued_at=document.issued_at, reason=reason,
+                detail=_short(detail),
+            )  # fmt: skip
 
     def _document_fault(self, device: str, detail: str) -> None:
         log.warning("%s", detail)
@@ -279,6 +308,11 @@ _DOCUMENT_DEVICES = {
     TopicKind.CONFIG: "config", TopicKind.TRUST: "trust-list",
     TopicKind.REVOCATIONS: "revocations",
 }  # fmt: skip
+
+
+def _short(text: str, most: int = 200) -> str:
+    """`text` cut to the contract's ShortText bound, marked where it was cut."""
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def _device_of(document: Any) -> str:
