@@ -13,7 +13,8 @@ from gateway.api.auth import Caller, ContextDep, require
 from gateway.api.context import GatewayContext
 from gateway.api.errors import ApiError, responses
 from gateway.api.routes_passages import SLUG
-from gateway.store.records import NodeRecord
+from gateway.fleet import FleetNode, fleet_node, fleet_order
+from gateway.store.records import NodeFaultRecord, NodeRecord
 
 router = APIRouter(prefix="/api/nodes", tags=["nodes"])
 
@@ -21,6 +22,7 @@ NEVER_SEEN = "never-seen"  # offline_reason of an inventory node that has sent n
 
 # Depot staff see their depots' nodes (Caller.sees_node); the command center every node.
 Reader = Annotated[Caller, Depends(require("command", "depot"))]
+Admin = Annotated[Caller, Depends(require())]  # the fleet view: technicians' data
 
 
 class NodeView(NodeRecord):
@@ -75,6 +77,36 @@ def list_nodes(
     for key, role in listed.items():
         views.setdefault(key, _never_seen(*key, role))
     return [views[key] for key in sorted(views) if caller.sees_node(*key)]
+
+
+@router.get(
+    "/fleet",
+    response_model=list[FleetNode],
+    summary="The fleet: every node's software and health, problems first (admin)",
+    responses=responses(),
+)
+def fleet(
+    ctx: ContextDep,
+    caller: Admin,
+    site: Annotated[str | None, Query(pattern=SLUG, description="only this site")] = None,
+) -> list[FleetNode]:
+    """Every node, heard from or expected, with version, config hash, trust list age, clock
+    skew, outbox depth, devices and open faults, and its `problems` judged by the alarm
+    limits (offline, trust-stale, clock-skew, device-fault): worst first, then by name."""
+    now = ctx.clock()
+    listed = _inventory(ctx, site)
+    records = {(r.site, r.node): r for r in ctx.store.nodes(site)}
+    for key, role in listed.items():
+        records.setdefault(key, _never_seen(*key, role))
+    faults: dict[tuple[str, str], list[NodeFaultRecord]] = {}
+    for fault in ctx.store.node_faults(site):
+        faults.setdefault((fault.site, fault.node), []).append(fault)
+    limits = ctx.config.alarms
+    rows = [
+        fleet_node(r, expected=k in listed, faults=faults.get(k, []), limits=limits, now=now)
+        for k, r in records.items()
+    ]
+    return sorted(rows, key=fleet_order)
 
 
 @router.get(

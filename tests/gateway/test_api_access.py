@@ -79,6 +79,7 @@ EVERYONE_BUT_ADMIN: tuple[AccessRole, ...] = ("command", "depot", "registrar")
 ROLE_TABLE: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/nodes", {"command", "depot"}),
     ("GET", "/api/nodes/north/g01", {"command", "depot"}),
+    ("GET", "/api/nodes/fleet", set()),
     ("GET", "/api/faults", {"command", "depot"}),
     ("GET", "/api/passages", {"command", "registrar"}),
     ("GET", "/api/vehicle-checks", {"command", "registrar"}),

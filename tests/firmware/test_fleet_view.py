@@ -1,0 +1,259 @@
+"""`gatepost fw fleet` against a real gateway on a real SQLite file: the table, --json, the exit
+code, problems first, and every way of not reading the fleet."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge.cli import main
+from edge.contract.topics import Role
+from edge.gate.console.server import ConsoleServer
+from firmware_tools.fleet_view import PROBLEM, UNREAD, WELL, age
+from gateway.access import hash_token
+from gateway.alarms import AlarmBook
+from gateway.api.app import create_app
+from gateway.api.context import GatewayContext
+from gateway.config import AlarmSection
+from gateway.fleet import fleet_node, fleet_order
+from gateway.live import LiveFeed
+from gateway.store import SqliteStore
+from gateway.store.records import AccessRole, NodeRecord
+from tests.firmware.fleet_nodes import CONFIG_HASH, ORDER, birth, fleet_config, seed_fleet
+
+ADMIN = "gpt_fleet-admin"
+COMMAND = "gpt_fleet-command"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "gateway.db")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, store: SqliteStore) -> Iterator[str]:
+    """A gateway serving HTTP on a free port over the store; an admin and a command token."""
+    live = LiveFeed()
+    context = GatewayContext(
+        config=fleet_config(tmp_path), store=store,
+        alarms=AlarmBook(store, lambda _alert: None, live), live=live,
+    )  # fmt: skip
+    roles: tuple[tuple[str, AccessRole], ...] = ((ADMIN, "admin"), (COMMAND, "command"))
+    for token, role in roles:
+        store.add_token(hash_token(token), f"{role}-laptop", role, datetime.now(UTC))
+    server = ConsoleServer(create_app(context), port=0)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def fleet(
+    gateway: str, *extra: str, token: str | None = ADMIN, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    if token is None:
+        monkeypatch.delenv("GATEPOST_TOKEN", raising=False)
+    else:
+        monkeypatch.setenv("GATEPOST_TOKEN", token)
+    return main(["fw", "fleet", "--gateway", gateway, *extra])
+
+
+def test_fleet__table_lists_problems_first_and_exits_1(
+    gateway: str, store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    seed_fleet(store, datetime.now(UTC))
+    assert fleet(gateway, monkeypatch=monkeypatch) == PROBLEM
+    lines = capsys.readouterr().out.splitlines()
+    header, rows, summary = lines[0], lines[1:-1], lines[-1]
+    assert header.split()[:4] == ["SITE", "NODE", "ROLE", "STATE"]
+    assert [tuple(row.split()[:2]) for row in rows] == [(s, n) for s, n, _ in ORDER]
+    assert summary == "6 nodes, 5 with problems"
+    # Aligned: every column starts where its heading does.
+    for column in ("VERSION", "TRUST", "SKEW", "PROBLEMS"):
+        start = header.index(column)
+        assert all(row[start - 2 : start] == "  " and row[start] != " " for row in rows), column
+    by_node = {tuple(row.split()[:2]): row for row in rows}
+    assert "offline (never-seen)" in by_node["north", "g04"]
+    assert "offline (shutdown)" in by_node["south", "g01"]
+    well = by_node["north", "g01"]
+    assert "online" in well and "1.4.2" in well and CONFIG_HASH[:12] in well
+    assert "+0.4s" in well and "2 ok" in well and well.endswith("-")
+    assert "3d" in by_node["north", "g02"] and by_node["north", "g02"].endswith("trust-stale")
+    assert "+120.0s" in by_node["north", "g03"]
+    assert "probe=fault probe/timeout" in by_node["north", "d01"]
+
+
+def test_fleet__json_has_every_column_and_the_same_order(
+    gateway: str, store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    seed_fleet(store, datetime.now(UTC))
+    assert fleet(gateway, "--json", monkeypatch=monkeypatch) == PROBLEM
+    document = json.loads(capsys.readouterr().out)
+    nodes = document["nodes"]
+    assert [(n["site"], n["node"], n["problems"]) for n in nodes] == ORDER
+    d01 = nodes[4]
+    assert (d01["role"], d01["devices"], d01["faults"]) == ("depot", {"probe": "fault"},
+                                                            ["probe/timeout"])  # fmt: skip
+    assert d01["trust_list_age_s"] is None  # a depot has no trust list, and is not judged on it
+    g01 = nodes[5]
+    assert (g01["version"], g01["config_hash"], g01["outbox_depth"]) == ("1.4.2", CONFIG_HASH, 3)
+    assert g01["clock_skew_s"] == pytest.approx(0.4)
+    assert 60 <= g01["trust_list_age_s"] < 120
+    datetime.fromisoformat(document["at"])
+
+
+def test_fleet__a_site_of_well_nodes_exits_0(
+    gateway: str, store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    seed_fleet(store, datetime.now(UTC))
+    # South's one gate is down: 1. Bring it back and the site is well: 0.
+    assert fleet(gateway, "--site", "south", monkeypatch=monkeypatch) == PROBLEM
+    assert [line.split()[:2] for line in capsys.readouterr().out.splitlines()[1:-1]] == [
+        ["south", "g01"]
+    ]
+    store.write([], presence=[birth("south", "g01", datetime.now(UTC), 60.0, session=2)])
+    assert fleet(gateway, "--site", "south", monkeypatch=monkeypatch) == WELL
+    assert capsys.readouterr().out.splitlines()[-1] == "1 node, 0 with problems"
+
+
+@pytest.mark.parametrize(
+    ("args", "token", "said"),
+    [
+        ((), None, "no token: give --token-file or set GATEPOST_TOKEN"),
+        ((), COMMAND, "the fleet needs an admin token (403)"),
+        ((), "gpt_nobody", "the gateway refused the token (401)"),
+        ((), "two words", "$GATEPOST_TOKEN: not one token"),
+        (("--token-file", "/nonexistent/token"), None, "--token-file /nonexistent/token: cannot"),
+    ],
+    ids=["no-token", "command-token", "unknown-token", "not-a-token", "no-token-file"],
+)
+def test_fleet__invalid_token(
+    *, gateway: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...], token: str | None, said: str,
+) -> None:  # fmt: skip
+    assert fleet(gateway, *args, token=token, monkeypatch=monkeypatch) == UNREAD
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no table: a script must not take a half answer for a fleet
+    assert said in captured.err
+
+
+def test_fleet__token_file__valid(
+    gateway: str, store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    token_file = tmp_path / "admin.token"
+    token_file.write_text(f"{ADMIN}\n")
+    token_file.chmod(0o600)
+    assert (
+        fleet(gateway, "--token-file", str(token_file), token=None, monkeypatch=monkeypatch)
+        == PROBLEM
+    )  # fmt: skip  (g04 never reported)
+    assert "north  g04" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("ftp://127.0.0.1:8000", "--gateway 'ftp://127.0.0.1:8000': give http(s)://host:port"),
+        ("http://127.0.0.1:1", "--gateway http://127.0.0.1:1: no answer"),
+    ],
+    ids=["scheme", "nobody-listening"],
+)
+def test_fleet__invalid_gateway(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str, said: str
+) -> None:
+    assert fleet(url, "--timeout", "2", monkeypatch=monkeypatch) == UNREAD
+    assert said in capsys.readouterr().err
+
+
+def test_fleet__invalid_site_is_refused_by_the_parser(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        fleet("http://127.0.0.1:1", "--site", "North Site", monkeypatch=monkeypatch)
+    assert exited.value.code == 2
+    assert "--site" in capsys.readouterr().err
+
+
+# --- the judgement, at its limits -----------------------------------------------------------
+
+NOW = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+LIMITS = AlarmSection()  # trust lists up to 48 h, clocks within 30 s
+
+
+def record(**fields: object) -> NodeRecord:
+    values: dict[str, object] = {
+        "site": "north", "node": "g01", "role": Role.GATE, "online": True, "last_seen": NOW,
+        "trust_list_age_s": 0.0, "trust_list_age_at": NOW, "clock_skew_s": 0.0,
+        "seq_contiguous": 0, "seq_max": 0,
+    }  # fmt: skip
+    values.update(fields)
+    return NodeRecord.model_validate(values)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problems"),
+    [
+        ({"trust_list_age_s": 48 * 3600.0}, []),
+        ({"trust_list_age_s": 48 * 3600.0 + 1}, ["trust-stale"]),
+        ({"trust_list_age_s": None}, ["trust-stale"]),  # a gate with no trust list
+        ({"role": Role.DEPOT, "trust_list_age_s": None}, []),
+        ({"clock_skew_s": -30.0}, []),
+        ({"clock_skew_s": -30.5}, ["clock-skew"]),
+        ({"devices": {"scanner": "disabled"}}, []),
+        ({"devices": {"scanner": "unplugged"}}, ["device-fault"]),
+        ({"online": False, "clock_skew_s": 31.0}, ["offline", "clock-skew"]),
+        ({"online": False, "last_seen": None, "trust_list_age_s": None}, ["offline"]),
+    ],
+)
+def test_fleet_node__problems_at_the_alarm_limits(
+    fields: dict[str, object], problems: list[str]
+) -> None:
+    assert fleet_node(record(**fields), expected=True, faults=[], limits=LIMITS,
+                      now=NOW).problems == problems  # fmt: skip
+
+
+def test_fleet_order__worst_problem_first_then_by_name() -> None:
+    rows = [
+        fleet_node(record(node=node, **fields), expected=True, faults=[], limits=LIMITS, now=NOW)
+        for node, fields in (
+            ("a1", {}), ("b1", {"clock_skew_s": 99.0}), ("c2", {"online": False}),
+            ("c1", {"online": False, "clock_skew_s": 99.0}), ("a2", {"trust_list_age_s": None}),
+        )
+    ]  # fmt: skip
+    assert [row.node for row in sorted(rows, key=fleet_order)] == ["c1", "c2", "a2", "b1", "a1"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (0, "0s"),
+        (119, "119s"),
+        (120, "2m"),
+        (7199, "120m"),
+        (599, "10m"),
+        (7200, "2h"),
+        (3 * 86400, "3d"),
+    ],
+)
+def test_age(seconds: float, said: str) -> None:
+    assert age(seconds) == said
+
+
+def test_fleet__last_seen_is_an_age(
+    gateway: str, store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    seed_fleet(store, datetime.now(UTC) - timedelta(minutes=10))
+    fleet(gateway, "--site", "north", monkeypatch=monkeypatch)
+    rows = {tuple(line.split()[:2]): line for line in capsys.readouterr().out.splitlines()}
+    assert "10m ago" in rows["north", "g01"]
+    assert "never" in rows["north", "g04"]
