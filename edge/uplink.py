@@ -28,6 +28,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.contract import topics
+from edge.contract.base import Payload
 from edge.contract.catalogue import Message, decode, encode
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.receipt import Receipt
@@ -136,6 +137,22 @@ class Uplink:
     def connected(self) -> bool:
         current = self._current
         return bool(current and current.connected.is_set() and not current.lost.is_set())
+
+    def publish_now(self, topic: str, payload: Payload) -> bool:
+        """Publish one message (the catalogue's QoS and retain) if connected; False if not.
+
+        For the few retained reports outside the outbox (edge/updater's update result):
+        one that is not acknowledged is sent again by the caller on its next try.
+        """
+        current = self._current
+        if not self.connected or current is None:
+            return False
+        info = publish(current.client, topic, payload)
+        try:
+            info.wait_for_publish(timeout=5)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
 
     def wake(self) -> None:
         """New rows are in the outbox: send them now rather than at the next tick."""

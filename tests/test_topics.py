@@ -35,6 +35,7 @@ BUILT = [
     (topics.trust(SITE), ParsedTopic(TopicKind.TRUST, SITE)),
     (topics.revocations(SITE), ParsedTopic(TopicKind.REVOCATIONS, SITE)),
     (topics.receipt(SITE, "g01"), ParsedTopic(TopicKind.RECEIPT, SITE, node="g01")),
+    (topics.update(DEPOT), ParsedTopic(TopicKind.UPDATE, SITE, Role.DEPOT, "d01")),
 ]
 
 

@@ -18,7 +18,7 @@ from edge.contract.base import Event, Payload, personal_fields
 from edge.contract.command import Alert, Summary
 from edge.contract.documents import SignedNodeConfig, SignedRevocationList, SignedTrustList
 from edge.contract.events import EVENT_MODELS, DepotReadingBatch
-from edge.contract.presence import NODE_STATUS, Birth, Death, Health
+from edge.contract.presence import NODE_STATUS, Birth, Death, Health, UpdateReport
 from edge.contract.receipt import Receipt
 from edge.contract.supply import StockSummary, SupplyLevel
 from edge.contract.topics import EventKind, Node, ParsedTopic, TopicKind
@@ -79,6 +79,8 @@ CATALOGUE: dict[TopicKind, TopicSpec] = {
                   (SignedRevocationList,), 1, True, ("provisioning",), ("node", "gateway")),
         TopicSpec(TopicKind.RECEIPT, f"{_SITE}/receipt/<node>", topics.receipt,
                   (Receipt,), 1, True, ("gateway",), ("node", "technician")),
+        TopicSpec(TopicKind.UPDATE, f"{_NODE}/update", topics.update,
+                  (UpdateReport,), 1, True, ("node",), _READERS),
     )
 }  # fmt: skip
 

@@ -95,3 +95,22 @@ class Health(Payload):
     config_serial: ConfigSerial | None = None
     config_refused: ConfigRefusal | None = None
     cpu_percent: float | None = Field(None, ge=0)
+
+
+UpdateResult = Literal["installed", "rolled-back", "refused", "failed"]
+VersionText = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class UpdateReport(Payload):
+    """Retained on `update`: what the node's last `gatepost edge update` did (docs/update.md).
+
+    `running_version` is what runs after it: the new version when installed, the old one
+    after a rollback, a refusal or a failure.
+    """
+
+    node_time: AwareDatetime
+    result: UpdateResult
+    version: VersionText | None = Field(None, description="the bundle's; none if unreadable")
+    running_version: VersionText | None = Field(None, description="none: nothing installed")
+    previous_version: VersionText | None = None
+    reason: ShortText | None = Field(None, description="why it was refused, failed or rolled back")

@@ -5,6 +5,7 @@ Tree (one segment each; slugs are lower-case letters, digits, '-' and '_'):
     <prefix>/v1/<site>/<role>/<node>/status          node presence (retained)
     <prefix>/v1/<site>/<role>/<node>/health          node heartbeat
     <prefix>/v1/<site>/<role>/<node>/event/<kind>    node events
+    <prefix>/v1/<site>/<role>/<node>/update          software update result (retained)
     <prefix>/v1/<site>/depot/<node>/reading          depot reading batches
     <prefix>/v1/<site>/alert/<kind>                  gateway alerts
     <prefix>/v1/<site>/summary[/<node>]              gateway summaries (retained)
@@ -105,6 +106,7 @@ class TopicKind(StrEnum):
     TRUST = "trust"
     REVOCATIONS = "revocations"
     RECEIPT = "receipt"
+    UPDATE = "update"
 
 
 def check_slug(value: str, what: str) -> str:
@@ -168,6 +170,11 @@ def health(node: Node) -> str:
 def event(node: Node, kind: EventKind) -> str:
     """A durable event from a node's outbox."""
     return f"{node.root}/event/{_event_kind_for(node.role, kind)}"
+
+
+def update(node: Node) -> str:
+    """Retained: the result of the node's last software update (installed, rolled back...)."""
+    return f"{node.root}/update"
 
 
 def reading(node: Node) -> str:
@@ -248,6 +255,7 @@ def kind_filters(site: Site) -> dict[TopicKind, str]:
         TopicKind.TRUST: trust(site),
         TopicKind.REVOCATIONS: revocations(site),
         TopicKind.RECEIPT: f"{root}/receipt/+",
+        TopicKind.UPDATE: f"{root}/+/+/update",
     }
 
 
@@ -329,6 +337,8 @@ def _parse_node_leaf(site: Site, role: Role, node: str, leaf: list[str]) -> Pars
             return ParsedTopic(TopicKind.STATUS, site, role, node)
         case ["health"]:
             return ParsedTopic(TopicKind.HEALTH, site, role, node)
+        case ["update"]:
+            return ParsedTopic(TopicKind.UPDATE, site, role, node)
         case ["event", kind]:
             event_kind = _event_kind_for(role, _member(EventKind, kind))
             return ParsedTopic(TopicKind.EVENT, site, role, node, event_kind=event_kind)

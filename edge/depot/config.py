@@ -38,6 +38,7 @@ from edge.devices.registry import load_profile
 from edge.devices.scale.profile import ScaleProfile
 from edge.errors import GatepostError
 from edge.mqtt import Endpoint
+from edge.updater.config import UpdateSection
 
 BUSES_MAX = 8
 # Every sensor and every scale is a device in births and heartbeats, beside the outbox,
@@ -198,6 +199,7 @@ class DepotConfig(Section):
     node: DepotNodeSection
     broker: BrokerSection = BrokerSection()
     outbox: OutboxSection = OutboxSection()
+    update: UpdateSection = UpdateSection()
     buses: tuple[BusSection, ...] = Field(min_length=1, max_length=BUSES_MAX)
     scales: tuple[ScaleSection, ...] = Field(
         (), max_length=SCALES_MAX, description="platform scales, each on its own port"

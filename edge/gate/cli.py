@@ -40,6 +40,9 @@ def add_edge(commands: Any) -> None:
     )  # fmt: skip
     check.add_argument("--config", type=Path, required=True, help="the node's YAML config file")
     check.set_defaults(run=_check)
+    from edge.updater.cli import add_update
+
+    add_update(edge)
 
 
 def _load(path: Path) -> GateConfig | DepotConfig:

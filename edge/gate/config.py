@@ -39,6 +39,7 @@ from edge.devices.registry import load_profile
 from edge.errors import GatepostError
 from edge.gate.decision import GatePolicy
 from edge.gate.gpio.config import GpioConfig
+from edge.updater.config import UpdateSection
 from edge.web.security import HostName, StreamLimits, is_loopback
 from edge.web.tls import TLS_PATHS, TlsFields
 
@@ -212,6 +213,7 @@ class GateConfig(Section):
     console: ConsoleSection = ConsoleSection()
     report: ReportSection = ReportSection()
     secrets: SecretsSection = SecretsSection()
+    update: UpdateSection = UpdateSection()
 
     @property
     def node_id(self) -> Node:
