@@ -18,6 +18,7 @@ from edge.errors import ContractError
 from edge.fault_log import FaultLog
 from edge.lifecycle import ProcessUsage
 from edge.outbox import Outbox
+from edge.sd_notify import Notifier
 from edge.uplink import Uplink
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ FAULT_RECONCILE_MARGIN_S = 5.0
 # it has run this much longer without dying (one that dies at once stays in fault).
 WORKER_RESTART_S = 2.0
 WORKER_HEALTHY_S = 10.0
+# systemd's watchdog (WatchdogSec=30 in the node's unit) is fed at most this often.
+WATCHDOG_EVERY_S = 1.0
 
 
 class NodeRuntime:
@@ -73,6 +76,8 @@ class NodeRuntime:
         self._restarted: dict[str, float] = {}  # worker -> when it was started again
         self._next_checkpoint = 0.0
         self._reconcile_at = 0.0
+        self.notifier = Notifier()
+        self._next_watchdog = 0.0
 
     # What a role provides.
     def start(self) -> None:
@@ -118,10 +123,25 @@ class NodeRuntime:
             self.start()
             log.info("%s %s running", self.node.role, self.node)
             self._reconcile_at = time.monotonic() + self.parts_settle_s() + FAULT_RECONCILE_MARGIN_S
+            self.notifier.ready()
             while not stop.wait(TICK_S):
                 self.tick()
+                self._feed_watchdog()
         finally:
+            self.notifier.stopping()
             self.shutdown()
+            self.notifier.close()
+
+    def workers_alive(self) -> bool:
+        """Every worker's thread runs and none is down or crashed since its last healthy run."""
+        return all(thread.is_alive() for thread in self._threads) and not self._worker_faults
+
+    def _feed_watchdog(self) -> None:
+        # Fed from the main loop, and only while the workers live: a stuck loop or a dead
+        # worker starves systemd's watchdog, which then restarts the node.
+        if time.monotonic() >= self._next_watchdog and self.workers_alive():
+            self.notifier.watchdog()
+            self._next_watchdog = time.monotonic() + WATCHDOG_EVERY_S
 
     def tick(self) -> None:
         """The node's own watchers; a role that has clock-driven work adds it around this."""
