@@ -39,7 +39,7 @@ STATIC = Path(__file__).parent.parent / "web" / "static"
 # In load order: each script takes what the earlier ones put on window.gatepost.
 SCRIPTS = (
     "words.js", "dashboard.js", "reports.js", "depot-chart.js", "depots.js", "stock.js",
-    "stock-forms.js",
+    "stock-forms.js", "fleet.js",
 )  # fmt: skip
 # The charts' library (static/vendor/README.md), inlined before the page's own blocks.
 VENDOR_SCRIPT = "vendor/uPlot.iife.min.js"

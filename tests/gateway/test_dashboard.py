@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from edge.contract.base import Colour
 from edge.contract.events import Direction, HoldResolved, Outcome
-from edge.contract.presence import Birth
+from edge.contract.presence import Birth, DeviceState
 from edge.contract.supply import Level
 from edge.contract.topics import AlertKind, Role
 from edge.gate.console.server import ConsoleServer
@@ -29,7 +29,9 @@ from gateway.alarms import MESSAGES
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
 from gateway.api.routes_dashboard import STATIC, DashboardView, GateStatus, dashboard_stream
+from gateway.api.routes_nodes import NEVER_SEEN
 from gateway.api.routes_stock import AdjustmentIn, IssueIn, ReceiptIn, ReversalIn, TransferIn
+from gateway.fleet import Problem
 from gateway.reports import COUNT_FIELDS, GateReportStatus
 from gateway.stock.catalogue import Category, Unit
 from gateway.stock.ledger import EntryKind, ReceiptSource
@@ -352,6 +354,12 @@ DYNAMIC_KEYS: dict[str, tuple[str, ...]] = {
     "supplyLevel": get_args(Level),
     "stockField": (*STOCK_FIELDS, "other"),
     "stockError": STOCK_REFUSALS,
+    # The fleet view (fleet.js): a node's role, why it is offline, its problems and the
+    # states its birth and heartbeats give its devices.
+    "fleetRole": tuple(Role),
+    "fleetOffline": ("lost", "shutdown", "heartbeat", NEVER_SEEN),
+    "fleetProblem": get_args(Problem),
+    "deviceState": get_args(DeviceState),
 }
 
 
@@ -381,8 +389,9 @@ def test_words__every_key_the_page_shows_is_in_the_catalogue() -> None:
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     scripts = "\n".join(
         (STATIC / name).read_text(encoding="utf-8")
-        for name in ("words.js", "dashboard.js", "reports.js", "stock.js", "stock-forms.js")
-    )
+        for name in ("words.js", "dashboard.js", "reports.js", "stock.js", "stock-forms.js",
+                     "fleet.js")
+    )  # fmt: skip
     used = set(re.findall(r'data-word="([^"]+)"', html))
     # Every quoted key-shaped text ("gate.since"), whichever function it is passed to.
     namespaces = "|".join({key.split(".", 1)[0] for key in catalogue()})
