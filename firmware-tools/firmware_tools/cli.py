@@ -8,6 +8,7 @@ from typing import Any
 
 from edge.cli import add_broker_options, endpoint, slug_arg
 from edge.lifecycle import stop_on_signals
+from firmware_tools.config_push import add_config
 from firmware_tools.fleet_view import add_fleet
 from firmware_tools.issue import add_fw_commands
 from firmware_tools.site_cli import add_site_commands
@@ -35,6 +36,7 @@ def add_fw(commands: Any) -> None:
     tools = parser.add_subparsers(dest="tool", required=True, metavar="TOOL")
     add_fw_commands(tools)
     add_site_commands(tools)
+    add_config(tools)
     add_fleet(tools)
 
 
