@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import select
+import termios
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,12 @@ from simulators.pty import PseudoTerminal
 log = logging.getLogger(__name__)
 
 BITS_PER_BYTE = 10  # 8N1: start bit, 8 data bits, stop bit
+# termios speed constants of the rates parts use. 14400 has none: pyserial sets it as a
+# custom speed, which host_speed cannot tell apart, so no part checks it.
+_SPEEDS = {
+    getattr(termios, f"B{rate}"): rate
+    for rate in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+}
 
 
 @dataclass
@@ -155,6 +162,22 @@ class SimulatedPart:
     @property
     def plugged(self) -> bool:
         return self._pty is not None
+
+    def host_speed(self) -> int | None:
+        """The line speed the host set on its end of the pty; None when unplugged.
+
+        A pty carries bytes at any speed, but its termios is shared by both ends, so
+        tcgetattr on the master reads what the host's `serial.Serial(baudrate=…)` set
+        (Linux). A part that keeps its own speed compares the two, as a UART would.
+        """
+        with self._lock:
+            if not self._pty:
+                return None
+            try:
+                speed = termios.tcgetattr(self._pty.master_fd)[5]
+            except termios.error:
+                return None
+        return _SPEEDS.get(speed)
 
     @property
     def powered(self) -> bool:

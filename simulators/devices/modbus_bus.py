@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.devices.modbus.protocol import encode
+from edge.devices.modbus.protocol import BAUD_CODES, encode
 from simulators.devices.base import SimulatedPart
 
 Signal = Callable[[float], float]  # a value at a time on the bus's clock, in seconds
@@ -30,6 +30,8 @@ INPUT_REGISTERS = range(0x0001, 0x0003)
 HOLDING_REGISTERS = range(0x0101, 0x0103)
 ILLEGAL_FUNCTION = 0x01
 ILLEGAL_DATA_ADDRESS = 0x02
+ILLEGAL_DATA_VALUE = 0x03
+WRITE_SINGLE = 0x06  # firmware-tools' id and baud changes: the answer echoes the request
 # An SHT20 module answers within a few ms of the request's end (XY-MD02 sheet: < 20 ms).
 PROCESSING_S = 0.005
 
@@ -105,6 +107,9 @@ class SimulatedSensor:
         schedule: its faults at a time on the bus's clock, asked once per answer (a
             scenario's dead hour, or noise on a share of answers); overrides `faults`.
         requests: requests addressed to it so far.
+        stored_id, stored_baud_code: written by function 06 to 0x0101 / 0x0102; like the
+            module (per ya-modbus) it keeps running with its old id and speed until its
+            power is cycled (the bus's `faults.power_cycle`); None: nothing written.
     """
 
     slave_id: int
@@ -116,6 +121,32 @@ class SimulatedSensor:
     faults: SensorFaults = field(default_factory=SensorFaults)
     schedule: Callable[[float], SensorFaults] | None = None
     requests: int = 0
+    stored_id: int | None = None
+    stored_baud_code: int | None = None
+
+    @property
+    def baudrate(self) -> int:
+        """The speed it runs at, from its baud register read either way (code or rate)."""
+        return BAUD_CODES.get(self.baud_code, self.baud_code)
+
+    def power_up(self) -> None:
+        """Run with what was written to its holding registers."""
+        if self.stored_id is not None:
+            self.slave_id, self.stored_id = self.stored_id, None
+        if self.stored_baud_code is not None:
+            self.baud_code, self.stored_baud_code = self.stored_baud_code, None
+
+    def write(self, register: int, value: int) -> int | None:
+        """A function 06 write; the Modbus exception code when refused, else None."""
+        if register == 0x0101 and 1 <= value <= 247:
+            self.stored_id = value
+        elif register == 0x0102 and (value in BAUD_CODES or value in BAUD_CODES.values()):
+            self.stored_baud_code = value
+        elif register in HOLDING_REGISTERS:
+            return ILLEGAL_DATA_VALUE
+        else:
+            return ILLEGAL_DATA_ADDRESS
+        return None
 
     def faults_at(self, at: float) -> SensorFaults:
         """Its faults at time `at`: the schedule's if it has one, else `faults`."""
@@ -134,8 +165,8 @@ class SimulatedSensor:
         return {
             0x0001: temperature,
             0x0002: humidity,
-            0x0101: self.slave_id,
-            0x0102: self.baud_code,
+            0x0101: self.slave_id if self.stored_id is None else self.stored_id,
+            0x0102: self.baud_code if self.stored_baud_code is None else self.stored_baud_code,
         }
 
 
@@ -145,7 +176,12 @@ def constant(value: float) -> Signal:
 
 
 class SimulatedModbusBus(SimulatedPart):
-    """An RS485 bus of sensors behind a pty, answering Modbus RTU functions 03 and 04.
+    """An RS485 bus of sensors behind a pty, answering Modbus RTU functions 03, 04 and 06.
+
+    With `check_line_speed`, a sensor hears only a host at its own speed (its baud
+    register; the speed the host set is read from the pty, SimulatedPart.host_speed),
+    as on a bus where one module was left at another speed. Off by default: the bus's
+    `baudrate` then only sets the timing, and every sensor answers.
 
     Args:
         path: where the symlink to the pty goes (like a udev rule's /dev/gatepost-rs485).
@@ -168,6 +204,7 @@ class SimulatedModbusBus(SimulatedPart):
         self.bits_per_char = 1 + 8 + (parity != "N") + stopbits
         self.clock = clock
         self.requests: list[bytes] = []
+        self.check_line_speed = False
 
     @property
     def char_s(self) -> float:
@@ -183,6 +220,8 @@ class SimulatedModbusBus(SimulatedPart):
             del self.received[:REQUEST_BYTES]
             self.requests.append(request)
             sensor = self.sensors.get(request[0])
+            if sensor is not None and self.check_line_speed:
+                sensor = sensor if self.host_speed() == sensor.baudrate else None
             if sensor is not None:  # a request for nobody gets no answer, as on a real bus
                 self._answer(sensor, request)
         return None
@@ -212,6 +251,9 @@ class SimulatedModbusBus(SimulatedPart):
         function = request[1]
         first = int.from_bytes(request[2:4], "big")
         count = int.from_bytes(request[4:6], "big")
+        if function == WRITE_SINGLE:  # count is the value written
+            refused = sensor.write(first, count)
+            return request[1:6] if refused is None else bytes([function | 0x80, refused])
         wanted = range(first, first + count)
         readable = {
             0x04: INPUT_REGISTERS,
@@ -227,6 +269,12 @@ class SimulatedModbusBus(SimulatedPart):
         values = sensor.registers(at, faults)
         data = b"".join(values[address].to_bytes(2, "big") for address in wanted)
         return bytes([function, len(data)]) + data
+
+    def power_up(self) -> None:
+        """Every sensor runs with what was written to it; the bus finds them by their new ids."""
+        for sensor in self.sensors.values():
+            sensor.power_up()
+        self.sensors = {sensor.slave_id: sensor for sensor in self.sensors.values()}
 
     def _write(self, data: bytes) -> None:
         # As the base, but a character is 10 or 12 bits depending on the bus's parity and stop bits.

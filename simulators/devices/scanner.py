@@ -1,22 +1,33 @@
 """A simulated GM65-class QR scanner: sends codes with their suffix, answers zone-bit commands."""
 
+# Line speed. A pty moves bytes at any speed, but the speed the host set is readable on
+# the simulator's side (SimulatedPart.host_speed). So the simulated module keeps its baud
+# in zones 0x002A-0x002B, as the GM65 does, and treats a host whose line speed differs as
+# the real module would: bytes it sends are noise (ignored, no reply), and codes it scans
+# arrive as junk. A write to the baud zones is answered at
+# the old speed, then the module runs at the new one; like every zone, it is kept over
+# a power cycle only once saved (type 09).
+
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
 from edge.devices.scanner.protocol import (
+    BAUD_DIVISORS,
     OUTPUT_ZONE,
     SUFFIX_BYTES,
     TYPE_READ,
     TYPE_SAVE,
     TYPE_WRITE,
     WRITE_OK,
+    ZONE_BAUD,
     ZONE_MODE,
     ZONE_OUTPUT,
     ModuleReadMode,
     Suffix,
     ZoneCommand,
+    baud_of_zones,
     mode_zone,
     parse_command,
     read_mode_of_zone,
@@ -44,6 +55,9 @@ class SimulatedScanner(SimulatedPart):
         saved: what the module runs with at power-up (written by a save command).
         commands: every valid command received, in order.
         refuse: zone addresses whose writes get an error reply (to test refusals).
+        refuse_save: the save command (type 09) gets an error reply (a worn flash).
+        check_line_speed: ignore what a host sends at another speed than the module's
+            (the module note above); False for a host that cannot set one (a socket).
     """
 
     # The manual gives no start-up time; a camera-based module needs a moment.
@@ -54,13 +68,18 @@ class SimulatedScanner(SimulatedPart):
         read_mode: ModuleReadMode = "continuous",
     ) -> None:  # fmt: skip
         super().__init__(path, baudrate, interval_s=None)
+        divisor = BAUD_DIVISORS[baudrate].to_bytes(2, "little")
         self.saved: dict[int, int] = {
             ZONE_MODE: mode_zone(read_mode),
+            ZONE_BAUD: divisor[0],
+            ZONE_BAUD + 1: divisor[1],
             ZONE_OUTPUT: OUTPUT_ZONE[suffix],
         }
         self.zones = dict(self.saved)
         self.commands: list[ZoneCommand] = []
         self.refuse: set[int] = set()
+        self.refuse_save = False
+        self.check_line_speed = True
 
     @property
     def suffix(self) -> Suffix:
@@ -81,11 +100,33 @@ class SimulatedScanner(SimulatedPart):
         if self.read_mode in ("manual", "command"):
             log.info("scanner in %s mode: the code held up is not read", self.read_mode)
             return
-        self.send(text.encode("utf-8") + SUFFIX_BYTES[self.suffix])
+        frame = text.encode("utf-8") + SUFFIX_BYTES[self.suffix]
+        if not self.host_in_step():
+            frame = bytes(0xF0 | (byte & 0x0F) for byte in frame)  # framing errors: junk
+        self.send(frame)
 
     def power_up(self) -> None:
         """Back to the saved zones: what the host wrote without saving is gone."""
         self.zones = dict(self.saved)
+        self.baudrate = self._zone_baud() or self.baudrate
+
+    def host_in_step(self) -> bool:
+        """Whether the host's line speed is the module's (always, when not checked)."""
+        return not self.check_line_speed or self.host_speed() == self.baudrate
+
+    def _receive(self, data: bytes) -> None:
+        if self.check_line_speed and self.powered and not self.host_in_step():
+            log.debug("scanner at %d hears noise (host at %s)", self.baudrate, self.host_speed())
+            self.received.clear()
+            return
+        super()._receive(data)
+        new = self._zone_baud()
+        if new and new != self.baudrate:  # answered at the old speed: now switch
+            log.info("scanner now at %d baud", new)
+            self.baudrate = new
+
+    def _zone_baud(self) -> int | None:
+        return baud_of_zones(self.zones.get(ZONE_BAUD, 0), self.zones.get(ZONE_BAUD + 1, 0))
 
     def reply(self, command: bytes) -> bytes | None:
         answers = b""
@@ -118,6 +159,8 @@ class SimulatedScanner(SimulatedPart):
             count = command.data[0] if command.data else 1
             return reply_frame(bytes(self.zones.get(command.address + i, 0) for i in range(count)))
         if command.kind == TYPE_SAVE:
+            if self.refuse_save:
+                return reply_frame(b"\x00", status=0x01)
             self.saved = dict(self.zones)
             return WRITE_OK
         return b""

@@ -35,6 +35,8 @@ class SimulatedThermometer(SimulatedPart):
         seed: for the noise, so a scenario replays the same.
         auto_output_at_power_up: the stored setting (`A5 51` / `A5 52`): false, and the
             module stays silent after power-up until told `A5 45`.
+        object_error_c: the sensor's own error, added to what it sees of a person or a
+            blackbody (what `object_offset_c` in the profile corrects).
 
     Attributes:
         streaming: sends frames every interval.
@@ -48,7 +50,7 @@ class SimulatedThermometer(SimulatedPart):
     def __init__(
         self, path: Path, baudrate: int = 9600, interval_s: float = 0.1, *,
         ambient_c: float = 22.0, skin_offset_c: float = 0.0, seed: int = 0,
-        auto_output_at_power_up: bool = True,
+        auto_output_at_power_up: bool = True, object_error_c: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__(path, baudrate, interval_s)
         self.ambient_c = ambient_c
@@ -62,6 +64,25 @@ class SimulatedThermometer(SimulatedPart):
         self._person_until = 0.0
         self._jitter = 0
         self._last_frame: bytes | None = None
+        self.object_error_c = object_error_c
+        self._reference: tuple[float, float, float, float] | None = None
+
+    def blackbody(
+        self, reference_c: float | None, noise_c: float = 0.05, drift_c_per_s: float = 0.0
+    ) -> None:
+        """A blackbody calibrator in front of the sensor until called with None.
+
+        Args:
+            reference_c: the calibrator's set temperature; None takes it away.
+            noise_c: each frame is off by up to this much (uniform): a calibrator still
+                settling or a hand in the way shows as a larger value.
+            drift_c_per_s: how fast the calibrator's temperature moves (not yet settled).
+        """
+        with self._lock:
+            if reference_c is None:
+                self._reference = None
+            else:
+                self._reference = (reference_c, noise_c, drift_c_per_s, time.monotonic())
 
     def present(self, body_c: float, duration_s: float = 0.6) -> None:
         """A person steps in front of the sensor, then away.
@@ -85,9 +106,13 @@ class SimulatedThermometer(SimulatedPart):
             # A live ambient never repeats for long: step the last digit every frame.
             self._jitter = self._rng.choice([j for j in (-1, 0, 1) if j != self._jitter])
             ambient_raw = round(self.ambient_c * 100) + self._jitter
-            if self._person_c is not None and time.monotonic() < self._person_until:
+            if self._reference is not None:
+                reference_c, noise_c, drift, since = self._reference
+                seen = reference_c + drift * (time.monotonic() - since) + self.object_error_c
+                object_raw = round((seen + self._rng.uniform(-noise_c, noise_c)) * 100)
+            elif self._person_c is not None and time.monotonic() < self._person_until:
                 noise = self._rng.randint(-OBJECT_NOISE_RAW, OBJECT_NOISE_RAW)
-                object_raw = round(self._person_c * 100) + noise
+                object_raw = round((self._person_c + self.object_error_c) * 100) + noise
             else:
                 self._person_c = None
                 object_raw = ambient_raw + self._rng.randint(-IDLE_NOISE_RAW, IDLE_NOISE_RAW)

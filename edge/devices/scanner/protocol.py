@@ -34,6 +34,13 @@ TYPE_SAVE = 0x09
 
 ZONE_MODE = 0x0000  # LED, sound, aiming, illumination, read mode
 ZONE_OUTPUT = 0x0060  # tail (suffix) type and enable, prefix, code id
+ZONE_BAUD = 0x002A  # 0x002A-0x002B: the line speed's divisor, low byte first
+# The manual's baud table (zone 0x002A-0x002B, about 3,000,000 / rate; its own example
+# writes 39 01 for 9600). Only firmware-tools writes it; the node never changes speed.
+BAUD_DIVISORS: dict[int, int] = {
+    1200: 0x09C4, 2400: 0x04E2, 4800: 0x0271, 9600: 0x0139, 14400: 0x00D0,
+    19200: 0x009C, 38400: 0x004E, 57600: 0x0034, 115200: 0x001A,
+}  # fmt: skip
 WRITE_OK = bytes.fromhex("02 00 00 01 00 33 31")
 
 SUFFIX_BYTES: dict[Suffix, bytes] = {"cr": b"\r", "crlf": b"\r\n", "tab": b"\t", "none": b""}
@@ -107,6 +114,12 @@ def read_mode_of_zone(value: int) -> ModuleReadMode:
         manual, command, continuous or sensing.
     """
     return _MODES[value & 0b11]
+
+
+def baud_of_zones(low: int, high: int) -> int | None:
+    """The line speed zones 0x002A (low) and 0x002B (high) select; None for no rate listed."""
+    divisor = low | high << 8
+    return next((rate for rate, d in BAUD_DIVISORS.items() if d == divisor), None)
 
 
 def write_command(address: int, data: bytes) -> bytes:

@@ -6,6 +6,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import ClassVar
 
 from edge.devices.base import FrameFault, RawSample, Reading, SerialStream, TemperatureReading
@@ -38,6 +39,7 @@ class PersonEpisode:
         self._measured = False
         # Compare in raw hundredths so 0.3 °C means exactly 30, not 29.999….
         self._spread_raw = round(profile.settle_spread_c * 100)
+        self._offset_raw = round(profile.object_offset_c * 100)
 
     def frame(self, frame: TemperatureFrame, at: float) -> TemperatureReading | None:
         """Take the next frame.
@@ -49,6 +51,8 @@ class PersonEpisode:
         Returns:
             The episode's reading when this frame settles it, else None.
         """
+        if self._offset_raw:  # the sensor's calibration (object_offset_c) first
+            frame = replace(frame, object_raw=frame.object_raw + self._offset_raw)
         if frame.object_c < self.profile.presence_min_c:
             self._present = self._measured = False
             self._window.clear()

@@ -45,6 +45,11 @@ class ThermometerProfile(DeviceProfile):
         description="added to the forehead (object) value to estimate body temperature; "
         "calibrate on site against a clinical thermometer",
     )  # fmt: skip
+    object_offset_c: float = Field(
+        0.0, ge=-3, le=3,
+        description="the sensor's own error, added to every object value before anything "
+        "else: `gatepost fw device thermo-calibrate` measures it against a blackbody",
+    )  # fmt: skip
     max_plausible_c: float = Field(
         43.0, ge=35, le=80,
         description="a settled object above this is no forehead (a cup, a lamp): the "

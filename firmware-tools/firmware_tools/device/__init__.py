@@ -1,0 +1,1 @@
+"""`gatepost fw device …`: set up the modules a node reads over their own serial protocols."""
