@@ -31,7 +31,7 @@ from edge.configfile import OutboxSection
 from edge.contract.topics import Role, Site
 from edge.runtime import NodeRuntime
 from edge.sd_notify import Notifier
-from firmware_tools.provision import unpack
+from firmware_tools.node_bundle import unpack
 from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.access import hash_token
 from gateway.config import (
