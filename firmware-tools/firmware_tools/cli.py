@@ -11,6 +11,7 @@ from edge.lifecycle import stop_on_signals
 from firmware_tools.config_push import add_config
 from firmware_tools.fleet_view import add_fleet
 from firmware_tools.issue import add_fw_commands
+from firmware_tools.provision import add_provision
 from firmware_tools.site_cli import add_site_commands
 from firmware_tools.watch import Watcher
 
@@ -37,6 +38,7 @@ def add_fw(commands: Any) -> None:
     add_fw_commands(tools)
     add_site_commands(tools)
     add_config(tools)
+    add_provision(tools)
     add_fleet(tools)
 
 
