@@ -129,6 +129,12 @@ class DeviceLink(SupervisedDevice):
         self._stuck_since = 0.0
         self._stuck_seen = 0.0
         self._last_revive = float("-inf")
+        self._new_profile = threading.Event()
+
+    def use_profile(self, profile: DeviceProfile) -> None:
+        """Read with `profile` from now on (a live calibration): the driver is set up again."""
+        self.profile = profile
+        self._new_profile.set()
 
     def run(self, stop: threading.Event) -> None:
         """Open, set up and read the part until `stop` is set, reopening after every loss."""
@@ -158,6 +164,10 @@ class DeviceLink(SupervisedDevice):
         self._clear("setup")
         self._last_good = self._clock()
         while not stop.is_set():
+            if self._new_profile.is_set():
+                self._new_profile.clear()
+                driver = self._driver_factory(port, self.profile)
+                driver.setup()
             items = driver.poll()
             for item in items:
                 if isinstance(item, FrameFault):

@@ -172,6 +172,16 @@ class ReportSection(Section):
     cutoff_hour: int = Field(0, ge=0, le=23, description="daily report cut-off, site local time")
 
 
+class CalibrationSection(Section):
+    """Per-unit corrections a signed config may change while the gate runs."""
+
+    thermometer_object_offset_c: float | None = Field(
+        None, ge=-3, le=3,
+        description="replaces the thermometer profile's object_offset_c (`gatepost fw device "
+        "thermo-calibrate` measures it); none: the profile's and settings' own",
+    )  # fmt: skip
+
+
 class SecretsSection(Section):
     id_hash_key_file: Path | None = Field(
         None, description="file holding the key for ID number hashes (32+ bytes)"
@@ -212,6 +222,7 @@ class GateConfig(Section):
     outbox: OutboxSection = OutboxSection()
     console: ConsoleSection = ConsoleSection()
     report: ReportSection = ReportSection()
+    calibration: CalibrationSection = CalibrationSection()
     secrets: SecretsSection = SecretsSection()
     update: UpdateSection = UpdateSection()
 

@@ -24,6 +24,7 @@ from edge.contract.topics import TopicKind
 from edge.credentials.store import TrustStore
 from edge.credentials.trust import DocumentRefused, root_keys_for
 from edge.credentials.verifier import Verifier
+from edge.devices.base import DeviceProfile
 from edge.devices.link import REOPEN_EVERY_S, DeviceLink
 from edge.devices.registry import DRIVERS
 from edge.errors import ContractError
@@ -130,7 +131,7 @@ class GateNode(NodeRuntime):
             section = getattr(devices, name)
             if section is None:
                 continue
-            profile = section.load()
+            profile = self._calibrated(name, section.load())
             link = DeviceLink(
                 name.replace("_", "-"), section.url, profile, DRIVERS[profile.part],
                 on_reading=self.checkpoint.on_reading, on_fault=self.checkpoint.on_fault,
@@ -151,6 +152,22 @@ class GateNode(NodeRuntime):
             )  # fmt: skip
             camera.start(self._stop)
             self.links.append(camera)
+
+    def _calibrated(self, name: str, profile: DeviceProfile) -> DeviceProfile:
+        """`profile` with the live calibration laid over it (only the thermometer has one)."""
+        offset = self.remote_config.effective.calibration.thermometer_object_offset_c
+        if name != "thermometer" or offset is None:
+            return profile
+        return profile.model_copy(update={"object_offset_c": offset})
+
+    def _recalibrate(self) -> None:
+        """Hand the thermometer its calibration when a signed config changed it."""
+        section = self.config.devices.thermometer
+        for link in self.links:
+            if link.name == "thermometer" and isinstance(link, DeviceLink) and section:
+                profile = self._calibrated("thermometer", section.load())
+                if profile != link.profile:
+                    link.use_profile(profile)
 
     def init_console(self) -> None:
         settings = self.config.console
@@ -255,6 +272,7 @@ class GateNode(NodeRuntime):
                 self.checkpoint.policy = self.remote_config.effective.policy
                 self.checkpoint.cutoff_hour = self.remote_config.effective.report.cutoff_hour
                 self.config_refused = None
+                self._recalibrate()
             else:
                 return
         except DocumentRefused as refused:

@@ -1,10 +1,10 @@
 """The signed node config pushed down by provisioning: verified, applied live, kept on disk.
 
 Only the sections that can change while the node runs are accepted (the decision
-policy and the report cut-off); a config that touches anything else (devices, pins,
-broker) needs a new config file and a restart, and is refused saying so. The fields it
-gives replace the file's, section by section; the newest signed config wins whole, so
-a field it leaves out goes back to the file's value.
+policy, the report cut-off, the thermometer's calibration); a config that touches
+anything else (devices, pins, broker) needs a new config file and a restart, and is
+refused saying so. The fields it gives replace the file's, section by section; the
+newest signed config wins whole, so a field it leaves out goes back to the file's value.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from edge.gate.config import GateConfig
 
 log = logging.getLogger(__name__)
 
-LIVE_SECTIONS = frozenset({"policy", "report"})
+LIVE_SECTIONS = frozenset({"policy", "report", "calibration"})
 
 
 class NodeConfigStore:

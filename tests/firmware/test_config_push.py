@@ -20,6 +20,8 @@ from edge.contract import catalogue, topics
 from edge.contract.documents import SignedNodeConfig
 from edge.contract.topics import Site
 from edge.credentials.keys import write_private_key
+from edge.devices.base import Reading, TemperatureReading
+from edge.devices.link import DeviceLink
 from edge.gate.config import load_config
 from edge.gate.node import GateNode
 from edge.mqtt import Endpoint
@@ -27,6 +29,7 @@ from firmware_tools.config_push import ConfigPushError, parse_sets, push_config
 from firmware_tools.site_pki import IdentityRole
 from simulators.broker import PrivateBroker
 from simulators.devices.scanner import SimulatedScanner
+from simulators.devices.thermometer import SimulatedThermometer
 from simulators.site import SiteKit
 from tests.conftest import Subscriber, locked_site
 
@@ -215,6 +218,62 @@ def main_push_short(
     ])  # fmt: skip
     captured = capsys.readouterr()
     return code, captured.out + captured.err
+
+
+@pytest.fixture
+def thermometer(tmp_path: Path) -> Iterator[SimulatedThermometer]:
+    running = SimulatedThermometer(tmp_path / "thermometer").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def gate_with_thermometer(
+    kit: SiteKit, site: PrivateBroker, scanner: SimulatedScanner, thermometer: SimulatedThermometer
+) -> Path:
+    devices = {
+        "scanner": {"url": str(scanner.path), "profile": "gm65-scanner"},
+        "thermometer": {"url": str(thermometer.path), "profile": "gy-mcu90614"},
+    }
+    return kit.gate_config(
+        "g01", site.endpoint("gate-g01"), devices,
+        broker={"heartbeat_s": 30, "reconnect_max_s": 0.5}, console={"enabled": False},
+    )  # fmt: skip
+
+
+def test_a_pushed_thermometer_calibration_is_read_with_from_the_next_person_on(
+    capsys: pytest.CaptureFixture[str], site: PrivateBroker, root_key: Path,
+    thermometer: SimulatedThermometer, gate_with_thermometer: Path,
+) -> None:  # fmt: skip
+    with gate(gate_with_thermometer) as node:
+        (link,) = [one for one in node.links if one.name == "thermometer"]
+        assert isinstance(link, DeviceLink)
+        seen: list[TemperatureReading] = []
+        passes_on = link._on_reading  # the checkpoint's; the test listens beside it
+
+        def listen(reading: Reading) -> None:
+            if isinstance(reading, TemperatureReading):
+                seen.append(reading)
+            passes_on(reading)
+
+        link._on_reading = listen
+
+        def object_c_of_one_person() -> float | None:
+            seen.clear()
+            thermometer.present(36.6, duration_s=0.8)
+            wait_until(lambda: bool(seen))
+            time.sleep(1.0)  # the person steps away before the next one
+            return seen[0].object_c
+
+        before = object_c_of_one_person()
+        assert before is not None
+        code, out = push(
+            capsys, site.endpoint("admin-tech"), root_key,
+            "--set", "calibration.thermometer_object_offset_c=0.5",
+        )  # fmt: skip
+        assert code == 0, out
+        # The simulated sensor's frames wobble by a hundredth or two around a person.
+        assert object_c_of_one_person() == pytest.approx(before + 0.5, abs=0.05)
 
 
 @pytest.mark.parametrize(
