@@ -10,7 +10,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -80,7 +80,7 @@ def _run_fleet(args: argparse.Namespace) -> int:
     return PROBLEM if any(node.problems for node in nodes) else WELL
 
 
-def read_token(path: Path | None, environ: dict[str, str] | os._Environ[str]) -> str:
+def read_token(path: Path | None, environ: Mapping[str, str]) -> str:
     """The admin token from `path`, else from the environment.
 
     Raises:
@@ -116,9 +116,11 @@ def read_fleet(
 
     url = _fleet_url(gateway, site)  # http(s) only: urlopen never sees file: or others
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
-    context = _tls(ca) if url.startswith("https:") else None
+    handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+    if url.startswith("https:"):
+        handlers.append(urllib.request.HTTPSHandler(context=_tls(ca)))
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:  # noqa: S310
+        with urllib.request.build_opener(*handlers).open(request, timeout=timeout_s) as response:
             body = response.read(RESPONSE_MAX_BYTES + 1)
             at = _date_of(response.headers.get("Date"))
     except urllib.error.HTTPError as exc:
@@ -135,6 +137,13 @@ def read_fleet(
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise FleetError(f"the gateway's answer is not a fleet: {where}: {first['msg']}") from None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: urllib would send the token on to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def _fleet_url(gateway: str, site: str | None) -> str:

@@ -3,12 +3,17 @@ code, problems first, and every way of not reading the fleet."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge.cli import main
 from edge.contract.topics import Role
@@ -19,7 +24,7 @@ from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
 from gateway.config import AlarmSection
-from gateway.fleet import fleet_node, fleet_order
+from gateway.fleet import PROBLEMS, fleet_node, fleet_order
 from gateway.live import LiveFeed
 from gateway.store import SqliteStore
 from gateway.store.records import AccessRole, NodeRecord
@@ -257,3 +262,68 @@ def test_fleet__last_seen_is_an_age(
     rows = {tuple(line.split()[:2]): line for line in capsys.readouterr().out.splitlines()}
     assert "10m ago" in rows["north", "g01"]
     assert "never" in rows["north", "g04"]
+
+
+@contextmanager
+def http_server(target: str = "") -> Iterator[tuple[str, list[str | None]]]:
+    """A server answering every GET with a redirect to `target` (or 200 `[]` without one);
+    yields its URL and the Authorization header of each request it got."""
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(302 if target else 200)
+            if target:
+                self.send_header("Location", target)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_fleet__a_redirect_is_refused_and_the_token_goes_nowhere_else(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with http_server() as (elsewhere, seen_elsewhere):
+        with http_server(f"{elsewhere}/api/nodes/fleet") as (redirecting, seen):
+            assert fleet(redirecting, monkeypatch=monkeypatch) == UNREAD
+        assert seen == [f"Bearer {ADMIN}"]
+        assert seen_elsewhere == []
+    assert "the gateway answered 302" in capsys.readouterr().err
+
+
+# --- a property: the order, whatever the nodes ------------------------------------------------
+
+NODE_STATES = st.fixed_dictionaries({
+    "online": st.booleans(),
+    "trust_list_age_s": st.none() | st.floats(0, 10 * 86400),
+    "clock_skew_s": st.none() | st.floats(-600, 600),
+    "devices": st.dictionaries(st.sampled_from(["scanner", "thermometer", "probe"]),
+                               st.sampled_from(["ok", "fault", "unplugged", "disabled"])),
+    "role": st.sampled_from(list(Role)),
+})  # fmt: skip
+
+
+@given(st.lists(NODE_STATES, max_size=30))
+def test_fleet_order__problems_first_worst_first__property(states: list[dict[str, object]]) -> None:
+    rows = sorted(
+        (fleet_node(record(node=f"n{i:02d}", **fields), expected=True, faults=[], limits=LIMITS,
+                    now=NOW) for i, fields in enumerate(states)),
+        key=fleet_order,
+    )  # fmt: skip
+    worst = [PROBLEMS.index(r.problems[0]) if r.problems else len(PROBLEMS) for r in rows]
+    assert worst == sorted(worst)  # no well node before one with a problem, worst first
+    for row in rows:
+        assert row.problems == [p for p in PROBLEMS if p in row.problems]  # in order, once each
