@@ -239,11 +239,19 @@ def _restore(port: ScannerPort, before: ScannerSettings, state: _State, progress
     runs_at, saved = state.runs_at, state.saved
     try:
         port.open(runs_at)
-        if port.read_zones() is None and runs_at != before.baud:
+        zones = port.read_zones()
+        if zones is None and runs_at != before.baud:
             runs_at = before.baud  # the baud write never took: the module is where it was
             port.open(runs_at)
-        port.write("restore", write_command(ZONE_OUTPUT, bytes([before.output])))
-        port.write("restore", write_command(ZONE_MODE, bytes([before.mode])))
+            zones = port.read_zones()
+        if zones is None:
+            raise DeviceSetupError("restore", f"no answer at {runs_at} baud")
+        now = ScannerSettings.from_zones(zones)
+        # Only what differs: a zone whose write was refused still holds what was there.
+        if now.output != before.output:
+            port.write("restore", write_command(ZONE_OUTPUT, bytes([before.output])))
+        if now.mode != before.mode:
+            port.write("restore", write_command(ZONE_MODE, bytes([before.mode])))
         if runs_at != before.baud:
             port.write("restore", _baud_command(before.baud))
             port.open(before.baud)

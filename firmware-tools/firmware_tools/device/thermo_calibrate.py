@@ -128,6 +128,7 @@ def write_offset(config: Path, offset_c: float) -> None:
         DeviceSetupError: the file is no gate config with a thermometer, or the offset
             is outside what the profile accepts; the file is then untouched.
     """
+    from edge.errors import GatepostError
     from edge.gate.config import DeviceSection  # lazy: the gate's config models
 
     try:
@@ -139,7 +140,7 @@ def write_offset(config: Path, offset_c: float) -> None:
     settings[OFFSET_KEY] = offset_c
     try:
         DeviceSection.model_validate({**section, "settings": settings}).load()
-    except (ValueError, OSError) as exc:
+    except (GatepostError, ValueError, OSError) as exc:
         raise DeviceSetupError(
             "config", f"{config}: devices.thermometer.settings.{OFFSET_KEY}: {exc}"
         ) from None
