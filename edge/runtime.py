@@ -19,6 +19,7 @@ from edge.fault_log import FaultLog
 from edge.lifecycle import ProcessUsage
 from edge.outbox import Outbox
 from edge.sd_notify import Notifier
+from edge.updater.health import NodeReporter
 from edge.uplink import Uplink
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ class NodeRuntime:
         self._restarted: dict[str, float] = {}  # worker -> when it was started again
         self._next_checkpoint = 0.0
         self._reconcile_at = 0.0
+        # The health file and update report that `gatepost edge update` relies on.
+        self.reporter = NodeReporter(state_dir, version("gatepost"))
         self.notifier = Notifier()
         self._next_watchdog = 0.0
 
@@ -153,6 +156,7 @@ class NodeRuntime:
         if self._reconcile_at and time.monotonic() >= self._reconcile_at:
             self.faults.reconcile_faults(self.present_faults())
             self._reconcile_at = 0.0
+        self.reporter.tick(self.uplink, self.node, self.devices())
 
     def init_outbox(self) -> None:
         """The outbox, and the uplink that drains it (started last, once all is in place)."""
