@@ -8,6 +8,7 @@ from typing import Any
 
 from edge.cli import add_broker_options, endpoint, slug_arg
 from edge.lifecycle import stop_on_signals
+from firmware_tools.bundle import add_bundle
 from firmware_tools.config_push import add_config
 from firmware_tools.fleet_view import add_fleet
 from firmware_tools.issue import add_fw_commands
@@ -37,6 +38,7 @@ def add_fw(commands: Any) -> None:
     tools = parser.add_subparsers(dest="tool", required=True, metavar="TOOL")
     add_fw_commands(tools)
     add_site_commands(tools)
+    add_bundle(tools)
     add_config(tools)
     add_provision(tools)
     add_fleet(tools)
