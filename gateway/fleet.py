@@ -33,6 +33,9 @@ class FleetNode(BaseModel):
     last_seen: datetime | None = Field(None, description="gateway time of its last message")
     version: str | None = Field(None, description="software version from its birth")
     config_hash: str | None = Field(None, description="the config it runs, from its birth")
+    config_serial: int | None = Field(
+        None, description="serial of the signed node config it runs; 0: its config file only"
+    )
     trust_list_age_s: float | None = Field(
         None, description="the trust list's age now (gates); none: unknown or no list"
     )
@@ -82,6 +85,7 @@ def fleet_node(
         site=record.site, node=record.node, role=record.role, expected=expected,
         online=record.online, offline_reason=record.offline_reason,
         last_seen=record.last_seen, version=record.version, config_hash=record.config_hash,
+        config_serial=record.config_serial,
         trust_list_age_s=trust_age, clock_skew_s=record.clock_skew_s,
         outbox_depth=record.outbox_depth, devices=record.devices,
         faults=[f"{f.device}/{f.fault}" for f in faults[:FAULTS_SHOWN]], problems=problems,

@@ -209,10 +209,17 @@ def _row(node: FleetNode, at: datetime) -> tuple[str, ...]:
     trust = "-" if node.trust_list_age_s is None else age(node.trust_list_age_s)
     return (
         node.site, node.node, node.role.value, state, node.version or "-",
-        (node.config_hash or "-")[:CONFIG_SHOWN], trust, seen, skew,
+        _config(node), trust, seen, skew,
         "-" if node.outbox_depth is None else str(node.outbox_depth), _devices(node),
         ",".join(node.problems) or "-",
     )  # fmt: skip
+
+
+def _config(node: FleetNode) -> str:
+    """serial/hash: the signed config's serial (`-` when the node does not say) and the start
+    of its hash."""
+    serial = "-" if node.config_serial is None else str(node.config_serial)
+    return f"{serial}/{(node.config_hash or '-')[:CONFIG_SHOWN]}"
 
 
 def _devices(node: FleetNode) -> str:

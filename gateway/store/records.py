@@ -214,6 +214,9 @@ class NodeRecord(Record):
     session: int | None = None
     version: str | None = None
     config_hash: str | None = None
+    config_serial: int | None = Field(
+        None, description="serial of the signed node config it runs; 0: its config file only"
+    )
     devices: dict[str, str] = Field(default_factory=dict)
     heartbeat_s: int | None = None
     trust_list_age_s: float | None = Field(

@@ -523,4 +523,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE kind = 'transfer-out';
         """,
     ),
+    Migration(
+        "0022-node-config-serial",
+        """
+        -- The serial of the signed node config a node runs, from its births and heartbeats
+        -- (the fleet view's config version beside its hash); null until a node says it.
+        ALTER TABLE nodes ADD COLUMN config_serial INTEGER;
+        """,
+    ),
 )

@@ -343,6 +343,8 @@ class SqliteStore(
             fields["last_seen"] = seen
         if item.skew_s is not None:
             fields["clock_skew_s"] = round(item.skew_s, 3)
+        if payload.config_serial is not None:  # a node older than signed configs says none
+            fields["config_serial"] = payload.config_serial
         if isinstance(payload, Birth):
             fields |= {
                 "version": payload.version, "config_hash": payload.config_hash,

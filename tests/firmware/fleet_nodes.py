@@ -14,6 +14,7 @@ from gateway.store.records import InboundPresence
 from tests.gateway.factory import Gates
 
 CONFIG_HASH = "c0ffee" * 4
+CONFIG_SERIAL = 8  # the signed config the gates g01 run (7 at birth); the others do not say
 # Worst problem first, then by site and node: what `fw fleet` and the dashboard list.
 ORDER = [
     ("north", "g04", ["offline"]),  # in the inventory, never heard from
@@ -50,7 +51,7 @@ def birth(
     payload = Birth(
         session=session, node_time=at, role=role, version="1.4.2", config_hash=CONFIG_HASH,
         devices=devices, trust_list_age_s=None if role is Role.DEPOT else trust_age_s,
-        heartbeat_s=10,
+        heartbeat_s=10, config_serial=CONFIG_SERIAL - 1 if node == "g01" else None,
     )  # fmt: skip
     return InboundPresence(site, node, role, payload, at)
 
@@ -77,7 +78,7 @@ def seed_fleet(store: SqliteStore, now: datetime) -> None:
         birth("south", "g01", now, 60.0),
     ])  # fmt: skip
     store.write([], presence=[
-        _health("g01", now, 0.4),
+        _health("g01", now, 0.4, config_serial=CONFIG_SERIAL),  # applied a newer one since
         _health("g03", now, 120.0),
         _health("d01", now, -0.2, devices={"probe": "fault"}),
         InboundPresence(

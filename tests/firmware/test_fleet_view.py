@@ -28,7 +28,14 @@ from gateway.fleet import PROBLEMS, fleet_node, fleet_order
 from gateway.live import LiveFeed
 from gateway.store import SqliteStore
 from gateway.store.records import AccessRole, NodeRecord
-from tests.firmware.fleet_nodes import CONFIG_HASH, ORDER, birth, fleet_config, seed_fleet
+from tests.firmware.fleet_nodes import (
+    CONFIG_HASH,
+    CONFIG_SERIAL,
+    ORDER,
+    birth,
+    fleet_config,
+    seed_fleet,
+)
 
 ADMIN = "gpt_fleet-admin"
 COMMAND = "gpt_fleet-command"
@@ -87,7 +94,8 @@ def test_fleet__table_lists_problems_first_and_exits_1(
     assert "offline (never-seen)" in by_node["north", "g04"]
     assert "offline (shutdown)" in by_node["south", "g01"]
     well = by_node["north", "g01"]
-    assert "online" in well and "1.4.2" in well and CONFIG_HASH[:12] in well
+    assert "online" in well and "1.4.2" in well and f"8/{CONFIG_HASH[:12]}" in well
+    assert f" -/{CONFIG_HASH[:12]} " in by_node["north", "g02"]  # no serial said
     assert "+0.4s" in well and "2 ok" in well and well.endswith("-")
     assert "3d" in by_node["north", "g02"] and by_node["north", "g02"].endswith("trust-stale")
     assert "+120.0s" in by_node["north", "g03"]
@@ -109,6 +117,7 @@ def test_fleet__json_has_every_column_and_the_same_order(
     assert d01["trust_list_age_s"] is None  # a depot has no trust list, and is not judged on it
     g01 = nodes[5]
     assert (g01["version"], g01["config_hash"], g01["outbox_depth"]) == ("1.4.2", CONFIG_HASH, 3)
+    assert (g01["config_serial"], nodes[2]["config_serial"]) == (CONFIG_SERIAL, None)
     assert g01["clock_skew_s"] == pytest.approx(0.4)
     assert 60 <= g01["trust_list_age_s"] < 120
     datetime.fromisoformat(document["at"])

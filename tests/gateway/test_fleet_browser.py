@@ -73,6 +73,7 @@ def test_fleet_view__admin_sees_problems_first_and_the_stale_node_marked(
     expect(well).to_have_attribute("data-problem", "false")
     shows(by_id(well, "fleet-problems"), "正常")
     shows(by_id(well, "fleet-devices"), "扫码器 正常")
+    shows(by_id(well, "fleet-config"), "8/c0ffeec0ffee")
     shows(by_id(page, "fleet-north-d01").locator('[data-testid="fleet-devices"]'), "无响应")
     shows(by_id(page, "fleet-north-g04"), "从未上线")
     # Marked where a person looks: the row's colour and the failing cell's, not only words.

@@ -73,7 +73,8 @@
     const has = (problem) => node.problems.includes(problem);
     const name = element("span", {}, node.node);
     if (!node.expected) name.append(" · ", say("fleet.notListed"));
-    const config = node.config_hash ? node.config_hash.slice(0, CONFIG_SHOWN) : "—";
+    // serial/hash, as `gatepost fw fleet` prints it: the signed config's serial and its hash.
+    const config = `${node.config_serial ?? "—"}/${node.config_hash ? node.config_hash.slice(0, CONFIG_SHOWN) : "—"}`;
     return element("tr", {
       dataset: { testid: `fleet-${node.site}-${node.node}`, problem: String(node.problems.length > 0), problems: node.problems.join(" ") },
     },
@@ -83,7 +84,7 @@
       cell(state(node), { bad: has("offline"), testid: "fleet-state" }),
       cell(problems(node), { bad: node.problems.length > 0, testid: "fleet-problems" }),
       cell(node.version || "—"),
-      cell(config, { className: "config", title: node.config_hash || "" }),
+      cell(config, { className: "config", title: node.config_hash || "", testid: "fleet-config" }),
       cell(trust(node), { bad: has("trust-stale"), className: "num", testid: "fleet-trust" }),
       cell(lastSeen(node), { bad: has("offline") }),
       cell(skew(node), { bad: has("clock-skew"), className: "num", testid: "fleet-skew" }),
