@@ -10,6 +10,7 @@ from edge.cli import add_broker_options, endpoint, slug_arg
 from edge.lifecycle import stop_on_signals
 from firmware_tools.bundle import add_bundle
 from firmware_tools.config_push import add_config
+from firmware_tools.device.cli import add_device
 from firmware_tools.fleet_view import add_fleet
 from firmware_tools.issue import add_fw_commands
 from firmware_tools.provision import add_provision
@@ -40,6 +41,7 @@ def add_fw(commands: Any) -> None:
     add_site_commands(tools)
     add_bundle(tools)
     add_config(tools)
+    add_device(tools)
     add_provision(tools)
     add_fleet(tools)
 
