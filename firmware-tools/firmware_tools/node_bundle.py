@@ -138,8 +138,8 @@ def add_units_and_rules(bundle: Bundle, site: str, request: NodeRequest) -> None
     bundle.add(UDEV, udev_rules(request.adapters).encode())
     state = sorted(path for path in bundle.files if path.startswith(f"{STATE}/"))
     placed = sorted(path for path in bundle.files if path not in state)
-    puts = [f"put {bundle.files[path][1]:04o} {path}" for path in placed]
-    keeps = [f'[ -e "$root/{path}" ] || put 0640 {path}' for path in state]
+    puts = [f"stage {bundle.files[path][1]:04o} {path}" for path in placed]
+    keeps = [f'[ -e "$root/{path}" ] || stage 0640 {path}' for path in state]
     secret = " ".join(f"/{ETC}/{name}" for name in SECRET_FILES if f"{ETC}/{name}" in placed)
     values |= {"USERS": " ".join(users), "UNITS": " ".join(units), "PUT_FILES": "\n".join(puts),
                "PUT_STATE": "\n".join(keeps) or ":", "SECRETS": secret}  # fmt: skip

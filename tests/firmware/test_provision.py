@@ -374,8 +374,9 @@ def test_install__into_destdir_twice_keeps_a_newer_trust_list(
     top, target = unpacked(site, tmp_path), tmp_path / "pi"
     done = install(top, target)
     assert done.returncode == 0, done.stderr
-    assert "skipped creating users gatepost gatepost-kiosk" in done.stdout
-    assert "skipped chown, udevadm and systemctl" in done.stdout
+    assert "skipped creating users gatepost gatepost-kiosk, chown, udevadm and systemctl" in (
+        done.stdout
+    )
     for name in GATE_FILES - {"MANIFEST.sha256", "install.sh"}:
         assert (target / name).read_bytes() == (top / name).read_bytes(), name
     assert stat.S_IMODE((target / "etc/gatepost/key.pem").stat().st_mode) == 0o600
@@ -386,6 +387,22 @@ def test_install__into_destdir_twice_keeps_a_newer_trust_list(
     assert again.returncode == 0, again.stderr
     assert held.read_text() == "a newer list the node took from the broker"
     assert not list(target.rglob("*.new"))
+
+
+def test_install__a_file_that_cannot_be_written__installs_nothing(
+    site: SiteDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    provision_gate(site, capsys)
+    top, target = unpacked(site, tmp_path), tmp_path / "pi"
+    (target / "etc").mkdir(parents=True)
+    (target / "etc" / "udev").write_text("a file where the rules' folder goes")  # as a full disk
+    done = install(top, target)
+    assert done.returncode == 1
+    assert f"could not write {target}/etc/udev/rules.d/70-gatepost.rules" in done.stdout
+    assert "nothing installed" in done.stdout
+    # Files staged before it are gone again, none reached its place.
+    left = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    assert left == ["etc/udev"]
 
 
 def test_install__damaged_bundle__installs_nothing(
