@@ -56,6 +56,8 @@ CONNECT_TIMEOUT_S = 10.0
 # After the SUBACK, how long the broker has to deliver the retained config and status.
 RETAINED_SETTLE_S = 1.0
 SETS_MAX = 64
+# Heartbeats kept while waiting: one a second for the longest wait.
+REPORTS_MAX = int(WAIT_MAX_S)
 SET_MAX_CHARS = 1_000
 
 Outcome = Literal["applied", "refused", "superseded", "no-answer"]
@@ -222,7 +224,8 @@ class _Exchange:
         self.subscribed: list[ReasonCode] | None = None
         self.retained: bytes | None = None  # the config the broker held before the push
         self.status: Birth | Death | None = None
-        self.reports: list[Birth | Health] = []  # what the node said, in order
+        self.serial_before: int | None = None  # the newest serial the node said it ran
+        self.answers: list[Birth | Health] = []  # what the node said once we published
         self.pushing = False
 
     def on_connect(self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
@@ -250,7 +253,11 @@ class _Exchange:
             if isinstance(payload, Birth | Death) and message.topic == self.status_topic:
                 self.status = payload
             if isinstance(payload, Birth | Health):
-                self.reports.append(payload)
+                if self.pushing:
+                    if len(self.answers) < REPORTS_MAX:
+                        self.answers.append(payload)
+                elif payload.config_serial is not None:
+                    self.serial_before = max(self.serial_before or 0, payload.config_serial)
             self.changed.notify_all()
 
     def wait(self, ready: Callable[[], bool], timeout_s: float) -> bool:
@@ -258,8 +265,11 @@ class _Exchange:
             return self.changed.wait_for(ready, timeout_s)
 
     def node_serial(self) -> int | None:
+        """The newest serial the node said it runs, before or after the push."""
         with self.changed:
-            serials = [r.config_serial for r in self.reports if r.config_serial is not None]
+            serials = [r.config_serial for r in self.answers if r.config_serial is not None]
+            if self.serial_before is not None:
+                serials.append(self.serial_before)
         return max(serials) if serials else None
 
 
@@ -366,6 +376,7 @@ def _push(
         config = {s: {**kept.get(s, {}), **f} for s, f in {**kept, **sections}.items()}
         if kept:
             progress(f"keeping the other fields of serial {previous.serial} (--replace drops them)")
+        config = check_sections(config)
     try:
         document = new_signed(
             SignedNodeConfig, NodeConfigBody(node=node, config=config), serial, now, root_key
@@ -374,28 +385,14 @@ def _push(
         raise ConfigPushError(f"config: {exc.errors()[0]['msg']}") from None
     with exchange.changed:
         exchange.pushing = True
-        answered_from = len(exchange.reports)
     _publish(client, exchange.config_topic, document)
     progress(f"published config serial {serial} to {exchange.config_topic} (retained)")
     progress(f"waiting up to {wait_s:g} s for {node}'s answer")
-
-    def answer() -> PushResult | None:
-        for report in exchange.reports[answered_from:]:
-            refusal = report.config_refused
-            if refusal and (refusal.serial, refusal.issued_at) == (serial, document.issued_at):
-                return PushResult(node, serial, "refused", report.config_serial, refusal.reason,
-                                  refusal.detail)  # fmt: skip
-            running = report.config_serial
-            if running is not None and running > held and running >= serial:
-                outcome: Outcome = "applied" if running == serial else "superseded"
-                return PushResult(node, serial, outcome, running)
-        return None
-
     result: PushResult | None = None
 
     def answered() -> bool:
         nonlocal result
-        result = answer()
+        result = _answer(exchange.answers, node, document, held)
         return result is not None
 
     exchange.wait(answered, wait_s)
@@ -405,6 +402,27 @@ def _push(
         _take_back(client, exchange)
         return dataclasses.replace(result, restored=True)
     return result
+
+
+def _answer(
+    reports: Sequence[Birth | Health], node: str, document: SignedNodeConfig, held: int
+) -> PushResult | None:
+    """The node's answer to `document` among `reports`, if it has given one.
+
+    A refusal names the document by serial and issue time (one pushed twice is told
+    apart); an application shows as a serial above what was held before the push.
+    """
+    serial = document.serial
+    for report in reports:
+        refusal = report.config_refused
+        if refusal and (refusal.serial, refusal.issued_at) == (serial, document.issued_at):
+            return PushResult(node, serial, "refused", report.config_serial, refusal.reason,
+                              refusal.detail)  # fmt: skip
+        running = report.config_serial
+        if running is not None and running > held and running >= serial:
+            outcome: Outcome = "applied" if running == serial else "superseded"
+            return PushResult(node, serial, outcome, running)
+    return None
 
 
 def _say_where(
