@@ -32,7 +32,7 @@ from firmware_tools.node_bundle import (
     write_tarball,
 )
 from firmware_tools.site_broker import grants_text
-from firmware_tools.site_certs import load_cert
+from firmware_tools.site_certs import common_name, load_cert
 from firmware_tools.site_pki import IdentityRole, SiteError, SitePki
 
 CONSOLE_URL = "http://127.0.0.1:8080/"
@@ -148,8 +148,12 @@ def provision(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     request = _request(args, pki)
     role, cn = request.role, f"{request.role}-{request.name}"
     out = args.out or pki.folder / "bundles" / f"gatepost-{role}-{request.name}.tar.gz"
-    say(f"[1/5] checking the signed documents in {pki.folder / 'trust'}")
-    documents = _signed_documents(pki, args.root_key) if role is IdentityRole.GATE else {}
+    documents: dict[str, bytes] = {}
+    if role is IdentityRole.GATE:
+        say(f"[1/5] checking the root key and signed lists in {pki.folder / 'trust'}")
+        documents = _signed_documents(pki, args.root_key)
+    else:
+        say("[1/5] options checked (a depot takes no signed lists)")
     bundle = Bundle()
     _node_config(bundle, pki, request)  # checked before anything is issued
     say(f"[2/5] node config for {cn} is valid")
@@ -167,6 +171,9 @@ def provision(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     add_units_and_rules(bundle, pki.site, request)
     say(f"[4/5] units {NODE_UNIT}{', ' + KIOSK_UNIT if request.kiosk else ''}, "
         f"udev rules for {len(request.adapters)} adapters")  # fmt: skip
+    for name in _unnamed_ports(bundle, request):
+        say(f"      note: no adapter serial for /dev/{name}, so no udev rule makes it; give its "
+            "--…-serial, or name the port in the config with --sections")  # fmt: skip
     write_tarball(out, bundle, f"gatepost-{role}-{request.name}")
     say(f"[5/5] bundle {out} ({len(bundle.files)} files)")
     say(f"copy it to the Pi; there: tar xzf {out.name} && sudo sh "
@@ -255,8 +262,6 @@ def _sections(path: Path | None) -> dict[str, Any]:
 
 def _default_broker(pki: SitePki) -> str:
     """mqtts://<the broker certificate's first name>:<the listener's port>."""
-    from firmware_tools.site_certs import common_name
-
     host = common_name(load_cert(pki.server_cert_path))
     port = 8883
     if pki.broker_config_path.is_file():
@@ -264,6 +269,13 @@ def _default_broker(pki: SitePki) -> str:
             if line.startswith("listener "):
                 port = int(line.split()[1])
     return f"mqtts://{host}:{port}"
+
+
+def _unnamed_ports(bundle: Bundle, request: NodeRequest) -> list[str]:
+    """The stable names the config uses that no udev rule makes."""
+    config = bundle.files[f"{ETC}/node.yaml"][0].decode()
+    used = sorted(set(re.findall(r"/dev/(gatepost-[a-z0-9-]+)", config)))
+    return [name for name in used if name not in request.adapters]
 
 
 def _old_serial(pki: SitePki, cn: str) -> int | None:

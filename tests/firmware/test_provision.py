@@ -188,6 +188,17 @@ def test_bundle_depot__buses_scales_no_kiosk(
     for name in ("gatepost-rs485-1", "gatepost-rs485-2", "gatepost-scale-1"):
         assert f'SYMLINK+="{name}"' in rules
     assert "depots: [d01]" in out
+    assert "no adapter serial for /dev/gatepost" not in out  # every port has its rule
+
+
+def test_bundle__a_port_without_an_adapter_serial_is_pointed_out(
+    site: SiteDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = gatepost("fw", "provision", "g02", "--role", "gate", "--site-dir",
+                              str(site.folder), "--scanner-serial", "AB12CD", capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    assert "no adapter serial for /dev/gatepost-thermometer" in out
+    assert "/dev/gatepost-scanner," not in out
 
 
 @pytest.mark.parametrize(
