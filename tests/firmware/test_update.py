@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -493,3 +494,104 @@ def test_node_reporter__publishes_each_new_report_once_retained(tmp_path: Path) 
     assert message.payload == report and message.spec.retained
     health = read_health_file(tmp_path)
     assert health is not None and (health.version, health.connected) == ("0.3.0", True)
+
+
+# --- a real node against a locked site broker ------------------------------------------------
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_a_running_depot_node_writes_its_health_file_and_publishes_the_update_report(
+    tmp_path: Path,
+) -> None:
+    from edge.depot.config import load_config, write_config
+    from edge.depot.node import DepotNode
+    from firmware_tools.site_pki import IdentityRole
+    from simulators.devices.depot_scenarios import Depot, DepotZone
+    from simulators.devices.modbus_bus import CompressedClock
+    from tests.conftest import Subscriber, locked_site, running_node
+
+    site = Site("north")
+    node = site.node(Role.DEPOT, "d01")
+    identities = [(IdentityRole.DEPOT, "d01"), (IdentityRole.ADMIN, "tech")]
+    with locked_site(tmp_path, site.name, identities) as broker:
+        bus = Depot([DepotZone("dry-store", 1, "room")], []).bus(
+            tmp_path / "rs485", clock=CompressedClock(1.0)
+        )
+        config = write_config(
+            tmp_path / "depot.yaml", site=site.name, name="d01",
+            endpoint=broker.endpoint("depot-d01"),
+            buses=[{"url": str(bus.path), "poll_s": 1.0,
+                    "sensors": [{"zone": "dry-store", "slave_id": 1}]}],
+        )  # fmt: skip
+        state = tmp_path / "state-d01"
+        state.mkdir()
+        report = UpdateReport(node_time=datetime.now(UTC), result="rolled-back", version="0.3.0",
+                              running_version="0.2.0", previous_version="0.2.0",
+                              reason="devices not answering: dry-store within 120 s")  # fmt: skip
+        (state / UPDATE_REPORT).write_text(report.model_dump_json(exclude_none=True))
+        tech = Subscriber.connect(broker.endpoint("admin-tech"), "tech")
+        tech.subscribe(topics.update(node))
+        with bus, running_node(DepotNode(load_config(config))):
+            message = tech.next(timeout_s=20)
+            deadline = time.monotonic() + 20
+            health = read_health_file(state)
+            while not (health and health.connected and health.devices.get("dry-store") == "ok"):
+                assert time.monotonic() < deadline, f"no healthy health file: {health}"
+                time.sleep(0.2)
+                health = read_health_file(state)
+        tech.close()
+        # Retained: a technician who looks later still finds it.
+        later = Subscriber.connect(broker.endpoint("admin-tech"), "tech-later")
+        later.subscribe(topics.update(node))
+        kept = later.next(timeout_s=5)
+        later.close()
+    assert message.topic == topics.update(node)
+    assert catalogue.decode(message.topic, message.payload).payload == report
+    assert kept.retain and kept.payload == message.payload
+    from importlib.metadata import version
+
+    assert health.version == version("gatepost")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path, installed: Path) -> Iterator[Path]:
+    """A tmpfs with the installed root on it and 1 MiB to spare (root and mount needed)."""
+    used = sum(path.lstat().st_size for path in installed.rglob("*"))
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    size_kib = used // 1024 + 2048  # tmpfs rounds each file up to a page
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs",
+                           str(mountpoint)], capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        shutil.copytree(installed, mountpoint / "root", symlinks=True)
+        yield mountpoint / "root"
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+
+
+def test_install__a_tiny_disk_is_refused_by_its_real_free_space(
+    tiny_disk: Path, new_bundle: Path, release_key: Path
+) -> None:
+    before = snapshot(tiny_disk)
+    with pytest.raises(UpdateRefused, match=r"[0-9] MiB free, installing 0\.3\.0 needs"):
+        updater(tiny_disk, release_key).install(new_bundle)
+    assert snapshot(tiny_disk) == before
+
+
+def test_install__a_disk_that_fills_up_mid_install_fails_and_the_old_version_runs_on(
+    tiny_disk: Path, new_bundle: Path, release_key: Path
+) -> None:
+    # statvfs says there is room (another process then takes it), so the install starts.
+    node = updater(tiny_disk, release_key, free_bytes=lambda path: 2**40)
+    before = snapshot(tiny_disk)
+
+    outcome = node.install(new_bundle)
+
+    assert outcome.result == "failed"
+    assert outcome.reason is not None and "No space left on device" in outcome.reason
+    assert (outcome.running, outcome.previous) == (OLD, OLD)
+    assert snapshot(tiny_disk) == before  # the half-written slot b is gone again
+    assert not (node.state_dir / "restarts").exists()
