@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from edge.cli import slug_arg
+from edge.cli import add_broker_options, endpoint, slug_arg
+from edge.errors import GatepostError
 
 if TYPE_CHECKING:
     from gateway.fleet import FleetNode
@@ -29,6 +30,8 @@ TOKEN_MAX = 512  # characters of a token; the gateway's are 40-odd
 RESPONSE_MAX_BYTES = 8 * 1024 * 1024  # ~2 KB a node: several thousand nodes
 NODES_MAX = 5000
 CONFIG_SHOWN = 12  # characters of the config hash in the table (--json has all of it)
+LISTEN_S = 25.0  # from the broker: two heartbeats of the default 10 s, and some
+LISTEN_MAX_S = 600.0
 # Exit codes, for scripts: every node well, a node with a problem, the fleet not read.
 WELL, PROBLEM, UNREAD = 0, 1, 2
 
@@ -44,32 +47,42 @@ def add_fleet(tools: Any) -> None:
         help="every node's version, config, trust list, devices and health; problems first",
         description="Read the fleet from the gateway (GET /api/nodes/fleet, an admin token) "
         "and print one row per node, those with problems first (offline, trust-stale, "
-        "clock-skew, device-fault, judged by the gateway's alarm limits). Exit code 0: every "
-        "node well; 1: a node has a problem; 2: the fleet could not be read.",
+        "clock-skew, device-fault, judged by the gateway's alarm limits). Without --gateway, "
+        "read the site's retained status and its heartbeats from the broker with an admin "
+        "identity (--site, --broker, --ca, --cert, --key), judged by the default limits. "
+        "Exit code 0: every node well; 1: a node has a problem; 2: the fleet could not be read.",
     )
     parser.add_argument(
-        "--gateway", required=True, metavar="URL",
-        help="the gateway's address, http(s)://host:port",
-    )  # fmt: skip
+        "--gateway", metavar="URL", help="the gateway's address, http(s)://host:port"
+    )
     parser.add_argument(
         "--token-file", type=Path, metavar="PATH",
         help=f"a file holding an admin token (default: the {TOKEN_ENV} environment variable; "
         "never on the command line, where every user's `ps` sees it)",
     )  # fmt: skip
-    parser.add_argument("--ca", type=Path, help="the CA of the gateway's HTTPS certificate (PEM)")
+    add_broker_options(parser)  # --ca is also the CA of the gateway's HTTPS certificate
     parser.add_argument("--site", type=slug_arg("site"), help="this site's nodes only")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
-        "--timeout", type=float, default=10.0, metavar="S", help="seconds to wait (default: 10)"
-    )
+        "--timeout", type=float, default=10.0, metavar="S",
+        help="seconds to wait for the gateway or the broker's connection (default: 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--listen", type=float, default=LISTEN_S, metavar="S",
+        help=f"from the broker: seconds to hear heartbeats (default: {LISTEN_S:.0f}, two "
+        "intervals of the default 10 s; a node heard from in none of them is silent)",
+    )  # fmt: skip
     parser.set_defaults(run=_run_fleet)
 
 
 def _run_fleet(args: argparse.Namespace) -> int:
     try:
-        token = read_token(args.token_file, os.environ)
-        nodes, at = read_fleet(args.gateway, token, site=args.site, ca=args.ca,
-                               timeout_s=args.timeout)  # fmt: skip
+        if args.gateway is not None:
+            token = read_token(args.token_file, os.environ)
+            nodes, at = read_fleet(args.gateway, token, site=args.site, ca=args.ca,
+                                   timeout_s=args.timeout)  # fmt: skip
+        else:
+            nodes, at = _from_broker(args)
     except FleetError as exc:
         print(f"gatepost fw fleet: error: {exc}", file=sys.stderr)
         return UNREAD
@@ -78,6 +91,28 @@ def _run_fleet(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(fleet_table(nodes, at))
     return PROBLEM if any(node.problems for node in nodes) else WELL
+
+
+def _from_broker(args: argparse.Namespace) -> tuple[list[FleetNode], datetime]:
+    """The site's fleet as the broker tells it, judged by the gateway's default limits."""
+    from firmware_tools.fleet_broker import BrokerFleet, BrokerFleetError
+    from gateway.config import AlarmSection
+    from gateway.fleet import fleet_node, fleet_order
+
+    if args.site is None:
+        raise FleetError("give --gateway URL, or --site with the broker's options")
+    if not 0 < args.listen <= LISTEN_MAX_S:
+        raise FleetError(f"--listen {args.listen}: give 0 to {LISTEN_MAX_S:.0f} seconds")
+    try:
+        records = BrokerFleet(endpoint(args), args.site, args.prefix).read(
+            args.listen, connect_timeout_s=args.timeout
+        )
+    except (BrokerFleetError, GatepostError, OSError) as exc:
+        raise FleetError(str(exc)) from None
+    now = datetime.now(UTC)
+    limits = AlarmSection()
+    rows = [fleet_node(r, expected=True, faults=[], limits=limits, now=now) for r in records]
+    return sorted(rows, key=fleet_order), now
 
 
 def read_token(path: Path | None, environ: Mapping[str, str]) -> str:
