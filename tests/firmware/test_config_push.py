@@ -192,6 +192,22 @@ def test_a_forged_or_older_config_is_refused_printed_and_taken_back_off_the_brok
         assert node.config_refused is None
 
 
+def test_a_refused_first_config_is_cleared_off_the_broker_and_the_gate_ignores_the_clearing(
+    capsys: pytest.CaptureFixture[str], site: PrivateBroker, gate_config: Path, tmp_path: Path
+) -> None:
+    forger = key_file(tmp_path, Ed25519PrivateKey.generate(), "forged-root.pem")
+    with gate(gate_config) as node:
+        code, out = push(capsys, site.endpoint("admin-tech"), forger, "--set", "policy.fever_c=36")
+        assert code == 1
+        assert "refused config serial 1 (unknown-signer)" in out
+        assert retained_config(site.endpoint("admin-auditor")) is None
+        time.sleep(1.0)  # the empty retained message has reached the gate by now
+        # An empty message clears a retained document; it is no document to refuse.
+        assert node.config_refused is not None
+        assert (node.config_refused.serial, node.config_refused.reason) == (1, "unknown-signer")
+        assert node.remote_config.serial == 0
+
+
 def test_with_no_gate_to_answer_it_exits_2_and_the_gate_takes_it_when_it_comes_back(
     capsys: pytest.CaptureFixture[str], site: PrivateBroker, kit: SiteKit, gate_config: Path,
     root_key: Path,
