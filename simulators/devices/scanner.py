@@ -67,6 +67,8 @@ class SimulatedScanner(SimulatedPart):
         self, path: Path, baudrate: int = 9600, suffix: Suffix = "cr",
         read_mode: ModuleReadMode = "continuous",
     ) -> None:  # fmt: skip
+        if baudrate not in BAUD_DIVISORS:
+            raise ValueError(f"a GM65 runs at one of {sorted(BAUD_DIVISORS)}, not {baudrate}")
         super().__init__(path, baudrate, interval_s=None)
         divisor = BAUD_DIVISORS[baudrate].to_bytes(2, "little")
         self.saved: dict[int, int] = {

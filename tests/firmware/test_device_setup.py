@@ -25,7 +25,7 @@ from edge.gate.config import DeviceSection
 from firmware_tools.device.common import DeviceSetupError, Progress
 from firmware_tools.device.modbus_setup import Line, modbus_address, modbus_scan
 from firmware_tools.device.scanner_setup import ScannerPort, ScannerSettings, scanner_setup
-from firmware_tools.device.thermo_calibrate import thermo_calibrate
+from firmware_tools.device.thermo_calibrate import thermo_calibrate, write_offset
 from simulators.devices.modbus_bus import SimulatedModbusBus, SimulatedSensor, constant
 from simulators.devices.scanner import SimulatedScanner
 from simulators.devices.thermometer import SimulatedThermometer
@@ -171,17 +171,28 @@ def test_thermo_calibrate__unstable_reference_refused(
     assert gate_config.read_bytes() == written
 
 
-def test_thermo_calibrate__offset_beyond_the_profile_refused(
-    thermometer: SimulatedThermometer, gate_config: Path
+@pytest.mark.parametrize("blackbody_c", [None, 37.6])
+def test_thermo_calibrate__offset_beyond_bound_refused(
+    thermometer: SimulatedThermometer, gate_config: Path, blackbody_c: float | None
 ) -> None:
-    # A blackbody at 45 °C read as 37: an 8 °C offset is a wrong setup, not a calibration.
+    # Reference 45 °C read as 37 (a wrong setting), or no blackbody at all (the room, 22 °C):
+    # a wrong setup, not a sensor error.
     written = gate_config.read_bytes()
-    thermometer.blackbody(37.6)
+    thermometer.blackbody(blackbody_c)
     with pytest.raises(DeviceSetupError) as error:
         thermo_calibrate(
             str(thermometer.path), 45.0, 10, Progress(io.StringIO()), config=gate_config
         )
+    assert error.value.step == "stability" and "is the blackbody in front" in error.value.reason
+    assert gate_config.read_bytes() == written
+
+
+def test_write_offset__beyond_the_profile_refused(gate_config: Path) -> None:
+    written = gate_config.read_bytes()
+    with pytest.raises(DeviceSetupError) as error:
+        write_offset(gate_config, 3.5)
     assert "devices.thermometer.settings.object_offset_c" in error.value.reason
+    assert "less than or equal to 3" in error.value.reason
     assert gate_config.read_bytes() == written
 
 

@@ -30,6 +30,7 @@ from firmware_tools.device.common import DeviceSetupError, Progress
 OFFSET_KEY = "object_offset_c"  # ThermometerProfile's field, set per unit in the config
 MAX_SPREAD_C = 0.3  # max - min of the samples: a settled blackbody and a sound sensor
 MAX_DRIFT_C = 0.1  # second half's mean minus the first's: the calibrator still moving
+MAX_OFFSET_C = 3.0  # the profile's bound on object_offset_c: more is a wrong setup
 FRAME_WAIT_S = 1.0  # the module streams ~14 frames/s; a second without one is silence
 
 
@@ -70,11 +71,17 @@ class Calibration:
         )
 
     def check_stable(self, max_spread_c: float = MAX_SPREAD_C) -> None:
-        """Refuse a reference that is not steady: its offset would be noise.
+        """Refuse a reference that is not steady (its offset would be noise) or not there.
 
         Raises:
-            DeviceSetupError: the spread or the drift is above its bound.
+            DeviceSetupError: the spread, the drift or the offset is above its bound.
         """
+        if abs(self.reference_c - self.mean_c) > MAX_OFFSET_C:
+            raise DeviceSetupError(
+                "stability", f"the sensor reads {self.mean_c:.2f} °C against "
+                f"{self.reference_c} °C (more than {MAX_OFFSET_C} °C apart): is the blackbody "
+                "in front of it, at the set temperature and the gate's distance?",
+            )  # fmt: skip
         if self.spread_c > max_spread_c:
             raise DeviceSetupError(
                 "stability", f"spread {self.spread_c:.2f} °C is above {max_spread_c} °C: let "
@@ -114,7 +121,7 @@ def take_samples(url: str, baud: int, count: int, progress: Progress) -> list[fl
                     "sample", f"no valid frame for {FRAME_WAIT_S:.0f} s on {url} at {baud} "
                     f"baud after {len(samples)} of {count} samples",
                 )  # fmt: skip
-            if frames and len(samples) % 5 < len(frames):
+            if frames and len(samples) // 10 > (len(samples) - len(frames)) // 10:
                 progress.note(f"  {min(len(samples), count)}/{count} samples")
     return samples[:count]
 
