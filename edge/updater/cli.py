@@ -81,7 +81,7 @@ def run_update(updater: Updater, bundle: Path) -> Outcome:
     try:
         outcome = updater.install(bundle)
     except UpdateRefused as exc:
-        outcome = Outcome("refused", None, running, running, str(exc))
+        outcome = Outcome("refused", exc.version, running, running, str(exc))
     try:
         updater.state_dir.mkdir(parents=True, exist_ok=True)
         write_update_report(updater.state_dir, report_of(outcome))

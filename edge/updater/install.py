@@ -53,7 +53,14 @@ Result = Literal["installed", "rolled-back", "refused", "failed"]
 
 
 class UpdateRefused(GatepostError):
-    """A bundle this node will not install; nothing was changed."""
+    """A bundle this node will not install; nothing was changed.
+
+    `version` is the bundle's once its signature was found good, else None.
+    """
+
+    def __init__(self, message: str, version: str | None = None) -> None:
+        super().__init__(message)
+        self.version = version
 
 
 class Installer(Protocol):
@@ -222,7 +229,7 @@ class Updater:
         # the old slot is made current and its service started again.
         if step != "installing" and (step != "switching" or self.current_slot() != previous):
             self._switch(previous)
-            self._restart()
+            self._restart_or_why()
         if slot in SLOTS and slot != self.current_slot():
             shutil.rmtree(self.root / slot, ignore_errors=True)
         self._end_journal()
@@ -264,16 +271,18 @@ class Updater:
         self._switch(slot)
         self._journal("restarting")
         started = datetime.now(UTC)
-        self._restart()
+        unhealthy = self._restart_or_why()
         self._journal("health-check")
-        unhealthy = self._wait_healthy(manifest.version, started)
+        if unhealthy is None:
+            unhealthy = self._wait_healthy(manifest.version, started)
         if unhealthy is None:
             self._end_journal()
             log.info("installed %s in slot %s (was %s)", manifest.version, slot, running)
             return Outcome("installed", manifest.version, manifest.version, running)
         self._journal("rolling-back")
         self._switch(previous_slot)
-        self._restart()
+        if failed := self._restart_or_why():
+            unhealthy += f"; then {failed}"
         self._end_journal()
         log.warning("%s did not come up (%s): back to %s", manifest.version, unhealthy, running)
         return Outcome("rolled-back", manifest.version, running, running, unhealthy)
@@ -282,19 +291,22 @@ class Updater:
         if not manifest.complete and getattr(self.installer, "deps", True):
             raise UpdateRefused(
                 f"bundle {manifest.version} holds only the project's wheel (--project-only); "
-                "this node installs complete bundles"
+                "this node installs complete bundles",
+                manifest.version,
             )
         older = running and version_key(manifest.version) <= version_key(running)
         if older and not manifest.downgrade:
             raise UpdateRefused(
                 f"version {manifest.version} is not newer than the running {running}; "
-                "installing it needs a bundle built with --allow-downgrade"
+                "installing it needs a bundle built with --allow-downgrade",
+                manifest.version,
             )
         need = manifest.payload_bytes * SPACE_FACTOR + SPACE_MARGIN
         free = self.free_bytes(self.root)
         if free < need:
             raise UpdateRefused(f"{self.root}: {free // 2**20} MiB free, installing "
-                                f"{manifest.version} needs {need // 2**20} MiB")  # fmt: skip
+                                f"{manifest.version} needs {need // 2**20} MiB",
+                                manifest.version)  # fmt: skip
 
     def _fill_slot(self, bundle: Path, slot: str, manifest: Manifest) -> None:
         place = self.root / slot
@@ -307,8 +319,14 @@ class Updater:
         self.installer.install(place, manifest)
         _write_atomic(place / VERSION, f"{manifest.version}\n".encode())
 
-    def _restart(self) -> None:
-        _run(self.restart, "restarting the node's service", RESTART_TIMEOUT_S)
+    def _restart_or_why(self) -> str | None:
+        """Restart the node's service; None when the command succeeded, else why not."""
+        try:
+            _run(self.restart, "restarting the node's service", RESTART_TIMEOUT_S)
+        except GatepostError as exc:
+            log.warning("%s", exc)
+            return str(exc)
+        return None
 
     def _wait_healthy(self, version: str, since: datetime) -> str | None:
         """None once the node runs `version`, connected, devices answering; else why not."""

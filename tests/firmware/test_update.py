@@ -361,6 +361,19 @@ def test_install__a_service_that_writes_no_health_file_is_rolled_back(
     assert current(root) == "a"
 
 
+def test_install__a_restart_command_that_fails_is_rolled_back(
+    root: Path, new_bundle: Path, release_key: Path
+) -> None:
+    node = updater(root, release_key, restart=["false"])
+    outcome = node.install(new_bundle)
+    assert outcome.result == "rolled-back"
+    assert outcome.reason == (
+        "restarting the node's service failed (exit 1): no output; "
+        "then restarting the node's service failed (exit 1): no output"
+    )
+    assert current(root) == "a" and not (root / JOURNAL).exists()
+
+
 # --- crash safety ---------------------------------------------------------------------
 
 KILLED_UPDATER = """
@@ -449,7 +462,7 @@ def test_edge_update__installs_from_the_config_and_leaves_the_report(
     assert code == 1
     assert "refused (running 0.3.0): version 0.3.0 is not newer" in capsys.readouterr().out
     report = UpdateReport.model_validate_json((node.state_dir / UPDATE_REPORT).read_bytes())
-    assert (report.result, report.running_version) == ("refused", NEW)
+    assert (report.result, report.version, report.running_version) == ("refused", NEW, NEW)
 
 
 def test_edge_update__a_bad_release_key_in_the_config_is_named(
