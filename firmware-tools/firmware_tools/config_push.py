@@ -201,7 +201,8 @@ def load_root_key(path: Path) -> Ed25519PrivateKey:
     """The site root key (Ed25519, PEM).
 
     Raises:
-        CredentialError: unreadable, or not an Ed25519 private key.
+        CredentialError: unreadable, or no private key.
+        ConfigPushError: a private key, but not Ed25519.
     """
     key = Signer.load(path, issuer="").key
     if not isinstance(key, Ed25519PrivateKey):

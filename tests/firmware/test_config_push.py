@@ -25,7 +25,12 @@ from edge.devices.link import DeviceLink
 from edge.gate.config import load_config
 from edge.gate.node import GateNode
 from edge.mqtt import Endpoint
-from firmware_tools.config_push import ConfigPushError, parse_sets, push_config
+from firmware_tools.config_push import (
+    ConfigPushError,
+    load_sections,
+    parse_sets,
+    push_config,
+)
 from firmware_tools.site_pki import IdentityRole
 from simulators.broker import PrivateBroker
 from simulators.devices.scanner import SimulatedScanner
@@ -145,7 +150,9 @@ def test_a_push_is_applied_and_printed_keeps_the_other_fields_and_survives_a_res
         assert "g01 is online, running its config file only" in out
         assert node.checkpoint.policy.fever_c == 38.5
 
-        code, out = push(capsys, tech, root_key, "--set", "report.cutoff_hour=18")
+        sections = kit.folder / "sections.yaml"
+        sections.write_text("report:\n  cutoff_hour: 18\n")
+        code, out = push(capsys, tech, root_key, "--file", str(sections))
         assert (code, out.splitlines()[-1]) == (0, "g01: applied config serial 2")
         assert "keeping the other fields of serial 1" in out
         assert (node.checkpoint.policy.fever_c, node.checkpoint.cutoff_hour) == (38.5, 18)
@@ -340,4 +347,34 @@ def test_set_values_are_json_where_they_parse_and_text_otherwise() -> None:
     assert parse_sets(sets) == {
         "policy": {"fever_c": 37.5, "supervisor_override": True, "test_proof_h": None},
         "console": {"language": "zh"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("policy: [1, 2]\n", "give a mapping of sections, each a mapping"),
+        ("- policy\n", "give a mapping of sections, each a mapping"),
+        ("policy: {fever_c: 37.5\n", "not YAML"),
+        ("policy:\n  note: " + "x" * 70_000 + "\n", "more than 65536 bytes"),
+    ],
+)
+def test_a_sections_file_that_is_no_mapping_of_mappings_is_refused_by_name(
+    tmp_path: Path, text: str, error: str
+) -> None:
+    path = tmp_path / "sections.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigPushError, match=f"--file {path}: {error}"):
+        load_sections(path)
+
+
+def test_a_sections_file_gives_typed_fields(tmp_path: Path) -> None:
+    path = tmp_path / "sections.yaml"
+    path.write_text(
+        "policy:\n  fever_c: 37.5\n  supervisor_override: false\n"
+        "calibration:\n  thermometer_object_offset_c: -0.3\n"
+    )
+    assert load_sections(path) == {
+        "policy": {"fever_c": 37.5, "supervisor_override": False},
+        "calibration": {"thermometer_object_offset_c": -0.3},
     }
