@@ -17,14 +17,19 @@ from edge.devices.modbus.driver import ModbusBus
 from edge.devices.modbus.profile import ModbusSensorProfile
 from edge.devices.modbus.protocol import DepotReading
 from edge.devices.scanner.profile import ScannerProfile
-from edge.devices.scanner.protocol import ZONE_MODE, ZONE_OUTPUT
+from edge.devices.scanner.protocol import BAUD_DIVISORS, ZONE_MODE, ZONE_OUTPUT, baud_of_zones
 from edge.devices.thermometer.driver import PersonEpisode
 from edge.devices.thermometer.profile import ThermometerProfile
 from edge.devices.thermometer.protocol import TemperatureFrame
 from edge.gate.config import DeviceSection
 from firmware_tools.device.common import DeviceSetupError, Progress
 from firmware_tools.device.modbus_setup import Line, modbus_address, modbus_scan
-from firmware_tools.device.scanner_setup import ScannerPort, ScannerSettings, scanner_setup
+from firmware_tools.device.scanner_setup import (
+    ScannerPort,
+    ScannerSettings,
+    baud_command,
+    scanner_setup,
+)
 from firmware_tools.device.thermo_calibrate import thermo_calibrate, write_offset
 from simulators.devices.modbus_bus import SimulatedModbusBus, SimulatedSensor, constant
 from simulators.devices.scanner import SimulatedScanner
@@ -110,6 +115,17 @@ def test_scanner_setup__failed_step_rolled_back(
         assert sim.saved == flash
         power_cycle(sim)
         assert (sim.baudrate, sim.suffix, sim.read_mode) == (4800, "crlf", "manual")
+
+
+@pytest.mark.parametrize("rate", sorted(BAUD_DIVISORS))
+def test_scanner_baud_zone_round_trip(rate: int) -> None:
+    low, high = BAUD_DIVISORS[rate].to_bytes(2, "little")
+    assert baud_of_zones(low, high) == rate
+
+
+def test_scannerbaud_command_is_the_manuals() -> None:
+    # GM65 manual, "Serial command": set 9600 baud.
+    assert baud_command(9600) == bytes.fromhex("7E 00 08 02 00 2A 39 01 A7 EA")
 
 
 # The IR thermometer against a blackbody.
@@ -246,6 +262,16 @@ def test_modbus_address__moves_1_to_7(bus: SimulatedModbusBus) -> None:
     with ModbusBus(str(bus.path), profile) as client:
         assert isinstance(client.poll(7), DepotReading)
         assert not isinstance(client.poll(1), DepotReading)
+
+
+def test_modbus_address__new_id_and_speed(bus: SimulatedModbusBus) -> None:
+    threading.Timer(0.5, lambda: setattr(bus.faults, "power_cycle", True)).start()
+    after = modbus_address(
+        str(bus.path), 1, 7, Line(9600), Progress(io.StringIO()), new_baud=19200, wait_s=10
+    )
+    assert (after.slave_id, after.baudrate) == (7, 19200)
+    assert bus.sensors[7].baudrate == 19200  # stored as the code it held (0 -> 2)
+    assert bus.sensors[7].baud_code == 2
 
 
 def test_modbus_address__taken_id_refused(tmp_path: Path) -> None:

@@ -207,7 +207,7 @@ def _apply(
     progress.step("mode", f"read mode {mode} (zone 0x0000 = {wanted.mode:#04x})")
     port.write("mode", write_command(ZONE_MODE, bytes([wanted.mode])))
     progress.step("baud", f"{wanted.baud} baud (zone 0x002A), then reopen at it")
-    port.write("baud", _baud_command(wanted.baud))
+    port.write("baud", baud_command(wanted.baud))
     state.runs_at = wanted.baud
     port.open(wanted.baud)
     progress.step("save", "save to flash")
@@ -222,7 +222,8 @@ def _apply(
     return after
 
 
-def _baud_command(rate: int) -> bytes:
+def baud_command(rate: int) -> bytes:
+    """The zone 0x002A-0x002B write that sets `rate` (the module answers at the old one)."""
     return write_command(ZONE_BAUD, BAUD_DIVISORS[rate].to_bytes(2, "little"))
 
 
@@ -253,7 +254,7 @@ def _restore(port: ScannerPort, before: ScannerSettings, state: _State, progress
         if now.mode != before.mode:
             port.write("restore", write_command(ZONE_MODE, bytes([before.mode])))
         if runs_at != before.baud:
-            port.write("restore", _baud_command(before.baud))
+            port.write("restore", baud_command(before.baud))
             port.open(before.baud)
         if saved:
             port.write("restore", SAVE)
