@@ -20,18 +20,21 @@ import sys
 import tarfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge.cli import main
 from edge.contract import catalogue, topics
 from edge.contract.presence import UpdateReport
 from edge.contract.topics import Role, Site
 from edge.credentials.issuer import Signer
-from edge.updater.bundle import b64url, verify_bundle
+from edge.updater.bundle import BundleError, b64url, verify_bundle
 from edge.updater.health import UPDATE_REPORT, NodeReporter, read_health_file
 from edge.updater.install import JOURNAL, PipInstaller, Updater, UpdateRefused
 
@@ -608,3 +611,55 @@ def test_install__a_disk_that_fills_up_mid_install_fails_and_the_old_version_run
     assert (outcome.running, outcome.previous) == (OLD, OLD)
     assert snapshot(tiny_disk) == before  # the half-written slot b is gone again
     assert not (node.state_dir / "restarts").exists()
+
+
+# --- properties of the bundle check ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signed:
+    data: bytes
+    key: Ed25519PrivateKey
+    files: dict[str, bytes]
+
+
+@pytest.fixture(scope="module")
+def signed(wheels: Path, release_key: Path, tmp_path_factory: pytest.TempPathFactory) -> Signed:
+    """A bundle's bytes, its key, and the files it gives when intact."""
+    folder = tmp_path_factory.mktemp("property")
+    path = build(wheels, release_key, NEW, folder / "new.tar")
+    key = private_key(release_key)
+    return Signed(path.read_bytes(), key, _extracted(path, key, folder / "files"))
+
+
+def _extracted(bundle: Path, key: Ed25519PrivateKey, into: Path) -> dict[str, bytes]:
+    verified = verify_bundle(bundle, [key.public_key()])
+    verified.extract(into)
+    return {str(path.relative_to(into)): path.read_bytes()
+            for path in sorted(into.rglob("*")) if path.is_file()}  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(where=st.floats(0, 1, exclude_max=True), bit=st.integers(0, 7), cut=st.booleans())
+def test_verify__a_flipped_bit_or_a_cut_never_yields_other_files(
+    signed: Signed, tmp_path: Path, where: float, bit: int, cut: bool
+) -> None:
+    """Whatever bit is flipped or wherever the file ends, the bundle is refused, or (a bit of
+    tar padding or an unread header field) it gives exactly the files that were signed."""
+    data = signed.data
+    position = int(where * len(data))
+    if cut:
+        damaged = data[:position]
+    else:
+        damaged = data[:position] + bytes([data[position] ^ (1 << bit)]) + data[position + 1 :]
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(damaged)
+    into = tmp_path / f"bad-{position}-{bit}-{cut}"
+    try:
+        files = _extracted(bad, signed.key, into)
+    except BundleError:
+        return
+    finally:
+        shutil.rmtree(into, ignore_errors=True)
+    assert files == signed.files
