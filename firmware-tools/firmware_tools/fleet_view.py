@@ -1,4 +1,5 @@
-"""`gatepost fw fleet`: every node of a site and what is wrong with it, from the gateway's API."""
+"""`gatepost fw fleet`: every node of a site and what is wrong with it, from the gateway's API
+(or, when it does not answer, from the broker: fleet_broker.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ NODES_MAX = 5000
 CONFIG_SHOWN = 12  # characters of the config hash in the table (--json has all of it)
 LISTEN_S = 25.0  # from the broker: two heartbeats of the default 10 s, and some
 LISTEN_MAX_S = 600.0
+TIMEOUT_MAX_S = 300.0
 # Exit codes, for scripts: every node well, a node with a problem, the fleet not read.
 WELL, PROBLEM, UNREAD = 0, 1, 2
 
@@ -77,6 +79,8 @@ def add_fleet(tools: Any) -> None:
 
 def _run_fleet(args: argparse.Namespace) -> int:
     try:
+        if not 0 < args.timeout <= TIMEOUT_MAX_S:
+            raise FleetError(f"--timeout {args.timeout}: give 0 to {TIMEOUT_MAX_S:.0f} seconds")
         if args.gateway is not None:
             token = read_token(args.token_file, os.environ)
             nodes, at = read_fleet(args.gateway, token, site=args.site, ca=args.ca,

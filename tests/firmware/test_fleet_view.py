@@ -188,6 +188,15 @@ def test_fleet__invalid_gateway(
     assert said in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("timeout", ["0", "-1", "301", "nan"])
+def test_fleet__invalid_timeout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    assert fleet("http://127.0.0.1:1", "--timeout", timeout, monkeypatch=monkeypatch) == UNREAD
+    said = capsys.readouterr().err
+    assert f"--timeout {float(timeout)}: give 0 to 300 seconds" in said
+
+
 def test_fleet__invalid_site_is_refused_by_the_parser(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
