@@ -134,13 +134,16 @@ class VerifiedBundle:
             BundleError: the bundle changed since it was verified.
         """
         (into / WHEELS).mkdir(parents=True, exist_ok=True)
+        written: set[str] = set()
         with _open(self.path) as tar:
             for member, stream in _members(self.path, tar, self.manifest.files):
-                target = into / member
-                with target.open("wb") as out:
+                with (into / member).open("wb") as out:
                     digest = _copy(stream, out)
                 if digest != self.manifest.files[member].sha256:
                     raise BundleError(f"{self.path}: {member} changed since it was verified")
+                written.add(member)
+        if missing := sorted(set(self.manifest.files) - written):
+            raise BundleError(f"{self.path}: {missing} went missing since it was verified")
 
 
 def verify_bundle(path: Path, keys: Iterable[Ed25519PublicKey]) -> VerifiedBundle:

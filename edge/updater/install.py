@@ -32,7 +32,14 @@ from typing import Literal, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.errors import GatepostError
-from edge.updater.bundle import WHEELS, BundleError, Manifest, verify_bundle, version_key
+from edge.updater.bundle import (
+    WHEELS,
+    BundleError,
+    Manifest,
+    VerifiedBundle,
+    verify_bundle,
+    version_key,
+)
 from edge.updater.health import read_health_file
 
 log = logging.getLogger(__name__)
@@ -312,10 +319,9 @@ class Updater:
         place = self.root / slot
         shutil.rmtree(place, ignore_errors=True)
         place.mkdir()
-        verified = verify_bundle(bundle, self.keys)  # the file may have changed since
-        if verified.manifest != manifest:
-            raise BundleError(f"{bundle}: the bundle changed while it was being installed")
-        verified.extract(place / "bundle")
+        # Each file is checked against the verified manifest again as it is written: the
+        # bundle on disk may have changed since it was verified.
+        VerifiedBundle(bundle, manifest).extract(place / "bundle")
         self.installer.install(place, manifest)
         _write_atomic(place / VERSION, f"{manifest.version}\n".encode())
 

@@ -285,6 +285,27 @@ def test_install__a_bad_bundle_is_refused_and_nothing_changes(
     assert not (root.parent / "state" / "restarts").exists()
 
 
+def test_install__a_bundle_swapped_after_its_check_fails_and_the_old_version_runs_on(
+    root: Path, new_bundle: Path, release_key: Path
+) -> None:
+    wheel = f"wheels/gatepost-{NEW}-py3-none-any.whl"
+    swapped = _rewrite(new_bundle, root.parent / "swapped.tar",
+                       {wheel: _flip_a_byte(_member(new_bundle, wheel))})  # fmt: skip
+
+    def swap(step: str) -> None:
+        if step == "installing":  # verified already: now the file on disk changes
+            swapped.replace(new_bundle)
+
+    node = updater(root, release_key, before_step=swap)
+    before = snapshot(root)
+
+    outcome = node.install(new_bundle)
+
+    assert outcome.result == "failed"
+    assert outcome.reason == f"slot b: {new_bundle}: {wheel} changed since it was verified"
+    assert snapshot(root) == before and current(root) == "a"
+
+
 def test_install__an_older_version_is_refused_unless_signed_as_a_downgrade(
     root: Path, wheels: Path, release_key: Path, tmp_path: Path
 ) -> None:
