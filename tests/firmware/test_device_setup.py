@@ -13,9 +13,11 @@ import serial
 import yaml
 
 from edge.cli import main
+from edge.devices.base import CodeScan, DeviceTimeout
 from edge.devices.modbus.driver import ModbusBus
 from edge.devices.modbus.profile import ModbusSensorProfile
 from edge.devices.modbus.protocol import DepotReading
+from edge.devices.scanner.driver import ScannerDriver
 from edge.devices.scanner.profile import ScannerProfile
 from edge.devices.scanner.protocol import BAUD_DIVISORS, ZONE_MODE, ZONE_OUTPUT, baud_of_zones
 from edge.devices.thermometer.driver import PersonEpisode
@@ -71,6 +73,27 @@ def test_scanner_setup__found_at_9600_left_at_115200(scanner: SimulatedScanner) 
     with serial.serial_for_url(str(scanner.path), baudrate=115200, timeout=0.5) as port:
         scanner.scan("HC1:ABC")  # sensing mode reads a code held up, ends it with CR
         assert port.read(8) == b"HC1:ABC\r"
+
+
+def test_scanner_setup__node_reads_at_the_profiles_new_baud(scanner: SimulatedScanner) -> None:
+    # What the guide tells the technician: after setup the gate's profile says 115200.
+    scanner_setup(str(scanner.path), ScannerProfile(), Progress(io.StringIO()))
+    stale = ScannerProfile(reply_timeout_s=0.2)
+    with (
+        serial.serial_for_url(str(scanner.path), baudrate=stale.baudrate, timeout=0.02) as port,
+        pytest.raises(DeviceTimeout),
+    ):
+        ScannerDriver(port, stale).setup()  # 9600: the module hears noise
+    fresh = ScannerProfile(baudrate=115200, configure_on_start=False)
+    with serial.serial_for_url(str(scanner.path), baudrate=115200, timeout=0.02) as port:
+        driver = ScannerDriver(port, fresh)
+        driver.setup()
+        scanner.scan("HC1:XYZ")
+        deadline = time.monotonic() + 1.0
+        items: list[object] = []
+        while not items and time.monotonic() < deadline:
+            items += driver.poll()
+    assert [i.text for i in items if isinstance(i, CodeScan)] == ["HC1:XYZ"]
 
 
 def test_scanner_setup__unsaved_settings_lost_at_power_cycle(scanner: SimulatedScanner) -> None:
