@@ -369,6 +369,7 @@ EXPECTED = {
         [
             "+/+/status",
             "+/+/health",
+            "+/+/update",
             "depot/+/reading",
             "alert/+",
             *SUMMARIES,
