@@ -26,7 +26,7 @@ SECRET_FILES = ("key.pem", "id-hash.key")  # mode 0600 in the bundle and on the 
 FTDI_VENDOR = "0403"
 # The BOM's USB-serial adapter (FTDI FT232R); another one is named VID:PID:SERIAL.
 DEFAULT_ADAPTER = (FTDI_VENDOR, "6001")
-DEFAULT_EXEC = "/opt/gatepost/venv/bin/gatepost"
+DEFAULT_EXEC = "/opt/gatepost/current/venv/bin/gatepost"  # the A/B slot in use (docs/update.md)
 
 # udev matches values literally between quotes: no quote, backslash or glob may get in.
 _USB_SERIAL = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -119,14 +119,12 @@ def _run_thermo(args: argparse.Namespace) -> int:
             f"devices.thermometer.settings.{OFFSET_KEY}: {result.offset_c:+.2f}"
             + (f" written to {args.config}" if args.config else " (not stored: no --config)")
         )
-        if args.config:
-            # `fw config push` carries only a gate's live sections (policy, report); a
-            # device's settings take effect when the node opens the port, at its start.
-            progress.note(
-                "to a running gate: copy the file to it and restart the node "
-                "(systemctl restart gatepost-node); `gatepost fw config push` does not carry "
-                "devices settings"
-            )
+        # The file's offset takes effect when the node starts; a running gate takes it
+        # signed, as its live `calibration` section (docs/config-push.md).
+        progress.note(
+            "to a running gate: gatepost fw config push NODE --site SITE --root-key ROOT.pem "
+            f"--set calibration.thermometer_object_offset_c={result.offset_c:.2f}"
+        )
 
     return _run(work)
 
