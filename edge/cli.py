@@ -7,12 +7,12 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.contract.topics import DEFAULT_PREFIX, check_slug
 from edge.errors import GatepostError
-from edge.mqtt import BrokerUrl, Endpoint
+from edge.mqtt import BrokerUrl, Endpoint, certificate_problem
 
 
 def broker_arg(value: str) -> BrokerUrl:
@@ -73,9 +73,14 @@ def endpoint(args: argparse.Namespace) -> Endpoint:
             certificates with an mqtt:// broker).
     """
     try:
-        return Endpoint(args.broker, ca=args.ca, cert=args.cert, key=args.key)
-    except ValueError as exc:
+        given = Endpoint(args.broker, ca=args.ca, cert=args.cert, key=args.key)
+        problem = None if args.cert is None else certificate_problem(args.cert, datetime.now(UTC))
+    except (OSError, ValueError) as exc:
         raise GatepostError(f"--broker/--ca/--cert/--key: {exc}") from None
+    if problem is not None:  # the broker would only say its handshake failed
+        raise GatepostError(f"--cert: {problem}: the broker refuses it; issue a new one "
+                            "with gatepost fw site add")  # fmt: skip
+    return given
 
 
 def endpoint_args(endpoint: Endpoint) -> list[str]:

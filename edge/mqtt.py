@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +19,8 @@ from edge.contract import catalogue
 from edge.contract.base import Payload
 from edge.contract.topics import parse
 from edge.errors import ContractError, GatepostError, PayloadInvalid
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
@@ -62,6 +66,22 @@ def certificate_name(cert: Path) -> str:
     if len(names) != 1:
         raise ValueError(f"{cert}: a client certificate names exactly one common name")
     return str(names[0].value)
+
+
+def certificate_problem(cert: Path, now: datetime) -> str | None:
+    """Why the broker would refuse the certificate in `cert` at `now` (expired, not yet
+    valid), or None. The broker says only that the handshake failed; this says why.
+
+    Raises:
+        ValueError: the file is not a PEM certificate.
+        OSError: it cannot be read.
+    """
+    certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+    if now > certificate.not_valid_after_utc:
+        return f"{cert} expired at {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    if now < certificate.not_valid_before_utc:
+        return f"{cert} is valid only from {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+    return None
 
 
 @dataclass(frozen=True)
@@ -131,9 +151,14 @@ class Endpoint:
             self.ssl_context()
             if self.cert is not None:
                 certificate_name(self.cert)
+                problem = certificate_problem(self.cert, datetime.now(UTC))
         except (OSError, ssl.SSLError, ValueError) as exc:
             files = ", ".join(str(f) for f in (self.ca, self.cert, self.key) if f)
             raise GatepostError(f"broker {self.url}: cannot use {files}: {exc}") from None
+        if self.cert is not None and problem is not None:
+            # Not a stop: a gate decides offline and its outbox keeps every event until
+            # a technician installs a new certificate (gatepost fw provision).
+            log.error("broker %s will refuse this client: %s", self.url, problem)
 
     def __str__(self) -> str:
         who = f" as {certificate_name(self.cert)}" if self.cert is not None else ""

@@ -8,7 +8,9 @@ silence means refusal and not a broken setup.
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import queue
 import shutil
 import threading
@@ -26,8 +28,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge.cli import endpoint
 from edge.contract import topics
 from edge.contract.topics import AlertKind, EventKind, Role
+from edge.errors import GatepostError
 from edge.mqtt import BrokerUrl, Endpoint, new_client
 from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.config import BrokerSection, GatewayConfig, SiteSection, StoreSection, broker_config
@@ -242,6 +246,28 @@ def test_connect__refused(
     }
     assert [name for name, endpoint in anonymous.items() if not refused(endpoint)] == []
     assert not refused(locked.endpoint("gate-g01"))  # the same broker takes a valid one
+
+
+def test_connect__an_expired_certificate_is_named_not_just_refused(
+    pki: SitePki, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker says only that the handshake failed: a technician's tool says why and
+    # stops; a node says why and keeps deciding offline (its outbox keeps the events).
+    old = pki.files("gate-old")
+    url = BrokerUrl("127.0.0.1", 8883, tls=True)
+    args = argparse.Namespace(broker=url, ca=pki.ca_cert_path, cert=old.cert, key=old.key)
+    with pytest.raises(GatepostError, match=r"--cert: .*cert.pem expired at .* UTC: the broker "
+                       r"refuses it; issue a new one with gatepost fw site add"):  # fmt: skip
+        endpoint(args)
+    with caplog.at_level(logging.ERROR, logger="edge.mqtt"):
+        Endpoint(url, ca=pki.ca_cert_path, cert=old.cert, key=old.key).check()
+    assert "will refuse this client" in caplog.text and "expired at" in caplog.text
+    caplog.clear()
+    g01 = pki.files("gate-g01")
+    assert endpoint(argparse.Namespace(broker=url, ca=pki.ca_cert_path, cert=g01.cert,
+                                       key=g01.key)).cert == g01.cert  # fmt: skip
+    Endpoint(url, ca=pki.ca_cert_path, cert=g01.cert, key=g01.key).check()
+    assert caplog.text == ""
 
 
 def steal(pki: SitePki, cn: str, url: BrokerUrl, where: Path) -> Endpoint:
