@@ -201,6 +201,7 @@ def latency_rows(
 # --- the "cores busy" run ------------------------------------------------------------
 
 CGROUP_NAME = "gatepost-bench"
+CHROMIUM = "/usr/bin/chromium"  # Debian's, as the tests' browser fixtures use
 RR_PRIORITY = 10  # SCHED_RR 1..99; above every normal thread, far below the kernel's own
 RT_RUNTIME_US = 200_000  # v1 with RT group scheduling: a child group has none until given
 
@@ -350,9 +351,6 @@ def load(priority: Priority, groups: CpuGroups, work: Path) -> Iterator[list[str
             stop(process, "busy loop", grace_s=2)
         if kiosk is not None:
             stop(kiosk, "kiosk", grace_s=5)
-
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 def measured_in_child(
