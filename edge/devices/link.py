@@ -8,6 +8,7 @@ one device-fault event.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +55,20 @@ class FaultChange:
 DriverFactory = Callable[[SerialStream, DeviceProfile], Driver]
 
 
+def take_realtime(name: str, priority: int) -> bool:
+    """Make the calling thread SCHED_RR at `priority`, ahead of every normal thread of the
+    Pi (the kiosk browser's too); False, logged, where the system does not allow it (the
+    unit's LimitRTPRIO, or root). Only threads that sleep on a port between readings may:
+    a busy real-time thread starves the rest of the Pi."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
+    except (OSError, AttributeError) as exc:  # AttributeError: not Linux
+        log.warning("%s: no real-time priority %d (%s): it shares the cores with the rest",
+                    name, priority, exc)  # fmt: skip
+        return False
+    return True
+
+
 class SupervisedDevice:
     """A device watched on its own thread: its faults, each change reported once.
 
@@ -74,8 +89,15 @@ class SupervisedDevice:
             return "unplugged"
         return "fault" if self.faults else "ok"
 
-    def start(self, stop: threading.Event) -> None:
-        self._thread = threading.Thread(target=self.run, args=(stop,), name=self.name, daemon=True)
+    def start(self, stop: threading.Event, *, realtime_priority: int = 0) -> None:
+        """Read on a thread of its own; with `realtime_priority`, a SCHED_RR one."""
+
+        def run() -> None:
+            if realtime_priority:
+                take_realtime(self.name, realtime_priority)
+            self.run(stop)
+
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
         self._thread.start()
 
     def join(self, timeout_s: float = 5.0) -> None:

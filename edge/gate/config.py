@@ -58,6 +58,12 @@ class NodeSection(Section):
     state_dir: Path = Field(
         Path("/var/lib/gatepost"), description="outbox, trust lists and keys live here"
     )
+    decision_priority: int = Field(
+        10, ge=0, le=50,
+        description="SCHED_RR priority of the scanner's and thermometer's threads, which "
+        "decide and drive the barrier, ahead of the kiosk browser on the Pi's cores "
+        "(the unit's LimitRTPRIO allows it); 0: a normal thread",
+    )  # fmt: skip
 
 
 class PartSection(Section):

@@ -136,7 +136,10 @@ class GateNode(NodeRuntime):
                 name.replace("_", "-"), section.url, profile, DRIVERS[profile.part],
                 on_reading=self.checkpoint.on_reading, on_fault=self.checkpoint.on_fault,
             )  # fmt: skip
-            link.start(self._stop)
+            # The scanner's and thermometer's threads sleep on their ports and decide when
+            # a reading comes; the thermal array is as light. The camera decodes images
+            # for tens of ms: real-time, it would starve the Pi, so it stays normal.
+            link.start(self._stop, realtime_priority=self.config.node.decision_priority)
             self.links.append(link)
         if devices.camera is not None:
             # OpenCV costs a node without a camera some 30 MB: imported only when fitted.

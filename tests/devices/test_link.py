@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import ClassVar
+
+import pytest
 
 from edge.devices.base import (
     DeviceProfile,
@@ -15,7 +19,7 @@ from edge.devices.base import (
     ScanFailed,
     SerialStream,
 )
-from edge.devices.link import REVIVE_EVERY_S, DeviceLink, FaultChange
+from edge.devices.link import REVIVE_EVERY_S, DeviceLink, FaultChange, take_realtime
 from edge.devices.thermometer.profile import ThermometerProfile
 
 POLL_S = 0.1  # test-clock seconds each poll takes
@@ -99,3 +103,31 @@ def test_scan_failed_reaches_the_node_and_is_no_sign_of_life() -> None:
     # A part that only ever sent fragments is as silent as one that sent nothing.
     assert [(c.fault, c.state) for c in changes] == [("timeout", "raised")]
     assert driver.revived == [3.0, 4.0, 5.0]
+
+
+def _in_a_thread(priority: int) -> tuple[bool, int, int]:
+    """take_realtime in a thread of its own: (taken, its policy, its priority)."""
+    seen: list[tuple[bool, int, int]] = []
+
+    def run() -> None:
+        taken = take_realtime("scanner", priority)
+        seen.append((taken, os.sched_getscheduler(0), os.sched_getparam(0).sched_priority))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_RR needs root or the unit's LimitRTPRIO")
+def test_realtime__the_thread_takes_sched_rr_and_only_it() -> None:
+    assert _in_a_thread(10) == (True, os.SCHED_RR, 10)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's thread is untouched
+
+
+def test_realtime__refused_is_said_and_the_thread_reads_on_as_a_normal_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="edge.devices.link"):
+        assert _in_a_thread(100) == (False, os.SCHED_OTHER, 0)  # past the kernel's 99
+    assert "scanner: no real-time priority 100" in caplog.text

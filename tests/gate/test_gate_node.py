@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -147,6 +148,17 @@ def test_gate_node__green_passes_red_is_stopped_fever_is_held(
     # One pulse in all: red and fever never moved the relay.
     assert [s.state for s in relay.states] == [False, True, False]
     assert node_in_process.checkpoint.update().holds[0].hold_id == hold.event_id
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_RR needs root or the unit's LimitRTPRIO")
+def test_gate_node__the_scanner_and_thermometer_decide_on_real_time_threads(
+    node_in_process: GateNode,
+) -> None:
+    threads = {thread.name: thread.native_id or 0 for thread in threading.enumerate()}
+    for name in ("scanner", "thermometer"):
+        assert os.sched_getscheduler(threads[name]) == os.SCHED_RR, name
+        assert os.sched_getparam(threads[name]).sched_priority == 10, name
+    assert os.sched_getscheduler(threads["uplink"]) == os.SCHED_OTHER  # draining is not urgent
 
 
 def test_gate_node__an_unplugged_scanner_is_a_device_fault_raised_then_cleared(
