@@ -14,6 +14,7 @@ from firmware_tools.device.cli import add_device
 from firmware_tools.fleet_view import add_fleet
 from firmware_tools.issue import add_fw_commands
 from firmware_tools.provision import add_provision
+from firmware_tools.publish import add_publish
 from firmware_tools.site_cli import add_site_commands
 from firmware_tools.watch import Watcher
 
@@ -43,6 +44,7 @@ def add_fw(commands: Any) -> None:
     add_config(tools)
     add_device(tools)
     add_provision(tools)
+    add_publish(tools)
     add_fleet(tools)
 
 

@@ -285,6 +285,29 @@ def _old_serial(pki: SitePki, cn: str) -> int | None:
         return None
 
 
+def load_root_public_key(path: Path, folder: Path) -> Ed25519PublicKey:
+    """The site root public key in `path` (PEM: the public key, or the key itself).
+
+    Raises:
+        ProvisionError: unreadable, not PEM, or not Ed25519; `folder` is where keygen puts it.
+    """
+    try:
+        data = path.read_bytes()[:MAX_DOCUMENT_BYTES]
+        if b"PRIVATE KEY" in data:  # the key itself: its public half is what nodes hold
+            key: Any = serialization.load_pem_private_key(data, password=None).public_key()
+        else:
+            key = serialization.load_pem_public_key(data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ProvisionError(
+            f"--root-key {path}: {getattr(exc, 'strerror', None) or exc}; give the "
+            f"site root public key (`gatepost fw keygen --alg eddsa --out {folder}/root.pem` "
+            "writes it beside the key; keep the key itself off the LAN)"
+        ) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ProvisionError(f"--root-key {path}: the site root key is Ed25519")
+    return key
+
+
 def _signed_documents(pki: SitePki, root_key: Path | None) -> dict[str, bytes]:
     """The gate's root key and the site's signed lists, each verified by that key.
 
@@ -301,16 +324,7 @@ def _signed_documents(pki: SitePki, root_key: Path | None) -> dict[str, bytes]:
         (p for p in (folder / "root.pub.pem", folder / "root.pem.pub.pem") if p.is_file()),
         folder / "root.pem.pub.pem",
     )
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ProvisionError(
-            f"--root-key {path}: {getattr(exc, 'strerror', None) or exc}; a gate needs the "
-            f"site root public key (`gatepost fw keygen --alg eddsa --out {folder}/root.pem` "
-            "writes it beside the key; keep the key itself off the LAN)"
-        ) from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise ProvisionError(f"--root-key {path}: the site root key is Ed25519")
+    key = load_root_public_key(path, folder)
     found = {f"{ETC}/root.pub.pem": path.read_bytes()}
     store = TrustStore(root_keys_for([key]))
     models: tuple[type[SignedTrustList] | type[SignedRevocationList], ...]
