@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from typing import Any, Literal
 import paho.mqtt.client as paho
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ValidationError
 
 from edge.cli import add_broker_options, endpoint, slug_arg
@@ -48,7 +46,8 @@ from edge.credentials.trust import DocumentRefused, new_signed, root_keys_for, v
 from edge.errors import ContractError, GatepostError
 from edge.gate.config import GateConfig
 from edge.gate.remote import LIVE_SECTIONS
-from edge.mqtt import Endpoint, new_client, publish
+from edge.mqtt import Endpoint, publish
+from firmware_tools.broker_exchange import BrokerExchange
 
 WAIT_DEFAULT_S = 60.0
 WAIT_MAX_S = 3600.0
@@ -211,35 +210,21 @@ def load_root_key(path: Path) -> Ed25519PrivateKey:
 
 
 # The push.
-class _Exchange:
+class _Exchange(BrokerExchange):
     """The messages of one push, gathered on paho's thread and read on the caller's."""
 
     def __init__(self, site: Site, node: str) -> None:
+        super().__init__()
         self.config_topic = topics.config(site, node)
         gate = site.node(Role.GATE, node)
         self.status_topic = topics.status(gate)
         self.health_topic = topics.health(gate)
         self.prefix = site.prefix
-        self.changed = threading.Condition()
-        self.connected: ReasonCode | None = None
-        self.subscribed: list[ReasonCode] | None = None
         self.retained: bytes | None = None  # the config the broker held before the push
         self.status: Birth | Death | None = None
         self.serial_before: int | None = None  # the newest serial the node said it ran
         self.answers: list[Birth | Health] = []  # what the node said once we published
         self.pushing = False
-
-    def on_connect(self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        with self.changed:
-            self.connected = reason
-            self.changed.notify_all()
-
-    def on_subscribe(
-        self, _c: paho.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any
-    ) -> None:
-        with self.changed:
-            self.subscribed = reasons
-            self.changed.notify_all()
 
     def on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
         with self.changed:
@@ -260,10 +245,6 @@ class _Exchange:
                 elif payload.config_serial is not None:
                     self.serial_before = max(self.serial_before or 0, payload.config_serial)
             self.changed.notify_all()
-
-    def wait(self, ready: Callable[[], bool], timeout_s: float) -> bool:
-        with self.changed:
-            return self.changed.wait_for(ready, timeout_s)
 
     def node_serial(self) -> int | None:
         """The newest serial the node said it runs, before or after the push."""
@@ -315,14 +296,9 @@ def push_config(
         raise ConfigPushError(f"--serial: 1 or more, got {serial}")
     exchange = _Exchange(site, node)
     try:
-        client = new_client("gatepost-config-push", broker)
-        client.on_connect = exchange.on_connect
-        client.on_subscribe = exchange.on_subscribe
-        client.on_message = exchange.on_message
-        client.connect(broker.host, broker.port)
+        client = exchange.start("gatepost-config-push", broker)
     except OSError as exc:
         raise ConfigPushError(f"broker {broker}: {exc}") from None
-    client.loop_start()
     try:
         _subscribe(client, exchange, broker)
         return _push(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,7 +20,6 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.cli import add_broker_options, endpoint, slug_arg
 from edge.contract import catalogue, topics
@@ -29,7 +27,8 @@ from edge.contract.documents import SignedRevocationList, SignedTrustList
 from edge.contract.topics import Site
 from edge.credentials.trust import DocumentRefused, root_keys_for, verify_document
 from edge.errors import ContractError, GatepostError
-from edge.mqtt import Endpoint, new_client, publish
+from edge.mqtt import Endpoint, publish
+from firmware_tools.broker_exchange import BrokerExchange
 
 FILE_MAX_BYTES = 1024 * 1024
 WAIT_DEFAULT_S = 10.0
@@ -103,42 +102,18 @@ def check_signed(document: SiteList, root_key: Ed25519PublicKey, now: datetime) 
         ) from None
 
 
-class _Link:
-    """One connection's callbacks, gathered on paho's thread and read on the caller's."""
+class _Link(BrokerExchange):
+    """The connection of one publish; keeps the first retained copy of the list's topic."""
 
     def __init__(self, topic: str) -> None:
+        super().__init__()
         self.topic = topic
-        self.changed = threading.Condition()
-        self.connected: ReasonCode | None = None
-        self.subscribed: list[ReasonCode] | None = None
         self.retained: bytes | None = None
-        self.acked: dict[int, ReasonCode] = {}
-
-    def on_connect(self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        with self.changed:
-            self.connected = reason
-            self.changed.notify_all()
-
-    def on_subscribe(
-        self, _c: paho.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any
-    ) -> None:
-        with self.changed:
-            self.subscribed = reasons
-            self.changed.notify_all()
 
     def on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
         with self.changed:
             if message.topic == self.topic and message.retain and self.retained is None:
                 self.retained = bytes(message.payload) or None
-
-    def on_publish(self, _c: paho.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
-        with self.changed:
-            self.acked[mid] = reason
-            self.changed.notify_all()
-
-    def wait(self, ready: Callable[[], bool], timeout_s: float) -> bool:
-        with self.changed:
-            return self.changed.wait_for(ready, timeout_s)
 
 
 def publish_list(
@@ -171,13 +146,9 @@ def publish_list(
         raise PublishRefused(f"--wait: between 0 and {WAIT_MAX_S:.0f} s, got {wait_s}")
     link = _Link(topic)
     try:
-        client = new_client("gatepost-fw-publish", broker)
-        for name in ("on_connect", "on_subscribe", "on_message", "on_publish"):
-            setattr(client, name, getattr(link, name))
-        client.connect(broker.host, broker.port)
+        client = link.start("gatepost-fw-publish", broker)
     except OSError as exc:
         raise BrokerFailed(f"broker {broker}: {exc}") from None
-    client.loop_start()
     try:
         if not link.wait(lambda: link.connected is not None, wait_s):
             raise BrokerFailed(f"broker {broker} did not answer within {wait_s:g} s")
