@@ -73,7 +73,7 @@ def load_list(path: Path, site: Site) -> tuple[str, SiteList]:
             f"{path}: a node config; push it with `gatepost fw config push NODE`, which "
             "signs it for the node and waits for its answer"
         )
-    if kind not in TOPICS:
+    if not isinstance(kind, str) or kind not in TOPICS:
         raise PublishRefused(
             f"{path}: document is {kind!r}; give a trust list or revocation list "
             "(`gatepost fw trust-list`, `gatepost fw revocations`)"

@@ -203,6 +203,7 @@ def test_a_config_is_refused_with_the_command_that_pushes_it(
         (b" " * FILE_MAX_BYTES + b"{}", f"more than {FILE_MAX_BYTES} bytes"),
         (b'{"document": "trust", "serial": 0}', "serial"),
         (b'{"document": "keys"}', "document is 'keys'"),
+        (b'{"document": ["trust"]}', "document is ['trust']"),
     ],
 )
 def test_a_file_that_is_not_a_signed_list_is_refused_naming_it(
