@@ -43,9 +43,8 @@ from gateway.config import StoreSection
 from gateway.depot_rollups import ROLL_LIMIT, DepotRollups
 from gateway.store import SqliteStore
 from gateway.store import sqlite as sqlite_module
-from gateway.store.migrations import apply_migrations
+from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import InboundEvent
-from gateway.store.schema import MIGRATIONS
 
 SITE = "bench"
 SENSORS = 10  # per depot node

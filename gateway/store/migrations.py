@@ -1,4 +1,5 @@
-"""Applies the gateway's schema (gateway/store/schema.py), each migration once, in a transaction."""
+"""Applies the gateway's schema (gateway/store/schema.py and schema_stock.py), each
+migration once, in a transaction."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import logging
 import sqlite3
 from datetime import UTC, datetime
 
-from gateway.store.schema import MIGRATIONS, Migration
+from gateway.store.schema import GATEWAY_MIGRATIONS, Migration
+from gateway.store.schema_stock import STOCK_MIGRATIONS
 
 log = logging.getLogger(__name__)
+
+# The schema's whole history in the order applied: numbered names (`0014-stock-ledger`)
+# sort in the order they were released, whichever module holds them.
+MIGRATIONS: tuple[Migration, ...] = tuple(
+    sorted((*GATEWAY_MIGRATIONS, *STOCK_MIGRATIONS), key=lambda migration: migration.name)
+)
 
 
 def apply_migrations(

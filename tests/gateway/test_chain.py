@@ -24,9 +24,8 @@ from edge.outbox import Outbox
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.reports import site_daily_report
 from gateway.store import SqliteStore
-from gateway.store.migrations import apply_migrations
+from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import InboundEvent
-from gateway.store.schema import MIGRATIONS
 from gateway.web.printable import report_html
 from tests.gateway.test_rules import Rig
 

@@ -23,9 +23,8 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, IngestSection, SiteSection, StoreSection
 from gateway.ingest import triage
 from gateway.store import SqliteStore
-from gateway.store.migrations import apply_migrations
+from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import DeadLetter, IngestLimits
-from gateway.store.schema import MIGRATIONS
 from gateway.subscriber import Delivery
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_access import bearer, open_api

@@ -26,9 +26,8 @@ from gateway.depot_rollups import DepotRollups
 from gateway.live import LiveFeed
 from gateway.store import SqliteStore
 from gateway.store.depot_records import DepotRollupRecord
-from gateway.store.migrations import apply_migrations
+from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import utc_text
-from gateway.store.schema import MIGRATIONS
 from simulators.broker import PrivateBroker
 from tests.conftest import gateway_running
 from tests.gateway.factory import Gates

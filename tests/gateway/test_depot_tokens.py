@@ -23,9 +23,8 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, load_config
 from gateway.live import LiveFeed
 from gateway.store import SqliteStore
-from gateway.store.migrations import apply_migrations
+from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import AlarmRecord
-from gateway.store.schema import MIGRATIONS
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_alarms import sample as sample_alarm
 

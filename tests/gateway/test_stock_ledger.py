@@ -19,8 +19,7 @@ from gateway.config import SiteSection
 from gateway.stock.catalogue import UNIT_DECIMALS, StockItem, built_in_items, site_catalogue
 from gateway.stock.ledger import Movement, StockRefused, StockStore
 from gateway.store import SqliteStore
-from gateway.store.migrations import apply_migrations
-from gateway.store.schema import MIGRATIONS
+from gateway.store.migrations import MIGRATIONS, apply_migrations
 
 AT = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 TODAY = date(2026, 12, 6)

@@ -14,8 +14,8 @@ import pytest
 from edge.contract.events import CheckpointCounts, DepotReading, DepotReadingBatch
 from edge.gate.daily import tally
 from gateway.store import SqliteStore
-from gateway.store.migrations import apply_migrations
-from gateway.store.schema import MIGRATIONS, Migration
+from gateway.store.migrations import MIGRATIONS, apply_migrations
+from gateway.store.schema import Migration
 from tests.gateway.factory import Gates
 
 
