@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,15 +25,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import paho.mqtt.client as paho
-import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from edge.cli import add_broker_options, endpoint, slug_arg
 from edge.contract import catalogue, topics
 from edge.contract.documents import (
-    CONFIG_MAX_BYTES,
-    CONFIG_SECTIONS_MAX,
     NodeConfigBody,
     RefusalReason,
     SignedNodeConfig,
@@ -43,28 +39,26 @@ from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import Role, Site
 from edge.credentials.issuer import Signer
 from edge.credentials.trust import DocumentRefused, new_signed, root_keys_for, verify_document
-from edge.errors import ContractError, GatepostError
-from edge.gate.config import GateConfig
-from edge.gate.remote import LIVE_SECTIONS
+from edge.errors import ContractError
 from edge.mqtt import Endpoint, publish
 from firmware_tools.broker_exchange import BrokerExchange
+from firmware_tools.config_sections import (
+    ConfigPushError,
+    Sections,
+    check_sections,
+    load_sections,
+    parse_sets,
+)
 
 WAIT_DEFAULT_S = 60.0
 WAIT_MAX_S = 3600.0
 CONNECT_TIMEOUT_S = 10.0
 # After the SUBACK, how long the broker has to deliver the retained config and status.
 RETAINED_SETTLE_S = 1.0
-SETS_MAX = 64
 # Heartbeats kept while waiting: one a second for the longest wait.
 REPORTS_MAX = int(WAIT_MAX_S)
-SET_MAX_CHARS = 1_000
 
 Outcome = Literal["applied", "refused", "superseded", "no-answer"]
-Sections = dict[str, dict[str, Any]]
-
-
-class ConfigPushError(GatepostError):
-    """Bad input or a broker that will not serve the push; nothing was published."""
 
 
 @dataclass(frozen=True)
@@ -112,88 +106,6 @@ class PushResult:
             f"{self.node}: no answer in time; config serial {self.serial} stays retained on "
             "the broker and the node takes it when it comes back"
         )
-
-
-# Input: --set, --file, and the sections a gate takes live.
-def parse_sets(items: Sequence[str]) -> Sections:
-    """`section.key=value` items as sections; a value is JSON (38.5, true, null) or text.
-
-    Raises:
-        ConfigPushError: naming the item that is not `section.key=value` or past a bound.
-    """
-    if len(items) > SETS_MAX:
-        raise ConfigPushError(f"--set: at most {SETS_MAX} of them, got {len(items)}")
-    sections: Sections = {}
-    for item in items:
-        if len(item) > SET_MAX_CHARS:
-            raise ConfigPushError(f"--set {item[:40]}…: longer than {SET_MAX_CHARS} characters")
-        name, equals, text = item.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not (equals and dot and section and key) or "." in key:
-            raise ConfigPushError(
-                f"--set {item!r}: give section.key=value, e.g. policy.fever_c=37.5"
-            )
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = text
-        sections.setdefault(section, {})[key] = value
-    return sections
-
-
-def load_sections(path: Path) -> Sections:
-    """A YAML (or JSON) file of sections, each a mapping of keys to values.
-
-    Raises:
-        ConfigPushError: unreadable, too big, not YAML, or not a mapping of mappings.
-    """
-    try:
-        with path.open("rb") as file:
-            data = file.read(CONFIG_MAX_BYTES + 1)
-    except OSError as exc:
-        raise ConfigPushError(f"--file {path}: {exc.strerror}") from None
-    if len(data) > CONFIG_MAX_BYTES:
-        raise ConfigPushError(f"--file {path}: more than {CONFIG_MAX_BYTES} bytes")
-    try:
-        loaded = yaml.safe_load(data)
-    except yaml.YAMLError as exc:
-        raise ConfigPushError(f"--file {path}: not YAML: {exc}") from None
-    if not isinstance(loaded, dict) or not all(
-        isinstance(section, str) and isinstance(fields, dict) for section, fields in loaded.items()
-    ):
-        raise ConfigPushError(f"--file {path}: give a mapping of sections, each a mapping")
-    return {section: dict(fields) for section, fields in loaded.items()}
-
-
-def check_sections(sections: Mapping[str, Mapping[str, Any]]) -> Sections:
-    """The sections as a gate will take them, checked against its config model.
-
-    Raises:
-        ConfigPushError: empty; a section a gate cannot change while it runs; a key or
-            value its model refuses (named `section.key`).
-    """
-    if not sections:
-        raise ConfigPushError("nothing to push: give --set section.key=value or --file")
-    if len(sections) > CONFIG_SECTIONS_MAX:
-        raise ConfigPushError(f"at most {CONFIG_SECTIONS_MAX} sections")
-    checked: Sections = {}
-    for section, fields in sections.items():
-        if section not in LIVE_SECTIONS:
-            raise ConfigPushError(
-                f"{section}: not a section a gate changes while it runs (those are "
-                f"{', '.join(sorted(LIVE_SECTIONS))}); change its config file and restart it"
-            )
-        model = GateConfig.model_fields[section].annotation
-        assert isinstance(model, type)
-        assert issubclass(model, BaseModel)
-        try:
-            model.model_validate(fields)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in (section, *first["loc"]))
-            raise ConfigPushError(f"{where}: {first['msg']}") from None
-        checked[section] = dict(fields)
-    return checked
 
 
 def load_root_key(path: Path) -> Ed25519PrivateKey:

@@ -25,12 +25,8 @@ from edge.devices.link import DeviceLink
 from edge.gate.config import load_config
 from edge.gate.node import GateNode
 from edge.mqtt import Endpoint
-from firmware_tools.config_push import (
-    ConfigPushError,
-    load_sections,
-    parse_sets,
-    push_config,
-)
+from firmware_tools.config_push import push_config
+from firmware_tools.config_sections import ConfigPushError, load_sections, parse_sets
 from firmware_tools.site_pki import IdentityRole
 from simulators.broker import PrivateBroker
 from simulators.devices.scanner import SimulatedScanner
