@@ -98,11 +98,15 @@
     const json = (path) => api(path).then((r) => r.json());
     try {
       await ensureItems(site);
-      const [held, cover, soon, entries] = await Promise.all([
+      // The level with the rest, drawn in the same turn: a banner appearing later would
+      // move the buttons under a keeper's finger as they tap.
+      const [held, cover, soon, entries, level] = await Promise.all([
         json(`${base}/on-hand`), json(`/api/stock/${enc(site)}/cover`), json(`${base}/expiring`),
         json(`${base}/entries?limit=${ENTRIES_SHOWN}`),
+        json(`/api/stock/${enc(site)}/supply-level`).catch((failure) => ({ failure })),
       ]);
       if (turn !== loads) return;
+      renderLevel(level);
       onHand = held.on_hand;
       renderCover(cover, node);
       renderOnHand(held.on_hand);
@@ -113,7 +117,6 @@
     } catch (failure) {
       if (!gp.tokenProblem(failure)) message("bad", failureWords(failure));
     }
-    loadLevel(site, turn);
   }
 
   function renderCover(cover, node) {
@@ -189,17 +192,14 @@
   }
 
   // The site's supply alert level (H3's route); a gateway without it answers 404: no banner.
-  async function loadLevel(site, turn) {
+  function renderLevel(level) {
     const banner = $("#stock-level");
-    let level;
-    try {
-      level = await (await api(`/api/stock/${enc(site)}/supply-level`)).json();
-    } catch (failure) {
-      if (turn === loads) banner.hidden = true;
+    if (level.failure) {
+      banner.hidden = true;
+      const { failure } = level;
       if (failure.status !== 404 && !gp.tokenProblem(failure)) message("bad", failureWords(failure));
       return;
     }
-    if (turn !== loads) return;
     banner.dataset.level = level.level || "none";
     const place = chosen();
     if (!level.level) {
