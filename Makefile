@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the system needs beside Python; fonts-noto-cjk draws the pages' Chinese
-# (a fresh Debian has no CJK font and shows every Chinese character as an empty box).
-DEBIAN_PACKAGES := mosquitto mosquitto-clients chromium fonts-noto-cjk
+# (a fresh Debian has no CJK font and shows every Chinese character as an empty box);
+# postgresql gives the tests a private cluster (initdb on a free port) for the PostgreSQL store.
+DEBIAN_PACKAGES := mosquitto mosquitto-clients chromium fonts-noto-cjk postgresql
 
 .PHONY: demo test lint deps lock clean
 
