@@ -16,8 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from edge.errors import GatepostError
 from simulators.broker import free_port
@@ -80,7 +82,8 @@ class PrivatePostgres:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def _as_server_user(self) -> dict[str, object]:
+    def _as_server_user(self) -> dict[str, Any]:
+        """subprocess arguments that drop root to the server user (none when not root)."""
         if os.geteuid() != 0:
             return {}
         entry = pwd.getpwnam(SERVER_USER)
@@ -97,7 +100,7 @@ class PrivatePostgres:
         done = subprocess.run(
             [str(server_bin("initdb")), "-D", str(self.data), "-U", SERVER_USER,
              "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
-            capture_output=True, text=True, check=False, **self._as_server_user(),  # type: ignore[arg-type]
+            capture_output=True, text=True, check=False, **self._as_server_user(),
         )  # fmt: skip
         if done.returncode != 0:
             raise PostgresError(f"initdb failed: {done.stderr.strip()[-2000:]}")
@@ -152,9 +155,11 @@ class PrivatePostgres:
 
     def create_database(self, name: str, template: str | None = None) -> str:
         """A new database (optionally a copy of `template`); its URL."""
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            suffix = f" TEMPLATE {template}" if template else ""
-            conn.execute(f'CREATE DATABASE "{name}"{suffix}')  # type: ignore[arg-type]
+            conn.execute(statement)
         return self.url(name)
 
     def remove(self) -> None:
