@@ -23,7 +23,6 @@ reads `net_kg` and keeps no tare of its own.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -39,6 +38,7 @@ from gateway.stock.ledger import OnHand, StockStore
 from gateway.store.base import DepotStore
 from gateway.store.depot_records import ScaleReadingRecord
 from gateway.store.records import AlarmDraft, InboundEvent, utc_text
+from gateway.store.sql import Connection
 
 if TYPE_CHECKING:  # the store imports this module (ScaleStates) and both of these import
     # the store: imported at run time they would make a cycle.
@@ -187,10 +187,10 @@ class ScalesStore(StockStore, ScaleStateStore, DepotStore, Protocol):
 class ScaleStates:
     """Scale comparison state of SqliteStore (mixed in)."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def scale_states(self, site: str, node: str) -> dict[str, ScaleState]:

@@ -174,4 +174,4 @@ TABLES: dict[type[Event], tuple[str, str, Callable[[InboundEvent, Any], list[Row
 
 def insert_sql(table: str, columns: str) -> str:
     marks = ", ".join("?" * (columns.count(",") + 1))
-    return f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -19,15 +18,16 @@ from gateway.store.records import (
     TokenRecord,
     utc_text,
 )
+from gateway.store.sql import INTEGRITY_ERRORS, Connection
 
 
 class AlarmsAndAccess:
     """Alarm lifecycle, tokens and audit of SqliteStore (mixed in)."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def _rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
@@ -43,27 +43,24 @@ class AlarmsAndAccess:
         return self._alarms_by_id(opened)
 
     def _open_alarms(
-        self, conn: sqlite3.Connection, drafts: Sequence[tuple[AlarmDraft, str]], at: datetime
+        self, conn: Connection, drafts: Sequence[tuple[AlarmDraft, str]], at: datetime
     ) -> list[str]:
         """Insert drafts inside the caller's transaction; the ids of those opened, in order."""
         if not drafts:
             return []
-        before = conn.total_changes
-        # The partial unique index refuses a second live alarm for one condition.
-        conn.executemany(
-            "INSERT OR IGNORE INTO alarms (alarm_id, kind, site, node, subject, "
-            "severity, state, message, raised_at) VALUES (?, ?, ?, ?, ?, ?, 'raised', ?, ?)",
-            [
+        # The partial unique index refuses a second live alarm for one condition; RETURNING
+        # names those it did not refuse (one statement each: drafts are few per batch).
+        opened = []
+        for draft, alarm_id in drafts:
+            rows = conn.execute(
+                "INSERT INTO alarms (alarm_id, kind, site, node, subject, severity, state, "
+                "message, raised_at) VALUES (?, ?, ?, ?, ?, ?, 'raised', ?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING alarm_id",
                 (alarm_id, str(draft.kind), draft.site, draft.node, draft.subject,
-                 draft.severity, draft.message, utc_text(at))
-                for draft, alarm_id in drafts
-            ],
-        )  # fmt: skip
-        if conn.total_changes - before == len(drafts):
-            return [alarm_id for _, alarm_id in drafts]
-        ids = [alarm_id for _, alarm_id in drafts]
-        found = {row["alarm_id"] for row in self._rows_in(conn, "SELECT alarm_id FROM alarms", ids)}
-        return [alarm_id for alarm_id in ids if alarm_id in found]
+                 draft.severity, draft.message, utc_text(at)),
+            ).fetchall()  # fmt: skip
+            opened += [row[0] for row in rows]
+        return opened
 
     def _alarms_by_id(self, ids: Sequence[str]) -> list[AlarmRecord]:
         if not ids:
@@ -72,9 +69,7 @@ class AlarmsAndAccess:
         order = {alarm_id: index for index, alarm_id in enumerate(ids)}
         return sorted((AlarmRecord(**row) for row in rows), key=lambda a: order[a.alarm_id])
 
-    def _rows_in(
-        self, conn: sqlite3.Connection, select: str, ids: Sequence[str]
-    ) -> list[dict[str, Any]]:
+    def _rows_in(self, conn: Connection, select: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for start in range(0, len(ids), 900):  # under SQLite's limit of variables
             chunk = ids[start : start + 900]
@@ -88,7 +83,7 @@ class AlarmsAndAccess:
         self, kind: str, site: str, node: str | None, subject: str
     ) -> AlarmRecord | None:
         rows = self._rows(
-            "SELECT * FROM alarms WHERE kind = ? AND site = ? AND IFNULL(node, '') = ? "
+            "SELECT * FROM alarms WHERE kind = ? AND site = ? AND COALESCE(node, '') = ? "
             "AND subject = ? AND state != 'cleared'",
             (kind, site, node or "", subject),
         )
@@ -96,7 +91,7 @@ class AlarmsAndAccess:
 
     def live_conditions(self) -> set[tuple[str, str, str, str]]:
         rows = self._conn().execute(
-            "SELECT kind, site, IFNULL(node, ''), subject FROM alarms WHERE state != 'cleared'"
+            "SELECT kind, site, COALESCE(node, ''), subject FROM alarms WHERE state != 'cleared'"
         )
         return {(kind, site, node, subject) for kind, site, node, subject in rows}
 
@@ -181,7 +176,7 @@ class AlarmsAndAccess:
                     "VALUES (?, ?, ?, ?, ?)",
                     (token_hash, name, role, utc_text(at), json.dumps(list(depots))),
                 )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise ValueError(f"a token named {name!r} already exists") from None
 
     def token(self, token_hash: str) -> TokenRecord | None:

@@ -10,7 +10,6 @@ and written under one BEGIN IMMEDIATE lock when a plan is approved. An issue aga
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
@@ -32,6 +31,7 @@ from gateway.stock.applications import (
 from gateway.stock.catalogue import UNIT_DECIMALS
 from gateway.stock.ledger import Movement, OnHand, of_steps
 from gateway.store.records import utc_text
+from gateway.store.sql import Connection
 
 _STATE = (
     "CASE WHEN d.decision IS NULL THEN 'pending' WHEN d.decision = 'rejected' THEN 'rejected' "
@@ -63,10 +63,10 @@ class ApplicationBook:
     """Applications and their allocation in SqliteStore (mixed in);
     gateway.stock.applications.ApplicationStore."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def application_file(
@@ -194,7 +194,7 @@ class ApplicationBook:
         return found
 
 
-def check_application_issue(conn: sqlite3.Connection, m: Movement) -> None:
+def check_application_issue(conn: Connection, m: Movement) -> None:
     """Refuse an issue against application `m.application_id` (APL-<n>) that its approved
     allocation at this depot does not cover. Runs inside the ledger's write transaction.
 
@@ -250,7 +250,7 @@ def check_application_issue(conn: sqlite3.Connection, m: Movement) -> None:
         )  # fmt: skip
 
 
-def _insert(conn: sqlite3.Connection, draft: ApplicationDraft, who: str, at: datetime,
+def _insert(conn: Connection, draft: ApplicationDraft, who: str, at: datetime,
             fingerprint: str) -> int:  # fmt: skip
     pending = conn.execute(
         "SELECT COUNT(*) FROM stock_applications a WHERE a.site = ? AND a.item = ? AND NOT "
@@ -267,18 +267,16 @@ def _insert(conn: sqlite3.Connection, draft: ApplicationDraft, who: str, at: dat
     cursor = conn.execute(
         "INSERT INTO stock_applications (site, applicant_unit, place_kind, urgency, medical, "
         "item, steps, unit, lat, lon, note, who, at, idem_key, request_sha256) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (draft.site, draft.applicant_unit, draft.place_kind, draft.urgency, int(draft.medical),
          draft.item, _steps(draft.quantity, draft.unit), draft.unit,
          where and where.lat, where and where.lon, draft.note, who, utc_text(at), draft.key,
          fingerprint),
     )  # fmt: skip
-    return int(cursor.lastrowid or 0)
+    return int(cursor.fetchall()[0][0])
 
 
-def _issued(
-    conn: sqlite3.Connection, site: str, names: Sequence[str]
-) -> dict[tuple[str, str], int]:
+def _issued(conn: Connection, site: str, names: Sequence[str]) -> dict[tuple[str, str], int]:
     """Per (application id, depot), the steps issued against it net of reversals."""
     if not names:
         return {}
@@ -287,7 +285,7 @@ def _issued(
 
 
 def _lines(
-    conn: sqlite3.Connection, numbers: Sequence[int], depots: frozenset[str] | None
+    conn: Connection, numbers: Sequence[int], depots: frozenset[str] | None
 ) -> dict[int, list[AllocationLine]]:
     found: dict[int, list[AllocationLine]] = {}
     if not numbers:
@@ -310,7 +308,7 @@ def _lines(
 
 
 def _with_lines(
-    conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]], depots: frozenset[str] | None
+    conn: Connection, rows: Iterable[tuple[Any, ...]], depots: frozenset[str] | None
 ) -> list[Application]:
     """Applications of `rows` with their allocation lines (at `depots` only, if given) and
     what was allocated and issued over those lines' depots."""
@@ -336,9 +334,7 @@ def _with_lines(
     return found
 
 
-def _inputs(
-    conn: sqlite3.Connection, site: str, item: str, depots: Sequence[str]
-) -> AllocationInputs:
+def _inputs(conn: Connection, site: str, item: str, depots: Sequence[str]) -> AllocationInputs:
     """The pending applications of `item` at `site` and, per depot, on hand less what
     approved allocations hold back there (each application's lines, in order, less what
     was issued against it at that depot)."""
@@ -367,7 +363,7 @@ def _inputs(
     return AllocationInputs(applications=tuple(_with_lines(conn, rows, None)), available=available)
 
 
-def _held_back(conn: sqlite3.Connection, site: str, item: str) -> dict[tuple[str, str, str], int]:
+def _held_back(conn: Connection, site: str, item: str) -> dict[tuple[str, str, str], int]:
     """Per (depot, lot, designee), the steps approved allocations still hold back."""
     lines = conn.execute(
         "SELECT application_id, depot, lot, designated_to, steps FROM stock_allocations "

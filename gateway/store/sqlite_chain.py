@@ -10,7 +10,6 @@ ChainFault for the alarm rules: losing the evidence would help whoever forged it
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from edge.contract.topics import Role
 from gateway.store.chain_audit import Finding, LifeAudit, StoredEvent, audit_life
 from gateway.store.records import ChainFault, ChainFaultKind, DeadLetter, InboundEvent
 from gateway.store.rows import TABLES, Row
+from gateway.store.sql import Connection
 
 # The model of each stored kind, to make its report rows again from its payload.
 _MODELS: dict[str, type[Event]] = {model.model_fields["kind"].default: model for model in TABLES}
@@ -49,7 +49,7 @@ class EventChain:
     """Chain checks of SqliteStore (mixed in; `_check_chain` runs inside its write
     transaction, `audit_chain` reads a snapshot)."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
     def audit_chain(self, site: str | None = None, node: str | None = None) -> list[LifeAudit]:
@@ -63,8 +63,8 @@ class EventChain:
         conn.execute("BEGIN")
         try:
             nodes = conn.execute(
-                "SELECT DISTINCT site, node FROM events WHERE site = IFNULL(?, site) "
-                "AND node = IFNULL(?, node) ORDER BY site, node",
+                "SELECT DISTINCT site, node FROM events WHERE site = COALESCE(?, site) "
+                "AND node = COALESCE(?, node) ORDER BY site, node",
                 (site, node),
             ).fetchall()
             for found_site, found_node in nodes:
@@ -73,9 +73,7 @@ class EventChain:
             conn.execute("COMMIT")
         return audits
 
-    def _check_chain(
-        self, conn: sqlite3.Connection, new: Sequence[InboundEvent]
-    ) -> list[ChainFault]:
+    def _check_chain(self, conn: Connection, new: Sequence[InboundEvent]) -> list[ChainFault]:
         """Check the links of newly stored events; mark and return those that do not hold."""
         by_node: dict[tuple[str, str], list[InboundEvent]] = defaultdict(list)
         for item in new:
@@ -89,7 +87,7 @@ class EventChain:
         return faults
 
     def _refork(
-        self, conn: sqlite3.Connection, events: Sequence[InboundEvent]
+        self, conn: Connection, events: Sequence[InboundEvent]
     ) -> tuple[list[ChainFault], list[DeadLetter]]:
         """Of events already stored by id (redelivered), those with other bytes than the
         stored copy: forks that cannot be stored beside it (the id is taken), kept as dead
@@ -115,7 +113,7 @@ class EventChain:
 
 
 def _neighbourhoods(
-    conn: sqlite3.Connection, by_node: dict[tuple[str, str], list[InboundEvent]]
+    conn: Connection, by_node: dict[tuple[str, str], list[InboundEvent]]
 ) -> dict[tuple[str, str], dict[int, list[Link]]]:
     """Each node's stored events from one below its lowest new seq to one above its highest,
     in its current epoch (the one _insert just stored them in), by seq.
@@ -146,7 +144,7 @@ def _neighbourhoods(
 
 
 def _node_links(
-    conn: sqlite3.Connection, site: str, node: str, items: list[InboundEvent],
+    conn: Connection, site: str, node: str, items: list[InboundEvent],
     stored: dict[int, list[Link]],
 ) -> list[ChainFault]:  # fmt: skip
     fresh = {item.event.event_id for item in items}
@@ -182,7 +180,7 @@ def _links(prev_hash: str | None, before: list[Link]) -> bool:
     return any(link.sha256 == prev_hash for link in before)
 
 
-def _had_chain(conn: sqlite3.Connection, site: str, node: str) -> bool:
+def _had_chain(conn: Connection, site: str, node: str) -> bool:
     """Whether the node stored events in an earlier outbox life (so this is not its first)."""
     row = conn.execute(
         "SELECT 1 FROM events WHERE site=? AND node=? "
@@ -192,7 +190,7 @@ def _had_chain(conn: sqlite3.Connection, site: str, node: str) -> bool:
     return row is not None
 
 
-def _audit_node(conn: sqlite3.Connection, site: str, node: str) -> list[LifeAudit]:
+def _audit_node(conn: Connection, site: str, node: str) -> list[LifeAudit]:
     current, seq_max = conn.execute(
         "SELECT epoch, seq_max FROM nodes WHERE site=? AND node=?", (site, node)
     ).fetchone() or (None, 0)
@@ -208,7 +206,7 @@ def _audit_node(conn: sqlite3.Connection, site: str, node: str) -> list[LifeAudi
     return audits
 
 
-def _stored(conn: sqlite3.Connection, site: str, node: str, epoch: int) -> Iterator[StoredEvent]:
+def _stored(conn: Connection, site: str, node: str, epoch: int) -> Iterator[StoredEvent]:
     """One life's events in seq order, each with its report rows as stored and as made."""
     for event_id, seq, kind, payload, sha256 in conn.execute(
         "SELECT event_id, seq, kind, payload, sha256 FROM events "
@@ -222,7 +220,7 @@ def _stored(conn: sqlite3.Connection, site: str, node: str, epoch: int) -> Itera
         yield StoredEvent(event_id, seq, kind, payload, sha256, stored, expected)
 
 
-def _strays(conn: sqlite3.Connection, site: str, node: str) -> list[Finding]:
+def _strays(conn: Connection, site: str, node: str) -> list[Finding]:
     """Report rows of the node with no event of their kind in the log: the event was removed
     and its rows were not, or the row was put there."""
     found = []

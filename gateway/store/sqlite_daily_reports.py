@@ -7,7 +7,6 @@ get versions 1 and 2, never two of one number.
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from gateway.stock.daily_report import VERSIONS_MAX, DepotFigures, Submission, SubmissionDraft
 from gateway.stock.ledger import StockRefused
 from gateway.store.records import utc_text
+from gateway.store.sql import Connection
 
 _COLUMNS = "site, depot, day, version, who, at, deadline, late, note, figures, idem_key"
 _FROM = "FROM stock_daily_reports"
@@ -27,10 +27,10 @@ _INSERT = (
 class DailyStockReports:
     """The daily stock reports of SqliteStore (mixed in); daily_report.DailyReportStore."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def stock_report_submit(self, draft: SubmissionDraft) -> tuple[Submission, bool]:

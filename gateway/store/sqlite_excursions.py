@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Literal
 
 from edge.contract.events import DepotReading
 from gateway.store.records import utc_text
+from gateway.store.sql import Connection
 
 # inside: no excursion; out: one under way, not yet alarmed; raised: alarmed, not yet clear.
 ExcursionPhase = Literal["inside", "out", "raised"]
@@ -43,10 +43,10 @@ class Excursion:
 class Excursions:
     """Depot excursion state of SqliteStore (mixed in)."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def excursions(self, site: str, node: str) -> dict[tuple[str, str], Excursion]:

@@ -10,13 +10,13 @@ person moved is moved back as soon as the node shows it still had what was given
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import NamedTuple
 
 from gateway.store.records import InboundEvent, InboundPresence, Quarantined, utc_text
+from gateway.store.sql import Connection
 
 
 class SeqState(NamedTuple):
@@ -37,7 +37,7 @@ class SeqState(NamedTuple):
         return self.outbox_id is not None or self.seq_max > 0 or self.epoch > 0
 
 
-def seq_state(conn: sqlite3.Connection, site: str, node: str) -> SeqState:
+def seq_state(conn: Connection, site: str, node: str) -> SeqState:
     row = conn.execute(
         "SELECT epoch, seq_contiguous, seq_max, gap_since, outbox_id, accepted_from FROM nodes "
         "WHERE site=? AND node=?",
@@ -49,14 +49,14 @@ def seq_state(conn: sqlite3.Connection, site: str, node: str) -> SeqState:
 class SeqMarks:
     """Seq marks of SqliteStore (mixed in; runs inside the store's write transaction)."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def _plausible(
-        self, conn: sqlite3.Connection, new: list[InboundEvent], known: set[tuple[str, str]],
+        self, conn: Connection, new: list[InboundEvent], known: set[tuple[str, str]],
         jump_max: int,
     ) -> tuple[list[InboundEvent], list[Quarantined]]:  # fmt: skip
         """Split off the events whose seq is more than `jump_max` past their node's mark.
@@ -91,7 +91,7 @@ class SeqMarks:
 
     def _advance_seq(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         site: str,
         node: str,
         items: list[InboundEvent],
@@ -121,7 +121,7 @@ class SeqMarks:
         self._set_mark(conn, (site, node), state, arrived, walk=contiguous + 1 in seqs)
 
     def _set_mark(
-        self, conn: sqlite3.Connection, key: tuple[str, str], state: SeqState,
+        self, conn: Connection, key: tuple[str, str], state: SeqState,
         now: datetime, *, walk: bool,
     ) -> None:  # fmt: skip
         """Store a node's contiguous mark, first walking it over what arrived beyond it."""
@@ -150,7 +150,7 @@ class SeqMarks:
         )
 
     def _anchor(
-        self, conn: sqlite3.Connection, item: InboundPresence, outbox_id: str, confirmed: int,
+        self, conn: Connection, item: InboundPresence, outbox_id: str, confirmed: int,
         *, first: bool, jump_max: int,
     ) -> Quarantined | None:  # fmt: skip
         """A birth names the node's outbox and says what it no longer holds.
@@ -174,7 +174,7 @@ class SeqMarks:
         return None
 
     def _plausible_last_seq(
-        self, conn: sqlite3.Connection, item: InboundPresence, last_seq: int, jump_max: int
+        self, conn: Connection, item: InboundPresence, last_seq: int, jump_max: int
     ) -> Quarantined | None:
         """A heartbeat's newest seq far past the mark is not believed (nor kept)."""
         state = seq_state(conn, item.site, item.node)
@@ -188,8 +188,8 @@ class SeqMarks:
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE nodes SET accepted_from = COALESCE(MIN(accepted_from, seq_contiguous), "
-                "seq_contiguous), seq_max = MAX(seq_max, IFNULL(last_seq, 0)), "
-                "seq_contiguous = MAX(seq_max, IFNULL(last_seq, 0)), gap_since = NULL "
-                "WHERE site=? AND node=? AND seq_contiguous < MAX(seq_max, IFNULL(last_seq, 0))",
+                "seq_contiguous), seq_max = MAX(seq_max, COALESCE(last_seq, 0)), "
+                "seq_contiguous = MAX(seq_max, COALESCE(last_seq, 0)), gap_since = NULL "
+                "WHERE site=? AND node=? AND seq_contiguous < MAX(seq_max, COALESCE(last_seq, 0))",
                 (site, node),
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import date, datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from gateway.store.records import (
     StoredMark,
     utc_text,
 )
+from gateway.store.sql import Connection
 
 # Volunteers on duty: each one whose newest shift event at the node is a start. Two can
 # be on shift together; one ending theirs leaves the other on duty.
@@ -75,7 +75,7 @@ FROM passages WHERE {where}
 class Reads:
     """Queries of SqliteStore (mixed in; `_conn` comes from the store)."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
     def _rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
@@ -128,7 +128,7 @@ class Reads:
         rows = self._rows(
             "SELECT site, node, sensor AS zone, bus_address, at, status, temperature_c, "
             "humidity_pct FROM depot_readings WHERE site = ? AND node = ? "
-            "AND sensor = IFNULL(?, sensor) AND at >= ? AND at < ? ORDER BY at, sensor LIMIT ?",
+            "AND sensor = COALESCE(?, sensor) AND at >= ? AND at < ? ORDER BY at, sensor LIMIT ?",
             (site, node, zone, utc_text(since), utc_text(until), limit),
         )
         return [DepotReadingRecord(**row) for row in rows]
@@ -156,8 +156,9 @@ class Reads:
             self._conn()
             .execute(
                 "SELECT site, node, role, outbox_id, seq_contiguous, "
-                "MAX(seq_max, IFNULL(last_seq, 0)) AS newest FROM nodes "
-                "WHERE outbox_id IS NOT NULL AND seq_contiguous < MAX(seq_max, IFNULL(last_seq, 0))"
+                "MAX(seq_max, COALESCE(last_seq, 0)) AS newest FROM nodes "
+                "WHERE outbox_id IS NOT NULL "
+                "AND seq_contiguous < MAX(seq_max, COALESCE(last_seq, 0))"
             )
             .fetchall()
         )

@@ -17,7 +17,6 @@ from what is left.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.store.depot_records import DepotResolution, DepotRollupRecord
 from gateway.store.records import utc_text
+from gateway.store.sql import Connection
 
 Series = tuple[str, str, str]  # site, node, zone
 
@@ -93,19 +93,19 @@ GROUP BY n.site, n.node, n.zone, n.minute
 _ADD = """
 ON CONFLICT (site, node, zone, resolution, bucket) DO UPDATE SET
     readings = readings + excluded.readings, faults = faults + excluded.faults,
-    temperature_min_c = MIN(IFNULL(temperature_min_c, excluded.temperature_min_c),
-                            IFNULL(excluded.temperature_min_c, temperature_min_c)),
-    temperature_max_c = MAX(IFNULL(temperature_max_c, excluded.temperature_max_c),
-                            IFNULL(excluded.temperature_max_c, temperature_max_c)),
-    temperature_mean_c = (IFNULL(temperature_mean_c * readings, 0)
-                          + IFNULL(excluded.temperature_mean_c * excluded.readings, 0))
+    temperature_min_c = MIN(COALESCE(temperature_min_c, excluded.temperature_min_c),
+                            COALESCE(excluded.temperature_min_c, temperature_min_c)),
+    temperature_max_c = MAX(COALESCE(temperature_max_c, excluded.temperature_max_c),
+                            COALESCE(excluded.temperature_max_c, temperature_max_c)),
+    temperature_mean_c = (COALESCE(temperature_mean_c * readings, 0)
+                          + COALESCE(excluded.temperature_mean_c * excluded.readings, 0))
                          / NULLIF(readings + excluded.readings, 0),
-    humidity_min_pct = MIN(IFNULL(humidity_min_pct, excluded.humidity_min_pct),
-                           IFNULL(excluded.humidity_min_pct, humidity_min_pct)),
-    humidity_max_pct = MAX(IFNULL(humidity_max_pct, excluded.humidity_max_pct),
-                           IFNULL(excluded.humidity_max_pct, humidity_max_pct)),
-    humidity_mean_pct = (IFNULL(humidity_mean_pct * readings, 0)
-                         + IFNULL(excluded.humidity_mean_pct * excluded.readings, 0))
+    humidity_min_pct = MIN(COALESCE(humidity_min_pct, excluded.humidity_min_pct),
+                           COALESCE(excluded.humidity_min_pct, humidity_min_pct)),
+    humidity_max_pct = MAX(COALESCE(humidity_max_pct, excluded.humidity_max_pct),
+                           COALESCE(excluded.humidity_max_pct, humidity_max_pct)),
+    humidity_mean_pct = (COALESCE(humidity_mean_pct * readings, 0)
+                         + COALESCE(excluded.humidity_mean_pct * excluded.readings, 0))
                         / NULLIF(readings + excluded.readings, 0)
 """
 # Minutes whose raw readings are deleted (their figures kept): the new ones added.
@@ -129,7 +129,7 @@ SELECT r.site, r.node, r.zone, r.resolution, r.bucket, {_R_COLUMNS}
 FROM depot_series s
 CROSS JOIN depot_rollups r ON r.site = s.site AND r.node = s.node AND r.zone = s.zone
     AND r.resolution = ? AND r.bucket >= ? AND r.bucket < ?
-WHERE s.site = ? AND s.node = ? AND s.zone = IFNULL(?, s.zone)
+WHERE s.site = ? AND s.node = ? AND s.zone = COALESCE(?, s.zone)
 ORDER BY r.bucket, r.zone LIMIT ?
 """  # noqa: S608
 
@@ -158,10 +158,10 @@ class Purged:
 class Rollups:
     """Depot rollups and retention of SqliteStore (mixed in)."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     # --- rolling up -----------------------------------------------------------------
@@ -233,8 +233,8 @@ class Rollups:
                 # The mark first: a pass that rolls this zone between two steps adds what
                 # arrives for a bucket below it to the kept figures.
                 conn.execute(
-                    "UPDATE depot_series SET raw_before = MAX(IFNULL(raw_before, ''), ?), "
-                    "minutes_before = MAX(IFNULL(minutes_before, ''), ?) "
+                    "UPDATE depot_series SET raw_before = MAX(COALESCE(raw_before, ''), ?), "
+                    "minutes_before = MAX(COALESCE(minutes_before, ''), ?) "
                     "WHERE site=? AND node=? AND zone=?",
                     (raw_cut, minute_cut, site, node, zone),
                 )
@@ -274,7 +274,7 @@ class Rollups:
         return [DepotRollupRecord(**dict(zip(names, row, strict=True))) for row in cursor]
 
 
-def _watermark(conn: sqlite3.Connection) -> int:
+def _watermark(conn: Connection) -> int:
     row = conn.execute("SELECT value FROM counters WHERE name = ?", (_WATERMARK,)).fetchone()
     return int(row[0])
 

@@ -7,7 +7,6 @@ keepers issuing the last boxes at once cannot both succeed.
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,6 +23,7 @@ from gateway.stock.ledger import (
     of_steps,
 )
 from gateway.store.records import utc_text
+from gateway.store.sql import Connection
 from gateway.store.sqlite_applications import check_application_issue
 
 _COLUMNS = (
@@ -38,17 +38,18 @@ _FROM = (
 _INSERT = (
     "INSERT INTO stock_entries (kind, site, depot, item, lot, designated_to, steps, unit, "
     "source, applicant_unit, approver, application_id, reason, peer_depot, transfer_of, "
-    "reverses, who, at, idem_key, request_sha256) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "reverses, who, at, idem_key, request_sha256) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "RETURNING id"
 )
 
 
 class StockLedger:
     """The stock ledger of SqliteStore (mixed in); gateway.stock.ledger.StockStore."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     # --- reads ------------------------------------------------------------------------
@@ -139,7 +140,7 @@ class StockLedger:
             else:
                 row = _prepare(conn, movement, today)
                 cursor = conn.execute(_INSERT, (*row, who, utc_text(at), movement.key, fingerprint))
-                entry_id, repeat = cursor.lastrowid, False
+                entry_id, repeat = cursor.fetchall()[0][0], False
         entry = self.stock_entry(int(entry_id or 0))
         assert entry is not None
         return entry, repeat
@@ -179,7 +180,7 @@ class StockLedger:
         ]  # fmt: skip
 
 
-def _prepare(conn: sqlite3.Connection, m: Movement, today: date) -> tuple[Any, ...]:
+def _prepare(conn: Connection, m: Movement, today: date) -> tuple[Any, ...]:
     """The row of `m` (without who, at and key), once every rule holds.
 
     Raises:
@@ -228,7 +229,7 @@ def _prepare(conn: sqlite3.Connection, m: Movement, today: date) -> tuple[Any, .
     )  # fmt: skip
 
 
-def _keep_lot(conn: sqlite3.Connection, m: Movement) -> None:
+def _keep_lot(conn: Connection, m: Movement) -> None:
     """Record a receipt's lot and expiry; a known lot must come with its known expiry."""
     if m.expires_on is None:
         return
@@ -245,9 +246,7 @@ def _keep_lot(conn: sqlite3.Connection, m: Movement) -> None:
         )  # fmt: skip
 
 
-def _lot_expiry(
-    conn: sqlite3.Connection, item: str, lot: str, *, must_exist: bool = True
-) -> date | None:
+def _lot_expiry(conn: Connection, item: str, lot: str, *, must_exist: bool = True) -> date | None:
     if not lot:
         return None
     row = conn.execute(
@@ -260,9 +259,7 @@ def _lot_expiry(
     return date.fromisoformat(row[0])
 
 
-def _on_hand(
-    conn: sqlite3.Connection, *, site: str, depot: str, item: str, lot: str, designee: str
-) -> int:
+def _on_hand(conn: Connection, *, site: str, depot: str, item: str, lot: str, designee: str) -> int:
     row = conn.execute(
         "SELECT COALESCE(SUM(steps), 0) FROM stock_entries WHERE site = ? AND depot = ? "
         "AND item = ? AND lot = ? AND designated_to = ?",
@@ -271,7 +268,7 @@ def _on_hand(
     return int(row[0])
 
 
-def _row(conn: sqlite3.Connection, entry_id: int | None) -> dict[str, Any] | None:
+def _row(conn: Connection, entry_id: int | None) -> dict[str, Any] | None:
     cursor = conn.execute("SELECT * FROM stock_entries WHERE id = ?", (entry_id,))
     found = cursor.fetchone()
     if found is None:
@@ -279,12 +276,12 @@ def _row(conn: sqlite3.Connection, entry_id: int | None) -> dict[str, Any] | Non
     return dict(zip([c[0] for c in cursor.description], found, strict=True))
 
 
-def _reversed(conn: sqlite3.Connection, entry_id: int) -> bool:
+def _reversed(conn: Connection, entry_id: int) -> bool:
     found = conn.execute("SELECT 1 FROM stock_entries WHERE reverses = ?", (entry_id,))
     return found.fetchone() is not None
 
 
-def _received(conn: sqlite3.Connection, transfer_id: int) -> bool:
+def _received(conn: Connection, transfer_id: int) -> bool:
     """Whether a transfer-out has a transfer-in that is not reversed."""
     found = conn.execute(
         "SELECT 1 FROM stock_entries i WHERE i.transfer_of = ? AND NOT EXISTS "
@@ -294,7 +291,7 @@ def _received(conn: sqlite3.Connection, transfer_id: int) -> bool:
     return found.fetchone() is not None
 
 
-def _transfer_to_receive(conn: sqlite3.Connection, m: Movement) -> dict[str, Any]:
+def _transfer_to_receive(conn: Connection, m: Movement) -> dict[str, Any]:
     out = _row(conn, m.transfer_of)
     if (
         out is None or out["kind"] != "transfer-out" or out["site"] != m.site
@@ -315,7 +312,7 @@ def _transfer_to_receive(conn: sqlite3.Connection, m: Movement) -> dict[str, Any
     return out
 
 
-def _entry_to_reverse(conn: sqlite3.Connection, m: Movement) -> dict[str, Any]:
+def _entry_to_reverse(conn: Connection, m: Movement) -> dict[str, Any]:
     original = _row(conn, m.reverses)
     if original is None or original["site"] != m.site or original["depot"] != m.depot:
         raise StockRefused(

@@ -6,7 +6,6 @@ and inserts in one BEGIN IMMEDIATE transaction, as the ledger does.
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from gateway.stock.ledger import StockRefused
 from gateway.stock.prices import PriceDraft, PriceObservation, yuan_of
 from gateway.stock.supply_level import SupplyState
 from gateway.store.records import utc_text
+from gateway.store.sql import Connection
 
 _SELECT = "SELECT id, site, item, unit, price_fen, observed_on, market, who, at FROM stock_prices"
 
@@ -23,10 +23,10 @@ class SupplyRecords:
     """Prices, tight days and the supply level of SqliteStore (mixed in);
     gateway.stock.supply_level.SupplyStore."""
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Connection:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def price_write(
@@ -48,12 +48,12 @@ class SupplyRecords:
             else:
                 cursor = conn.execute(
                     "INSERT INTO stock_prices (site, item, unit, price_fen, observed_on, market, "
-                    "who, at, idem_key, request_sha256) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "who, at, idem_key, request_sha256) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id",
                     (draft.site, draft.item, draft.unit, draft.price_fen,
                      draft.observed_on.isoformat(), draft.market, who, utc_text(at), draft.key,
                      fingerprint),
                 )  # fmt: skip
-                row_id, repeat = cursor.lastrowid, False
+                row_id, repeat = cursor.fetchall()[0][0], False
             found = conn.execute(f"{_SELECT} WHERE id = ?", (row_id,))
             return _observation(found.fetchone()), repeat
 
