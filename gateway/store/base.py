@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from edge.contract.events import CheckpointCounts, DepotReading
+from edge.errors import GatepostError
 from gateway.store.chain_audit import LifeAudit
 from gateway.store.depot_records import (
     DepotReadingRecord,
@@ -52,6 +53,15 @@ from gateway.store.sqlite_rollups import Purged, Rolled, Series
 
 class UnknownAlarm(LookupError):
     """No alarm has that id."""
+
+
+class StoreUnavailable(GatepostError):
+    """The store cannot be reached or written now (a full disk, a locked file, a refused
+    connection); nothing of the batch was stored, so retry the same batch later.
+
+    Ingest retries it with back-off and acknowledges nothing meanwhile; any other error
+    from `write` is about the batch itself or a fault in the store code.
+    """
 
 
 # The alarms a newly stored event opens (a fever case, a red code), if any.
