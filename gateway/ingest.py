@@ -22,10 +22,10 @@ from edge.contract import catalogue, topics
 from edge.contract.base import Event
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import ParsedTopic, TopicKind
-from edge.errors import ContractError
+from edge.errors import ContractError, GatepostError
 from gateway.config import GatewayConfig
 from gateway.stats import IngestStats
-from gateway.store.base import Cases, IngestStore
+from gateway.store.base import Cases, IngestStore, StoreUnavailable
 from gateway.store.records import (
     DeadLetter,
     InboundEvent,
@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 
 OnStored = Callable[[Written], None]
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 10.0
+
+
+class IngestFailed(GatepostError):
+    """Ingest stopped on an error it does not retry; the process should end and restart.
+
+    Nothing unstored was acknowledged: the broker holds it for the next session.
+    """
 
 
 @dataclass
@@ -163,6 +170,8 @@ class Ingest:
         cases: the alarms a new event opens, stored in the same transaction.
         on_subscribed: called on the reader's thread each time the subscriptions are
             (re)made, e.g. after a broker restart.
+        on_fault: called once, on the failing thread, when ingest stops on an error it
+            does not retry (the service ends the process so that systemd restarts it).
         clock: when each delivery was received (the gateway's clock).
     """
 
@@ -175,11 +184,14 @@ class Ingest:
         cases: Cases | None = None,
         *,
         on_subscribed: Callable[[], None] = lambda: None,
+        on_fault: Callable[[BaseException], None] = lambda _error: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._cases = cases
         self._clock = clock
         self._on_subscribed = on_subscribed
+        self._on_fault = on_fault
+        self._fault_lock = threading.Lock()
         self.config = config
         self._store = store
         self._stats = stats
@@ -200,10 +212,11 @@ class Ingest:
         # Decoding (Python) and storing (mostly SQLite, which releases the Python lock,
         # and the fsync) overlap: one batch is decoded while the one before commits.
         self._decoded: queue.Queue[tuple[list[Delivery], Triage] | None] = queue.Queue(maxsize=2)
-        self._decoder = threading.Thread(
-            target=self._decode_loop, name="ingest-decoder", daemon=True
-        )
-        self._writer = threading.Thread(target=self._store_loop, name="ingest-writer", daemon=True)
+        self._decoder, self._writer = (
+            threading.Thread(target=self._guarded, args=(loop,), name=name, daemon=True)
+            for loop, name in ((self._decode_loop, "ingest-decoder"),
+                               (self._store_loop, "ingest-writer"))
+        )  # fmt: skip
 
     def start(self) -> None:
         """Connect (in the background, retrying) and start storing."""
@@ -232,6 +245,34 @@ class Ingest:
             if thread.is_alive():
                 thread.join(timeout_s)
         self._subscriber.stop()  # its connection ending marks stats.connected false
+
+    def _guarded(self, loop: Callable[[], None]) -> None:
+        """Run a decoder or writer loop; an error escaping it is a fault, never a silent end."""
+        try:
+            loop()
+        except Exception as error:
+            self._fail(error)
+
+    def _fail(self, error: Exception) -> None:
+        """Stop consuming, loudly: logged with its traceback, counted, marked unhealthy.
+
+        Nothing unstored was acknowledged; disconnecting hands it back to the broker at
+        once (for a replica of the share group, or the next start).
+        """
+        with self._fault_lock:
+            if not self._stats.healthy:
+                return  # the other thread's fault is already reported
+            fault = f"{type(error).__name__}: {error}"
+            self._stats.failed(fault)
+        log.error("ingest stopped on an error it does not retry (%s); nothing unstored was "
+                  "acknowledged: restart the gateway", fault, exc_info=error)  # fmt: skip
+        self._accepting.clear()
+        self._stopping.set()
+        self._subscriber.stop()
+        try:
+            self._on_fault(error)
+        except Exception:
+            log.exception("on_fault failed")
 
     # --- reader thread ----------------------------------------------------------------
 
@@ -324,25 +365,38 @@ class Ingest:
     def _write(self, sorted_: Triage, *, whole: bool = True) -> Written | None:
         """Store the batch; None if told to stop while the store cannot write.
 
+        StoreUnavailable is retried with back-off; a new failure is logged with its
+        traceback, a repeat of the one before in a line.
+
         Raises:
             Exception: with `whole` false, whatever the store refused the batch with.
         """
-        delay = RETRY_FIRST_S
+        delay, last, tries = RETRY_FIRST_S, "", 0
         while True:
             try:
-                return self._store.write(
+                written = self._store.write(
                     sorted_.events, sorted_.presence, sorted_.dead, self._cases, self._limits
                 )
-            except sqlite3.OperationalError:  # a full disk, a locked or broken file: retry
-                log.exception("could not store a batch; retrying in %.1f s", delay)
+            # sqlite3's own error too: a store double may raise it without translating.
+            except (StoreUnavailable, sqlite3.OperationalError) as error:
+                self._stats.retried()
+                tries += 1
+                problem = f"{type(error).__name__}: {error}"
+                log.warning("the store is unavailable (%s); retrying the batch in %.1f s",
+                            problem, delay, exc_info=problem != last)  # fmt: skip
+                last = problem
                 if self._stopping.wait(delay):
                     return None
                 delay = min(delay * 2, RETRY_MAX_S)
+                continue
             except Exception:  # something in it the store cannot take: refuse that alone
                 if not whole:
                     raise
                 log.exception("a batch could not be stored; storing it message by message")
                 return self._write_each(sorted_)
+            if tries:
+                log.warning("the store is back: batch stored after %d retries", tries)
+            return written
 
     def _write_each(self, sorted_: Triage) -> Written | None:
         """Store a batch one message at a time, dead-lettering those the store refuses."""
@@ -354,10 +408,12 @@ class Ingest:
             try:
                 one = self._write(Triage(events, presence, dead), whole=False)
             except Exception as exc:  # only the one message to blame
-                assert item is not None
+                if item is None:
+                    raise  # dead letters alone refused: the store is at fault, not a message
                 letter = DeadLetter(item.topic, item.raw, f"could not be stored: {exc}",
                                     item.received_at)  # fmt: skip
-                one = self._write(Triage([], [], [letter]))
+                # A store that cannot take even the dead letter is at fault: it raises.
+                one = self._write(Triage([], [], [letter]), whole=False)
             if one is None:
                 return None
             written.events.extend(one.events)

@@ -19,7 +19,7 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig
 from gateway.depot_rollups import DepotRollups
 from gateway.homeassistant import HomeAssistant
-from gateway.ingest import Ingest
+from gateway.ingest import Ingest, IngestFailed
 from gateway.live import LiveFeed
 from gateway.receipts import Receipts
 from gateway.rules import AlarmRules
@@ -55,7 +55,13 @@ class Gateway:
         self.rollups: DepotRollups | None = None  # depot time series, once the store is open
 
     def run(self, stop: threading.Event, ready: Callable[[Gateway], None] | None = None) -> None:
-        """Run until `stop` is set; every step that started is undone on the way out."""
+        """Run until `stop` is set; every step that started is undone on the way out.
+
+        Raises:
+            IngestFailed: ingest stopped on a fault; `gatepost gateway run` then exits 1
+                and systemd (Restart=on-failure) starts a fresh gateway, which the broker
+                gives everything not yet stored.
+        """
         try:
             self.init_store()
             self.init_publisher()
@@ -66,6 +72,8 @@ class Gateway:
                 ready(self)
             check_s = self.config.alarms.check_every_s
             while not stop.wait(check_s):
+                if not self.stats.healthy:
+                    raise IngestFailed(f"ingest stopped: {self.stats.fault}")
                 self.tick()
         finally:
             self.shutdown()

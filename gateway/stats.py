@@ -18,6 +18,9 @@ class IngestStats:
     lag_s: float = 0.0  # newest batch: oldest message's wait from receipt to commit
     queue_depth: int = 0  # reads (of up to 256 KiB) received and waiting to be stored
     connected: bool = False
+    store_retries: int = 0  # batches tried again because the store was unavailable
+    writer_faults: int = 0  # ingest stopped by an error it does not retry (1 ends the run)
+    fault: str = ""  # that error, for /metrics and the log; "" while ingest is healthy
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def batch_done(
@@ -30,3 +33,17 @@ class IngestStats:
             self.dead_letters += dead
             self.batches += 1
             self.lag_s = lag_s
+
+    @property
+    def healthy(self) -> bool:
+        """False once ingest has stopped on a fault: nothing more is stored until a restart."""
+        return not self.writer_faults
+
+    def retried(self) -> None:
+        with self._lock:
+            self.store_retries += 1
+
+    def failed(self, fault: str) -> None:
+        with self._lock:
+            self.writer_faults += 1
+            self.fault = fault

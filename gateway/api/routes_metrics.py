@@ -54,6 +54,8 @@ class GatewayCollector(Collector):
             ("duplicates", stats.duplicates, "Redelivered events, already stored"),
             ("dead_letters", stats.dead_letters, "Messages refused into the dead-letter table"),
             ("batches", stats.batches, "Batches stored, one transaction each"),
+            ("store_retries", stats.store_retries, "Batches tried again: store unavailable"),
+            ("writer_faults", stats.writer_faults, "Ingest stopped by an error not retried"),
         ):
             yield CounterMetricFamily(f"gatepost_ingest_{name}", text, value=value)
         yield GaugeMetricFamily(
@@ -69,6 +71,10 @@ class GatewayCollector(Collector):
         yield GaugeMetricFamily(
             "gatepost_ingest_connected", "1 while connected to the broker",
             value=int(stats.connected),
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "gatepost_ingest_healthy", "0 once ingest stopped on a fault (the process ends)",
+            value=int(stats.healthy),
         )  # fmt: skip
 
     def _alarms(self) -> Metric:

@@ -1,0 +1,226 @@
+"""Ingest when the store fails: unavailable is retried, anything else stops ingest where it is seen.
+
+Against a real Mosquitto; the unavailable store is a real SQLite file locked by another
+writer, the faulty one a double of just `IngestStore` (or, for the process, a trigger
+that makes the real store refuse every insert).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from fastapi.testclient import TestClient
+
+from edge.contract import topics
+from edge.contract.catalogue import encode
+from edge.contract.topics import EventKind, Role, Site
+from gateway.alarm_cases import alarm_cases
+from gateway.api.app import create_app
+from gateway.api.context import GatewayContext
+from gateway.config import GatewayConfig, IngestSection, SiteSection, StoreSection
+from gateway.ingest import Ingest
+from gateway.stats import IngestStats
+from gateway.store import SqliteStore
+from gateway.store.base import IngestStore, StoreUnavailable
+from gateway.store.records import DeadLetterRecord, InboundEvent, Written
+from simulators.broker import PrivateBroker, free_port
+from tests.conftest import connect, gateway_broker, identity
+from tests.gateway.factory import Gates
+from tests.gateway.test_api_metrics import scrape
+from tests.gateway.test_gateway_process import (
+    GatewayProcess,
+    StoredEvents,
+    broker_config,
+    settings,
+    write_config,
+)
+
+G01 = Site("north").node(Role.GATE, "g01")
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def config_for(broker: PrivateBroker, tmp_path: Path) -> GatewayConfig:
+    return GatewayConfig(
+        sites=(SiteSection(name="north", gates=("g01",)),),
+        broker=gateway_broker(broker, "gw-faults", session_expiry_s=600),
+        store=StoreSection(path=tmp_path / "gateway.db"),
+        ingest=IngestSection(batch_wait_ms=5),
+    )
+
+
+@pytest.fixture
+def node(broker: PrivateBroker) -> Iterator[paho.Client]:
+    client = connect(identity(broker, "node-g01"))
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def send(client: paho.Client, items: Sequence[InboundEvent]) -> None:
+    for item in items:
+        target = topics.event(G01, EventKind(item.event.kind))
+        client.publish(target, encode(item.event), qos=1).wait_for_publish(5)
+
+
+@contextmanager
+def ingesting(
+    config: GatewayConfig, store: IngestStore, stats: IngestStats, **kwargs: Any
+) -> Iterator[Ingest]:
+    ingest = Ingest(config, store, stats, lambda _written: None, alarm_cases, **kwargs)
+    ingest.start()
+    try:
+        assert ingest.wait_connected(10)
+        time.sleep(0.2)  # SUBACK
+        yield ingest
+    finally:
+        ingest.stop()
+
+
+class BrokenStore:
+    """A store with a bug: every write raises what no retry would mend."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def write(self, *args: Any, **kwargs: Any) -> Written:
+        self.writes += 1
+        raise RuntimeError("a bug in the store")
+
+    def mark_offline(self, nodes: Any, reason: str) -> list[tuple[str, str]]:
+        return []
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]:
+        return []
+
+    def dead_letter_count(self) -> int:
+        return 0
+
+    def dead_letters_dropped(self) -> int:
+        return 0
+
+
+def test_a_locked_store_is_retried_and_nothing_is_lost_or_stored_twice(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+) -> None:
+    config = config_for(broker, tmp_path)
+    store = SqliteStore(config.store.path, busy_timeout_s=0.1)
+    store.dead_letter_count()  # the file and its tables exist before another writer locks it
+    stats = IngestStats()
+    with closing(sqlite3.connect(config.store.path, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")  # another writer holds the file
+        with ingesting(config, store, stats):
+            send(node, [gates.passage() for _ in range(5)])
+            wait_until(lambda: stats.store_retries >= 2)
+            assert store.event_seqs("north", "g01") == []
+            other.execute("COMMIT")
+            wait_until(lambda: stats.stored == 5)
+            assert store.event_seqs("north", "g01") == [1, 2, 3, 4, 5]
+            assert (stats.received, stats.duplicates, stats.dead_letters) == (5, 0, 0)
+            assert stats.healthy
+    store.close()
+
+
+def test_sqlite_write_raises_store_unavailable_when_the_file_is_locked(
+    tmp_path: Path, gates: Gates
+) -> None:
+    store = SqliteStore(tmp_path / "gateway.db", busy_timeout_s=0.05)
+    store.dead_letter_count()
+    with closing(sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreUnavailable, match="locked"):
+            store.write([gates.passage()])
+        other.execute("ROLLBACK")
+    assert len(store.write([gates.passage()]).events) == 1
+    store.close()
+
+
+def test_a_store_fault_stops_ingest_visibly_and_the_next_session_gets_the_batch(
+    broker: PrivateBroker,
+    node: paho.Client,
+    gates: Gates,
+    gateway_context: GatewayContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = config_for(broker, gateway_context.config.store.path.parent)
+    stats = IngestStats()
+    faults: list[BaseException] = []
+    broken = BrokenStore()
+    sent = [gates.passage() for _ in range(3)]
+    with ingesting(config, broken, stats, on_fault=faults.append):
+        send(node, sent)
+        wait_until(lambda: not stats.healthy)
+        wait_until(lambda: not stats.connected)  # let go of the session at once
+        assert [str(error) for error in faults] == ["a bug in the store"]
+        assert stats.fault == "RuntimeError: a bug in the store"
+        assert (stats.writer_faults, stats.stored, stats.batches) == (1, 0, 0)
+        metrics = scrape(TestClient(create_app(replace(gateway_context, stats=stats))))
+        assert metrics[("gatepost_ingest_healthy", ())] == 0
+        assert metrics[("gatepost_ingest_writer_faults_total", ())] == 1
+        writes = broken.writes
+        send(node, [gates.passage()])  # no longer consumed: nothing more is tried
+        time.sleep(0.5)
+        assert broken.writes == writes
+    assert "ingest stopped on an error it does not retry" in caplog.text
+    assert "RuntimeError: a bug in the store" in caplog.text  # the traceback
+
+    # Nothing was acknowledged: the broker gives all of it to the next session, once.
+    store, stats = gateway_context.store, IngestStats()  # the same file as the config's
+    with ingesting(config, store, stats):
+        wait_until(lambda: stats.stored == 4)
+        assert store.event_seqs("north", "g01") == [1, 2, 3, 4]
+        assert stats.healthy
+
+
+def refuse_every_insert(db: Path) -> None:
+    """Triggers that make the real store refuse events and dead letters alike (not retried)."""
+    with closing(sqlite3.connect(db)) as conn, conn:
+        for table in ("events", "dead_letters"):
+            conn.execute(
+                f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+
+
+def test_gateway_process_exits_1_on_an_ingest_fault_and_a_restart_stores_it_all(
+    tmp_path: Path, broker: PrivateBroker, node: paho.Client, gates: Gates
+) -> None:
+    config = write_config(tmp_path / "gateway.yaml", settings(broker_config(broker), free_port()))
+    db = tmp_path / "gateway.db"
+    SqliteStore(db).close()  # migrated, as the gateway would
+    refuse_every_insert(db)
+    gateway = GatewayProcess(config)
+    try:
+        gateway.wait_ready()
+        send(node, [gates.passage() for _ in range(3)])
+        assert gateway.process.wait(30) == 1  # for systemd's Restart=on-failure
+    finally:
+        gateway.stop()
+    text = "\n".join(gateway.output.finish())
+    assert "ingest stopped on an error it does not retry" in text
+    assert "error: ingest stopped: IntegrityError: refused by the test" in text
+
+    with closing(sqlite3.connect(db)) as conn, conn:  # the operator mends the store
+        conn.execute("DROP TRIGGER refuse_events")
+        conn.execute("DROP TRIGGER refuse_dead_letters")
+    stored = StoredEvents(db)
+    restarted = GatewayProcess(config)
+    try:
+        restarted.wait_ready(session="resumed")
+        wait_until(lambda: stored.count() == 3, timeout_s=20)
+        assert stored.seqs() == [1, 2, 3]
+    finally:
+        restarted.stop()
