@@ -7,6 +7,12 @@ run, so the gateway's rate can be read as a share of what the broker can deliver
 (the target is >= 0.9x mosquitto_sub and >= 20,000 events/s). The fleet's own row
 runs from its start signal to its last PUBACK.
 
+Draining is compared like for like (#16: >= 0.5x): the same fleet run is queued in two
+persistent sessions, the gateway's and a bare `mosquitto_sub -c`'s, and each drains its
+own queue in turn with the machine to itself. The gateway's draining row also gives its
+CPU per stored event (user + system of its process, first to last stored event; the
+goal is <= 25 us).
+
 Each transport runs in turn on a broker of its own (issue #11, the cost of TLS):
 `plain`, anonymous MQTT, and `tls+cert`, the locked site broker as deployed, where
 every client (each publisher process, mosquitto_sub, the gateway's two connections)
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -57,10 +64,14 @@ def mosquitto_args(endpoint: Endpoint, fallback_id: str) -> list[str]:
 class SubReceiver:
     """A `mosquitto_sub` printing receive time, topic and payload of every event."""
 
-    def __init__(self, broker: Endpoint, topic_filter: str, expected: int) -> None:
+    def __init__(
+        self, broker: Endpoint, topic_filter: str, expected: int, client_id: str = "bench-sub",
+        *, persistent: bool = False,
+    ) -> None:  # fmt: skip
         self.lines: list[str] = []
+        session = ["-c"] if persistent else []  # clean session off: resumes a queued session
         self.process = spawn(
-            ["mosquitto_sub", *mosquitto_args(broker, "bench-sub"),
+            ["mosquitto_sub", *mosquitto_args(broker, client_id), *session,
              "-q", "1", "-t", topic_filter, "-F", "%U %t %p", "-C", str(expected),
              "-W", str(int(FLEET_TIMEOUT_S + 60))],
             stdout=subprocess.PIPE,
@@ -96,6 +107,21 @@ class SubReceiver:
                     len(keys) - len(unique), span)  # fmt: skip
 
 
+def open_session(broker: Endpoint, topic_filter: str, client_id: str) -> None:
+    """Subscribe a persistent `mosquitto_sub` session and leave: the broker queues for it."""
+    subprocess.run(
+        ["mosquitto_sub", *mosquitto_args(broker, client_id), "-c", "-q", "1",
+         "-t", topic_filter, "-E"],
+        check=True, timeout=30,
+    )  # fmt: skip
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class GatewayWatch:
     """Polls a gateway's count on a thread: when the first event and the last one arrived."""
 
@@ -104,6 +130,10 @@ class GatewayWatch:
         self.count = 0
         self.first: float | None = None
         self.last = 0.0
+        # The process's CPU seconds, once set: (count, cpu) at the first and last change seen.
+        self.cpu: Callable[[], float] | None = None
+        self.cpu_first: tuple[int, float] | None = None
+        self.cpu_last: tuple[int, float] | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -115,6 +145,9 @@ class GatewayWatch:
                 now = time.monotonic()
                 self.first = self.first or now
                 self.count, self.last = count, now
+                if self.cpu is not None:
+                    self.cpu_last = (count, self.cpu())
+                    self.cpu_first = self.cpu_first or self.cpu_last
 
     def wait(self, expected: int) -> None:
         """Until the gateway counted `expected` events or counted none more for IDLE_S."""
@@ -130,7 +163,11 @@ class GatewayWatch:
         # The gateway stores by event_id, so a redelivery is not a second row: it
         # cannot show duplicates, and its count is what it stored.
         span = self.last - self.first if self.first else 0.0
-        return _row("gateway", self.count, max(0, total - self.count), "n/a", span)
+        row = _row("gateway", self.count, max(0, total - self.count), "n/a", span)
+        if self.cpu_first and self.cpu_last and self.cpu_last[0] > self.cpu_first[0]:
+            events = self.cpu_last[0] - self.cpu_first[0]
+            row["CPU us/event"] = round((self.cpu_last[1] - self.cpu_first[1]) / events * 1e6, 1)
+        return row
 
 
 def _wait_for(count: Callable[[], int], expected: int) -> None:
@@ -145,6 +182,7 @@ def _row(receiver: str, received: int, lost: int, duplicated: Any, span: float) 
     return {
         "receiver": receiver, "received": received, "lost": lost, "duplicated": duplicated,
         "first→last s": round(span, 2), "events/s": round(received / span) if span else 0,
+        "CPU us/event": "-",
     }  # fmt: skip
 
 
@@ -152,10 +190,8 @@ def measure(
     plan: FleetPlan, work: Path, transport: str
 ) -> tuple[FleetResult, list[dict[str, Any]]]:
     """Run the fleet at a private broker with every receiver listening; one row per receiver."""
-    # The site, not +: a locked broker grants a subscription only within the ACL's site.
-    topic_filter = f"{plan.prefix}/{CONTRACT_VERSION}/{plan.site}/{Role.GATE}/+/event/+"
-    expected = {(name, seq) for name in plan.node_names
-                for seq in range(1, plan.events_per_node + 1)}  # fmt: skip
+    topic_filter = events_filter(plan)
+    expected = expected_keys(plan)
     site = BenchSite(work / "live", transport, plan.site, plan.prefix)
     publishers = site.simulators(plan.processes)
     # Events are the gateway's to read: the ceiling is a gateway identity of its own.
@@ -185,30 +221,57 @@ def measure(
     return result, rows
 
 
-def measure_drain(plan: FleetPlan, work: Path, transport: str) -> dict[str, Any]:
-    """The gateway's own capacity: the fleet's stream queued in its session, then drained.
+def events_filter(plan: FleetPlan) -> str:
+    # The site, not +: a locked broker grants a subscription only within the ACL's site.
+    return f"{plan.prefix}/{CONTRACT_VERSION}/{plan.site}/{Role.GATE}/+/event/+"
 
-    The gateway subscribes once and stops; the broker keeps its persistent session and
-    queues the whole stream; the gateway starts again and stores it with the machine's
-    cores to itself (the broker aside). Live, three publisher processes share two cores
-    with it, so the live row measures the machine as much as the gateway.
+
+def expected_keys(plan: FleetPlan) -> set[tuple[str, int]]:
+    return {(name, seq) for name in plan.node_names
+            for seq in range(1, plan.events_per_node + 1)}  # fmt: skip
+
+
+def measure_drain(plan: FleetPlan, work: Path, transport: str) -> list[dict[str, Any]]:
+    """Capacity: the fleet's stream queued in two sessions, each then drained in turn.
+
+    The gateway and a bare `mosquitto_sub -c` each subscribe once and leave; the broker
+    keeps both persistent sessions and queues the whole stream in each. Then
+    mosquitto_sub drains its queue, and after it the gateway starts again and stores its
+    own, each with the machine's cores to itself (the broker aside). Live, three
+    publisher processes share two cores with it, so the live row measures the machine
+    as much as the gateway.
     """
     site = BenchSite(work / "queued", transport, plan.site, plan.prefix)
     publishers = site.simulators(plan.processes)
+    topic_filter = events_filter(plan)
+    # An identity of its own, issued before the broker starts (no reload while away).
+    draining = site.endpoint(IdentityRole.GATEWAY, "bench-drain-sub")
     with site:
         GatewayProcess(site, work / "drain", plan.node_names).stop()
+        open_session(draining, topic_filter, "bench-drain-sub")
         run_fleet(plan, publishers, timeout_s=FLEET_TIMEOUT_S)
+        sub = SubReceiver(draining, topic_filter, plan.total, "bench-drain-sub", persistent=True)
+        try:
+            sub.wait(plan.total)
+        finally:
+            sub.close()
         # Watched from before the start: it stores while its HTTP side still comes up.
         watch = GatewayWatch(lambda: stored_in(work / "drain" / "gateway.db"))
         gateway = GatewayProcess(site, work / "drain", plan.node_names)
+        watch.cpu = lambda: process_cpu_s(gateway.process.pid)
         try:
             watch.wait(plan.total)
         finally:
             watch.close()
             gateway.stop()
+    sub_row = sub.row(expected_keys(plan))
+    sub_row["receiver"] = "mosquitto_sub, draining its queue"
     row = watch.row(plan.total)
     row["receiver"] = "gateway, draining its queue"
-    return row
+    rate = sub_row["events/s"]
+    for each in (sub_row, row):
+        each["vs mosquitto_sub"] = f"{each['events/s'] / rate:.2f}" if rate else "-"
+    return [sub_row, row]
 
 
 def main() -> None:
@@ -231,8 +294,7 @@ def main() -> None:
             drain = measure_drain(plan, work, transport)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        drain["vs mosquitto_sub"] = "-"
-        rows += [{"transport": transport} | row for row in [*live, drain]]
+        rows += [{"transport": transport} | row for row in [*live, *drain]]
         windows_used[transport] = [w.window for w in result.workers]
         if result.errors:
             fleet_errors[transport] = result.errors
@@ -243,7 +305,8 @@ def main() -> None:
         "gateway_ingest", rows, nodes=plan.nodes, events_per_node=plan.events_per_node,
         processes=plan.processes, window=plan.window, windows_used=windows_used,
         fleet_errors=fleet_errors,
-        target="gateway >= 20,000 events/s and >= 0.9x mosquitto_sub",
+        target="gateway >= 20,000 events/s and >= 0.9x mosquitto_sub live; draining >= 0.5x "
+        "mosquitto_sub draining the same queued stream; <= 25 us CPU per stored event",
     )  # fmt: skip
 
 
