@@ -13,7 +13,7 @@ from edge.errors import GatepostError
 from edge.lifecycle import stop_on_signals
 from gateway.access import DEPOTS_MAX, hash_token, new_token, token_depots
 from gateway.config import load_config
-from gateway.store import SqliteStore
+from gateway.store import SqlStore, open_store
 from gateway.store.records import ACCESS_ROLES
 
 TOKEN_NAME_MAX = 64
@@ -111,10 +111,10 @@ def _audit_chain(args: argparse.Namespace) -> int:
     site, _, node = (args.node or "").partition("/")
     if args.node and not (site and node):
         raise GatepostError(f"--node {args.node!r}: give it as SITE/NODE, e.g. north/g01")
-    path = load_config(args.config).store.path
-    if not path.is_file():  # opening would make an empty store, and an empty audit pass
-        raise GatepostError(f"{path}: no gateway store there (store.path in {args.config})")
-    store = SqliteStore(path)
+    section = load_config(args.config).store
+    if not section.url and not section.path.is_file():  # opening would make an empty store
+        raise GatepostError(f"{section.path}: no gateway store there (store.path in {args.config})")
+    store = open_store(section)
     try:
         audits = store.audit_chain(site or None, node or None)
     finally:
@@ -137,8 +137,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(args: argparse.Namespace) -> SqliteStore:
-    return SqliteStore(load_config(args.config).store.path)
+def _store(args: argparse.Namespace) -> SqlStore:
+    return open_store(load_config(args.config).store)
 
 
 def _token_create(args: argparse.Namespace) -> int:
@@ -158,7 +158,7 @@ def _token_create(args: argparse.Namespace) -> int:
             print(f"warning: {depot} is not a depot in {args.config} (yet?); "
                   "the token will see it once it is", file=sys.stderr)  # fmt: skip
     token = new_token()
-    store = SqliteStore(config.store.path)
+    store = open_store(config.store)
     try:
         store.add_token(hash_token(token), args.name, args.role, datetime.now(UTC), depots)
     except ValueError as exc:

@@ -219,6 +219,12 @@ class BrokerSection(BrokerFields):
 
 class StoreSection(Section):
     path: Path = Field(Path("gateway.db"), description="the SQLite file (relative: to the config)")
+    url: str | None = Field(
+        None, max_length=1000, pattern=r"^postgres(ql)?://",
+        description="a PostgreSQL database (libpq URL, e.g. postgresql://gatepost@db:5432/"
+        "gatepost?sslmode=verify-full&sslcert=...) instead of the SQLite file: for replicas "
+        "and a city's year of events (docs/scale.md)",
+    )  # fmt: skip
     dead_letters_max: int = Field(
         DEAD_LETTERS_MAX, ge=100, le=10_000_000,
         description="refused messages kept; past it the oldest are dropped (and counted)",

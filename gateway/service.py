@@ -28,7 +28,7 @@ from gateway.stats import IngestStats
 from gateway.stock.cover import StockRules
 from gateway.stock.daily_report import StockReportRules
 from gateway.stock.supply_check import SupplyLevels
-from gateway.store import SqliteStore
+from gateway.store import open_store, store_name
 from gateway.store.records import Written
 from gateway.summaries import SummaryPublisher
 
@@ -101,9 +101,9 @@ class Gateway:
                 log.exception("%s failed; the next tick tries again", step.__qualname__)
 
     def init_store(self) -> None:
-        self.store = SqliteStore(self.config.store.path)
+        self.store = open_store(self.config.store)
         self._undo.append(self.store.close)
-        log.info("gateway store %s", self.config.store.path)
+        log.info("gateway store %s", store_name(self.config.store))
 
     def init_publisher(self) -> None:
         """Alerts and summaries are few: paho publishes them, queueing while the broker is away."""

@@ -8,6 +8,7 @@ holds the ACL to account on brokers started from the generated config.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import subprocess
 import threading
@@ -40,7 +41,9 @@ from gateway.config import (
     broker_config,
 )
 from gateway.service import Gateway
+from gateway.store.postgres import PostgresStore
 from simulators.broker import PrivateBroker
+from simulators.postgres import PrivatePostgres
 from simulators.pty import PseudoTerminal
 
 # The browser fixtures (`page`) for every test module, registered once: a second
@@ -124,6 +127,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.broker)
         if "page" in fixtures:
             item.add_marker(pytest.mark.browser)
+
+
+class PostgresDatabases:
+    """The session's private PostgreSQL, and a fresh migrated database per test that asks.
+
+    The schema is migrated once into a template; each database is a copy of it (tens of
+    milliseconds), so a test starts from an empty store as on SQLite.
+    """
+
+    TEMPLATE = "gatepost_template"
+
+    def __init__(self, cluster: PrivatePostgres) -> None:
+        self.cluster = cluster
+        self._count = itertools.count(1)
+        PostgresStore(cluster.create_database(self.TEMPLATE)).close()  # migrates it
+
+    def new(self) -> str:
+        """The URL of a new database holding the gateway's empty, migrated schema."""
+        return self.cluster.create_database(f"test_{next(self._count)}", template=self.TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    """A private PostgreSQL cluster for the session (initdb in a temp folder, a free port),
+    started by the first test that needs it; never the machine's own server."""
+    cluster = PrivatePostgres(durable=False)
+    cluster.start()
+    try:
+        yield PostgresDatabases(cluster)
+    finally:
+        cluster.remove()
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,21 @@ END;
 $$;
 """
 
+# SQLite's built-ins the shared queries use that PostgreSQL names otherwise: the
+# two-argument MAX and MIN (NULL when either is NULL, as SQLite's; GREATEST and LEAST skip
+# NULLs) and json_group_array (here over text, giving JSON text; '[]' for no rows).
+_SQLITE_FUNCTIONS = """
+CREATE FUNCTION max(a anycompatible, b anycompatible) RETURNS anycompatible
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS 'SELECT GREATEST(a, b)';
+CREATE FUNCTION min(a anycompatible, b anycompatible) RETURNS anycompatible
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS 'SELECT LEAST(a, b)';
+CREATE FUNCTION gatepost_json_text_array(items text[]) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT array_to_json(items)::text';
+CREATE AGGREGATE json_group_array(text) (
+    SFUNC = array_append, STYPE = text[], FINALFUNC = gatepost_json_text_array, INITCOND = '{}'
+);
+"""
+
 _EVENTS = """
 CREATE TABLE events (
     event_id TEXT COLLATE "C" PRIMARY KEY,
@@ -402,6 +417,7 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0022-postgresql-baseline",
         _REFUSE
+        + _SQLITE_FUNCTIONS
         + _EVENTS
         + _NODES_ALARMS_ACCESS
         + _DEPOTS

@@ -82,6 +82,13 @@ class SqlStore(
         """
         raise NotImplementedError
 
+    def checkpoint(self) -> None:
+        """Housekeeping that must not run inside ingest's commits."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
     # --- ingest ---------------------------------------------------------------------
 
     def write(

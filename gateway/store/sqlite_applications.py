@@ -115,7 +115,7 @@ class ApplicationBook:
             args += sorted(depots)
         query = f"{_SELECT} WHERE {' AND '.join(where)}"
         if state is not None:
-            query = f"SELECT * FROM ({query}) WHERE state = ?"  # noqa: S608
+            query = f"SELECT * FROM ({query}) AS found WHERE state = ?"  # noqa: S608
             args.append(state)
         conn = self._conn()
         rows = conn.execute(f"{query} ORDER BY 1 DESC LIMIT ?", (*args, limit)).fetchall()

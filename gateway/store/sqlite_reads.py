@@ -36,7 +36,7 @@ _ON_DUTY = """
          AND later.volunteer_id = s.volunteer_id
          AND (later.node_time > s.node_time
               OR (later.node_time = s.node_time AND later.seq > s.seq)))
-       ORDER BY s.volunteer_id))
+       ORDER BY s.volunteer_id) AS on_duty)
 """
 
 # Each (device, fault) whose newest event in the node's current epoch is a raise: a node
@@ -57,17 +57,17 @@ ORDER BY f.site, f.node, f.device, f.fault
 
 _COUNTS = """
 SELECT
-  COALESCE(SUM(subject = 'person'), 0),
-  COALESCE(SUM(subject = 'vehicle'), 0),
+  COALESCE(SUM(CASE WHEN subject = 'person' THEN 1 ELSE 0 END), 0),
+  COALESCE(SUM(CASE WHEN subject = 'vehicle' THEN 1 ELSE 0 END), 0),
   COALESCE(SUM(CASE WHEN temperature_c IS NULL THEN 0
                     WHEN subject = 'vehicle' THEN COALESCE(occupants, 1) ELSE 1 END), 0),
-  COALESCE(SUM(outcome = 'allow'), 0),
-  COALESCE(SUM(outcome = 'hold'), 0),
-  COALESCE(SUM(outcome = 'deny'), 0),
+  COALESCE(SUM(CASE WHEN outcome = 'allow' THEN 1 ELSE 0 END), 0),
+  COALESCE(SUM(CASE WHEN outcome = 'hold' THEN 1 ELSE 0 END), 0),
+  COALESCE(SUM(CASE WHEN outcome = 'deny' THEN 1 ELSE 0 END), 0),
   COALESCE(SUM(fever), 0),
-  COALESCE(SUM(colour = 'green'), 0),
-  COALESCE(SUM(colour = 'yellow'), 0),
-  COALESCE(SUM(colour = 'red'), 0)
+  COALESCE(SUM(CASE WHEN colour = 'green' THEN 1 ELSE 0 END), 0),
+  COALESCE(SUM(CASE WHEN colour = 'yellow' THEN 1 ELSE 0 END), 0),
+  COALESCE(SUM(CASE WHEN colour = 'red' THEN 1 ELSE 0 END), 0)
 FROM passages WHERE {where}
 """
 
@@ -226,10 +226,11 @@ class Reads:
         params: list[Any] = []
         for column, value in (("site", query.site), ("node", query.node), *extra.items()):
             if value is not None:
-                # `+` keeps SQLite from picking the per-node index for a site alone (and
-                # then sorting the whole site): newest-first walks the time index instead.
-                unary = "+" if column == "site" and query.node is None else ""
-                clauses.append(f"{unary}t.{column} = ?")
+                # `|| ''` keeps SQLite from picking the per-node index for a site alone
+                # (and then sorting the whole site): newest-first walks the time index
+                # instead. (Portable: PostgreSQL's planner weighs it on its statistics.)
+                plain = " || ''" if column == "site" and query.node is None else ""
+                clauses.append(f"t.{column}{plain} = ?")
                 params.append(value)
         if query.since is not None:
             clauses.append("t.node_time >= ?")

@@ -31,7 +31,8 @@ Series = tuple[str, str, str]  # site, node, zone
 _WATERMARK = "depot_rolled_through"
 # The figures of the ok readings of a set of raw rows, and the number of the others.
 _RAW_FIGURES = """
-    COALESCE(SUM(status = 'ok'), 0), COALESCE(SUM(status != 'ok'), 0),
+    COALESCE(SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN status != 'ok' THEN 1 ELSE 0 END), 0),
     MIN(CASE WHEN status = 'ok' THEN temperature_c END),
     MAX(CASE WHEN status = 'ok' THEN temperature_c END),
     AVG(CASE WHEN status = 'ok' THEN temperature_c END),
@@ -177,7 +178,7 @@ class Rollups:
             through = _watermark(conn)
             upto = conn.execute(
                 "SELECT MAX(arrival) FROM (SELECT arrival FROM depot_readings "
-                "WHERE arrival > ? ORDER BY arrival LIMIT ?)",
+                "WHERE arrival > ? ORDER BY arrival LIMIT ?) AS pass",
                 (through, limit),
             ).fetchone()[0]
             if upto is None:
@@ -196,7 +197,7 @@ class Rollups:
             conn.execute(_MINUTES_ADDED)
             conn.execute(_HOURS_ADDED)
             readings, minutes, hours = conn.execute(
-                "SELECT SUM(readings + faults), SUM(mode != 'skip'), "
+                "SELECT SUM(readings + faults), SUM(CASE WHEN mode != 'skip' THEN 1 ELSE 0 END), "
                 "COUNT(DISTINCT site || '/' || node || '/' || zone || '/' || hour) "
                 "FROM temp.depot_roll_new"
             ).fetchone()

@@ -86,9 +86,11 @@ class StockLedger:
         """Transfers from or to `site/depot` (None: every depot) not yet received nor cancelled."""
         # Each side of a depot's by its own index (0021, 0014): with an OR, SQLite walked
         # every transfer of the site (59 ms a depot at 400,000 entries; 6 ms so).
-        mine = "SELECT id FROM stock_entries WHERE kind = 'transfer-out' AND site = ?1"
+        mine = "SELECT id FROM stock_entries WHERE kind = 'transfer-out' AND site = ?"
+        params: tuple[str, ...] = (site,)
         if depot is not None:
-            mine = f"{mine} AND depot = ?2 UNION ALL {mine} AND peer_depot = ?2"
+            mine = f"{mine} AND depot = ? UNION ALL {mine} AND peer_depot = ?"
+            params = (site, depot, site, depot)
         rows = self._conn().execute(
             "SELECT o.id, o.depot, o.peer_depot, o.item, o.lot, o.designated_to, o.steps, o.unit, "  # noqa: S608
             f"o.at FROM stock_entries o WHERE o.id IN ({mine}) "
@@ -96,7 +98,7 @@ class StockLedger:
             "AND NOT EXISTS (SELECT 1 FROM stock_entries i WHERE i.transfer_of = o.id "
             "AND NOT EXISTS (SELECT 1 FROM stock_entries v WHERE v.reverses = i.id)) "
             "ORDER BY o.id",
-            (site,) if depot is None else (site, depot),
+            params,
         )
         return [
             InTransit(entry_id=entry_id, from_depot=source, to_depot=target, item=item, lot=lot,

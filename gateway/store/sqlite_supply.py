@@ -68,7 +68,7 @@ class SupplyRecords:
         self, site: str, item: str | None, before_id: int | None, limit: int
     ) -> list[PriceObservation]:
         rows = self._conn().execute(
-            f"{_SELECT} WHERE site = ? AND (? IS NULL OR item = ?) "
+            f"{_SELECT} WHERE site = ? AND (CAST(? AS TEXT) IS NULL OR item = ?) "
             "AND id < ? ORDER BY id DESC LIMIT ?",
             (site, item, item, before_id if before_id is not None else 2**63 - 1, limit),
         )

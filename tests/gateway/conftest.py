@@ -12,22 +12,33 @@ from gateway.alarms import AlarmBook
 from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
-from gateway.store import SqliteStore
+from gateway.store import SqlStore, open_store
+from tests.conftest import PostgresDatabases
 from tests.gateway.factory import Gates
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_section(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSection:
+    """The store every gateway test runs on: each test runs once on a SQLite file and once
+    on a fresh PostgreSQL database (the session's private cluster)."""
+    if request.param == "postgresql":
+        databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+        return StoreSection(path=tmp_path / "gateway.db", url=databases.new())
+    return StoreSection(path=tmp_path / "gateway.db")
+
+
 @pytest.fixture
-def gateway_config(tmp_path: Path) -> GatewayConfig:
+def gateway_config(store_section: StoreSection) -> GatewayConfig:
     """Site `north` (Asia/Shanghai, cut-off at 00:00) with gates g01, g02 and depot d01."""
     return GatewayConfig(
         sites=(SiteSection(name="north", gates=("g01", "g02"), depots=("d01",)),),
-        store=StoreSection(path=tmp_path / "gateway.db"),
+        store=store_section,
     )
 
 
 @pytest.fixture
-def store(gateway_config: GatewayConfig) -> Iterator[SqliteStore]:
-    opened = SqliteStore(gateway_config.store.path)
+def store(gateway_config: GatewayConfig) -> Iterator[SqlStore]:
+    opened = open_store(gateway_config.store)
     yield opened
     opened.close()
 
@@ -40,7 +51,7 @@ def published() -> list[Alert]:
 
 @pytest.fixture
 def gateway_context(
-    gateway_config: GatewayConfig, store: SqliteStore, published: list[Alert]
+    gateway_config: GatewayConfig, store: SqlStore, published: list[Alert]
 ) -> GatewayContext:
     live = LiveFeed()
     return GatewayContext(
