@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,8 +20,17 @@ from edge.contract.events import (
 )
 from edge.contract.topics import Role
 from gateway.store.records import InboundEvent
+from gateway.store.sql_store import SqlStore
 
 ID_HASH = "ab" * 32
+
+
+def look_inside(store: SqlStore, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """The rows of `sql` (in the store's SQL: `?` placeholders) run on the store's own
+    connection, whichever engine: for tests that check what is stored, or that the schema
+    refuses a write (expect gateway.store.sql.INTEGRITY_ERRORS)."""
+    cursor = store._conn().execute(sql, params)
+    return cursor.fetchall() if cursor.description is not None else []
 
 
 class Gates:
