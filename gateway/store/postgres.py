@@ -116,6 +116,8 @@ class PostgresStore(SqlStore):
             gets there first).
     """
 
+    engine = "postgresql"
+
     def __init__(self, url: str) -> None:
         self.url = url
         self._local = threading.local()

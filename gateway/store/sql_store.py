@@ -66,6 +66,10 @@ class SqlStore(
 ):
     """Everything the gateway keeps, over a `Connection`; a backend supplies the rest."""
 
+    # "sqlite" or "postgresql": for the rare statement that cannot be written once, and
+    # for what the gateway reports about itself.
+    engine: str
+
     def _conn(self) -> Connection:
         raise NotImplementedError
 

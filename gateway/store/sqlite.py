@@ -28,6 +28,8 @@ class SqliteStore(SqlStore):
         busy_timeout_s: how long a writer waits for another writer's lock.
     """
 
+    engine = "sqlite"
+
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self._busy_ms = int(busy_timeout_s * 1000)
