@@ -52,6 +52,10 @@ _COLUMNS = (
     "readings, faults, temperature_min_c, temperature_max_c, temperature_mean_c, "
     "humidity_min_pct, humidity_max_pct, humidity_mean_pct"
 )
+_TYPED_COLUMNS = ", ".join(
+    f"{name} {'BIGINT' if name in ('readings', 'faults') else 'DOUBLE PRECISION'}"
+    for name in _COLUMNS.split(", ")
+)
 # Stored buckets: the minute's or hour's start as stored times are written.
 _MINUTE_TAIL = ":00.000000+00:00"
 _HOUR_TAIL = ":00:00.000000+00:00"
@@ -59,15 +63,20 @@ _HOUR_TAIL = ":00:00.000000+00:00"
 # 'YYYY-MM-DDTHH': prefixes of stored times, so they bound ranges of them as they are).
 # mode: raw (the minute is rolled again from its raw readings), merge (those are deleted:
 # the new ones are added to its figures) or skip (its minute rollup is deleted too).
+# A temporary table is the connection's own on both engines (unqualified: a temporary
+# table's name is looked up first on both).
 _NEW_TABLE = f"""
 CREATE TEMP TABLE IF NOT EXISTS depot_roll_new (
     site TEXT NOT NULL, node TEXT NOT NULL, zone TEXT NOT NULL, minute TEXT NOT NULL,
-    hour TEXT NOT NULL, mode TEXT NOT NULL, {_COLUMNS},
+    hour TEXT NOT NULL, mode TEXT NOT NULL, {_TYPED_COLUMNS},
     PRIMARY KEY (site, node, zone, minute)
 )
 """
+# Grouped by the hour and the zone's marks too: they are one per group (the hour is the
+# minute's prefix, a zone has one depot_series row), and PostgreSQL selects only what is
+# grouped or aggregated.
 _NEW_FILL = f"""
-INSERT INTO temp.depot_roll_new
+INSERT INTO depot_roll_new
 SELECT r.site, r.node, r.sensor, substr(r.at, 1, 16) AS minute, substr(r.at, 1, 13),
     CASE WHEN s.raw_before IS NULL OR substr(r.at, 1, 16) || '{_MINUTE_TAIL}' >= s.raw_before
          THEN 'raw'
@@ -78,59 +87,76 @@ SELECT r.site, r.node, r.sensor, substr(r.at, 1, 16) AS minute, substr(r.at, 1, 
 FROM depot_readings r
 JOIN depot_series s ON s.site = r.site AND s.node = r.node AND s.zone = r.sensor
 WHERE r.arrival > ? AND r.arrival <= ?
-GROUP BY r.site, r.node, r.sensor, minute
+GROUP BY r.site, r.node, r.sensor, substr(r.at, 1, 16), substr(r.at, 1, 13), s.raw_before,
+    s.minutes_before
 """  # noqa: S608
+# A minute's stored times are those with its prefix: from the prefix itself up to (not
+# including) the prefix followed by ';', the character after the ':' that follows it.
+_REPLACE = "ON CONFLICT (site, node, zone, resolution, bucket) DO UPDATE SET " + ", ".join(
+    f"{name} = excluded.{name}" for name in _COLUMNS.split(", ")
+)
 _MINUTES_FROM_RAW = f"""
-INSERT OR REPLACE INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS})
+INSERT INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS})
 SELECT n.site, n.node, n.zone, 'minute', n.minute || '{_MINUTE_TAIL}', {_RAW_FIGURES}
-FROM temp.depot_roll_new n
+FROM depot_roll_new n
 JOIN depot_readings r ON r.site = n.site AND r.node = n.node AND r.sensor = n.zone
-    AND r.at >= n.minute AND r.at < strftime('%Y-%m-%dT%H:%M', n.minute, '+1 minute')
+    AND r.at >= n.minute AND r.at < (n.minute || ';')
 WHERE n.mode = 'raw'
 GROUP BY n.site, n.node, n.zone, n.minute
+{_REPLACE}
 """  # noqa: S608
 # The new readings' figures added to a bucket's (its count, min, max, weighted mean):
-# every SET expression reads the row as it was.
+# every SET expression reads the row as it was (named by its table: PostgreSQL finds a
+# bare column name ambiguous beside `excluded`).
 _ADD = """
 ON CONFLICT (site, node, zone, resolution, bucket) DO UPDATE SET
-    readings = readings + excluded.readings, faults = faults + excluded.faults,
-    temperature_min_c = MIN(COALESCE(temperature_min_c, excluded.temperature_min_c),
-                            COALESCE(excluded.temperature_min_c, temperature_min_c)),
-    temperature_max_c = MAX(COALESCE(temperature_max_c, excluded.temperature_max_c),
-                            COALESCE(excluded.temperature_max_c, temperature_max_c)),
-    temperature_mean_c = (COALESCE(temperature_mean_c * readings, 0)
-                          + COALESCE(excluded.temperature_mean_c * excluded.readings, 0))
-                         / NULLIF(readings + excluded.readings, 0),
-    humidity_min_pct = MIN(COALESCE(humidity_min_pct, excluded.humidity_min_pct),
-                           COALESCE(excluded.humidity_min_pct, humidity_min_pct)),
-    humidity_max_pct = MAX(COALESCE(humidity_max_pct, excluded.humidity_max_pct),
-                           COALESCE(excluded.humidity_max_pct, humidity_max_pct)),
-    humidity_mean_pct = (COALESCE(humidity_mean_pct * readings, 0)
-                         + COALESCE(excluded.humidity_mean_pct * excluded.readings, 0))
-                        / NULLIF(readings + excluded.readings, 0)
+    readings = depot_rollups.readings + excluded.readings,
+    faults = depot_rollups.faults + excluded.faults,
+    temperature_min_c = MIN(
+        COALESCE(depot_rollups.temperature_min_c, excluded.temperature_min_c),
+        COALESCE(excluded.temperature_min_c, depot_rollups.temperature_min_c)),
+    temperature_max_c = MAX(
+        COALESCE(depot_rollups.temperature_max_c, excluded.temperature_max_c),
+        COALESCE(excluded.temperature_max_c, depot_rollups.temperature_max_c)),
+    temperature_mean_c = (
+        COALESCE(depot_rollups.temperature_mean_c * depot_rollups.readings, 0)
+        + COALESCE(excluded.temperature_mean_c * excluded.readings, 0))
+        / NULLIF(depot_rollups.readings + excluded.readings, 0),
+    humidity_min_pct = MIN(
+        COALESCE(depot_rollups.humidity_min_pct, excluded.humidity_min_pct),
+        COALESCE(excluded.humidity_min_pct, depot_rollups.humidity_min_pct)),
+    humidity_max_pct = MAX(
+        COALESCE(depot_rollups.humidity_max_pct, excluded.humidity_max_pct),
+        COALESCE(excluded.humidity_max_pct, depot_rollups.humidity_max_pct)),
+    humidity_mean_pct = (
+        COALESCE(depot_rollups.humidity_mean_pct * depot_rollups.readings, 0)
+        + COALESCE(excluded.humidity_mean_pct * excluded.readings, 0))
+        / NULLIF(depot_rollups.readings + excluded.readings, 0)
 """
 # Minutes whose raw readings are deleted (their figures kept): the new ones added.
 _MINUTES_ADDED = f"""
 INSERT INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS})
 SELECT site, node, zone, 'minute', minute || '{_MINUTE_TAIL}', {_COLUMNS}
-FROM temp.depot_roll_new WHERE mode = 'merge'
+FROM depot_roll_new WHERE mode = 'merge'
 {_ADD}
 """  # noqa: S608
 # Every hour the pass touches: its new readings added, whatever became of their minutes.
 _HOURS_ADDED = f"""
 INSERT INTO depot_rollups (site, node, zone, resolution, bucket, {_COLUMNS})
 SELECT site, node, zone, 'hour', hour || '{_HOUR_TAIL}', {_SUMMED_FIGURES}
-FROM temp.depot_roll_new WHERE true GROUP BY site, node, zone, hour
+FROM depot_roll_new WHERE true GROUP BY site, node, zone, hour
 {_ADD}
 """  # noqa: S608
 _R_COLUMNS = ", ".join(f"r.{c}" for c in _COLUMNS.split(", "))
-# CROSS JOIN: the zones first (SQLite keeps that order), each read by a range of its key.
+# CROSS JOIN: the zones first (SQLite keeps that order), each read by a range of its key;
+# the join's terms in WHERE (PostgreSQL's CROSS JOIN takes no ON).
 _READ = f"""
 SELECT r.site, r.node, r.zone, r.resolution, r.bucket, {_R_COLUMNS}
 FROM depot_series s
-CROSS JOIN depot_rollups r ON r.site = s.site AND r.node = s.node AND r.zone = s.zone
+CROSS JOIN depot_rollups r
+WHERE r.site = s.site AND r.node = s.node AND r.zone = s.zone
     AND r.resolution = ? AND r.bucket >= ? AND r.bucket < ?
-WHERE s.site = ? AND s.node = ? AND s.zone = COALESCE(?, s.zone)
+    AND s.site = ? AND s.node = ? AND s.zone = COALESCE(?, s.zone)
 ORDER BY r.bucket, r.zone LIMIT ?
 """  # noqa: S608
 
@@ -186,12 +212,13 @@ class Rollups:
             window = (through, upto)
             # Set-based: a statement for all the buckets of the pass, not a few per bucket.
             conn.execute(
-                "INSERT OR IGNORE INTO depot_series (site, node, zone) SELECT DISTINCT "
-                "site, node, sensor FROM depot_readings WHERE arrival > ? AND arrival <= ?",
+                "INSERT INTO depot_series (site, node, zone) SELECT DISTINCT site, node, "
+                "sensor FROM depot_readings WHERE arrival > ? AND arrival <= ? "
+                "ON CONFLICT DO NOTHING",
                 window,
             )
             conn.execute(_NEW_TABLE)
-            conn.execute("DELETE FROM temp.depot_roll_new")
+            conn.execute("DELETE FROM depot_roll_new")
             conn.execute(_NEW_FILL, window)
             conn.execute(_MINUTES_FROM_RAW)
             conn.execute(_MINUTES_ADDED)
@@ -199,7 +226,7 @@ class Rollups:
             readings, minutes, hours = conn.execute(
                 "SELECT SUM(readings + faults), SUM(CASE WHEN mode != 'skip' THEN 1 ELSE 0 END), "
                 "COUNT(DISTINCT site || '/' || node || '/' || zone || '/' || hour) "
-                "FROM temp.depot_roll_new"
+                "FROM depot_roll_new"
             ).fetchone()
             conn.execute("UPDATE counters SET value = ? WHERE name = ?", (upto, _WATERMARK))
         return Rolled(readings, minutes, hours, upto)

@@ -10,10 +10,12 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -21,16 +23,23 @@ from pydantic import ValidationError
 from edge.contract.events import DepotReading, DepotReadingBatch
 from gateway.alarms import AlarmBook
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import (
+    AlarmSection,
+    GatewayConfig,
+    HttpSection,
+    SiteSection,
+    StoreSection,
+)
 from gateway.depot_rollups import DepotRollups
 from gateway.live import LiveFeed
-from gateway.store import SqliteStore
+from gateway.store import SqliteStore, SqlStore, StoreUnavailable, open_store
 from gateway.store.depot_records import DepotRollupRecord
 from gateway.store.migrations import MIGRATIONS, apply_migrations
+from gateway.store.postgres import WRITE_LOCK
 from gateway.store.records import utc_text
 from simulators.broker import PrivateBroker
-from tests.conftest import gateway_running
-from tests.gateway.factory import Gates
+from tests.conftest import gateway_broker, running_gateway
+from tests.gateway.factory import Gates, look_inside
 from tests.gateway.test_api_access import bearer, open_api
 
 COLD, SHELF = "cold-store-1", "shelf-a"
@@ -50,29 +59,17 @@ class Clock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "gateway.db"
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[SqliteStore]:
-    opened = SqliteStore(db)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-def settings(db: Path) -> StoreSection:
-    return StoreSection(path=db, depot_raw_days=30, depot_minute_days=90)
+def settings(store_section: StoreSection) -> StoreSection:
+    return store_section.model_copy(update={"depot_raw_days": 30, "depot_minute_days": 90})
 
 
 @pytest.fixture
-def rollups(store: SqliteStore, settings: StoreSection, clock: Clock) -> DepotRollups:
+def rollups(store: SqlStore, settings: StoreSection, clock: Clock) -> DepotRollups:
     return DepotRollups(store, settings, clock)
 
 
@@ -87,7 +84,7 @@ def sample(
     )  # fmt: skip
 
 
-def stored(store: SqliteStore, readings: list[DepotReading], gates: Gates | None = None) -> None:
+def stored(store: SqlStore, readings: list[DepotReading], gates: Gates | None = None) -> None:
     gates = gates or Gates("north")
     for at in range(0, len(readings), 100):  # batches as a node sends them
         store.write(
@@ -128,7 +125,7 @@ def expected(readings: list[DepotReading], width: timedelta) -> Buckets:
     return figures
 
 
-def rolled(store: SqliteStore, resolution: str = "minute", zone: str | None = None) -> Buckets:
+def rolled(store: SqlStore, resolution: str = "minute", zone: str | None = None) -> Buckets:
     found = store.depot_rollups(
         "north", "d01", resolution,  # type: ignore[arg-type]
         datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC), zone=zone,
@@ -152,7 +149,7 @@ def assert_same(got: Buckets, want: Buckets) -> None:
 
 
 def test_rollups__minutes_and_hours_are_the_raw_readings_figures(
-    store: SqliteStore, rollups: DepotRollups
+    store: SqlStore, rollups: DepotRollups
 ) -> None:
     readings = two_hours()
     stored(store, readings)
@@ -165,7 +162,7 @@ def test_rollups__minutes_and_hours_are_the_raw_readings_figures(
 
 
 def test_rollups__a_zone_of_faults_only_has_counts_and_no_figures(
-    store: SqliteStore, rollups: DepotRollups
+    store: SqlStore, rollups: DepotRollups
 ) -> None:
     stored(store, [sample(COLD, HOUR + timedelta(seconds=s), None) for s in (0, 10, 20)])
     rollups.roll()
@@ -179,7 +176,7 @@ def test_rollups__a_zone_of_faults_only_has_counts_and_no_figures(
 
 
 def test_rollups__incremental_only_new_readings_are_taken(
-    store: SqliteStore, rollups: DepotRollups
+    store: SqlStore, rollups: DepotRollups
 ) -> None:
     readings = two_hours()
     first, second = readings[:700], readings[700:]
@@ -193,7 +190,7 @@ def test_rollups__incremental_only_new_readings_are_taken(
 
 
 def test_rollups__a_late_reading_is_rolled_into_its_old_minute_and_hour(
-    store: SqliteStore, rollups: DepotRollups
+    store: SqlStore, rollups: DepotRollups
 ) -> None:
     readings = two_hours()
     stored(store, readings)
@@ -209,9 +206,7 @@ def test_rollups__a_late_reading_is_rolled_into_its_old_minute_and_hour(
     assert_same(rolled(store, "hour"), expected([*readings, late], timedelta(hours=1)))
 
 
-def test_rollups__a_redelivered_batch_counts_once(
-    store: SqliteStore, rollups: DepotRollups
-) -> None:
+def test_rollups__a_redelivered_batch_counts_once(store: SqlStore, rollups: DepotRollups) -> None:
     gates = Gates("north")
     batch = gates.inbound("d01", DepotReadingBatch, readings=tuple(two_hours()[:50]))
     store.write([batch])
@@ -221,17 +216,15 @@ def test_rollups__a_redelivered_batch_counts_once(
     assert sum(f["readings"] + f["faults"] for f in rolled(store, "hour").values()) == 50
 
 
-def test_rollups__restart_in_the_middle_rolls_the_rest_once(
-    db: Path, settings: StoreSection
-) -> None:
+def test_rollups__restart_in_the_middle_rolls_the_rest_once(settings: StoreSection) -> None:
     readings = two_hours()
-    first = SqliteStore(db)
+    first = open_store(settings)
     stored(first, readings)
     part = first.roll_depot_readings(limit=333)  # a pass, then the gateway stops
     assert part.readings == 333
     assert first.depot_rollup_backlog() == len(readings) - 333
     first.close()
-    again = SqliteStore(db)
+    again = open_store(settings)
     try:
         assert DepotRollups(again, settings, Clock()).roll() == len(readings) - 333
         assert_same(rolled(again, "minute"), expected(readings, timedelta(minutes=1)))
@@ -240,25 +233,48 @@ def test_rollups__restart_in_the_middle_rolls_the_rest_once(
         again.close()
 
 
+@contextmanager
+def write_lock_held_elsewhere(store: SqlStore, settings: StoreSection) -> Iterator[None]:
+    """Another process holds the store's write lock; the store waits 50 ms at most for it.
+    How a writer is kept out is the engine's own: a SQLite write transaction, or the
+    PostgreSQL store's advisory write lock."""
+    if settings.url is None:
+        other = sqlite3.connect(settings.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        store._conn().execute("PRAGMA busy_timeout = 50")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        return
+    holder = psycopg.connect(settings.url, autocommit=True)
+    holder.execute(f"SELECT pg_advisory_lock({WRITE_LOCK})")
+    store._conn().execute("SET lock_timeout = '50ms'")
+    try:
+        yield
+    finally:
+        holder.close()
+        store._conn().execute("RESET lock_timeout")
+
+
 def test_rollups__a_pass_that_fails_leaves_nothing_half_done(
-    store: SqliteStore, rollups: DepotRollups
+    store: SqlStore, rollups: DepotRollups, settings: StoreSection
 ) -> None:
     readings = two_hours()[:200]
     stored(store, readings)
     # Another process holds the write lock: the pass times out, nothing moved.
-    other = sqlite3.connect(store.path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    store._conn().execute("PRAGMA busy_timeout = 50")
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
+    refused = pytest.raises((sqlite3.OperationalError, StoreUnavailable), match="lock")
+    with write_lock_held_elsewhere(store, settings), refused:
         rollups.roll()
-    other.execute("ROLLBACK")
-    other.close()
     assert store.depot_rollup_backlog() == 200
     assert rollups.roll() == 200
     assert_same(rolled(store, "minute"), expected(readings, timedelta(minutes=1)))
 
 
-def test_rollups__readings_stored_before_the_migration_are_rolled(db: Path) -> None:
+def test_rollups__readings_stored_before_the_migration_are_rolled(tmp_path: Path) -> None:
+    # SQLite-only: a file of SQLite's migration history (before 0012) brought forward.
+    db = tmp_path / "gateway.db"
     conn = sqlite3.connect(db, isolation_level=None)
     apply_migrations(conn, tuple(m for m in MIGRATIONS if m.name < "0012"))
     at, later = utc_text(HOUR), utc_text(HOUR + timedelta(seconds=10))
@@ -289,7 +305,7 @@ def test_rollups__readings_stored_before_the_migration_are_rolled(db: Path) -> N
 # --- retention --------------------------------------------------------------------------
 
 
-def days_of(store: SqliteStore, start: datetime, days: int) -> list[DepotReading]:
+def days_of(store: SqlStore, start: datetime, days: int) -> list[DepotReading]:
     """One reading a minute of the cold store over whole days from `start`."""
     readings = [
         sample(COLD, start + timedelta(minutes=m), 4.0 + (m % 60) / 10) for m in range(days * 1440)
@@ -298,12 +314,12 @@ def days_of(store: SqliteStore, start: datetime, days: int) -> list[DepotReading
     return readings
 
 
-def raw_count(store: SqliteStore) -> int:
-    return int(store._conn().execute("SELECT COUNT(*) FROM depot_readings").fetchone()[0])
+def raw_count(store: SqlStore) -> int:
+    return int(look_inside(store, "SELECT COUNT(*) FROM depot_readings")[0][0])
 
 
 def test_retention__old_raw_readings_go_their_rollups_stay(
-    store: SqliteStore, rollups: DepotRollups, clock: Clock
+    store: SqlStore, rollups: DepotRollups, clock: Clock
 ) -> None:
     old_day = NOW - timedelta(days=40)
     start = datetime(old_day.year, old_day.month, old_day.day, tzinfo=UTC)
@@ -331,9 +347,9 @@ def test_retention__old_raw_readings_go_their_rollups_stay(
 
 
 def test_retention__the_summary_of_a_day_inside_it_is_unchanged(
-    tmp_path: Path, store: SqliteStore, rollups: DepotRollups
+    settings: StoreSection, store: SqlStore, rollups: DepotRollups
 ) -> None:
-    api = depot_api(tmp_path, store)
+    api = depot_api(settings, store)
     days_of(store, datetime(2026, 10, 20, 16, tzinfo=UTC), 1)  # Oct 21 in Shanghai: past 30 days
     days_of(store, datetime(2026, 12, 3, 16, tzinfo=UTC), 1)  # Dec 4 in Shanghai: inside them
     rollups.roll()
@@ -356,7 +372,7 @@ def test_retention__the_summary_of_a_day_inside_it_is_unchanged(
 
 
 def test_retention__readings_not_rolled_yet_are_kept(
-    store: SqliteStore, rollups: DepotRollups
+    store: SqlStore, rollups: DepotRollups
 ) -> None:
     first = [sample(COLD, NOW - timedelta(days=50), 4.0)]
     stored(store, first)
@@ -370,7 +386,7 @@ def test_retention__readings_not_rolled_yet_are_kept(
     assert_same(rolled(store, "hour"), expected([*first, *old], timedelta(hours=1)))
 
 
-def test_retention__deletes_in_bounded_chunks(store: SqliteStore, rollups: DepotRollups) -> None:
+def test_retention__deletes_in_bounded_chunks(store: SqlStore, rollups: DepotRollups) -> None:
     old = days_of(store, NOW - timedelta(days=40), 1)
     rollups.roll()
     zones = store.depot_series()
@@ -386,7 +402,7 @@ def test_retention__deletes_in_bounded_chunks(store: SqliteStore, rollups: Depot
 
 
 def test_retention__a_reading_arriving_after_its_minute_was_deleted_is_added(
-    store: SqliteStore, rollups: DepotRollups
+    store: SqlStore, rollups: DepotRollups
 ) -> None:
     start = datetime(2026, 10, 20, 3, 0, tzinfo=UTC)  # 47 days before NOW
     old = [sample(COLD, start + timedelta(seconds=10 * s), 5.0) for s in range(12)]  # 2 minutes
@@ -410,7 +426,7 @@ def test_retention__a_reading_arriving_after_its_minute_was_deleted_is_added(
 
 
 def test_retention__a_reading_arriving_after_its_minutes_were_deleted_is_added_to_its_hour(
-    store: SqliteStore, rollups: DepotRollups
+    store: SqlStore, rollups: DepotRollups
 ) -> None:
     start = datetime(2026, 8, 1, 3, 0, tzinfo=UTC)  # 127 days before NOW: minutes gone too
     old = [sample(COLD, start + timedelta(minutes=m), 5.0) for m in range(60)]
@@ -426,7 +442,7 @@ def test_retention__a_reading_arriving_after_its_minutes_were_deleted_is_added_t
 
 
 def test_retention__is_a_step_of_the_tick_at_most_hourly(
-    store: SqliteStore, rollups: DepotRollups, clock: Clock
+    store: SqlStore, rollups: DepotRollups, clock: Clock
 ) -> None:
     days_of(store, NOW - timedelta(days=40), 1)
     rollups.step()  # rolls, then starts a retention pass
@@ -440,9 +456,16 @@ def test_retention__is_a_step_of_the_tick_at_most_hourly(
     assert raw_count(store) == 0
 
 
-def test_rollups__the_running_gateway_rolls_in_its_tick(broker: PrivateBroker, db: Path) -> None:
+def test_rollups__the_running_gateway_rolls_in_its_tick(
+    broker: PrivateBroker, store_section: StoreSection
+) -> None:
     readings = two_hours()[:120]
-    with gateway_running(broker, db, "north", ("g01",)) as gateway:
+    config = GatewayConfig(
+        sites=(SiteSection(name="north", gates=("g01",)),),
+        broker=gateway_broker(broker, "gw-rollups"), store=store_section,
+        http=HttpSection(port=0), alarms=AlarmSection(check_every_s=0.2),
+    )  # fmt: skip
+    with running_gateway(config) as gateway:
         stored(gateway.store, readings)  # as ingest stores them
         deadline = time.monotonic() + 10
         while gateway.store.depot_rollup_backlog() and time.monotonic() < deadline:
@@ -465,9 +488,9 @@ def test_retention__config_bounds(fields: dict[str, int], message: str) -> None:
 # --- API --------------------------------------------------------------------------------
 
 
-def depot_api(tmp_path: Path, store: SqliteStore) -> TestClient:
+def depot_api(settings: StoreSection, store: SqlStore) -> TestClient:
     site = SiteSection(name="north", gates=("g01",), depots=("d01",), zones={"d01": {COLD: "cold"}})
-    config = GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
+    config = GatewayConfig(sites=(site,), store=settings)
     live = LiveFeed()
     context = GatewayContext(
         config=config, store=store, alarms=AlarmBook(store, lambda alert: None, live), live=live
@@ -476,16 +499,16 @@ def depot_api(tmp_path: Path, store: SqliteStore) -> TestClient:
 
 
 @pytest.fixture
-def api(tmp_path: Path, store: SqliteStore, rollups: DepotRollups) -> TestClient:
+def api(settings: StoreSection, store: SqlStore, rollups: DepotRollups) -> TestClient:
     stored(store, two_hours())
     rollups.roll()
-    return depot_api(tmp_path, store)
+    return depot_api(settings, store)
 
 
 RANGE = "from=2026-12-01T10:00:00%2B08:00&to=2026-12-01T12:00:00%2B08:00"  # the two hours
 
 
-def test_api__hours_and_minutes_of_a_range(api: TestClient, store: SqliteStore) -> None:
+def test_api__hours_and_minutes_of_a_range(api: TestClient, store: SqlStore) -> None:
     response = api.get(f"/api/depots/north/d01/rollups?{RANGE}", headers=bearer("depot"))
     assert response.status_code == 200, response.text
     hours = response.json()
@@ -573,14 +596,16 @@ def test_api__bad_ranges__422(api: TestClient, query: str) -> None:
     assert response.status_code == 422, response.text
 
 
-def test_api__at_most_10000_rows(tmp_path: Path, store: SqliteStore, rollups: DepotRollups) -> None:
+def test_api__at_most_10000_rows(
+    settings: StoreSection, store: SqlStore, rollups: DepotRollups
+) -> None:
     zones = ("z1", "z2", "z3", "z4")
     start = datetime(2026, 12, 1, tzinfo=UTC)
     stored(
         store, [sample(z, start + timedelta(minutes=m), 5.0) for m in range(2880) for z in zones]
     )
     rollups.roll()
-    api = depot_api(tmp_path, store)
+    api = depot_api(settings, store)
     url = (
         "/api/depots/north/d01/rollups?resolution=minute"
         "&from=2026-12-01T00:00:00Z&to=2026-12-03T00:00:00Z"
