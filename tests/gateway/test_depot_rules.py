@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from gateway.depot_rules import ExcursionRules, never_evaluated, step
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
 from gateway.storage_classes import BUILT_IN
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from gateway.store.records import InboundEvent
 from gateway.store.sqlite_excursions import Excursion, ExcursionPhase
 
@@ -101,8 +102,8 @@ class Depot:
         self.open()
 
     def open(self) -> None:
-        """A gateway starting: a new store connection and new rules over the same file."""
-        self.store = SqliteStore(self.config.store.path)
+        """A gateway starting: a new store connection and new rules over the same store."""
+        self.store = open_store(self.config.store)
         self.book = AlarmBook(self.store, self.alerts.append, LiveFeed())
         self.rules = AlarmRules(self.config, self.store, self.book, lambda: T0, T0)
 
@@ -137,7 +138,7 @@ class Depot:
 
 
 @pytest.fixture
-def depot(tmp_path: Path) -> Depot:
+def depot(store_section: StoreSection) -> Iterator[Depot]:
     site = SiteSection.model_validate({
         "name": "north", "depots": ["d01"],
         "storage_classes": {"vaccine-fridge": {"conditions": [
@@ -145,8 +146,9 @@ def depot(tmp_path: Path) -> Depot:
         ]}},
         "zones": {"d01": {COLD: "cold", "shelf-a": "room", "fridge-2": "vaccine-fridge"}},
     })  # fmt: skip
-    config = GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
-    return Depot(config)
+    made = Depot(GatewayConfig(sites=(site,), store=store_section))
+    yield made
+    made.store.close()
 
 
 def test_excursion__a_cold_store_warming_slowly_raises_after_ten_hours_and_clears_with_hysteresis(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from gateway.alarms import AlarmBook
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from gateway.store.records import InboundEvent, InboundPresence
 from tests.gateway.test_depot_rules import T0
 
@@ -32,19 +31,19 @@ class Depots:
     """Depot nodes d01 (cold-store-1, shelf-a) and d02 (fridge-9) of site north, a real store,
     and the gateway's rules on a clock the test moves."""
 
-    def __init__(self, path: Path, stale_after_min: float = 15.0) -> None:
+    def __init__(self, section: StoreSection, stale_after_min: float = 15.0) -> None:
         site = SiteSection.model_validate({
             "name": "north", "depots": ["d01", "d02"], "depot_stale_after_min": stale_after_min,
             "zones": {"d01": {COLD: "cold", SHELF: "room"}, "d02": {"fridge-9": "cold"}},
         })  # fmt: skip
-        self.config = GatewayConfig(sites=(site,), store=StoreSection(path=path))
+        self.config = GatewayConfig(sites=(site,), store=section)
         self.now = T0
         self.alerts: list[Alert] = []
         self.seq = 0
         self.open(started_at=T0)
 
     def open(self, started_at: datetime) -> None:
-        self.store = SqliteStore(self.config.store.path)
+        self.store = open_store(self.config.store)
         self.book = AlarmBook(self.store, self.alerts.append, LiveFeed(), lambda: self.now)
         self.rules = AlarmRules(self.config, self.store, self.book, lambda: self.now, started_at)
 
@@ -94,8 +93,8 @@ class Depots:
 
 
 @pytest.fixture
-def depots(tmp_path: Path) -> Iterator[Depots]:
-    made = Depots(tmp_path / "gateway.db")
+def depots(store_section: StoreSection) -> Iterator[Depots]:
+    made = Depots(store_section)
     yield made
     made.store.close()
 
@@ -171,8 +170,8 @@ def test_stale__a_restarted_gateway_waits_its_own_limit_and_keeps_a_live_one(
     assert depots.at(215).check() == ["d01/shelf-a"]
 
 
-def test_stale__off_when_the_site_sets_zero(tmp_path: Path) -> None:
-    depots = Depots(tmp_path / "gateway.db", stale_after_min=0)
+def test_stale__off_when_the_site_sets_zero(store_section: StoreSection) -> None:
+    depots = Depots(store_section, stale_after_min=0)
     depots.birth("d01", heartbeat_s=3600)
     depots.readings("d01", cold_store_1=5.0)
     assert depots.at(150).check() == []

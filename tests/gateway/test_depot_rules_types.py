@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -128,14 +129,16 @@ CLASSES = {
 
 
 @pytest.fixture
-def depot(tmp_path: Path) -> Depot:
+def depot(store_section: StoreSection) -> Iterator[Depot]:
     """Site north (Asia/Shanghai): cold-store-1 kept at a 60 min per day cumulative
     condition, fridge-2 at a rising and a falling rate condition."""
     site = SiteSection.model_validate({
         "name": "north", "depots": ["d01"], "storage_classes": CLASSES,
         "zones": {"d01": {COLD: "warm-day", FRIDGE: "door"}},
     })  # fmt: skip
-    return Depot(GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db")))
+    made = Depot(GatewayConfig(sites=(site,), store=store_section))
+    yield made
+    made.store.close()
 
 
 def every_10_min(depot: Depot, start: float, temperatures: list[float]) -> None:
