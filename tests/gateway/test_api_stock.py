@@ -5,9 +5,9 @@ idempotency over HTTP and the audit log."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +22,9 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.stock.catalogue import StockItem, built_in_items
-from gateway.store import SqliteStore
+from gateway.store import SqlStore, open_store
 from gateway.store.records import AccessRole
+from tests.gateway.factory import look_inside
 
 START = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 TOKENS: dict[str, tuple[AccessRole, tuple[str, ...]]] = {
@@ -55,7 +56,7 @@ class Clock:
 class Desk:
     """The API as each token's holder calls it; keys are fresh unless given."""
 
-    def __init__(self, client: TestClient, store: SqliteStore) -> None:
+    def __init__(self, client: TestClient, store: SqlStore) -> None:
         self.client = client
         self.store = store
         self.count = 0
@@ -79,8 +80,8 @@ class Desk:
 
     def ledger(self) -> tuple[list[Any], list[Any], int]:
         """Every entry, every lot and the number of audit entries: what a refusal leaves."""
-        entries = self.store.db.execute("SELECT * FROM stock_entries ORDER BY id").fetchall()
-        lots = self.store.db.execute("SELECT * FROM stock_lots ORDER BY item, lot").fetchall()
+        entries = look_inside(self.store, "SELECT * FROM stock_entries ORDER BY id")
+        lots = look_inside(self.store, "SELECT * FROM stock_lots ORDER BY item, lot")
         return entries, lots, len(self.store.audit_log(10_000))
 
 
@@ -90,11 +91,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def desk(tmp_path: Path, clock: Clock) -> Desk:
+def desk(store_section: StoreSection, clock: Clock) -> Iterator[Desk]:
     site = SiteSection(name="north", gates=("g01",), depots=("d01", "d02", "d03"),
                        stock_items=(NOODLES,))  # fmt: skip
-    config = GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
-    store = SqliteStore(config.store.path)
+    config = GatewayConfig(sites=(site,), store=store_section)
+    store = open_store(config.store)
     live = LiveFeed()
     context = GatewayContext(
         config=config, store=store, alarms=AlarmBook(store, lambda alert: None, live),
@@ -102,7 +103,8 @@ def desk(tmp_path: Path, clock: Clock) -> Desk:
     )  # fmt: skip
     for name, (role, depots) in TOKENS.items():
         store.add_token(hash_token(f"gpt_{name}-secret"), name, role, START, depots)
-    return Desk(TestClient(create_app(context)), store)
+    yield Desk(TestClient(create_app(context)), store)
+    store.close()
 
 
 def ok(answer: Any) -> dict[str, Any]:

@@ -1,11 +1,15 @@
-"""The stock ledger in a real SQLite file: its rules, one by one, and its invariants over any
-sequence of attempted writes (hypothesis), as an auditor checking the books would."""
+"""The stock ledger in a real store (a SQLite file and a PostgreSQL database): its rules, one
+by one, and its invariants over any sequence of attempted writes (hypothesis), as an auditor
+checking the books would."""
 
 from __future__ import annotations
 
 import sqlite3
 import tempfile
+import threading
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -15,11 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.config import SiteSection
+from gateway.config import SiteSection, StoreSection
 from gateway.stock.catalogue import UNIT_DECIMALS, StockItem, built_in_items, site_catalogue
 from gateway.stock.ledger import Movement, StockRefused, StockStore
-from gateway.store import SqliteStore
+from gateway.store import SqliteStore, SqlStore, open_store
 from gateway.store.migrations import MIGRATIONS, apply_migrations
+from gateway.store.sql import INTEGRITY_ERRORS
+from tests.conftest import PostgresDatabases
+from tests.gateway.factory import look_inside
 
 AT = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 TODAY = date(2026, 12, 6)
@@ -50,16 +57,16 @@ def _unit(item: str) -> str:
     return built_in_items()[item].unit
 
 
-def write(store: SqliteStore, movement: Movement, today: date = TODAY) -> int:
+def write(store: SqlStore, movement: Movement, today: date = TODAY) -> int:
     entry, _ = store.stock_write(movement, "keeper-d01", AT, today)
     return entry.id
 
 
-def on_hand(store: SqliteStore, depot: str = "d01") -> dict[tuple[str, str, str], Decimal]:
+def on_hand(store: SqlStore, depot: str = "d01") -> dict[tuple[str, str, str], Decimal]:
     return {(h.item, h.lot, h.designated_to): h.quantity for h in store.stock_on_hand("north", depot)}  # fmt: skip
 
 
-def refused(store: SqliteStore, movement: Movement, today: date = TODAY) -> StockRefused:
+def refused(store: SqlStore, movement: Movement, today: date = TODAY) -> StockRefused:
     """The refusal of `movement`, after checking it wrote nothing."""
     before = _all_entries(store)
     with pytest.raises(StockRefused) as caught:
@@ -68,8 +75,15 @@ def refused(store: SqliteStore, movement: Movement, today: date = TODAY) -> Stoc
     return caught.value
 
 
-def _all_entries(store: SqliteStore) -> list[tuple[object, ...]]:
-    return store.db.execute("SELECT * FROM stock_entries ORDER BY id").fetchall()
+ENTRY_COLUMNS = (
+    "kind, site, depot, item, lot, designated_to, steps, unit, source, applicant_unit, "
+    "approver, application_id, reason, peer_depot, transfer_of, reverses, who, at, idem_key, "
+    "request_sha256"
+)
+
+
+def _all_entries(store: SqlStore) -> list[tuple[object, ...]]:
+    return look_inside(store, "SELECT * FROM stock_entries ORDER BY id")
 
 
 # --- the catalogue ----------------------------------------------------------------------
@@ -132,7 +146,7 @@ def test_catalogue__quantities_are_whole_steps_of_the_unit() -> None:
 # --- the rules, one by one --------------------------------------------------------------
 
 
-def test_ledger__receipts_and_issues_make_on_hand(store: SqliteStore) -> None:
+def test_ledger__receipts_and_issues_make_on_hand(store: SqlStore) -> None:
     write(store, receipt(steps=100))
     write(store, receipt(steps=50, lot="L2"))
     write(store, issue(steps=30))
@@ -141,13 +155,13 @@ def test_ledger__receipts_and_issues_make_on_hand(store: SqliteStore) -> None:
     assert [h.expires_on for h in held] == [EXPIRES, EXPIRES]
 
 
-def test_ledger__kg_are_exact_to_the_gram(store: SqliteStore) -> None:
+def test_ledger__kg_are_exact_to_the_gram(store: SqlStore) -> None:
     for _ in range(10):
         write(store, receipt(item="grain", lot="", steps=100))  # 0.1 kg ten times
     assert on_hand(store) == {("grain", "", ""): Decimal("1.000")}
 
 
-def test_ledger__an_issue_of_more_than_on_hand_is_refused(store: SqliteStore) -> None:
+def test_ledger__an_issue_of_more_than_on_hand_is_refused(store: SqlStore) -> None:
     write(store, receipt(steps=5))
     problem = refused(store, issue(steps=6))
     assert (problem.status, problem.reason, problem.field) == (
@@ -158,31 +172,31 @@ def test_ledger__an_issue_of_more_than_on_hand_is_refused(store: SqliteStore) ->
     assert on_hand(store) == {("n95-mask", "L1", ""): 5}
 
 
-def test_ledger__stock_of_another_depot_is_not_on_hand_here(store: SqliteStore) -> None:
+def test_ledger__stock_of_another_depot_is_not_on_hand_here(store: SqlStore) -> None:
     write(store, receipt(depot="d02", steps=5))
     assert refused(store, issue(steps=1)).reason == "insufficient-stock"
 
 
-def test_ledger__an_unknown_lot_is_refused(store: SqliteStore) -> None:
+def test_ledger__an_unknown_lot_is_refused(store: SqlStore) -> None:
     write(store, receipt(steps=5))
     problem = refused(store, issue(lot="L9"))
     assert (problem.status, problem.reason, problem.field) == (422, "unknown-lot", "lot")
 
 
-def test_ledger__an_expired_lot_is_not_issued(store: SqliteStore) -> None:
+def test_ledger__an_expired_lot_is_not_issued(store: SqlStore) -> None:
     write(store, receipt(steps=5))
     problem = refused(store, issue(steps=1), today=EXPIRES + timedelta(days=1))
     assert (problem.reason, problem.field) == ("lot-expired", "lot")
     write(store, issue(steps=1), today=EXPIRES)  # its last day still counts
 
 
-def test_ledger__a_known_lot_keeps_its_expiry(store: SqliteStore) -> None:
+def test_ledger__a_known_lot_keeps_its_expiry(store: SqlStore) -> None:
     write(store, receipt(steps=5))
     problem = refused(store, receipt(steps=5, expires_on=EXPIRES + timedelta(days=1)))
     assert (problem.reason, problem.field) == ("lot-expiry-differs", "expires_on")
 
 
-def test_ledger__a_designated_donation_goes_to_its_designee_only(store: SqliteStore) -> None:
+def test_ledger__a_designated_donation_goes_to_its_designee_only(store: SqlStore) -> None:
     write(store, replace(receipt(steps=20), source="donation", designated_to="hospital-2"))
     write(store, receipt(steps=20))  # the same lot, not designated
     problem = refused(store, issue(designated_to="hospital-2", applicant_unit="clinic-3"))
@@ -194,7 +208,7 @@ def test_ledger__a_designated_donation_goes_to_its_designee_only(store: SqliteSt
     assert on_hand(store) == {("n95-mask", "L1", "hospital-2"): 15, ("n95-mask", "L1", ""): 15}
 
 
-def test_ledger__a_transfer_is_in_transit_until_received(store: SqliteStore) -> None:
+def test_ledger__a_transfer_is_in_transit_until_received(store: SqlStore) -> None:
     write(store, receipt(steps=30))
     out = write(store, Movement("transfer-out", "north", "d01", key(), item="n95-mask",
                                 unit="piece", steps=-10, lot="L1", to_depot="d02"))  # fmt: skip
@@ -213,7 +227,7 @@ def test_ledger__a_transfer_is_in_transit_until_received(store: SqliteStore) -> 
     assert refused(store, cancel).reason == "transfer-received"
 
 
-def test_ledger__a_transfer_reversed_before_arrival_returns_home(store: SqliteStore) -> None:
+def test_ledger__a_transfer_reversed_before_arrival_returns_home(store: SqlStore) -> None:
     write(store, receipt(steps=30))
     out = write(store, Movement("transfer-out", "north", "d01", key(), item="n95-mask",
                                 unit="piece", steps=-10, lot="L1", to_depot="d02"))  # fmt: skip
@@ -223,7 +237,7 @@ def test_ledger__a_transfer_reversed_before_arrival_returns_home(store: SqliteSt
     assert refused(store, late).reason == "transfer-cancelled"
 
 
-def test_ledger__reversals(store: SqliteStore) -> None:
+def test_ledger__reversals(store: SqlStore) -> None:
     first = write(store, receipt(steps=30))
     issued = write(store, issue(steps=10))
     undo = write(store, Movement("reversal", "north", "d01", key(), reverses=issued, reason="x"))
@@ -244,7 +258,7 @@ def test_ledger__reversals(store: SqliteStore) -> None:
     assert refused(store, spent).reason == "insufficient-stock"
 
 
-def test_ledger__an_adjustment_never_takes_stock_below_zero(store: SqliteStore) -> None:
+def test_ledger__an_adjustment_never_takes_stock_below_zero(store: SqlStore) -> None:
     write(store, receipt(steps=10))
     down = Movement("adjustment", "north", "d01", key(), item="n95-mask", unit="piece",
                     steps=-11, lot="L1", reason="counted 0 and one torn")  # fmt: skip
@@ -254,7 +268,7 @@ def test_ledger__an_adjustment_never_takes_stock_below_zero(store: SqliteStore) 
     assert on_hand(store) == {("n95-mask", "L1", ""): 8}
 
 
-def test_ledger__the_same_key_with_the_same_movement_writes_once(store: SqliteStore) -> None:
+def test_ledger__the_same_key_with_the_same_movement_writes_once(store: SqlStore) -> None:
     first = receipt(steps=10)
     entry, repeat = store.stock_write(first, "keeper-d01", AT, TODAY)
     again, repeat_again = store.stock_write(first, "keeper-d01", AT + timedelta(hours=1), TODAY)
@@ -263,7 +277,7 @@ def test_ledger__the_same_key_with_the_same_movement_writes_once(store: SqliteSt
     assert on_hand(store) == {("n95-mask", "L1", ""): 10}
 
 
-def test_ledger__the_same_key_with_another_movement_is_a_conflict(store: SqliteStore) -> None:
+def test_ledger__the_same_key_with_another_movement_is_a_conflict(store: SqlStore) -> None:
     first = receipt(steps=10)
     write(store, first)
     problem = refused(store, replace(first, steps=11))
@@ -275,7 +289,7 @@ def test_ledger__the_same_key_with_another_movement_is_a_conflict(store: SqliteS
     write(store, replace(first, depot="d02"))
 
 
-def test_ledger__a_refused_movement_keeps_no_key(store: SqliteStore) -> None:
+def test_ledger__a_refused_movement_keeps_no_key(store: SqlStore) -> None:
     early = issue(steps=5)
     assert refused(store, early).reason == "unknown-lot"  # nothing received yet
     write(store, receipt(steps=10))
@@ -283,31 +297,33 @@ def test_ledger__a_refused_movement_keeps_no_key(store: SqliteStore) -> None:
     assert (entry.quantity, repeat) == (Decimal(-5), False)
 
 
-def test_ledger__a_second_row_for_a_key_fails_loudly(store: SqliteStore) -> None:
+def test_ledger__a_second_row_for_a_key_fails_loudly(store: SqlStore) -> None:
     write(store, receipt(steps=10))
-    row = store.db.execute("SELECT * FROM stock_entries").fetchone()
-    columns = ",".join("?" * len(row))
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-        store.db.execute(f"INSERT INTO stock_entries VALUES ({columns})", (None, *row[1:]))
+    columns = ENTRY_COLUMNS  # all but id: the copy gets its own
+    with pytest.raises(INTEGRITY_ERRORS, match=r"(?i)unique"):
+        look_inside(
+            store,
+            f"INSERT INTO stock_entries ({columns}) SELECT {columns} FROM stock_entries",
+        )
 
 
-def test_ledger__entries_and_lots_are_immutable(store: SqliteStore) -> None:
+def test_ledger__entries_and_lots_are_immutable(store: SqlStore) -> None:
     write(store, receipt(steps=10))
     for sql in ("UPDATE stock_entries SET steps = 1000", "DELETE FROM stock_entries",
                 "UPDATE stock_lots SET expires_on = '2099-01-01'", "DELETE FROM stock_lots"):  # fmt: skip
-        with pytest.raises(sqlite3.IntegrityError, match="immutable"):
-            store.db.execute(sql)
+        with pytest.raises(INTEGRITY_ERRORS, match="immutable"):
+            look_inside(store, sql)
     assert on_hand(store) == {("n95-mask", "L1", ""): 10}
 
 
 def test_ledger__the_migration_is_named_and_the_store_implements_the_protocol(
-    store: SqliteStore,
+    store: SqlStore,
 ) -> None:
     assert "0014-stock-ledger" in {m.name for m in MIGRATIONS}
     assert isinstance(store, StockStore)
 
 
-def test_ledger__entries_page_newest_first(store: SqliteStore) -> None:
+def test_ledger__entries_page_newest_first(store: SqlStore) -> None:
     ids = [write(store, receipt(steps=1)) for _ in range(5)]
     page = store.stock_entries("north", "d01", None, 2)
     assert [e.id for e in page] == ids[::-1][:2]
@@ -375,21 +391,66 @@ attempts = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(attempts)
-def test_ledger__invariants_hold_whatever_is_attempted(plan: list[Attempt]) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        store = SqliteStore(Path(folder) / "gateway.db")
-        try:
-            Books(store).run(plan)
-        finally:
-            store.close()
+FreshStore = Callable[[], AbstractContextManager[SqlStore]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_store(request: pytest.FixtureRequest) -> FreshStore:
+    """A new empty store for each hypothesis example: a SQLite file in a folder of its own,
+    or a PostgreSQL database copied from the migrated template (dropped after)."""
+    if request.param == "postgresql":
+        databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+
+        @contextmanager
+        def on_postgres() -> Iterator[SqlStore]:
+            url = databases.new()
+            store = open_store(StoreSection(url=url))
+            try:
+                yield store
+            finally:
+                store.close()
+                _drop_database(url)
+
+        return on_postgres
+
+    @contextmanager
+    def on_sqlite() -> Iterator[SqlStore]:
+        with tempfile.TemporaryDirectory() as folder:
+            store = SqliteStore(Path(folder) / "gateway.db")
+            try:
+                yield store
+            finally:
+                store.close()
+
+    return on_sqlite
+
+
+def _drop_database(url: str) -> None:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@settings(
+    max_examples=200, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)  # fmt: skip
+@given(plan=attempts)
+def test_ledger__invariants_hold_whatever_is_attempted(
+    fresh_store: FreshStore, plan: list[Attempt]
+) -> None:
+    # fresh_store only makes stores (one per example): nothing of it is shared between them.
+    with fresh_store() as store:
+        Books(store).run(plan)
 
 
 class Books:
     """The ledger kept by hand beside the store: what each attempt should do, and checks."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self.store = store
         self.held: dict[Position, int] = defaultdict(int)
         self.booked: dict[int, Booked] = {}
@@ -504,16 +565,14 @@ class Books:
                 assert pair.steps + booked.steps == 0 and pair.position == booked.position
 
 
-def test_ledger__two_writers_never_issue_the_same_stock_twice(tmp_path: Path) -> None:
-    """Two store objects on one file (two gateway processes) race for the last 10 pieces."""
-    import threading
-
-    path = tmp_path / "gateway.db"
-    first, second = SqliteStore(path), SqliteStore(path)
+def test_ledger__two_writers_never_issue_the_same_stock_twice(store_section: StoreSection) -> None:
+    """Two store objects on one database (two gateway processes, or two replicas on one
+    PostgreSQL) race for the last 10 pieces."""
+    first, second = open_store(store_section), open_store(store_section)
     write(first, receipt(steps=10))
     outcomes: list[str] = []
 
-    def take(store: SqliteStore) -> None:
+    def take(store: SqlStore) -> None:
         for _ in range(5):
             try:
                 store.stock_write(issue(steps=3), "keeper", AT, TODAY)
@@ -533,6 +592,7 @@ def test_ledger__two_writers_never_issue_the_same_stock_twice(tmp_path: Path) ->
 
 
 def test_ledger__a_database_of_the_step_before_gains_the_ledger(tmp_path: Path) -> None:
+    # SQLite only: an old SQLite file migrated forward (PostgreSQL starts at its baseline).
     path = tmp_path / "gateway.db"
     conn = sqlite3.connect(path, isolation_level=None)
     before = tuple(m for m in MIGRATIONS if m.name < "0014")
