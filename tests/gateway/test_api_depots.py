@@ -6,9 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -25,7 +23,7 @@ from gateway.depot_rules import ExcursionRules
 from gateway.depot_summary import mean_kinetic_temperature
 from gateway.live import LiveFeed
 from gateway.storage_classes import BUILT_IN, Quantity
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.store.depot_records import DepotReadingRecord
 from gateway.store.records import AccessRole
 from gateway.web.words import catalogue
@@ -40,16 +38,9 @@ COLD = "cold-store-1"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "gateway.db")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def api(tmp_path: Path, store: SqliteStore) -> TestClient:
+def api(store_section: StoreSection, store: SqlStore) -> TestClient:
     site = SiteSection(name="north", gates=("g01",), depots=("d01",), zones={"d01": {COLD: "cold"}})
-    config = GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
+    config = GatewayConfig(sites=(site,), store=store_section)
     live = LiveFeed()
     context = GatewayContext(
         config=config, store=store, alarms=AlarmBook(store, lambda alert: None, live), live=live
@@ -66,7 +57,7 @@ def sample(zone: str, at: datetime, temperature_c: float | None, address: int = 
     )  # fmt: skip
 
 
-def stored(store: SqliteStore, readings: list[DepotReading]) -> None:
+def stored(store: SqlStore, readings: list[DepotReading]) -> None:
     gates = Gates("north")
     for at in range(0, len(readings), 100):  # batches as a node sends them
         store.write(
@@ -84,7 +75,7 @@ def a_cold_day() -> list[DepotReading]:
     return readings
 
 
-def test_summary__a_cold_store_with_two_warm_hours(api: TestClient, store: SqliteStore) -> None:
+def test_summary__a_cold_store_with_two_warm_hours(api: TestClient, store: SqlStore) -> None:
     stored(store, a_cold_day())
     response = api.get(f"/api/depots/north/d01/summary?day={DAY}", headers=bearer("depot"))
     assert response.status_code == 200, response.text
@@ -104,7 +95,7 @@ def test_summary__a_zone_with_a_class_and_no_readings_is_listed_empty(api: TestC
     assert (zone["zone"], zone["readings"], zone["mean_kinetic_c"]) == (COLD, 0, None)
 
 
-def test_readings__one_local_day_by_time_and_one_zone(api: TestClient, store: SqliteStore) -> None:
+def test_readings__one_local_day_by_time_and_one_zone(api: TestClient, store: SqlStore) -> None:
     stored(store, [
         sample(COLD, MIDNIGHT - timedelta(minutes=1), 4.0),  # the day before, locally
         sample("shelf-a", MIDNIGHT + timedelta(minutes=5), 21.0, address=2),
@@ -121,7 +112,7 @@ def test_readings__one_local_day_by_time_and_one_zone(api: TestClient, store: Sq
     assert [r["zone"] for r in only.json()] == ["shelf-a"]
 
 
-def test_readings__csv_opens_in_excel(api: TestClient, store: SqliteStore) -> None:
+def test_readings__csv_opens_in_excel(api: TestClient, store: SqlStore) -> None:
     stored(store, a_cold_day()[:3])
     response = api.get(
         f"/api/depots/north/d01/readings?day={DAY}&format=csv", headers=bearer("depot")
@@ -175,22 +166,22 @@ DRY = "dry-store"
 
 
 @pytest.fixture
-def book(store: SqliteStore) -> AlarmBook:
+def book(store: SqlStore) -> AlarmBook:
     return AlarmBook(store, lambda alert: None, LiveFeed())
 
 
 @pytest.fixture
-def depots_config(tmp_path: Path) -> GatewayConfig:
+def depots_config(store_section: StoreSection) -> GatewayConfig:
     """Depot d01 with a cold store and a dry store (room class); d02 with nothing yet."""
     site = SiteSection(
         name="north", gates=("g01",), depots=("d01", "d02"),
         zones={"d01": {COLD: "cold", DRY: "room"}},
     )  # fmt: skip
-    return GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
+    return GatewayConfig(sites=(site,), store=store_section)
 
 
 @pytest.fixture
-def at_noon(depots_config: GatewayConfig, store: SqliteStore, book: AlarmBook) -> TestClient:
+def at_noon(depots_config: GatewayConfig, store: SqlStore, book: AlarmBook) -> TestClient:
     """The API over depots_config with the gateway's clock at NOW."""
     context = GatewayContext(
         config=depots_config, store=store, alarms=book, live=LiveFeed(), clock=lambda: NOW
@@ -199,7 +190,7 @@ def at_noon(depots_config: GatewayConfig, store: SqliteStore, book: AlarmBook) -
 
 
 def arrived(
-    store: SqliteStore, config: GatewayConfig, book: AlarmBook, readings: list[DepotReading]
+    store: SqlStore, config: GatewayConfig, book: AlarmBook, readings: list[DepotReading]
 ) -> None:
     """Stored as the node sent them at NOW, and evaluated by the excursion rules."""
     gates = Gates("north", now=NOW)
@@ -224,7 +215,7 @@ def zones_of(overview: dict[str, Any], node: str = "d01") -> dict[str, dict[str,
 
 
 def test_overview__every_depot_its_zones_bands_and_newest_readings(
-    at_noon: TestClient, store: SqliteStore, depots_config: GatewayConfig, book: AlarmBook
+    at_noon: TestClient, store: SqlStore, depots_config: GatewayConfig, book: AlarmBook
 ) -> None:
     arrived(store, depots_config, book, [
         *every_10_min(COLD, 1, 5.0), sample("shelf-a", NOW - timedelta(minutes=3), 21.5, 2),
@@ -262,7 +253,7 @@ def test_overview__every_depot_its_zones_bands_and_newest_readings(
 
 
 def test_overview__a_zone_in_alarm_raised_by_the_rules_then_acknowledged(
-    at_noon: TestClient, store: SqliteStore, depots_config: GatewayConfig, book: AlarmBook
+    at_noon: TestClient, store: SqlStore, depots_config: GatewayConfig, book: AlarmBook
 ) -> None:
     # 9 °C for 11 h: cold's heat condition (8 °C or above for 10 h) raised.
     arrived(store, depots_config, book, every_10_min(COLD, 11, 9.0))
@@ -284,7 +275,7 @@ def test_overview__a_zone_in_alarm_raised_by_the_rules_then_acknowledged(
 
 
 def test_overview__out_of_range_before_any_alarm_and_a_sensor_fault(
-    at_noon: TestClient, store: SqliteStore, depots_config: GatewayConfig, book: AlarmBook
+    at_noon: TestClient, store: SqlStore, depots_config: GatewayConfig, book: AlarmBook
 ) -> None:
     arrived(store, depots_config, book, [
         *every_10_min(COLD, 0.5, 8.4),  # above 8 °C for 30 min: not 10 h yet
@@ -299,7 +290,7 @@ def test_overview__out_of_range_before_any_alarm_and_a_sensor_fault(
 
 
 def test_overview__a_silent_zone_shows_its_last_reading_as_no_data(
-    at_noon: TestClient, store: SqliteStore, depots_config: GatewayConfig, book: AlarmBook
+    at_noon: TestClient, store: SqlStore, depots_config: GatewayConfig, book: AlarmBook
 ) -> None:
     arrived(store, depots_config, book, [sample(COLD, NOW - timedelta(hours=2), 4.2)])
     cold = zones_of(at_noon.get("/api/depots", headers=bearer("command")).json())[COLD]
@@ -325,7 +316,7 @@ def test_overview__a_depots_own_alarm_is_the_depots_a_zones_silence_the_zones(
 
 
 def test_overview__zones_no_class_names_are_bounded(
-    at_noon: TestClient, store: SqliteStore, depots_config: GatewayConfig, book: AlarmBook
+    at_noon: TestClient, store: SqlStore, depots_config: GatewayConfig, book: AlarmBook
 ) -> None:
     arrived(store, depots_config, book, [
         sample(f"rack-{n:03d}", NOW - timedelta(minutes=1), 20.0, address=n + 1) for n in range(80)
@@ -378,7 +369,7 @@ def test_words__every_key_the_depot_page_shows_is_in_the_catalogue() -> None:
 
 
 def test_a_rate_condition_is_no_level__band_state_and_minutes_out(
-    tmp_path: Path, store: SqliteStore, book: AlarmBook
+    store_section: StoreSection, store: SqlStore, book: AlarmBook
 ) -> None:
     # A door condition: 0.5 °C a minute rising. Its threshold is per minute: a fridge at
     # 5 °C is not "above 0.5", neither in the band, nor in its state, nor in the summary.
@@ -390,7 +381,7 @@ def test_a_rate_condition_is_no_level__band_state_and_minutes_out(
              "hysteresis": 0.25},
         ]}},
     })  # fmt: skip
-    config = GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
+    config = GatewayConfig(sites=(site,), store=store_section)
     context = GatewayContext(config=config, store=store, alarms=book, live=LiveFeed(),
                              clock=lambda: NOW)  # fmt: skip
     api = open_api(context)
