@@ -244,6 +244,26 @@ class StoreSection(Section):
         "are kept for good",
     )  # fmt: skip
 
+    personal_days: int = Field(
+        30, ge=1, le=3650,
+        description="days an event's personal fields (subject_ref, plates, a registration's "
+        "name, ID hash, phone...) are kept; then they are removed from its row and payload",
+    )  # fmt: skip
+    passage_days: int = Field(
+        365, ge=1, le=3650,
+        description="days checkpoint events (passages, holds, registrations, shifts...) and "
+        "depot reading batches are kept at all (at least personal_days)",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _passages_outlive_personal(self) -> Self:
+        if self.passage_days < self.personal_days:
+            raise ValueError(
+                "passage_days must be at least personal_days: personal fields are removed "
+                "before the rows that hold them"
+            )
+        return self
+
     @model_validator(mode="after")
     def _minutes_outlive_raw(self) -> Self:
         if self.depot_minute_days < self.depot_raw_days:

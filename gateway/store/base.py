@@ -334,6 +334,22 @@ class ChainStore(Protocol):
         ...
 
 
+class RetentionStore(Protocol):
+    """Old checkpoint events: personal fields removed first, whole rows later
+    (gateway/store/retention.py)."""
+
+    def scrub_personal(self, before: datetime, limit: int) -> int:
+        """Remove the personal fields of up to `limit` events received before `before`
+        (payload and rows; the hash received stays), in one transaction; how many were
+        looked at, 0 when none is left."""
+        ...
+
+    def purge_checkpoint_rows(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` events received before `before` with their rows, in one
+        transaction; how many, 0 when none is left."""
+        ...
+
+
 class StoreLifecycle(Protocol):
     """Housekeeping and closing, which every backend has."""
 
@@ -353,6 +369,7 @@ class Store(
     DepotRollupStore,
     AccessStore,
     ChainStore,
+    RetentionStore,
     StoreLifecycle,
     Protocol,
 ):

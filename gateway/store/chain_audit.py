@@ -8,6 +8,12 @@ a changed one a hash or a link that no longer matches, a reordered one a seq tha
 its own, an inserted one two events at one seq. The chain is not a signature: someone who
 rewrites every event after a point, consistently, is caught only by a hash kept outside
 the store (a printed daily report's prev_hash, the node's own outbox).
+
+Retention (gateway/store/retention.py) changes the store on purpose, and the audit says so
+rather than calling it tampering: a scrubbed event (personal fields removed) links through
+the hash recorded when it was received, and its content is checked against its rows with
+the personal columns left out; a life whose oldest events were purged starts after the
+highest seq purged. What a scrub removed cannot be checked any more.
 """
 
 from __future__ import annotations
@@ -35,6 +41,13 @@ class StoredEvent:
     sha256: str | None
     derived: Counter[Row]  # the report tables' rows for this event, as stored
     expected: Counter[Row]  # the same rows as the payload makes them
+    scrubbed: bool = False  # personal fields removed by retention: sha256 is the original's
+
+    def link_hash(self) -> str:
+        """The hash the next event's prev_hash names: of the payload as received."""
+        if self.scrubbed and self.sha256 is not None:
+            return self.sha256
+        return chain_hash(self.payload.encode())
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,8 @@ class LifeAudit:
     last_seq: int = 0
     head: str | None = None
     chained_from: int | None = None  # the seq the chain starts at, if it has started
+    scrubbed: int = 0  # events whose personal fields retention removed
+    purged_through: int = 0  # retention deleted this life's events up to this seq
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -72,22 +87,30 @@ class LifeAudit:
         chained = f"chained from seq {self.chained_from}" if self.chained_from else "no chain"
         head = f"head {self.head} at seq {self.last_seq}" if self.head else "no events"
         state = "OK" if self.ok else f"{len(self.findings)} problem(s)"
+        kept = ""
+        if self.purged_through:
+            kept += f"; purged by retention through seq {self.purged_through}"
+        if self.scrubbed:
+            kept += f"; {self.scrubbed} scrubbed of personal fields (linked by received hash)"
         return (
             f"{where}: {state}: {self.events} events, seqs {self.first_seq}-{self.last_seq} "
-            f"({chained}), {head}"
+            f"({chained}), {head}{kept}"
         )
 
 
 def audit_life(
-    site: str, node: str, epoch: int, events: Iterable[StoredEvent], stored_up_to: int = 0
-) -> LifeAudit:
+    site: str, node: str, epoch: int, events: Iterable[StoredEvent], stored_up_to: int = 0,
+    *, purged_through: int = 0,
+) -> LifeAudit:  # fmt: skip
     """Check one outbox life's events, read one by one in seq order (a life can be large).
 
     Args:
         stored_up_to: the highest seq the store's own marks say it held in this life
             (0 when unknown): events past the last one stored were removed from the end.
+        purged_through: the highest seq retention deleted in this life (0: none): seqs up
+            to it may be gone, and the first one kept may link to one of them.
     """
-    audit = LifeAudit(site, node, epoch)
+    audit = LifeAudit(site, node, epoch, purged_through=purged_through)
     found = audit.findings
     before: list[tuple[StoredEvent, dict[str, Any]]] = []
     last: StoredEvent | None = None
@@ -97,19 +120,21 @@ def audit_life(
             audit.first_seq = seq
         gap = (1 if last is None else audit.last_seq + 1, seq - 1)
         if gap[0] <= gap[1]:
-            found.append(_missing(*gap))
             before = []
+            if max(gap[0], purged_through + 1) <= gap[1]:  # not all of it purged
+                found.append(_missing(max(gap[0], purged_through + 1), gap[1]))
         if len(here) > 1:
             ids = ", ".join(e.event_id for e in here)
             found.append(Finding(seq, "inserted", f"{len(here)} different events ({ids})"))
         current = [(event, _checked(event, found)) for event in here]
+        audit.scrubbed += sum(event.scrubbed for event in here)
         for _, body in current:
-            _link(seq, body, before, audit, found, first=last is None)
+            _link(seq, body, before, audit, found, first=last is None and seq > purged_through + 1)
         before, last = current, here[-1]
         audit.events += len(here)
         audit.last_seq = seq
     if last is not None:
-        audit.head = chain_hash(last.payload.encode())
+        audit.head = last.link_hash()
     if stored_up_to > audit.last_seq:
         found.append(
             Finding(audit.last_seq + 1, "missing",
@@ -139,7 +164,11 @@ def _checked(event: StoredEvent, found: list[Finding]) -> dict[str, Any]:
         )  # fmt: skip
     if body.get("event_id") != event.event_id or body.get("kind", event.kind) != event.kind:
         found.append(Finding(event.seq, "changed", f"{event.event_id}: payload is another event's"))
-    if event.sha256 is not None and chain_hash(event.payload.encode()) != event.sha256:
+    if (
+        event.sha256 is not None
+        and not event.scrubbed
+        and chain_hash(event.payload.encode()) != event.sha256
+    ):
         found.append(
             Finding(event.seq, "changed",
                     f"{event.event_id}: payload differs from what was received")
@@ -167,7 +196,7 @@ def _link(
         if any(b.get("prev_hash") is not None for _, b in before):
             found.append(Finding(seq, "broken", "no prev_hash after the chain had started"))
         return
-    if prev_hash not in {chain_hash(e.payload.encode()) for e, _ in before}:
+    if prev_hash not in {e.link_hash() for e, _ in before}:
         found.append(
             Finding(seq, "broken",
                     f"does not link to seq {seq - 1}: one of them was changed, or one inserted")

@@ -326,4 +326,22 @@ GATEWAY_MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE nodes ADD COLUMN config_serial INTEGER;
         """,
     ),
+    Migration(
+        "0023-retention",
+        """
+        -- Retention (gateway/store/retention.py): events by arrival, oldest first, for the
+        -- scrub of personal fields and the purge; the time a payload's personal fields
+        -- were removed (its sha256 stays the hash of what was received); the scrub's
+        -- progress; and per node and outbox life the highest seq purged, where the chain
+        -- audit starts that life.
+        ALTER TABLE events ADD COLUMN scrubbed_at TEXT;
+        CREATE INDEX events_by_received ON events (received_at);
+        CREATE TABLE retention_marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE retention_purged (
+            site TEXT NOT NULL, node TEXT NOT NULL, epoch INTEGER NOT NULL,
+            seq_through INTEGER NOT NULL, purged_at TEXT NOT NULL,
+            PRIMARY KEY (site, node, epoch)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )

@@ -412,7 +412,7 @@ CREATE TABLE supply_levels (
 );
 """
 
-# The schema SQLite has after 0001..0022, in one step. Replicas need nothing more yet.
+# The schema SQLite has after 0001..0022, in one step; later migrations as SQLite's.
 PG_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0022-postgresql-baseline",
@@ -424,5 +424,21 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
         + _STOCK_LEDGER
         + _STOCK_APPLICATIONS
         + _STOCK_REPORTS_PRICES_SUPPLY,
+    ),
+    Migration(
+        "0023-retention",
+        """
+        ALTER TABLE events ADD COLUMN scrubbed_at TEXT COLLATE "C";
+        CREATE INDEX events_by_received ON events (received_at);
+        CREATE TABLE retention_marks (
+            name TEXT COLLATE "C" PRIMARY KEY, value TEXT COLLATE "C" NOT NULL
+        );
+        CREATE TABLE retention_purged (
+            site TEXT COLLATE "C" NOT NULL, node TEXT COLLATE "C" NOT NULL,
+            epoch BIGINT NOT NULL, seq_through BIGINT NOT NULL,
+            purged_at TEXT COLLATE "C" NOT NULL,
+            PRIMARY KEY (site, node, epoch)
+        );
+        """,
     ),
 )

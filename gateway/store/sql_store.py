@@ -30,6 +30,7 @@ from gateway.store.records import (
     Written,
     utc_text,
 )
+from gateway.store.retention import Retention
 from gateway.store.rows import TABLES, insert_sql
 from gateway.store.sql import Connection
 from gateway.store.sqlite_alarms import AlarmsAndAccess
@@ -63,6 +64,7 @@ class SqlStore(
     ApplicationBook,
     DailyStockReports,
     SupplyRecords,
+    Retention,
 ):
     """Everything the gateway keeps, over a `Connection`; a backend supplies the rest."""
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from edge.contract.base import Event
 from edge.contract.topics import Role
 from gateway.store.chain_audit import Finding, LifeAudit, StoredEvent, audit_life
 from gateway.store.records import ChainFault, ChainFaultKind, DeadLetter, InboundEvent
+from gateway.store.retention import SCRUBBED_MODELS, mask_personal
 from gateway.store.rows import TABLES, Row
 from gateway.store.sql import Connection
 
@@ -197,9 +198,12 @@ def _audit_node(conn: Connection, site: str, node: str) -> list[LifeAudit]:
     epochs = [epoch for (epoch,) in conn.execute(
         "SELECT DISTINCT epoch FROM events WHERE site=? AND node=? ORDER BY epoch", (site, node)
     )]  # fmt: skip
+    purged = dict(conn.execute(
+        "SELECT epoch, seq_through FROM retention_purged WHERE site=? AND node=?", (site, node)
+    ).fetchall())  # fmt: skip
     audits = [
         audit_life(site, node, epoch, _stored(conn, site, node, epoch),
-                   seq_max if epoch == current else 0)
+                   seq_max if epoch == current else 0, purged_through=purged.get(epoch, 0))
         for epoch in epochs
     ]  # fmt: skip
     audits[-1].findings.extend(_strays(conn, site, node))
@@ -208,16 +212,20 @@ def _audit_node(conn: Connection, site: str, node: str) -> list[LifeAudit]:
 
 def _stored(conn: Connection, site: str, node: str, epoch: int) -> Iterator[StoredEvent]:
     """One life's events in seq order, each with its report rows as stored and as made."""
-    for event_id, seq, kind, payload, sha256 in conn.execute(
-        "SELECT event_id, seq, kind, payload, sha256 FROM events "
+    for event_id, seq, kind, payload, sha256, scrubbed_at in conn.execute(
+        "SELECT event_id, seq, kind, payload, sha256, scrubbed_at FROM events "
         "WHERE site=? AND node=? AND epoch=? ORDER BY seq, event_id",
         (site, node, epoch),
     ):
+        scrubbed = scrubbed_at is not None
         stored: Counter[Row] = Counter()
         if kind in _ROWS_OF:
-            stored.update(_plain(row) for row in conn.execute(_ROWS_OF[kind], (event_id,)))
-        expected = _expected_rows(site, node, kind, payload)
-        yield StoredEvent(event_id, seq, kind, payload, sha256, stored, expected)
+            stored.update(
+                mask_personal(kind, _plain(row)) if scrubbed else _plain(row)
+                for row in conn.execute(_ROWS_OF[kind], (event_id,))
+            )
+        expected = _expected_rows(site, node, kind, payload, scrubbed=scrubbed)
+        yield StoredEvent(event_id, seq, kind, payload, sha256, stored, expected, scrubbed)
 
 
 def _strays(conn: Connection, site: str, node: str) -> list[Finding]:
@@ -244,17 +252,22 @@ def _strays(conn: Connection, site: str, node: str) -> list[Finding]:
     return found
 
 
-def _expected_rows(site: str, node: str, kind: str, payload: str) -> Counter[Row]:
-    """The rows `payload` makes, as ingest made them (none if it is not a valid event)."""
+def _expected_rows(
+    site: str, node: str, kind: str, payload: str, *, scrubbed: bool = False
+) -> Counter[Row]:
+    """The rows `payload` makes, as ingest made them (none if it is not a valid event);
+    of a scrubbed payload, with its personal columns left out."""
     model = _MODELS.get(kind)
     if model is None:
         return Counter()
+    reader = SCRUBBED_MODELS.get(kind, model) if scrubbed else model
     try:
-        event = model.model_validate_json(payload)
+        event: Any = reader.model_validate_json(payload)
     except ValueError:
         return Counter()
     item = InboundEvent(site, node, Role.GATE, event, payload.encode(), datetime.now(UTC))
-    return Counter(_plain(row) for row in TABLES[model][2](item, event))
+    rows = (_plain(row) for row in TABLES[model][2](item, event))
+    return Counter(mask_personal(kind, row) if scrubbed else row for row in rows)
 
 
 def _plain(row: Row) -> Row:
