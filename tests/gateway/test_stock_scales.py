@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +28,7 @@ from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
 from gateway.stock.ledger import Movement
 from gateway.stock.scales import ScaleState, never_evaluated, step, to_units
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from gateway.store.records import InboundEvent
 
 T0 = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
@@ -113,8 +114,8 @@ class Depot:
         self.open()
 
     def open(self) -> None:
-        """A gateway starting: a new store connection and new rules over the same file."""
-        self.store = SqliteStore(self.config.store.path)
+        """A gateway starting: a new store connection and new rules over the same store."""
+        self.store = open_store(self.config.store)
         self.book = AlarmBook(self.store, self.alerts.append, LiveFeed())
         self.rules = AlarmRules(self.config, self.store, self.book, lambda: T0, T0)
 
@@ -172,11 +173,12 @@ def scale_site(**scale: object) -> SiteSection:
 
 
 @pytest.fixture
-def depot(tmp_path: Path) -> Depot:
-    config = GatewayConfig(sites=(scale_site(),), store=StoreSection(path=tmp_path / "g.db"))
+def depot(store_section: StoreSection) -> Iterator[Depot]:
+    config = GatewayConfig(sites=(scale_site(),), store=store_section)
     found = Depot(config)
     found.ledger("receipt", 2000)  # 25 kg of masks on the pallet
-    return found
+    yield found
+    found.store.close()
 
 
 def test_discrepancy__within_tolerance_raises_nothing(depot: Depot) -> None:
@@ -238,8 +240,10 @@ def test_discrepancy__the_ledger_counts_the_scales_lot_only(depot: Depot) -> Non
     assert depot.states() == []
 
 
-def test_discrepancy__without_a_lot_the_ledger_counts_every_lot(tmp_path: Path) -> None:
-    config = GatewayConfig(sites=(scale_site(lot=""),), store=StoreSection(path=tmp_path / "g.db"))
+def test_discrepancy__without_a_lot_the_ledger_counts_every_lot(
+    store_section: StoreSection,
+) -> None:
+    config = GatewayConfig(sites=(scale_site(lot=""),), store=store_section)
     depot = Depot(config)
     depot.ledger("receipt", 1200, lot="L1")
     depot.ledger("receipt", 800, lot="L2")
@@ -324,7 +328,7 @@ def get(client: TestClient, path: str, who: str) -> Any:
 
 
 @pytest.fixture
-def two_scales(tmp_path: Path) -> Depot:
+def two_scales(store_section: StoreSection) -> Iterator[Depot]:
     site = SiteSection.model_validate({
         "name": "north", "depots": ["d01", "d02"],
         "scales": {"d01": {
@@ -333,10 +337,11 @@ def two_scales(tmp_path: Path) -> Depot:
             "pallet-grain": {"item": "grain", "unit_kg": 1},
         }},
     })  # fmt: skip
-    config = GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "g.db"))
+    config = GatewayConfig(sites=(site,), store=store_section)
     found = Depot(config)
     found.ledger("receipt", 2000)
-    return found
+    yield found
+    found.store.close()
 
 
 def test_api_scales__each_scale_its_weight_in_units_beside_the_ledger(two_scales: Depot) -> None:
