@@ -1,4 +1,5 @@
-"""Applications and their allocation over the API, on a real SQLite file: the command center
+"""Applications and their allocation over the API, on a real store (each test on a SQLite
+file and on PostgreSQL): the command center
 files applications, asks for the plan, approves exactly what it was shown; the keepers see
 what their depots are to issue and issue it, never more; every bad input named and refused
 without a change; roles, depot scoping, idempotency and the audit log."""
@@ -6,9 +7,9 @@ without a change; roles, depot scoping, idempotency and the audit log."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +23,10 @@ from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.stock.applications import Location
 from gateway.stock.ledger import Movement, StockRefused
-from gateway.store import SqliteStore
+from gateway.store import SqlStore, open_store
 from gateway.store.records import AccessRole
+from gateway.store.sql import INTEGRITY_ERRORS
+from tests.gateway.factory import look_inside
 
 NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 TOKENS: dict[str, tuple[AccessRole, tuple[str, ...]]] = {
@@ -50,7 +53,7 @@ MARKET = {**CLINIC, "applicant_unit": "Market Office", "quantity": "50"}
 class Desk:
     """The API as each token's holder calls it; keys are fresh unless given."""
 
-    def __init__(self, client: TestClient, store: SqliteStore) -> None:
+    def __init__(self, client: TestClient, store: SqlStore) -> None:
         self.client = client
         self.store = store
         self.count = 0
@@ -91,12 +94,12 @@ class Desk:
 
     def state(self) -> tuple[list[Any], ...]:
         """Every application, decision, allocation, entry and audit line: what a refusal leaves."""
-        db = self.store.db
+        store = self.store
         return (
-            db.execute("SELECT * FROM stock_applications ORDER BY id").fetchall(),
-            db.execute("SELECT * FROM stock_application_decisions ORDER BY 1").fetchall(),
-            db.execute("SELECT * FROM stock_allocations ORDER BY id").fetchall(),
-            db.execute("SELECT * FROM stock_entries ORDER BY id").fetchall(),
+            look_inside(store, "SELECT * FROM stock_applications ORDER BY id"),
+            look_inside(store, "SELECT * FROM stock_application_decisions ORDER BY 1"),
+            look_inside(store, "SELECT * FROM stock_allocations ORDER BY id"),
+            look_inside(store, "SELECT * FROM stock_entries ORDER BY id"),
             [(a.action, a.detail) for a in self.store.audit_log(10_000)],
         )
 
@@ -117,11 +120,11 @@ def reason(answer: Any, status: int) -> str:
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> Desk:
+def desk(store_section: StoreSection) -> Iterator[Desk]:
     site = SiteSection(name="north", gates=("g01",), depots=("d01", "d02", "d03"),
                        depot_locations=LOCATIONS)  # fmt: skip
-    config = GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
-    store = SqliteStore(config.store.path)
+    config = GatewayConfig(sites=(site,), store=store_section)
+    store = open_store(config.store)
     live = LiveFeed()
     context = GatewayContext(
         config=config, store=store, alarms=AlarmBook(store, lambda alert: None, live),
@@ -132,7 +135,8 @@ def desk(tmp_path: Path) -> Desk:
     desk = Desk(TestClient(create_app(context)), store)
     for depot in ("d01", "d02"):
         ok(desk.post(f"/{depot}/receipts", MASKS, who="keeper"))
-    return desk
+    yield desk
+    store.close()
 
 
 @pytest.fixture
@@ -398,7 +402,7 @@ def test_applications__a_keeper_sees_what_its_depots_are_to_issue(
     assert reason(desk.get("/applications", who="registrar"), 403) == "role-forbidden"
 
 
-def test_applications__a_keeper_sees_its_own_lines_only(tmp_path: Path, desk: Desk) -> None:
+def test_applications__a_keeper_sees_its_own_lines_only(desk: Desk) -> None:
     desk.post("/d01/receipts", MASKS, who="keeper")  # d01: 200, d02: 100
     ok(desk.post("/d03/receipts", MASKS, who="admin"))
     hospital = desk.file({**FEVER_HOSPITAL, "quantity": "350"})
@@ -424,22 +428,23 @@ def test_applications__every_write_is_audited(desk: Desk, approved: dict[str, st
 
 
 def test_applications__the_records_cannot_be_changed(desk: Desk, approved: dict[str, str]) -> None:
-    db = desk.store.db
     for sql in ("UPDATE stock_applications SET steps = 1", "DELETE FROM stock_allocations",
                 "UPDATE stock_application_decisions SET who = 'x'"):  # fmt: skip
-        with pytest.raises(Exception, match="immutable"):
-            db.execute(sql)
+        with pytest.raises(INTEGRITY_ERRORS, match="immutable"):
+            look_inside(desk.store, sql)
 
 
 def test_applications__two_keepers_cannot_both_issue_the_last_allocated_box(
-    desk: Desk, approved: dict[str, str]
+    desk: Desk, approved: dict[str, str], store_section: StoreSection
 ) -> None:
     clinic = approved["clinic"]
     ok(desk.issue("d01", clinic, "79"))  # 1 of its 80 at d01 left
-    stores = [SqliteStore(desk.store.path), SqliteStore(desk.store.path)]  # two gateways
+    # Two gateways on the desk's database: two processes on one SQLite file, or two replicas
+    # on one PostgreSQL database (where the store's write lock must pick the one winner).
+    stores = [open_store(store_section), open_store(store_section)]
     start = threading.Barrier(2)
 
-    def last_box(store: SqliteStore, n: int) -> str:
+    def last_box(store: SqlStore, n: int) -> str:
         movement = Movement(
             "issue", "north", "d01", f"last-box-{n:04d}", item="n95-mask", unit="piece",
             steps=-1, lot="N95-2611", applicant_unit="Clinic 3", approver="command",
