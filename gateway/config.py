@@ -252,7 +252,7 @@ class StoreSection(Section):
     passage_days: int = Field(
         365, ge=1, le=3650,
         description="days checkpoint events (passages, holds, registrations, shifts...) and "
-        "depot reading batches are kept at all (at least personal_days)",
+        "depot reading batches are kept at all (at least personal_days and depot_raw_days)",
     )  # fmt: skip
 
     @model_validator(mode="after")
@@ -261,6 +261,11 @@ class StoreSection(Section):
             raise ValueError(
                 "passage_days must be at least personal_days: personal fields are removed "
                 "before the rows that hold them"
+            )
+        if self.passage_days < self.depot_raw_days:
+            raise ValueError(
+                "passage_days must be at least depot_raw_days: a depot batch's event is "
+                "deleted with passages, after its raw readings were rolled up and deleted"
             )
         return self
 

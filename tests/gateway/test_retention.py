@@ -95,6 +95,8 @@ def personal_values(store: SqlStore, event_ids: set[str]) -> list[Any]:
 def test_config__personal_days_cannot_outlive_passage_days() -> None:
     with pytest.raises(ValueError, match="passage_days must be at least personal_days"):
         StoreSection(personal_days=400, passage_days=365)
+    with pytest.raises(ValueError, match="passage_days must be at least depot_raw_days"):
+        StoreSection(depot_raw_days=400, depot_minute_days=400, passage_days=365)
     assert (StoreSection().personal_days, StoreSection().passage_days) == (30, 365)
 
 
