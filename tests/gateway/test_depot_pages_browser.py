@@ -24,7 +24,7 @@ from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.depot_rules import ExcursionRules
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from tests.browser import assert_chinese_renders, by_id, eventually, open_page, shows
 from tests.console.test_chinese_fonts import DEJAVU, fontconfig
 from tests.gateway.factory import Gates
@@ -68,7 +68,7 @@ COUNT_PIXELS = """() => {
 
 
 @pytest.fixture
-def gateway_config(tmp_path: Path) -> GatewayConfig:
+def gateway_config(store_section: StoreSection) -> GatewayConfig:
     """Site `north` with depot d01: a cold store (cold class), a dry store (room), a mask
     store (humidity) and a freezer (the site's own class, deep-freeze); and depot d02, a
     cold store of its own (another keeper's)."""
@@ -80,7 +80,7 @@ def gateway_config(tmp_path: Path) -> GatewayConfig:
             {"name": "thaw", "direction": "above", "threshold": -15.0, "delay_min": 60},
         ]}},
     })  # fmt: skip
-    return GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
+    return GatewayConfig(sites=(site,), store=store_section)
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def temperature_at(at: datetime, now: datetime, yesterday: date) -> float:
 
 
 @pytest.fixture
-def cold_store(gateway_context: GatewayContext, store: SqliteStore) -> dict[str, Any]:
+def cold_store(gateway_context: GatewayContext, store: SqlStore) -> dict[str, Any]:
     """Readings of the cold store every 10 min from yesterday's midnight (the site's) to
     now, stored and evaluated by the excursion rules as a gateway does on arrival."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -152,7 +152,7 @@ def open_depots(page: Page, server: ConsoleServer, token: str) -> None:
 
 
 def test_a_zones_day_charted_with_its_band_and_excursions_and_its_alarm_acknowledged(
-    page: Page, server: ConsoleServer, store: SqliteStore, cold_store: dict[str, Any]
+    page: Page, server: ConsoleServer, store: SqlStore, cold_store: dict[str, Any]
 ) -> None:
     (alarm,) = store.alarms()
     assert (alarm.kind, alarm.subject, alarm.state) == ("depot-climate", f"{COLD}/heat", "raised")
@@ -248,7 +248,7 @@ def test_a_zones_day_charted_with_its_band_and_excursions_and_its_alarm_acknowle
 
 
 def test_a_humidity_zone_is_charted_in_rh_and_a_sites_own_class_named_as_it_is(
-    page: Page, server: ConsoleServer, store: SqliteStore
+    page: Page, server: ConsoleServer, store: SqlStore
 ) -> None:
     now = datetime.now(UTC)
     yesterday = now.astimezone(SHANGHAI).date() - timedelta(days=1)
@@ -285,7 +285,7 @@ def test_a_humidity_zone_is_charted_in_rh_and_a_sites_own_class_named_as_it_is(
 
 
 def test_a_depot_token_sees_its_depot_only_and_acknowledges_its_alarm(
-    page: Page, server: ConsoleServer, gateway_context: GatewayContext, store: SqliteStore,
+    page: Page, server: ConsoleServer, gateway_context: GatewayContext, store: SqlStore,
     cold_store: dict[str, Any],
 ) -> None:  # fmt: skip
     (alarm,) = store.alarms()
@@ -325,7 +325,7 @@ def test_a_depot_token_sees_its_depot_only_and_acknowledges_its_alarm(
 
 
 def test_a_depot_token_that_names_no_depot_is_told_so(
-    page: Page, server: ConsoleServer, store: SqliteStore
+    page: Page, server: ConsoleServer, store: SqlStore
 ) -> None:
     # As a depot token made before tokens named their depots is.
     store.add_token(hash_token("gpt_old-keeper"), "old-keeper", "depot", datetime.now(UTC))
@@ -338,7 +338,7 @@ def test_a_depot_token_that_names_no_depot_is_told_so(
 
 
 def test_the_view_follows_the_live_alarms_and_says_one_escalated(
-    page: Page, server: ConsoleServer, gateway_context: GatewayContext, store: SqliteStore,
+    page: Page, server: ConsoleServer, gateway_context: GatewayContext, store: SqlStore,
     cold_store: dict[str, Any],
 ) -> None:  # fmt: skip
     (alarm,) = store.alarms()
