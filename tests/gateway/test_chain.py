@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,11 @@ from edge.gate.daily import daily_report_fields, report_period
 from edge.outbox import Outbox
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.reports import site_daily_report
-from gateway.store import SqliteStore
+from gateway.store import SqliteStore, SqlStore
 from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import InboundEvent
 from gateway.web.printable import report_html
+from tests.gateway.factory import look_inside
 from tests.gateway.test_rules import Rig
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -83,16 +84,18 @@ def forged(real: InboundEvent, **changes: Any) -> InboundEvent:
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> GatewayConfig:
+def config(store_section: StoreSection) -> GatewayConfig:
     return GatewayConfig(
         sites=(SiteSection(name="north", gates=("g01", "g02"), cutoff_hour=17),),
-        store=StoreSection(path=tmp_path / "gateway.db"),
+        store=store_section,
     )
 
 
 @pytest.fixture
-def rig(config: GatewayConfig) -> Rig:
-    return Rig(config, T0)
+def rig(config: GatewayConfig) -> Iterator[Rig]:
+    made = Rig(config, T0)
+    yield made
+    made.store.close()
 
 
 @pytest.fixture
@@ -109,7 +112,7 @@ def audit(config: GatewayConfig, capsys: pytest.CaptureFixture[str], *more: str)
     data = {
         "sites": [{"name": "north", "gates": ["g01", "g02"]}],
         "broker": {"url": "mqtts://127.0.0.1:8883"},
-        "store": {"path": str(config.store.path)},
+        "store": config.store.model_dump(mode="json", include={"path", "url"}, exclude_none=True),
     }
     path = config.store.path.parent / "gateway.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -150,7 +153,7 @@ def test_ingest__a_forged_event_breaks_the_chain_at_the_next_seq_and_forks_its_o
         (AlertKind.CHAIN_FORK, "critical", "north/g01 sent a second, different event for "
          "seq 4: kept beside the first, marked"),
     ]  # fmt: skip
-    marks = dict(rig.store.db.execute("SELECT event_id, chain FROM events").fetchall())
+    marks = dict(look_inside(rig.store, "SELECT event_id, chain FROM events"))
     assert marks[events[4].event.event_id] == "break"
     assert marks[events[3].event.event_id] == "fork"
     assert fake.event.event_id in marks  # nothing is lost: the forgery is evidence
@@ -216,14 +219,14 @@ def test_report__the_daily_report_pins_the_chain_head_and_the_printed_page_shows
     assert f"g01 事件链头（序号 3）：{head}" in report_html(made)
     # The head on paper is the one the audit finds at seq 3.
     rig.arrive(*gate.passages(1))
-    with sqlite3.connect(config.store.path) as db:
-        db.execute("DELETE FROM events WHERE seq > 3")
+    look_inside(rig.store, "DELETE FROM events WHERE seq > 3")
     assert f"head {head} at seq 3" in audit(config, capsys, "--node", "north/g01")[1]
 
 
 def test_migration__events_stored_before_the_chain_get_their_hash_and_new_ones_link_to_them(
     tmp_path: Path, gate: Gate
 ) -> None:
+    # SQLite-only: a SQLite file from before migration 0008, migrated forward.
     path = tmp_path / "old.db"
     before = tuple(m for m in MIGRATIONS if m.name < "0008")
     apply_migrations(sqlite3.connect(path, isolation_level=None), before)
@@ -238,7 +241,7 @@ def test_migration__events_stored_before_the_chain_get_their_hash_and_new_ones_l
             "INSERT INTO nodes (site, node, role, seq_max) VALUES ('north', 'g01', 'gate', 1)"
         )
     store = SqliteStore(path)  # migrated on open
-    (stored,) = store.db.execute("SELECT sha256 FROM events").fetchone()
+    ((stored,),) = look_inside(store, "SELECT sha256 FROM events")
     assert stored == first.sha256 == second.event.prev_hash
     assert store.write([second]).chain == []  # it links to the event stored before
     store.close()
@@ -247,21 +250,31 @@ def test_migration__events_stored_before_the_chain_get_their_hash_and_new_ones_l
 # --- audit-chain on a tampered store ---------------------------------------------------
 
 
-def remove(db: sqlite3.Connection) -> None:
+class Tamperer:
+    """Runs a tampering statement straight on the store's database, whichever engine."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    def execute(self, sql: str) -> None:
+        look_inside(self.store, sql)
+
+
+def remove(db: Tamperer) -> None:
     for table in ("events", "passages"):
         db.execute(f"DELETE FROM {table} WHERE seq = 5")
 
 
-def remove_two(db: sqlite3.Connection) -> None:
+def remove_two(db: Tamperer) -> None:
     for table in ("events", "passages"):
         db.execute(f"DELETE FROM {table} WHERE seq IN (4, 5)")
 
 
-def remove_event_only(db: sqlite3.Connection) -> None:
+def remove_event_only(db: Tamperer) -> None:
     db.execute("DELETE FROM events WHERE seq = 5")  # the passage row, counted, stays
 
 
-def add_report_row(db: sqlite3.Connection) -> None:
+def add_report_row(db: Tamperer) -> None:
     # A passage the reports count, with no event in the log behind it.
     db.execute(
         "INSERT INTO passages SELECT '01KAAAAAAAAAAAAAAAAAAAAAAA', site, node, 9, node_time, "
@@ -270,28 +283,28 @@ def add_report_row(db: sqlite3.Connection) -> None:
     )
 
 
-def remove_last(db: sqlite3.Connection) -> None:
+def remove_last(db: Tamperer) -> None:
     for table in ("events", "passages"):
         db.execute(f"DELETE FROM {table} WHERE seq = 8")
 
 
-def change_payload(db: sqlite3.Connection) -> None:
+def change_payload(db: Tamperer) -> None:
     # Consistently: the event log and the row the reports read, 36.4 °C made 35.4.
     db.execute("UPDATE events SET payload = replace(payload, '36.4', '35.4') WHERE seq = 5")
     db.execute("UPDATE passages SET temperature_c = 35.4 WHERE seq = 5")
 
 
-def change_row(db: sqlite3.Connection) -> None:
+def change_row(db: Tamperer) -> None:
     db.execute("UPDATE passages SET outcome = 'deny' WHERE seq = 5")  # the log left as it was
 
 
-def reorder(db: sqlite3.Connection) -> None:
+def reorder(db: Tamperer) -> None:
     for table in ("events", "passages"):
         db.execute(f"UPDATE {table} SET seq = CASE seq WHEN 5 THEN 6 ELSE 5 END "
                    "WHERE seq IN (5, 6)")  # fmt: skip
 
 
-def insert(db: sqlite3.Connection) -> None:
+def insert(db: Tamperer) -> None:
     # A copy of seq 5 under another id, linking where seq 5 does: a second seq 5.
     db.execute(
         "INSERT INTO events (event_id, site, node, kind, epoch, seq, node_time, received_at, "
@@ -321,12 +334,11 @@ def insert(db: sqlite3.Connection) -> None:
 )  # fmt: skip
 def test_audit_chain__finds_each_tampering_by_seq(  # noqa: PLR0917 (fixtures and parameters)
     rig: Rig, gate: Gate, config: GatewayConfig, capsys: pytest.CaptureFixture[str],
-    tamper: Callable[[sqlite3.Connection], None], found: list[str],
+    tamper: Callable[[Tamperer], None], found: list[str],
 ) -> None:  # fmt: skip
     rig.arrive(*gate.passages(8))
     assert audit(config, capsys)[0] == 0
-    with sqlite3.connect(config.store.path) as db:
-        tamper(db)
+    tamper(Tamperer(rig.store))
     code, out = audit(config, capsys)
     assert code == 1
     assert "north/g01 outbox life 0: " in out and "problem(s)" in out
@@ -339,8 +351,7 @@ def test_audit_chain__audits_one_node_when_named(
 ) -> None:
     g01, g02 = Gate(tmp_path / "nodes", "g01"), Gate(tmp_path / "nodes", "g02")
     rig.arrive(*g01.passages(3), *g02.passages(2))
-    with sqlite3.connect(config.store.path) as db:
-        db.execute("DELETE FROM events WHERE node = 'g01' AND seq = 2")
+    look_inside(rig.store, "DELETE FROM events WHERE node = 'g01' AND seq = 2")
     code, out = audit(config, capsys, "--node", "north/g02")
     assert (code, out.count("outbox life")) == (0, 1)
     assert "north/g02 outbox life 0: OK: 2 events" in out
@@ -348,13 +359,15 @@ def test_audit_chain__audits_one_node_when_named(
 
 
 def test_audit_chain__a_store_that_is_not_there_is_an_error_not_an_empty_pass(
-    config: GatewayConfig, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = config.store.path.parent / "gateway.yaml"
+    # SQLite-only: a missing file (a PostgreSQL database is not made by opening it).
+    store_path = tmp_path / "gateway.db"
+    path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump({
         "sites": [{"name": "north", "gates": ["g01"]}],
-        "broker": {"url": "mqtts://127.0.0.1:8883"}, "store": {"path": str(config.store.path)},
+        "broker": {"url": "mqtts://127.0.0.1:8883"}, "store": {"path": str(store_path)},
     }), encoding="utf-8")  # fmt: skip
     assert main(["gateway", "audit-chain", "--config", str(path)]) == 1
     assert "no gateway store there" in capsys.readouterr().err
-    assert not config.store.path.exists()
+    assert not store_path.exists()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +18,7 @@ from gateway.alarms import AlarmBook
 from gateway.config import AlarmSection, GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules, last_closed_period
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from gateway.store.records import EventQuery, InboundEvent, InboundPresence, IngestLimits
 from tests.gateway.factory import Gates
 
@@ -41,7 +41,7 @@ class Rig:
 
     def __init__(self, config: GatewayConfig, now: datetime) -> None:
         self.clock = Clock(now)
-        self.store = SqliteStore(config.store.path)
+        self.store = open_store(config.store)
         self.alerts: list[Alert] = []
         self.book = AlarmBook(self.store, self.alerts.append, LiveFeed(), self.clock)
         self.rules = AlarmRules(config, self.store, self.book, self.clock, now)
@@ -70,14 +70,16 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Rig:
+def rig(store_section: StoreSection) -> Iterator[Rig]:
     config = GatewayConfig(
         sites=(SiteSection(name="north", gates=("g01", "g02"), cutoff_hour=17),),
-        store=StoreSection(path=tmp_path / "gateway.db"),
+        store=store_section,
         alarms=AlarmSection(unattended_after_s=60, report_grace_min=30),
     )
     # 10:00 in Shanghai: the 17:00 cut-off is later today.
-    return Rig(config, datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI).astimezone(UTC))
+    made = Rig(config, datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI).astimezone(UTC))
+    yield made
+    made.store.close()
 
 
 def test_rules__a_fever_case_is_one_alarm_for_its_passage_and_its_hold(rig: Rig) -> None:
