@@ -5,9 +5,9 @@ roles, depot scoping and every bad input."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.stock.cover import StockSection, StockTarget
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from gateway.store.records import AccessRole
 
 START = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -71,13 +71,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def desk(tmp_path: Path, clock: Clock) -> Desk:
+def desk(store_section: StoreSection, clock: Clock) -> Iterator[Desk]:
     north = SiteSection(name="north", gates=("g01",), depots=("d01", "d02", "d03"),
                         population=1000, stock_targets=TARGETS)  # fmt: skip
     south = SiteSection(name="south", depots=("s01",))
-    config = GatewayConfig(sites=(north, south), store=StoreSection(path=tmp_path / "g.db"),
+    config = GatewayConfig(sites=(north, south), store=store_section,
                            stock=StockSection(issue_window_days=14, expiring_within_days=30))  # fmt: skip
-    store = SqliteStore(config.store.path)
+    store = open_store(config.store)
     live = LiveFeed()
     context = GatewayContext(
         config=config, store=store, alarms=AlarmBook(store, lambda alert: None, live),
@@ -85,7 +85,8 @@ def desk(tmp_path: Path, clock: Clock) -> Desk:
     )  # fmt: skip
     for name, (role, depots) in TOKENS.items():
         store.add_token(hash_token(f"gpt_{name}-secret"), name, role, START, depots)
-    return Desk(TestClient(create_app(context)))
+    yield Desk(TestClient(create_app(context)))
+    store.close()
 
 
 def receive(desk: Desk, depot: str, item: str, quantity: str, *, unit: str, lot: str = "",
