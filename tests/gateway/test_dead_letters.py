@@ -22,11 +22,11 @@ from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, IngestSection, SiteSection, StoreSection
 from gateway.ingest import triage
-from gateway.store import SqliteStore
+from gateway.store import SqliteStore, SqlStore
 from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import DeadLetter, IngestLimits
 from gateway.subscriber import Delivery
-from tests.gateway.factory import Gates
+from tests.gateway.factory import Gates, look_inside
 from tests.gateway.test_api_access import bearer, open_api
 from tests.gateway.test_api_metrics import scrape
 
@@ -40,11 +40,13 @@ def delivery(topic: str, payload: bytes) -> Delivery:
     return Delivery(topic, payload, 1, 1, False, datetime.now(UTC), 1)
 
 
-def letters(store: SqliteStore) -> list[tuple[str, int, str, int]]:
+def letters(store: SqlStore) -> list[tuple[str, int, str, int]]:
     """(reason, size, sha256, bytes kept) of each dead letter, newest first."""
     return [
-        (row["reason"], row["size"], row["sha256"], len(row["payload"]))
-        for row in store.db.query("SELECT * FROM dead_letters ORDER BY id DESC")
+        (reason, size, sha256, len(payload))
+        for reason, size, sha256, payload in look_inside(
+            store, "SELECT reason, size, sha256, payload FROM dead_letters ORDER BY id DESC"
+        )
     ]
 
 
@@ -75,7 +77,7 @@ def test_triage__an_oversized_payload_is_a_dead_letter_and_never_decoded(
 
 
 def test_triage__the_limit_is_the_configs(tmp_path: Path, gates: Gates) -> None:
-    config = GatewayConfig(
+    config = GatewayConfig(  # triage never opens the store: no backend to vary
         sites=(SiteSection(name="north", gates=("g01",)),),
         store=StoreSection(path=tmp_path / "gateway.db"),
         ingest=IngestSection(payload_max_bytes=1024),
@@ -136,7 +138,7 @@ def test_triage__the_largest_valid_node_messages_fit_the_default_limit(
 
 
 def test_dead_letters__keep_a_prefix_with_the_whole_size_and_hash(
-    gateway_context: GatewayContext, store: SqliteStore
+    gateway_context: GatewayContext, store: SqlStore
 ) -> None:
     junk = bytes(range(256)) * 256  # 64 KiB
     store.write([], dead=[DeadLetter("gatepost/v1/north/gate/g01/event/passage", junk, "junk",
@@ -147,16 +149,15 @@ def test_dead_letters__keep_a_prefix_with_the_whole_size_and_hash(
     assert len(shown["payload"]) <= 1024
 
 
-def test_dead_letters__a_long_topic_and_reason_are_cut_too(store: SqliteStore) -> None:
+def test_dead_letters__a_long_topic_and_reason_are_cut_too(store: SqlStore) -> None:
     reason = "payload is not a valid Passage: " + "; ".join(["reasons.0: bad"] * 10_000)
     store.write([], dead=[DeadLetter("x/" * 30_000, b"{}", reason, datetime.now(UTC))])
-    (row,) = store.db.query("SELECT length(topic) AS topic, length(reason) AS reason "
-                            "FROM dead_letters")  # fmt: skip
-    assert (row["topic"], row["reason"]) == (512, 2000)
+    (row,) = look_inside(store, "SELECT length(topic), length(reason) FROM dead_letters")
+    assert row == (512, 2000)
 
 
 def test_dead_letters__the_oldest_are_dropped_past_the_cap_and_counted(
-    gateway_context: GatewayContext, store: SqliteStore
+    gateway_context: GatewayContext, store: SqlStore
 ) -> None:
     api = TestClient(create_app(gateway_context))
     limits = IngestLimits(dead_letters_max=100, dead_letter_keep_bytes=1024)
@@ -176,6 +177,7 @@ def test_dead_letters__the_oldest_are_dropped_past_the_cap_and_counted(
 
 
 def test_dead_letters__junk_does_not_grow_the_store(tmp_path: Path) -> None:
+    # SQLite-only: the file's page count (PostgreSQL's vacuum keeps its own space).
     # 18 MB of junk once grew a store by as much again; now by at most the cap's worth.
     store = SqliteStore(tmp_path / "gateway.db")
     limits = IngestLimits(dead_letters_max=100)
@@ -191,6 +193,7 @@ def test_dead_letters__junk_does_not_grow_the_store(tmp_path: Path) -> None:
 
 
 def test_migrations__dead_letters_kept_before_keep_no_more_than_new_ones(tmp_path: Path) -> None:
+    # SQLite-only: a SQLite file from before migration 0006, migrated forward.
     path = tmp_path / "gateway.db"
     conn = sqlite3.connect(path, isolation_level=None)
     before = tuple(m for m in MIGRATIONS if m.name < "0006")

@@ -13,29 +13,26 @@ import pytest
 
 from edge.contract.events import CheckpointCounts, DepotReading, DepotReadingBatch
 from edge.gate.daily import tally
-from gateway.store import SqliteStore
+from gateway.store import SqliteStore, SqlStore
 from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.schema import Migration
-from tests.gateway.factory import Gates
+from tests.gateway.factory import Gates, look_inside
 
 
-def test_store__connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "gateway.db")
+def test_store__connections_of_ended_threads_are_closed(store: SqlStore) -> None:
     for _ in range(50):
         thread = threading.Thread(target=store.nodes)  # each opens its own connection
         thread.start()
         thread.join()
     store.nodes()
-    assert len(store._all) <= 2  # this thread's, and at most the last worker's
-    store.close()
+    assert len(store._all) <= 2  # type: ignore[attr-defined]  # this thread's, and at most the last worker's
 
 
-def test_counts__the_store_counts_as_the_gate_tallies(tmp_path: Path) -> None:
+def test_counts__the_store_counts_as_the_gate_tallies(store: SqlStore) -> None:
     # The gateway's SQL and the gate's own tally (edge.gate.daily) must agree, or a
     # gate's daily report and the gateway's summary of the same day would differ.
     rng = random.Random(7)
     gates = Gates("north")
-    store = SqliteStore(tmp_path / "gateway.db")
     events = []
     for _ in range(400):
         draw = rng.random()
@@ -66,10 +63,10 @@ def test_counts__the_store_counts_as_the_gate_tallies(tmp_path: Path) -> None:
             if node is None or item.node == node:
                 expected = tally(expected, item.event)
         assert store.counts("north", node, since) == expected
-    store.close()
 
 
 def test_migrations__applied_once_each_and_recorded(tmp_path: Path) -> None:
+    # SQLite-only: SQLite's migrations 0001..0022 (PostgreSQL's baseline: test_schema_pg.py).
     store = SqliteStore(tmp_path / "gateway.db")
     db = store.db  # sqlite-utils, for looking inside
     assert [row["name"] for row in db["_migrations"].rows] == [m.name for m in MIGRATIONS]
@@ -79,6 +76,7 @@ def test_migrations__applied_once_each_and_recorded(tmp_path: Path) -> None:
 
 
 def test_migrations__one_that_fails_is_rolled_back_whole(tmp_path: Path) -> None:
+    # SQLite-only: SQLite's migration runner and its schema table.
     conn = sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)
     broken = Migration("0099-broken", "CREATE TABLE half (x); CREATE TABLE half (y)")
     with pytest.raises(sqlite3.OperationalError, match="already exists"):
@@ -93,7 +91,8 @@ def test_migrations__a_trigger_with_semicolons_in_its_body_is_one_statement(
     tmp_path: Path,
 ) -> None:
     # The stock ledger's immutability is made by the migrations, before any write: a row
-    # put in by hand is refused a change as one the ledger wrote.
+    # put in by hand is refused a change as one the ledger wrote. SQLite-only: SQLite's
+    # migration text split into statements (PostgreSQL's refusals: test_schema_pg.py).
     SqliteStore(tmp_path / "gateway.db").close()
     conn = sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)
     triggers = {
@@ -106,7 +105,7 @@ def test_migrations__a_trigger_with_semicolons_in_its_body_is_one_statement(
         conn.execute("UPDATE stock_lots SET lot = 'L2'")
 
 
-def test_depot_readings__every_poll_round_of_a_batch_is_kept(tmp_path: Path) -> None:
+def test_depot_readings__every_poll_round_of_a_batch_is_kept(store: SqlStore) -> None:
     # A depot node batches several poll rounds of its bus: two samples of each sensor.
     gates = Gates()
     start = gates.now
@@ -119,19 +118,18 @@ def test_depot_readings__every_poll_round_of_a_batch_is_kept(tmp_path: Path) -> 
         for sensor, address in (("cold-store-1", 1), ("cold-store-2", 2))
     )  # fmt: skip
     batch = gates.inbound("d01", DepotReadingBatch, readings=readings)
-    store = SqliteStore(tmp_path / "gateway.db")
     store.write([batch])
     store.write([batch])  # redelivered: stored once
-    rows = store.db.execute(
-        "SELECT sensor, temperature_c FROM depot_readings ORDER BY sensor, at"
-    ).fetchall()
-    store.close()
+    rows = look_inside(
+        store, "SELECT sensor, temperature_c FROM depot_readings ORDER BY sensor, at"
+    )
     assert rows == [
         ("cold-store-1", 4.0), ("cold-store-1", 5.0), ("cold-store-2", 4.0), ("cold-store-2", 5.0),
     ]  # fmt: skip
 
 
 def test_migration_0009__keeps_the_readings_stored_before(tmp_path: Path) -> None:
+    # SQLite-only: a SQLite file from before migration 0009, migrated forward.
     path = tmp_path / "gateway.db"
     conn = sqlite3.connect(path, isolation_level=None)
     before = tuple(m for m in MIGRATIONS if m.name < "0009")
