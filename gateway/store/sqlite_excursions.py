@@ -41,7 +41,7 @@ class Excursion:
 
 
 class Excursions:
-    """Depot excursion state of SqliteStore (mixed in)."""
+    """Depot excursion state of SqlStore (mixed in)."""
 
     def _conn(self) -> Connection:
         raise NotImplementedError
@@ -83,10 +83,12 @@ class Excursions:
         self, site: str, node: str, zones: Sequence[str], after: datetime
     ) -> list[tuple[DepotReading, datetime]]:
         marks = ",".join("?" * len(zones))
+        # Readings of one time in the order they arrived, whichever engine plans the sort.
         sql = (
             "SELECT r.sensor, r.bus_address, r.at, r.status, r.temperature_c, "  # noqa: S608
             "r.humidity_pct, e.received_at FROM depot_readings r JOIN events e USING (event_id) "
-            f"WHERE r.site=? AND r.node=? AND r.sensor IN ({marks}) AND r.at > ? ORDER BY r.at"
+            f"WHERE r.site=? AND r.node=? AND r.sensor IN ({marks}) AND r.at > ? "
+            "ORDER BY r.at, r.arrival"
         )
         rows = self._conn().execute(sql, (site, node, *zones, utc_text(after)))
         return [

@@ -72,6 +72,7 @@ CREATE TEMP TABLE IF NOT EXISTS depot_roll_new (
     PRIMARY KEY (site, node, zone, minute)
 )
 """
+_PG_EMPTIED = " ON COMMIT DELETE ROWS"
 # Grouped by the hour and the zone's marks too: they are one per group (the hour is the
 # minute's prefix, a zone has one depot_series row), and PostgreSQL selects only what is
 # grouped or aggregated.
@@ -183,7 +184,9 @@ class Purged:
 
 
 class Rollups:
-    """Depot rollups and retention of SqliteStore (mixed in)."""
+    """Depot rollups and retention of SqlStore (mixed in)."""
+
+    engine: str
 
     def _conn(self) -> Connection:
         raise NotImplementedError
@@ -200,6 +203,9 @@ class Rollups:
         sql = "SELECT 1 FROM depot_readings WHERE arrival > ? LIMIT 1"
         if conn.execute(sql, (through,)).fetchone() is None:
             return Rolled(0, 0, 0, through)  # nothing new: no write lock taken from ingest
+        # The store's write transaction (on PostgreSQL the exclusive write lock, which waits
+        # for every ingest batch in flight): each arrival up to the newest is committed or
+        # gone, so no reading committed later can fall below the watermark.
         with self._transaction() as conn:
             through = _watermark(conn)
             upto = conn.execute(
@@ -217,7 +223,9 @@ class Rollups:
                 "ON CONFLICT DO NOTHING",
                 window,
             )
-            conn.execute(_NEW_TABLE)
+            # PostgreSQL never vacuums a temporary table: emptied at each commit there, it
+            # does not grow with dead rows; SQLite's is emptied by the DELETE.
+            conn.execute(_NEW_TABLE + _PG_EMPTIED if self.engine == "postgresql" else _NEW_TABLE)
             conn.execute("DELETE FROM depot_roll_new")
             conn.execute(_NEW_FILL, window)
             conn.execute(_MINUTES_FROM_RAW)
