@@ -349,7 +349,7 @@ def _inputs(conn: Connection, site: str, item: str, depots: Sequence[str]) -> Al
         positions = conn.execute(
             "SELECT lot, designated_to, expires_on, steps, unit FROM stock_on_hand "
             "WHERE site = ? AND depot = ? AND item = ? AND steps != 0 "
-            "ORDER BY expires_on, lot, designated_to",
+            "ORDER BY expires_on NULLS FIRST, lot, designated_to",  # SQLite's NULL order
             (site, depot, item),
         )
         available[depot] = tuple(

@@ -72,8 +72,8 @@ class StockLedger:
     def stock_on_hand(self, site: str, depot: str) -> list[OnHand]:
         rows = self._conn().execute(
             "SELECT item, lot, designated_to, expires_on, steps, unit FROM stock_on_hand "
-            "WHERE site = ? AND depot = ? AND steps != 0 ORDER BY item, expires_on, lot, "
-            "designated_to",
+            "WHERE site = ? AND depot = ? AND steps != 0 "
+            "ORDER BY item, expires_on NULLS FIRST, lot, designated_to",  # SQLite's NULL order
             (site, depot),
         )
         return [
@@ -171,8 +171,11 @@ class StockLedger:
             "SELECT e.item, e.lot, e.designated_to, l.expires_on, SUM(e.steps), e.unit "
             "FROM stock_entries e LEFT JOIN stock_lots l ON l.item = e.item AND l.lot = e.lot "
             "WHERE e.site = ? AND e.depot = ? AND e.at < ? "
-            "GROUP BY e.item, e.lot, e.designated_to, e.unit HAVING SUM(e.steps) != 0 "
-            "ORDER BY e.item, l.expires_on, e.lot, e.designated_to",
+            # l.expires_on is grouped too: one per lot, so the same groups, and PostgreSQL
+            # refuses a selected column neither grouped nor aggregated.
+            "GROUP BY e.item, e.lot, e.designated_to, e.unit, l.expires_on "
+            "HAVING SUM(e.steps) != 0 "
+            "ORDER BY e.item, l.expires_on NULLS FIRST, e.lot, e.designated_to",
             (site, depot, utc_text(at)),
         )
         return [

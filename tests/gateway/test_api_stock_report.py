@@ -7,11 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,11 +35,13 @@ from gateway.stock.daily_report import (
     StockReportSection,
     SubmissionDraft,
 )
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from gateway.store.records import AccessRole
+from gateway.store.sql import INTEGRITY_ERRORS
 from simulators.broker import PrivateBroker
 from tests.browser import assert_chinese_renders
 from tests.conftest import Subscriber, gateway_broker, identity, running_gateway
+from tests.gateway.factory import look_inside
 
 DAY = "2026-12-05"
 MORNING = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -68,16 +68,16 @@ class Clock:
 class Rig:
     """The API over a real store, as each token's holder calls it, and the tick's rule."""
 
-    def __init__(self, path: Path, report: StockReportSection | None = None) -> None:
+    def __init__(self, section: StoreSection, report: StockReportSection | None = None) -> None:
         self.clock = Clock()
         north = SiteSection(name="north", gates=("g01",), depots=("d01", "d02"),
                             stock_items=(OWN_ITEM,))  # fmt: skip
         south = SiteSection(name="south", depots=("s01",))
         self.config = GatewayConfig(
-            sites=(north, south), store=StoreSection(path=path),
+            sites=(north, south), store=section,
             stock=StockSection(report=report or StockReportSection()),
         )  # fmt: skip
-        self.store = SqliteStore(path)
+        self.store = open_store(section)
         self.alerts: list[Alert] = []
         live = LiveFeed()
         self.book = AlarmBook(self.store, self.alerts.append, live, self.clock)
@@ -128,8 +128,10 @@ def ok(answer: Any) -> Any:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Rig:
-    return Rig(tmp_path / "g.db")
+def rig(store_section: StoreSection) -> Iterator[Rig]:
+    made = Rig(store_section)
+    yield made
+    made.store.close()
 
 
 def depot_of(report: dict[str, Any], depot: str) -> Any:
@@ -281,14 +283,12 @@ def test_submit__a_depots_day_takes_at_most_versions_max(
 
 def test_submit__a_kept_version_cannot_be_changed_or_deleted(rig: Rig) -> None:
     ok(rig.submit(note="first"))
-    conn = sqlite3.connect(rig.store.path)
     for sql in (
         "UPDATE stock_daily_reports SET note = 'changed'",
         "DELETE FROM stock_daily_reports",
     ):
-        with pytest.raises(sqlite3.IntegrityError, match="submitted stock reports are immutable"):
-            conn.execute(sql)
-    conn.close()
+        with pytest.raises(INTEGRITY_ERRORS, match="submitted stock reports are immutable"):
+            look_inside(rig.store, sql)
     assert [v["note"] for v in ok(rig.get(f"/api/stock/north/d01/daily-reports/{DAY}"))] == [
         "first"
     ]
@@ -408,15 +408,15 @@ def live(rig: Rig) -> set[tuple[str | None, str]]:
             and a.site == "north" and a.kind == AlertKind.STOCK_REPORT_MISSING}  # fmt: skip
 
 
-def test_alarm__disabled_raises_nothing(tmp_path: Path) -> None:
-    rig = Rig(tmp_path / "g.db", StockReportSection(enabled=False))
+def test_alarm__disabled_raises_nothing(store_section: StoreSection) -> None:
+    rig = Rig(store_section, StockReportSection(enabled=False))
     rig.clock.now = DEADLINE + timedelta(hours=1)
     rig.rules().check()
     assert rig.raised() == []
 
 
-def test_alarm__the_deadline_is_the_configured_local_time(tmp_path: Path) -> None:
-    rig = Rig(tmp_path / "g.db", StockReportSection(demand="08:00", allocation="09:00",
+def test_alarm__the_deadline_is_the_configured_local_time(store_section: StoreSection) -> None:
+    rig = Rig(store_section, StockReportSection(demand="08:00", allocation="09:00",
                                                     report="10:00"))  # fmt: skip
     rig.clock.now = datetime(2026, 12, 5, 1, 59, tzinfo=UTC)  # 09:59 in Shanghai
     rig.rules().check()
@@ -428,14 +428,14 @@ def test_alarm__the_deadline_is_the_configured_local_time(tmp_path: Path) -> Non
 
 
 def test_alarm__the_running_gateways_tick_sends_it_on_mqtt_and_a_submission_clears_it(
-    broker: PrivateBroker, tmp_path: Path
+    broker: PrivateBroker, store_section: StoreSection
 ) -> None:
     clock = Clock()
     clock.now = DEADLINE - timedelta(seconds=2)
     config = GatewayConfig(
         sites=(SiteSection(name="north", depots=("d01",)),),
         broker=gateway_broker(broker, "gw-stock-report"),
-        store=StoreSection(path=tmp_path / "g.db"), http=HttpSection(port=0),
+        store=store_section, http=HttpSection(port=0),
         alarms=AlarmSection(check_every_s=0.2),
     )  # fmt: skip
     watcher = Subscriber.connect(identity(broker, "command-report"), "command-report")
