@@ -31,6 +31,7 @@ from simulators.devices.depot_scenarios import (
 )
 from simulators.devices.modbus_bus import CompressedClock, SimulatedModbusBus
 from tests.conftest import (
+    PostgresDatabases,
     Subscriber,
     alerts_until,
     gateway_broker,
@@ -61,6 +62,16 @@ COLD_FAST = StorageClass.model_validate({
 })  # fmt: skip
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_section(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSection:
+    """The gateway's store: a SQLite file, then a fresh PostgreSQL database (the session's
+    private cluster), as the gateway tests' own fixture gives them."""
+    if request.param == "postgresql":
+        databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+        return StoreSection(path=tmp_path / "gateway.db", url=databases.new())
+    return StoreSection(path=tmp_path / "gateway.db")
+
+
 @pytest.fixture
 def locked(tmp_path: Path) -> Iterator[PrivateBroker]:
     with locked_site(
@@ -76,7 +87,7 @@ def locked(tmp_path: Path) -> Iterator[PrivateBroker]:
 
 
 def test_a_failed_compressor_alarms_an_hour_after_the_store_crossed_8_c_and_clears_once_cold(
-    tmp_path: Path, locked: PrivateBroker
+    tmp_path: Path, locked: PrivateBroker, store_section: StoreSection
 ) -> None:
     sim = CompressedClock(SPEEDUP)
     began = datetime.now(UTC)
@@ -105,7 +116,7 @@ def test_a_failed_compressor_alarms_an_hour_after_the_store_crossed_8_c_and_clea
             depot_stale_after_min=0,  # heartbeats are real seconds: compressed, they lag
         ),),
         broker=gateway_broker(locked, "gw-e2e"),
-        store=StoreSection(path=tmp_path / "gateway.db"),
+        store=store_section,
         http=HttpSection(port=0),
         alarms=AlarmSection(check_every_s=0.2),
     )  # fmt: skip
