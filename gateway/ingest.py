@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -377,8 +376,7 @@ class Ingest:
                 written = self._store.write(
                     sorted_.events, sorted_.presence, sorted_.dead, self._cases, self._limits
                 )
-            # sqlite3's own error too: a store double may raise it without translating.
-            except (StoreUnavailable, sqlite3.OperationalError) as error:
+            except StoreUnavailable as error:
                 self._stats.retried()
                 tries += 1
                 problem = f"{type(error).__name__}: {error}"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as paho
 import pytest
@@ -32,7 +31,7 @@ from gateway.ingest import DeliveryQueue, Ingest, triage
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
 from gateway.stats import IngestStats
-from gateway.store import SqliteStore
+from gateway.store import SqlStore, StoreUnavailable, open_store
 from gateway.store.records import EventQuery, InboundEvent, Written
 from gateway.subscriber import Delivery
 from simulators.broker import PrivateBroker
@@ -50,21 +49,41 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
         time.sleep(0.05)
 
 
-def config_for(broker: PrivateBroker, tmp_path: Path, **alarms: float) -> GatewayConfig:
+def config_for(
+    broker: PrivateBroker, store_section: StoreSection, **alarms: float
+) -> GatewayConfig:
     return GatewayConfig(
         sites=(SiteSection(name="north", gates=("g01", "g02")),),
         broker=gateway_broker(broker, "gw-test", session_expiry_s=600),
-        store=StoreSection(path=tmp_path / "gateway.db"),
+        store=store_section,
         ingest=IngestSection(batch_wait_ms=5),
         alarms=AlarmSection(**alarms),
     )
 
 
+class Doubled:
+    """A real store of either engine with its `write` replaced by the subclass's; every
+    other call goes to the real one."""
+
+    def __init__(self, real: SqlStore) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def write(self, *args: Any, **kwargs: Any) -> Written:
+        raise NotImplementedError
+
+    def as_store(self) -> SqlStore:
+        """This double where a store is taken (it answers every call a store does)."""
+        return cast("SqlStore", self)
+
+
 class Running:
     """An Ingest with its alarm rules, as the gateway wires them."""
 
-    def __init__(self, config: GatewayConfig) -> None:
-        self.store = SqliteStore(config.store.path)
+    def __init__(self, config: GatewayConfig, store: SqlStore | None = None) -> None:
+        self.store = store or open_store(config.store)
         self.alerts: list[Alert] = []
         self.stats = IngestStats()
         live = LiveFeed()
@@ -108,10 +127,10 @@ def send(client: paho.Client, item: InboundEvent, topic: str | None = None) -> N
 
 
 def test_ingest__a_redelivered_event_is_stored_once(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
     first = gates.passage()
-    with running(config_for(broker, tmp_path)) as gateway:
+    with running(config_for(broker, store_section)) as gateway:
         for _ in range(3):
             send(node, first)
         send(node, gates.passage())
@@ -122,10 +141,10 @@ def test_ingest__a_redelivered_event_is_stored_once(
 
 
 def test_ingest__out_of_order_events_are_listed_in_seq_order(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
     made = [gates.passage() for _ in range(5)]
-    with running(config_for(broker, tmp_path)) as gateway:
+    with running(config_for(broker, store_section)) as gateway:
         for index in (3, 0, 4, 2, 1):
             send(node, made[index])
         wait_until(lambda: len(gateway.seqs()) == 5)
@@ -137,10 +156,10 @@ def test_ingest__out_of_order_events_are_listed_in_seq_order(
 
 
 def test_ingest__a_seq_gap_raises_data_loss_and_filling_it_clears_the_alarm(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
     made = [gates.passage() for _ in range(4)]
-    with running(config_for(broker, tmp_path, gap_grace_s=0.3)) as gateway:
+    with running(config_for(broker, store_section, gap_grace_s=0.3)) as gateway:
         for item in (made[0], made[3]):
             send(node, item)
         wait_until(lambda: len(gateway.seqs()) == 2)
@@ -165,9 +184,9 @@ def test_ingest__a_seq_gap_raises_data_loss_and_filling_it_clears_the_alarm(
 
 
 def test_ingest__a_seq_past_the_configured_jump_is_quarantined_and_counted_as_refused(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
-    config = config_for(broker, tmp_path).model_copy(
+    config = config_for(broker, store_section).model_copy(
         update={"ingest": IngestSection(batch_wait_ms=5, seq_jump_max=1000)}
     )
     with running(config) as gateway:
@@ -197,13 +216,13 @@ def test_ingest__a_seq_past_the_configured_jump_is_quarantined_and_counted_as_re
 )  # fmt: skip
 def test_ingest__bad_messages_land_in_dead_letters_and_ingest_goes_on(
     broker: PrivateBroker,
-    tmp_path: Path,
+    store_section: StoreSection,
     node: paho.Client,
     gates: Gates,
     case: tuple[str, bytes | None, str],
 ) -> None:
     topic, payload, reason = case
-    with running(config_for(broker, tmp_path)) as gateway:
+    with running(config_for(broker, store_section)) as gateway:
         bad = payload if payload is not None else encode(gates.passage().event)
         node.publish(topic, bad, qos=1).wait_for_publish(5)
         send(node, gates.passage())
@@ -216,10 +235,10 @@ def test_ingest__bad_messages_land_in_dead_letters_and_ingest_goes_on(
 
 
 def test_ingest__a_site_not_in_the_config_is_not_subscribed_to(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
     # The gateway subscribes to its own sites only (a site's ACL grants it no others).
-    with running(config_for(broker, tmp_path)) as gateway:
+    with running(config_for(broker, store_section)) as gateway:
         south = topics.event(Site("south").node(Role.GATE, "g01"), EventKind.PASSAGE)
         node.publish(south, encode(gates.passage().event), qos=1).wait_for_publish(5)
         send(node, gates.passage())
@@ -231,9 +250,9 @@ def test_ingest__a_site_not_in_the_config_is_not_subscribed_to(
 
 
 def test_ingest__a_gateway_restarted_while_events_flow_loses_none(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
-    config = config_for(broker, tmp_path)
+    config = config_for(broker, store_section)
     made = [gates.passage() for _ in range(600)]
     sent = threading.Event()
 
@@ -257,14 +276,14 @@ def test_ingest__a_gateway_restarted_while_events_flow_loses_none(
 
 
 def test_ingest__births_deaths_and_heartbeats_set_presence_and_offline_alarms(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client
 ) -> None:
     now = datetime.now(UTC)
     birth = Birth(
         session=3, node_time=now, role=Role.GATE, version="1.0", config_hash="ab" * 8,
         heartbeat_s=10, trust_list_age_s=60.0,
     )  # fmt: skip
-    with running(config_for(broker, tmp_path)) as gateway:
+    with running(config_for(broker, store_section)) as gateway:
         node.publish(topics.status(G01), encode(birth), qos=1, retain=True).wait_for_publish(5)
         wait_until(lambda: (r := gateway.store.node("north", "g01")) is not None and r.online)
         record = gateway.store.node("north", "g01")
@@ -294,25 +313,25 @@ def test_ingest__births_deaths_and_heartbeats_set_presence_and_offline_alarms(
         assert gateway.store.alarm(alarm.alarm_id).state == "cleared"
 
 
-class FullDisk(SqliteStore):
-    """The real store, except that its first writes fail the way a full disk does."""
+class FullDisk(Doubled):
+    """The real store, except that its first writes find it unavailable, as a full disk or
+    a lost database server leaves it."""
 
     failures = 3
 
     def write(self, *args: Any, **kwargs: Any) -> Written:
         if self.failures:
             self.failures -= 1
-            raise sqlite3.OperationalError("database or disk is full")
-        return super().write(*args, **kwargs)
+            raise StoreUnavailable("database or disk is full")
+        return self.real.write(*args, **kwargs)
 
 
 def test_ingest__a_store_that_cannot_write_holds_the_batch_and_loses_nothing(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
-    config = config_for(broker, tmp_path)
-    gateway = Running(config)
-    gateway.store = FullDisk(config.store.path)
-    gateway.ingest = Ingest(config, gateway.store, gateway.stats, gateway._on_stored, alarm_cases)
+    config = config_for(broker, store_section)
+    full = FullDisk(open_store(config.store))
+    gateway = Running(config, full.as_store())
     gateway.ingest.start()
     try:
         assert gateway.ingest.wait_connected(10)
@@ -321,20 +340,19 @@ def test_ingest__a_store_that_cannot_write_holds_the_batch_and_loses_nothing(
             send(node, gates.passage())
         wait_until(lambda: len(gateway.seqs()) == 5, timeout_s=15)
         assert gateway.seqs() == [1, 2, 3, 4, 5]
-        assert gateway.store.failures == 0
+        assert full.failures == 0
     finally:
         gateway.ingest.stop()
         gateway.store.close()
 
 
 def test_ingest__stopped_while_the_store_refuses_acknowledges_nothing_and_the_next_start_has_all(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
-    config = config_for(broker, tmp_path)
-    gateway = Running(config)
-    gateway.store = FullDisk(config.store.path)
-    gateway.store.failures = 1_000
-    gateway.ingest = Ingest(config, gateway.store, gateway.stats, gateway._on_stored, alarm_cases)
+    config = config_for(broker, store_section)
+    full = FullDisk(open_store(config.store))
+    full.failures = 1_000
+    gateway = Running(config, full.as_store())
     gateway.ingest.start()
     assert gateway.ingest.wait_connected(10)
     time.sleep(0.2)
@@ -348,9 +366,9 @@ def test_ingest__stopped_while_the_store_refuses_acknowledges_nothing_and_the_ne
 
 
 def test_ingest__stopped_with_a_backlog_stops_at_once_and_the_next_start_stores_it_all(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
-    config = config_for(broker, tmp_path)
+    config = config_for(broker, store_section)
     with running(config):
         pass  # the session exists: the broker queues for it from here on
     made = [gates.passage() for _ in range(20_000)]
@@ -371,7 +389,7 @@ def test_ingest__stopped_with_a_backlog_stops_at_once_and_the_next_start_stores_
         assert restarted.seqs() == list(range(1, 20_001))
 
 
-class RefusesOne(SqliteStore):
+class RefusesOne(Doubled):
     """The real store, refusing any batch that holds one particular event."""
 
     refused = ""
@@ -379,18 +397,17 @@ class RefusesOne(SqliteStore):
     def write(self, events: Any, *args: Any, **kwargs: Any) -> Written:
         if any(item.event.event_id == self.refused for item in events):
             raise ValueError("cannot store this one")
-        return super().write(events, *args, **kwargs)
+        return self.real.write(events, *args, **kwargs)
 
 
 def test_ingest__an_event_the_store_refuses_is_dead_lettered_alone(
-    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
-    config = config_for(broker, tmp_path)
-    gateway = Running(config)
-    gateway.store = RefusesOne(config.store.path)
+    config = config_for(broker, store_section)
+    refuses = RefusesOne(open_store(config.store))
     made = [gates.passage() for _ in range(5)]
-    gateway.store.refused = made[2].event.event_id
-    gateway.ingest = Ingest(config, gateway.store, gateway.stats, gateway._on_stored, alarm_cases)
+    refuses.refused = made[2].event.event_id
+    gateway = Running(config, refuses.as_store())
     gateway.ingest.start()
     try:
         assert gateway.ingest.wait_connected(10)
