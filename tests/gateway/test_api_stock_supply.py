@@ -4,9 +4,9 @@ reads."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +20,10 @@ from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.stock.cover import StockTarget
 from gateway.stock.ledger import Movement
-from gateway.store import SqliteStore
+from gateway.store import SqlStore, open_store
 from gateway.store.records import AccessRole
+from gateway.store.sql import INTEGRITY_ERRORS
+from tests.gateway.factory import look_inside
 
 START = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 TODAY = date(2026, 12, 6)
@@ -37,7 +39,7 @@ PORK = {"item": "pork", "unit": "kg", "price": "32.50", "observed_on": "2026-12-
 
 
 class Desk:
-    def __init__(self, client: TestClient, store: SqliteStore) -> None:
+    def __init__(self, client: TestClient, store: SqlStore) -> None:
         self.client = client
         self.store = store
         self.count = 0
@@ -53,19 +55,19 @@ class Desk:
         return self.client.get(path, headers={"Authorization": f"Bearer gpt_{who}-secret"})
 
     def stored(self) -> tuple[list[Any], int]:
-        rows = self.store.db.execute("SELECT * FROM stock_prices ORDER BY id").fetchall()
+        rows = look_inside(self.store, "SELECT * FROM stock_prices ORDER BY id")
         return rows, len(self.store.audit_log(10_000))
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> Desk:
+def desk(store_section: StoreSection) -> Iterator[Desk]:
     north = SiteSection(
         name="north", depots=("d01", "d02"), population=1000,
         stock_targets=(StockTarget(item="grain", days=15, per_person_daily=Decimal("0.4")),),
     )  # fmt: skip
     south = SiteSection(name="south", depots=("s01",))
-    config = GatewayConfig(sites=(north, south), store=StoreSection(path=tmp_path / "gw.db"))
-    store = SqliteStore(config.store.path)
+    config = GatewayConfig(sites=(north, south), store=store_section)
+    store = open_store(config.store)
     live = LiveFeed()
     context = GatewayContext(
         config=config, store=store, alarms=AlarmBook(store, lambda alert: None, live),
@@ -73,7 +75,8 @@ def desk(tmp_path: Path) -> Desk:
     )  # fmt: skip
     for name, (role, depots) in TOKENS.items():
         store.add_token(hash_token(f"gpt_{name}-secret"), name, role, START, depots)
-    return Desk(TestClient(create_app(context)), store)
+    yield Desk(TestClient(create_app(context)), store)
+    store.close()
 
 
 def ok(answer: Any) -> Any:
@@ -176,10 +179,10 @@ def test_prices__listed_newest_first_by_item_and_in_pages(desk: Desk) -> None:
 
 def test_prices__stored_rows_cannot_be_changed(desk: Desk) -> None:
     ok(desk.post(PORK))
-    with pytest.raises(Exception, match="immutable"):
-        desk.store.db.execute("UPDATE stock_prices SET price_fen = 1")
-    with pytest.raises(Exception, match="immutable"):
-        desk.store.db.execute("DELETE FROM stock_prices")
+    with pytest.raises(INTEGRITY_ERRORS, match="immutable"):
+        look_inside(desk.store, "UPDATE stock_prices SET price_fen = 1")
+    with pytest.raises(INTEGRITY_ERRORS, match="immutable"):
+        look_inside(desk.store, "DELETE FROM stock_prices")
 
 
 # --- the level the dashboard reads ---------------------------------------------------------
