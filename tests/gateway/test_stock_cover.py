@@ -1,16 +1,15 @@
 """Days of cover, reserve targets, the shortage alarm, expiring lots and first-expiry-first-out:
-the pure rules as properties, the ledger's issue sums and the alarm over a real SQLite store."""
+the pure rules as properties, the ledger's issue sums and the alarm over a real store (a SQLite
+file and a PostgreSQL database)."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -35,7 +34,7 @@ from gateway.stock.cover import (
     site_totals,
 )
 from gateway.stock.ledger import Movement, OnHand
-from gateway.store import SqliteStore
+from gateway.store import SqlStore, open_store
 from simulators.broker import PrivateBroker
 from tests.conftest import Subscriber, gateway_broker, identity, running_gateway
 
@@ -83,7 +82,7 @@ def test_cover__an_item_cover_is_on_hand_over_the_daily_average(
     assert cover.days is not None and cover.days * cover.daily_issue == pytest.approx(held)
 
 
-def test_cover__an_expired_lot_is_not_cover(store: SqliteStore) -> None:
+def test_cover__an_expired_lot_is_not_cover(store: SqlStore) -> None:
     site = SiteSection(name="north", depots=("d01",))
     write(store, receipt("edible-oil", 100_000, "OLD", TODAY + timedelta(days=1)))
     write(store, receipt("edible-oil", 50_000, "NEW", TODAY + timedelta(days=90)))
@@ -94,14 +93,7 @@ def test_cover__an_expired_lot_is_not_cover(store: SqliteStore) -> None:
     assert cover.days == Decimal(50)  # 50 L at 1 L a day
 
 
-# --- the ledger's issue sums (real SQLite) -------------------------------------------------
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    found = SqliteStore(tmp_path / "gateway.db")
-    yield found
-    found.close()
+# --- the ledger's issue sums (a real store: the `store` fixture, on both engines) ----------
 
 
 def receipt(item: str, steps: int, lot_: str = "", expires: date | None = None,
@@ -117,35 +109,37 @@ def issue(item: str, steps: int, lot_: str = "", depot: str = "d01") -> Movement
                     approver="Li Wei", application_id="APP-1")  # fmt: skip
 
 
-def write(store: SqliteStore, movement: Movement, at: datetime = NOW) -> int:
+def write(store: SqlStore, movement: Movement, at: datetime = NOW) -> int:
     entry, _ = store.stock_write(movement, "keeper", at, TODAY)
     return entry.id
 
 
-@settings(max_examples=15, deadline=None)
+_depots = itertools.count(1)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(issues=st.lists(st.integers(min_value=1, max_value=500), min_size=1, max_size=8),
        reversed_=st.data())  # fmt: skip
 def test_issued__reversals_cancel_and_transfers_are_not_consumption(
-    tmp_path_factory: pytest.TempPathFactory, issues: list[int], reversed_: st.DataObject
+    store: SqlStore, issues: list[int], reversed_: st.DataObject
 ) -> None:
-    store = SqliteStore(tmp_path_factory.mktemp("s") / "gateway.db")
-    try:
-        write(store, receipt("grain", 10**7))
-        ids = [write(store, issue("grain", steps)) for steps in issues]
-        cancel = reversed_.draw(st.sets(st.sampled_from(range(len(ids)))))
-        for i in cancel:
-            write(store, Movement("reversal", "north", "d01", f"key-{next(_keys):08d}",
-                                  reverses=ids[i], reason="wrong"))  # fmt: skip
-        write(store, Movement("transfer-out", "north", "d01", f"key-{next(_keys):08d}",
-                              item="grain", unit="kg", steps=-5000, to_depot="d02"))  # fmt: skip
-        expected = sum(s for i, s in enumerate(issues) if i not in cancel)
-        issued = store.stock_issued("north", "d01", NOW - timedelta(days=14))
-        assert issued.get("grain", Decimal(0)) == Decimal(expected).scaleb(-3)
-    finally:
-        store.close()
+    # One store for every example, a depot of its own for each: a depot's sums see no other.
+    depot = f"x{next(_depots):04d}"
+    write(store, receipt("grain", 10**7, depot=depot))
+    ids = [write(store, issue("grain", steps, depot=depot)) for steps in issues]
+    cancel = reversed_.draw(st.sets(st.sampled_from(range(len(ids)))))
+    for i in cancel:
+        write(store, Movement("reversal", "north", depot, f"key-{next(_keys):08d}",
+                              reverses=ids[i], reason="wrong"))  # fmt: skip
+    write(store, Movement("transfer-out", "north", depot, f"key-{next(_keys):08d}",
+                          item="grain", unit="kg", steps=-5000, to_depot="d02"))  # fmt: skip
+    expected = sum(s for i, s in enumerate(issues) if i not in cancel)
+    issued = store.stock_issued("north", depot, NOW - timedelta(days=14))
+    assert issued.get("grain", Decimal(0)) == Decimal(expected).scaleb(-3)
 
 
-def test_issued__only_within_the_window(store: SqliteStore) -> None:
+def test_issued__only_within_the_window(store: SqlStore) -> None:
     write(store, receipt("grain", 100_000))
     write(store, issue("grain", 10_000), at=NOW - timedelta(days=20))
     write(store, issue("grain", 3_000), at=NOW - timedelta(days=1))
@@ -153,7 +147,7 @@ def test_issued__only_within_the_window(store: SqliteStore) -> None:
     assert store.stock_issued("north", "d02", NOW - timedelta(days=14)) == {}
 
 
-def test_site__stock_in_transit_counts_once(store: SqliteStore) -> None:
+def test_site__stock_in_transit_counts_once(store: SqlStore) -> None:
     site = SiteSection(name="north", depots=("d01", "d02"))
     write(store, receipt("grain", 100_000))
     write(store, Movement("transfer-out", "north", "d01", "key-transfer-1", item="grain",
@@ -211,17 +205,19 @@ def test_target__an_unknown_item_or_a_second_target_is_refused() -> None:
 class Rig:
     """A gateway's stock rules over a real store, its clock moved by the test."""
 
-    def __init__(self, path: Path, targets: tuple[StockTarget, ...], population: int) -> None:
+    def __init__(
+        self, section: StoreSection, targets: tuple[StockTarget, ...], population: int
+    ) -> None:
         site = SiteSection(name="north", depots=("d01", "d02"), population=population,
                            stock_targets=targets)  # fmt: skip
-        self.config = GatewayConfig(sites=(site,), store=StoreSection(path=path),
+        self.config = GatewayConfig(sites=(site,), store=section,
                                     stock=StockSection(check_every_s=60))  # fmt: skip
         self.now = NOW
         self.alerts: list[tuple[str, str, str]] = []
         self.open()
 
     def open(self) -> None:
-        self.store = SqliteStore(self.config.store.path)
+        self.store = open_store(self.config.store)
         book = AlarmBook(self.store, lambda a: self.alerts.append((a.state, a.severity, a.message)),
                          LiveFeed(), lambda: self.now)  # fmt: skip
         self.rules = StockRules(self.config, self.store, book, lambda: self.now,
@@ -235,9 +231,9 @@ class Rig:
         self.store.stock_write(movement, "keeper", self.now, self.now.date())
 
 
-def test_shortage__raised_once_cleared_once_with_hysteresis(tmp_path: Path) -> None:
+def test_shortage__raised_once_cleared_once_with_hysteresis(store_section: StoreSection) -> None:
     # 1,000 people at 0.4 kg a day need 400 kg a day: 15 days is 6,000 kg.
-    rig = Rig(tmp_path / "g.db", (StockTarget(item="grain", days=15,
+    rig = Rig(store_section, (StockTarget(item="grain", days=15,
                                               per_person_daily=Decimal("0.4")),), 1000)  # fmt: skip
     rig.write(receipt("grain", 5_000_000))  # 12.5 days
     rig.tick()
@@ -255,9 +251,9 @@ def test_shortage__raised_once_cleared_once_with_hysteresis(tmp_path: Path) -> N
 
 
 def test_shortage__a_stock_out_is_critical_and_a_restart_does_not_raise_it_again(
-    tmp_path: Path,
+    store_section: StoreSection,
 ) -> None:
-    rig = Rig(tmp_path / "g.db", (StockTarget(category="protective", days=7),), 0)
+    rig = Rig(store_section, (StockTarget(category="protective", days=7),), 0)
     rig.write(receipt("n95-mask", 140, "L1", TODAY + timedelta(days=300)))
     rig.write(issue("n95-mask", 140, "L1"))  # 10 a day over 14 days, none left
     rig.tick()
@@ -274,9 +270,9 @@ def test_shortage__a_stock_out_is_critical_and_a_restart_does_not_raise_it_again
 
 
 def test_shortage__a_warning_that_becomes_a_stock_out_is_raised_again_as_critical(
-    tmp_path: Path,
+    store_section: StoreSection,
 ) -> None:
-    rig = Rig(tmp_path / "g.db", (StockTarget(item="pork", days=3,
+    rig = Rig(store_section, (StockTarget(item="pork", days=3,
                                               per_person_daily=Decimal("0.1")),), 1000)  # fmt: skip
     rig.write(receipt("pork", 250_000, "P1", TODAY + timedelta(days=5)))  # 2.5 days
     rig.tick()
@@ -293,8 +289,8 @@ def test_shortage__a_warning_that_becomes_a_stock_out_is_raised_again_as_critica
     assert live is not None and live.severity == "critical"
 
 
-def test_shortage__checked_at_most_every_check_every_s(tmp_path: Path) -> None:
-    rig = Rig(tmp_path / "g.db", (StockTarget(item="pork", days=3,
+def test_shortage__checked_at_most_every_check_every_s(store_section: StoreSection) -> None:
+    rig = Rig(store_section, (StockTarget(item="pork", days=3,
                                               per_person_daily=Decimal("0.1")),), 1000)  # fmt: skip
     rig.tick()  # nothing yet: 0 kg is a stock-out
     assert [a[1] for a in rig.alerts] == ["critical"]
@@ -305,8 +301,8 @@ def test_shortage__checked_at_most_every_check_every_s(tmp_path: Path) -> None:
     assert [a[0] for a in rig.alerts] == ["raised", "cleared"]
 
 
-def test_shortage__no_issue_and_no_population_is_never_short(tmp_path: Path) -> None:
-    rig = Rig(tmp_path / "g.db", (StockTarget(item="grain", days=15,
+def test_shortage__no_issue_and_no_population_is_never_short(store_section: StoreSection) -> None:
+    rig = Rig(store_section, (StockTarget(item="grain", days=15,
                                               per_person_daily=Decimal("0.4")),), 0)  # fmt: skip
     rig.write(receipt("grain", 1000))
     rig.tick()
@@ -363,14 +359,14 @@ def test_fefo__never_expired_earliest_first_and_sums_to_the_quantity(
 
 
 def test_shortage__the_running_gateways_tick_sends_it_on_mqtt(
-    broker: PrivateBroker, tmp_path: Path
+    broker: PrivateBroker, store_section: StoreSection
 ) -> None:
     site = topics.Site("north")
     config = GatewayConfig(
         sites=(SiteSection(name="north", depots=("d01",), population=1000,
                            stock_targets=(StockTarget(item="pork", days=3,
                                                       per_person_daily=Decimal("0.1")),)),),
-        broker=gateway_broker(broker, "gw-stock"), store=StoreSection(path=tmp_path / "g.db"),
+        broker=gateway_broker(broker, "gw-stock"), store=store_section,
         http=HttpSection(port=0), alarms=AlarmSection(check_every_s=0.2),
         stock=StockSection(check_every_s=1),
     )  # fmt: skip
