@@ -1,12 +1,13 @@
 """Ingest when the store fails: unavailable is retried, anything else stops ingest where it is seen.
 
 Against a real Mosquitto; the unavailable store is a real SQLite file locked by another
-writer, the faulty one a double of just `IngestStore` (or, for the process, a trigger
+writer, or a real PostgreSQL server stopped and started again; the faulty one a double of just `IngestStore` (or, for the process, a trigger
 that makes the real store refuse every insert).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,12 +29,13 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, IngestSection, SiteSection, StoreSection
 from gateway.ingest import Ingest
 from gateway.stats import IngestStats
-from gateway.store import SqliteStore
+from gateway.store import SqliteStore, open_store
 from gateway.store.base import IngestStore, StoreUnavailable
 from gateway.store.records import DeadLetterRecord, InboundEvent, Written
 from simulators.broker import PrivateBroker, free_port
+from simulators.postgres import PrivatePostgres
 from tests.conftest import connect, gateway_broker, identity
-from tests.gateway.factory import Gates
+from tests.gateway.factory import Gates, look_inside
 from tests.gateway.test_api_metrics import scrape
 from tests.gateway.test_gateway_process import (
     GatewayProcess,
@@ -53,11 +55,11 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 15) -> None:
         time.sleep(0.05)
 
 
-def config_for(broker: PrivateBroker, tmp_path: Path) -> GatewayConfig:
+def config_for(broker: PrivateBroker, store: StoreSection) -> GatewayConfig:
     return GatewayConfig(
         sites=(SiteSection(name="north", gates=("g01",)),),
         broker=gateway_broker(broker, "gw-faults", session_expiry_s=600),
-        store=StoreSection(path=tmp_path / "gateway.db"),
+        store=store,
         ingest=IngestSection(batch_wait_ms=5),
     )
 
@@ -116,7 +118,8 @@ class BrokenStore:
 def test_a_locked_store_is_retried_and_nothing_is_lost_or_stored_twice(
     broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates
 ) -> None:
-    config = config_for(broker, tmp_path)
+    # SQLite-only: a file locked by another writer (PostgreSQL's outage: below).
+    config = config_for(broker, StoreSection(path=tmp_path / "gateway.db"))
     store = SqliteStore(config.store.path, busy_timeout_s=0.1)
     store.dead_letter_count()  # the file and its tables exist before another writer locks it
     stats = IngestStats()
@@ -137,6 +140,7 @@ def test_a_locked_store_is_retried_and_nothing_is_lost_or_stored_twice(
 def test_sqlite_write_raises_store_unavailable_when_the_file_is_locked(
     tmp_path: Path, gates: Gates
 ) -> None:
+    # SQLite-only: SQLite's busy timeout on a locked file.
     store = SqliteStore(tmp_path / "gateway.db", busy_timeout_s=0.05)
     store.dead_letter_count()
     with closing(sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)) as other:
@@ -155,7 +159,7 @@ def test_a_store_fault_stops_ingest_visibly_and_the_next_session_gets_the_batch(
     gateway_context: GatewayContext,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    config = config_for(broker, gateway_context.config.store.path.parent)
+    config = config_for(broker, gateway_context.config.store)
     stats = IngestStats()
     faults: list[BaseException] = []
     broken = BrokenStore()
@@ -178,7 +182,7 @@ def test_a_store_fault_stops_ingest_visibly_and_the_next_session_gets_the_batch(
     assert "RuntimeError: a bug in the store" in caplog.text  # the traceback
 
     # Nothing was acknowledged: the broker gives all of it to the next session, once.
-    store, stats = gateway_context.store, IngestStats()  # the same file as the config's
+    store, stats = gateway_context.store, IngestStats()  # the same store as the config's
     with ingesting(config, store, stats):
         wait_until(lambda: stats.stored == 4)
         assert store.event_seqs("north", "g01") == [1, 2, 3, 4]
@@ -198,6 +202,7 @@ def refuse_every_insert(db: Path) -> None:
 def test_gateway_process_exits_1_on_an_ingest_fault_and_a_restart_stores_it_all(
     tmp_path: Path, broker: PrivateBroker, node: paho.Client, gates: Gates
 ) -> None:
+    # SQLite-only: the store made to refuse by SQLite triggers under a real process.
     config = write_config(tmp_path / "gateway.yaml", settings(broker_config(broker), free_port()))
     db = tmp_path / "gateway.db"
     SqliteStore(db).close()  # migrated, as the gateway would
@@ -224,3 +229,41 @@ def test_gateway_process_exits_1_on_an_ingest_fault_and_a_restart_stores_it_all(
         assert stored.seqs() == [1, 2, 3]
     finally:
         restarted.stop()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL of this test's own (durable, so what was committed outlives a stop)."""
+    cluster = PrivatePostgres(durable=True)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+def test_postgresql_stopped_under_ingest_is_retried_and_nothing_is_lost_or_stored_twice(
+    broker: PrivateBroker, node: paho.Client, gates: Gates, own_postgres: PrivatePostgres,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    config = config_for(broker, StoreSection(url=own_postgres.create_database("gw")))
+    store, stats = open_store(config.store), IngestStats()
+    sent = [gates.passage() for _ in range(10)]
+    with caplog.at_level(logging.WARNING, logger="gateway.ingest"), ingesting(config, store, stats):
+        send(node, sent[:4])
+        wait_until(lambda: stats.stored == 4)
+        own_postgres.stop()  # the database server goes away under a running ingest
+        send(node, sent[4:8])
+        wait_until(lambda: stats.store_retries >= 2)
+        assert stats.healthy, "an unavailable store is waited for, not a fault"
+        own_postgres.start()  # back on the same port
+        send(node, sent[8:])
+        wait_until(lambda: stats.stored == 10, timeout_s=30)
+        assert store.event_seqs("north", "g01") == list(range(1, 11))
+        assert (stats.received, stats.duplicates, stats.dead_letters) == (10, 0, 0)
+        assert stats.healthy
+    assert "the store is unavailable (StoreUnavailable: PostgreSQL" in caplog.text
+    assert "the store is back: batch stored after" in caplog.text
+    ids = look_inside(store, "SELECT event_id FROM events ORDER BY seq")
+    assert [row[0] for row in ids] == [item.event.event_id for item in sent]
+    store.close()
