@@ -8,10 +8,9 @@ and day, whatever the movements (a hypothesis property).
 
 from __future__ import annotations
 
-import tempfile
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -32,7 +31,7 @@ from gateway.stock.daily_report import (
 )
 from gateway.stock.ledger import Movement, StockEntry, StockRefused
 from gateway.stock.site_report import site_report
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.web.stock_report import report_html
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -45,13 +44,14 @@ WINDOW = 14
 class Ledger:
     """A real store; each movement written at the time the test says."""
 
-    def __init__(self, path: Path) -> None:
-        self.store = SqliteStore(path)
+    def __init__(self, store: SqlStore, site: SiteSection = SITE) -> None:
+        self.store = store
+        self.site = site
         self.keys = 0
 
     def write(self, at: datetime, kind: str, depot: str = "d01", **fields: object) -> StockEntry:
         self.keys += 1
-        movement = Movement(kind, "north", depot, f"test-key-{self.keys:06d}", **fields)  # type: ignore[arg-type]
+        movement = Movement(kind, self.site.name, depot, f"test-key-{self.keys:06d}", **fields)  # type: ignore[arg-type]
         entry, _ = self.store.stock_write(movement, "keeper", at, at.astimezone(SHANGHAI).date())
         return entry
 
@@ -66,12 +66,12 @@ class Ledger:
                           applicant_unit="Clinic 3", approver="Li Wei", application_id="A-1")  # fmt: skip
 
     def day(self, day: date = DAY, depot: str = "d01") -> DepotFigures:
-        return depot_figures(self.store, SITE, depot, day, WINDOW)
+        return depot_figures(self.store, self.site, depot, day, WINDOW)
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / "g.db")
+def ledger(store: SqlStore) -> Ledger:
+    return Ledger(store)
 
 
 def item_of(figures: DepotFigures, key: str) -> ItemDay:
@@ -202,49 +202,55 @@ def movements(draw: st.DrawFn) -> list[Move]:
                                    st.integers(1, 50), minute), max_size=25))  # fmt: skip
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_sites = itertools.count(1)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(moves=movements())
 def test_property__opening_plus_the_days_movements_is_closing_per_depot_item_and_day(
+    store: SqlStore,
     moves: list[Move],
 ) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        ledger = Ledger(Path(folder) / "g.db")
-        written: list[StockEntry] = []
-        for kind, depot, item, steps, minute in sorted(moves, key=lambda m: m[4]):
-            at = START + timedelta(minutes=minute)
-            unit = "kg" if item == "grain" else "piece"
-            try:
-                if kind == "receipt":
-                    written.append(ledger.receive(at, item, steps, depot))
-                elif kind == "issue":
-                    written.append(ledger.issue(at, item, steps, depot))
-                elif kind == "transfer":
-                    other = "d02" if depot == "d01" else "d01"
-                    out = ledger.write(at, "transfer-out", depot, item=item, unit=unit,
-                                       steps=-steps, to_depot=other)  # fmt: skip
-                    if steps % 2:  # half are received, the rest stay in transit
-                        ledger.write(at, "transfer-in", other, transfer_of=out.id)
-                elif kind == "adjustment":
-                    ledger.write(at, kind, depot, item=item, unit=unit,
-                                 steps=steps if steps % 3 else -steps, reason="count")  # fmt: skip
-                elif written:
-                    target = written[steps % len(written)]
-                    ledger.write(at, "reversal", target.depot, reverses=target.id, reason="x")
-            except StockRefused:
-                pass  # more than on hand, reversed already: refused, nothing written
-        for depot in ("d01", "d02"):
-            closed: dict[str, Decimal] = {}
-            for offset in range(3):
-                for f in ledger.day(DAY + timedelta(days=offset), depot).items:
-                    assert balance(f) == f.closing, (depot, offset, f)
-                    assert f.opening == closed.get(f.item, 0), (depot, offset, f)
-                    assert f.closing >= 0
-                    closed[f.item] = f.closing
-            on_hand = ledger.store.stock_on_hand("north", depot)
-            for item in {*closed, *(p.item for p in on_hand)}:
-                held = sum((p.quantity for p in on_hand if p.item == item), Decimal(0))
-                assert closed.get(item, 0) == held, (depot, item)
-        ledger.store.close()
+    # One store for every example (on either engine), a site of its own for each: a site's
+    # depots see no other site's stock.
+    site = SiteSection(name=f"p{next(_sites):04d}", depots=("d01", "d02"))
+    ledger = Ledger(store, site)
+    written: list[StockEntry] = []
+    for kind, depot, item, steps, minute in sorted(moves, key=lambda m: m[4]):
+        at = START + timedelta(minutes=minute)
+        unit = "kg" if item == "grain" else "piece"
+        try:
+            if kind == "receipt":
+                written.append(ledger.receive(at, item, steps, depot))
+            elif kind == "issue":
+                written.append(ledger.issue(at, item, steps, depot))
+            elif kind == "transfer":
+                other = "d02" if depot == "d01" else "d01"
+                out = ledger.write(at, "transfer-out", depot, item=item, unit=unit,
+                                   steps=-steps, to_depot=other)  # fmt: skip
+                if steps % 2:  # half are received, the rest stay in transit
+                    ledger.write(at, "transfer-in", other, transfer_of=out.id)
+            elif kind == "adjustment":
+                ledger.write(at, kind, depot, item=item, unit=unit,
+                             steps=steps if steps % 3 else -steps, reason="count")  # fmt: skip
+            elif written:
+                target = written[steps % len(written)]
+                ledger.write(at, "reversal", target.depot, reverses=target.id, reason="x")
+        except StockRefused:
+            pass  # more than on hand, reversed already: refused, nothing written
+    for depot in ("d01", "d02"):
+        closed: dict[str, Decimal] = {}
+        for offset in range(3):
+            for f in ledger.day(DAY + timedelta(days=offset), depot).items:
+                assert balance(f) == f.closing, (depot, offset, f)
+                assert f.opening == closed.get(f.item, 0), (depot, offset, f)
+                assert f.closing >= 0
+                closed[f.item] = f.closing
+        on_hand = ledger.store.stock_on_hand(site.name, depot)
+        for item in {*closed, *(p.item for p in on_hand)}:
+            held = sum((p.quantity for p in on_hand if p.item == item), Decimal(0))
+            assert closed.get(item, 0) == held, (depot, item)
 
 
 # --- the deadlines' config ----------------------------------------------------------------
