@@ -7,6 +7,7 @@ import io
 import random
 import sqlite3
 import statistics
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -125,9 +126,11 @@ def expected(readings: list[DepotReading], width: timedelta) -> Buckets:
     return figures
 
 
-def rolled(store: SqlStore, resolution: str = "minute", zone: str | None = None) -> Buckets:
+def rolled(
+    store: SqlStore, resolution: str = "minute", zone: str | None = None, node: str = "d01"
+) -> Buckets:
     found = store.depot_rollups(
-        "north", "d01", resolution,  # type: ignore[arg-type]
+        "north", node, resolution,  # type: ignore[arg-type]
         datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC), zone=zone,
         limit=100_000,
     )  # fmt: skip
@@ -231,6 +234,58 @@ def test_rollups__restart_in_the_middle_rolls_the_rest_once(settings: StoreSecti
         assert_same(rolled(again, "hour"), expected(readings, timedelta(hours=1)))
     finally:
         again.close()
+
+
+def test_rollups__two_gateways_storing_and_rolling_side_by_side_take_each_reading_once(
+    store: SqlStore, settings: StoreSection
+) -> None:
+    # Two gateways on one database: each stores its own node's batches while both roll.
+    # A pass must not move the watermark past a reading stored later with a lower arrival.
+    readings = two_hours()
+    other, third = open_store(settings), open_store(settings)
+    writing = {"d01": store, "d02": other, "d03": third}
+    done = threading.Event()
+    faults: list[BaseException] = []
+
+    def ingest(node: str) -> None:
+        gates = Gates("north")
+        try:
+            for at in range(0, len(readings), 10):  # small batches: many commits
+                batch = tuple(readings[at : at + 10])
+                writing[node].write([gates.inbound(node, DepotReadingBatch, readings=batch)])
+        except BaseException as fault:
+            faults.append(fault)
+
+    def roll() -> None:
+        try:
+            while not done.is_set():
+                for gateway in (store, other):
+                    gateway.roll_depot_readings(limit=37)
+        except BaseException as fault:
+            faults.append(fault)
+
+    threads = [threading.Thread(target=ingest, args=(node,)) for node in writing]
+    roller = threading.Thread(target=roll)
+    try:
+        for thread in [*threads, roller]:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        done.set()
+        roller.join(120)
+        assert faults == []
+        while other.roll_depot_readings(limit=1000).readings:
+            pass
+        assert store.depot_rollup_backlog() == 0
+        for node in writing:
+            assert_same(
+                rolled(store, "minute", node=node), expected(readings, timedelta(minutes=1))
+            )
+            assert_same(rolled(store, "hour", node=node), expected(readings, timedelta(hours=1)))
+    finally:
+        done.set()
+        other.close()
+        third.close()
 
 
 @contextmanager
