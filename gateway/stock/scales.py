@@ -185,7 +185,7 @@ class ScalesStore(StockStore, ScaleStateStore, DepotStore, Protocol):
 
 
 class ScaleStates:
-    """Scale comparison state of SqliteStore (mixed in)."""
+    """Scale comparison state of SqlStore (mixed in)."""
 
     def _conn(self) -> Connection:
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""Depot excursion state in the SQLite store: where each zone's alarm conditions stand."""
+"""Depot excursion state in the store, either engine: where each zone's conditions stand."""
 
 from __future__ import annotations
 

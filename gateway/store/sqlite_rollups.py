@@ -1,4 +1,4 @@
-"""Depot rollups in the SQLite store: each zone's minutes and hours in figures, and retention.
+"""Depot rollups in the store, either engine: each zone's minutes and hours, and retention.
 
 Raw readings carry an arrival number (migration 0012). A rollup pass takes the readings
 stored since the watermark (`counters.depot_rolled_through`), in arrival order, rolls each
