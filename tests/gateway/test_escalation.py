@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +22,7 @@ from gateway.api.context import GatewayContext
 from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from simulators.broker import PrivateBroker
 from tests.conftest import Subscriber, connect, gateway_broker, identity, running_gateway
 from tests.gateway.factory import ID_HASH, Gates
@@ -35,10 +34,10 @@ T0 = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 class Desk:
     """The gateway's alarm book and rules over a real store, on a clock the test moves."""
 
-    def __init__(self, path: Path, escalate_after_min: float = 10.0) -> None:
+    def __init__(self, store: StoreSection, escalate_after_min: float = 10.0) -> None:
         self.config = GatewayConfig(
             sites=(SiteSection(name="north", gates=("g01",), depots=("d01",)),),
-            store=StoreSection(path=path),
+            store=store,
             alarms=AlarmSection(escalate_after_min=escalate_after_min, heartbeats_missed=100),
         )
         self.now = T0
@@ -46,7 +45,7 @@ class Desk:
         self.open()
 
     def open(self) -> None:
-        self.store = SqliteStore(self.config.store.path)
+        self.store = open_store(self.config.store)
         self.book = AlarmBook(self.store, self.alerts.append, LiveFeed(), lambda: self.now)
         self.rules = AlarmRules(self.config, self.store, self.book, lambda: self.now, T0)
 
@@ -70,8 +69,8 @@ class Desk:
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> Iterator[Desk]:
-    made = Desk(tmp_path / "gateway.db")
+def desk(store_section: StoreSection) -> Iterator[Desk]:
+    made = Desk(store_section)
     yield made
     made.store.close()
 
@@ -88,10 +87,10 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
     ],
 )
 def test_escalation__only_a_raised_alarm_nobody_acknowledged_in_time(
-    tmp_path: Path, escalate_after_min: float, checked_at_min: float, meanwhile: str | None,
-    escalated: bool,
+    store_section: StoreSection, escalate_after_min: float, checked_at_min: float,
+    meanwhile: str | None, escalated: bool,
 ) -> None:  # fmt: skip
-    desk = Desk(tmp_path / "gateway.db", escalate_after_min)
+    desk = Desk(store_section, escalate_after_min)
     alarm_id = desk.raise_offline()
     if meanwhile == "acknowledged":
         desk.at(5).book.acknowledge(alarm_id, "duty-officer")
@@ -133,8 +132,8 @@ def test_escalation__every_kind_of_alarm_each_on_its_own_time(desk: Desk) -> Non
     assert [a.kind for a in desk.escalated()] == [AlertKind.FEVER, AlertKind.NODE_OFFLINE]
 
 
-def test_escalation__shown_in_the_api(tmp_path: Path) -> None:
-    desk = Desk(tmp_path / "gateway.db")
+def test_escalation__shown_in_the_api(store_section: StoreSection) -> None:
+    desk = Desk(store_section)
     escalated, later = (
         desk.raise_offline(),
         desk.at(5).book.raise_alarm(
@@ -164,13 +163,13 @@ def test_alert__an_alarm_never_escalated_is_sent_as_before() -> None:
 
 
 def test_escalation__on_mqtt_the_alert_again_marked_with_no_personal_data(
-    broker: PrivateBroker, tmp_path: Path
+    broker: PrivateBroker, store_section: StoreSection
 ) -> None:
     site = topics.Site("north")
     g01 = site.node(Role.GATE, "g01")
     config = GatewayConfig(
         sites=(SiteSection(name="north", gates=("g01",)),),
-        broker=gateway_broker(broker, "gw-escalation"), store=StoreSection(path=tmp_path / "g.db"),
+        broker=gateway_broker(broker, "gw-escalation"), store=store_section,
         http=HttpSection(port=0),
         alarms=AlarmSection(check_every_s=0.2, escalate_after_min=0.02),  # 1.2 s
     )  # fmt: skip

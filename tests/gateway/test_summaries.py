@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from edge.contract import topics
 from edge.contract.base import Payload
@@ -14,7 +13,7 @@ from edge.contract.events import Passage
 from edge.contract.topics import Site
 from edge.mqtt import publish
 from gateway.config import GatewayConfig, SiteSection, StoreSection, SummarySection
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from gateway.summaries import SummaryPublisher
 from simulators.broker import PrivateBroker
 from tests.conftest import Subscriber, connect, identity
@@ -24,14 +23,14 @@ NORTH = Site("north")
 
 
 def test_summaries__a_late_subscriber_gets_each_gates_and_the_sites_counts_retained(
-    broker: PrivateBroker, tmp_path: Path
+    broker: PrivateBroker, store_section: StoreSection
 ) -> None:
     config = GatewayConfig(
         sites=(SiteSection(name="north", gates=("g01", "g02"), depots=("d01",)),),
-        store=StoreSection(path=tmp_path / "gateway.db"),
+        store=store_section,
         summary=SummarySection(every_s=0.01),
     )
-    store = SqliteStore(config.store.path)
+    store = open_store(config.store)
     gates = Gates("north")
     store.write(
         [
