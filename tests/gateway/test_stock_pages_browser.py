@@ -1,5 +1,5 @@
 """The stock view in chromium, as a depot keeper enters movements on a tablet and the command
-center watches, over a real gateway app and its SQLite ledger."""
+center watches, over a real gateway app and its ledger (on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from gateway.api.context import GatewayContext
 from gateway.config import GatewayConfig, SiteSection, StoreSection
 from gateway.stock.cover import StockTarget
 from gateway.stock.ledger import Movement, StockEntry
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from tests.browser import assert_chinese_renders, by_id, open_page, shows
 from tests.console.test_chinese_fonts import DEJAVU, fontconfig
 from tests.gateway.test_dashboard_browser import no_missing_words
@@ -36,7 +36,7 @@ LANDSCAPE: ViewportSize = {"width": 1024, "height": 768}
 
 
 @pytest.fixture
-def gateway_config(tmp_path: Path) -> GatewayConfig:
+def gateway_config(store_section: StoreSection) -> GatewayConfig:
     """Site `north`, 100 people, depots d01 (the keeper's) and d02; grain held to 15 days of
     the people's consumption (0.4 kg a day each), protective items to 7 days of issue."""
     site = SiteSection(
@@ -44,7 +44,7 @@ def gateway_config(tmp_path: Path) -> GatewayConfig:
         stock_targets=(StockTarget(item="grain", days=15, per_person_daily=Decimal("0.4")),
                        StockTarget(category="protective", days=7)),
     )  # fmt: skip
-    return GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
+    return GatewayConfig(sites=(site,), store=store_section)
 
 
 @pytest.fixture
@@ -60,11 +60,11 @@ def server(gateway_context: GatewayContext) -> Iterator[ConsoleServer]:
     running.stop()
 
 
-def ledger(store: SqliteStore, depot: str = "d01") -> list[StockEntry]:
+def ledger(store: SqlStore, depot: str = "d01") -> list[StockEntry]:
     return store.stock_entries("north", depot, None, 100)
 
 
-def received(store: SqliteStore, depot: str, item: str, steps: int, key: str) -> StockEntry:
+def received(store: SqlStore, depot: str, item: str, steps: int, key: str) -> StockEntry:
     """A receipt written as the API writes it (as another keeper entered it)."""
     now = datetime.now(UTC)
     movement = Movement("receipt", "north", depot, key, item=item, unit="kg", steps=steps,
@@ -86,7 +86,7 @@ def choose(page: Page, kind: str, item: str) -> None:
 
 
 def test_a_keeper_enters_a_receipt_and_an_issue_and_sees_the_days_of_cover_change(
-    page: Page, server: ConsoleServer, store: SqliteStore
+    page: Page, server: ConsoleServer, store: SqlStore
 ) -> None:
     open_stock(page, server, KEEPER)
     # The keeper's depot only, and the forms.
@@ -141,7 +141,7 @@ def test_a_keeper_enters_a_receipt_and_an_issue_and_sees_the_days_of_cover_chang
 
 
 def test_a_lot_tracked_receipt_names_its_expiry_and_the_issue_suggests_the_first_to_expire(
-    page: Page, server: ConsoleServer, store: SqliteStore
+    page: Page, server: ConsoleServer, store: SqlStore
 ) -> None:
     today = datetime.now(SHANGHAI).date()
     open_stock(page, server, KEEPER)
@@ -174,7 +174,7 @@ def test_a_lot_tracked_receipt_names_its_expiry_and_the_issue_suggests_the_first
 
 
 def test_bad_input_shows_the_fields_error_and_writes_nothing(
-    page: Page, server: ConsoleServer, store: SqliteStore
+    page: Page, server: ConsoleServer, store: SqlStore
 ) -> None:
     open_stock(page, server, KEEPER)
     choose(page, "receipt", "grain")
@@ -206,7 +206,7 @@ def test_bad_input_shows_the_fields_error_and_writes_nothing(
 
 
 def test_a_double_tap_and_a_retry_after_a_lost_answer_write_one_entry(
-    page: Page, server: ConsoleServer, store: SqliteStore
+    page: Page, server: ConsoleServer, store: SqlStore
 ) -> None:
     open_stock(page, server, KEEPER)
     choose(page, "receipt", "grain")
@@ -247,7 +247,7 @@ def test_a_double_tap_and_a_retry_after_a_lost_answer_write_one_entry(
 
 
 def test_the_command_center_sees_every_depot_read_only(
-    page: Page, server: ConsoleServer, store: SqliteStore
+    page: Page, server: ConsoleServer, store: SqlStore
 ) -> None:
     entry = received(store, "d02", "grain", 900_000, "seed-d02-000001")
     open_stock(page, server, COMMAND)
@@ -273,7 +273,7 @@ def test_the_command_center_sees_every_depot_read_only(
 
 
 def test_a_keeper_reverses_an_entry_and_receives_a_transfer(
-    page: Page, server: ConsoleServer, store: SqliteStore
+    page: Page, server: ConsoleServer, store: SqlStore
 ) -> None:
     now = datetime.now(UTC)
     received(store, "d02", "grain", 500_000, "seed-d02-000002")
@@ -303,7 +303,7 @@ def test_a_keeper_reverses_an_entry_and_receives_a_transfer(
 
 
 def test_a_keeper_submits_the_days_stock_report_and_the_command_center_sees_it(
-    page: Page, server: ConsoleServer, store: SqliteStore
+    page: Page, server: ConsoleServer, store: SqlStore
 ) -> None:
     today = datetime.now(SHANGHAI).date()
     open_stock(page, server, KEEPER)
@@ -375,7 +375,7 @@ def test_without_the_supply_level_route_the_banner_stays_hidden(
 
 @pytest.mark.parametrize("viewport", [PORTRAIT, LANDSCAPE], ids=["portrait", "landscape"])
 def test_on_a_tablet_the_page_does_not_scroll_sideways_and_targets_are_large(
-    playwright_driver: Playwright, tmp_path: Path, server: ConsoleServer, store: SqliteStore,
+    playwright_driver: Playwright, tmp_path: Path, server: ConsoleServer, store: SqlStore,
     viewport: ViewportSize,
 ) -> None:  # fmt: skip
     received(store, "d01", "grain", 1_000_000, "seed-d01-000001")
