@@ -36,7 +36,7 @@ from gateway.stock.supply_level import (
     rank,
     supply_level,
 )
-from gateway.store import SqliteStore
+from gateway.store import SqlStore, open_store
 from simulators.broker import PrivateBroker
 from tests.conftest import Subscriber, connect, locked_site
 
@@ -230,13 +230,13 @@ def test_prices__a_groups_rise_is_its_items_largest() -> None:
     assert group_rise(("grain", "edible-oil"), item_rises(seen, TODAY)) == Decimal(30)
 
 
-# --- tight days over a restart (real SQLite) -----------------------------------------------
+# --- tight days over a restart (a real store: SQLite and PostgreSQL) -------------------------
 
 
-def site_config(tmp_path: Path) -> GatewayConfig:
+def site_config(section: StoreSection) -> GatewayConfig:
     target = StockTarget(item="grain", days=15, per_person_daily=Decimal("0.4"))
     site = SiteSection(name="north", depots=("d01",), population=1000, stock_targets=(target,))
-    return GatewayConfig(sites=(site,), store=StoreSection(path=tmp_path / "gateway.db"))
+    return GatewayConfig(sites=(site,), store=section)
 
 
 def movement(kind: str, item: str, steps: int, **fields: Any) -> Movement:
@@ -260,16 +260,16 @@ class Sent:
 
 
 @pytest.fixture
-def opened(tmp_path: Path) -> Iterator[list[SqliteStore]]:
-    stores: list[SqliteStore] = []
+def opened() -> Iterator[list[SqlStore]]:
+    stores: list[SqlStore] = []
     yield stores
     for store in stores:
         store.close()
 
 
-def day_check(config: GatewayConfig, stores: list[SqliteStore], at: datetime) -> SupplyLevel:
-    """A gateway started at `at`: a new store and SupplyLevels on the same file, one check."""
-    stores.append(SqliteStore(config.store.path))
+def day_check(config: GatewayConfig, stores: list[SqlStore], at: datetime) -> SupplyLevel:
+    """A gateway started at `at`: a new store and SupplyLevels on the same database, one check."""
+    stores.append(open_store(config.store))
     sent = Sent()
     assert SupplyLevels(config, stores[-1], sent, lambda: at).check() == 2
     (level,) = sent.levels()
@@ -277,10 +277,10 @@ def day_check(config: GatewayConfig, stores: list[SqliteStore], at: datetime) ->
 
 
 def test_supply_levels__consecutive_days_survive_a_restart(
-    tmp_path: Path, opened: list[SqliteStore]
+    store_section: StoreSection, opened: list[SqlStore]
 ) -> None:
-    config = site_config(tmp_path)
-    first = SqliteStore(config.store.path)
+    config = site_config(store_section)
+    first = open_store(config.store)
     opened.append(first)
     # 2000 kg for 1000 people at 0.4 kg a day: 5 days of a 15-day target. Tight, not out.
     first.stock_write(movement("receipt", "grain", 2_000_000), "keeper", NOW, TODAY)
@@ -300,10 +300,10 @@ def test_supply_levels__consecutive_days_survive_a_restart(
 
 
 def test_supply_levels__a_stock_out_of_a_needed_necessity_is_level_three(
-    tmp_path: Path, opened: list[SqliteStore]
+    store_section: StoreSection, opened: list[SqlStore]
 ) -> None:
-    config = site_config(tmp_path)
-    store = SqliteStore(config.store.path)
+    config = site_config(store_section)
+    store = open_store(config.store)
     opened.append(store)
     store.stock_write(movement("receipt", "grain", 9_000_000), "keeper", NOW, TODAY)
     store.stock_write(movement("receipt", "salt", 500), "keeper", NOW, TODAY)
@@ -318,10 +318,10 @@ def test_supply_levels__a_stock_out_of_a_needed_necessity_is_level_three(
 
 
 def test_supply_levels__sent_when_changed_and_again_after_publish_every_s(
-    tmp_path: Path, opened: list[SqliteStore]
+    store_section: StoreSection, opened: list[SqlStore]
 ) -> None:
-    config = site_config(tmp_path)
-    store = SqliteStore(config.store.path)
+    config = site_config(store_section)
+    store = open_store(config.store)
     opened.append(store)
     now = [NOW]
     sent = Sent()
@@ -355,10 +355,10 @@ def locked(tmp_path: Path) -> Iterator[PrivateBroker]:
 
 @pytest.mark.broker
 def test_mqtt__a_command_center_gets_the_retained_level_and_stock_without_names(
-    tmp_path: Path, locked: PrivateBroker, opened: list[SqliteStore]
+    store_section: StoreSection, locked: PrivateBroker, opened: list[SqlStore]
 ) -> None:
-    config = site_config(tmp_path)
-    store = SqliteStore(config.store.path)
+    config = site_config(store_section)
+    store = open_store(config.store)
     opened.append(store)
     store.stock_write(movement("receipt", "grain", 2_000_000), "keeper Wang Fang", NOW, TODAY)
     store.stock_write(movement("receipt", "n95-mask", 800, lot="N95-1", source="donation",
