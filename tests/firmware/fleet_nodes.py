@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from edge.contract.events import DeviceFault
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import Role
 from gateway.config import GatewayConfig, SiteSection, StoreSection
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.store.records import InboundPresence
 from tests.gateway.factory import Gates
 
@@ -26,15 +25,15 @@ ORDER = [
 ]
 
 
-def fleet_config(tmp_path: Path) -> GatewayConfig:
+def fleet_config(store: StoreSection) -> GatewayConfig:
     """North with gates g01 to g04 and depot d01, south with gate g01; the default limits
-    (trust lists up to 48 h, clocks within 30 s)."""
+    (trust lists up to 48 h, clocks within 30 s); on `store` (either backend)."""
     return GatewayConfig(
         sites=(
             SiteSection(name="north", gates=("g01", "g02", "g03", "g04"), depots=("d01",)),
             SiteSection(name="south", gates=("g01",)),
         ),
-        store=StoreSection(path=tmp_path / "gateway.db"),
+        store=store,
     )
 
 
@@ -67,7 +66,7 @@ def _health(node: str, at: datetime, skew_s: float, **fields: object) -> Inbound
     return InboundPresence("north", node, role, payload, at)
 
 
-def seed_fleet(store: SqliteStore, now: datetime) -> None:
+def seed_fleet(store: SqlStore, now: datetime) -> None:
     """Store births, heartbeats, a death and a device fault so that the nodes stand as ORDER
     says at `now`."""
     store.write([], presence=[

@@ -23,11 +23,12 @@ from gateway.access import hash_token
 from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import AlarmSection
+from gateway.config import AlarmSection, StoreSection
 from gateway.fleet import PROBLEMS, fleet_node, fleet_order
 from gateway.live import LiveFeed
-from gateway.store import SqliteStore
+from gateway.store import SqlStore, open_store
 from gateway.store.records import AccessRole, NodeRecord
+from tests.conftest import PostgresDatabases
 from tests.firmware.fleet_nodes import (
     CONFIG_HASH,
     CONFIG_SERIAL,
@@ -41,19 +42,28 @@ ADMIN = "gpt_fleet-admin"
 COMMAND = "gpt_fleet-command"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def section(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSection:
+    """Each test on a SQLite file and on a fresh PostgreSQL database, as the gateway's."""
+    if request.param == "postgresql":
+        databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+        return StoreSection(path=tmp_path / "gateway.db", url=databases.new())
+    return StoreSection(path=tmp_path / "gateway.db")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "gateway.db")
+def store(section: StoreSection) -> Iterator[SqlStore]:
+    opened = open_store(section)
     yield opened
     opened.close()
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, store: SqliteStore) -> Iterator[str]:
+def gateway(section: StoreSection, store: SqlStore) -> Iterator[str]:
     """A gateway serving HTTP on a free port over the store; an admin and a command token."""
     live = LiveFeed()
     context = GatewayContext(
-        config=fleet_config(tmp_path), store=store,
+        config=fleet_config(section), store=store,
         alarms=AlarmBook(store, lambda _alert: None, live), live=live,
     )  # fmt: skip
     roles: tuple[tuple[str, AccessRole], ...] = ((ADMIN, "admin"), (COMMAND, "command"))
@@ -76,7 +86,7 @@ def fleet(
 
 
 def test_fleet__table_lists_problems_first_and_exits_1(
-    gateway: str, store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+    gateway: str, store: SqlStore, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     seed_fleet(store, datetime.now(UTC))
@@ -103,7 +113,7 @@ def test_fleet__table_lists_problems_first_and_exits_1(
 
 
 def test_fleet__json_has_every_column_and_the_same_order(
-    gateway: str, store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+    gateway: str, store: SqlStore, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     seed_fleet(store, datetime.now(UTC))
@@ -124,7 +134,7 @@ def test_fleet__json_has_every_column_and_the_same_order(
 
 
 def test_fleet__a_site_of_well_nodes_exits_0(
-    gateway: str, store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+    gateway: str, store: SqlStore, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     seed_fleet(store, datetime.now(UTC))
@@ -160,7 +170,7 @@ def test_fleet__invalid_token(
 
 
 def test_fleet__token_file__valid(
-    gateway: str, store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    gateway: str, store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     token_file = tmp_path / "admin.token"
@@ -272,7 +282,7 @@ def test_age(seconds: float, said: str) -> None:
 
 
 def test_fleet__last_seen_is_an_age(
-    gateway: str, store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+    gateway: str, store: SqlStore, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     seed_fleet(store, datetime.now(UTC) - timedelta(minutes=10))

@@ -13,7 +13,7 @@ from edge.contract.topics import AlertKind
 from gateway.access import hash_token
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.store.records import AccessRole, AlarmDraft, DeadLetter
 from tests.gateway.factory import Gates
 
@@ -60,7 +60,7 @@ def alarm_id(gateway_context: GatewayContext) -> str:
 
 
 @pytest.fixture
-def seeded(store: SqliteStore, gates: Gates) -> None:
+def seeded(store: SqlStore, gates: Gates) -> None:
     """A vehicle, a person held for fever (resolved, with a note) and their registration."""
     car = gates.passage(subject="vehicle", vehicle_plate=PLATE, occupants=2, subject_ref=CAR_REF)
     held = gates.passage(outcome="hold", temperature_c=38.4, subject_ref=PERSON_REF)
@@ -187,7 +187,7 @@ def test_token__invalid(api: TestClient, headers: dict[str, str], reason: str) -
     assert response.json()["reason"] == reason
 
 
-def test_token__revoked_is_refused(api: TestClient, store: SqliteStore) -> None:
+def test_token__revoked_is_refused(api: TestClient, store: SqlStore) -> None:
     assert api.get("/api/nodes", headers=bearer("command")).status_code == 200
     assert store.revoke_token("command-desk", datetime.now(UTC))
     response = api.get("/api/nodes", headers=bearer("command"))
@@ -206,7 +206,7 @@ def test_token__metrics_needs_none(api: TestClient) -> None:
     assert api.get("/metrics").status_code == 200
 
 
-def test_tokens__listed_without_hashes(api: TestClient, store: SqliteStore) -> None:
+def test_tokens__listed_without_hashes(api: TestClient, store: SqlStore) -> None:
     store.revoke_token("depot-desk", datetime.now(UTC))
     response = api.get("/api/tokens", headers=bearer("admin"))
     assert response.status_code == 200
@@ -226,7 +226,7 @@ def test_tokens__listed_without_hashes(api: TestClient, store: SqliteStore) -> N
 
 @pytest.mark.usefixtures("seeded")
 def test_personal__command_sees_no_personal_fields_and_is_not_audited(
-    api: TestClient, store: SqliteStore
+    api: TestClient, store: SqlStore
 ) -> None:
     passages = api.get("/api/passages", headers=bearer("command")).json()
     holds = api.get("/api/holds", headers=bearer("command")).json()
@@ -244,7 +244,7 @@ def test_personal__command_sees_no_personal_fields_and_is_not_audited(
 
 @pytest.mark.usefixtures("seeded")
 def test_personal__registrar_sees_them_and_each_read_is_audited(
-    api: TestClient, store: SqliteStore
+    api: TestClient, store: SqlStore
 ) -> None:
     before = datetime.now(UTC)
     passages = api.get(
@@ -277,7 +277,7 @@ def test_personal__admin_reads_are_audited_and_visible_in_the_audit_log(api: Tes
     assert json.loads(entries[0]["detail"])["count"] == 1
 
 
-def test_dead_letters__admin_reads_them_audited(api: TestClient, store: SqliteStore) -> None:
+def test_dead_letters__admin_reads_them_audited(api: TestClient, store: SqlStore) -> None:
     now = datetime.now(UTC)
     store.write([], dead=[DeadLetter("gatepost/north/g01/event", b"\xff{", "not-cbor", now)])
     rows = api.get("/api/dead-letters", headers=bearer("admin")).json()

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from edge.contract.events import Disinfection
 from gateway.api.context import GatewayContext
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_access import bearer, open_api
 
@@ -24,7 +24,7 @@ def api(gateway_context: GatewayContext) -> TestClient:
 
 
 @pytest.fixture
-def day(store: SqliteStore) -> Gates:
+def day(store: SqlStore) -> Gates:
     """A morning at site north: an hour of passages at g01 and g02, holds, disinfections."""
     gates = Gates("north", now=T0)
     held = gates.passage("g01", node_time=at(10), outcome="hold", colour="yellow")
@@ -125,7 +125,7 @@ def test_passages__filters__invalid(api: TestClient, params: dict[str, Any], fie
 
 
 def test_passages__out_of_order_seqs_come_back_in_seq_order(
-    api: TestClient, store: SqliteStore
+    api: TestClient, store: SqlStore
 ) -> None:
     # The broker redelivers 3 before 1 and 2; the same second on the gate's clock.
     gates = Gates("north", now=T0)
@@ -150,7 +150,7 @@ def test_vehicle_checks__only_vehicles_with_occupants(api: TestClient) -> None:
 # --- holds and disinfections ---------------------------------------------------------
 
 
-def test_holds__open_and_resolved(api: TestClient, store: SqliteStore, day: Gates) -> None:
+def test_holds__open_and_resolved(api: TestClient, store: SqlStore, day: Gates) -> None:
     (open_hold,) = get(api, "/api/holds")
     assert (open_hold["resolution"], open_hold["resolved_at"]) == (None, None)
     assert open_hold["reasons"] == ["fever"]
@@ -181,7 +181,7 @@ def test_disinfections__by_node_and_time(api: TestClient) -> None:
 
 
 @pytest.mark.usefixtures("day")
-def test_registrations__window_filters(api: TestClient, store: SqliteStore, day: Gates) -> None:
+def test_registrations__window_filters(api: TestClient, store: SqlStore, day: Gates) -> None:
     store.write([day.registration("g02", node_time=T0 + timedelta(hours=2), name="李四")])
     response = api.get(
         "/api/registrations",

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from edge.contract.presence import Birth
 from edge.contract.topics import Role
 from gateway.api.context import GatewayContext
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.store.records import InboundPresence
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_access import bearer, open_api
@@ -32,7 +32,7 @@ def birth(node: str, role: Role = Role.GATE) -> InboundPresence:
 
 
 def test_nodes__inventory_nodes_that_never_reported_are_offline(
-    api: TestClient, store: SqliteStore, gates: Gates
+    api: TestClient, store: SqlStore, gates: Gates
 ) -> None:
     # g01 is up; g09 reports without being in the inventory; g02 and d01 never said a word.
     store.write([gates.passage("g09")], presence=[birth("g01"), birth("g09")])
@@ -60,7 +60,7 @@ def test_nodes__site_filter__valid(api: TestClient, site: str, expected: list[st
     assert [n["node"] for n in response.json()] == expected
 
 
-def test_nodes__a_depot_token_sees_its_depots_only(api: TestClient, store: SqliteStore) -> None:
+def test_nodes__a_depot_token_sees_its_depots_only(api: TestClient, store: SqlStore) -> None:
     store.write([], presence=[birth("g01")])
     listed = api.get("/api/nodes", headers=bearer("depot")).json()
     assert [n["node"] for n in listed] == ["d01"]  # the token's depot, north/d01
@@ -78,7 +78,7 @@ def test_nodes__site_filter__invalid(api: TestClient) -> None:
     assert response.json()["fields"][0]["field"] == "query.site"
 
 
-def test_node__valid(api: TestClient, store: SqliteStore) -> None:
+def test_node__valid(api: TestClient, store: SqlStore) -> None:
     store.write([], presence=[birth("g01")])
     up = api.get("/api/nodes/north/g01", headers=bearer("command")).json()
     assert (up["node"], up["online"], up["heartbeat_s"], up["expected"]) == ("g01", True, 10, True)
@@ -94,7 +94,7 @@ def test_node__invalid(api: TestClient, path: str) -> None:
 
 
 def test_nodes__the_trust_list_age_grows_from_what_the_node_reported(
-    gateway_context: GatewayContext, store: SqliteStore
+    gateway_context: GatewayContext, store: SqlStore
 ) -> None:
     reported_at = datetime.now(UTC)
     payload = Birth(

@@ -11,7 +11,7 @@ from edge.contract.topics import AlertKind
 from gateway.access import hash_token
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.store.records import AlarmDraft, DeadLetter
 from tests.gateway.factory import Gates
 from tests.openapi import boundaries, operations_of, random_cases
@@ -21,7 +21,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
-def seeded_alarm(gateway_context: GatewayContext, store: SqliteStore, gates: Gates) -> str:
+def seeded_alarm(gateway_context: GatewayContext, store: SqlStore, gates: Gates) -> str:
     """A few events of each kind, so lists are not empty; returns a raised alarm's id."""
     now = datetime.now(UTC)
     store.add_token(hash_token(ADMIN_TOKEN), "fuzz", "admin", now)

@@ -35,7 +35,7 @@ from gateway.fleet import Problem
 from gateway.reports import COUNT_FIELDS, GateReportStatus
 from gateway.stock.catalogue import Category, Unit
 from gateway.stock.ledger import EntryKind, ReceiptSource
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.store.records import AccessRole, AlarmDraft, InboundPresence, Severity
 from gateway.web.words import catalogue, date_parts, slots
 from tests.console.sse import EventReader, Frame
@@ -90,7 +90,7 @@ def dash_gates() -> Gates:
 
 
 @pytest.fixture
-def seeded(store: SqliteStore, dash_gates: Gates) -> None:
+def seeded(store: SqlStore, dash_gates: Gates) -> None:
     """g01 on duty with a car, a held person (open hold) and a registration; g09 unlisted."""
     gates = dash_gates
     yesterday = NOW - timedelta(days=1)  # before today's cut-off: on the ticker, not counted
@@ -164,7 +164,7 @@ def test_snapshot__gates_counts_holds_alarms_and_ticker(
 
 
 def test_snapshot__ticker_holds_the_newest_twenty(
-    api: TestClient, store: SqliteStore, dash_gates: Gates
+    api: TestClient, store: SqlStore, dash_gates: Gates
 ) -> None:
     store.write([dash_gates.passage(node_time=NOW - timedelta(seconds=n)) for n in range(25)])
     ticker = api.get("/api/dashboard", headers=bearer()).json()["passages"]
@@ -241,7 +241,7 @@ def test_page__served_without_a_token_and_self_contained(api: TestClient) -> Non
 
 
 def test_stream__a_frame_on_connect_and_after_each_change(
-    api: TestClient, store: SqliteStore, dash_context: GatewayContext, dash_gates: Gates
+    api: TestClient, store: SqlStore, dash_context: GatewayContext, dash_gates: Gates
 ) -> None:
     with api.stream("GET", "/api/stream", headers=bearer()) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -283,7 +283,7 @@ def test_stream__a_burst_of_changes_is_folded_into_few_frames(
 
 
 def test_stream__open_dashboards_share_one_snapshot_per_change(
-    dash_context: GatewayContext, store: SqliteStore, dash_gates: Gates
+    dash_context: GatewayContext, store: SqlStore, dash_gates: Gates
 ) -> None:
     view = DashboardView(dash_context)
     first = view.update()

@@ -20,7 +20,7 @@ from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
 from gateway.api.routes_dashboard import render_page
 from gateway.reports import BOM, day_of_report_date, period_of_day
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.store.records import AlarmDraft, InboundEvent
 from gateway.web import words
 from tests.browser import assert_chinese_renders, by_id, eventually, shows
@@ -251,7 +251,7 @@ def test_daily_report_opens_on_today_so_far_and_shows_a_closed_day_with_its_miss
     page: Page,
     server: ConsoleServer,
     gateway_context: GatewayContext,
-    store: SqliteStore,
+    store: SqlStore,
     gates: Gates,
 ) -> None:
     site = gateway_context.config.sites[0]  # cut-off at midnight, Asia/Shanghai

@@ -16,7 +16,7 @@ from edge.contract.topics import AlertKind, Role
 from gateway.alarm_cases import alarm_cases
 from gateway.api.context import GatewayContext
 from gateway.rules import AlarmRules
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.store.records import InboundEvent, InboundPresence
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_access import bearer, open_api
@@ -40,7 +40,7 @@ class Gateway:
     """The store, the alarm book and the rules, as ingest drives them after each batch."""
 
     def __init__(self, ctx: GatewayContext) -> None:
-        self.store: SqliteStore = ctx.store  # type: ignore[assignment]
+        self.store: SqlStore = ctx.store  # type: ignore[assignment]
         self.rules = AlarmRules(ctx.config, ctx.store, ctx.alarms, ctx.clock, ctx.clock())
 
     def arrive(self, *items: InboundEvent | InboundPresence) -> None:

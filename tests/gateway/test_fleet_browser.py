@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -15,8 +14,8 @@ from edge.gate.console.server import ConsoleServer
 from gateway.access import hash_token
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig
-from gateway.store import SqliteStore
+from gateway.config import GatewayConfig, StoreSection
+from gateway.store import SqlStore
 from tests.browser import assert_chinese_renders, by_id, eventually, shows
 from tests.firmware.fleet_nodes import ORDER, fleet_config, seed_fleet
 from tests.gateway.test_dashboard_browser import no_missing_words
@@ -29,13 +28,13 @@ SCREENSHOT = os.environ.get("FLEET_SCREENSHOT")  # a path: keep a picture of the
 
 
 @pytest.fixture
-def gateway_config(tmp_path: Path) -> GatewayConfig:
+def gateway_config(store_section: StoreSection) -> GatewayConfig:
     """North (g01 to g04, d01) and south (g01): the nodes of tests/firmware/fleet_nodes.py."""
-    return fleet_config(tmp_path)
+    return fleet_config(store_section)
 
 
 @pytest.fixture
-def server(gateway_context: GatewayContext, store: SqliteStore) -> Iterator[ConsoleServer]:
+def server(gateway_context: GatewayContext, store: SqlStore) -> Iterator[ConsoleServer]:
     """The gateway app on a free port over the seeded fleet, an admin and a command token."""
     seed_fleet(store, datetime.now(UTC))
     store.add_token(hash_token(ADMIN), "technician", "admin", datetime.now(UTC))

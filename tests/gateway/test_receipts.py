@@ -13,7 +13,7 @@ from edge.contract.receipt import Receipt
 from edge.contract.topics import Role
 from gateway.config import GatewayConfig
 from gateway.receipts import RECEIPT_EVERY_S, RESEND_AFTER_S, Receipts
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.store.records import InboundPresence, Written
 from tests.gateway.factory import Gates
 
@@ -41,7 +41,7 @@ def marks(written: Written) -> list[tuple[str, int]]:
     return [(m.outbox_id, m.stored_seq) for m in written.marks]
 
 
-def test_store__a_receipt_is_due_for_what_is_stored_without_a_hole(store: SqliteStore) -> None:
+def test_store__a_receipt_is_due_for_what_is_stored_without_a_hole(store: SqlStore) -> None:
     gates = Gates()
     assert marks(store.write([], [birth(OUTBOX_A)])) == [(OUTBOX_A, 0)]
     assert marks(store.write([gates.passage() for _ in range(3)])) == [(OUTBOX_A, 3)]
@@ -50,7 +50,7 @@ def test_store__a_receipt_is_due_for_what_is_stored_without_a_hole(store: Sqlite
     assert [(m.stored_seq, newest) for m, newest in store.lagging()] == [(3, 5)]
 
 
-def test_store__a_heartbeat_ahead_of_the_store_shows_the_node_lagging(store: SqliteStore) -> None:
+def test_store__a_heartbeat_ahead_of_the_store_shows_the_node_lagging(store: SqlStore) -> None:
     gates = Gates()
     store.write([gates.passage() for _ in range(3)], [birth(OUTBOX_A)])
     assert store.lagging() == []
@@ -58,7 +58,7 @@ def test_store__a_heartbeat_ahead_of_the_store_shows_the_node_lagging(store: Sql
     assert [(m.stored_seq, newest) for m, newest in store.lagging()] == [(3, 7)]
 
 
-def test_store__a_running_node_is_anchored_where_its_birth_says(store: SqliteStore) -> None:
+def test_store__a_running_node_is_anchored_where_its_birth_says(store: SqlStore) -> None:
     # A node that ran with another gateway store: it holds nothing up to 100.
     gates = Gates()
     for _ in range(100):
@@ -68,7 +68,7 @@ def test_store__a_running_node_is_anchored_where_its_birth_says(store: SqliteSto
     assert store.node("north", "g01").gap_since is None  # type: ignore[union-attr]
 
 
-def test_store__events_before_the_birth_wait_for_its_anchor(store: SqliteStore) -> None:
+def test_store__events_before_the_birth_wait_for_its_anchor(store: SqlStore) -> None:
     gates = Gates()
     for _ in range(100):
         gates.passage()
@@ -79,7 +79,7 @@ def test_store__events_before_the_birth_wait_for_its_anchor(store: SqliteStore) 
     assert store.node("north", "g01").gap_since is not None  # type: ignore[union-attr]
 
 
-def test_store__a_birth_naming_what_is_stored_closes_the_gap(store: SqliteStore) -> None:
+def test_store__a_birth_naming_what_is_stored_closes_the_gap(store: SqlStore) -> None:
     gates = Gates()
     for _ in range(100):
         gates.passage()
@@ -88,7 +88,7 @@ def test_store__a_birth_naming_what_is_stored_closes_the_gap(store: SqliteStore)
     assert store.node("north", "g01").gap_since is None  # type: ignore[union-attr]
 
 
-def test_store__another_outbox_is_a_new_epoch_counting_from_1(store: SqliteStore) -> None:
+def test_store__another_outbox_is_a_new_epoch_counting_from_1(store: SqlStore) -> None:
     old = Gates()
     store.write([old.passage() for _ in range(5)], [birth(OUTBOX_A, session=7)])
     # The SD card was replaced: a new outbox, seq from 1, and a session that need not be lower.
@@ -102,7 +102,7 @@ def test_store__another_outbox_is_a_new_epoch_counting_from_1(store: SqliteStore
 class Desk:
     """Receipts with a clock the test moves and a list for what is published."""
 
-    store: SqliteStore
+    store: SqlStore
     config: GatewayConfig
     now: float = 100.0
     caught_up: bool = True
@@ -126,7 +126,7 @@ class Desk:
 
 
 @pytest.fixture
-def desk(store: SqliteStore, gateway_config: GatewayConfig) -> Desk:
+def desk(store: SqlStore, gateway_config: GatewayConfig) -> Desk:
     return Desk(store, gateway_config)
 
 

@@ -34,7 +34,7 @@ from gateway.reports import (
     report_date_of,
     site_daily_report,
 )
-from gateway.store import SqliteStore
+from gateway.store import SqlStore
 from gateway.web.printable import report_html
 from tests.gateway.factory import Gates
 
@@ -53,7 +53,7 @@ def report_of(counts: CheckpointCounts, period: ReportPeriod = PERIOD) -> dict[s
     return dict(daily_report_fields(period, counts))
 
 
-def report(store: SqliteStore, now: datetime = AFTER_CUTOFF) -> SiteDailyReport:
+def report(store: SqlStore, now: datetime = AFTER_CUTOFF) -> SiteDailyReport:
     return site_daily_report(store, SITE, DAY, now)
 
 
@@ -161,7 +161,7 @@ def test_period_words__say_the_period_without_sums(
     ids=["second-before-cutoff", "at-cutoff", "period-start", "second-before-start"],
 )
 def test_counts__by_the_cutoff_to_the_second(
-    store: SqliteStore, gates: Gates, at: datetime, counted: bool
+    store: SqlStore, gates: Gates, at: datetime, counted: bool
 ) -> None:
     store.write([gates.passage("g01", node_time=at)])
     computed = line(report(store), "g01").computed
@@ -172,7 +172,7 @@ def test_counts__by_the_cutoff_to_the_second(
 # --- statuses ----------------------------------------------------------------------------------
 
 
-def test_statuses__reported_zero_missing_and_unexpected(store: SqliteStore, gates: Gates) -> None:
+def test_statuses__reported_zero_missing_and_unexpected(store: SqlStore, gates: Gates) -> None:
     inside = PERIOD.end - timedelta(hours=1)
     store.write(
         [
@@ -197,16 +197,14 @@ def test_statuses__reported_zero_missing_and_unexpected(store: SqliteStore, gate
     assert made.closed
 
 
-def test_statuses__a_report_for_another_day_does_not_count(
-    store: SqliteStore, gates: Gates
-) -> None:
+def test_statuses__a_report_for_another_day_does_not_count(store: SqlStore, gates: Gates) -> None:
     day_before = ReportPeriod(PERIOD.start - timedelta(days=1), PERIOD.start)
     store.write([gates.daily_report("g01", report_of(CheckpointCounts(), day_before))])
     assert line(report(store), "g01").status == "missing"
 
 
 def test_statuses__before_the_cutoff_a_gate_is_open_not_missing(
-    store: SqliteStore, gates: Gates
+    store: SqlStore, gates: Gates
 ) -> None:
     store.write([gates.passage("g01", node_time=PERIOD.end - timedelta(hours=2))])
     made = report(store, now=PERIOD.end - timedelta(minutes=1))
@@ -227,7 +225,7 @@ def test_statuses__before_the_cutoff_a_gate_is_open_not_missing(
     ids=["same", "one-more-at-the-gate", "zero-but-events-stored"],
 )
 def test_mismatch__flagged_when_the_counts_differ(
-    store: SqliteStore, gates: Gates, reported: CheckpointCounts, mismatch: bool
+    store: SqlStore, gates: Gates, reported: CheckpointCounts, mismatch: bool
 ) -> None:
     inside = PERIOD.end - timedelta(hours=2)
     store.write(
@@ -247,7 +245,7 @@ def test_mismatch__flagged_when_the_counts_differ(
 
 
 @pytest.fixture
-def made(store: SqliteStore, gates: Gates) -> SiteDailyReport:
+def made(store: SqlStore, gates: Gates) -> SiteDailyReport:
     inside = PERIOD.end - timedelta(hours=1)
     store.write(
         [
@@ -318,7 +316,7 @@ def test_html__chinese_only_as_sent_up_the_chain(made: SiteDailyReport) -> None:
 
 
 def test_html__a_day_not_closed_says_so_and_shows_the_count_so_far(
-    store: SqliteStore, gates: Gates
+    store: SqlStore, gates: Gates
 ) -> None:
     store.write([gates.passage("g01", node_time=PERIOD.end - timedelta(hours=2))])
     page = report_html(report(store, now=PERIOD.end - timedelta(hours=1)))
@@ -333,8 +331,8 @@ def test_html__a_day_not_closed_says_so_and_shows_the_count_so_far(
 
 
 @pytest.fixture
-def api(store: SqliteStore) -> TestClient:
-    config = GatewayConfig(sites=(SITE,), store=StoreSection(path=store.path))
+def api(store: SqlStore, store_section: StoreSection) -> TestClient:
+    config = GatewayConfig(sites=(SITE,), store=store_section)
     live = LiveFeed()
     context = GatewayContext(
         config=config, store=store, alarms=AlarmBook(store, lambda _: None, live), live=live,
