@@ -20,9 +20,9 @@ from gateway.access import DEPOTS_MAX, hash_token
 from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, load_config
+from gateway.config import GatewayConfig, StoreSection, load_config
 from gateway.live import LiveFeed
-from gateway.store import SqliteStore
+from gateway.store import SqliteStore, SqlStore, open_store
 from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import AlarmRecord
 from tests.gateway.factory import Gates
@@ -38,14 +38,15 @@ CONFIG = {
         "zones": {"d01": {COLD: "cold"}, "d02": {COLD: "cold"}},
     }],
     "broker": {"url": "mqtts://127.0.0.1:8883"},  # the token commands do not connect
-    "store": {"path": "gateway.db"},  # next to the config
 }  # fmt: skip
 
 
 @pytest.fixture
-def config_file(tmp_path: Path) -> Path:
+def config_file(tmp_path: Path, store_section: StoreSection) -> Path:
+    """The config, on the test's store (a SQLite file next to it, or PostgreSQL)."""
     path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    store = store_section.model_dump(mode="json", include={"path", "url"}, exclude_none=True)
+    path.write_text(yaml.safe_dump({**CONFIG, "store": store}), encoding="utf-8")
     return path
 
 
@@ -180,14 +181,14 @@ def config(config_file: Path) -> GatewayConfig:
 
 
 @pytest.fixture
-def store(config: GatewayConfig) -> Iterator[SqliteStore]:
-    opened = SqliteStore(config.store.path)
+def store(config: GatewayConfig) -> Iterator[SqlStore]:
+    opened = open_store(config.store)
     yield opened
     opened.close()
 
 
 @pytest.fixture
-def book(store: SqliteStore) -> AlarmBook:
+def book(store: SqlStore) -> AlarmBook:
     return AlarmBook(store, lambda alert: None, LiveFeed())
 
 
@@ -202,7 +203,7 @@ def tokens(cli: Cli) -> dict[str, str]:
 
 @pytest.fixture
 def api(
-    config: GatewayConfig, store: SqliteStore, book: AlarmBook, tokens: dict[str, str]
+    config: GatewayConfig, store: SqlStore, book: AlarmBook, tokens: dict[str, str]
 ) -> TestClient:
     """The gateway's API over the config and store the tokens were made in; both depots
     sent a reading of their cold store."""
@@ -298,7 +299,7 @@ def alarms(book: AlarmBook) -> dict[str, AlarmRecord]:
 
 
 def test_acknowledge__the_keeper_acknowledges_their_depots_alarms_audited(
-    api: TestClient, tokens: dict[str, str], store: SqliteStore, alarms: dict[str, AlarmRecord]
+    api: TestClient, tokens: dict[str, str], store: SqlStore, alarms: dict[str, AlarmRecord]
 ) -> None:
     keeper = as_(tokens, "keeper")
     for name in ("d01", "d01-offline"):
@@ -325,7 +326,7 @@ def test_acknowledge__the_keeper_acknowledges_their_depots_alarms_audited(
 
 
 def test_acknowledge__anything_else_is_not_found_and_nothing_changes(
-    api: TestClient, tokens: dict[str, str], store: SqliteStore, alarms: dict[str, AlarmRecord]
+    api: TestClient, tokens: dict[str, str], store: SqlStore, alarms: dict[str, AlarmRecord]
 ) -> None:
     keeper = as_(tokens, "keeper")
     nowhere = api.post("/api/alarms/no-such-alarm/acknowledge", headers=keeper)
@@ -343,7 +344,7 @@ def test_acknowledge__anything_else_is_not_found_and_nothing_changes(
 
 
 def test_acknowledge__the_keeper_clears_nothing_and_lists_no_alarms_elsewhere(
-    api: TestClient, tokens: dict[str, str], store: SqliteStore, alarms: dict[str, AlarmRecord]
+    api: TestClient, tokens: dict[str, str], store: SqlStore, alarms: dict[str, AlarmRecord]
 ) -> None:
     keeper = as_(tokens, "keeper")
     own = alarms["d01"].alarm_id
@@ -380,6 +381,8 @@ def test_acknowledge__the_desk_acknowledges_any_depots_alarm(
 # --- depot tokens made before tokens named depots ------------------------------------------
 
 
+# SQLite-only: a SQLite file from before migration 0013, migrated forward.
+@pytest.mark.parametrize("store_section", ["sqlite"], indirect=True)
 def test_a_depot_token_made_before_sees_no_depot_until_made_again(
     tmp_path: Path, config: GatewayConfig, cli: Cli
 ) -> None:
@@ -418,11 +421,11 @@ def test_a_depot_token_made_before_sees_no_depot_until_made_again(
 
 
 def test_a_token_record_keeps_its_depots_across_a_reopen(config: GatewayConfig) -> None:
-    store = SqliteStore(config.store.path)
+    store = open_store(config.store)
     store.add_token(hash_token("gpt_x"), "keeper", "depot", datetime.now(UTC) - timedelta(1),
                     ("north/d01", "north/d02"))  # fmt: skip
     store.close()
-    store = SqliteStore(config.store.path)
+    store = open_store(config.store)
     try:
         record = store.token(hash_token("gpt_x"))
         assert record is not None
