@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from types import SimpleNamespace
 
 import pytest
 
 from gateway.config import GatewayConfig
 from gateway.service import Gateway
+from gateway.store import StoreUnavailable
 
 
 def test_tick__a_step_that_fails_is_logged_and_the_others_still_run(
@@ -19,7 +19,7 @@ def test_tick__a_step_that_fails_is_logged_and_the_others_still_run(
 
     def locked() -> None:
         ran.append("rules")
-        raise sqlite3.OperationalError("database is locked")
+        raise StoreUnavailable("database is locked")
 
     gateway = Gateway(gateway_config)
     gateway.rules = SimpleNamespace(check=locked)  # type: ignore[assignment]
