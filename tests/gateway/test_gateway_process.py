@@ -14,12 +14,14 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as paho
+import psycopg
 import pytest
 import yaml
 
 from edge.contract import topics
 from edge.contract.catalogue import encode
 from edge.contract.topics import EventKind, Role, Site
+from gateway.config import StoreSection
 from simulators.broker import PrivateBroker, free_port
 from simulators.processes import python_module, spawn, stop
 from tests.conftest import OutputLines, connect, gateway_broker, identity
@@ -42,11 +44,13 @@ def broker_config(broker: PrivateBroker) -> dict[str, Any]:
     return section.model_dump(mode="json", exclude_none=True)
 
 
-def settings(broker: dict[str, Any], http_port: int) -> dict[str, Any]:
+def settings(
+    broker: dict[str, Any], http_port: int, store: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "sites": [{"name": "north", "gates": ["g01"]}],
         "broker": broker,
-        "store": {"path": "gateway.db"},  # relative: next to the config
+        "store": store or {"path": "gateway.db"},  # relative: next to the config
         "http": {"port": http_port},
         "alarms": {"check_every_s": 0.2},
     }
@@ -63,8 +67,19 @@ def http_port() -> int:
 
 
 @pytest.fixture
-def config(tmp_path: Path, broker: PrivateBroker, http_port: int) -> Path:
-    return write_config(tmp_path / "gateway.yaml", settings(broker_config(broker), http_port))
+def config(
+    tmp_path: Path, broker: PrivateBroker, http_port: int, store_section: StoreSection
+) -> Path:
+    """The gateway's config on the test's store: the SQLite file next to it, or PostgreSQL."""
+    store = {"url": store_section.url} if store_section.url else None
+    return write_config(
+        tmp_path / "gateway.yaml", settings(broker_config(broker), http_port, store)
+    )
+
+
+@pytest.fixture
+def stored(tmp_path: Path, store_section: StoreSection) -> StoredEvents:
+    return StoredEvents(tmp_path / "gateway.db", store_section.url)
 
 
 def gatepost(*args: str) -> subprocess.CompletedProcess[str]:
@@ -110,12 +125,17 @@ def gateway_running(config: Path, session: str = "") -> Iterator[GatewayProcess]
 
 
 class StoredEvents:
-    """The gateway's SQLite file, read the way an operator would: read-only, beside it."""
+    """The gateway's store read the way an operator would, beside it: the SQLite file
+    read-only, or PostgreSQL (`url`) on a connection of its own."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, url: str | None = None) -> None:
         self.path = path
+        self.url = url
 
     def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.url:
+            with psycopg.connect(self.url, autocommit=True) as pg:
+                return pg.execute(sql).fetchall()
         if not self.path.exists():
             return []
         with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)) as db:
@@ -157,9 +177,9 @@ def connected_metric(http_port: int) -> str:
 
 @pytest.mark.slow
 def test_gateway_process__killed_outright_while_events_flow_loses_none(
-    broker: PrivateBroker, tmp_path: Path, config: Path
+    broker: PrivateBroker, stored: StoredEvents, config: Path
 ) -> None:
-    store = StoredEvents(tmp_path / "gateway.db")
+    store = stored
     made = passages(2000)
     node = connect(identity(broker, "node-g01"))
     sent = threading.Event()
@@ -207,9 +227,9 @@ def test_gateway_process__killed_outright_while_events_flow_loses_none(
 
 @pytest.mark.slow
 def test_gateway_process__a_broker_outage_loses_nothing_and_ingest_reconnects(
-    broker: PrivateBroker, tmp_path: Path, config: Path, http_port: int
+    broker: PrivateBroker, stored: StoredEvents, config: Path, http_port: int
 ) -> None:
-    store = StoredEvents(tmp_path / "gateway.db")
+    store = stored
     made = passages(200)
     with gateway_running(config, "new"):
         wait_until(lambda: connected_metric(http_port) == "1.0", what="ingest connected")
