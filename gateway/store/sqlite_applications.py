@@ -1,9 +1,9 @@
-"""Applications for supplies in the SQLite store: filed once, decided once, allocated once.
+"""Applications for supplies in the store: filed once, decided once, allocated once.
 
 An application, its decision and its allocation lines are three append-only tables
 (migration 0018); the state is derived. What a plan may allocate is on hand less what
 approved allocations still hold back (allocated at a depot, not yet issued there), read
-and written under one BEGIN IMMEDIATE lock when a plan is approved. An issue against an
+and written under the store's one write lock when a plan is approved. An issue against an
 `APL-<n>` id is checked here too, inside the ledger's own write transaction
 (check_application_issue), so two keepers cannot both issue its last allocated unit.
 """
@@ -60,7 +60,7 @@ def _steps(quantity: Decimal, unit: str) -> int:
 
 
 class ApplicationBook:
-    """Applications and their allocation in SqliteStore (mixed in);
+    """Applications and their allocation in SqlStore (mixed in);
     gateway.stock.applications.ApplicationStore."""
 
     def _conn(self) -> Connection:

@@ -1,8 +1,8 @@
-"""Submitted daily stock reports in the SQLite store: every version kept, none changed.
+"""Submitted daily stock reports in the store: every version kept, none changed.
 
-A submission runs in one BEGIN IMMEDIATE transaction (the key looked up, the day's newest
-version numbered, the row inserted), so two keepers submitting one depot's day at once
-get versions 1 and 2, never two of one number.
+A submission runs in one transaction under the store's write lock (the key looked up, the
+day's newest version numbered, the row inserted), so two keepers submitting one depot's day
+at once get versions 1 and 2, never two of one number.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _INSERT = (
 
 
 class DailyStockReports:
-    """The daily stock reports of SqliteStore (mixed in); daily_report.DailyReportStore."""
+    """The daily stock reports of SqlStore (mixed in); daily_report.DailyReportStore."""
 
     def _conn(self) -> Connection:
         raise NotImplementedError

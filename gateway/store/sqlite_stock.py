@@ -1,8 +1,10 @@
-"""The stock ledger in the SQLite store: immutable entries, on hand derived from them.
+"""The stock ledger in the store (SQLite or PostgreSQL): immutable entries, on hand derived
+from them.
 
-Every write runs in one BEGIN IMMEDIATE transaction: the idempotency key is looked up, the
-position's on hand is summed and the entry inserted under the one write lock, so two
-keepers issuing the last boxes at once cannot both succeed.
+Every write runs in one write transaction under the store's write lock (SQLite's BEGIN
+IMMEDIATE, PostgreSQL's advisory write lock): the idempotency key is looked up, the
+position's on hand is summed and the entry inserted under that one lock, so two keepers
+issuing the last boxes at once (on one gateway or on two replicas) cannot both succeed.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ _INSERT = (
 
 
 class StockLedger:
-    """The stock ledger of SqliteStore (mixed in); gateway.stock.ledger.StockStore."""
+    """The stock ledger of SqlStore (mixed in); gateway.stock.ledger.StockStore."""
 
     def _conn(self) -> Connection:
         raise NotImplementedError

@@ -1,7 +1,8 @@
-"""The supply level's tables in the SQLite store: price observations, tight days, the level.
+"""The supply level's tables in the store: price observations, tight days, the level.
 
-Price observations are immutable (triggers of migration 0020); a write looks its key up
-and inserts in one BEGIN IMMEDIATE transaction, as the ledger does.
+Price observations are immutable (triggers of migration 0020, and the PostgreSQL
+baseline's); a write looks its key up and inserts in one transaction under the store's
+write lock, as the ledger does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _SELECT = "SELECT id, site, item, unit, price_fen, observed_on, market, who, at 
 
 
 class SupplyRecords:
-    """Prices, tight days and the supply level of SqliteStore (mixed in);
+    """Prices, tight days and the supply level of SqlStore (mixed in);
     gateway.stock.supply_level.SupplyStore."""
 
     def _conn(self) -> Connection:
