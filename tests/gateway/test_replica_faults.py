@@ -324,3 +324,57 @@ def test_replicas__two_stores_opened_at_once_on_a_fresh_database_migrate_it_once
     finally:
         for store in opened:
             store.close()
+
+
+def test_mosquitto__a_share_group_member_away_keeps_its_turns_until_its_session_ends(
+    broker: PrivateBroker,
+) -> None:
+    """What docs/scale.md says of Mosquitto 2.0: an away member's turns wait in its
+    session (not given to the live one), and once its session ended, what waited is
+    discarded and the live member gets every message."""
+    got: dict[str, list[bytes]] = {"a": [], "b": []}
+
+    def member(name: str, expiry_s: int) -> Any:
+        client = connect(
+            identity(broker, f"member-{name}"), f"member-{name}", expiry_s,
+            on_message=lambda message: got[name].append(bytes(message.payload)),
+        )  # fmt: skip
+        if expiry_s:
+            subscribed = threading.Event()
+            client.on_subscribe = lambda *_: subscribed.set()
+            client.subscribe("$share/g/test/#", 1)
+            assert subscribed.wait(5)
+        return client
+
+    def publish(count: int) -> None:
+        for n in range(count):
+            sender.publish("test/x", str(n).encode(), qos=1).wait_for_publish(5)
+
+    def leave(client: Any) -> None:
+        client.disconnect()
+        client.loop_stop()
+
+    sender = connect(identity(broker, "sender"), "sender")
+    a, b = member("a", 600), member("b", 600)
+    try:
+        leave(b)
+        publish(100)
+        wait_until(lambda: len(got["a"]) >= 50, what="a's half")
+        time.sleep(0.5)
+        assert len(got["a"]) == 50  # b's turns were not given to a
+        b = member("b", 600)  # back with its session: its half was waiting
+        wait_until(lambda: len(got["b"]) >= 50, what="b's half")
+        leave(b)
+        got["a"].clear()
+        publish(20)  # b's turns wait again
+        leave(member("b", 0))  # b's session ends (a clean start): its 10 are dropped
+        publish(20)
+        wait_until(lambda: len(got["a"]) >= 30, what="a gets every message")
+        time.sleep(0.5)
+        assert len(got["a"]) == 30
+        b = member("b", 600)
+        time.sleep(0.5)
+        assert len(got["b"]) == 50  # nothing of what waited in the ended session
+    finally:
+        for client in (a, b, sender):
+            leave(client)
