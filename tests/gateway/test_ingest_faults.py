@@ -152,6 +152,40 @@ def test_sqlite_write_raises_store_unavailable_when_the_file_is_locked(
     store.close()
 
 
+class FullFile(SqliteStore):
+    """A real SQLite file that cannot grow past its size while `full`: what a full disk
+    is to SQLite (the page limit reached: "database or disk is full")."""
+
+    full = False
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = super()._conn()
+        limit = conn.execute("PRAGMA page_count").fetchone()[0] if self.full else 2**31
+        conn.execute(f"PRAGMA max_page_count = {limit}")
+        return conn
+
+
+def test_a_full_sqlite_file_is_retried_and_nothing_is_lost_or_stored_twice(
+    broker: PrivateBroker, tmp_path: Path, node: paho.Client, gates: Gates,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    # SQLite-only: the file's own limit (PostgreSQL's outage: below).
+    config = config_for(broker, StoreSection(path=tmp_path / "gateway.db"))
+    store, stats = FullFile(config.store.path), IngestStats()  # migrated
+    store.full = True
+    sent = [gates.passage() for _ in range(300)]  # more than the empty file's pages hold
+    with caplog.at_level(logging.WARNING, logger="gateway.ingest"), ingesting(config, store, stats):
+        send(node, sent)
+        wait_until(lambda: stats.store_retries >= 2)
+        assert stats.healthy, "a full disk is waited for, not a fault"
+        store.full = False  # the operator made room
+        wait_until(lambda: stats.stored == 300, timeout_s=30)
+        assert store.event_seqs("north", "g01") == list(range(1, 301))
+        assert (stats.received, stats.duplicates, stats.dead_letters) == (300, 0, 0)
+    assert "database or disk is full" in caplog.text
+    store.close()
+
+
 def test_a_store_fault_stops_ingest_visibly_and_the_next_session_gets_the_batch(
     broker: PrivateBroker,
     node: paho.Client,
