@@ -17,10 +17,12 @@ from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook, utc_now
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
+from gateway.changes import ChangeListener
 from gateway.config import GatewayConfig
 from gateway.depot_rollups import DepotRollups
 from gateway.homeassistant import HomeAssistant
 from gateway.ingest import Ingest, IngestFailed
+from gateway.leader import Leader, Leadership, SoleLeader
 from gateway.live import LiveFeed
 from gateway.receipts import Receipts
 from gateway.rules import AlarmRules
@@ -55,6 +57,8 @@ class Gateway:
         self._undo: list[Callable[[], object]] = []
         self.homeassistant: HomeAssistant | None = None  # when config.homeassistant.enabled
         self.rollups: DepotRollups | None = None  # depot time series, once the store is open
+        self.leader: Leader = SoleLeader()  # PostgreSQL: Leadership (init_replicas)
+        self._seq_marks: dict[tuple[str, str], tuple[int, int]] = {}  # _summaries_due
 
     def run(self, stop: threading.Event, ready: Callable[[Gateway], None] | None = None) -> None:
         """Run until `stop` is set; every step that started is undone on the way out.
@@ -82,28 +86,76 @@ class Gateway:
             self.shutdown()
 
     def tick(self) -> None:
-        """Time-based rules, summaries and housekeeping; one failing does not stop the rest."""
-        steps: list[Callable[[], object]] = [
-            self.rules.check, self.stock_rules.check, self.stock_reports.check,
-            self.supply_levels.check,
-            self.receipts.check,
-            self.summaries.publish_due,
-            self.store.checkpoint,
-        ]  # fmt: skip
+        """Time-based rules, summaries and housekeeping; one failing does not stop the rest.
+
+        With replicas, the clock's work runs on the leader only (once across them), and
+        each replica does what is its own: receipts for the batches it stored, its
+        local store's checkpoint, Home Assistant's states of the readings it ingested.
+        """
+        leads = self.leader.leads
+        self.stats.leader = leads
+        steps: list[Callable[[], object]] = []
+        if leads:
+            # Once across replicas: what they decide is read from the store (nodes, seqs,
+            # live alarms, ledgers), and an alarm is live once whoever raises it.
+            steps += [
+                self.rules.check, self.stock_rules.check, self.stock_reports.check,
+                self.supply_levels.check,
+                self.receipts.check,  # its own receipts, then asks nodes again for what is missing
+                self._summaries_due,
+            ]  # fmt: skip
+        else:
+            # A follower's own batches' receipts: the replica that stored a batch owes its
+            # nodes the receipt (asking nodes again is the leader's).
+            steps.append(self.receipts.flush)
+        # SQLite's WAL checkpoint is of this process's file; PostgreSQL's a no-op.
+        steps.append(self.store.checkpoint)
         if self.homeassistant is not None:
+            # Every replica: it publishes the newest readings its own ingest stored, and
+            # availability read from the store (the same retained value from each).
             steps.append(self.homeassistant.tick)
-        if self.rollups is not None:
-            steps.append(self.rollups.step)
+        if leads and self.rollups is not None:
+            steps.append(self.rollups.step)  # rolls and purges the shared store
         for step in steps:
             try:
                 step()
             except Exception:
                 log.exception("%s failed; the next tick tries again", step.__qualname__)
 
+    def _summaries_due(self) -> None:
+        """Summaries, told of the nodes any replica stored events of since the last run.
+
+        `summaries.touched()` hears of this process's batches only; on PostgreSQL the
+        nodes' seq marks in the store say which nodes gained events from any replica
+        (a hole filled between two marks waits for the publisher's periodic recount).
+        """
+        if isinstance(self.leader, Leadership):  # replicas may store what we are not told of
+            marks = {(n.site, n.node): (n.seq_contiguous, n.seq_max) for n in self.store.nodes()}
+            for key, mark in marks.items():
+                if self._seq_marks.get(key) != mark:
+                    self.summaries.touched(*key)
+            self._seq_marks = marks
+        self.summaries.publish_due()
+
     def init_store(self) -> None:
         self.store = open_store(self.config.store)
         self._undo.append(self.store.close)
         log.info("gateway store %s", store_name(self.config.store))
+        self.init_replicas()
+
+    def init_replicas(self) -> None:
+        """On PostgreSQL: the leader lock, and the live feed moved by every replica's writes."""
+        url = getattr(self.store, "url", None)
+        if self.store.engine != "postgresql" or not isinstance(url, str):
+            return  # SQLite: one gateway per file, the sole leader (set in __init__)
+        name = self.config.broker.client_id
+        listener = ChangeListener(url, self.live, name=name)
+        listener.start()
+        self._undo.append(listener.stop)
+        self.leader = Leadership(url, name=name)
+        self.leader.start()
+        self._undo.append(self.leader.stop)
+        self.stats.leader = self.leader.leads
 
     def init_publisher(self) -> None:
         """Alerts and summaries are few: paho publishes them, queueing while the broker is away."""

@@ -21,6 +21,7 @@ class IngestStats:
     store_retries: int = 0  # batches tried again because the store was unavailable
     writer_faults: int = 0  # ingest stopped by an error it does not retry (1 ends the run)
     fault: str = ""  # that error, for /metrics and the log; "" while ingest is healthy
+    leader: bool = True  # this replica runs the clock's work (gateway.leader; SQLite: always)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def batch_done(

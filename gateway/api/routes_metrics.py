@@ -73,6 +73,10 @@ class GatewayCollector(Collector):
             value=int(stats.connected),
         )  # fmt: skip
         yield GaugeMetricFamily(
+            "gatepost_leader", "1 while this replica runs the time-based work (gateway.leader)",
+            value=int(stats.leader),
+        )  # fmt: skip
+        yield GaugeMetricFamily(
             "gatepost_ingest_healthy", "0 once ingest stopped on a fault (the process ends)",
             value=int(stats.healthy),
         )  # fmt: skip

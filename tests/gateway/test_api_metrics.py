@@ -46,6 +46,7 @@ def test_metrics__names_and_types(gateway_context: GatewayContext) -> None:
         "gatepost_ingest_queue_depth": "gauge",
         "gatepost_ingest_connected": "gauge",
         "gatepost_ingest_healthy": "gauge",
+        "gatepost_leader": "gauge",
         "gatepost_dead_letters": "gauge",
         "gatepost_dead_letters_dropped": "counter",
         "gatepost_alarms_open": "gauge",
