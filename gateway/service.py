@@ -25,6 +25,7 @@ from gateway.ingest import Ingest, IngestFailed
 from gateway.leader import Leader, Leadership, SoleLeader
 from gateway.live import LiveFeed
 from gateway.receipts import Receipts
+from gateway.retention import RetentionRule
 from gateway.rules import AlarmRules
 from gateway.stats import IngestStats
 from gateway.stock.cover import StockRules
@@ -57,6 +58,7 @@ class Gateway:
         self._undo: list[Callable[[], object]] = []
         self.homeassistant: HomeAssistant | None = None  # when config.homeassistant.enabled
         self.rollups: DepotRollups | None = None  # depot time series, once the store is open
+        self.retention: RetentionRule | None = None  # old events, once the store is open
         self.leader: Leader = SoleLeader()  # PostgreSQL: Leadership (init_replicas)
         self._seq_marks: dict[tuple[str, str], tuple[int, int]] = {}  # _summaries_due
 
@@ -116,6 +118,8 @@ class Gateway:
             steps.append(self.homeassistant.tick)
         if leads and self.rollups is not None:
             steps.append(self.rollups.step)  # rolls and purges the shared store
+        if leads and self.retention is not None:
+            steps.append(self.retention.step)  # scrubs, then purges, old events
         for step in steps:
             try:
                 step()
@@ -183,6 +187,7 @@ class Gateway:
         self.summaries = SummaryPublisher(self.config, self.store, self._publish, self.clock)
         self.supply_levels = SupplyLevels(self.config, self.store, self._publish, self.clock)
         self.rollups = DepotRollups(self.store, self.config.store, self.clock)
+        self.retention = RetentionRule(self.store, self.config.store, self.clock)
         self.receipts = Receipts(
             self.config, self.store, self._publish,
             caught_up=lambda: self.ingest.caught_up(), wall=self.clock,  # noqa: PLW0108
