@@ -173,6 +173,7 @@ def test_tick__a_follower_sends_its_receipts_and_leaves_the_clock_to_the_leader(
     gateway.summaries = SimpleNamespace(publish_due=lambda: ran.append("summaries"))  # type: ignore[assignment]
     gateway.store = SimpleNamespace(checkpoint=lambda: ran.append("checkpoint"))  # type: ignore[assignment]
     gateway.rollups = SimpleNamespace(step=lambda: ran.append("rollups"))  # type: ignore[assignment]
+    gateway.retention = SimpleNamespace(step=lambda: ran.append("retention"))  # type: ignore[assignment]
     gateway.tick()
     assert ran == ["receipts", "checkpoint"]
     assert gateway.stats.leader is False
@@ -180,7 +181,8 @@ def test_tick__a_follower_sends_its_receipts_and_leaves_the_clock_to_the_leader(
     gateway.leader = SimpleNamespace(leads=True)
     gateway.tick()
     assert ran == [
-        "rules", "stock", "reports", "supply", "ask again", "summaries", "checkpoint", "rollups"
+        "rules", "stock", "reports", "supply", "ask again", "summaries", "checkpoint", "rollups",
+        "retention",
     ]  # fmt: skip
     assert gateway.stats.leader is True
 
