@@ -10,6 +10,12 @@ time; the store's fsync waits are not CPU and show only in its wall time). Then 
 more pass of decode + write + rules under cProfile, on a fresh store, splits that time
 into what the code does (cProfile inflates Python calls, so read its shares, not its
 microseconds). For fsyncs per batch, run it under `strace -f -c -e trace=fsync,fdatasync`.
+
+`--store postgresql` runs the same stages against a private PostgreSQL cluster
+(simulators/postgres.py, fsync on as deployed): the write's CPU here is then the client's
+(psycopg building and sending statements, reading results); the server's own CPU per
+event (postmaster and backends over the stages) is a row of its own, and cProfile times
+by thread CPU, so waits on the server are not counted as work.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import record
+from bench.gateway_pg_ingest import cluster_cpu_s
 from edge.contract import catalogue
 from edge.contract.catalogue import encode
 from gateway.alarm_cases import alarm_cases
@@ -42,11 +49,12 @@ from gateway.ingest import DeliveryQueue, Triage, triage
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
 from gateway.service import GC_YOUNG_THRESHOLD
-from gateway.store import SqliteStore
+from gateway.store import open_store
 from gateway.store.records import DEFAULT_LIMITS, Written
 from gateway.subscriber import Delivery, encode_length, parse_publish, split_packets
 from simulators.fleet import FleetPlan
 from simulators.fleet_worker import births, build_stream
+from simulators.postgres import PrivatePostgres
 
 READ_BYTES = 256 * 1024  # what one read of the gateway's subscriber takes at most
 Batch = list[Delivery]
@@ -108,7 +116,7 @@ class Pipeline:
 
     def __init__(self, config: GatewayConfig, log_to: io.TextIOBase) -> None:
         self.config = config
-        self.store = SqliteStore(config.store.path)
+        self.store = open_store(config.store)
         self.alerts: list[bytes] = []
         book = AlarmBook(self.store, lambda alert: self.alerts.append(encode(alert)), LiveFeed())
         self.rules = AlarmRules(config, self.store, book, book._clock, book._clock())
@@ -160,8 +168,11 @@ class GcTime:
             self.runs += 1
 
 
-def measure(config: GatewayConfig, chunks: list[bytes], log_to: io.TextIOBase) -> dict[str, Any]:
-    """Each stage's CPU over the whole stream, summed over its batches."""
+def measure(
+    config: GatewayConfig, chunks: list[bytes], log_to: io.TextIOBase,
+    server: PrivatePostgres | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Each stage's CPU over the whole stream, summed over its batches (and the server's)."""
     spent: dict[str, float] = defaultdict(float)
     collector = GcTime()
     gc.callbacks.append(collector)
@@ -174,6 +185,7 @@ def measure(config: GatewayConfig, chunks: list[bytes], log_to: io.TextIOBase) -
         root.addHandler(pipeline.handler)
         root.setLevel(logging.INFO)  # `gatepost gateway run`'s default --log-level
         fsync_wait = 0.0
+        server_before = _server_cpu(server)
         for batch in batches:
             spent["decode alone"] += cpu_of(partial(pipeline.decode, batch))[0]
             cpu, _, sorted_ = cpu_of(partial(pipeline.triage, batch))
@@ -182,6 +194,8 @@ def measure(config: GatewayConfig, chunks: list[bytes], log_to: io.TextIOBase) -
             spent["write (one transaction)"] += cpu
             fsync_wait += wall - cpu
             spent["rules + alarms announced"] += cpu_of(partial(pipeline.after, written))[0]
+        if server is not None:
+            spent["PostgreSQL server (its processes)"] = _server_cpu(server) - server_before
         root.removeHandler(pipeline.handler)
     finally:
         gc.callbacks.remove(collector)
@@ -194,6 +208,12 @@ def measure(config: GatewayConfig, chunks: list[bytes], log_to: io.TextIOBase) -
         "log_top": pipeline.lines.most_common(5), "log_us_per_line": per_line * 1e6,
         "alerts": len(pipeline.alerts), "store": pipeline.store,
     }  # fmt: skip
+
+
+def _server_cpu(server: PrivatePostgres | None) -> float:
+    if server is None or server.process is None:
+        return 0.0
+    return cluster_cpu_s(server.process.pid)
 
 
 def log_cost(log_to: io.TextIOBase, lines: int = 5_000) -> float:
@@ -224,6 +244,7 @@ CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
         ),
     ),
     ("SQL in SQLite (statements, B-trees, indexes, commit)", lambda f, n: "sqlite3" in n),
+    ("psycopg: statements sent, results read (client side)", lambda f, n: "psycopg" in f),
     ("hash chain (sha256, links)", lambda f, n: "sha256" in n or "chain" in f),
     ("row building, store logic (Python)", lambda f, n: "gateway/store" in f),
     ("datetimes and time text", lambda f, n: "datetime" in n or "isoformat" in n),
@@ -241,7 +262,8 @@ def profile(
     batches = hand_over(read(chunks), config.ingest.batch_max)
     pipeline = Pipeline(config, log_to)
     logging.getLogger().addHandler(pipeline.handler)
-    profiler = cProfile.Profile()
+    # Thread CPU, not wall time: a PostgreSQL client's waits on its server are not its work.
+    profiler = cProfile.Profile(time.thread_time) if config.store.url else cProfile.Profile()
     profiler.enable()
     for batch in batches:
         pipeline.after(pipeline.write(pipeline.triage(batch)))
@@ -288,10 +310,12 @@ def share_rows(found: dict[str, Any], shares: list[tuple[str, float, str]]) -> l
             for label, share, top in shares]  # fmt: skip
 
 
-def config_for(plan: FleetPlan, folder: Path, batch_max: int) -> GatewayConfig:
+def config_for(
+    plan: FleetPlan, folder: Path, batch_max: int, url: str | None = None
+) -> GatewayConfig:
     return GatewayConfig.model_validate({
         "sites": [SiteSection(name=plan.site, gates=tuple(plan.node_names))],
-        "store": StoreSection(path=folder / "gateway.db"),
+        "store": StoreSection(path=folder / "gateway.db", url=url),
         "ingest": {"batch_max": batch_max},
     })  # fmt: skip
 
@@ -302,6 +326,12 @@ def main() -> None:
     parser.add_argument("--events-per-node", type=int, default=250)
     parser.add_argument("--batch-max", type=int, default=2000)
     parser.add_argument("--no-profile", action="store_true", help="the stage timings only")
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="a SQLite file, or a private PostgreSQL cluster (fsync on)",
+    )
     parser.add_argument("--default-gc", action="store_true",
                         help="CPython's collector settings, not the gateway's")  # fmt: skip
     args = parser.parse_args()
@@ -310,14 +340,23 @@ def main() -> None:
         gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
     plan = FleetPlan(nodes=args.nodes, events_per_node=args.events_per_node)
     work = Path(tempfile.mkdtemp(prefix="gatepost-ingest-profile-"))
+    server = PrivatePostgres() if args.store == "postgresql" else None
     try:
+        urls: list[str | None] = [None, None]
+        if server is not None:
+            server.start()
+            urls = [server.create_database("a"), server.create_database("b")]
         chunks = wire(plan)
         with open(work / "gateway.log", "w", encoding="utf-8") as log_to:
-            found = measure(config_for(plan, work / "a", args.batch_max), chunks, log_to)
+            found = measure(
+                config_for(plan, work / "a", args.batch_max, urls[0]), chunks, log_to, server
+            )
             found.pop("store").close()
             shares = [] if args.no_profile else profile(
-                config_for(plan, work / "b", args.batch_max), chunks, log_to)  # fmt: skip
+                config_for(plan, work / "b", args.batch_max, urls[1]), chunks, log_to)  # fmt: skip
     finally:
+        if server is not None:
+            server.remove()
         shutil.rmtree(work, ignore_errors=True)
     rows = stage_rows(found)
     print(f"log lines: {found['log_lines']} ({found['log_us_per_line']:.1f} us each); "
@@ -325,7 +364,7 @@ def main() -> None:
     wait_ms = found["write_wait_s"] / found["batches"] * 1e3
     print(f"write waits (wall - CPU, the fsyncs): {wait_ms:.1f} ms a batch")
     record(
-        "ingest_profile", rows + share_rows(found, shares), nodes=plan.nodes,
+        "ingest_profile", rows + share_rows(found, shares), store=args.store, nodes=plan.nodes,
         events_per_node=plan.events_per_node,
         events=found["events"], batches=found["batches"], batch_max=args.batch_max,
         log_lines=found["log_lines"], log_us_per_line=round(found["log_us_per_line"], 1),

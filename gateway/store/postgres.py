@@ -35,9 +35,10 @@ import psycopg
 from psycopg.adapt import Dumper, Loader
 
 from gateway.store.base import StoreUnavailable
+from gateway.store.rows import Row
 from gateway.store.schema import Migration
 from gateway.store.schema_pg import PG_MIGRATIONS
-from gateway.store.sql import Cursor
+from gateway.store.sql import Connection, Cursor
 from gateway.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ MIGRATION_LOCK = 0x6761_7465_0002  # two replicas starting together migrate once
 LEADER_LOCK = 0x6761_7465_0003  # gateway.leader: the one replica that runs the clock's work
 NODE_LOCKS = 0x6761_7465  # the per-node locks' first key (the second: a hash of site/node)
 CHANNEL = "gatepost_changed"
+_NODE_LOCKS_SQL = (
+    f"SELECT pg_advisory_xact_lock({NODE_LOCKS}, key) FROM "  # noqa: S608
+    "(SELECT DISTINCT hashtext(name) AS key FROM unnest(%s::text[]) AS name ORDER BY key) AS keys"
+)
 
 
 @lru_cache(maxsize=2048)
@@ -76,6 +81,8 @@ class _FlagDumper(Dumper):
 
 class PgConnection:
     """A psycopg connection that takes the store's SQL as written (gateway.store.sql)."""
+
+    engine = "postgresql"
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
@@ -161,12 +168,15 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _ingest_transaction(self, nodes: Iterable[tuple[str, str]]) -> Iterator[PgConnection]:
+        names = sorted({f"{site}/{node}" for site, node in nodes})
+
         def take(conn: PgConnection) -> None:
             conn.execute(f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK})")
-            for site, node in sorted(set(nodes)):
-                conn.execute(
-                    f"SELECT pg_advisory_xact_lock({NODE_LOCKS}, hashtext(?))", (f"{site}/{node}",)
-                )
+            if names:
+                # One statement for all the batch's node locks (not a round trip each),
+                # taken in the order of their keys: two batches never wait on each other
+                # crosswise, even where two names share a key.
+                conn.raw.execute(_NODE_LOCKS_SQL, (names,))
 
         with self._locked(take) as conn:
             yield conn
@@ -184,6 +194,22 @@ class PostgresStore(SqlStore):
             if conn.raw.closed or conn.raw.broken:
                 self._forget(threading.current_thread())
             raise StoreUnavailable(f"PostgreSQL: {_first_line(error)}") from error
+
+    def _store_rows(
+        self, conn: Connection, sql: str, table: str, columns: str, rows: list[Row]
+    ) -> None:
+        """COPY the rows in: one stream per table, not a statement per row.
+
+        COPY cannot skip a row whose key is taken, and needs not: these rows are of
+        events `_new_only` found unstored while this batch holds their nodes' locks, so no
+        other batch stores them meanwhile (an id already stored fails the batch, as the
+        INSERT it replaces did)."""
+        if not rows:
+            return
+        assert isinstance(conn, PgConnection)
+        with conn.raw.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def checkpoint(self) -> None:
         """Nothing to do: PostgreSQL checkpoints on its own."""

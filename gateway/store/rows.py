@@ -172,6 +172,11 @@ TABLES: dict[type[Event], tuple[str, str, Callable[[InboundEvent, Any], list[Row
 }  # fmt: skip
 
 
+# The kinds whose table holds one row per event, keyed by its id: an event new to the
+# store has none yet (depot readings and weights are several rows of one event).
+ONE_ROW_PER_EVENT = frozenset(k for k in TABLES if k not in (DepotReadingBatch, WeightBatch))
+
+
 def insert_sql(table: str, columns: str) -> str:
     marks = ", ".join("?" * (columns.count(",") + 1))
     return f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608

@@ -31,14 +31,14 @@ from gateway.store.records import (
     utc_text,
 )
 from gateway.store.retention import Retention
-from gateway.store.rows import TABLES, insert_sql
+from gateway.store.rows import ONE_ROW_PER_EVENT, TABLES, Row, insert_sql
 from gateway.store.sql import Connection
 from gateway.store.sqlite_alarms import AlarmsAndAccess
 from gateway.store.sqlite_applications import ApplicationBook
 from gateway.store.sqlite_chain import EventChain
 from gateway.store.sqlite_daily_reports import DailyStockReports
 from gateway.store.sqlite_excursions import Excursions
-from gateway.store.sqlite_marks import SeqMarks
+from gateway.store.sqlite_marks import SeqMarks, SeqState, rows_of_nodes, seq_states
 from gateway.store.sqlite_reads import Reads
 from gateway.store.sqlite_rollups import Rollups
 from gateway.store.sqlite_stock import StockLedger
@@ -50,6 +50,10 @@ _ID_CHUNK = 900
 # one; and a reason names every failing field, which a 64 KiB payload can make thousands.
 TOPIC_KEEP_CHARS = 512
 REASON_KEEP_CHARS = 2000
+_EVENT_COLUMNS = (
+    "event_id, site, node, kind, epoch, seq, node_time, received_at, payload, sha256, prev_hash"
+)
+_INSERT_EVENTS = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
 
 
 class SqlStore(
@@ -110,11 +114,14 @@ class SqlStore(
         nodes = {(i.site, i.node) for i in events} | {(u.site, u.node) for u in presence}
         with self._ingest_transaction(nodes) as conn:
             applied = [u for u in presence if self._presence(conn, u, limits, jumped)]
-            known = self._known_nodes(conn)
             fresh = self._new_only(conn, events)
-            new, quarantined = self._plausible(conn, fresh, known, limits.seq_jump_max)
+            # The batch's nodes as they stand after its presence: nothing below changes
+            # them before `_set_marks` (a node `_insert` adds has UNSEEN's defaults).
+            states = seq_states(conn, {(i.site, i.node) for i in fresh})
+            known = {key for key, s in states.items() if s.seq_max > 0 or s.epoch > 0}
+            new, quarantined = self._plausible(fresh, states, known, limits.seq_jump_max)
             jumped += quarantined
-            self._insert(conn, new)
+            self._insert(conn, new, states)
             chain = self._check_chain(conn, new)
             again = {id(item) for item in fresh}
             forked, letters = self._refork(conn, [i for i in events if id(i) not in again])
@@ -122,8 +129,10 @@ class SqlStore(
             by_node: dict[tuple[str, str], list[InboundEvent]] = defaultdict(list)
             for item in new:
                 by_node[(item.site, item.node)].append(item)
-            for (site, node), items in by_node.items():
-                self._advance_seq(conn, site, node, items, first=(site, node) not in known)
+            self._set_marks(conn, [
+                self._advance_seq(key, states[key], items, first=key not in known)
+                for key, items in by_node.items()
+            ])  # fmt: skip
             touched = set(by_node) | {
                 (i.site, i.node) for i in applied if isinstance(i.payload, Birth)
             }
@@ -166,25 +175,27 @@ class SqlStore(
             )
 
     def _marks(self, conn: Connection, nodes: set[tuple[str, str]]) -> list[StoredMark]:
-        marks = []
-        for site, node in nodes:
-            row = conn.execute(
-                "SELECT role, outbox_id, seq_contiguous FROM nodes "
-                "WHERE site=? AND node=? AND outbox_id IS NOT NULL",
-                (site, node),
-            ).fetchone()
-            if row is not None:
-                marks.append(StoredMark(site, node, *row))
-        return marks
+        select = (
+            "SELECT n.site, n.node, n.role, n.outbox_id, n.seq_contiguous FROM wanted w "
+            "JOIN nodes n ON n.site = w.site AND n.node = w.node WHERE n.outbox_id IS NOT NULL"
+        )
+        return [StoredMark(*row) for row in rows_of_nodes(conn, select, sorted(nodes))]
 
-    def _known_nodes(self, conn: Connection) -> set[tuple[str, str]]:
-        return {(site, node) for site, node in conn.execute(
-            "SELECT site, node FROM nodes WHERE seq_max > 0 OR epoch > 0"
-        )}  # fmt: skip
+    def _store_rows(
+        self, conn: Connection, sql: str, table: str, columns: str, rows: list[Row]
+    ) -> None:
+        """Insert rows of one event each, none of them stored yet (their events were new by
+        `_new_only`, read under the batch's node locks). `sql` inserts them one by one;
+        PostgresStore copies them in instead."""
+        conn.executemany(sql, rows)
 
     def _new_only(self, conn: Connection, events: Sequence[InboundEvent]) -> list[InboundEvent]:
         ids = list({item.event.event_id for item in events})
         known: set[str] = set()
+        if ids and self.engine == "postgresql":  # one array, not a statement psycopg reparses
+            sql = "SELECT event_id FROM events WHERE event_id = ANY(CAST(? AS text[]))"
+            known.update(row[0] for row in conn.execute(sql, (ids,)))
+            ids = []
         for start in range(0, len(ids), _ID_CHUNK):
             chunk = ids[start : start + _ID_CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -197,7 +208,10 @@ class SqlStore(
                 new.append(item)
         return new
 
-    def _insert(self, conn: Connection, new: Sequence[InboundEvent]) -> None:
+    def _insert(
+        self, conn: Connection, new: Sequence[InboundEvent],
+        states: dict[tuple[str, str], SeqState],
+    ) -> None:  # fmt: skip
         if not new:
             return
         conn.executemany(
@@ -208,27 +222,27 @@ class SqlStore(
                 for site, node, role in {(i.site, i.node, i.role) for i in new}
             ],
         )
-        epochs = {
-            (row[0], row[1]): row[2] for row in conn.execute("SELECT site, node, epoch FROM nodes")
-        }
-        conn.executemany(
-            "INSERT INTO events (event_id, site, node, kind, epoch, seq, node_time, received_at,"
-            " payload, sha256, prev_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        self._store_rows(
+            conn, _INSERT_EVENTS, "events", _EVENT_COLUMNS,
             [
-                (i.event.event_id, i.site, i.node, i.event.kind, epochs[(i.site, i.node)],
+                (i.event.event_id, i.site, i.node, i.event.kind, states[(i.site, i.node)].epoch,
                  i.event.seq, utc_text(i.event.node_time), utc_text(i.received_at),
                  i.raw.decode(), i.sha256, i.event.prev_hash)
                 for i in new
             ],
         )  # fmt: skip
-        rows: dict[type, list[tuple[object, ...]]] = defaultdict(list)
+        rows: dict[type, list[Row]] = defaultdict(list)
         for item in new:
             table = TABLES.get(type(item.event))
             if table is not None:
                 rows[type(item.event)].extend(table[2](item, item.event))
         for kind, kind_rows in rows.items():
             table_name, columns, _ = TABLES[kind]
-            conn.executemany(insert_sql(table_name, columns), kind_rows)
+            if kind in ONE_ROW_PER_EVENT:
+                self._store_rows(conn, insert_sql(table_name, columns), table_name, columns,
+                                 kind_rows)  # fmt: skip
+            else:  # several rows of one event may share a key: the first one is kept
+                conn.executemany(insert_sql(table_name, columns), kind_rows)
 
     def _presence(
         self, conn: Connection, item: InboundPresence, limits: IngestLimits,

@@ -22,6 +22,7 @@ from gateway.store.records import ChainFault, ChainFaultKind, DeadLetter, Inboun
 from gateway.store.retention import SCRUBBED_MODELS, mask_personal
 from gateway.store.rows import TABLES, Row
 from gateway.store.sql import Connection
+from gateway.store.sqlite_marks import rows_of_nodes
 
 # The model of each stored kind, to make its report rows again from its payload.
 _MODELS: dict[str, type[Event]] = {model.model_fields["kind"].default: model for model in TABLES}
@@ -31,10 +32,6 @@ _ROWS_OF: dict[str, str] = {
     for kind, model in _MODELS.items()
 }
 
-
-# Nodes per query of their stored neighbourhoods: 4 variables each, well under SQLite's
-# default limit of 32,766.
-_RANGE_CHUNK = 2000
 
 
 class Link(NamedTuple):
@@ -129,18 +126,15 @@ def _neighbourhoods(
         (site, node, min(i.event.seq for i in items) - 1, max(i.event.seq for i in items) + 1)
         for (site, node), items in by_node.items()
     ]
-    for start in range(0, len(ranges), _RANGE_CHUNK):
-        chunk = ranges[start : start + _RANGE_CHUNK]
-        values = ",".join("(?,?,?,?)" for _ in chunk)
-        sql = (
-            f"WITH wanted(site, node, low, high) AS (VALUES {values}) "  # noqa: S608
-            "SELECT e.site, e.node, e.seq, e.event_id, e.sha256, e.prev_hash FROM wanted w "
-            "JOIN nodes n ON n.site = w.site AND n.node = w.node "
-            "JOIN events e ON e.site = w.site AND e.node = w.node AND e.epoch = n.epoch "
-            "AND e.seq BETWEEN w.low AND w.high"
-        )
-        for site, node, *link in conn.execute(sql, [v for r in chunk for v in r]):
-            stored[(site, node)][link[0]].append(Link(*link))
+    select = (
+        "SELECT e.site, e.node, e.seq, e.event_id, e.sha256, e.prev_hash FROM wanted w "
+        "JOIN nodes n ON n.site = w.site AND n.node = w.node "
+        "JOIN events e ON e.site = w.site AND e.node = w.node AND e.epoch = n.epoch "
+        "AND e.seq BETWEEN w.low AND w.high"
+    )
+    wanted = ("site, node, low, high", "text, text, bigint, bigint")
+    for site, node, *link in rows_of_nodes(conn, select, ranges, *wanted):
+        stored[(site, node)][link[0]].append(Link(*link))
     return stored
 
 

@@ -11,9 +11,10 @@ person moved is moved back as soon as the node shows it still had what was given
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gateway.store.records import InboundEvent, InboundPresence, Quarantined, utc_text
 from gateway.store.sql import Connection
@@ -37,13 +38,79 @@ class SeqState(NamedTuple):
         return self.outbox_id is not None or self.seq_max > 0 or self.epoch > 0
 
 
+# What a node not yet in `nodes` has once its row is inserted (the columns' defaults).
+UNSEEN = SeqState(0, 0, 0, None, None, None)
+_STATE_COLUMNS = "epoch, seq_contiguous, seq_max, gap_since, outbox_id, accepted_from"
+# Nodes per query of several nodes' rows: a few variables each, well under SQLite's
+# default limit of 32,766.
+NODE_CHUNK = 2000
+
+
 def seq_state(conn: Connection, site: str, node: str) -> SeqState:
     row = conn.execute(
-        "SELECT epoch, seq_contiguous, seq_max, gap_since, outbox_id, accepted_from FROM nodes "
-        "WHERE site=? AND node=?",
+        f"SELECT {_STATE_COLUMNS} FROM nodes WHERE site=? AND node=?",  # noqa: S608
         (site, node),
     ).fetchone()
     return SeqState(*row)
+
+
+def rows_of_nodes(
+    conn: Connection, select: str, keyed: Sequence[tuple[Any, ...]],
+    columns: str = "site, node", types: str = "text, text",
+) -> Iterator[Any]:  # fmt: skip
+    """Rows of `select` joined to `wanted(<columns>)`, one row of `keyed` each.
+
+    One statement per chunk, not one per node: a batch names up to thousands of nodes,
+    and on PostgreSQL each statement is a round trip. `select` reads `wanted w` and
+    follows the chunk's `WITH wanted(...) AS (...)`: a VALUES list on SQLite; on
+    PostgreSQL one array per column (`types`: their SQL types), so the statement is the
+    same text whatever the count (psycopg parses a statement of more than 50 parameters
+    anew on every call, and that cost more than the query).
+    """
+    if not keyed:
+        return
+    if getattr(conn, "engine", "sqlite") == "postgresql":
+        arrays = ", ".join(f"CAST(? AS {kind}[])" for kind in types.split(", "))
+        sql = f"WITH wanted({columns}) AS (SELECT * FROM unnest({arrays})) {select}"  # noqa: S608
+        # fetchall: psycopg checks its result on every row an iterator takes.
+        params = [list(column) for column in zip(*keyed, strict=True)]
+        yield from conn.execute(sql, params).fetchall()
+        return
+    width = columns.count(",") + 1
+    row = "(" + ",".join("?" * width) + ")"
+    for start in range(0, len(keyed), NODE_CHUNK):
+        chunk = keyed[start : start + NODE_CHUNK]
+        values = ",".join(row for _ in chunk)
+        sql = f"WITH wanted({columns}) AS (VALUES {values}) {select}"
+        yield from conn.execute(sql, [value for key in chunk for value in key])
+
+
+def seq_states(
+    conn: Connection, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], SeqState]:
+    """The seq state of each of these nodes in one read; UNSEEN for one not in `nodes`.
+
+    Only the batch's nodes: reading the whole table each batch cost in proportion to the
+    fleet, not to the batch.
+    """
+    states = dict.fromkeys(keys, UNSEEN)
+    select = (
+        "SELECT n.site, n.node, n.epoch, n.seq_contiguous, n.seq_max, n.gap_since, "
+        "n.outbox_id, n.accepted_from FROM wanted w JOIN nodes n "
+        "ON n.site = w.site AND n.node = w.node"
+    )
+    for site, node, *state in rows_of_nodes(conn, select, sorted(keys)):
+        states[(site, node)] = SeqState(*state)
+    return states
+
+
+class PendingMark(NamedTuple):
+    """A node's mark to store, once the events beyond it have been walked over."""
+
+    key: tuple[str, str]
+    state: SeqState
+    arrived: datetime
+    walk: bool
 
 
 class SeqMarks:
@@ -56,28 +123,26 @@ class SeqMarks:
         raise NotImplementedError
 
     def _plausible(
-        self, conn: Connection, new: list[InboundEvent], known: set[tuple[str, str]],
-        jump_max: int,
+        self, new: list[InboundEvent], states: dict[tuple[str, str], SeqState],
+        known: set[tuple[str, str]], jump_max: int,
     ) -> tuple[list[InboundEvent], list[Quarantined]]:  # fmt: skip
         """Split off the events whose seq is more than `jump_max` past their node's mark.
 
         The mark grows with the batch's own run, so a backlog drained in one batch is
         plausible however long. A node whose mark is not known yet (not in `known`, no
         outbox named) starts where its first events are, as `_advance_seq` has it.
+        `states`: each node's state as `seq_states` read it in this transaction.
         """
         by_node: dict[tuple[str, str], list[InboundEvent]] = defaultdict(list)
         for item in new:
             by_node[(item.site, item.node)].append(item)
         quarantined: list[Quarantined] = []
         for (site, node), items in by_node.items():
-            row = conn.execute(
-                "SELECT seq_contiguous, epoch, outbox_id FROM nodes WHERE site=? AND node=?",
-                (site, node),
-            ).fetchone()
-            if row is None or ((site, node) not in known and row[1] == 0 and row[2] is None):
+            state = states[(site, node)]
+            if (site, node) not in known and state.epoch == 0 and state.outbox_id is None:
                 mark = min(item.event.seq for item in items) - 1
             else:
-                mark = row[0]
+                mark = state.contiguous
             for item in sorted(items, key=lambda i: i.event.seq):
                 seq = item.event.seq
                 if seq > mark + jump_max:
@@ -90,18 +155,13 @@ class SeqMarks:
         return [item for item in new if id(item) not in out], quarantined
 
     def _advance_seq(
-        self,
-        conn: Connection,
-        site: str,
-        node: str,
-        items: list[InboundEvent],
-        *,
-        first: bool,
-    ) -> None:
+        self, key: tuple[str, str], state: SeqState, items: list[InboundEvent], *, first: bool
+    ) -> PendingMark:
+        """The node's new mark after these events (`state`: as stored before them), to be
+        stored by `_set_marks` with every other node's of the batch."""
         seqs = [item.event.seq for item in items]
         # A gap opens when its events arrived, by the gateway's clock of receipt.
         arrived = max(item.received_at for item in items)
-        state = seq_state(conn, site, node)
         contiguous, seq_max = state.contiguous, max(state.seq_max, *seqs)
         accepted_from = state.accepted_from
         if first and state.epoch == 0 and state.outbox_id is None:
@@ -118,35 +178,50 @@ class SeqMarks:
             # sends from here counts again, new gaps included.
             contiguous, seq_max, accepted_from = min(inside) - 1, max(seqs), None
         state = state._replace(contiguous=contiguous, seq_max=seq_max, accepted_from=accepted_from)
-        self._set_mark(conn, (site, node), state, arrived, walk=contiguous + 1 in seqs)
+        return PendingMark(key, state, arrived, walk=contiguous + 1 in seqs)
 
     def _set_mark(
         self, conn: Connection, key: tuple[str, str], state: SeqState,
         now: datetime, *, walk: bool,
     ) -> None:  # fmt: skip
         """Store a node's contiguous mark, first walking it over what arrived beyond it."""
-        site, node = key
-        epoch, contiguous, seq_max, gap_since, _, accepted_from = state
-        # Only an arrival right after the contiguous run can extend it; the scan then
-        # walks forward over what had arrived out of order.
-        if walk:
-            for (seq,) in conn.execute(
-                "SELECT seq FROM events WHERE site=? AND node=? AND epoch=? AND seq>? ORDER BY seq",
-                (site, node, epoch, contiguous),
-            ):
+        self._set_marks(conn, [PendingMark(key, state, now, walk)])
+
+    def _set_marks(self, conn: Connection, pending: Sequence[PendingMark]) -> None:
+        """Store nodes' contiguous marks, first walking each over what arrived beyond it.
+
+        One read of the stored seqs beyond every walking node's mark and one
+        `executemany` of the updates, not three statements per node.
+        """
+        # Only an arrival right after the contiguous run can extend it; the walk then
+        # goes forward over what had arrived out of order.
+        beyond: dict[tuple[str, str], list[int]] = defaultdict(list)
+        walking = [(*p.key, p.state.epoch, p.state.contiguous) for p in pending if p.walk]
+        select = (
+            "SELECT e.site, e.node, e.seq FROM wanted w JOIN events e ON e.site = w.site "
+            "AND e.node = w.node AND e.epoch = w.epoch AND e.seq > w.after"
+        )
+        wanted = ("site, node, epoch, after", "text, text, bigint, bigint")
+        for site, node, seq in rows_of_nodes(conn, select, walking, *wanted):
+            beyond[(site, node)].append(seq)
+        updates = []
+        for key, state, now, _ in pending:
+            _, contiguous, seq_max, gap_since, _, accepted_from = state
+            for seq in sorted(beyond.get(key, ())):
                 if seq == contiguous + 1:
                     contiguous = seq
                 elif seq > contiguous + 1:
                     break
-        seq_max = max(seq_max, contiguous)
-        if contiguous >= seq_max:
-            gap_since = None
-        elif gap_since is None:
-            gap_since = utc_text(now)
-        conn.execute(
+            seq_max = max(seq_max, contiguous)
+            if contiguous >= seq_max:
+                gap_since = None
+            elif gap_since is None:
+                gap_since = utc_text(now)
+            updates.append((contiguous, seq_max, gap_since, accepted_from, *key))
+        conn.executemany(
             "UPDATE nodes SET seq_contiguous=?, seq_max=?, gap_since=?, accepted_from=? "
             "WHERE site=? AND node=?",
-            (contiguous, seq_max, gap_since, accepted_from, site, node),
+            updates,
         )
 
     def _anchor(
