@@ -33,7 +33,6 @@ _ROWS_OF: dict[str, str] = {
 }
 
 
-
 class Link(NamedTuple):
     """One stored event as its chain sees it."""
 
@@ -81,7 +80,8 @@ class EventChain:
         for (site, node), items in by_node.items():
             faults += _node_links(conn, site, node, items, stored[(site, node)])
         marks = [(f.what, f.event_id) for f in faults if f.what != "start"]
-        conn.executemany("UPDATE events SET chain=? WHERE event_id=?", marks)
+        if marks:
+            conn.executemany("UPDATE events SET chain=? WHERE event_id=?", marks)
         return faults
 
     def _refork(
@@ -89,12 +89,22 @@ class EventChain:
     ) -> tuple[list[ChainFault], list[DeadLetter]]:
         """Of events already stored by id (redelivered), those with other bytes than the
         stored copy: forks that cannot be stored beside it (the id is taken), kept as dead
-        letters instead. The same bytes again are a redelivery, nothing to say."""
+        letters instead. The same bytes again are a redelivery, nothing to say.
+
+        One read for all of them: a replica taking over another's unacknowledged window
+        gets whole batches again, and a statement each was a round trip each."""
         faults, letters = [], []
+        select = (
+            "SELECT e.event_id, e.seq, e.sha256 FROM wanted w JOIN events e "
+            "ON e.event_id = w.event_id"
+        )
+        ids = sorted({(item.event.event_id,) for item in events})
+        stored = {
+            event_id: (seq, sha256)
+            for event_id, seq, sha256 in rows_of_nodes(conn, select, ids, "event_id", "text")
+        }
         for item in events:
-            row = conn.execute(
-                "SELECT seq, sha256 FROM events WHERE event_id=?", (item.event.event_id,)
-            ).fetchone()
+            row = stored.get(item.event.event_id)
             if row is None or row[1] is None or row[1] == item.sha256:
                 continue  # new, or a redelivery of the very same bytes
             faults.append(ChainFault(item.site, item.node, "fork", row[0], item.event.event_id))
