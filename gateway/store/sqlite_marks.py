@@ -111,6 +111,9 @@ class PendingMark(NamedTuple):
     state: SeqState
     arrived: datetime
     walk: bool
+    # Seqs this batch has just stored for the node (in `state.epoch`): walked over in
+    # memory, so only what lies beyond them is read back.
+    stored_now: frozenset[int] = frozenset()
 
 
 class SeqMarks:
@@ -178,7 +181,7 @@ class SeqMarks:
             # sends from here counts again, new gaps included.
             contiguous, seq_max, accepted_from = min(inside) - 1, max(seqs), None
         state = state._replace(contiguous=contiguous, seq_max=seq_max, accepted_from=accepted_from)
-        return PendingMark(key, state, arrived, walk=contiguous + 1 in seqs)
+        return PendingMark(key, state, arrived, contiguous + 1 in seqs, frozenset(seqs))
 
     def _set_mark(
         self, conn: Connection, key: tuple[str, str], state: SeqState,
@@ -194,9 +197,18 @@ class SeqMarks:
         `executemany` of the updates, not three statements per node.
         """
         # Only an arrival right after the contiguous run can extend it; the walk then
-        # goes forward over what had arrived out of order.
+        # goes forward over what had arrived out of order. It goes over the batch's own
+        # seqs first: in a drain that is the whole walk, and reading them back cost a
+        # row each.
         beyond: dict[tuple[str, str], list[int]] = defaultdict(list)
-        walking = [(*p.key, p.state.epoch, p.state.contiguous) for p in pending if p.walk]
+        start: dict[tuple[str, str], int] = {}
+        for mark in pending:
+            if mark.walk:
+                contiguous = mark.state.contiguous
+                while contiguous + 1 in mark.stored_now:
+                    contiguous += 1
+                start[mark.key] = contiguous
+        walking = [(*p.key, p.state.epoch, start[p.key]) for p in pending if p.walk]
         select = (
             "SELECT e.site, e.node, e.seq FROM wanted w JOIN events e ON e.site = w.site "
             "AND e.node = w.node AND e.epoch = w.epoch AND e.seq > w.after"
@@ -205,8 +217,9 @@ class SeqMarks:
         for site, node, seq in rows_of_nodes(conn, select, walking, *wanted):
             beyond[(site, node)].append(seq)
         updates = []
-        for key, state, now, _ in pending:
+        for key, state, now, *_ in pending:
             _, contiguous, seq_max, gap_since, _, accepted_from = state
+            contiguous = start.get(key, contiguous)
             for seq in sorted(beyond.get(key, ())):
                 if seq == contiguous + 1:
                     contiguous = seq
