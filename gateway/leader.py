@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -87,6 +89,7 @@ class Leadership:
         self._holding = False
         self._confirmed_at = float("-inf")  # monotonic time of the last confirmation
         self._unreachable = ""  # the last connect error logged, so it is logged once
+        self._lapsed = False  # the watchdog ended a confirmation that outlasted the lease
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -123,8 +126,7 @@ class Leadership:
         try:
             conn = self._connected()
             if self._holding:
-                conn.execute("SELECT 1")
-                self._confirmed_at = time.monotonic()
+                self._confirm(conn)
                 return
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
             if row is not None and row[0]:
@@ -138,6 +140,36 @@ class Leadership:
                 self._changed(True)
         except (psycopg.Error, StoreUnavailable) as error:
             self._lost(error)
+
+    def _confirm(self, conn: psycopg.Connection[Any]) -> None:
+        """`SELECT 1` on the lock's session, ended by a watchdog when the lease runs out.
+
+        Without it a confirmation sent into a cut network blocks until the kernel gives
+        up (tcp_user_timeout: 10 s; never, behind a middlebox that keeps acknowledging),
+        and the replica, no longer leading since `lease_s`, would say so only then."""
+        self._lapsed = False
+        left_s = max(0.0, self._lease_s - (time.monotonic() - self._confirmed_at))
+        watchdog = threading.Timer(left_s, self._sever, args=(conn,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            conn.execute("SELECT 1")
+        finally:
+            watchdog.cancel()
+        if self._lapsed:
+            raise StoreUnavailable("the answer came after the lease ran out")
+        self._confirmed_at = time.monotonic()
+
+    def _sever(self, conn: psycopg.Connection[Any]) -> None:
+        """The lease ran out mid-confirmation: shut the session's socket down here (a
+        shutdown, not a close: the blocked call's descriptor stays valid), so the call
+        fails now and the loss is logged."""
+        self._lapsed = True
+        with (
+            contextlib.suppress(OSError, psycopg.Error),
+            socket.socket(fileno=os.dup(conn.fileno())) as sock,
+        ):
+            sock.shutdown(socket.SHUT_RDWR)
 
     def _connected(self) -> psycopg.Connection[Any]:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
@@ -153,6 +185,9 @@ class Leadership:
 
     def _lost(self, error: BaseException) -> None:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if self._lapsed:
+            reason = f"session not confirmed for {self._lease_s:.0f} s"
+            self._lapsed = False
         was = self._holding
         self._holding = False
         self._close()
