@@ -121,8 +121,9 @@ class SqlStore(
             known = {key for key, s in states.items() if s.seq_max > 0 or s.epoch > 0}
             new, quarantined = self._plausible(fresh, states, known, limits.seq_jump_max)
             jumped += quarantined
+            chain = self._chain_faults(conn, new)  # before the insert: reads the older ones
             self._insert(conn, new, states)
-            chain = self._check_chain(conn, new)
+            self._mark_chain(conn, chain)
             again = {id(item) for item in fresh}
             forked, letters = self._refork(conn, [i for i in events if id(i) not in again])
             chain += forked

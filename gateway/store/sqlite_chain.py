@@ -43,7 +43,7 @@ class Link(NamedTuple):
 
 
 class EventChain:
-    """Chain checks of SqliteStore (mixed in; `_check_chain` runs inside its write
+    """Chain checks of SqliteStore (mixed in; `_chain_faults` runs inside its write
     transaction, `audit_chain` reads a snapshot)."""
 
     def _conn(self) -> Connection:
@@ -70,19 +70,29 @@ class EventChain:
             conn.execute("COMMIT")
         return audits
 
-    def _check_chain(self, conn: Connection, new: Sequence[InboundEvent]) -> list[ChainFault]:
-        """Check the links of newly stored events; mark and return those that do not hold."""
+    def _chain_faults(self, conn: Connection, new: Sequence[InboundEvent]) -> list[ChainFault]:
+        """The links of new events that do not hold, checked before they are stored.
+
+        The stored neighbours are read first and the batch's own events added from memory:
+        read after the insert, every event of the batch came back as a row. Mark the
+        faults with `_mark_chain` once the events are stored.
+        """
         by_node: dict[tuple[str, str], list[InboundEvent]] = defaultdict(list)
         for item in new:
             by_node[(item.site, item.node)].append(item)
         stored = _neighbourhoods(conn, by_node)
+        for item in new:
+            stored[(item.site, item.node)][item.event.seq].append(_link(item))
         faults: list[ChainFault] = []
         for (site, node), items in by_node.items():
             faults += _node_links(conn, site, node, items, stored[(site, node)])
+        return faults
+
+    def _mark_chain(self, conn: Connection, faults: Sequence[ChainFault]) -> None:
+        """Mark the stored events whose links do not hold (`_chain_faults`)."""
         marks = [(f.what, f.event_id) for f in faults if f.what != "start"]
         if marks:
             conn.executemany("UPDATE events SET chain=? WHERE event_id=?", marks)
-        return faults
 
     def _refork(
         self, conn: Connection, events: Sequence[InboundEvent]
@@ -124,7 +134,7 @@ def _neighbourhoods(
     conn: Connection, by_node: dict[tuple[str, str], list[InboundEvent]]
 ) -> dict[tuple[str, str], dict[int, list[Link]]]:
     """Each node's stored events from one below its lowest new seq to one above its highest,
-    in its current epoch (the one _insert just stored them in), by seq.
+    in its current epoch (the one _insert stores them in), by seq.
 
     One query for the whole batch: a live batch holds one or two events of each of many
     nodes, and a query per node cost more than the checks themselves.
