@@ -12,7 +12,6 @@ both ends' probes, so the cut plays their verdicts at those timers (simulators/n
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -155,8 +154,9 @@ def test_netcut__the_leaders_network_cut_for_20_s_under_load_loses_nothing_and_h
 
 # --- the leader killed as a cut-off is checked ---------------------------------------
 
-SITES = ("north", "east", "south", "west")
+SITES = ("north", "east", "south", "west", "hill", "lake")
 GATES = ("g01", "g02", "g03")
+KILL_AFTER_S = (0.05, 0.12, 0.19, 0.26, 0.33, 0.40)  # after the cut-off became due
 
 
 def cutoff_config(tmp_path: Path, broker: PrivateBroker, url: str, name: str) -> Path:
@@ -202,21 +202,23 @@ def test_cutoff__the_leader_killed_as_it_checks_a_cut_off_each_alarm_is_raised_o
 ) -> None:
     configs = {n: cutoff_config(tmp_path, broker, database, n) for n in ("gw-a", "gw-b")}
     running: dict[str, GatewayProcess] = {}
-    rng = random.Random(16)
-    delays = []
+    by_killed: list[float | None] = []  # killed this long after it raised them, or not
     try:
         for name in ("gw-a", "gw-b"):
             running[name] = GatewayProcess(configs[name])
             running[name].wait_ready()
         leader = next(iter(running))
         running[leader].output.wait_for(LEADS, timeout_s=10)
-        for site in SITES:  # one round per site: a cut-off the leader has not checked yet
+        # One round per site (a cut-off the leader has not checked yet), the kill spread
+        # over two ticks of 0.2 s: before, during or after the leader's check.
+        for site, delay in zip(SITES, KILL_AFTER_S, strict=True):
             follower = next(n for n in running if n != leader)
-            delay = rng.uniform(0.0, 0.4)  # two ticks of 0.2 s: before, in or after it
-            delays.append(delay)
+            seen = len(running[leader].output.lines)
             known_since_last_week(database, site)
             time.sleep(delay)
             running[leader].kill()
+            killed_at = datetime.now()
+            killed = running[leader]
             running[follower].output.wait_for(LEADS, timeout_s=10)
             wait_until(
                 lambda: len(report_missing(database, site)) == len(GATES),  # noqa: B023
@@ -224,6 +226,9 @@ def test_cutoff__the_leader_killed_as_it_checks_a_cut_off_each_alarm_is_raised_o
             )  # fmt: skip
             time.sleep(1.0)  # ticks enough for a second raise, were there one
             assert report_missing(database, site) == dict.fromkeys(GATES, 1), (site, delay)
+            raised = [logged_at(x) for x in killed.output.lines[seen:] if "report-missing" in x]
+            by_killed.append(round((killed_at - raised[0]).total_seconds(), 3) if raised else None)
+            killed.output.finish()
             running[leader] = GatewayProcess(configs[leader])  # restarted, as systemd would
             running[leader].wait_ready()
             leader = follower
@@ -233,7 +238,10 @@ def test_cutoff__the_leader_killed_as_it_checks_a_cut_off_each_alarm_is_raised_o
         for gateway in running.values():
             if gateway.process.poll() is None:
                 gateway.stop()
-    print(f"\nleader killed {', '.join(f'{d:.2f}' for d in delays)} s after the cut-off was due")
+    print(
+        f"\nleader killed {', '.join(f'{d:.2f}' for d in KILL_AFTER_S)} s after the cut-off was "
+        f"due: this long after it raised that round's alarms (None: before) {by_killed}"
+    )
 
 
 def test_tcp_proxy__forwards_until_cut_holds_cut_connections_and_forwards_new_ones_once_mended(
