@@ -60,6 +60,7 @@ class Gateway:
         self.rollups: DepotRollups | None = None  # depot time series, once the store is open
         self.retention: RetentionRule | None = None  # old events, once the store is open
         self.leader: Leader = SoleLeader()  # PostgreSQL: Leadership (init_replicas)
+        self.stats.leads = lambda: self.leader.leads  # /metrics reads it live
         self._seq_marks: dict[tuple[str, str], tuple[int, int]] = {}  # _summaries_due
 
     def run(self, stop: threading.Event, ready: Callable[[Gateway], None] | None = None) -> None:
@@ -95,7 +96,6 @@ class Gateway:
         local store's checkpoint, Home Assistant's states of the readings it ingested.
         """
         leads = self.leader.leads
-        self.stats.leader = leads
         steps: list[Callable[[], object]] = []
         if leads:
             # Once across replicas: what they decide is read from the store (nodes, seqs,
@@ -159,7 +159,6 @@ class Gateway:
         self.leader = Leadership(url, name=name)
         self.leader.start()
         self._undo.append(self.leader.stop)
-        self.stats.leader = self.leader.leads
 
     def init_publisher(self) -> None:
         """Alerts and summaries are few: paho publishes them, queueing while the broker is away."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -21,7 +22,9 @@ class IngestStats:
     store_retries: int = 0  # batches tried again because the store was unavailable
     writer_faults: int = 0  # ingest stopped by an error it does not retry (1 ends the run)
     fault: str = ""  # that error, for /metrics and the log; "" while ingest is healthy
-    leader: bool = True  # this replica runs the clock's work (gateway.leader; SQLite: always)
+    # Whether this replica runs the clock's work now (gateway.leader; SQLite: always), read
+    # when /metrics is scraped: a tick stuck on a cut database must not hold an old value.
+    leads: Callable[[], bool] = field(default=lambda: True, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def batch_done(

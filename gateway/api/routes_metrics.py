@@ -74,7 +74,7 @@ class GatewayCollector(Collector):
         )  # fmt: skip
         yield GaugeMetricFamily(
             "gatepost_leader", "1 while this replica runs the time-based work (gateway.leader)",
-            value=int(stats.leader),
+            value=int(stats.leads()),
         )  # fmt: skip
         yield GaugeMetricFamily(
             "gatepost_ingest_healthy", "0 once ingest stopped on a fault (the process ends)",

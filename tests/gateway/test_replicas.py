@@ -176,7 +176,7 @@ def test_tick__a_follower_sends_its_receipts_and_leaves_the_clock_to_the_leader(
     gateway.retention = SimpleNamespace(step=lambda: ran.append("retention"))  # type: ignore[assignment]
     gateway.tick()
     assert ran == ["receipts", "checkpoint"]
-    assert gateway.stats.leader is False
+    assert gateway.stats.leads() is False
     ran.clear()
     gateway.leader = SimpleNamespace(leads=True)
     gateway.tick()
@@ -184,7 +184,7 @@ def test_tick__a_follower_sends_its_receipts_and_leaves_the_clock_to_the_leader(
         "rules", "stock", "reports", "supply", "ask again", "summaries", "checkpoint", "rollups",
         "retention",
     ]  # fmt: skip
-    assert gateway.stats.leader is True
+    assert gateway.stats.leads() is True
 
 
 # --- two gateway processes ------------------------------------------------------------
