@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,15 +39,7 @@ CLIENT_GIVES_UP_S = 10.0  # gateway.store.postgres.connect: tcp_user_timeout=10_
 SERVER_GIVES_UP_S = 11.0  # the server's keepalives on the gateway's sessions: 5 + 3 x 2 s
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PrivatePostgres]:
-    """A durable private PostgreSQL for this module."""
-    pg = PrivatePostgres(durable=True)
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.remove()
+cluster = faults.cluster  # a durable private PostgreSQL for this module
 
 
 @pytest.fixture
