@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from gateway.config import StoreSection
 from gateway.store.base import DepotRollupStore
-from gateway.store.sqlite_rollups import Series
+from gateway.store.rollups import Series
 
 log = logging.getLogger(__name__)
 

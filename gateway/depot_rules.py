@@ -28,8 +28,8 @@ from gateway.config import GatewayConfig, SiteSection
 from gateway.depot_summary import held_by_day
 from gateway.storage_classes import AlarmCondition
 from gateway.store.base import DepotStore
+from gateway.store.excursions import Excursion
 from gateway.store.records import AlarmDraft, InboundEvent
-from gateway.store.sqlite_excursions import Excursion
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from gateway.storage_classes import AlarmCondition, StorageClass
 if TYPE_CHECKING:
     from gateway.config import SiteSection
     from gateway.store.base import DepotStore
-    from gateway.store.sqlite_excursions import Excursion
+    from gateway.store.excursions import Excursion
 
 KELVIN = 273.15
 ACTIVATION_K = 10_000.0  # ΔH/R, USP <1160>'s default for pharmaceuticals

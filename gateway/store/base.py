@@ -22,6 +22,7 @@ from gateway.store.depot_records import (
     DepotRollupRecord,
     ScaleReadingRecord,
 )
+from gateway.store.excursions import Excursion
 from gateway.store.records import (
     DEFAULT_LIMITS,
     AccessRole,
@@ -47,8 +48,7 @@ from gateway.store.records import (
     TokenRecord,
     Written,
 )
-from gateway.store.sqlite_excursions import Excursion
-from gateway.store.sqlite_rollups import Purged, Rolled, Series
+from gateway.store.rollups import Purged, Rolled, Series
 
 
 class UnknownAlarm(LookupError):

@@ -7,7 +7,7 @@ four, phone, origin, destination, reason, a hold note) is removed from the event
 its table AND from the raw payload kept in `events`; after `store.passage_days` the event
 and its rows are deleted.
 
-The event chain (gateway/store/sqlite_chain.py) still stands after both:
+The event chain (gateway/store/chain.py) still stands after both:
 - a scrubbed event keeps `events.sha256`, the hash of the payload as received, and is
   marked `events.scrubbed_at`: the audit links the chain through that hash and checks the
   scrubbed payload against its rows with the personal columns left out. What it cannot
@@ -85,7 +85,7 @@ def _scrubbed_model(model: type[Event]) -> type[BaseModel]:
 
 
 # Each personal kind's model with its personal fields optional: a scrubbed payload's rows
-# are made again from it (gateway/store/sqlite_chain.py).
+# are made again from it (gateway/store/chain.py).
 SCRUBBED_MODELS: dict[str, type[BaseModel]] = {
     model.model_fields["kind"].default: _scrubbed_model(model)
     for model in TABLES

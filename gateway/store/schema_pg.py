@@ -1,6 +1,6 @@
 """The gateway's schema on PostgreSQL (issue #16): the same tables, keys, unique indexes,
 checks and immutability as the SQLite schema (gateway/store/schema.py, schema_stock.py),
-for the same query code (the gateway/store/sqlite_*.py mixins, `?` read as `%s`).
+for the same query code (the gateway/store mixins, `?` read as `%s`).
 
 No PostgreSQL store was ever released, so its history starts with one baseline named
 after the SQLite migration it equals, "0022-postgresql-baseline": SQLite's final state

@@ -1,9 +1,9 @@
 """What the store's queries need of a database connection, whichever engine is behind it.
 
-The query code (the `sqlite_*` mixins and `SqlStore`) is written once, in the SQL that
-SQLite and PostgreSQL both speak, against `Connection`: sqlite3's connection is one as it
-is; PostgreSQL's is `gateway.store.postgres.PgConnection`, which takes the same `?`
-placeholders. Where the engines differ, the portable form is used:
+The query code (`SqlStore` and its mixins: reads.py, alarms.py, stock.py …) is written
+once, in the SQL that SQLite and PostgreSQL both speak, against `Connection`: sqlite3's
+connection is one as it is; PostgreSQL's is `gateway.store.postgres.PgConnection`, which
+takes the same `?` placeholders. Where the engines differ, the portable form is used:
 - `INSERT ... ON CONFLICT DO NOTHING` (or `DO UPDATE`), never `INSERT OR IGNORE/REPLACE`;
 - `COALESCE`, never `IFNULL`; `IS NOT DISTINCT FROM ?`, never `IS ?`;
 - `RETURNING` for what a statement inserted, never `lastrowid` or `total_changes`;

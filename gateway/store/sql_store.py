@@ -17,8 +17,15 @@ from datetime import UTC, datetime
 from edge.contract.base import new_event_id
 from edge.contract.presence import Birth, Death, Health
 from gateway.stock.scales import ScaleStates
+from gateway.store.alarms import AlarmsAndAccess
+from gateway.store.applications import ApplicationBook
 from gateway.store.base import Cases
+from gateway.store.chain import EventChain
+from gateway.store.daily_reports import DailyStockReports
 from gateway.store.depot_records import ScaleReadingRecord
+from gateway.store.excursions import Excursions
+from gateway.store.marks import SeqMarks, SeqState, rows_of_nodes, seq_states
+from gateway.store.reads import Reads
 from gateway.store.records import (
     DEFAULT_LIMITS,
     DeadLetter,
@@ -31,18 +38,11 @@ from gateway.store.records import (
     utc_text,
 )
 from gateway.store.retention import Retention
+from gateway.store.rollups import Rollups
 from gateway.store.rows import ONE_ROW_PER_EVENT, TABLES, Row, insert_sql
 from gateway.store.sql import Connection
-from gateway.store.sqlite_alarms import AlarmsAndAccess
-from gateway.store.sqlite_applications import ApplicationBook
-from gateway.store.sqlite_chain import EventChain
-from gateway.store.sqlite_daily_reports import DailyStockReports
-from gateway.store.sqlite_excursions import Excursions
-from gateway.store.sqlite_marks import SeqMarks, SeqState, rows_of_nodes, seq_states
-from gateway.store.sqlite_reads import Reads
-from gateway.store.sqlite_rollups import Rollups
-from gateway.store.sqlite_stock import StockLedger
-from gateway.store.sqlite_supply import SupplyRecords
+from gateway.store.stock import StockLedger
+from gateway.store.supply import SupplyRecords
 
 # Ids asked for in one `IN (...)`: well under SQLite's default limit of 32,766 variables.
 _ID_CHUNK = 900

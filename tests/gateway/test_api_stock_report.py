@@ -271,7 +271,7 @@ def test_submit__keepers_submitting_at_once_get_versions_one_to_n(rig: Rig) -> N
 def test_submit__a_depots_day_takes_at_most_versions_max(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gateway.store.sqlite_daily_reports.VERSIONS_MAX", 2)
+    monkeypatch.setattr("gateway.store.daily_reports.VERSIONS_MAX", 2)
     ok(rig.submit())
     ok(rig.submit())
     third = rig.submit()

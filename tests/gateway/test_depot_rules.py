@@ -23,8 +23,8 @@ from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
 from gateway.storage_classes import BUILT_IN
 from gateway.store import open_store
+from gateway.store.excursions import Excursion, ExcursionPhase
 from gateway.store.records import InboundEvent
-from gateway.store.sqlite_excursions import Excursion, ExcursionPhase
 
 T0 = datetime(2026, 12, 6, 0, 0, tzinfo=UTC)
 COLD = "cold-store-1"

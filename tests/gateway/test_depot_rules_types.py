@@ -22,7 +22,7 @@ from gateway.depot_rules import (
 )
 from gateway.depot_summary import ZoneDaySummary, day_summaries, summarise
 from gateway.storage_classes import AlarmCondition
-from gateway.store.sqlite_excursions import Excursion, ExcursionPhase
+from gateway.store.excursions import Excursion, ExcursionPhase
 from tests.gateway.test_depot_rules import COLD, T0, Depot, at, reading
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -1,4 +1,4 @@
-"""What the API and the alarm rules read from the SQLite store."""
+"""What the API and the alarm rules read from the store."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ FROM passages WHERE {where}
 
 
 class Reads:
-    """Queries of SqliteStore (mixed in; `_conn` comes from the store)."""
+    """Queries of SqlStore (mixed in; `_conn` comes from the store)."""
 
     def _conn(self) -> Connection:
         raise NotImplementedError

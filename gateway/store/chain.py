@@ -1,4 +1,4 @@
-"""Each node's event chain in the SQLite store: links checked as events are stored.
+"""Each node's event chain in the store: links checked as events are stored.
 
 An event's `prev_hash` names the SHA-256 of the payload before it in the node's outbox.
 Ingest checks every new event against its stored neighbours in the same epoch (one
@@ -18,11 +18,11 @@ from typing import Any, NamedTuple
 from edge.contract.base import Event
 from edge.contract.topics import Role
 from gateway.store.chain_audit import Finding, LifeAudit, StoredEvent, audit_life
+from gateway.store.marks import rows_of_nodes
 from gateway.store.records import ChainFault, ChainFaultKind, DeadLetter, InboundEvent
 from gateway.store.retention import SCRUBBED_MODELS, mask_personal
 from gateway.store.rows import TABLES, Row
 from gateway.store.sql import Connection
-from gateway.store.sqlite_marks import rows_of_nodes
 
 # The model of each stored kind, to make its report rows again from its payload.
 _MODELS: dict[str, type[Event]] = {model.model_fields["kind"].default: model for model in TABLES}
@@ -43,7 +43,7 @@ class Link(NamedTuple):
 
 
 class EventChain:
-    """Chain checks of SqliteStore (mixed in; `_chain_faults` runs inside its write
+    """Chain checks of SqlStore (mixed in; `_chain_faults` runs inside its write
     transaction, `audit_chain` reads a snapshot)."""
 
     def _conn(self) -> Connection:

@@ -1,4 +1,4 @@
-"""Alarms, API tokens and the audit log in the SQLite store."""
+"""Alarms, API tokens and the audit log in the store."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from gateway.store.sql import INTEGRITY_ERRORS, Connection
 
 
 class AlarmsAndAccess:
-    """Alarm lifecycle, tokens and audit of SqliteStore (mixed in)."""
+    """Alarm lifecycle, tokens and audit of SqlStore (mixed in)."""
 
     def _conn(self) -> Connection:
         raise NotImplementedError

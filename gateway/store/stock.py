@@ -24,9 +24,9 @@ from gateway.stock.ledger import (
     StockRefused,
     of_steps,
 )
+from gateway.store.applications import check_application_issue
 from gateway.store.records import utc_text
 from gateway.store.sql import Connection
-from gateway.store.sqlite_applications import check_application_issue
 
 _COLUMNS = (
     "e.id, e.kind, e.site, e.depot, e.item, e.lot, e.designated_to, l.expires_on, e.steps, "

@@ -1,4 +1,4 @@
-"""Each node's seq marks in the SQLite store: how far it has arrived, gaps, implausible seqs.
+"""Each node's seq marks in the store: how far it has arrived, gaps, implausible seqs.
 
 Per node and epoch the store keeps `seq_contiguous` (every seq up to it has arrived, or a
 person accepted the missing ones as lost), `seq_max` and since when a hole has been open.
@@ -117,7 +117,7 @@ class PendingMark(NamedTuple):
 
 
 class SeqMarks:
-    """Seq marks of SqliteStore (mixed in; runs inside the store's write transaction)."""
+    """Seq marks of SqlStore (mixed in; runs inside the store's write transaction)."""
 
     def _conn(self) -> Connection:
         raise NotImplementedError
