@@ -20,6 +20,9 @@ from gateway.store.records import (
 )
 from gateway.store.sql import INTEGRITY_ERRORS, Connection
 
+# Alarm drafts inserted by one statement: 8 parameters each, well under SQLite's limit.
+_DRAFTS_CHUNK = 200
+
 
 class AlarmsAndAccess:
     """Alarm lifecycle, tokens and audit of SqlStore (mixed in)."""
@@ -49,18 +52,24 @@ class AlarmsAndAccess:
         if not drafts:
             return []
         # The partial unique index refuses a second live alarm for one condition; RETURNING
-        # names those it did not refuse (one statement each: drafts are few per batch).
-        opened = []
-        for draft, alarm_id in drafts:
+        # names those it did not refuse. One statement per chunk: a batch of fevers opens
+        # many, and each statement is a round trip to PostgreSQL.
+        opened: set[str] = set()
+        for start in range(0, len(drafts), _DRAFTS_CHUNK):
+            chunk = drafts[start : start + _DRAFTS_CHUNK]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, 'raised', ?, ?)"] * len(chunk))
             rows = conn.execute(
-                "INSERT INTO alarms (alarm_id, kind, site, node, subject, severity, state, "
-                "message, raised_at) VALUES (?, ?, ?, ?, ?, ?, 'raised', ?, ?) "
-                "ON CONFLICT DO NOTHING RETURNING alarm_id",
-                (alarm_id, str(draft.kind), draft.site, draft.node, draft.subject,
-                 draft.severity, draft.message, utc_text(at)),
+                "INSERT INTO alarms (alarm_id, kind, site, node, subject, severity, state, "  # noqa: S608
+                f"message, raised_at) VALUES {values} ON CONFLICT DO NOTHING RETURNING alarm_id",
+                [
+                    field
+                    for draft, alarm_id in chunk
+                    for field in (alarm_id, str(draft.kind), draft.site, draft.node,
+                                  draft.subject, draft.severity, draft.message, utc_text(at))
+                ],
             ).fetchall()  # fmt: skip
-            opened += [row[0] for row in rows]
-        return opened
+            opened.update(row[0] for row in rows)
+        return [alarm_id for _, alarm_id in drafts if alarm_id in opened]
 
     def _alarms_by_id(self, ids: Sequence[str]) -> list[AlarmRecord]:
         if not ids:
