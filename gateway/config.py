@@ -236,7 +236,8 @@ class StoreSection(Section):
     depot_raw_days: int = Field(
         30, ge=1, le=3650,
         description="days a depot's raw readings are kept (once rolled up); older ones are "
-        "deleted, their minute and hour rollups stay",
+        "deleted, their minute and hour rollups stay, and so is the raw copy of each "
+        "reading batch once its readings are gone",
     )  # fmt: skip
     depot_minute_days: int = Field(
         90, ge=1, le=3650,
@@ -251,8 +252,9 @@ class StoreSection(Section):
     )  # fmt: skip
     passage_days: int = Field(
         365, ge=1, le=3650,
-        description="days checkpoint events (passages, holds, registrations, shifts...) and "
-        "depot reading batches are kept at all (at least personal_days and depot_raw_days)",
+        description="days checkpoint events (passages, holds, registrations, shifts...) are "
+        "kept at all (at least personal_days and depot_raw_days); a depot reading batch "
+        "whose readings are still there then goes with them",
     )  # fmt: skip
 
     @model_validator(mode="after")
@@ -264,8 +266,9 @@ class StoreSection(Section):
             )
         if self.passage_days < self.depot_raw_days:
             raise ValueError(
-                "passage_days must be at least depot_raw_days: a depot batch's event is "
-                "deleted with passages, after its raw readings were rolled up and deleted"
+                "passage_days must be at least depot_raw_days: a depot batch still holding "
+                "readings is deleted with them after passage_days, which must not come "
+                "before they were rolled up and deleted"
             )
         return self
 

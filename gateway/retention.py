@@ -1,11 +1,14 @@
 """The tick step that keeps checkpoint events within their retention (issue #16, part 4).
 
 Personal fields go first (after `store.personal_days`), whole events later (after
-`store.passage_days`), as the privacy rules in docs/gateway.md say. Each tick does a few
-bounded batches, each its own short write transaction (gateway/store/retention.py), so
-ingest waits at most one batch; a backlog (a gateway that was off, or a first run on a
-year of data) is worked off over the following ticks. Once nothing is left, the step
-rests a while before looking again: the cut moves by a tick's length, nothing more.
+`store.passage_days`), as the privacy rules in docs/gateway.md say. A depot reading
+batch's raw copy goes with its raw readings (after `store.depot_raw_days`, once they are
+rolled up and deleted): kept a year, it would weigh as much as a district's passages.
+Each tick does a few bounded batches, each its own short write transaction
+(gateway/store/retention.py), so ingest waits at most one batch; a backlog (a gateway that
+was off, or a first run on a year of data) is worked off over the following ticks. Once
+nothing is left, the step rests a while before looking again: the cut moves by a tick's
+length, nothing more.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class RetentionDone:
 
     scrubbed: int = 0  # events looked at by the scrub (their personal fields now gone)
     purged: int = 0  # events deleted with their rows
+    depot_batches: int = 0  # depot reading batches deleted after their readings
 
 
 class RetentionRule:
@@ -41,7 +45,7 @@ class RetentionRule:
 
     Args:
         store: where the events are kept.
-        settings: the store section (personal_days, passage_days).
+        settings: the store section (personal_days, passage_days, depot_raw_days).
         clock: now, in UTC: the age retention counts from.
         batch, batches: events per transaction, transactions per tick and kind of work.
     """
@@ -60,14 +64,15 @@ class RetentionRule:
         self._rest_until: datetime | None = None
 
     def step(self) -> RetentionDone:
-        """One tick: up to `batches` scrub batches, then up to `batches` purge batches."""
+        """One tick: up to `batches` transactions of each work: scrub, purge, depot batches."""
         now = self.clock()
         done = RetentionDone()
         if self._rest_until is not None and now < self._rest_until:
             return done
         personal_cut = now - timedelta(days=self.settings.personal_days)
         passage_cut = now - timedelta(days=self.settings.passage_days)
-        scrub_left = purge_left = True
+        depot_cut = now - timedelta(days=self.settings.depot_raw_days)
+        scrub_left = purge_left = depot_left = True
         for _ in range(self.batches):
             seen = self.store.scrub_personal(personal_cut, self.batch)
             done.scrubbed += seen
@@ -80,11 +85,20 @@ class RetentionRule:
             if gone < self.batch:
                 purge_left = False
                 break
-        if done.scrubbed or done.purged:
+        for _ in range(self.batches):
+            gone = self.store.purge_depot_batches(depot_cut, self.batch)
+            done.depot_batches += gone
+            if gone < self.batch:
+                depot_left = False
+                break
+        if done.scrubbed or done.purged or done.depot_batches:
             log.info(
                 "retention: personal fields removed from %d event(s) received before %s, "
-                "%d event(s) received before %s deleted",
+                "%d event(s) received before %s deleted, %d depot batch(es) received "
+                "before %s deleted after their readings",
                 done.scrubbed, personal_cut.date(), done.purged, passage_cut.date(),
+                done.depot_batches, depot_cut.date(),
             )  # fmt: skip
-        self._rest_until = None if scrub_left or purge_left else now + IDLE
+        left = scrub_left or purge_left or depot_left
+        self._rest_until = None if left else now + IDLE
         return done

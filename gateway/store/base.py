@@ -349,6 +349,11 @@ class RetentionStore(Protocol):
         transaction; how many, 0 when none is left."""
         ...
 
+    def purge_depot_batches(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` depot reading batches received before `before` whose
+        readings are all gone (rolled up, then deleted), in one transaction; how many."""
+        ...
+
 
 class StoreLifecycle(Protocol):
     """Housekeeping and closing, which every backend has."""

@@ -15,7 +15,10 @@ The event chain (gateway/store/chain.py) still stands after both:
 - a purge records, per node and outbox life, the highest seq it deleted
   (`retention_purged`): the audit starts that life after it instead of calling the
   stretch missing.
-Both run in bounded batches, one short write transaction each, so ingest waits at most
+A depot reading batch's raw copy in `events` goes sooner: once older than
+`store.depot_raw_days` and its readings are gone (rolled up, then deleted by depot
+retention), with the same bookkeeping.
+All run in bounded batches, one short write transaction each, so ingest waits at most
 one batch.
 """
 
@@ -30,6 +33,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, create_model
 
 from edge.contract.base import Event, personal_fields
+from edge.contract.events import DepotReadingBatch
 from gateway.store.records import utc_text
 from gateway.store.rows import TABLES, Row
 from gateway.store.sql import Connection
@@ -37,6 +41,10 @@ from gateway.store.sql import Connection
 # The name of the scrub's progress in retention_marks: "received_at event_id" of the last
 # event done (ISO times hold no space).
 _SCRUB_MARK = "scrubbed_through"
+# The kind of a depot node's reading batch: its raw copy goes with its raw readings.
+_DEPOT_BATCH: str = DepotReadingBatch.model_fields["kind"].default
+# The depot batch purge's progress, as the scrub's: "received_at event_id" of the last done.
+_DEPOT_MARK = "depot_batches_through"
 
 
 class PersonalColumns(NamedTuple):
@@ -70,7 +78,8 @@ PERSONAL: dict[str, PersonalColumns] = {
 }
 
 # The kinds whose events the checkpoint purge deletes, with their tables: a gate's events,
-# and depot reading batches (their raw copy; the readings have their own, shorter rule).
+# and depot reading batches (their raw copy, and any readings still there: most batches
+# went long before with their readings, by purge_depot_batches; this is the backstop).
 # Scale weights stay: they are the ledger's evidence.
 PURGED_TABLES: dict[str, str] = {
     model.model_fields["kind"].default: table
@@ -199,13 +208,7 @@ class Retention:
             for event_id, kind, site, node, epoch, seq in rows:
                 by_kind.setdefault(kind, []).append(event_id)
                 lives[(site, node, epoch)] = max(seq, lives.get((site, node, epoch), 0))
-            conn.executemany(
-                "INSERT INTO retention_purged (site, node, epoch, seq_through, purged_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, node, epoch) DO UPDATE SET "
-                "seq_through = MAX(retention_purged.seq_through, excluded.seq_through), "
-                "purged_at = excluded.purged_at",
-                [(*life, seq, now) for life, seq in sorted(lives.items())],
-            )
+            _record_purged(conn, lives, now)
             for kind, ids in by_kind.items():
                 for chunk in _chunks(ids):
                     places = ",".join("?" * len(chunk))
@@ -218,6 +221,73 @@ class Retention:
                         chunk,
                     )
         return len(rows)
+
+    def purge_depot_batches(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` depot reading batches received before `before`, oldest
+        first, in one transaction, stopping at the first one whose readings are not all
+        gone; record per node and outbox life the highest seq deleted (as the checkpoint
+        purge does: the chain audit starts each life after it).
+
+        A batch goes only once none of its readings is left in `depot_readings`: depot
+        retention deletes a reading only once rolled up (arrival at or below the rollup
+        watermark, gateway/store/rollups.py), so a batch not rolled up yet is never
+        touched. Its readings are not deleted here: a rolled minute above the zone's
+        `raw_before` mark is rolled again from its raw readings when a late one arrives,
+        and would lose them. A batch held back holds back the ones after it (the walk
+        resumes at it); one whose readings never go is deleted after `passage_days`.
+
+        Returns:
+            How many batches were deleted (0: none can go now).
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        cut, now = utc_text(before), utc_text(datetime.now(UTC))
+        with self._transaction() as conn:
+            mark = conn.execute(
+                "SELECT value FROM retention_marks WHERE name=?", (_DEPOT_MARK,)
+            ).fetchone()
+            # Past the last batch done, along events_by_received: passages in between are
+            # stepped over once, not at every step.
+            done_at, _, done_id = (mark[0] if mark else "").partition(" ")
+            rows = conn.execute(
+                "SELECT e.event_id, e.site, e.node, e.epoch, e.seq, e.received_at, "
+                "EXISTS (SELECT 1 FROM depot_readings r WHERE r.event_id = e.event_id) "
+                "FROM events e WHERE e.received_at >= ? AND e.received_at < ? "
+                "AND e.kind = ? AND (e.received_at > ? OR e.event_id > ?) "
+                "ORDER BY e.received_at, e.event_id LIMIT ?",
+                (done_at, cut, _DEPOT_BATCH, done_at, done_id, limit),
+            ).fetchall()
+            gone: list[str] = []
+            lives: dict[tuple[str, str, int], int] = {}
+            through = ""
+            for event_id, site, node, epoch, seq, received_at, readings_left in rows:
+                if readings_left:
+                    break  # the next step starts at it again
+                gone.append(event_id)
+                lives[(site, node, epoch)] = max(seq, lives.get((site, node, epoch), 0))
+                through = f"{received_at} {event_id}"
+            _record_purged(conn, lives, now)
+            for chunk in _chunks(gone):
+                places = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM events WHERE event_id IN ({places})", chunk)  # noqa: S608
+            if gone:
+                conn.execute(
+                    "INSERT INTO retention_marks (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (_DEPOT_MARK, through),
+                )
+        return len(gone)
+
+
+def _record_purged(conn: Connection, lives: dict[tuple[str, str, int], int], now: str) -> None:
+    """Per node and outbox life, the highest seq retention deleted (the audit starts after)."""
+    conn.executemany(
+        "INSERT INTO retention_purged (site, node, epoch, seq_through, purged_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, node, epoch) DO UPDATE SET "
+        "seq_through = MAX(retention_purged.seq_through, excluded.seq_through), "
+        "purged_at = excluded.purged_at",
+        [(*life, seq, now) for life, seq in sorted(lives.items())],
+    )
 
 
 def _blank_rows(conn: Connection, personal: PersonalColumns, ids: Sequence[str]) -> None:

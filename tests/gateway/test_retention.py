@@ -1,5 +1,6 @@
 """Retention of checkpoint events (issue #16 part 4): personal fields removed after
-personal_days, whole events after passage_days, in bounded batches; the chain audit still
+personal_days, whole events after passage_days, in bounded batches; a depot batch's raw
+copy after depot_raw_days once its readings are rolled up and gone; the chain audit still
 clean afterwards, and the API showing scrubbed rows without their personal fields."""
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edge.contract.base import chain_hash
+from edge.contract.events import DepotReading, DepotReadingBatch
 from gateway.api.context import GatewayContext
 from gateway.config import StoreSection
+from gateway.depot_rollups import DepotRollups
 from gateway.retention import RetentionRule
 from gateway.store.records import InboundEvent
 from gateway.store.sql_store import SqlStore
@@ -203,3 +206,113 @@ def test_api__scrubbed_rows_come_back_without_personal_fields(
     assert names[stored["young"][4].event.event_id] == "张三"
     assert not names[stored["middle"][4].event.event_id]
     assert stored["old"][4].event.event_id not in names
+
+
+# --- depot batches: their raw copy goes with their raw readings ---------------------------
+
+DEPOT_OLD = NOW - timedelta(days=40)  # past depot_raw_days (30), far from passage_days
+
+
+def depot_batch(gates: ChainedGates, at: datetime) -> InboundEvent:
+    """A depot node's batch of two readings taken just before `at`, received at `at`."""
+    gates.now = at
+    readings = tuple(
+        DepotReading(sensor="cold-store-1", bus_address=1, at=at - timedelta(seconds=s),
+                     status="ok", temperature_c=4.0, humidity_pct=60.0)
+        for s in (20, 10)
+    )  # fmt: skip
+    return gates.inbound("d01", DepotReadingBatch, readings=readings)
+
+
+def event_ids(store: SqlStore) -> set[str]:
+    return {row[0] for row in look_inside(store, "SELECT event_id FROM events")}
+
+
+def depot_rules(store: SqlStore) -> tuple[RetentionRule, DepotRollups]:
+    settings = StoreSection(personal_days=30, passage_days=365, depot_raw_days=30)
+    return RetentionRule(store, settings, lambda: NOW), DepotRollups(store, settings, lambda: NOW)
+
+
+def test_depot__an_old_batch_goes_after_its_readings_a_young_one_and_passages_stay(
+    store: SqlStore,
+) -> None:
+    gates = ChainedGates(DEPOT_OLD)
+    old = depot_batch(gates, DEPOT_OLD)
+    gates.now = DEPOT_OLD
+    passage = gates.passage(subject_ref=ID_HASH)
+    young = depot_batch(gates, YOUNG)
+    store.write([old, passage, young])
+    retention, rollups = depot_rules(store)
+    rollups.roll()
+    assert rollups.purge_all() == (2, 0)  # the old batch's readings
+    done = retention.step()
+    assert done.depot_batches == 1
+    assert event_ids(store) == {passage.event.event_id, young.event.event_id}
+    readings = look_inside(store, "SELECT DISTINCT event_id FROM depot_readings")
+    assert readings == [(young.event.event_id,)]
+
+
+def test_depot__a_batch_is_kept_until_its_readings_are_rolled_up_and_deleted(
+    store: SqlStore,
+) -> None:
+    gates = ChainedGates(DEPOT_OLD)
+    first, second = depot_batch(gates, DEPOT_OLD), depot_batch(gates, DEPOT_OLD)
+    store.write([first, second])
+    retention, rollups = depot_rules(store)
+    assert retention.step().depot_batches == 0  # not rolled up: its readings are all it has
+    rollups.roll()
+    retention, _ = depot_rules(store)  # a fresh rule: the first one rests
+    assert retention.step().depot_batches == 0  # rolled, but its readings are still there
+    assert event_ids(store) == {first.event.event_id, second.event.event_id}
+    rollups.purge_all()
+    retention, _ = depot_rules(store)
+    assert retention.step().depot_batches == 2
+    assert event_ids(store) == set()
+    # The rollups keep what the readings said.
+    ((count,),) = look_inside(
+        store, "SELECT SUM(readings) FROM depot_rollups WHERE resolution='hour'"
+    )  # fmt: skip
+    assert count == 4
+
+
+def test_depot__store_purge_stops_at_a_batch_held_back_and_resumes_there(
+    store: SqlStore,
+) -> None:
+    gates = ChainedGates(DEPOT_OLD)
+    held = depot_batch(gates, DEPOT_OLD)
+    after = depot_batch(gates, DEPOT_OLD + timedelta(hours=1))
+    store.write([held, after])
+    look_inside(store, "DELETE FROM depot_readings WHERE event_id=?", (after.event.event_id,))
+    cut = NOW - timedelta(days=30)
+    assert store.purge_depot_batches(cut, 10) == 0  # the older one holds the walk
+    look_inside(store, "DELETE FROM depot_readings WHERE event_id=?", (held.event.event_id,))
+    assert store.purge_depot_batches(cut, 1) == 1
+    assert store.purge_depot_batches(cut, 1) == 1
+    assert store.purge_depot_batches(cut, 1) == 0
+    assert event_ids(store) == set()
+    with pytest.raises(ValueError, match="limit must be at least 1"):
+        store.purge_depot_batches(cut, 0)
+
+
+def test_depot__the_chain_audit_of_the_depot_node_is_clean_after_the_purge(
+    store: SqlStore,
+) -> None:
+    gates = ChainedGates(DEPOT_OLD)
+    batches = [depot_batch(gates, DEPOT_OLD + timedelta(minutes=m)) for m in range(3)]
+    batches.append(depot_batch(gates, YOUNG))
+    store.write(batches)
+    retention, rollups = depot_rules(store)
+    rollups.roll()
+    rollups.purge_all()
+    assert retention.step().depot_batches == 3
+    (life,) = store.audit_chain()
+    assert (life.node, life.events) == ("d01", 1)
+    assert life.ok, life.findings
+    assert life.purged_through == 3
+    assert "purged by retention through seq 3" in life.summary()
+    # A batch deleted past the purge's mark is still found missing.
+    look_inside(store, "DELETE FROM events WHERE event_id=?", (batches[3].event.event_id,))
+    newer = depot_batch(gates, YOUNG + timedelta(hours=1))
+    store.write([newer])
+    (life,) = store.audit_chain()
+    assert any(str(f).startswith("seq 4: missing") for f in life.findings), life.findings
