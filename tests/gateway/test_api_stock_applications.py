@@ -437,29 +437,59 @@ def test_applications__the_records_cannot_be_changed(desk: Desk, approved: dict[
 def test_applications__two_keepers_cannot_both_issue_the_last_allocated_box(
     desk: Desk, approved: dict[str, str], store_section: StoreSection
 ) -> None:
+    """Two gateways on the desk's database (two processes on one SQLite file, or two
+    replicas on one PostgreSQL database, where the store's write lock must pick the one
+    winner) race for the clinic's last allocated box, twenty times: one race can miss the
+    moment both check the allocation, twenty do not. Each round the winner's issue is
+    reversed, so the box is the last one again."""
     clinic = approved["clinic"]
     ok(desk.issue("d01", clinic, "79"))  # 1 of its 80 at d01 left
-    # Two gateways on the desk's database: two processes on one SQLite file, or two replicas
-    # on one PostgreSQL database (where the store's write lock must pick the one winner).
+    rounds = 20
     stores = [open_store(store_section), open_store(store_section)]
-    start = threading.Barrier(2)
+    answers: list[list[str]] = [[], []]
+    winners: list[int] = []
 
-    def last_box(store: SqlStore, n: int) -> str:
-        movement = Movement(
-            "issue", "north", "d01", f"last-box-{n:04d}", item="n95-mask", unit="piece",
-            steps=-1, lot="N95-2611", applicant_unit="Clinic 3", approver="command",
-            application_id=clinic,
-        )  # fmt: skip
-        start.wait()
+    def next_round() -> None:
+        """Run by one racer once both wait at the start (both of the last round's writes
+        done): the last round's winning issue is reversed."""
+        if winners:
+            undo = Movement("reversal", "north", "d01", f"undo-{len(winners):04d}",
+                            reverses=winners[-1], reason="the race's next round")  # fmt: skip
+            desk.store.stock_write(undo, "keeper", NOW, NOW.date())
+
+    start = threading.Barrier(2, action=next_round, timeout=30)
+
+    def race(n: int) -> None:
         try:
-            store.stock_write(movement, "keeper", NOW, NOW.date())
-        except StockRefused as refused:
-            return refused.reason
-        return "issued"
+            race_rounds(n)
+        except BaseException:
+            start.abort()  # the other racer fails at once, not after the barrier's timeout
+            raise
 
-    with ThreadPoolExecutor(2) as pool:
-        answers = sorted(pool.map(last_box, stores, (1, 2)))
-    for store in stores:
-        store.close()
-    assert answers == ["issued", "over-allocation"]
+    def race_rounds(n: int) -> None:
+        store = stores[n]
+        store.stock_on_hand("north", "d01")  # this thread's connection, before the start
+        for r in range(rounds):
+            movement = Movement(
+                "issue", "north", "d01", f"last-box-{r:04d}-{n}", item="n95-mask",
+                unit="piece", steps=-1, lot="N95-2611", applicant_unit="Clinic 3",
+                approver="command", application_id=clinic,
+            )  # fmt: skip
+            start.wait()
+            try:
+                entry, _ = store.stock_write(movement, "keeper", NOW, NOW.date())
+            except StockRefused as refused:
+                answers[n].append(refused.reason)
+            else:
+                answers[n].append("issued")
+                winners.append(entry.id)
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(race, (0, 1)))  # a racer's error is raised here
+    finally:
+        for store in stores:
+            store.close()
+    for r, pair in enumerate(zip(*answers, strict=True)):
+        assert sorted(pair) == ["issued", "over-allocation"], f"round {r}: {pair}"
     assert ok(desk.get("/applications", state="fulfilled"))[0]["id"] == clinic

@@ -9,6 +9,7 @@ import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -558,28 +559,46 @@ class Books:
 
 def test_ledger__two_writers_never_issue_the_same_stock_twice(store_section: StoreSection) -> None:
     """Two store objects on one database (two gateway processes, or two replicas on one
-    PostgreSQL) race for the last 10 pieces."""
-    first, second = open_store(store_section), open_store(store_section)
-    write(first, receipt(steps=10))
-    outcomes: list[str] = []
+    PostgreSQL) race for the last pieces of a lot, twenty times (a fresh lot of 5 each
+    round, 3 asked by each): one race can miss the moment both check what is on hand,
+    twenty do not."""
+    rounds = 20
+    stores = [open_store(store_section), open_store(store_section)]
+    outcomes: list[list[str]] = [[], []]
 
-    def take(store: SqlStore) -> None:
-        for _ in range(5):
+    def next_round() -> None:
+        """Run by one writer once both wait at the start: the round's lot received."""
+        write(stores[0], receipt(steps=5, lot=f"R{len(outcomes[0]):02d}"))
+
+    start = threading.Barrier(2, action=next_round, timeout=30)
+
+    def take(n: int) -> None:
+        try:
+            take_rounds(n)
+        except BaseException:
+            start.abort()  # the other writer fails at once, not after the barrier's timeout
+            raise
+
+    def take_rounds(n: int) -> None:
+        store = stores[n]
+        on_hand(store)  # this thread's connection, before the start
+        for r in range(rounds):
+            start.wait()
             try:
-                store.stock_write(issue(steps=3), "keeper", AT, TODAY)
-                outcomes.append("issued")
+                store.stock_write(issue(steps=3, lot=f"R{r:02d}"), "keeper", AT, TODAY)
+                outcomes[n].append("issued")
             except StockRefused as exc:
-                outcomes.append(exc.reason)
+                outcomes[n].append(exc.reason)
 
-    threads = [threading.Thread(target=take, args=(s,)) for s in (first, second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert outcomes.count("issued") == 3  # 3 x 3 of 10; the rest refused
-    assert on_hand(first) == {("n95-mask", "L1", ""): 1}
-    first.close()
-    second.close()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(take, (0, 1)))  # a writer's error is raised here
+        for r, pair in enumerate(zip(*outcomes, strict=True)):
+            assert sorted(pair) == ["insufficient-stock", "issued"], f"round {r}: {pair}"
+        assert on_hand(stores[1]) == {("n95-mask", f"R{r:02d}", ""): 2 for r in range(rounds)}
+    finally:
+        for store in stores:
+            store.close()
 
 
 def test_ledger__a_database_of_the_step_before_gains_the_ledger(tmp_path: Path) -> None:
