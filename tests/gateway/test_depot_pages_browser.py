@@ -209,9 +209,15 @@ def test_a_zones_day_charted_with_its_band_and_excursions_and_its_alarm_acknowle
     shows(by_id(page, "legend-cursor"), "9.0 °C")  # about 07:00: inside the excursion
 
     # The day in figures: 12 readings at 9 °C from 06:00 stand 10 min each, plus the
-    # alarming one if it began yesterday.
-    minutes_out = sum(10 for r, _ in pairwise(day)
-                      if r.temperature_c is not None and r.temperature_c >= 8.0)  # fmt: skip
+    # alarming one if it began yesterday. A reading stands until the next one, within the
+    # day: yesterday's last one (23:50) until today's first, when the test runs just
+    # after the site's midnight and it is already 9 °C.
+    day_end = datetime.combine(yesterday + timedelta(days=1), time(), tzinfo=SHANGHAI)
+    minutes_out = round(sum(
+        (min(after.at, day_end) - r.at).total_seconds() / 60
+        for r, after in pairwise(cold_store["readings"])
+        if r in day and r.temperature_c is not None and r.temperature_c >= 8.0
+    ))  # fmt: skip
     shows(by_id(page, "summary-out"), f"{minutes_out} 分钟")
     shows(by_id(page, "summary-min"), "5.0 °C")
     shows(by_id(page, "summary-max"), "9.0 °C")
