@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page, Playwright, ViewportSize, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -195,7 +196,10 @@ def _platform_fonts(page: Page, selector: str) -> str:
         session.send("CSS.enable")
         root = session.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
         node = session.send("DOM.querySelector", {"nodeId": root, "selector": selector})
-        fonts = session.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})
+        try:
+            fonts = session.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})
+        except PlaywrightError:  # the page redrew it since the check: only the detail is lost
+            return "fonts unknown: the element was redrawn"
         return (
             ", ".join(
                 f"{font['familyName']} ({font['glyphCount']} glyphs)" for font in fonts["fonts"]
