@@ -151,12 +151,9 @@ class Retention:
             raise ValueError(f"limit must be at least 1, not {limit}")
         cut, now = utc_text(before), utc_text(datetime.now(UTC))
         with self._transaction() as conn:
-            mark = conn.execute(
-                "SELECT value FROM retention_marks WHERE name=?", (_SCRUB_MARK,)
-            ).fetchone()
             # Past the last event done, (received_at, event_id) in order: events that hold
             # nothing personal are never marked, so the mark is what moves past them.
-            done_at, _, done_id = (mark[0] if mark else "").partition(" ")
+            done_at, done_id = _read_mark(conn, _SCRUB_MARK)
             rows = conn.execute(
                 "SELECT event_id, kind, payload, received_at FROM events "
                 "WHERE received_at >= ? AND received_at < ? AND scrubbed_at IS NULL "
@@ -176,11 +173,7 @@ class Retention:
             conn.executemany("UPDATE events SET payload=?, scrubbed_at=? WHERE event_id=?", updates)
             for kind, ids in scrubbed.items():
                 _blank_rows(conn, PERSONAL[kind], ids)
-            conn.execute(
-                "INSERT INTO retention_marks (name, value) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (_SCRUB_MARK, f"{rows[-1][3]} {rows[-1][0]}"),
-            )
+            _write_mark(conn, _SCRUB_MARK, rows[-1][3], rows[-1][0])
         return len(rows)
 
     def purge_checkpoint_rows(self, before: datetime, limit: int) -> int:
@@ -243,12 +236,9 @@ class Retention:
             raise ValueError(f"limit must be at least 1, not {limit}")
         cut, now = utc_text(before), utc_text(datetime.now(UTC))
         with self._transaction() as conn:
-            mark = conn.execute(
-                "SELECT value FROM retention_marks WHERE name=?", (_DEPOT_MARK,)
-            ).fetchone()
             # Past the last batch done, along events_by_received: passages in between are
             # stepped over once, not at every step.
-            done_at, _, done_id = (mark[0] if mark else "").partition(" ")
+            done_at, done_id = _read_mark(conn, _DEPOT_MARK)
             rows = conn.execute(
                 "SELECT e.event_id, e.site, e.node, e.epoch, e.seq, e.received_at, "
                 "EXISTS (SELECT 1 FROM depot_readings r WHERE r.event_id = e.event_id) "
@@ -259,24 +249,35 @@ class Retention:
             ).fetchall()
             gone: list[str] = []
             lives: dict[tuple[str, str, int], int] = {}
-            through = ""
+            through: tuple[str, str] | None = None
             for event_id, site, node, epoch, seq, received_at, readings_left in rows:
                 if readings_left:
                     break  # the next step starts at it again
                 gone.append(event_id)
                 lives[(site, node, epoch)] = max(seq, lives.get((site, node, epoch), 0))
-                through = f"{received_at} {event_id}"
+                through = (received_at, event_id)
             _record_purged(conn, lives, now)
             for chunk in _chunks(gone):
                 places = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM events WHERE event_id IN ({places})", chunk)  # noqa: S608
-            if gone:
-                conn.execute(
-                    "INSERT INTO retention_marks (name, value) VALUES (?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    (_DEPOT_MARK, through),
-                )
+            if through is not None:
+                _write_mark(conn, _DEPOT_MARK, *through)
         return len(gone)
+
+
+def _read_mark(conn: Connection, name: str) -> tuple[str, str]:
+    """A walk's progress: (received_at, event_id) of the last event it did, or ("", "")."""
+    row = conn.execute("SELECT value FROM retention_marks WHERE name=?", (name,)).fetchone()
+    done_at, _, done_id = (row[0] if row else "").partition(" ")
+    return done_at, done_id
+
+
+def _write_mark(conn: Connection, name: str, received_at: str, event_id: str) -> None:
+    conn.execute(
+        "INSERT INTO retention_marks (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (name, f"{received_at} {event_id}"),
+    )
 
 
 def _record_purged(conn: Connection, lives: dict[tuple[str, str, int], int], now: str) -> None:
