@@ -357,10 +357,18 @@ class AlarmRules:
         day = closed.end.date()  # as the gates' reports say it; people name it `named`
         named = report_date_of(day, site.cutoff_hour).isoformat()
         reported = {r.node for r in self._store.daily_reports(site.name, day)}
+        # Once per gate and cut-off, whoever checks it: a gateway restarted, or a replica
+        # that took over as leader, does not raise again what a person already cleared.
+        said = self._store.conditions_raised_since(closed.end, _CUTOFF_KINDS)
+
+        def raise_once(alarm: AlarmDraft) -> None:
+            if _key(alarm.kind, alarm.site, alarm.node, alarm.subject) not in said:
+                self._raise(alarm)
+
         for gate in site.gates:
             counts = self._store.counts(site.name, gate, closed.start, closed.end)
             if gate not in reported:
-                self._raise(
+                raise_once(
                     draft(
                         AlertKind.REPORT_MISSING, "report-missing", site.name, gate, "warning",
                         subject=day.isoformat(), day=named,
@@ -368,13 +376,17 @@ class AlarmRules:
                 )  # fmt: skip
             active = gate in reported or not counts.is_zero
             if active and counts.disinfections < self._limits.disinfections_min:
-                self._raise(
+                raise_once(
                     draft(
                         AlertKind.DISINFECTION_LOW, "disinfection-low.count", site.name, gate,
                         "warning", subject=day.isoformat(), count=counts.disinfections,
                         day=named, minimum=self._limits.disinfections_min,
                     )
                 )  # fmt: skip
+
+
+# The alarms a cut-off raises: one each per gate and day, never again once said.
+_CUTOFF_KINDS = (str(AlertKind.REPORT_MISSING), str(AlertKind.DISINFECTION_LOW))
 
 
 def _key(kind: str, site: str, node: str | None, subject: str) -> tuple[str, str, str, str]:

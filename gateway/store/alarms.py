@@ -104,6 +104,18 @@ class AlarmsAndAccess:
         )
         return {(kind, site, node, subject) for kind, site, node, subject in rows}
 
+    def conditions_raised_since(
+        self, since: datetime, kinds: Sequence[str]
+    ) -> set[tuple[str, str, str, str]]:
+        marks = ",".join("?" * len(kinds))
+        rows = self._conn().execute(
+            "SELECT kind, site, COALESCE(node, ''), subject FROM alarms "  # noqa: S608
+            "WHERE state IN ('raised', 'acknowledged', 'cleared') AND raised_at >= ? "
+            f"AND kind IN ({marks})",
+            (utc_text(since), *kinds),
+        )
+        return {(kind, site, node, subject) for kind, site, node, subject in rows}
+
     def alarm(self, alarm_id: str) -> AlarmRecord:
         rows = self._rows("SELECT * FROM alarms WHERE alarm_id = ?", (alarm_id,))
         if not rows:

@@ -191,6 +191,13 @@ class AlarmStore(Protocol):
         """(kind, site, node or "", subject) of every live alarm: cheap, for rules run often."""
         ...
 
+    def conditions_raised_since(
+        self, since: datetime, kinds: Sequence[str]
+    ) -> set[tuple[str, str, str, str]]:
+        """(kind, site, node or "", subject) of every alarm of `kinds` raised at or after
+        `since`, whatever its state now: what a one-off rule already said."""
+        ...
+
     def alarm(self, alarm_id: str) -> AlarmRecord:
         """Raises UnknownAlarm."""
         ...

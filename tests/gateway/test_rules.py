@@ -44,6 +44,7 @@ class Rig:
         self.store = open_store(config.store)
         self.alerts: list[Alert] = []
         self.book = AlarmBook(self.store, self.alerts.append, LiveFeed(), self.clock)
+        self.config = config
         self.rules = AlarmRules(config, self.store, self.book, self.clock, now)
         self.gates = Gates("north", now)
 
@@ -305,6 +306,32 @@ def test_rules__at_the_cut_off_a_gate_without_a_report_alarms_until_it_arrives(r
     assert [(a.node, a.state) for a in missing] == [("g02", "raised")]
     rig.arrive(rig.gates.daily_report("g02", report_for(rig, day, CheckpointCounts())))
     assert rig.states(AlertKind.REPORT_MISSING) == ["raised", "cleared"]
+
+
+def test_rules__a_cut_off_alarm_a_person_cleared_is_not_raised_again_by_a_new_leader(
+    rig: Rig,
+) -> None:
+    rig.arrive(rig.birth("g01"), rig.gates.passage("g01"))
+    rig.clock.now = datetime(2026, 11, 20, 17, 31, tzinfo=SHANGHAI).astimezone(UTC)
+    rig.rules.check()
+    raised = {(a.kind, a.node) for a in rig.alerts if a.state == "raised"}
+    assert raised >= {(AlertKind.REPORT_MISSING, "g01"), (AlertKind.DISINFECTION_LOW, "g01")}
+    for alarm in rig.store.alarms():
+        rig.store.clear_alarm(alarm.alarm_id, "duty officer", rig.clock.now)
+    # Another process takes over the clock's work (a restart, or a replica made leader):
+    # it checks the same cut-off, finds both said and cleared, and says nothing again.
+    rig.clock.advance(60)
+    successor = AlarmRules(rig.config, rig.store, rig.book, rig.clock, rig.clock.now)
+    successor.check()
+    assert rig.store.alarms() == []
+    said = [(a.kind, a.node) for a in rig.alerts if a.state == "raised"]
+    assert said.count((AlertKind.REPORT_MISSING, "g01")) == 1
+    # The next day's cut-off is a new condition: it is raised.
+    rig.clock.advance(24 * 3600)
+    successor.check()
+    assert {(a.kind, a.node, a.subject) for a in rig.store.alarms()} >= {
+        (AlertKind.REPORT_MISSING, "g01", "2026-11-21")
+    }
 
 
 def test_rules__fewer_than_four_disinfections_in_the_day_alarm_at_the_cut_off(rig: Rig) -> None:
