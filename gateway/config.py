@@ -30,6 +30,7 @@ from gateway.stock.applications import Location
 from gateway.stock.catalogue import SITE_ITEMS_MAX, StockItem, check_site_items, site_catalogue
 from gateway.stock.cover import TARGETS_MAX, StockSection, StockTarget
 from gateway.storage_classes import BUILT_IN, StorageClass
+from gateway.store.conninfo import DatabaseTls, database_url
 from gateway.store.records import DEAD_LETTER_KEEP_BYTES, DEAD_LETTERS_MAX, SEQ_JUMP_MAX
 
 
@@ -217,14 +218,27 @@ class BrokerSection(BrokerFields):
         return replace(self.endpoint(), cert=self.publisher_cert, key=self.publisher_key)
 
 
+STORE_TLS_PATHS = ("tls_ca", "tls_cert", "tls_key")
+
+
 class StoreSection(Section):
     path: Path = Field(Path("gateway.db"), description="the SQLite file (relative: to the config)")
     url: str | None = Field(
         None, max_length=1000, pattern=r"^postgres(ql)?://",
-        description="a PostgreSQL database (libpq URL, e.g. postgresql://gatepost@db:5432/"
-        "gatepost?sslmode=verify-full&sslcert=...) instead of the SQLite file: for replicas "
-        "and a city's year of events (docs/scale.md)",
+        description="a PostgreSQL database (libpq URL, e.g. postgresql://gateway-gw1@db:5432/"
+        "gatepost) instead of the SQLite file: for replicas and a city's year of events "
+        "(docs/scale.md); a server off this machine needs tls_ca, tls_cert and tls_key (or "
+        "the URL's own sslmode=verify-full with its files), and once loaded the URL carries them",
     )  # fmt: skip
+    tls_ca: Path | None = Field(
+        None, description="the CA the PostgreSQL server's certificate is checked against (the "
+        "site CA); with tls_cert and tls_key every connection is sslmode=verify-full",
+    )  # fmt: skip
+    tls_cert: Path | None = Field(
+        None, description="this replica's certificate: its gateway identity's, whose CN "
+        "(gateway-<name>) is its database user",
+    )  # fmt: skip
+    tls_key: Path | None = Field(None, description="its key, mode 0600 (libpq refuses others)")
     dead_letters_max: int = Field(
         DEAD_LETTERS_MAX, ge=100, le=10_000_000,
         description="refused messages kept; past it the oldest are dropped (and counted)",
@@ -256,6 +270,22 @@ class StoreSection(Section):
         "kept at all (at least personal_days and depot_raw_days); a depot reading batch "
         "whose readings are still there then goes with them",
     )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _database_over_tls(self) -> Self:
+        files = (self.tls_ca, self.tls_cert, self.tls_key)
+        if any(files) and not all(files):
+            raise ValueError("give tls_ca, tls_cert and tls_key together (or none of them)")
+        if any(files) and not self.url:
+            raise ValueError("tls_ca, tls_cert and tls_key are for PostgreSQL: set url too")
+        if self.url:
+            tls = None
+            if self.tls_ca and self.tls_cert and self.tls_key:
+                tls = DatabaseTls(self.tls_ca, self.tls_cert, self.tls_key)
+            # The one change to a loaded section, made before anyone reads it: the URL
+            # every connection opens with (the store, the leader lock, the live feed).
+            object.__setattr__(self, "url", database_url(self.url, tls))
+        return self
 
     @model_validator(mode="after")
     def _passages_outlive_personal(self) -> Self:
@@ -418,4 +448,5 @@ def load_config(path: Path) -> GatewayConfig:
         data.get("broker"), (*BROKER_PATHS, "publisher_cert", "publisher_key"), path.parent
     )
     resolve_paths(data.get("http"), TLS_PATHS, path.parent)
+    resolve_paths(store, STORE_TLS_PATHS, path.parent)
     return validate(path, GatewayConfig, data)
