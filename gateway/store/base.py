@@ -48,7 +48,7 @@ from gateway.store.records import (
     TokenRecord,
     Written,
 )
-from gateway.store.rollups import Purged, Rolled, Series
+from gateway.store.rollups import DroppedMonth, Purged, Rolled, Series
 
 
 class UnknownAlarm(LookupError):
@@ -297,6 +297,14 @@ class DepotRollupStore(Protocol):
     ) -> Purged:  # fmt: skip
         """Delete these zones' raw readings before `raw_before` once rolled up, and their
         minute rollups before `minutes_before`: one transaction, `limit` rows at most."""
+        ...
+
+    def ensure_depot_partitions(self, now: datetime) -> list[str]:
+        """PostgreSQL: make the month partitions of raw readings from `now`'s on, ahead."""
+        ...
+
+    def drop_depot_month(self, raw_before: datetime) -> DroppedMonth | None:
+        """PostgreSQL: drop the oldest month of raw readings all rolled and before `raw_before`."""
         ...
 
     def depot_rollups(

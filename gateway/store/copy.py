@@ -13,6 +13,8 @@ Why it is done this way:
 - COPY (psycopg's `write_row`), fed from SQLite in chunks: memory stays bounded whatever
   the store's size. The SQLite side is read in one write-locked transaction, so the copy is
   one snapshot and a gateway still writing to the file is refused rather than half-copied;
+- depot readings land in their month partitions (PostgreSQL's depot_readings is
+  partitioned by month, migration 0024): each month they fall in is made before the COPY;
 - ids are kept (stock entries name each other, applications their decisions), and each
   identity sequence moved past the highest id ever given (SQLite's AUTOINCREMENT counter
   included), so a new row never takes an old row's number;
@@ -26,6 +28,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,8 @@ import psycopg
 from psycopg import sql
 
 from edge.errors import GatepostError
-from gateway.store.postgres import WRITE_LOCK, PostgresStore, connect
+from gateway.store.postgres import WRITE_LOCK, PgConnection, PostgresStore, connect
+from gateway.store.rollups import make_depot_month
 from gateway.store.sqlite import SqliteStore
 
 CHUNK_ROWS = 5_000  # rows fetched from SQLite at a time: bounds the copy's memory
@@ -129,6 +133,7 @@ def _copy_in_one_transaction(lite: sqlite3.Connection, raw: psycopg.Connection[A
         raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
         tables = _tables_in_order(lite, raw)
         _refuse_unless_empty(raw, tables)
+        _make_depot_months(lite, raw)
         for table, columns in tables.items():
             began = time.monotonic()
             rows = _copy_table(lite, raw, table, columns)
@@ -149,9 +154,9 @@ def _tables_in_order(
     }
     ours = {
         name
-        for (name,) in raw.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        for (name,) in raw.execute(  # tables, partitioned ones too, not their partitions
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+            "AND relkind IN ('r', 'p') AND NOT relispartition"
         )
         if name not in INTERNAL
     }
@@ -212,6 +217,21 @@ def _refuse_unless_empty(raw: psycopg.Connection[Any], tables: dict[str, list[st
             )
     for table in SEEDED:
         raw.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+
+
+def _make_depot_months(lite: sqlite3.Connection, raw: psycopg.Connection[Any]) -> None:
+    """The month partitions of the readings to copy: made first, the readings land in them
+    (not all in DEFAULT, where retention could only delete them row by row)."""
+    months = lite.execute(
+        "SELECT DISTINCT substr(at, 1, 7) FROM depot_readings "
+        "WHERE at GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-*'"
+    )
+    for (month,) in months.fetchall():
+        try:
+            first = date.fromisoformat(f"{month}-01")
+        except ValueError:  # not a month: such a reading waits in DEFAULT
+            continue
+        make_depot_month(PgConnection(raw), first)
 
 
 def _copy_table(

@@ -344,4 +344,12 @@ GATEWAY_MIGRATIONS: tuple[Migration, ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        "0024-depot-readings-partitioned",
+        """
+        -- PostgreSQL only: depot_readings there is partitioned by month of `at`, so
+        -- retention drops a rolled-up month whole (gateway/store/schema_pg.py). SQLite's
+        -- one file has no partitions; the name is kept in both histories.
+        """,
+    ),
 )
