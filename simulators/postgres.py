@@ -4,6 +4,11 @@ of its own, started with `postgres` directly and stopped with it, like the priva
 It runs Debian's server binaries (package `postgresql`, installed by the Makefile), never
 the machine's own cluster. PostgreSQL refuses to run as root: under root the folder is
 given to the `postgres` system user (created by that package) and the server runs as it.
+
+With `tls` it is hardened as docs/security.md#postgresql says: TCP takes only verified TLS
+with a client certificate of the site CA (`hostssl ... cert`), its CN mapped to the
+database user of the same name for gateway identities only; the harness itself connects
+over the Unix socket in the cluster's folder.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -26,6 +33,17 @@ from simulators.broker import free_port
 from simulators.processes import spawn, stop
 
 SERVER_USER = "postgres"  # the system user Debian's package creates, for runs as root
+
+# The hardened access rules (docs/security.md#postgresql shows the same lines): no `host`
+# line, so TCP without TLS is refused; `cert` implies clientcert=verify-full.
+TLS_HBA = """\
+local    all  all                trust
+hostssl  all  all  127.0.0.1/32  cert  map=gatepost
+"""
+# Only a gateway identity's certificate logs in, as the database user of its CN.
+TLS_IDENT = """\
+gatepost  /^(gateway-[a-z0-9_-]+)$  \\1
+"""
 
 
 class PostgresError(GatepostError):
@@ -46,6 +64,17 @@ def server_bin(name: str) -> Path:
     return found[-1]
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """The server's side of TLS: its certificate and key, and the CA (and CRL) client
+    certificates are checked against."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    crl: Path | None = None
+
+
 class PrivatePostgres:
     """One cluster in `folder`, listening on 127.0.0.1 and a socket in the folder.
 
@@ -56,15 +85,19 @@ class PrivatePostgres:
         folder: where the cluster lives; None: a new folder in the system's temp folder,
             deleted by `remove()`. Under root the server user must be able to reach it
             (pytest's own temp folders are private to root: pass None there).
+        tls: TLS only on TCP, with a client certificate (the module's docstring); then
+            `url()` is the Unix socket's and `network_url()` the clients'.
     """
 
     def __init__(
-        self, folder: Path | None = None, *, port: int | None = None, durable: bool = True
-    ) -> None:
+        self, folder: Path | None = None, *, port: int | None = None, durable: bool = True,
+        tls: ServerTls | None = None,
+    ) -> None:  # fmt: skip
         self._own_folder = folder is None
         self.folder = Path(folder or tempfile.mkdtemp(prefix="gatepost-pg-"))
         self.port = port or free_port()
         self.durable = durable
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,7 +109,15 @@ class PrivatePostgres:
         return self.folder / "postgres.log"
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{SERVER_USER}@127.0.0.1:{self.port}/{database}"
+        """The superuser's URL: over TCP, or with `tls` over the socket in the folder."""
+        if self.tls is not None:
+            socket = quote(str(self.folder), safe="/")
+            return f"postgresql://{SERVER_USER}@/{database}?host={socket}&port={self.port}"
+        return self.network_url(database)
+
+    def network_url(self, database: str = "postgres", user: str = SERVER_USER) -> str:
+        """`user` on `database` over TCP (with `tls`: add the client's TLS parameters)."""
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
     @property
     def running(self) -> bool:
@@ -119,6 +160,8 @@ class PrivatePostgres:
             "max_connections": "200",
             "logging_collector": "off",
         }
+        if self.tls is not None:
+            settings |= self._harden(self.tls)
         argv = [str(server_bin("postgres")), "-D", str(self.data)]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
@@ -136,6 +179,34 @@ class PrivatePostgres:
                 time.sleep(0.05)
         self.stop()
         raise PostgresError(f"postgres did not take connections on {self.port}: {self.tail()}")
+
+    def _harden(self, tls: ServerTls) -> dict[str, str]:
+        """Copy the TLS files in for the server's user (the key mode 0600, as PostgreSQL
+        demands), write the access rules; the settings that use them."""
+        files: dict[str, Path | str] = {"ca.crt": tls.ca, "server.crt": tls.cert,
+                                        "server.key": tls.key}  # fmt: skip
+        if tls.crl is not None:
+            files["crl.pem"] = tls.crl
+        files |= {"pg_hba.conf": TLS_HBA, "pg_ident.conf": TLS_IDENT}
+        for name, source in files.items():
+            target = self.folder / name
+            target.unlink(missing_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(source if isinstance(source, str) else source.read_text())
+            if os.geteuid() == 0:
+                shutil.chown(target, SERVER_USER, SERVER_USER)
+        settings = {
+            "ssl": "on", "ssl_min_protocol_version": "TLSv1.3",
+            "ssl_ca_file": str(self.folder / "ca.crt"),
+            "ssl_cert_file": str(self.folder / "server.crt"),
+            "ssl_key_file": str(self.folder / "server.key"),
+            "hba_file": str(self.folder / "pg_hba.conf"),
+            "ident_file": str(self.folder / "pg_ident.conf"),
+        }  # fmt: skip
+        if tls.crl is not None:
+            settings["ssl_crl_file"] = str(self.folder / "crl.pem")
+        return settings
 
     def stop(self, *, fast: bool = True) -> None:
         """Stop the server: SIGINT (fast shutdown: sessions are ended) or SIGTERM (smart)."""
