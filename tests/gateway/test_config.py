@@ -94,3 +94,77 @@ def test_load_config__the_default_store_path_is_beside_the_config(tmp_path: Path
     path = tmp_path / "gateway.yaml"
     path.write_text("sites: [{name: n}]")
     assert load_config(path).store.path == tmp_path / "gateway.db"
+
+
+REMOTE = "postgresql://gateway-gw1:s3cret@db1.north.lan:5432/gatepost"
+URL_TLS = "sslmode=verify-full&sslrootcert=/c/ca.crt&sslcert=/c/cert.pem&sslkey=/c/key.pem"
+IDENTITY = "  tls_ca: gw1/ca.crt\n  tls_cert: gw1/cert.pem\n  tls_key: gw1/key.pem\n"
+
+
+def store_config(tmp_path: Path, store: str) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"sites: [{{name: n}}]\nstore:\n{store}")
+    return path
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql:///gatepost?host=/var/run/postgresql",  # the Unix socket
+        "postgresql://gatepost@/gatepost",  # libpq's default socket
+        "postgresql://gatepost@localhost/gatepost",
+        "postgresql://gatepost@127.0.0.1:5432/gatepost",
+        "postgresql://gatepost@[::1]:5432/gatepost",
+        "postgresql://gatepost@db1.north.lan/gatepost?hostaddr=127.0.0.1",  # a name, on loopback
+        f"{REMOTE}?{URL_TLS}",  # the URL's own verified TLS
+    ],
+)
+def test_store_url_without_tls_fields__valid(tmp_path: Path, url: str) -> None:
+    assert load_config(store_config(tmp_path, f"  url: '{url}'\n")).store.url == url
+
+
+def test_store_tls_fields__valid__every_connection_gets_them_from_the_config_folder(
+    tmp_path: Path,
+) -> None:
+    store = load_config(store_config(tmp_path, f"  url: {REMOTE}\n{IDENTITY}")).store
+    folder = tmp_path / "gw1"
+    assert store.url == (
+        f"{REMOTE}?sslmode=verify-full&sslrootcert={folder}/ca.crt"
+        f"&sslcert={folder}/cert.pem&sslkey={folder}/key.pem"
+    )
+    assert (store.tls_ca, store.tls_key) == (folder / "ca.crt", folder / "key.pem")
+    # Given back (as tests hand a loaded section to a process), it is the same URL.
+    assert type(store).model_validate(store.model_dump()).url == store.url
+
+
+def test_store_tls_fields__valid__a_path_with_a_space_reaches_libpq_whole(tmp_path: Path) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    identity = IDENTITY.replace("gw1/", "gateway gw1/")
+    store = load_config(store_config(tmp_path, f"  url: {REMOTE}\n{identity}")).store
+    assert store.url is not None
+    assert conninfo_to_dict(store.url)["sslkey"] == str(tmp_path / "gateway gw1" / "key.pem")
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        (f"  url: {REMOTE}\n", "PostgreSQL on db1.north.lan is reached over the network"),
+        (f"  url: '{REMOTE}?sslmode=require'\n", "needs TLS with this replica's identity"),
+        (f"  url: '{REMOTE}?sslmode=verify-full&sslrootcert=/c/ca.crt'\n", "give store.tls_ca"),
+        (f"  url: '{REMOTE}?{URL_TLS.replace('verify-full', 'verify-ca')}'\n", "give store.tls_ca"),
+        ("  url: 'postgresql://u:s3cret@localhost/db?hostaddr=10.0.0.9'\n", "on 10.0.0.9"),
+        ("  url: 'postgresql://u:s3cret@localhost,db2.lan/db'\n", "on db2.lan is reached"),
+        (f"  url: '{REMOTE}?sslmode=verify-full'\n{IDENTITY}", "give the TLS files in one place"),
+        (f"  url: {REMOTE}\n  tls_ca: gw1/ca.crt\n", "give tls_ca, tls_cert and tls_key together"),
+        (IDENTITY, "tls_ca, tls_cert and tls_key are for PostgreSQL: set url too"),
+        (f"  url: '{REMOTE}?sslmode=verify-full&s3cret=1'\n", "not a URL libpq can read"),
+    ],
+)
+def test_store_tls__invalid__refused_at_load_without_the_password(
+    tmp_path: Path, store: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"gateway\.yaml") as raised:
+        load_config(store_config(tmp_path, store))
+    assert message in str(raised.value)
+    assert "s3cret" not in str(raised.value)
