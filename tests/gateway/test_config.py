@@ -168,3 +168,14 @@ def test_store_tls__invalid__refused_at_load_without_the_password(
         load_config(store_config(tmp_path, store))
     assert message in str(raised.value)
     assert "s3cret" not in str(raised.value)
+
+
+def test_load_config__the_example_store_on_postgresql__valid(tmp_path: Path) -> None:
+    """The example's commented PostgreSQL lines, uncommented, are a valid TLS store."""
+    import re
+
+    text = re.sub(r"^  # (url|tls_\w+):", r"  \1:", EXAMPLE.read_text(), flags=re.MULTILINE)
+    (tmp_path / "gateway.yaml").write_text(text)
+    store = load_config(tmp_path / "gateway.yaml").store
+    assert store.url is not None and "sslmode=verify-full" in store.url
+    assert store.tls_key == Path("/etc/gatepost/gateway-gw1/key.pem")
