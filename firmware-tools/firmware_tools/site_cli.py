@@ -77,12 +77,13 @@ def add_site_commands(tools: Any) -> None:
 
     web = actions.add_parser(
         "add-web",
-        help="issue a web server's certificate (HTTPS for the gateway or a console)",
+        help="issue a TLS server's certificate (HTTPS for the gateway or a console, PostgreSQL)",
         description="Issue a TLS server certificate of the site CA for every --host into "
         "DIR/web/NAME/ (cert.pem, key.pem and ca.crt): the gateway's http.tls_cert and "
-        "tls_key, or a gate's console.tls_cert and tls_key. localhost and 127.0.0.1 are "
-        "always in it, for a browser on that machine. Browsers trust it once ca.crt is "
-        "installed as a trusted authority (docs/security.md).",
+        "tls_key, a gate's console.tls_cert and tls_key, or the gateway's PostgreSQL "
+        "server's ssl_cert_file and ssl_key_file (docs/security.md#postgresql). localhost "
+        "and 127.0.0.1 are always in it, for a client on that machine. Browsers trust it "
+        "once ca.crt is installed as a trusted authority (docs/security.md).",
     )
     web.add_argument("dir", type=Path, metavar="DIR")
     web.add_argument("name", metavar="NAME", help="the machine, a slug: e.g. g01 or gateway")
