@@ -29,14 +29,9 @@ from gateway.store.postgres import LEADER_LOCK, connect
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0  # how often a follower tries the lock and a leader confirms its session
-LEASE_S = 3.0  # a leader unconfirmed this long steps down (the server drops it after ~11 s)
-# The server's side of the session: a leader whose network is cut is dropped in
-# 5 + 3 x 2 = 11 s, so the lock does not stay with a session nobody can use.
-SERVER_KEEPALIVES = (
-    "SET tcp_keepalives_idle = 5",
-    "SET tcp_keepalives_interval = 2",
-    "SET tcp_keepalives_count = 3",
-)
+LEASE_S = 3.0  # a leader unconfirmed this long steps down (the server drops it after ~11 s:
+# `connect` sets the server's keepalives on every session, so a leader whose network is cut
+# is dropped in 5 + 3 x 2 = 11 s and the lock does not stay with a session nobody can use)
 
 
 class Leader(Protocol):
@@ -176,8 +171,6 @@ class Leadership:
             return self._conn
         self._close()
         self._conn = connect(self.url, application_name=f"gatepost-leader {self.name}"[:63])
-        for statement in SERVER_KEEPALIVES:
-            self._conn.execute(statement)
         if self._unreachable:
             log.info("leadership: PostgreSQL reachable again (%s)", self.name)
             self._unreachable = ""
