@@ -8,8 +8,8 @@ and the kind's own table: `passages`, mostly) and replays exactly those statemen
 by batch, each in its own transaction, on fresh stores:
 
 - as stored: the gateway's schema, every index;
-- without the two secondary indexes of `passages` (`passages_by_time`, and the 9-column
-  `passages_by_node` the counts read): what rollup rows in their place could save at most;
+- without the secondary index of `passages` (the 9-column `passages_by_node` the counts
+  read): what rollup rows in its place could save at most;
 - without any secondary index of those tables (their primary keys stay);
 - without the raw payload (an empty text in its place): what keeping the exact bytes costs.
 
@@ -114,7 +114,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="gatepost-sqlite-floor-"))
     variants = {
         "as stored (every index)": {"drop": "", "payload": True},
-        "without passages' secondary indexes": {"drop": "passages", "payload": True},
+        "without passages' secondary index": {"drop": "passages", "payload": True},
         "without any secondary index": {"drop": "*", "payload": True},
         "without any secondary index or the payload": {"drop": "*", "payload": False},
     }

@@ -157,10 +157,14 @@ def sqlite_sizes(store: SqlStore) -> dict[str, int]:
 
 
 def pg_sizes(store: SqlStore) -> dict[str, int]:
-    """Bytes per table: heap and TOAST, and its indexes (pg_table_size + pg_indexes_size)."""
+    """Bytes per table: heap and TOAST, and its indexes (pg_table_size + pg_indexes_size);
+    a partitioned table's (depot_readings) are its partitions' summed."""
     rows = store._conn().execute(
-        "SELECT relname, pg_table_size(oid) + pg_indexes_size(oid), pg_indexes_size(oid) "
-        "FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+        "SELECT COALESCE(p.relname, c.relname), "
+        "SUM(pg_table_size(c.oid) + pg_indexes_size(c.oid)), SUM(pg_indexes_size(c.oid)) "
+        "FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid "
+        "LEFT JOIN pg_class p ON p.oid = i.inhparent "
+        "WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace GROUP BY 1"
     )
     return {
         k: int(v) for table, size, idx in rows for k, v in ((table, size), (f"{table}:idx", idx))

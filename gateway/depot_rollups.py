@@ -109,8 +109,9 @@ class DepotRollups:
 
     def _months(self, now: datetime, raw_before: datetime) -> int:
         """Month partitions (PostgreSQL): the months ahead made, then whole months past
-        retention dropped. A lock not had in time (a long read) leaves the month for the
-        next pass: a missing month's readings wait in DEFAULT, an old month's go by rows.
+        retention dropped (a month's readings go only whole: row deletes take DEFAULT's).
+        A lock not had in time (a long read) leaves the month for the next pass: a missing
+        month's readings wait in DEFAULT, an old month's in its partition.
 
         Returns:
             Raw readings dropped.
@@ -127,7 +128,7 @@ class DepotRollups:
                 log.info("depot retention dropped %s (%d raw readings)", dropped.partition,
                          dropped.readings)  # fmt: skip
         except StoreUnavailable as error:
-            log.warning("depot month not dropped, its readings go by rows: %s", error)
+            log.warning("depot month not dropped, the next pass tries again: %s", error)
         return readings
 
     def purge_all(self) -> tuple[int, int]:

@@ -291,8 +291,16 @@ class Rollups:
     ) -> Purged:  # fmt: skip
         """Delete the zones' rolled raw readings before `raw_before` (a minute) and minute
         rollups before `minutes_before` (an hour, never past raw_before's), in one
-        transaction, at most `limit` rows; hour rollups stay."""
+        transaction, at most `limit` rows; hour rollups stay.
+
+        On PostgreSQL only the DEFAULT partition's readings go row by row: a month's go
+        whole with their partition (`drop_depot_month`), so no month is thinned by deletes
+        whose space nothing would reuse. Every zone's mark moves all the same: a reading
+        arriving later for a minute below it is added to the minute's kept figures, which
+        is right whether that minute's raw readings are gone or still there.
+        """
         raw_cut = utc_text(_floor(raw_before, timedelta(minutes=1)))
+        raw_table = _DEFAULT if self.engine == "postgresql" else "depot_readings"
         minute_cut = utc_text(_floor(min(minutes_before, raw_before), timedelta(hours=1)))
         readings = minutes = done = 0
         with self._transaction() as conn:
@@ -308,8 +316,8 @@ class Rollups:
                 )
                 ask = limit - readings - minutes
                 readings += (gone := conn.execute(
-                    "DELETE FROM depot_readings WHERE arrival IN (SELECT arrival FROM "
-                    "depot_readings WHERE site=? AND node=? AND sensor=? AND at < ? "
+                    f"DELETE FROM {raw_table} WHERE arrival IN (SELECT arrival FROM "  # noqa: S608
+                    f"{raw_table} WHERE site=? AND node=? AND sensor=? AND at < ? "
                     "AND arrival <= ? LIMIT ?)",
                     (site, node, zone, raw_cut, through, ask),
                 ).rowcount)  # fmt: skip

@@ -352,4 +352,12 @@ GATEWAY_MIGRATIONS: tuple[Migration, ...] = (
         -- one file has no partitions; the name is kept in both histories.
         """,
     ),
+    Migration(
+        "0025-passages-by-time-dropped",
+        """
+        -- Read by nothing: every count names its gate, and passages_by_node answers it.
+        -- One B-tree fewer written per stored passage (bench/sqlite_floor.py).
+        DROP INDEX passages_by_time;
+        """,
+    ),
 )

@@ -497,4 +497,5 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     Migration("0024-depot-readings-partitioned", _DEPOT_MONTHS),
+    Migration("0025-passages-by-time-dropped", "DROP INDEX passages_by_time;"),
 )

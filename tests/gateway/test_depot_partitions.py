@@ -126,11 +126,13 @@ def test_retention_drops_an_old_rolled_month_whole(store: SqlStore, rollups: Dep
         stored(store, readings, gates)
     rollups.roll()
     hours = rolled(store, "hour")
-    assert rollups.purge_all() == (len(october) + len(november), 0)
+    assert rollups.purge_all() == (len(october), 0)
     names = partitions(store)
     assert "depot_readings_2026_10" not in names  # dropped whole
-    assert {"depot_readings_2026_11", "depot_readings_2026_12"} <= set(names)  # by rows
-    assert sorted(homes(store)) == [utc_text(r.at) for r in december]
+    # November is past the cut but its month is not: it goes whole too, later, and is
+    # not thinned by row deletes meanwhile.
+    assert {"depot_readings_2026_11", "depot_readings_2026_12"} <= set(names)
+    assert sorted(homes(store)) == sorted(utc_text(r.at) for r in [*november, *december])
     # The rollups stay: hours for good, the dropped month's minutes for 90 days.
     assert rolled(store, "hour") == hours
     everything = [*october, *november, *december]
@@ -176,11 +178,11 @@ def test_a_month_holding_an_unrolled_reading_is_not_dropped(
     straggler = sample(COLD, datetime(2026, 10, 20, tzinfo=UTC), 5.0)
     stored(store, [straggler], gates)  # stored, not rolled yet
     assert store.drop_depot_month(NOW - timedelta(days=30)) is None
-    assert rollups.purge_all() == (len(october), 0)  # the rolled ones, by rows
+    assert rollups.purge_all() == (0, 0)  # the month waits whole, none deleted by rows
     assert "depot_readings_2026_10" in partitions(store)
-    assert list(homes(store)) == [utc_text(straggler.at)]
+    assert len(homes(store)) == len(october) + 1
     rollups.roll()
-    assert rollups.purge_all() == (1, 0)  # now the month may go, and goes whole
+    assert rollups.purge_all() == (len(october) + 1, 0)  # now the month goes, whole
     assert "depot_readings_2026_10" not in partitions(store)
     same_figures(rolled(store, "hour"), expected([*october, straggler], timedelta(hours=1)))
 
@@ -246,15 +248,15 @@ def test_partition_work_is_left_for_the_next_pass_while_a_read_holds_the_table(
         reader.execute("SELECT count(*) FROM depot_readings")  # holds its lock till the end
         started = datetime.now(UTC)
         # Neither a month ahead nor the drop waits long (ingest waits behind them): the
-        # old month's readings go by rows instead.
+        # old month waits for the next pass.
         with pytest.raises(StoreUnavailable, match="lock timeout"):
             store.ensure_depot_partitions(ahead)
-        assert rollups.purge_all() == (len(october), 0)
+        assert rollups.purge_all() == (0, 0)
         assert datetime.now(UTC) - started < timedelta(seconds=5)
     assert "depot_readings_2026_10" in partitions(store)
     assert "depot_readings_2032_01" not in partitions(store)
     rollups.clock = Clock(NOW + timedelta(hours=2))
-    assert rollups.purge_all() == (0, 0)
+    assert rollups.purge_all() == (len(october), 0)
     assert "depot_readings_2026_10" not in partitions(store)
     assert store.ensure_depot_partitions(ahead, ahead=0) == ["depot_readings_2032_01"]
 
