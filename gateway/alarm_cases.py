@@ -25,7 +25,18 @@ def alarm_cases(item: InboundEvent) -> list[AlarmDraft]:
     The store opens them in the transaction that stores the event (see `Store.write`).
     """
     event, site, node = item.event, item.site, item.node
-    if isinstance(event, Hold) and FEVER_REASONS & set(event.reasons):
+    if isinstance(event, Passage):  # nearly every event: looked at first
+        cases = []
+        if not FEVER_REASONS.isdisjoint(event.reasons):
+            cases.append(_fever(site, node, event.event_id, event.temperature_c))
+        if event.colour == "red":
+            # Reported at once in epidemic control (紧急), as a fever is.
+            cases.append(
+                draft(AlertKind.RED_CODE, "red-code", site, node, "critical",
+                      subject=event.event_id)
+            )  # fmt: skip
+        return cases
+    if isinstance(event, Hold) and not FEVER_REASONS.isdisjoint(event.reasons):
         return [_fever(site, node, event.passage_id, event.temperature_c)]
     if isinstance(event, DeviceFault):
         return [_document_refused(site, node, event)] if refusal(event) == "raised" else []
@@ -36,17 +47,7 @@ def alarm_cases(item: InboundEvent) -> list[AlarmDraft]:
             draft(AlertKind.HOLD_OVERRIDE, "hold-override", site, node, "critical",
                   subject=event.hold_id, volunteer=event.volunteer_id, hold=event.hold_id)
         ]  # fmt: skip
-    if not isinstance(event, Passage):
-        return []
-    cases = []
-    if FEVER_REASONS & set(event.reasons):
-        cases.append(_fever(site, node, event.event_id, event.temperature_c))
-    if event.colour == "red":
-        # Reported at once in epidemic control (紧急), as a fever is.
-        cases.append(
-            draft(AlertKind.RED_CODE, "red-code", site, node, "critical", subject=event.event_id)
-        )
-    return cases
+    return []
 
 
 def refusal(fault: DeviceFault) -> str:

@@ -36,7 +36,7 @@ def _head(item: InboundEvent) -> Row:
 
 
 def _passage(item: InboundEvent, p: Passage) -> list[Row]:
-    fever = bool(FEVER_REASONS & set(p.reasons))
+    fever = not FEVER_REASONS.isdisjoint(p.reasons)
     return [
         (
             *_head(item),
