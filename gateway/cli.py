@@ -143,12 +143,18 @@ def _audit_chain(args: argparse.Namespace) -> int:
 
 
 def _store_copy(args: argparse.Namespace) -> int:
+    from gateway.store.conninfo import database_url
     from gateway.store.copy import copy_store
 
+    # The URL is never quoted back: it may hold a password.
     if not str(args.to).startswith(("postgresql://", "postgres://")):
-        raise GatepostError(f"--to: give a PostgreSQL URL (postgresql://...), not {args.to!r}")
+        raise GatepostError("--to: give a PostgreSQL URL (postgresql://...)")
+    try:  # the rule store.url is held to: off this machine, only over verified TLS
+        target = database_url(args.to, None)
+    except ValueError as error:
+        raise GatepostError(f"--to, held to the rule store.url is: {error}") from None
     section = load_config(args.config).store
-    report = copy_store(section.path, args.to)
+    report = copy_store(section.path, target)
     for line in report.lines():
         print(line)
     return 0

@@ -268,3 +268,26 @@ def test_the_command_prints_the_report_and_refuses_a_second_copy(
     assert "events" in out and "copied" in out and "same verdicts for 3 outbox lives" in out
     assert main(argv) == 1
     assert "the target database is not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://gateway-gw1:s3cret@db1.north.lan/gatepost", "reached over the network"),
+        ("postgresql://gateway-gw1:s3cret@db1.north.lan/gatepost?sslmode=require",
+         "reached over the network"),
+        ("mysql://root:s3cret@db1.north.lan/gatepost", "give a PostgreSQL URL"),
+    ],
+)  # fmt: skip
+def test_the_command_copies_to_another_machine_only_over_verified_tls(
+    filled: Filled, capsys: pytest.CaptureFixture[str], url: str, says: str
+) -> None:
+    config = filled.path.parent / "gateway.yaml"
+    config.write_text(yaml.safe_dump({
+        "sites": [{"name": "north", "gates": ["g01", "g02"], "depots": ["d01"]}],
+        "broker": {"url": "mqtts://127.0.0.1:8883"}, "store": {"path": str(filled.path)},
+    }), encoding="utf-8")  # fmt: skip
+    assert main(["gateway", "store-copy", "--config", str(config), "--to", url]) == 1
+    err = capsys.readouterr().err
+    assert says in err
+    assert "s3cret" not in err  # the password is never printed
