@@ -137,7 +137,7 @@ def phone_screens(
 def picture(rng: np.random.Generator, difficulty: Difficulty, text: str, code: Code) -> PhoneScreen:
     """One picture of the phone showing `text` (see the module docstring for the steps)."""
     r = RANGES[difficulty]
-    modules = qr_modules(text, "M" if rng.random() < 0.3 else "Q")
+    modules = qr_modules(text, "M" if rng.random() < 0.3 else "Q", int(rng.integers(8)))
     if code == "scratched":
         modules = _scratched(modules, rng)
     screen, code_box = app_screen(modules, rng, with_code=code != "none")
@@ -153,9 +153,13 @@ def picture(rng: np.random.Generator, difficulty: Difficulty, text: str, code: C
     )
     psf = _psf(rng.uniform(*r["defocus"]), rng.uniform(*r["shake"]), rng.uniform(0, np.pi))
     fine = np.asarray(cv2.filter2D(fine, -1, psf, borderType=cv2.BORDER_REFLECT), np.float32)
-    cover = np.asarray(cv2.filter2D(cover, -1, psf, borderType=cv2.BORDER_REFLECT), np.float32)
     phone = cv2.resize(fine, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
-    alpha = cv2.resize(cover, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)[..., None]
+    # The phone's outline is blurred after sampling: only the light needs the PSF before
+    # it (moire), and the outline's edge against the scene is all that changes.
+    coarse = cv2.resize(cover, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+    alpha = cv2.GaussianBlur(
+        coarse, (0, 0), max(0.3, float(np.sqrt((psf > 0).sum() / np.pi)) / SUPERSAMPLE)
+    )[..., None]
     scene = phone + (1 - alpha) * _background(rng) * ambient[..., None]
     scene *= _vignetting(pose.focal)[..., None]
     frame = _sensor(scene, rng, r)
@@ -170,14 +174,18 @@ def picture(rng: np.random.Generator, difficulty: Difficulty, text: str, code: C
 
 
 @lru_cache(maxsize=256)
-def _matrix(text: str, error: str) -> bytes:
-    qr = segno.make(text, error=error, micro=False, boost_error=False)
+def _matrix(text: str, error: str, mask: int) -> bytes:
+    qr = segno.make(text, error=error, mask=mask, micro=False, boost_error=False)
     return bytes(np.array(qr.matrix, np.uint8).ravel())
 
 
-def qr_modules(text: str, error: str) -> NDArray[np.uint8]:
-    """The code's modules, 1 = dark, without quiet zone (segno, as an app would draw it)."""
-    flat = np.frombuffer(_matrix(text, error), np.uint8)
+def qr_modules(text: str, error: str, mask: int) -> NDArray[np.uint8]:
+    """The code's modules, 1 = dark, without quiet zone (segno, as an app would draw it).
+
+    The mask pattern is drawn, not chosen by segno's penalty scores: scoring all eight
+    costs ~40 ms a code in pure Python, and encoders differ in the mask they pick anyway.
+    """
+    flat = np.frombuffer(_matrix(text, error, mask), np.uint8)
     side = math.isqrt(flat.size)
     return flat.reshape(side, side).copy()
 
@@ -301,7 +309,8 @@ class Pose:
             homography = camera @ extrinsic @ plane
             seen = cv2.perspectiveTransform(corners[None], homography)[0]
             if (seen.min(axis=0) > 4).all() and (seen.max(axis=0) < (WIDTH - 5, HEIGHT - 5)).all():
-                area = 0.5 * abs(np.cross(seen[2] - seen[0], seen[3] - seen[1]))
+                (ax, ay), (bx, by) = seen[2] - seen[0], seen[3] - seen[1]
+                area = 0.5 * abs(ax * by - ay * bx)  # a quadrilateral's, from its diagonals
                 return Pose(homography, focal, pitch, float(math.sqrt(area) / across))
         raise RuntimeError("no pose keeps the code in the frame")  # not seen in practice
 
@@ -382,7 +391,8 @@ def _stripe_fill(x: Floats, footprint: float, stripes: list[tuple[float, float]]
         return np.asarray(whole * (b - a) + np.clip(t - whole - a, 0, b - a))
 
     table = ((lit_up_to(phase + f / 2) - lit_up_to(phase - f / 2)) / f).astype(np.float32)
-    index = ((x - np.floor(x)) * _PHASES).astype(np.int32) % _PHASES
+    # Truncation toward zero instead of floor moves a negative phase by one bin of 1024.
+    index = (x * _PHASES).astype(np.int32) & (_PHASES - 1)
     return np.asarray(table[index], np.float32)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ import segno
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.credentials.qrimage import DECODERS, decode_qr, decode_qr_png
+from bench.phone_screens import Code, Difficulty, hcert_texts, phone_screens
+from edge.credentials.qrimage import DECODERS, decode_qr, decode_qr_png, grayscale, zxing_upscaled
 
 CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "dgc-testdata"
 ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
@@ -210,3 +212,59 @@ def test_decode_qr_png__corrupted_png_never_raises(edits: list[tuple[int, int]])
     for position, value in edits:
         data[position % len(data)] = value
     assert decode_qr_png(bytes(data)) in (None, "HC1:6BF+ ")
+
+
+# --- phone screens in front of a USB camera (bench/phone_screens.py, issue #17) ---------
+
+PHONE_SEED = 20261206  # the bench's default --phone-seed: the same pictures
+PHONE_SAMPLE = 24
+# Right texts among the first 24 pictures of each difficulty, measured with
+#   .venv/bin/python -m bench.qr_decoders --phones 24 --no-budget --backends zxing-cpp+upscale
+# (zxing-cpp 3.1.1, OpenCV 5.0): the decoder without its time budget, so that a busy
+# machine cannot change what it reads. The margin of 2 pictures allows for OpenCV and
+# zxing-cpp builds that round a pixel differently; a lost step of the decoder costs more.
+PHONE_READ = {"ordinary": 24, "hard": 14}
+PHONE_MARGIN = 2
+
+
+def unbudgeted(image: np.ndarray) -> str | None:
+    return zxing_upscaled(grayscale(image), budget_s=math.inf)
+
+
+@pytest.mark.parametrize("difficulty", ["ordinary", "hard"])
+def test_phone_screens__valid(difficulty: Difficulty) -> None:
+    shots = phone_screens(PHONE_SAMPLE, difficulty, PHONE_SEED, hcert_texts(CONFORMANCE))
+    texts = [unbudgeted(shot.frame) for shot in shots]
+    wrong = [t for t, shot in zip(texts, shots, strict=True) if t not in (None, shot.text)]
+    assert wrong == []
+    right = sum(t == shot.text for t, shot in zip(texts, shots, strict=True))
+    assert right >= PHONE_READ[difficulty] - PHONE_MARGIN, f"{right}/{PHONE_SAMPLE} read"
+
+
+@pytest.mark.parametrize("difficulty", ["ordinary", "hard"])
+@pytest.mark.parametrize("code", ["none", "scratched", "covered"])
+def test_phone_screens__invalid(code: Code, difficulty: Difficulty) -> None:
+    # An app screen without a code; a third of the modules flipped (level Q repairs a
+    # quarter of its codewords, these hit most of them); half the code under a thumb
+    # and glare. The finder patterns stay, so every retry step is tried on them.
+    for shot in phone_screens(3, difficulty, PHONE_SEED, hcert_texts(CONFORMANCE), code):
+        assert shot.text is None
+        assert unbudgeted(shot.frame) is None
+        assert decode_qr(shot.frame) is None
+
+
+def textures() -> list[np.ndarray]:
+    """Code-free frames with strong fine structure: what a finder search trips on."""
+    rng = np.random.default_rng(5)
+    ys, xs = np.mgrid[0:480, 0:640]
+    checks = ((xs // 3 + ys // 3) % 2 * 200 + 30).astype(np.uint8)
+    weave = (127 + 100 * np.sin((xs * 0.8 + ys * 0.6) * 2 * np.pi / 5)).astype(np.uint8)
+    blocks = np.kron(rng.integers(0, 2, (60, 80)), np.ones((8, 8))) * 220 + 20
+    speckle = np.clip(blocks + rng.normal(0, 25, blocks.shape), 0, 255).astype(np.uint8)
+    return [checks, weave, blocks.astype(np.uint8), speckle]
+
+
+@pytest.mark.parametrize("image", textures(), ids=["checks", "weave", "blocks", "speckle"])
+def test_decode_qr__textures_yield_no_text(image: np.ndarray) -> None:
+    assert unbudgeted(image) is None
+    assert decode_qr(image) is None

@@ -129,19 +129,33 @@ Quad = NDArray[np.float64]
 """A code's four corners as zxing-cpp saw them, (4, 2) in pixels of the image it read."""
 
 
-def zxing_upscaled(gray: Image) -> str | None:
+_BINARIZERS = (zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.GlobalHistogram)
+_SHARPENINGS = ((1.5, 1.5), (1.0, 3.0))  # (sigma in pixels, amount) of the unsharp masks
+
+
+def zxing_upscaled(
+    gray: Image, *, sharpenings: Sequence[tuple[float, float]] = _SHARPENINGS,
+    binarizers: Sequence[zxingcpp.Binarizer] = _BINARIZERS, regions: int = 2,
+    budget_s: float = _RETRY_BUDGET_S,
+) -> str | None:  # fmt: skip
     """zxing-cpp; then, within a time budget, retries made for codes of 1.5-3 px per module.
 
     The retries, each only while the budget lasts: the frame sharpened (unsharp mask,
-    sigma 1.5, amount 1.5) and upscaled 2x (bicubic), read with zxing's local-average
+    sigma 1.5 px, amount 1.5) and upscaled 2x (bicubic), read with zxing's local-average
     binarizer, then its global-histogram one (it keeps modules that glare or a dark
-    corner push past the local threshold); then each region where zxing saw a code but
-    could not read it, cut from the frame, sharpened and upscaled to ~800 px, read with
-    both binarizers. Only checked decodes count: zxing's Reed-Solomon correction and
-    format check passed (`valid`, no `error`).
+    corner push past the local threshold); the same with a harder mask (sigma 1.0,
+    amount 3: shake and defocus); then each region where zxing saw a code but could not
+    read it, cut from the frame, sharpened and upscaled to ~800 px, read with both
+    binarizers. Only checked decodes count: zxing's Reed-Solomon correction and format
+    check passed (`valid`, no `error`).
 
     Args:
         gray: a non-empty 2-D uint8 image.
+        sharpenings: (sigma in pixels, amount) of each whole-frame retry, in order.
+        binarizers: the binarizers each whole-frame retry is read with, in order.
+        regions: how many regions where a code was seen are read on their own.
+        budget_s: no retry starts later than this after the call began; tests pass
+            `math.inf` so that what is read does not depend on the machine's load.
 
     Returns:
         The text of the first valid code found (an HCERT first), or None.
@@ -150,20 +164,22 @@ def zxing_upscaled(gray: Image) -> str | None:
     text = zxing(gray)
     if text is not None:
         return text
-    deadline = start + _RETRY_BUDGET_S
+    deadline = start + budget_s
     factor = min(_UPSCALE, float(np.sqrt(_MAX_UPSCALED_PIXELS / gray.size)))
-    sharp = _unsharp(gray, amount=1.5)
-    big = _resized(sharp, factor) if factor > 1.1 else sharp
-    scale = big.shape[1] / gray.shape[1]
     seen: list[Quad] = []
-    for binarizer in (zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.GlobalHistogram):
-        if time.perf_counter() > deadline:
-            return None
-        text, quads = _checked(big, binarizer)
-        if text is not None:
-            return text
-        seen += [quad / scale for quad in quads]
-    for quad in seen[:2]:
+    for sigma, amount in sharpenings:
+        sharp = _unsharp(gray, sigma, amount)
+        big = _resized(sharp, factor) if factor > 1.1 else sharp
+        scale = big.shape[1] / gray.shape[1]
+        for binarizer in binarizers:
+            if time.perf_counter() > deadline:
+                return None
+            text, quads = _checked(big, binarizer)
+            if text is not None:
+                return text
+            seen += [quad / scale for quad in quads]
+    sharp = _unsharp(gray, amount=1.5)
+    for quad in seen[:regions]:
         text = _read_region(sharp, quad, deadline)
         if text is not None:
             return text
@@ -209,7 +225,7 @@ def _read_region(sharp: Image, quad: Quad, deadline: float) -> str | None:
     if factor < 2.5:
         return None  # the whole-frame passes already read it at 2x
     big = _resized(region, min(factor, 4.0))
-    for binarizer in (zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.GlobalHistogram):
+    for binarizer in _BINARIZERS:
         if time.perf_counter() > deadline:
             return None
         text, _quads = _checked(big, binarizer)
