@@ -279,3 +279,20 @@ def test_decode_qr__finder_pattern_is_not_a_micro_qr_code() -> None:
     shot = picture(rng, "hard", texts[183 % len(texts)], "readable")
     assert unbudgeted(shot.frame) in (None, shot.text)
     assert decode_qr(shot.frame) in (None, shot.text)
+
+
+@pytest.mark.parametrize(
+    ("side", "blur"), [(2, 1.2), (3, 1.6)], ids=["2px-modules-regions", "3px-modules-sharpened"]
+)
+def test_decode_qr__full_hd_frame(side: int, blur: float) -> None:
+    # Past 1280x960 a frame is not upscaled whole (too slow): its retries sharpen it, then
+    # upscale the regions where a code was seen (the 2 px case needs that step).
+    code = np.kron(qr_gray(HCERT_LIKE)[::4, ::4], np.ones((side, side), np.uint8))
+    frame = np.full((1080, 1920), 128, np.uint8)
+    frame[400 : 400 + code.shape[0], 900 : 900 + code.shape[1]] = code * (190 / 255) + 30
+    blurred = np.asarray(cv2.GaussianBlur(frame, (0, 0), blur), np.uint8)
+    assert DECODERS["zxing-cpp"](blurred) is None  # so the retries are what read it
+    assert unbudgeted(blurred) == HCERT_LIKE
+    noise = np.random.default_rng(4).integers(0, 256, (1080, 1920), dtype=np.uint8)
+    assert unbudgeted(noise) is None
+    assert decode_qr(noise) is None
