@@ -193,7 +193,7 @@ class AlarmRules:
         of the time when busy, and two hundred gates must not queue for it one by one.
         """
         now = self._clock()
-        self._live = self._store.live_conditions()
+        self._live = self._store.live_conditions(_CLOCK_KINDS)
         self._raising = []
         self._silent = []
         self._closing = {}
@@ -219,11 +219,11 @@ class AlarmRules:
             self._book.escalate(now - timedelta(minutes=self._limits.escalate_after_min))
 
     def _raise(self, alarm: AlarmDraft) -> None:
-        if _key(alarm.kind, alarm.site, alarm.node, alarm.subject) not in self._live:
+        if _clock_key(alarm.kind, alarm.site, alarm.node, alarm.subject) not in self._live:
             self._raising.append(alarm)
 
     def _clear(self, kind: AlertKind, site: str, node: str | None, subject: str = "") -> None:
-        if _key(kind, site, node, subject) in self._live:
+        if _clock_key(kind, site, node, subject) in self._live:
             self._book.clear_condition(kind, site, node, subject)
 
     def _heartbeat(self, node: NodeRecord, now: datetime) -> None:
@@ -387,10 +387,24 @@ class AlarmRules:
 
 # The alarms a cut-off raises: one each per gate and day, never again once said.
 _CUTOFF_KINDS = (str(AlertKind.REPORT_MISSING), str(AlertKind.DISINFECTION_LOW))
+# Every kind `check` raises or clears as time passes: the live alarms it reads each second
+# (`_key` of a draft of another kind would look not live, and be raised again).
+_CLOCK_KINDS = (
+    *_CUTOFF_KINDS, str(AlertKind.NODE_OFFLINE), str(AlertKind.DATA_LOSS),
+    str(AlertKind.TRUST_STALE), str(AlertKind.GATE_UNATTENDED),
+    str(AlertKind.DEPOT_SENSOR_STALE),
+)  # fmt: skip
 
 
 def _key(kind: str, site: str, node: str | None, subject: str) -> tuple[str, str, str, str]:
     return (str(kind), site, node or "", subject)
+
+
+def _clock_key(kind: str, site: str, node: str | None, subject: str) -> tuple[str, str, str, str]:
+    """The key of a condition `check` reads live; a kind it does not read is a bug here."""
+    if str(kind) not in _CLOCK_KINDS:
+        raise ValueError(f"{kind}: not among the kinds check() reads live (_CLOCK_KINDS)")
+    return _key(kind, site, node, subject)
 
 
 def last_closed_period(site: SiteSection, now: datetime) -> ReportPeriod:

@@ -11,7 +11,7 @@ runs them in the gateway's tick and raises or clears `stock-shortage` (docs/stoc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -320,7 +320,7 @@ class StockRules:
         store: StockStore,
         book: AlarmBook,
         clock: Callable[[], datetime],
-        live: Callable[[], set[tuple[str, str, str, str]]],
+        live: Callable[[Sequence[str]], set[tuple[str, str, str, str]]],
     ) -> None:
         self._config = config
         self._store = store
@@ -337,7 +337,7 @@ class StockRules:
         self._next = now + timedelta(seconds=self._config.stock.check_every_s)
         if not isinstance(self._store, StockStore):
             return
-        live = self._live()
+        live = self._live((AlertKind.STOCK_SHORTAGE,))
         for site in self._config.sites:
             if site.stock_targets:
                 self._site(site, now, live)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -319,7 +319,7 @@ class StockReportRules:
         store: object,
         book: AlarmBook,
         clock: Callable[[], datetime],
-        live: Callable[[], set[tuple[str, str, str, str]]],
+        live: Callable[[Sequence[str]], set[tuple[str, str, str, str]]],
     ) -> None:
         self._config = config
         self._store = store
@@ -332,7 +332,7 @@ class StockReportRules:
         if not self._config.stock.report.enabled or not isinstance(self._store, DailyReportStore):
             return
         now = self._clock()
-        live = self._live()
+        live = self._live((AlertKind.STOCK_REPORT_MISSING,))
         for site in self._config.sites:
             raised = {
                 (node, subject) for kind, name, node, subject in live

@@ -98,9 +98,12 @@ class AlarmsAndAccess:
         )
         return AlarmRecord(**rows[0]) if rows else None
 
-    def live_conditions(self) -> set[tuple[str, str, str, str]]:
+    def live_conditions(self, kinds: Sequence[str]) -> set[tuple[str, str, str, str]]:
+        marks = ",".join("?" * len(kinds))
         rows = self._conn().execute(
-            "SELECT kind, site, COALESCE(node, ''), subject FROM alarms WHERE state != 'cleared'"
+            "SELECT kind, site, COALESCE(node, ''), subject FROM alarms "  # noqa: S608
+            f"WHERE state != 'cleared' AND kind IN ({marks})",
+            [str(kind) for kind in kinds],
         )
         return {(kind, site, node, subject) for kind, site, node, subject in rows}
 

@@ -187,8 +187,10 @@ class AlarmStore(Protocol):
         self, kind: str, site: str, node: str | None, subject: str
     ) -> AlarmRecord | None: ...
 
-    def live_conditions(self) -> set[tuple[str, str, str, str]]:
-        """(kind, site, node or "", subject) of every live alarm: cheap, for rules run often."""
+    def live_conditions(self, kinds: Sequence[str]) -> set[tuple[str, str, str, str]]:
+        """(kind, site, node or "", subject) of every live alarm of `kinds`: for rules run
+        every second. Only the kinds a rule raises and clears: a district's live fever
+        alarms (thousands, until people acknowledge them) are none of a clock rule's."""
         ...
 
     def conditions_raised_since(
