@@ -340,7 +340,9 @@ class SqlStore(
     def mark_offline(
         self, nodes: Sequence[tuple[str, str, datetime | None]], reason: str
     ) -> list[tuple[str, str]]:
-        marked = []
+        marked: list[tuple[str, str]] = []
+        if not nodes:
+            return marked  # no write transaction: each one waits for ingest's batch
         with self._transaction() as conn:
             for site, node, last_seen in nodes:
                 # Only if nothing was heard since the caller looked: a heartbeat stored
