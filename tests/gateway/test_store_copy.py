@@ -253,14 +253,20 @@ def test_a_missing_sqlite_file_is_refused_not_created(
     assert not (tmp_path / "nowhere.db").exists()
 
 
-def test_the_command_prints_the_report_and_refuses_a_second_copy(
-    filled: Filled, postgres_databases: PostgresDatabases, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _config_of(filled: Filled) -> Path:
+    """A gateway config whose SQLite store is the filled one."""
     config = filled.path.parent / "gateway.yaml"
     config.write_text(yaml.safe_dump({
         "sites": [{"name": "north", "gates": ["g01", "g02"], "depots": ["d01"]}],
         "broker": {"url": "mqtts://127.0.0.1:8883"}, "store": {"path": str(filled.path)},
     }), encoding="utf-8")  # fmt: skip
+    return config
+
+
+def test_the_command_prints_the_report_and_refuses_a_second_copy(
+    filled: Filled, postgres_databases: PostgresDatabases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config_of(filled)
     url = postgres_databases.new()
     argv = ["gateway", "store-copy", "--config", str(config), "--to", url]
     assert main(argv) == 0
@@ -282,11 +288,7 @@ def test_the_command_prints_the_report_and_refuses_a_second_copy(
 def test_the_command_copies_to_another_machine_only_over_verified_tls(
     filled: Filled, capsys: pytest.CaptureFixture[str], url: str, says: str
 ) -> None:
-    config = filled.path.parent / "gateway.yaml"
-    config.write_text(yaml.safe_dump({
-        "sites": [{"name": "north", "gates": ["g01", "g02"], "depots": ["d01"]}],
-        "broker": {"url": "mqtts://127.0.0.1:8883"}, "store": {"path": str(filled.path)},
-    }), encoding="utf-8")  # fmt: skip
+    config = _config_of(filled)
     assert main(["gateway", "store-copy", "--config", str(config), "--to", url]) == 1
     err = capsys.readouterr().err
     assert says in err
