@@ -61,16 +61,24 @@ import numpy as np
 import segno
 from numpy.typing import NDArray
 
-WIDTH, HEIGHT = 640, 480
-SUPERSAMPLE = 3  # optical samples per camera pixel along each axis
+from bench.camera_model import (
+    HEIGHT,
+    SUPERSAMPLE,
+    WIDTH,
+    Floats,
+    background,
+    lens_psf,
+    scene_light,
+    sensor,
+    vignetting,
+)
+
 CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared/conformance/dgc-testdata"
 Difficulty = Literal["ordinary", "hard"]
 DIFFICULTIES: tuple[Difficulty, ...] = ("ordinary", "hard")
 Code = Literal["readable", "none", "scratched", "covered"]
 """What the screen shows: a readable code, no code, a code scratched beyond its error
 correction, or a code half covered by a thumb and glare."""
-
-Floats = NDArray[np.float32]
 
 # (low, high) per parameter; see the module docstring.
 RANGES: dict[str, dict[str, tuple[float, float]]] = {
@@ -144,7 +152,7 @@ def picture(rng: np.random.Generator, difficulty: Difficulty, text: str, code: C
         modules = _scratched(modules, rng)
     screen, code_box = app_screen(modules, rng, with_code=code != "none")
     pose = Pose.drawn(rng, r, code_box, screen.shape, modules.shape[0])
-    ambient = _ambient(rng)
+    ambient = scene_light(rng)
     bright = rng.uniform(*r["screen/ambient"])
     glare = (
         rng.uniform(*r["glare"]) if code == "covered" or rng.random() < GLARE_CHANCE[difficulty]
@@ -153,7 +161,7 @@ def picture(rng: np.random.Generator, difficulty: Difficulty, text: str, code: C
     fine, cover = render_phone(
         screen, pose, rng, bright=bright, glare=glare, covered=code == "covered"
     )
-    psf = _psf(rng.uniform(*r["defocus"]), rng.uniform(*r["shake"]), rng.uniform(0, np.pi))
+    psf = lens_psf(rng.uniform(*r["defocus"]), rng.uniform(*r["shake"]), rng.uniform(0, np.pi))
     fine = np.asarray(cv2.filter2D(fine, -1, psf, borderType=cv2.BORDER_REFLECT), np.float32)
     phone = cv2.resize(fine, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
     # The phone's outline is blurred after sampling: only the light needs the PSF before
@@ -162,9 +170,9 @@ def picture(rng: np.random.Generator, difficulty: Difficulty, text: str, code: C
     alpha = cv2.GaussianBlur(
         coarse, (0, 0), max(0.3, float(np.sqrt((psf > 0).sum() / np.pi)) / SUPERSAMPLE)
     )[..., None]
-    scene = phone + (1 - alpha) * _background(rng) * ambient[..., None]
-    scene *= _vignetting(pose.focal)[..., None]
-    frame = _sensor(scene, rng, r)
+    scene = phone + (1 - alpha) * background(rng) * ambient[..., None]
+    scene *= vignetting(pose.focal)[..., None]
+    frame = sensor(scene, rng, r)
     ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(*r["jpeg"]))])
     assert ok
     decoded = np.asarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), np.uint8)
@@ -428,75 +436,3 @@ def _thumb(
     inside = ((u - centre[0]) / (width * 0.45)) ** 2 + ((v - centre[1]) / (height * 0.1)) ** 2 < 1
     skin = np.array([0.25, 0.35, 0.55], np.float32) * rng.uniform(0.6, 1.2)  # BGR
     return np.where(inside[..., None], skin, region)
-
-
-def _psf(defocus: float, shake: float, angle: float) -> Floats:
-    """Defocus disk (radius in camera px) convolved with a hand-shake line, at fine scale."""
-    s = SUPERSAMPLE
-    reach = math.ceil((defocus + shake / 2) * s) + 1
-    size = 2 * reach + 1
-    disk = np.zeros((size, size), np.float32)
-    cv2.circle(disk, (reach, reach), max(0, round(defocus * s)), 1.0, -1, lineType=cv2.LINE_AA)
-    line = np.zeros((size, size), np.float32)
-    dx, dy = math.cos(angle) * shake * s / 2, math.sin(angle) * shake * s / 2
-    cv2.line(line, (round(reach - dx), round(reach - dy)), (round(reach + dx), round(reach + dy)),
-             1.0, 1, lineType=cv2.LINE_AA)  # fmt: skip
-    kernel = cv2.filter2D(disk, -1, line, borderType=cv2.BORDER_CONSTANT)
-    return np.asarray(kernel / kernel.sum(), np.float32)
-
-
-# --- the scene and the camera ------------------------------------------------------
-
-
-def _ambient(rng: np.random.Generator) -> Floats:
-    """Illuminance over the frame: 1.0 at the centre, a window or lamp to one side."""
-    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * (xs - WIDTH / 2) + np.sin(angle) * (ys - HEIGHT / 2)) / WIDTH
-    return np.asarray(np.clip(1 + rng.uniform(0.2, 1.2) * ramp, 0.2, None), np.float32)
-
-
-def _background(rng: np.random.Generator) -> Floats:
-    """Reflectance of what is behind the phone: clothes (a weave), skin blobs (the hand)."""
-    low = rng.uniform(0.05, 0.5, (6, 8, 3)).astype(np.float32)
-    base = cv2.resize(low, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
-    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-    angle, period = rng.uniform(0, np.pi), rng.uniform(3, 14)
-    weave = np.sin((np.cos(angle) * xs + np.sin(angle) * ys) * 2 * np.pi / period)
-    base *= (1 + rng.uniform(0.1, 0.4) * weave)[..., None]
-    skin = np.array([0.25, 0.35, 0.55], np.float32) * rng.uniform(0.5, 1.2)
-    blobs = np.zeros((HEIGHT, WIDTH), np.float32)
-    for _ in range(int(rng.integers(1, 5))):
-        centre = (int(rng.integers(0, WIDTH)), int(rng.integers(0, HEIGHT)))
-        axes = (int(rng.integers(30, 140)), int(rng.integers(15, 50)))
-        cv2.ellipse(blobs, centre, axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
-    soft = np.asarray(cv2.GaussianBlur(blobs, (0, 0), 4), np.float32)[..., None]
-    return np.asarray(np.clip(base * (1 - soft) + skin * soft, 0, 1), np.float32)
-
-
-def _vignetting(focal: float) -> Floats:
-    """The lens's fall-off: cos^4 of the field angle."""
-    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-    r2 = ((xs - WIDTH / 2) ** 2 + (ys - HEIGHT / 2) ** 2) / focal**2
-    return np.asarray(1 / (1 + r2) ** 2, np.float32)
-
-
-def _sensor(
-    scene: Floats, rng: np.random.Generator, r: dict[str, tuple[float, float]]
-) -> NDArray[np.uint8]:
-    """Auto exposure, RGGB mosaic, shot and read noise, demosaic, gamma: 8-bit BGR."""
-    exposure = rng.uniform(0.14, 0.24) / max(float(scene.mean()), 1e-4)
-    bayer = np.empty((HEIGHT, WIDTH), np.float32)
-    bayer[0::2, 0::2] = scene[0::2, 0::2, 2]  # R
-    bayer[0::2, 1::2] = scene[0::2, 1::2, 1]  # G
-    bayer[1::2, 0::2] = scene[1::2, 0::2, 1]  # G
-    bayer[1::2, 1::2] = scene[1::2, 1::2, 0]  # B
-    bayer *= exposure
-    full_scale = rng.uniform(*r["full scale"])
-    electrons = rng.poisson(np.clip(bayer, 0, 1.5) * full_scale).astype(np.float32)
-    electrons += rng.normal(0, rng.uniform(*r["read noise"]), bayer.shape).astype(np.float32)
-    raw = np.clip(electrons / full_scale, 0, 1)
-    raw16 = np.asarray(np.rint(raw * 65535), np.uint16)
-    # OpenCV names this RGGB layout 'BG' (after the second row's pair).
-    linear = cv2.cvtColor(raw16, cv2.COLOR_BayerBG2BGR).astype(np.float32) / 65535
-    return np.asarray(np.rint(255 * np.power(linear, 1 / 2.2)), np.uint8)
