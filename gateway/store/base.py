@@ -16,6 +16,7 @@ from typing import Protocol
 from edge.contract.events import CheckpointCounts, DepotReading
 from edge.errors import GatepostError
 from gateway.store.chain_audit import LifeAudit
+from gateway.store.depot_months import DroppedMonth
 from gateway.store.depot_records import (
     DepotReadingRecord,
     DepotResolution,
@@ -48,7 +49,7 @@ from gateway.store.records import (
     TokenRecord,
     Written,
 )
-from gateway.store.rollups import DroppedMonth, Purged, Rolled, Series
+from gateway.store.rollups import Purged, Rolled, Series
 
 
 class UnknownAlarm(LookupError):

@@ -36,8 +36,8 @@ import psycopg
 from psycopg import sql
 
 from edge.errors import GatepostError
+from gateway.store.depot_months import make_depot_month
 from gateway.store.postgres import WRITE_LOCK, PgConnection, PostgresStore, connect
-from gateway.store.rollups import make_depot_month
 from gateway.store.sqlite import SqliteStore
 
 CHUNK_ROWS = 5_000  # rows fetched from SQLite at a time: bounds the copy's memory

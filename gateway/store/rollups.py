@@ -14,19 +14,18 @@ watermark), and minute rollups after them. Each zone keeps how far it was delete
 gone is added to that minute's and hour's figures (merged) instead of rolling them again
 from what is left.
 
-On PostgreSQL raw readings are partitioned by month of `at` (migration 0024): the months
-ahead are made before readings arrive for them, and a month whose readings are all past
-retention and rolled is dropped whole (its files go back to the system at once, with no
-row deletes or vacuum). Any other month's readings go row by row, as on SQLite.
+On PostgreSQL raw readings are partitioned by month of `at` (migration 0024,
+gateway/store/depot_months.py): a month goes whole once all its readings are past
+retention and rolled, with no row deletes or vacuum; only the DEFAULT partition's
+readings (a month not made) go row by row, as every reading does on SQLite.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gateway.store.depot_records import DepotResolution, DepotRollupRecord
 from gateway.store.records import utc_text
@@ -167,22 +166,9 @@ WHERE r.site = s.site AND r.node = s.node AND r.zone = s.zone
 ORDER BY r.bucket, r.zone LIMIT ?
 """  # noqa: S608
 
-# Month partitions of depot_readings (PostgreSQL): `depot_readings_2026_12` holds the
-# readings of December 2026 UTC; the DEFAULT partition any month not made (yet).
-MONTHS_AHEAD = 2  # months made ahead of the current one
-_MONTH_NAME = re.compile(r"depot_readings_(\d{4})_(\d{2})")
-_DEFAULT = "depot_readings_default"
-_READING_COLUMNS = (
-    "arrival, event_id, site, node, sensor, bus_address, at, status, temperature_c, humidity_pct"
-)
-_PARTITIONS = (
-    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-    "WHERE i.inhparent = CAST('depot_readings' AS regclass)"
-)
-# How long partition DDL waits for a table lock behind a long read: it holds the store's
-# write lock meanwhile, so ingest waits no longer than that; a month not made or dropped
-# now is tried again at the next retention pass.
-_DDL_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '300ms'"
+# The DEFAULT partition of depot_readings on PostgreSQL (gateway/store/depot_months.py):
+# the only raw readings retention deletes by rows there.
+DEFAULT_PARTITION = "depot_readings_default"
 
 
 @dataclass(frozen=True)
@@ -206,15 +192,6 @@ class Purged:
     zones_done: int
 
 
-@dataclass(frozen=True)
-class DroppedMonth:
-    """A month partition of raw readings dropped by retention, and how many readings it
-    held (counted just before)."""
-
-    partition: str
-    readings: int
-
-
 class Rollups:
     """Depot rollups and retention of SqlStore (mixed in)."""
 
@@ -231,7 +208,7 @@ class Rollups:
     def roll_depot_readings(self, limit: int) -> Rolled:
         """Roll up to `limit` readings past the watermark (in arrival order), one transaction."""
         conn = self._conn()
-        through = _watermark(conn)
+        through = watermark(conn)
         sql = "SELECT 1 FROM depot_readings WHERE arrival > ? LIMIT 1"
         if conn.execute(sql, (through,)).fetchone() is None:
             return Rolled(0, 0, 0, through)  # nothing new: no write lock taken from ingest
@@ -239,7 +216,7 @@ class Rollups:
         # for every ingest batch in flight): each arrival up to the newest is committed or
         # gone, so no reading committed later can fall below the watermark.
         with self._transaction() as conn:
-            through = _watermark(conn)
+            through = watermark(conn)
             upto = conn.execute(
                 "SELECT MAX(arrival) FROM (SELECT arrival FROM depot_readings "
                 "WHERE arrival > ? ORDER BY arrival LIMIT ?) AS pass",
@@ -274,7 +251,7 @@ class Rollups:
     def depot_rollup_backlog(self) -> int:
         """How many stored readings are not rolled up yet."""
         conn = self._conn()
-        through = _watermark(conn)
+        through = watermark(conn)
         sql = "SELECT COUNT(*) FROM depot_readings WHERE arrival > ?"
         return int(conn.execute(sql, (through,)).fetchone()[0])
 
@@ -299,12 +276,12 @@ class Rollups:
         arriving later for a minute below it is added to the minute's kept figures, which
         is right whether that minute's raw readings are gone or still there.
         """
-        raw_cut = utc_text(_floor(raw_before, timedelta(minutes=1)))
-        raw_table = _DEFAULT if self.engine == "postgresql" else "depot_readings"
-        minute_cut = utc_text(_floor(min(minutes_before, raw_before), timedelta(hours=1)))
+        raw_cut = utc_text(floor_to(raw_before, timedelta(minutes=1)))
+        raw_table = DEFAULT_PARTITION if self.engine == "postgresql" else "depot_readings"
+        minute_cut = utc_text(floor_to(min(minutes_before, raw_before), timedelta(hours=1)))
         readings = minutes = done = 0
         with self._transaction() as conn:
-            through = _watermark(conn)
+            through = watermark(conn)
             for site, node, zone in zones:
                 # The mark first: a pass that rolls this zone between two steps adds what
                 # arrives for a bucket below it to the kept figures.
@@ -336,68 +313,6 @@ class Rollups:
                 done += 1
         return Purged(readings, minutes, done)
 
-    # --- month partitions (PostgreSQL) ----------------------------------------------
-
-    def ensure_depot_partitions(self, now: datetime, ahead: int = MONTHS_AHEAD) -> list[str]:
-        """Make the partitions of `now`'s month and the `ahead` next ones where missing
-        (PostgreSQL; SQLite has none): readings of a month not made wait in DEFAULT, and
-        are moved into their month when it is made.
-
-        Returns:
-            The partitions made now (none when all were there: then no lock is taken).
-        """
-        if self.engine != "postgresql":
-            return []
-        first = _month_of(now)
-        months = [first]
-        for _ in range(ahead):
-            months.append(_next_month(months[-1]))
-        have = {name for (name,) in self._conn().execute(_PARTITIONS)}
-        if all(_partition(month) in have for month in months):
-            return []
-        # The write lock: two replicas making one month queue, the second finds it made.
-        with self._transaction() as conn:
-            conn.execute(_DDL_LOCK_TIMEOUT)
-            return [_partition(month) for month in months if make_depot_month(conn, month)]
-
-    def drop_depot_month(self, raw_before: datetime) -> DroppedMonth | None:
-        """Drop the oldest month partition whose readings may all go by retention's rules:
-        the month ends by `raw_before` (a minute, as purge_depot_series cuts) and each of
-        its readings is rolled up. PostgreSQL only; the caller asks again until None.
-
-        Every zone's mark moves to the month's end first, as a row purge at `raw_before`
-        moves it: a reading arriving later for a minute of that month is added to the
-        minute's kept figures, not rolled again from raw readings that are gone.
-
-        Returns:
-            The month dropped, or None when no month may go (they go row by row then).
-        """
-        if self.engine != "postgresql":
-            return None
-        raw_cut = utc_text(_floor(raw_before, timedelta(minutes=1)))
-        conn = self._conn()
-        months = sorted(
-            month
-            for (name,) in conn.execute(_PARTITIONS)
-            if (month := _month_named(name)) is not None and _bound(_next_month(month)) <= raw_cut
-        )
-        for month in months:
-            name, end = _partition(month), _bound(_next_month(month))
-            # Counted before the lock (a full read of the month must not hold ingest up).
-            readings = int(conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0])  # noqa: S608
-            with self._transaction() as conn:
-                conn.execute(_DDL_LOCK_TIMEOUT)
-                unrolled = f"SELECT 1 FROM {name} WHERE arrival > ? LIMIT 1"  # noqa: S608
-                if conn.execute(unrolled, (_watermark(conn),)).fetchone() is not None:
-                    continue
-                conn.execute(
-                    "UPDATE depot_series SET raw_before = MAX(COALESCE(raw_before, ''), ?)",
-                    (end,),
-                )
-                conn.execute(f"DROP TABLE {name}")
-            return DroppedMonth(name, readings)
-        return None
-
     # --- reading ---------------------------------------------------------------------
 
     def depot_rollups(
@@ -412,68 +327,14 @@ class Rollups:
         return [DepotRollupRecord(**dict(zip(names, row, strict=True))) for row in cursor]
 
 
-def _watermark(conn: Connection) -> int:
+def watermark(conn: Connection) -> int:
+    """The newest arrival rolled up: readings at or below it are in their rollups."""
     row = conn.execute("SELECT value FROM counters WHERE name = ?", (_WATERMARK,)).fetchone()
     return int(row[0])
 
 
-def _floor(at: datetime, width: timedelta) -> datetime:
+def floor_to(at: datetime, width: timedelta) -> datetime:
+    """`at` in UTC, down to a whole `width` (a minute, an hour)."""
     at = at.astimezone(UTC)
     epoch = datetime(2000, 1, 1, tzinfo=UTC)
     return at - (at - epoch) % width
-
-
-def make_depot_month(conn: Connection, month: date) -> bool:
-    """Make `month`'s partition of depot_readings unless it is there (PostgreSQL, inside a
-    transaction holding the store's write lock).
-
-    PostgreSQL refuses a partition whose rows DEFAULT holds: those are moved in, DEFAULT
-    detached meanwhile (a lock on depot_readings either way).
-
-    Returns:
-        Whether it was made now.
-    """
-    name = _partition(month)
-    if conn.execute("SELECT to_regclass(CAST(? AS TEXT))", (name,)).fetchone()[0] is not None:
-        return False
-    low, high = _bound(month), _bound(_next_month(month))
-    create = (
-        f"CREATE TABLE {name} PARTITION OF depot_readings FOR VALUES FROM ('{low}') TO ('{high}')"
-    )
-    strays = f"SELECT 1 FROM {_DEFAULT} WHERE at >= ? AND at < ? LIMIT 1"  # noqa: S608
-    if conn.execute(strays, (low, high)).fetchone() is None:
-        conn.execute(create)
-        return True
-    conn.execute(f"ALTER TABLE depot_readings DETACH PARTITION {_DEFAULT}")
-    conn.execute(create)
-    conn.execute(
-        f"WITH moved AS (DELETE FROM {_DEFAULT} WHERE at >= ? AND at < ? "  # noqa: S608
-        f"RETURNING {_READING_COLUMNS}) INSERT INTO depot_readings ({_READING_COLUMNS}) "
-        f"SELECT {_READING_COLUMNS} FROM moved",
-        (low, high),
-    )
-    conn.execute(f"ALTER TABLE depot_readings ATTACH PARTITION {_DEFAULT} DEFAULT")
-    return True
-
-
-def _month_of(at: datetime) -> date:
-    at = at.astimezone(UTC)
-    return date(at.year, at.month, 1)
-
-
-def _next_month(month: date) -> date:
-    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
-
-
-def _partition(month: date) -> str:
-    return f"depot_readings_{month.year:04d}_{month.month:02d}"
-
-
-def _month_named(name: str) -> date | None:
-    found = _MONTH_NAME.fullmatch(name)
-    return date(int(found[1]), int(found[2]), 1) if found else None
-
-
-def _bound(month: date) -> str:
-    """A month's first instant as stored times are written (`at` compares to it as text)."""
-    return utc_text(datetime(month.year, month.month, 1, tzinfo=UTC))

@@ -22,6 +22,7 @@ from gateway.store.applications import ApplicationBook
 from gateway.store.base import Cases
 from gateway.store.chain import EventChain
 from gateway.store.daily_reports import DailyStockReports
+from gateway.store.depot_months import DepotMonths
 from gateway.store.depot_records import ScaleReadingRecord
 from gateway.store.excursions import Excursions
 from gateway.store.marks import SeqMarks, SeqState, rows_of_nodes, seq_states
@@ -63,6 +64,7 @@ class SqlStore(
     EventChain,
     Excursions,
     Rollups,
+    DepotMonths,
     StockLedger,
     ScaleStates,
     ApplicationBook,
