@@ -7,7 +7,7 @@ nothing and rolls nothing twice, and a late reading lands in its old bucket. Eve
 is one bounded transaction, so ingest never waits long for the write lock: a backlog (a
 first start on an old store, a node's outbox drained after days) is rolled over several
 ticks, and retention deletes in chunks. On PostgreSQL each retention pass first makes the
-month partitions ahead and drops whole months past retention (gateway/store/rollups.py).
+month partitions ahead and drops whole months past retention (gateway/store/depot_months.py).
 """
 
 from __future__ import annotations
