@@ -39,12 +39,12 @@ from edge.contract.catalogue import encode
 from edge.contract.events import DepotReading, DepotReadingBatch
 from edge.contract.topics import Role
 from gateway import depot_rollups
-from gateway.config import StoreSection
 from gateway.depot_rollups import ROLL_LIMIT, DepotRollups
 from gateway.store import SqliteStore
 from gateway.store import sqlite as sqlite_module
 from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import InboundEvent
+from gateway.store.settings import StoreSection
 
 SITE = "bench"
 SENSORS = 10  # per depot node

@@ -44,13 +44,14 @@ from edge.contract import catalogue
 from edge.contract.catalogue import encode
 from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.ingest import DeliveryQueue, Triage, triage
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
 from gateway.service import GC_YOUNG_THRESHOLD
 from gateway.store import open_store
 from gateway.store.records import DEFAULT_LIMITS, Written
+from gateway.store.settings import StoreSection
 from gateway.subscriber import Delivery, encode_length, parse_publish, split_packets
 from simulators.fleet import FleetPlan
 from simulators.fleet_worker import births, build_stream

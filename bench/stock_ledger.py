@@ -38,7 +38,7 @@ from gateway.access import hash_token
 from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.live import LiveFeed
 from gateway.stock.catalogue import Category, StockItem, site_catalogue
 from gateway.stock.cover import (
@@ -51,6 +51,7 @@ from gateway.stock.cover import (
 )
 from gateway.stock.ledger import Movement, ReceiptSource, StockRefused
 from gateway.store import SqliteStore
+from gateway.store.settings import StoreSection
 
 SITE = "bench"
 DEPOTS, ITEMS, DAYS, PER_DAY = 50, 200, 365, 20

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from gateway.config import StoreSection
 from gateway.store.base import DepotRollupStore, StoreUnavailable
 from gateway.store.rollups import Series
+from gateway.store.settings import StoreSection
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.config import StoreSection
 from gateway.store.base import RetentionStore
+from gateway.store.settings import StoreSection
 
 log = logging.getLogger(__name__)
 

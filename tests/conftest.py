@@ -37,11 +37,11 @@ from gateway.config import (
     GatewayConfig,
     HttpSection,
     SiteSection,
-    StoreSection,
     broker_config,
 )
 from gateway.service import Gateway
 from gateway.store.postgres import PostgresStore
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from simulators.postgres import PrivatePostgres
 from simulators.pty import PseudoTerminal

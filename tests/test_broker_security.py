@@ -34,8 +34,9 @@ from edge.contract.topics import AlertKind, EventKind, Role
 from edge.errors import GatepostError
 from edge.mqtt import BrokerUrl, Endpoint, new_client
 from firmware_tools.site_pki import IdentityRole, SitePki
-from gateway.config import BrokerSection, GatewayConfig, SiteSection, StoreSection, broker_config
+from gateway.config import BrokerSection, GatewayConfig, SiteSection, broker_config
 from gateway.ingest import subscriber_settings
+from gateway.store.settings import StoreSection
 from gateway.subscriber import SessionSettings
 from simulators.broker import PrivateBroker
 

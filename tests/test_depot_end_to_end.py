@@ -19,8 +19,9 @@ from edge.contract.topics import AlertKind, Site
 from edge.depot.config import load_config, write_config
 from edge.depot.node import DepotNode
 from firmware_tools.site_pki import IdentityRole
-from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
+from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection
 from gateway.storage_classes import StorageClass
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from simulators.devices.depot_scenarios import (
     HOUR_S,

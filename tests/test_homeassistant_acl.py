@@ -26,10 +26,10 @@ from gateway.config import (
     GatewayConfig,
     HttpSection,
     SiteSection,
-    StoreSection,
     broker_config,
 )
 from gateway.homeassistant import HomeAssistantSection
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from tests.conftest import running_gateway
 from tests.gateway.test_homeassistant import (

@@ -10,7 +10,7 @@ from gateway.store.sql_store import SqlStore
 from gateway.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from gateway.config import StoreSection
+    from gateway.store.settings import StoreSection
 
 __all__ = [
     "SqlStore", "SqliteStore", "Store", "StoreUnavailable", "UnknownAlarm", "open_store",

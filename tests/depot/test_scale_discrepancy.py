@@ -22,8 +22,9 @@ from edge.depot.config import load_config, write_config
 from edge.depot.node import DepotNode
 from edge.devices.scale.profile import ScaleProfile
 from firmware_tools.site_pki import IdentityRole
-from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
+from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection
 from gateway.stock.ledger import Movement
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from simulators.devices.modbus_bus import SimulatedModbusBus, SimulatedSensor, constant
 from simulators.devices.scale import SimulatedScale

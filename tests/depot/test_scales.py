@@ -28,7 +28,8 @@ from edge.devices.scale.profile import ScaleProfile
 from edge.errors import UnknownTopic
 from edge.mqtt import BrokerUrl, Endpoint
 from firmware_tools.site_pki import IdentityRole
-from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
+from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker, free_port
 from simulators.devices.modbus_bus import SimulatedModbusBus, SimulatedSensor, constant
 from simulators.devices.scale import SimulatedScale

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from edge.contract.events import DeviceFault
 from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import Role
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.store import SqlStore
 from gateway.store.records import InboundPresence
+from gateway.store.settings import StoreSection
 from tests.gateway.factory import Gates
 
 CONFIG_HASH = "c0ffee" * 4

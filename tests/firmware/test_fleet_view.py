@@ -23,11 +23,12 @@ from gateway.access import hash_token
 from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import AlarmSection, StoreSection
+from gateway.config import AlarmSection
 from gateway.fleet import PROBLEMS, fleet_node, fleet_order
 from gateway.live import LiveFeed
 from gateway.store import SqlStore, open_store
 from gateway.store.records import AccessRole, NodeRecord
+from gateway.store.settings import StoreSection
 from tests.conftest import PostgresDatabases
 from tests.firmware.fleet_nodes import (
     CONFIG_HASH,

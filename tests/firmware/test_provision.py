@@ -34,14 +34,8 @@ from edge.sd_notify import Notifier
 from firmware_tools.node_bundle import unpack
 from firmware_tools.site_pki import IdentityRole, SitePki
 from gateway.access import hash_token
-from gateway.config import (
-    BrokerSection,
-    GatewayConfig,
-    HttpSection,
-    SiteSection,
-    StoreSection,
-    broker_config,
-)
+from gateway.config import BrokerSection, GatewayConfig, HttpSection, SiteSection, broker_config
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from simulators.devices.scanner import SimulatedScanner
 from simulators.devices.thermometer import SimulatedThermometer

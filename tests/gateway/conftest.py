@@ -10,9 +10,10 @@ import pytest
 from edge.contract.command import Alert
 from gateway.alarms import AlarmBook
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.live import LiveFeed
 from gateway.store import SqlStore, open_store
+from gateway.store.settings import StoreSection
 from tests.conftest import PostgresDatabases
 from tests.gateway.factory import Gates
 

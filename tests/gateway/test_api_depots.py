@@ -18,7 +18,7 @@ from gateway.alarms import AlarmBook, draft
 from gateway.api.context import GatewayContext
 from gateway.api.routes_dashboard import STATIC
 from gateway.api.routes_depots import ZONES_MAX, ZoneState
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.depot_rules import ExcursionRules
 from gateway.depot_summary import mean_kinetic_temperature
 from gateway.live import LiveFeed
@@ -26,6 +26,7 @@ from gateway.storage_classes import BUILT_IN, Quantity
 from gateway.store import SqlStore
 from gateway.store.depot_records import DepotReadingRecord
 from gateway.store.records import AccessRole
+from gateway.store.settings import StoreSection
 from gateway.web.words import catalogue
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_access import bearer, open_api

@@ -19,11 +19,12 @@ from gateway.access import hash_token
 from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.live import LiveFeed
 from gateway.stock.catalogue import StockItem, built_in_items
 from gateway.store import SqlStore, open_store
 from gateway.store.records import AccessRole
+from gateway.store.settings import StoreSection
 from tests.gateway.factory import look_inside
 
 START = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai

@@ -19,12 +19,13 @@ from gateway.access import hash_token
 from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.live import LiveFeed
 from gateway.stock.applications import Location
 from gateway.stock.ledger import Movement, StockRefused
 from gateway.store import SqlStore, open_store
 from gateway.store.records import AccessRole
+from gateway.store.settings import StoreSection
 from gateway.store.sql import INTEGRITY_ERRORS
 from tests.gateway.factory import look_inside
 

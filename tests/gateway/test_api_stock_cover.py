@@ -17,11 +17,12 @@ from gateway.access import hash_token
 from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.live import LiveFeed
 from gateway.stock.cover import StockSection, StockTarget
 from gateway.store import open_store
 from gateway.store.records import AccessRole
+from gateway.store.settings import StoreSection
 
 START = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 TOKENS: dict[str, tuple[AccessRole, tuple[str, ...]]] = {

@@ -25,7 +25,7 @@ from gateway.access import hash_token
 from gateway.alarms import AlarmBook, words_of
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
+from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection
 from gateway.live import LiveFeed
 from gateway.stock.catalogue import StockItem
 from gateway.stock.cover import StockSection
@@ -37,6 +37,7 @@ from gateway.stock.daily_report import (
 )
 from gateway.store import open_store
 from gateway.store.records import AccessRole
+from gateway.store.settings import StoreSection
 from gateway.store.sql import INTEGRITY_ERRORS
 from simulators.broker import PrivateBroker
 from tests.browser import assert_chinese_renders

@@ -21,11 +21,12 @@ from edge.contract.events import CheckpointCounts, DailyReport, Passage
 from edge.contract.topics import AlertKind, Role, Site
 from edge.gate.daily import daily_report_fields, report_period
 from edge.outbox import Outbox
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.reports import site_daily_report
 from gateway.store import SqliteStore, SqlStore
 from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import InboundEvent
+from gateway.store.settings import StoreSection
 from gateway.web.printable import report_html
 from tests.gateway.factory import look_inside
 from tests.gateway.test_rules import Rig

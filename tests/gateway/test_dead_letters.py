@@ -20,11 +20,12 @@ from edge.contract.presence import Birth, Health
 from edge.contract.topics import EventKind, Role, Site
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, IngestSection, SiteSection, StoreSection
+from gateway.config import GatewayConfig, IngestSection, SiteSection
 from gateway.ingest import triage
 from gateway.store import SqliteStore, SqlStore
 from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import DeadLetter, IngestLimits
+from gateway.store.settings import StoreSection
 from gateway.subscriber import Delivery
 from tests.gateway.factory import Gates, look_inside
 from tests.gateway.test_api_access import bearer, open_api

@@ -22,9 +22,10 @@ from gateway.access import hash_token
 from gateway.alarms import draft
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.depot_rules import ExcursionRules
 from gateway.store import SqlStore
+from gateway.store.settings import StoreSection
 from tests.browser import assert_chinese_renders, by_id, eventually, open_page, shows
 from tests.console.test_chinese_fonts import DEJAVU, fontconfig
 from tests.gateway.factory import Gates

@@ -14,13 +14,13 @@ import psycopg
 import pytest
 
 from edge.contract.events import DepotReading
-from gateway.config import StoreSection
 from gateway.depot_rollups import DepotRollups
 from gateway.store import SqliteStore, SqlStore, StoreUnavailable
 from gateway.store.copy import copy_store
 from gateway.store.postgres import PostgresStore, apply_pg_migrations, connect
 from gateway.store.records import utc_text
 from gateway.store.schema_pg import PG_MIGRATIONS
+from gateway.store.settings import StoreSection
 from tests.conftest import PostgresDatabases
 from tests.gateway.factory import Gates, look_inside
 from tests.gateway.test_depot_rollups import COLD, SHELF, Clock, expected, rolled, sample, stored

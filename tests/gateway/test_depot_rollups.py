@@ -24,13 +24,7 @@ from pydantic import ValidationError
 from edge.contract.events import DepotReading, DepotReadingBatch
 from gateway.alarms import AlarmBook
 from gateway.api.context import GatewayContext
-from gateway.config import (
-    AlarmSection,
-    GatewayConfig,
-    HttpSection,
-    SiteSection,
-    StoreSection,
-)
+from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection
 from gateway.depot_rollups import DepotRollups
 from gateway.live import LiveFeed
 from gateway.store import SqliteStore, SqlStore, StoreUnavailable, open_store
@@ -38,6 +32,7 @@ from gateway.store.depot_records import DepotRollupRecord
 from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.postgres import WRITE_LOCK
 from gateway.store.records import utc_text
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from tests.conftest import gateway_broker, running_gateway
 from tests.gateway.factory import Gates, look_inside

@@ -17,7 +17,7 @@ from edge.contract.events import DepotReading, DepotReadingBatch
 from edge.contract.topics import AlertKind, Role
 from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook, words_of
-from gateway.config import GatewayConfig, SiteSection, StoreSection, load_config
+from gateway.config import GatewayConfig, SiteSection, load_config
 from gateway.depot_rules import ExcursionRules, never_evaluated, step
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
@@ -25,6 +25,7 @@ from gateway.storage_classes import BUILT_IN
 from gateway.store import open_store
 from gateway.store.excursions import Excursion, ExcursionPhase
 from gateway.store.records import InboundEvent
+from gateway.store.settings import StoreSection
 
 T0 = datetime(2026, 12, 6, 0, 0, tzinfo=UTC)
 COLD = "cold-store-1"

@@ -17,11 +17,12 @@ from edge.contract.presence import Birth, Death
 from edge.contract.topics import AlertKind, Role
 from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
 from gateway.store import open_store
 from gateway.store.records import InboundEvent, InboundPresence
+from gateway.store.settings import StoreSection
 from tests.gateway.test_depot_rules import T0
 
 COLD, SHELF = "cold-store-1", "shelf-a"

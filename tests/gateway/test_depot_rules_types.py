@@ -12,7 +12,7 @@ import pytest
 from edge.configfile import ConfigError
 from edge.contract.topics import AlertKind
 from gateway.alarms import words_of
-from gateway.config import GatewayConfig, SiteSection, StoreSection, load_config
+from gateway.config import GatewayConfig, SiteSection, load_config
 from gateway.depot_rules import (
     ExcursionRules,
     never_evaluated,
@@ -23,6 +23,7 @@ from gateway.depot_rules import (
 from gateway.depot_summary import ZoneDaySummary, day_summaries, summarise
 from gateway.storage_classes import AlarmCondition
 from gateway.store.excursions import Excursion, ExcursionPhase
+from gateway.store.settings import StoreSection
 from tests.gateway.test_depot_rules import COLD, T0, Depot, at, reading
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -20,11 +20,12 @@ from gateway.access import DEPOTS_MAX, hash_token
 from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, StoreSection, load_config
+from gateway.config import GatewayConfig, load_config
 from gateway.live import LiveFeed
 from gateway.store import SqliteStore, SqlStore, open_store
 from gateway.store.migrations import MIGRATIONS, apply_migrations
 from gateway.store.records import AlarmRecord
+from gateway.store.settings import StoreSection
 from tests.gateway.factory import Gates
 from tests.gateway.test_api_alarms import sample as sample_alarm
 

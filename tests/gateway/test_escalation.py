@@ -19,10 +19,11 @@ from firmware_tools.site_pki import IdentityRole
 from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook, draft
 from gateway.api.context import GatewayContext
-from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
+from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
 from gateway.store import open_store
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from tests.conftest import Subscriber, connect, gateway_broker, identity, running_gateway
 from tests.gateway.factory import ID_HASH, Gates

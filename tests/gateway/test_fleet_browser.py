@@ -14,8 +14,9 @@ from edge.gate.console.server import ConsoleServer
 from gateway.access import hash_token
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, StoreSection
+from gateway.config import GatewayConfig
 from gateway.store import SqlStore
+from gateway.store.settings import StoreSection
 from tests.browser import assert_chinese_renders, by_id, eventually, shows
 from tests.firmware.fleet_nodes import ORDER, fleet_config, seed_fleet
 from tests.gateway.test_dashboard_browser import no_missing_words

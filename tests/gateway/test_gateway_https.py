@@ -15,15 +15,9 @@ from edge.configfile import ConfigError
 from edge.errors import GatepostError
 from edge.web.tls import ServerCertificate
 from firmware_tools.site_pki import SitePki, WebFiles
-from gateway.config import (
-    AlarmSection,
-    GatewayConfig,
-    HttpSection,
-    SiteSection,
-    StoreSection,
-    load_config,
-)
+from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, load_config
 from gateway.service import Gateway
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from tests.conftest import gateway_broker
 

@@ -21,7 +21,7 @@ import yaml
 from edge.contract import topics
 from edge.contract.catalogue import encode
 from edge.contract.topics import EventKind, Role, Site
-from gateway.config import StoreSection
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker, free_port
 from simulators.processes import python_module, spawn, stop
 from tests.conftest import OutputLines, connect, gateway_broker, identity

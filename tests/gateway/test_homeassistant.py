@@ -31,11 +31,11 @@ from gateway.config import (
     GatewayConfig,
     HttpSection,
     SiteSection,
-    StoreSection,
     load_config,
 )
 from gateway.homeassistant import HomeAssistantSection
 from gateway.service import Gateway
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from tests.conftest import Subscriber, connect, gateway_broker, identity, running_gateway
 

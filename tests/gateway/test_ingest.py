@@ -20,19 +20,14 @@ from edge.contract.presence import Birth, Death, Health
 from edge.contract.topics import AlertKind, EventKind, Role, Site
 from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook
-from gateway.config import (
-    AlarmSection,
-    GatewayConfig,
-    IngestSection,
-    SiteSection,
-    StoreSection,
-)
+from gateway.config import AlarmSection, GatewayConfig, IngestSection, SiteSection
 from gateway.ingest import DeliveryQueue, Ingest, triage
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
 from gateway.stats import IngestStats
 from gateway.store import SqlStore, StoreUnavailable, open_store
 from gateway.store.records import EventQuery, InboundEvent, Written
+from gateway.store.settings import StoreSection
 from gateway.subscriber import Delivery
 from simulators.broker import PrivateBroker
 from tests.conftest import connect, gateway_broker, identity

@@ -26,12 +26,13 @@ from edge.contract.topics import EventKind, Role, Site
 from gateway.alarm_cases import alarm_cases
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, IngestSection, SiteSection, StoreSection
+from gateway.config import GatewayConfig, IngestSection, SiteSection
 from gateway.ingest import Ingest
 from gateway.stats import IngestStats
 from gateway.store import SqliteStore, open_store
 from gateway.store.base import IngestStore, StoreUnavailable
 from gateway.store.records import DeadLetterRecord, InboundEvent, Written
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker, free_port
 from simulators.postgres import PrivatePostgres
 from tests.conftest import connect, gateway_broker, identity

@@ -18,7 +18,7 @@ from gateway.access import hash_token
 from gateway.alarms import AlarmBook
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.live import LiveFeed
 from gateway.reports import (
     BOM,
@@ -35,6 +35,7 @@ from gateway.reports import (
     site_daily_report,
 )
 from gateway.store import SqlStore
+from gateway.store.settings import StoreSection
 from gateway.web.printable import report_html
 from tests.gateway.factory import Gates
 

@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from edge.contract.base import chain_hash
 from edge.contract.events import DepotReading, DepotReadingBatch
 from gateway.api.context import GatewayContext
-from gateway.config import StoreSection
 from gateway.depot_rollups import DepotRollups
 from gateway.retention import RetentionRule
 from gateway.store.records import InboundEvent
+from gateway.store.settings import StoreSection
 from gateway.store.sql_store import SqlStore
 from tests.gateway.factory import ID_HASH, Gates, look_inside
 from tests.gateway.test_api_access import bearer, open_api

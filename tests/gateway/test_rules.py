@@ -15,11 +15,12 @@ from edge.contract.topics import AlertKind, Role
 from edge.gate.daily import daily_report_fields, report_period
 from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook
-from gateway.config import AlarmSection, GatewayConfig, SiteSection, StoreSection
+from gateway.config import AlarmSection, GatewayConfig, SiteSection
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules, last_closed_period
 from gateway.store import open_store
 from gateway.store.records import EventQuery, InboundEvent, InboundPresence, IngestLimits
+from gateway.store.settings import StoreSection
 from tests.gateway.factory import Gates
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

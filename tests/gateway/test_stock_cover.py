@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from edge.contract import catalogue, topics
 from edge.contract.command import Alert
 from gateway.alarms import AlarmBook
-from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection, StoreSection
+from gateway.config import AlarmSection, GatewayConfig, HttpSection, SiteSection
 from gateway.live import LiveFeed
 from gateway.stock.catalogue import built_in_items
 from gateway.stock.cover import (
@@ -35,6 +35,7 @@ from gateway.stock.cover import (
 )
 from gateway.stock.ledger import Movement, OnHand
 from gateway.store import SqlStore, open_store
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from tests.conftest import Subscriber, gateway_broker, identity, running_gateway
 

@@ -20,11 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.config import SiteSection, StoreSection
+from gateway.config import SiteSection
 from gateway.stock.catalogue import UNIT_DECIMALS, StockItem, built_in_items, site_catalogue
 from gateway.stock.ledger import Movement, StockRefused, StockStore
 from gateway.store import SqliteStore, SqlStore, open_store
 from gateway.store.migrations import MIGRATIONS, apply_migrations
+from gateway.store.settings import StoreSection
 from gateway.store.sql import INTEGRITY_ERRORS
 from tests.conftest import PostgresDatabases
 from tests.gateway.factory import look_inside

@@ -17,10 +17,11 @@ from edge.gate.console.server import ConsoleServer
 from gateway.access import hash_token
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.stock.cover import StockTarget
 from gateway.stock.ledger import Movement, StockEntry
 from gateway.store import SqlStore
+from gateway.store.settings import StoreSection
 from tests.browser import assert_chinese_renders, by_id, open_page, shows
 from tests.console.test_chinese_fonts import DEJAVU, fontconfig
 from tests.gateway.test_dashboard_browser import no_missing_words

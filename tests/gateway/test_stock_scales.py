@@ -23,13 +23,14 @@ from gateway.alarm_cases import alarm_cases
 from gateway.alarms import AlarmBook, words_of
 from gateway.api.app import create_app
 from gateway.api.context import GatewayContext
-from gateway.config import GatewayConfig, ScaleSection, SiteSection, StoreSection, load_config
+from gateway.config import GatewayConfig, ScaleSection, SiteSection, load_config
 from gateway.live import LiveFeed
 from gateway.rules import AlarmRules
 from gateway.stock.ledger import Movement
 from gateway.stock.scales import ScaleState, never_evaluated, step, to_units
 from gateway.store import open_store
 from gateway.store.records import InboundEvent
+from gateway.store.settings import StoreSection
 
 T0 = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 TODAY = date(2026, 12, 6)

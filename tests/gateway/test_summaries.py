@@ -12,8 +12,9 @@ from edge.contract.command import Summary
 from edge.contract.events import Passage
 from edge.contract.topics import Site
 from edge.mqtt import publish
-from gateway.config import GatewayConfig, SiteSection, StoreSection, SummarySection
+from gateway.config import GatewayConfig, SiteSection, SummarySection
 from gateway.store import open_store
+from gateway.store.settings import StoreSection
 from gateway.summaries import SummaryPublisher
 from simulators.broker import PrivateBroker
 from tests.conftest import Subscriber, connect, identity

@@ -22,7 +22,7 @@ from edge.contract.base import Payload
 from edge.contract.supply import StockSummary, SupplyLevel
 from edge.mqtt import publish
 from firmware_tools.site_pki import IdentityRole
-from gateway.config import GatewayConfig, SiteSection, StoreSection
+from gateway.config import GatewayConfig, SiteSection
 from gateway.stock.catalogue import built_in_items
 from gateway.stock.cover import StockSection, StockTarget
 from gateway.stock.ledger import Movement
@@ -37,6 +37,7 @@ from gateway.stock.supply_level import (
     supply_level,
 )
 from gateway.store import SqlStore, open_store
+from gateway.store.settings import StoreSection
 from simulators.broker import PrivateBroker
 from tests.conftest import Subscriber, connect, locked_site
 
