@@ -99,23 +99,24 @@ class AlarmsAndAccess:
         return AlarmRecord(**rows[0]) if rows else None
 
     def live_conditions(self, kinds: Sequence[str]) -> set[tuple[str, str, str, str]]:
-        marks = ",".join("?" * len(kinds))
-        rows = self._conn().execute(
-            "SELECT kind, site, COALESCE(node, ''), subject FROM alarms "  # noqa: S608
-            f"WHERE state != 'cleared' AND kind IN ({marks})",
-            [str(kind) for kind in kinds],
-        )
-        return {(kind, site, node, subject) for kind, site, node, subject in rows}
+        return self._conditions("state != 'cleared'", (), kinds)
 
     def conditions_raised_since(
         self, since: datetime, kinds: Sequence[str]
     ) -> set[tuple[str, str, str, str]]:
+        # Every state named: the index on (state, raised_at) serves each one's range.
+        where = "state IN ('raised', 'acknowledged', 'cleared') AND raised_at >= ?"
+        return self._conditions(where, (utc_text(since),), kinds)
+
+    def _conditions(
+        self, where: str, params: Sequence[str], kinds: Sequence[str]
+    ) -> set[tuple[str, str, str, str]]:
+        """(kind, site, node or "", subject) of the alarms of `kinds` matching `where`."""
         marks = ",".join("?" * len(kinds))
         rows = self._conn().execute(
             "SELECT kind, site, COALESCE(node, ''), subject FROM alarms "  # noqa: S608
-            "WHERE state IN ('raised', 'acknowledged', 'cleared') AND raised_at >= ? "
-            f"AND kind IN ({marks})",
-            (utc_text(since), *kinds),
+            f"WHERE {where} AND kind IN ({marks})",
+            (*params, *(str(kind) for kind in kinds)),
         )
         return {(kind, site, node, subject) for kind, site, node, subject in rows}
 
