@@ -1,7 +1,8 @@
 """Where a draining gateway's CPU goes, stage by stage, on the stream the bench's fleet sends.
 
-In the gateway, ingest runs in three threads (reader, decoder, writer) and the alarm rules
-after each commit; `bench/gateway_ingest.py` measures the whole process. Here each stage
+In the gateway, ingest runs in two threads (the reader; the writer, which decodes its
+batch, stores it and runs the alarm rules after each commit); `bench/gateway_ingest.py`
+measures the whole process. Here each stage
 runs alone in this one thread over the same stream (`simulators/fleet_worker.py`: 88 %
 green passages, 4 % fevers, 5 % yellow and 3 % red codes, each node's events a hash
 chain, a retained birth per node first), in batches of `ingest.batch_max` as a drained
@@ -26,7 +27,6 @@ import gc
 import io
 import logging
 import pstats
-import queue
 import shutil
 import struct
 import tempfile
@@ -96,20 +96,19 @@ def _fields(flags: int, body: bytes) -> tuple[str, bytes, int, int, bool]:
 
 
 def hand_over(reads: list[Batch], batch_max: int) -> list[Batch]:
-    """Reader -> decoder (DeliveryQueue) -> batches of batch_max -> writer (queue.Queue)."""
+    """Reader -> writer (DeliveryQueue) -> batches of batch_max."""
     deliveries = DeliveryQueue(10**9)
     for chunk in reads:
         deliveries.put(chunk, timeout_s=0)
-    decoded: queue.Queue[Batch] = queue.Queue()
+    batches: list[Batch] = []
     batch: Batch = []
     while chunk := deliveries.get(timeout_s=0):
+        deliveries.done(len(chunk))
         batch += chunk
         if len(batch) >= batch_max:
-            decoded.put(batch)
+            batches.append(batch)
             batch = []
-    if batch:
-        decoded.put(batch)
-    return [decoded.get() for _ in range(decoded.qsize())]
+    return [*batches, batch] if batch else batches
 
 
 class Pipeline:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -113,7 +112,10 @@ def _not_ours(config: GatewayConfig, parsed: ParsedTopic) -> str:
 
 
 class DeliveryQueue:
-    """Chunks of deliveries from the reader to the decoder, bounded in messages, not chunks.
+    """Chunks of deliveries from the reader to the writer, bounded in messages, not chunks.
+
+    A message counts from `put` until the writer says it is `done` with it (stored or
+    given back), so the bound holds what was received and not yet stored.
 
     A chunk is what one read gave: a few messages or thousands. Bounding the count of
     chunks would bound nothing (over TLS, before reads were merged, a chunk was one
@@ -140,17 +142,21 @@ class DeliveryQueue:
             return room
 
     def get(self, timeout_s: float) -> list[Delivery]:
-        """The oldest chunk, or [] if none came within `timeout_s`."""
+        """The oldest chunk, or [] if none came within `timeout_s`; it counts until `done`."""
         with self._changed:
             if not self._changed.wait_for(lambda: bool(self._chunks), timeout_s):
                 return []
-            chunk = self._chunks.popleft()
-            self.size -= len(chunk)
+            return self._chunks.popleft()
+
+    def done(self, count: int) -> None:
+        """The writer is through with `count` messages it got."""
+        with self._changed:
+            self.size -= count
             self._changed.notify_all()
-            return chunk
 
     def empty(self) -> bool:
-        return not self._chunks
+        """Nothing received that is not stored yet."""
+        return self.size == 0
 
 
 class Ingest:
@@ -208,19 +214,16 @@ class Ingest:
         self._subscriber = MqttSubscriber(
             subscriber_settings(config), self._on_deliveries, self._on_connection, clock
         )
-        # Decoding (Python) and storing (mostly SQLite, which releases the Python lock,
-        # and the fsync) overlap: one batch is decoded while the one before commits.
-        self._decoded: queue.Queue[tuple[list[Delivery], Triage] | None] = queue.Queue(maxsize=2)
-        self._decoder, self._writer = (
-            threading.Thread(target=self._guarded, args=(loop,), name=name, daemon=True)
-            for loop, name in ((self._decode_loop, "ingest-decoder"),
-                               (self._store_loop, "ingest-writer"))
-        )  # fmt: skip
+        # One thread decodes each batch and stores it. A decoder thread beside it bought
+        # little overlap (the Python lock lets one of them run at a time) and cost
+        # hand-offs of that lock: each time the store lets go of it, a waiting thread
+        # takes it, and the writer waits to get it back (bench/ingest_contention.py).
+        self._writer = threading.Thread(target=self._guarded, name="ingest-writer",
+                                        daemon=True)  # fmt: skip
 
     def start(self) -> None:
         """Connect (in the background, retrying) and start storing."""
         self._accepting.set()
-        self._decoder.start()
         self._writer.start()
         self._subscriber.start()
 
@@ -230,7 +233,7 @@ class Ingest:
 
     def caught_up(self) -> bool:
         """Subscribed, with nothing received waiting to be decoded or stored."""
-        return self._connected.is_set() and self._queue.empty() and self._decoded.empty()
+        return self._connected.is_set() and self._queue.empty()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Finish the batch in hand, then disconnect; the session stays on the broker.
@@ -240,15 +243,14 @@ class Ingest:
         """
         self._accepting.clear()
         self._stopping.set()
-        for thread in (self._decoder, self._writer):
-            if thread.is_alive():
-                thread.join(timeout_s)
+        if self._writer.is_alive():
+            self._writer.join(timeout_s)
         self._subscriber.stop()  # its connection ending marks stats.connected false
 
-    def _guarded(self, loop: Callable[[], None]) -> None:
-        """Run a decoder or writer loop; an error escaping it is a fault, never a silent end."""
+    def _guarded(self) -> None:
+        """Run the writer's loop; an error escaping it is a fault, never a silent end."""
         try:
-            loop()
+            self._store_loop()
         except Exception as error:
             self._fail(error)
 
@@ -260,7 +262,7 @@ class Ingest:
         """
         with self._fault_lock:
             if not self._stats.healthy:
-                return  # the other thread's fault is already reported
+                return  # already reported
             fault = f"{type(error).__name__}: {error}"
             self._stats.failed(fault)
         log.error("ingest stopped on an error it does not retry (%s); nothing unstored was "
@@ -296,47 +298,38 @@ class Ingest:
             if self._queue.put(chunk, timeout_s=0.2):
                 return
 
-    # --- decoder and writer threads ---------------------------------------------------
-
-    def _decode_loop(self) -> None:
-        section = self.config.ingest
-        wait_s = section.batch_wait_ms / 1000
-        while True:
-            if self._stopping.is_set():
-                # What is still queued was never acknowledged: the broker sends it again
-                # to the next session, so stopping does not wait to store a backlog.
-                self._hand_over(None)
-                return
-            batch = list(self._queue.get(timeout_s=0.2))
-            if not batch:
-                continue
-            deadline = time.monotonic() + wait_s
-            while len(batch) < section.batch_max:
-                if more := self._queue.get(timeout_s=0):
-                    batch += more
-                    continue
-                left = deadline - time.monotonic()
-                if left <= 0 or self._stopping.is_set():
-                    break
-                time.sleep(min(left, 0.002))
-            self._stats.queue_depth = self._queue.size
-            if not self._hand_over((batch, triage(self.config, batch))):
-                return
-
-    def _hand_over(self, item: tuple[list[Delivery], Triage] | None) -> bool:
-        """Queue for the writer; False when the writer has given up (stopping, store refusing)."""
-        while self._writer.is_alive():
-            try:
-                self._decoded.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    # --- writer thread ------------------------------------------------------------------
 
     def _store_loop(self) -> None:
-        while (item := self._decoded.get()) is not None:
-            if not self._store_batch(*item):
-                return  # stopping while the store refuses: nothing acknowledged, nothing lost
+        # What is still queued at a stop was never acknowledged: the broker sends it again
+        # to the next session, so stopping does not wait to store a backlog.
+        while not self._stopping.is_set():
+            batch = self._next_batch()
+            if not batch:
+                continue
+            try:
+                if not self._store_batch(batch, triage(self.config, batch)):
+                    return  # stopping while the store refuses: nothing acknowledged, nothing lost
+            finally:
+                self._queue.done(len(batch))
+
+    def _next_batch(self) -> list[Delivery]:
+        """Up to `ingest.batch_max` deliveries: what is queued, after at most `batch_wait_ms`."""
+        section = self.config.ingest
+        batch = list(self._queue.get(timeout_s=0.2))
+        if not batch:
+            return batch
+        deadline = time.monotonic() + section.batch_wait_ms / 1000
+        while len(batch) < section.batch_max:
+            if more := self._queue.get(timeout_s=0):
+                batch += more
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0 or self._stopping.is_set():
+                break
+            time.sleep(min(left, 0.002))
+        self._stats.queue_depth = self._queue.size
+        return batch
 
     def _store_batch(self, batch: list[Delivery], sorted_: Triage) -> bool:
         written = self._write(sorted_)

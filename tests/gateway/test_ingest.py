@@ -466,8 +466,14 @@ def test_delivery_queue__is_bounded_in_messages_not_chunks() -> None:
     assert not bounded.put(deliveries(1), timeout_s=0.05)
     assert bounded.size == 100
     assert len(bounded.get(timeout_s=0)) == 60
+    # Taken is not stored: the 60 still count until the writer is done with them.
+    assert not bounded.put(deliveries(1), timeout_s=0.05)
+    bounded.done(60)
     assert bounded.put(deliveries(50), timeout_s=0)
     assert [len(bounded.get(timeout_s=0)) for _ in range(3)] == [40, 50, 0]
+    assert not bounded.empty()
+    bounded.done(90)
+    assert bounded.empty()
 
 
 def test_delivery_queue__a_chunk_larger_than_the_bound_goes_in_alone() -> None:
@@ -475,4 +481,5 @@ def test_delivery_queue__a_chunk_larger_than_the_bound_goes_in_alone() -> None:
     assert bounded.put(deliveries(25), timeout_s=0)  # else a large read would wait forever
     assert not bounded.put(deliveries(1), timeout_s=0.05)
     assert len(bounded.get(timeout_s=0)) == 25
+    bounded.done(25)
     assert bounded.empty()

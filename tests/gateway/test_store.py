@@ -65,6 +65,26 @@ def test_counts__the_store_counts_as_the_gate_tallies(store: SqlStore) -> None:
         assert store.counts("north", node, since) == expected
 
 
+def test_write__a_batch_of_any_size_stores_each_event_and_its_row_once(store: SqlStore) -> None:
+    # 777 = 256 + 256 + 256 + 8 + 1: SQLite inserts new rows a few hundred to a
+    # statement, PostgreSQL copies them in; no row may be lost, doubled or mixed up.
+    gates = Gates("north")
+    sent = [
+        gates.passage(f"g0{1 + n % 3}", temperature_c=round(35.5 + n % 40 / 10, 1))
+        for n in range(777)
+    ]
+    assert len(store.write(sent).events) == 777
+    stored = look_inside(
+        store,
+        "SELECT e.event_id, e.node, e.seq, e.payload, p.temperature_c "
+        "FROM events e JOIN passages p ON p.event_id = e.event_id",
+    )
+    assert sorted(tuple(row) for row in stored) == sorted(
+        (i.event.event_id, i.node, i.event.seq, i.raw.decode(), i.event.temperature_c)
+        for i in sent
+    )
+
+
 def test_migrations__applied_once_each_and_recorded(tmp_path: Path) -> None:
     # SQLite-only: SQLite's migrations 0001..0022 (PostgreSQL's baseline: test_schema_pg.py).
     store = SqliteStore(tmp_path / "gateway.db")
