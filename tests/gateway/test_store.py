@@ -69,10 +69,8 @@ def test_write__a_batch_of_any_size_stores_each_event_and_its_row_once(store: Sq
     # 777 = 256 + 256 + 256 + 8 + 1: SQLite inserts new rows a few hundred to a
     # statement, PostgreSQL copies them in; no row may be lost, doubled or mixed up.
     gates = Gates("north")
-    sent = [
-        gates.passage(f"g0{1 + n % 3}", temperature_c=round(35.5 + n % 40 / 10, 1))
-        for n in range(777)
-    ]
+    temperatures = [round(35.5 + n % 40 / 10, 1) for n in range(777)]
+    sent = [gates.passage(f"g0{1 + n % 3}", temperature_c=t) for n, t in enumerate(temperatures)]
     assert len(store.write(sent).events) == 777
     stored = look_inside(
         store,
@@ -80,8 +78,8 @@ def test_write__a_batch_of_any_size_stores_each_event_and_its_row_once(store: Sq
         "FROM events e JOIN passages p ON p.event_id = e.event_id",
     )
     assert sorted(tuple(row) for row in stored) == sorted(
-        (i.event.event_id, i.node, i.event.seq, i.raw.decode(), i.event.temperature_c)
-        for i in sent
+        (i.event.event_id, i.node, i.event.seq, i.raw.decode(), temperature)
+        for i, temperature in zip(sent, temperatures, strict=True)
     )
 
 
