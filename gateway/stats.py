@@ -17,7 +17,7 @@ class IngestStats:
     dead_letters: int = 0  # messages refused into the dead-letter table
     batches: int = 0
     lag_s: float = 0.0  # newest batch: oldest message's wait from receipt to commit
-    queue_depth: int = 0  # reads (of up to 256 KiB) received and waiting to be stored
+    queue_depth: int = 0  # messages received and not yet stored
     connected: bool = False
     store_retries: int = 0  # batches tried again because the store was unavailable
     writer_faults: int = 0  # ingest stopped by an error it does not retry (1 ends the run)
