@@ -2,15 +2,15 @@
 
 In the gateway, ingest runs in two threads (the reader; the writer, which decodes its
 batch, stores it and runs the alarm rules after each commit); `bench/gateway_ingest.py`
-measures the whole process. Here each stage
-runs alone in this one thread over the same stream (`simulators/fleet_worker.py`: 88 %
-green passages, 4 % fevers, 5 % yellow and 3 % red codes, each node's events a hash
-chain, a retained birth per node first), in batches of `ingest.batch_max` as a drained
-queue gives them, so each stage's CPU per event is read without the others' (thread CPU
-time; the store's fsync waits are not CPU and show only in its wall time). Then one
-more pass of decode + write + rules under cProfile, on a fresh store, splits that time
-into what the code does (cProfile inflates Python calls, so read its shares, not its
-microseconds). For fsyncs per batch, run it under `strace -f -c -e trace=fsync,fdatasync`.
+measures the whole process. Here each stage runs alone in this one thread over the same
+stream (`simulators/fleet_worker.py`: 88 % green passages, 4 % fevers, 5 % yellow and
+3 % red codes, each node's events a hash chain, a retained birth per node first), in
+batches of `ingest.batch_max` as a drained queue gives them, so each stage's CPU per
+event is read without the others' (thread CPU time; the store's fsync waits are not CPU
+and show only in its wall time). Then one more pass of decode + write + rules under
+cProfile, on a fresh store, splits that time into what the code does (cProfile inflates
+Python calls, so read its shares, not its microseconds). For fsyncs per batch, run it
+under `strace -f -c -e trace=fsync,fdatasync`.
 
 `--store postgresql` runs the same stages against a private PostgreSQL cluster
 (simulators/postgres.py, fsync on as deployed): the write's CPU here is then the client's
