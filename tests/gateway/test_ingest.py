@@ -343,6 +343,43 @@ def test_ingest__a_store_that_cannot_write_holds_the_batch_and_loses_nothing(
         gateway.store.close()
 
 
+class SlowDisk(Doubled):
+    """The real store, whose writes wait until the test lets them through."""
+
+    def __init__(self, real: SqlStore) -> None:
+        super().__init__(real)
+        self.writing, self.go = threading.Event(), threading.Event()
+
+    def write(self, *args: Any, **kwargs: Any) -> Written:
+        self.writing.set()
+        assert self.go.wait(10)
+        return self.real.write(*args, **kwargs)
+
+
+def test_ingest__is_not_caught_up_while_a_batch_is_being_stored(
+    broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
+) -> None:
+    # Receipts ask nodes again for what is missing only when ingest is caught up: a
+    # batch in the writer's hands is received, not missing.
+    config = config_for(broker, store_section)
+    slow = SlowDisk(open_store(config.store))
+    gateway = Running(config, slow.as_store())
+    gateway.ingest.start()
+    try:
+        assert gateway.ingest.wait_connected(10)
+        wait_until(gateway.ingest.caught_up)
+        send(node, gates.passage())
+        assert slow.writing.wait(10)
+        assert not gateway.ingest.caught_up()
+        slow.go.set()
+        wait_until(lambda: gateway.seqs() == [1])
+        wait_until(gateway.ingest.caught_up)
+    finally:
+        slow.go.set()
+        gateway.ingest.stop()
+        gateway.store.close()
+
+
 def test_ingest__stopped_while_the_store_refuses_acknowledges_nothing_and_the_next_start_has_all(
     broker: PrivateBroker, store_section: StoreSection, node: paho.Client, gates: Gates
 ) -> None:
