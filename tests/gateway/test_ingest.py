@@ -94,8 +94,8 @@ class Running:
 
 
 @contextmanager
-def running(config: GatewayConfig) -> Iterator[Running]:
-    gateway = Running(config)
+def running(config: GatewayConfig, store: SqlStore | None = None) -> Iterator[Running]:
+    gateway = Running(config, store)
     gateway.ingest.start()
     assert gateway.ingest.wait_connected(10)
     time.sleep(0.2)  # SUBACK
@@ -328,19 +328,12 @@ def test_ingest__a_store_that_cannot_write_holds_the_batch_and_loses_nothing(
 ) -> None:
     config = config_for(broker, store_section)
     full = FullDisk(open_store(config.store))
-    gateway = Running(config, full.as_store())
-    gateway.ingest.start()
-    try:
-        assert gateway.ingest.wait_connected(10)
-        time.sleep(0.2)
+    with running(config, full.as_store()) as gateway:
         for _ in range(5):
             send(node, gates.passage())
         wait_until(lambda: len(gateway.seqs()) == 5, timeout_s=15)
         assert gateway.seqs() == [1, 2, 3, 4, 5]
         assert full.failures == 0
-    finally:
-        gateway.ingest.stop()
-        gateway.store.close()
 
 
 class SlowDisk(Doubled):
@@ -363,21 +356,16 @@ def test_ingest__is_not_caught_up_while_a_batch_is_being_stored(
     # batch in the writer's hands is received, not missing.
     config = config_for(broker, store_section)
     slow = SlowDisk(open_store(config.store))
-    gateway = Running(config, slow.as_store())
-    gateway.ingest.start()
-    try:
-        assert gateway.ingest.wait_connected(10)
-        wait_until(gateway.ingest.caught_up)
-        send(node, gates.passage())
-        assert slow.writing.wait(10)
-        assert not gateway.ingest.caught_up()
-        slow.go.set()
+    with running(config, slow.as_store()) as gateway:
+        try:
+            wait_until(gateway.ingest.caught_up)
+            send(node, gates.passage())
+            assert slow.writing.wait(10)
+            assert not gateway.ingest.caught_up()
+        finally:
+            slow.go.set()  # else the stop waits for the held write
         wait_until(lambda: gateway.seqs() == [1])
         wait_until(gateway.ingest.caught_up)
-    finally:
-        slow.go.set()
-        gateway.ingest.stop()
-        gateway.store.close()
 
 
 def test_ingest__stopped_while_the_store_refuses_acknowledges_nothing_and_the_next_start_has_all(
