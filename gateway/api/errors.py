@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -110,6 +111,16 @@ async def validation_answer(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=422)
 
 
+async def unstorable_answer(request: Request, exc: Exception) -> JSONResponse:
+    """422 for a value PostgreSQL cannot hold (a NUL character in text: psycopg refuses it
+    before sending); the store's transaction was rolled back, so nothing changed."""
+    assert isinstance(exc, psycopg.DataError)
+    log.warning("refused on %s %s: %s", request.method, request.url.path, exc)
+    problem = FieldProblem(field="body", message="a value the database cannot store")
+    body = ValidationBody(reason="unstorable-value", detail=f"body: {exc}", fields=[problem])
+    return JSONResponse(body.model_dump(), status_code=422)
+
+
 async def http_answer(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (unknown path, wrong method) in the same shape."""
     assert isinstance(exc, StarletteHTTPException)
@@ -130,4 +141,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error_answer)
     app.add_exception_handler(RequestValidationError, validation_answer)
     app.add_exception_handler(StarletteHTTPException, http_answer)
+    app.add_exception_handler(psycopg.DataError, unstorable_answer)
     app.add_exception_handler(Exception, internal_answer)
